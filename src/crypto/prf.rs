@@ -1,0 +1,264 @@
+//! The MIKEY-1 PRF and its labels (RFC 3830 §4.1.2–§4.1.4).
+
+use core::fmt;
+
+use zeroize::Zeroizing;
+
+use super::kemac::{HmacSha1State, MAC_LEN};
+use super::secret::{AuthKey, EncKey, SaltKey};
+
+/// RFC 3830 §4.1.2: the inkey is cut into 256-bit chunks s_1 … s_n.
+const PRF_CHUNK_LEN: usize = 32;
+
+/// RFC 3830 §4.1.3 constant for the TEK.
+pub const TEK_CONST: u32 = 0x2AD0_1C64;
+/// RFC 3830 §4.1.3 constant for the authentication key from a TGK.
+pub const TGK_AUTH_CONST: u32 = 0x1B5C_7973;
+/// RFC 3830 §4.1.3 constant for the encryption key from a TGK.
+pub const TGK_ENCR_CONST: u32 = 0x1579_8CEF;
+/// RFC 3830 §4.1.3 constant for the salting key from a TGK.
+pub const TGK_SALT_CONST: u32 = 0x39A2_C14B;
+/// RFC 3830 §4.1.4 constant for the KEMAC encryption key from a PSK/envelope key.
+pub const PSK_ENCR_CONST: u32 = 0x1505_33E1;
+/// RFC 3830 §4.1.4 constant for the MAC key from a PSK/envelope key.
+pub const PSK_AUTH_CONST: u32 = 0x2D22_AC75;
+/// RFC 3830 §4.1.4 constant for the KEMAC salting key from a PSK/envelope key.
+pub const PSK_SALT_CONST: u32 = 0x29B8_8916;
+
+/// RFC 3830 §4.1.2 PRF(inkey, label), filling all of `out`.
+///
+/// `out` = the leading octets of P(s_1, label, m) XOR … XOR P(s_n, label, m). Every chunk but the
+/// last is 32 octets, so a 32-octet key (a MUK) is ONE chunk, not two (minisip's bug,
+/// spec-notes §1.15). An empty inkey, where the RFC's n = 0 would XOR nothing and give an all-zero
+/// key, is taken as one empty chunk so the output still depends on the label.
+pub fn mikey_prf(inkey: &[u8], label: &[u8], out: &mut [u8]) {
+    out.fill(0);
+    let mut chunks = inkey.chunks(PRF_CHUNK_LEN);
+    let first = chunks.next().unwrap_or_default();
+    for s in core::iter::once(first).chain(chunks) {
+        p_xor(s, label, out);
+    }
+}
+
+/// RFC 3830 §4.1.2: XORs P(s, label, m) into `out`, with A_0 = label, A_i = HMAC(s, A_(i-1)),
+/// block_i = HMAC(s, A_i ‖ label).
+fn p_xor(s: &[u8], label: &[u8], out: &mut [u8]) {
+    let hmac = HmacSha1State::new(s);
+    let mut a = Zeroizing::new([0u8; MAC_LEN]);
+    for (i, block) in out.chunks_mut(MAC_LEN).enumerate() {
+        *a = if i == 0 {
+            hmac.mac(&[label])
+        } else {
+            hmac.mac(&[a.as_slice()])
+        };
+        let p = Zeroizing::new(hmac.mac(&[a.as_slice(), label]));
+        block.iter_mut().zip(p.iter()).for_each(|(o, x)| *o ^= x);
+    }
+}
+
+/// RFC 3830 §4.1.3 label for keys derived from a TGK: const ‖ CS ID ‖ CSB ID ‖ RAND.
+#[must_use]
+pub fn tgk_label(constant: u32, cs_id: u8, csb_id: u32, rand: &[u8]) -> Vec<u8> {
+    let mut label = Vec::with_capacity(9 + rand.len());
+    label.extend_from_slice(&constant.to_be_bytes());
+    label.push(cs_id);
+    label.extend_from_slice(&csb_id.to_be_bytes());
+    label.extend_from_slice(rand);
+    label
+}
+
+/// RFC 3830 §4.1.4 label for keys derived from a PSK or envelope key: const ‖ 0xFF ‖ CSB ID ‖
+/// RAND. The 0xFF sits where §4.1.3 has the CS ID: these keys protect the message, not one
+/// crypto session.
+#[must_use]
+pub fn psk_label(constant: u32, csb_id: u32, rand: &[u8]) -> Vec<u8> {
+    tgk_label(constant, 0xFF, csb_id, rand)
+}
+
+/// The keys RFC 3830 §4.1.3 derives from a TGK for one crypto session.
+///
+/// MBMS delivers its MTK directly (PROFILE.md §2.3), so this serves generic MIKEY use and tests.
+#[derive(Clone)]
+pub struct TgkKeys {
+    /// The TEK, of the length the security protocol asks for.
+    pub tek: Zeroizing<Vec<u8>>,
+    /// Encryption key, 16 octets.
+    pub enc_key: EncKey,
+    /// Salting key, 14 octets.
+    pub salt_key: SaltKey,
+    /// Authentication key, 20 octets.
+    pub auth_key: AuthKey,
+}
+
+impl fmt::Debug for TgkKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TgkKeys([REDACTED])")
+    }
+}
+
+/// RFC 3830 §4.1.3: TEK (`tek_len` octets), encryption, salting and authentication keys from a
+/// TGK for crypto session `cs_id` of CSB `csb_id`.
+#[must_use]
+pub fn derive_from_tgk(tgk: &[u8], cs_id: u8, csb_id: u32, rand: &[u8], tek_len: usize) -> TgkKeys {
+    let mut tek = Zeroizing::new(vec![0u8; tek_len]);
+    mikey_prf(tgk, &tgk_label(TEK_CONST, cs_id, csb_id, rand), &mut tek);
+    let derive = |constant: u32, out: &mut [u8]| {
+        mikey_prf(tgk, &tgk_label(constant, cs_id, csb_id, rand), out);
+    };
+    TgkKeys {
+        tek,
+        enc_key: EncKey::from_fn(|k| derive(TGK_ENCR_CONST, k)),
+        salt_key: SaltKey::from_fn(|k| derive(TGK_SALT_CONST, k)),
+        auth_key: AuthKey::from_fn(|k| derive(TGK_AUTH_CONST, k)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).expect("hex")
+    }
+
+    fn prf(inkey: &[u8], label: &[u8], len: usize) -> Vec<u8> {
+        let mut out = vec![0xAA; len];
+        mikey_prf(inkey, label, &mut out);
+        out
+    }
+
+    fn seq(start: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| start.wrapping_add(i as u8)).collect()
+    }
+
+    /// P(s, label, m) written out from the RFC text, for comparison.
+    fn p(s: &[u8], label: &[u8], m: usize) -> Vec<u8> {
+        let h = HmacSha1State::new(s);
+        let mut a = label.to_vec();
+        let mut out = Vec::new();
+        for _ in 0..m {
+            a = h.mac(&[&a]).to_vec();
+            out.extend_from_slice(&h.mac(&[&a, label]));
+        }
+        out
+    }
+
+    fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+        a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+    }
+
+    #[test]
+    fn spec_notes_5_3_tek_from_tgk() {
+        let label = tgk_label(TEK_CONST, 1, 0x0102_0304, &seq(0x10, 16));
+        assert_eq!(
+            label,
+            h("2ad01c640101020304101112131415161718191a1b1c1d1e1f")
+        );
+        assert_eq!(
+            prf(&seq(0, 16), &label, 16),
+            h("a488dab36184e8d41ae26cb6daf5405e")
+        );
+    }
+
+    #[test]
+    fn psk_label_puts_ff_in_the_cs_id_octet() {
+        assert_eq!(
+            psk_label(PSK_ENCR_CONST, 0x0001_0002, &[]),
+            h("150533e1ff00010002")
+        );
+    }
+
+    #[test]
+    fn zero_length_out_is_fine() {
+        let mut out: [u8; 0] = [];
+        mikey_prf(&seq(0, 16), b"label", &mut out);
+    }
+
+    #[test]
+    fn empty_inkey_is_one_empty_chunk() {
+        let out = prf(&[], b"label", 30);
+        assert_eq!(out, p(&[], b"label", 2).get(..30).unwrap_or_default());
+        assert_ne!(out, vec![0; 30]);
+    }
+
+    #[test]
+    fn a_32_octet_inkey_is_one_chunk() {
+        let key = seq(0x30, 32);
+        assert_eq!(
+            prf(&key, b"L", 16),
+            p(&key, b"L", 1).get(..16).unwrap_or_default()
+        );
+        // spec-notes §5.3 256-bit PSK, where minisip diverges.
+        let label = psk_label(PSK_ENCR_CONST, 0x0001_0002, &seq(0x60, 16));
+        assert_eq!(prf(&key, &label, 16), h("b0cf21cb47ad7df13448601962d2b4b8"));
+    }
+
+    #[test]
+    fn a_64_octet_inkey_is_two_full_chunks() {
+        let key = seq(0, 64);
+        let (s1, s2) = key.split_at(32);
+        let expect = xor(&p(s1, b"L", 3), &p(s2, b"L", 3));
+        assert_eq!(prf(&key, b"L", 48), expect.get(..48).unwrap_or_default());
+    }
+
+    #[test]
+    fn multiples_of_32_octets_every_chunk_counts() {
+        for n in 1..=4 {
+            let key = seq(7, 32 * n);
+            let mut flipped = key.clone();
+            if let Some(last) = flipped.last_mut() {
+                *last ^= 1;
+            }
+            assert_ne!(prf(&key, b"L", 20), prf(&flipped, b"L", 20), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn a_40_octet_inkey_has_a_short_last_chunk() {
+        let key = seq(0x40, 40);
+        let (s1, s2) = key.split_at(32);
+        assert_eq!(
+            prf(&key, b"L", 25),
+            xor(&p(s1, b"L", 2), &p(s2, b"L", 2))
+                .get(..25)
+                .unwrap_or_default()
+        );
+        let label = [h("2ad01c6400deadbeef"), seq(0x10, 16)].concat();
+        assert_eq!(
+            prf(&key, &label, 48),
+            h(
+                "309ae38470d15ff3c722880dd599d0e410c7b2ac2123ef5025e22046129afe067136ad80a2817d57398b7be9f12aad94"
+            )
+        );
+    }
+
+    #[test]
+    fn output_is_a_prefix_of_longer_output() {
+        let long = prf(&seq(1, 16), b"L", 61);
+        for len in [0, 1, 19, 20, 21, 40, 60] {
+            assert_eq!(
+                prf(&seq(1, 16), b"L", len),
+                long.get(..len).unwrap_or_default()
+            );
+        }
+    }
+
+    #[test]
+    fn tgk_keys_spec_notes_5_3() {
+        let k = derive_from_tgk(&seq(0, 16), 1, 0x0102_0304, &seq(0x10, 16), 16);
+        assert_eq!(*k.tek, h("a488dab36184e8d41ae26cb6daf5405e"));
+        assert_eq!(
+            k.salt_key.as_bytes().to_vec(),
+            h("bfd77adf6b9118d13fffbcd4b407")
+        );
+        assert_eq!(
+            k.auth_key.as_bytes().to_vec(),
+            h("8f3e29854e0fa85a76aec4dfdbe95edb82b84df1")
+        );
+        assert_eq!(
+            k.enc_key.as_bytes().to_vec(),
+            h("8ac599429ed300e8003dcfa78b664374")
+        );
+        assert_eq!(format!("{k:?}"), "TgkKeys([REDACTED])");
+    }
+}

@@ -1,0 +1,13 @@
+//! mbms-keys: MBMS key delivery after 3GPP TS 33.246.
+//!
+//! Layers, each depending only on the ones above it in this list:
+//! - [`mikey`]: the RFC 3830 / RFC 4563 wire codec (no crypto, no I/O);
+//! - [`crypto`]: MIKEY PRF, KEMAC protection, the TS 33.220 KDF and secret types;
+//! - [`gba`]: NAF_Id, B-TID and the MUK/MRK derivations;
+//! - [`mbms`]: the profile of `PROFILE.md`: identifiers, message builders and verifiers.
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod gba;
+pub mod mbms;
+pub mod mikey;

@@ -1,0 +1,125 @@
+//! The General Extension payload (RFC 3830 §6.15) and the RFC 4563 Key ID
+//! extension (type 3) with its typed sub-payloads.
+
+use super::DecodeError;
+use super::error::{EncodeError, PayloadName};
+use super::keyid::{KeyDomainId, MskId, MtkId};
+use super::reader::{Reader, put_len8, put_len16};
+use super::wire::{ExtType, KeyIdType};
+
+/// A General Extension payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extension {
+    /// Type 3, RFC 4563 Key ID, decoded into sub-payloads.
+    KeyId(Vec<KeyIdEntry>),
+    /// Any other extension type, kept as raw data.
+    Other { ext_type: ExtType, data: Vec<u8> },
+}
+
+/// One Key ID sub-payload: `Key ID Type (1) ‖ Key ID Length (1) ‖ Key ID`.
+/// A known type with the profile's length is typed; anything else is raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyIdEntry {
+    KeyDomain(KeyDomainId),
+    Msk(MskId),
+    Mtk(MtkId),
+    Other { id_type: KeyIdType, value: Vec<u8> },
+}
+
+impl KeyIdEntry {
+    pub fn id_type(&self) -> KeyIdType {
+        match self {
+            Self::KeyDomain(_) => KeyIdType::KEY_DOMAIN_ID,
+            Self::Msk(_) => KeyIdType::MSK_ID,
+            Self::Mtk(_) => KeyIdType::MTK_ID,
+            Self::Other { id_type, .. } => *id_type,
+        }
+    }
+
+    fn value(&self) -> Vec<u8> {
+        match self {
+            Self::KeyDomain(id) => id.0.to_vec(),
+            Self::Msk(id) => id.to_bytes().to_vec(),
+            Self::Mtk(id) => id.0.to_be_bytes().to_vec(),
+            Self::Other { value, .. } => value.clone(),
+        }
+    }
+}
+
+impl Extension {
+    pub fn ext_type(&self) -> ExtType {
+        match self {
+            Self::KeyId(_) => ExtType::KEY_ID,
+            Self::Other { ext_type, .. } => *ext_type,
+        }
+    }
+
+    /// The Key ID sub-payloads, empty for another extension type.
+    pub fn key_ids(&self) -> &[KeyIdEntry] {
+        match self {
+            Self::KeyId(entries) => entries,
+            Self::Other { .. } => &[],
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let ext_type = ExtType(r.u8("EXT type")?);
+        let len = usize::from(r.u16("EXT length")?);
+        let mut data = r.sub("EXT data", len, PayloadName::KeyId)?;
+        if ext_type != ExtType::KEY_ID {
+            let raw = data.bytes("EXT data", len)?;
+            return Ok(Self::Other {
+                ext_type,
+                data: raw.to_vec(),
+            });
+        }
+        let mut entries = Vec::new();
+        while !data.is_empty() {
+            let id_type = KeyIdType(data.u8("Key ID Type")?);
+            let id_len = usize::from(data.u8("Key ID Length")?);
+            let value = data.bytes("Key ID", id_len)?;
+            let typed = match id_type {
+                KeyIdType::KEY_DOMAIN_ID => value
+                    .try_into()
+                    .ok()
+                    .map(|b| KeyIdEntry::KeyDomain(KeyDomainId(b))),
+                KeyIdType::MSK_ID => value
+                    .try_into()
+                    .ok()
+                    .map(|b| KeyIdEntry::Msk(MskId::from_bytes(b))),
+                KeyIdType::MTK_ID => value
+                    .try_into()
+                    .ok()
+                    .map(|b| KeyIdEntry::Mtk(MtkId(u16::from_be_bytes(b)))),
+                _ => None,
+            };
+            entries.push(typed.unwrap_or_else(|| KeyIdEntry::Other {
+                id_type,
+                value: value.to_vec(),
+            }));
+        }
+        Ok(Self::KeyId(entries))
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.push(self.ext_type().0);
+        match self {
+            Self::Other { data, .. } => {
+                put_len16(out, "EXT data", data.len())?;
+                out.extend_from_slice(data);
+            }
+            Self::KeyId(entries) => {
+                let mut data = Vec::with_capacity(entries.len() * 6);
+                for e in entries {
+                    let value = e.value();
+                    data.push(e.id_type().0);
+                    put_len8(&mut data, "Key ID", value.len())?;
+                    data.extend_from_slice(&value);
+                }
+                put_len16(out, "EXT data", data.len())?;
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    }
+}

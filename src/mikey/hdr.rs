@@ -1,0 +1,148 @@
+//! The common header HDR (RFC 3830 §6.1) with its CS ID map.
+
+use super::DecodeError;
+use super::error::{EncodeError, PayloadName, Reason};
+use super::reader::Reader;
+use super::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
+
+/// MIKEY version 1, the only one defined (RFC 3830 §6.1).
+pub const MIKEY_VERSION: u8 = 0x01;
+
+/// The common header. The next-payload field is not stored: it is derived
+/// from the payload list when encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hdr {
+    pub version: u8,
+    pub data_type: DataType,
+    /// The V flag: the Initiator asks for a verification message.
+    pub v: bool,
+    /// PRF func, 7 bits.
+    pub prf_func: PrfFunc,
+    pub csb_id: u32,
+    /// #CS, the number of crypto sessions.
+    pub cs_count: u8,
+    pub cs_id_map: CsIdMap,
+}
+
+/// CS ID map info, by map type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CsIdMap {
+    /// Map type 0: one entry per crypto session (RFC 3830 §6.1.1).
+    SrtpId(Vec<SrtpIdEntry>),
+    /// Map type 1, RFC 4563 §5: no map info; policy is conveyed outside MIKEY.
+    Empty,
+    /// Any other map type. RFC 3830 gives map info no length field, so a map
+    /// type whose layout is not known here is accepted only with #CS = 0,
+    /// where its map info is empty.
+    Other(CsIdMapType),
+}
+
+impl CsIdMap {
+    pub fn map_type(&self) -> CsIdMapType {
+        match self {
+            Self::SrtpId(_) => CsIdMapType::SRTP_ID,
+            Self::Empty => CsIdMapType::EMPTY,
+            Self::Other(map_type) => *map_type,
+        }
+    }
+}
+
+/// One SRTP-ID map entry: `Policy_no (1) ‖ SSRC (4) ‖ ROC (4)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpIdEntry {
+    pub policy_no: u8,
+    pub ssrc: u32,
+    pub roc: u32,
+}
+
+impl Hdr {
+    /// Decodes HDR and returns it with the type of the first payload.
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<(Self, PayloadType), DecodeError> {
+        let version = r.u8("version")?;
+        let data_type = DataType(r.u8("data type")?);
+        let next = PayloadType(r.u8("next payload")?);
+        let v_prf = r.u8("V/PRF func")?;
+        let csb_id = r.u32("CSB ID")?;
+        let cs_count = r.u8("#CS")?;
+        let map_pos = r.pos();
+        let map_type = CsIdMapType(r.u8("CS ID map type")?);
+        let cs_id_map = match map_type {
+            CsIdMapType::SRTP_ID => {
+                let mut entries = Vec::with_capacity(usize::from(cs_count).min(r.remaining() / 9));
+                for _ in 0..cs_count {
+                    entries.push(SrtpIdEntry {
+                        policy_no: r.u8("SRTP-ID Policy_no")?,
+                        ssrc: r.u32("SRTP-ID SSRC")?,
+                        roc: r.u32("SRTP-ID ROC")?,
+                    });
+                }
+                CsIdMap::SrtpId(entries)
+            }
+            CsIdMapType::EMPTY => CsIdMap::Empty,
+            other if cs_count == 0 => CsIdMap::Other(other),
+            other => {
+                return Err(super::DecodeError {
+                    payload: PayloadName::Hdr,
+                    offset: map_pos,
+                    reason: Reason::UnknownLength {
+                        field: "CS ID map type",
+                        value: other.0,
+                    },
+                });
+            }
+        };
+        let hdr = Hdr {
+            version,
+            data_type,
+            v: v_prf & 0x80 != 0,
+            prf_func: PrfFunc(v_prf & 0x7f),
+            csb_id,
+            cs_count,
+            cs_id_map,
+        };
+        Ok((hdr, next))
+    }
+
+    pub(crate) fn encode(&self, next: PayloadType, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if self.prf_func.0 > 0x7f {
+            return Err(EncodeError::OutOfRange {
+                field: "PRF func",
+                value: self.prf_func.0.into(),
+            });
+        }
+        out.push(self.version);
+        out.push(self.data_type.0);
+        out.push(next.0);
+        out.push(u8::from(self.v) << 7 | self.prf_func.0);
+        out.extend_from_slice(&self.csb_id.to_be_bytes());
+        out.push(self.cs_count);
+        out.push(self.cs_id_map.map_type().0);
+        match &self.cs_id_map {
+            CsIdMap::SrtpId(entries) => {
+                if entries.len() != usize::from(self.cs_count) {
+                    return Err(EncodeError::WrongLength {
+                        field: "SRTP-ID map (entries vs #CS)",
+                        expected: self.cs_count.into(),
+                        len: entries.len(),
+                    });
+                }
+                for e in entries {
+                    out.push(e.policy_no);
+                    out.extend_from_slice(&e.ssrc.to_be_bytes());
+                    out.extend_from_slice(&e.roc.to_be_bytes());
+                }
+            }
+            CsIdMap::Empty => {}
+            CsIdMap::Other(_) => {
+                if self.cs_count != 0 {
+                    return Err(EncodeError::WrongLength {
+                        field: "#CS with a CS ID map type of unknown layout",
+                        expected: 0,
+                        len: self.cs_count.into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,277 @@
+//! KEMAC (RFC 3830 §6.2) and its Key data sub-payloads (§6.13) with key
+//! validity data (§6.14).
+
+use super::DecodeError;
+use super::error::{EncodeError, PayloadName, Reason};
+use super::reader::{Reader, put_len8, put_len16};
+use super::wire::{EncrAlg, KeyDataType, KvType, MacAlg, PayloadType};
+
+/// The KEMAC payload. Encr data stays as transported (encrypted unless the
+/// encryption algorithm is NULL); [`KeyData::decode_chain`] reads the
+/// plaintext once a verifier has decrypted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kemac {
+    pub encr_alg: EncrAlg,
+    pub encr_data: Vec<u8>,
+    pub mac_alg: MacAlg,
+    /// The MAC, as long as the MAC algorithm says.
+    pub mac: Vec<u8>,
+}
+
+impl Kemac {
+    /// Decodes the payload body; returns it with the absolute offset of the MAC field.
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<(Self, usize), DecodeError> {
+        let encr_alg = EncrAlg(r.u8("Encr alg")?);
+        let len = usize::from(r.u16("Encr data len")?);
+        let encr_data = r.bytes("Encr data", len)?.to_vec();
+        let alg_pos = r.pos();
+        let mac_alg = MacAlg(r.u8("MAC alg")?);
+        let mac_len = mac_alg.mac_len().ok_or(DecodeError {
+            payload: r.payload,
+            offset: alg_pos,
+            reason: Reason::UnknownLength {
+                field: "MAC alg",
+                value: mac_alg.0,
+            },
+        })?;
+        let mac_pos = r.pos();
+        let mac = r.bytes("MAC", mac_len)?.to_vec();
+        Ok((
+            Self {
+                encr_alg,
+                encr_data,
+                mac_alg,
+                mac,
+            },
+            mac_pos,
+        ))
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.push(self.encr_alg.0);
+        put_len16(out, "Encr data", self.encr_data.len())?;
+        out.extend_from_slice(&self.encr_data);
+        out.push(self.mac_alg.0);
+        check_mac_len("MAC", self.mac_alg, &self.mac)?;
+        out.extend_from_slice(&self.mac);
+        Ok(())
+    }
+}
+
+pub(crate) fn check_mac_len(
+    field: &'static str,
+    alg: MacAlg,
+    mac: &[u8],
+) -> Result<(), EncodeError> {
+    match alg.mac_len() {
+        Some(n) if n == mac.len() => Ok(()),
+        Some(n) => Err(EncodeError::WrongLength {
+            field,
+            expected: n,
+            len: mac.len(),
+        }),
+        None => Err(EncodeError::OutOfRange {
+            field: "MAC alg of unknown length",
+            value: alg.0.into(),
+        }),
+    }
+}
+
+/// A Key data sub-payload.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyData {
+    pub key_type: KeyDataType,
+    pub key: Vec<u8>,
+    /// Present exactly when the type carries a salt (TGK+SALT, TEK+SALT).
+    pub salt: Option<Vec<u8>>,
+    pub validity: KeyValidity,
+}
+
+/// Key data carries key material: it never prints its bytes.
+impl std::fmt::Debug for KeyData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyData")
+            .field("key_type", &self.key_type)
+            .field("key_len", &self.key.len())
+            .field("salt_len", &self.salt.as_ref().map(Vec::len))
+            .field("validity", &self.validity)
+            .finish()
+    }
+}
+
+impl Drop for KeyData {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.zeroize();
+        if let Some(s) = self.salt.as_mut() {
+            s.zeroize();
+        }
+    }
+}
+
+/// Key validity data (RFC 3830 §6.14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValidity {
+    /// KV NULL: no validity data.
+    Null,
+    /// KV SPI/MKI: `SPI Length (1) ‖ SPI`.
+    Spi(Vec<u8>),
+    /// KV Interval: `VF Length (1) ‖ Valid From ‖ VT Length (1) ‖ Valid To`.
+    Interval { from: Vec<u8>, to: Vec<u8> },
+}
+
+impl KeyValidity {
+    pub fn kv_type(&self) -> KvType {
+        match self {
+            Self::Null => KvType::NULL,
+            Self::Spi(_) => KvType::SPI,
+            Self::Interval { .. } => KvType::INTERVAL,
+        }
+    }
+
+    /// Decodes the KV data announced by `kv` (shared by Key data and DH).
+    pub(crate) fn decode(r: &mut Reader<'_>, kv: KvType) -> Result<Self, DecodeError> {
+        Ok(match kv {
+            KvType::NULL => Self::Null,
+            KvType::SPI => {
+                let len = usize::from(r.u8("SPI Length")?);
+                Self::Spi(r.bytes("SPI", len)?.to_vec())
+            }
+            KvType::INTERVAL => {
+                let vf = usize::from(r.u8("VF Length")?);
+                let from = r.bytes("Valid From", vf)?.to_vec();
+                let vt = usize::from(r.u8("VT Length")?);
+                let to = r.bytes("Valid To", vt)?.to_vec();
+                Self::Interval { from, to }
+            }
+            other => {
+                return Err(r.error(Reason::UnknownLength {
+                    field: "KV type",
+                    value: other.0,
+                }));
+            }
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match self {
+            Self::Null => {}
+            Self::Spi(spi) => {
+                put_len8(out, "SPI", spi.len())?;
+                out.extend_from_slice(spi);
+            }
+            Self::Interval { from, to } => {
+                put_len8(out, "Valid From", from.len())?;
+                out.extend_from_slice(from);
+                put_len8(out, "Valid To", to.len())?;
+                out.extend_from_slice(to);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyData {
+    /// Decodes a chain of Key data sub-payloads filling `plain` exactly.
+    /// Offsets in errors count from the start of `plain`.
+    pub fn decode_chain(plain: &[u8]) -> Result<Vec<KeyData>, DecodeError> {
+        let mut r = Reader::new(plain, 0, PayloadName::Payload(PayloadType::KEY_DATA));
+        let mut out = Vec::new();
+        if r.is_empty() {
+            return Ok(out);
+        }
+        loop {
+            let next_pos = r.pos();
+            let next = PayloadType(r.u8("next payload")?);
+            out.push(Self::decode_one(&mut r)?);
+            match next {
+                PayloadType::LAST => break,
+                PayloadType::KEY_DATA => continue,
+                other => {
+                    return Err(DecodeError {
+                        payload: r.payload,
+                        offset: next_pos,
+                        reason: Reason::BadKeyDataChain(other.0),
+                    });
+                }
+            }
+        }
+        if !r.is_empty() {
+            return Err(r.error(Reason::TrailingBytes {
+                count: r.remaining(),
+            }));
+        }
+        Ok(out)
+    }
+
+    fn decode_one(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let type_kv = r.u8("Type/KV")?;
+        let key_type = KeyDataType(type_kv >> 4);
+        let kv = KvType(type_kv & 0x0f);
+        let key_len = usize::from(r.u16("Key data len")?);
+        let key = r.bytes("Key data", key_len)?.to_vec();
+        let salt = if key_type.has_salt() {
+            let len = usize::from(r.u16("Salt len")?);
+            Some(r.bytes("Salt data", len)?.to_vec())
+        } else {
+            None
+        };
+        let validity = KeyValidity::decode(r, kv)?;
+        Ok(Self {
+            key_type,
+            key,
+            salt,
+            validity,
+        })
+    }
+
+    /// Encodes a chain of Key data sub-payloads (the plaintext of Encr data).
+    pub fn encode_chain(items: &[KeyData]) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(items.len() * 32);
+        for (i, kd) in items.iter().enumerate() {
+            let next = if i + 1 < items.len() {
+                PayloadType::KEY_DATA
+            } else {
+                PayloadType::LAST
+            };
+            out.push(next.0);
+            kd.encode_one(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn encode_one(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if self.key_type.0 > 0x0f {
+            return Err(EncodeError::OutOfRange {
+                field: "Key data type",
+                value: self.key_type.0.into(),
+            });
+        }
+        out.push(self.key_type.0 << 4 | self.validity.kv_type().0);
+        put_len16(out, "Key data", self.key.len())?;
+        out.extend_from_slice(&self.key);
+        match (&self.salt, self.key_type.has_salt()) {
+            (Some(salt), true) => {
+                put_len16(out, "Salt data", salt.len())?;
+                out.extend_from_slice(salt);
+            }
+            (None, false) => {}
+            (Some(salt), false) => {
+                return Err(EncodeError::WrongLength {
+                    field: "Salt data of a key type without salt",
+                    expected: 0,
+                    len: salt.len(),
+                });
+            }
+            (None, true) => {
+                return Err(EncodeError::WrongLength {
+                    field: "Salt data of a key type with salt",
+                    expected: 1,
+                    len: 0,
+                });
+            }
+        }
+        self.validity.encode(out)?;
+        Ok(())
+    }
+}

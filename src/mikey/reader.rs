@@ -1,0 +1,131 @@
+//! A cursor over a complete datagram built on nom's `complete` parsers: every
+//! read checks the remaining length first and reports an absolute offset.
+
+use nom::IResult;
+use nom::bytes::complete::take;
+use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
+
+use super::error::{DecodeError, PayloadName, Reason};
+
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+    /// Absolute offset of `rest[0]` in the decoded buffer.
+    pos: usize,
+    /// The payload errors are attributed to.
+    pub(crate) payload: PayloadName,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(input: &'a [u8], base: usize, payload: PayloadName) -> Self {
+        Self {
+            rest: input,
+            pos: base,
+            payload,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    pub(crate) fn error(&self, reason: Reason) -> DecodeError {
+        DecodeError {
+            payload: self.payload,
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn run<T>(
+        &mut self,
+        field: &'static str,
+        needed: usize,
+        parser: impl FnOnce(&'a [u8]) -> IResult<&'a [u8], T>,
+    ) -> Result<T, DecodeError> {
+        match parser(self.rest) {
+            Ok((rest, value)) => {
+                self.pos += self.rest.len() - rest.len();
+                self.rest = rest;
+                Ok(value)
+            }
+            Err(_) => Err(self.error(Reason::Truncated {
+                field,
+                needed,
+                available: self.rest.len(),
+            })),
+        }
+    }
+
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.run(field, 1, be_u8)
+    }
+
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        self.run(field, 2, be_u16)
+    }
+
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.run(field, 4, be_u32)
+    }
+
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.run(field, 8, be_u64)
+    }
+
+    pub(crate) fn bytes(
+        &mut self,
+        field: &'static str,
+        len: usize,
+    ) -> Result<&'a [u8], DecodeError> {
+        self.run(field, len, take(len))
+    }
+
+    /// Splits off a sub-reader over the next `len` octets (for a length-delimited field).
+    pub(crate) fn sub(
+        &mut self,
+        field: &'static str,
+        len: usize,
+        payload: PayloadName,
+    ) -> Result<Reader<'a>, DecodeError> {
+        let base = self.pos;
+        let bytes = self.bytes(field, len)?;
+        Ok(Reader::new(bytes, base, payload))
+    }
+}
+
+/// Output helpers shared by the encoders.
+pub(crate) fn put_len8(
+    out: &mut Vec<u8>,
+    field: &'static str,
+    len: usize,
+) -> Result<(), super::EncodeError> {
+    let v = u8::try_from(len).map_err(|_| super::EncodeError::TooLong {
+        field,
+        len,
+        max: 0xff,
+    })?;
+    out.push(v);
+    Ok(())
+}
+
+pub(crate) fn put_len16(
+    out: &mut Vec<u8>,
+    field: &'static str,
+    len: usize,
+) -> Result<(), super::EncodeError> {
+    let v = u16::try_from(len).map_err(|_| super::EncodeError::TooLong {
+        field,
+        len,
+        max: 0xffff,
+    })?;
+    out.extend_from_slice(&v.to_be_bytes());
+    Ok(())
+}
