@@ -5,9 +5,8 @@
 //! [`HmacSha1State`]: the HMAC ipad/opad state), so a receiver that checks many messages under
 //! one key does not re-key per message.
 //!
-//! The `aes`, `ctr` and `hmac` features that would zeroize those cached states are not enabled:
-//! they are dropped with their owner, and only the key octets ([`EncKey`], [`SaltKey`],
-//! [`AuthKey`]) are wiped on drop.
+//! The `zeroize` features of `aes`, `ctr` and `hmac` are enabled, so those cached states are
+//! wiped on drop like the key octets ([`EncKey`], [`SaltKey`], [`AuthKey`]).
 
 use core::fmt;
 
@@ -118,7 +117,7 @@ pub struct ProtectionKeys {
 impl ProtectionKeys {
     /// RFC 3830 §4.1.4: encryption key 16, salt 14, auth key 20 octets from
     /// PRF(inkey, const ‖ 0xFF ‖ CSB ID ‖ RAND). `rand` is empty for MTK messages without a RAND
-    /// payload (PROFILE.md §2.3 [CHOICE]).
+    /// payload (PROFILE.md §2.3 \[CHOICE\]).
     #[must_use]
     pub fn derive(inkey: &[u8], csb_id: u32, rand: &[u8]) -> Self {
         let enc_key = EncKey::from_fn(|k| {

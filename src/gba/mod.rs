@@ -208,7 +208,7 @@ pub fn muk_gba_u(ks_int_naf: &KsIntNaf) -> Muk {
     Muk::from_fn(|m| *m = *ks_int_naf.as_bytes())
 }
 
-/// [CHOICE] PROFILE.md §1: GBA_ME MRK = HMAC-SHA-256(Ks_NAF, 0x01 ‖ "mbms-mrk" ‖ 0x0008), the
+/// \[CHOICE\] PROFILE.md §1: GBA_ME MRK = HMAC-SHA-256(Ks_NAF, 0x01 ‖ "mbms-mrk" ‖ 0x0008), the
 /// TS 33.220 Annex B KDF form.
 ///
 /// Provisional until the TS 33.246 Annex F text is at hand (TS 33.501 W.4.1.3 confirms Annex F
@@ -225,7 +225,7 @@ pub fn mrk_gba_u(ks_ext_naf: &KsExtNaf) -> Mrk {
 }
 
 /// The HTTP Digest password towards the BM-SC: base64(MRK), standard alphabet with padding
-/// (PROFILE.md §4 [CHOICE]).
+/// (PROFILE.md §4 \[CHOICE\]).
 #[must_use]
 pub fn digest_password(mrk: &Mrk) -> Zeroizing<String> {
     Zeroizing::new(STANDARD.encode(mrk.as_bytes()))

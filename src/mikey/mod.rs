@@ -19,6 +19,7 @@ mod reader;
 mod wire;
 
 pub mod describe;
+pub mod fuzzing;
 
 pub use error::{DecodeError, EncodeError, PayloadName, Reason};
 pub use ext::{Extension, KeyIdEntry};

@@ -1,0 +1,155 @@
+//! The MSK acknowledgement (PROFILE.md §2.2): the RFC 3830 PSK verification
+//! message a UE returns when the MSK message has V = 1.
+
+use crate::crypto::{MAC_LEN, ProtectionKeys};
+use crate::mikey::{
+    CsIdMap, DataType, Hdr, Id, MIKEY_VERSION, MacAlg, Message, Payload, PrfFunc, Received,
+    Timestamp, Verification,
+};
+
+use super::error::{BuildError, MessageError};
+use super::msk::MskMessage;
+use super::profile;
+use super::protect::final_mac;
+use super::shape::Shape;
+
+/// What both ends know of the acknowledged MSK message: the identities,
+/// CSB ID, counter and its protection keys (RFC 3830 §5.2: the
+/// verification MAC uses the auth key of the exchange).
+#[derive(Debug, Clone)]
+pub struct AckContext {
+    pub csb_id: u32,
+    pub counter: u32,
+    pub idi: Vec<u8>,
+    pub idr: Vec<u8>,
+    keys: ProtectionKeys,
+}
+
+impl AckContext {
+    pub fn new(keys: ProtectionKeys, csb_id: u32, counter: u32, idi: &[u8], idr: &[u8]) -> Self {
+        Self {
+            csb_id,
+            counter,
+            idi: idi.to_vec(),
+            idr: idr.to_vec(),
+            keys,
+        }
+    }
+
+    /// The context of a verified MSK message.
+    pub fn of(msg: &MskMessage) -> Self {
+        Self::new(
+            msg.keys.clone(),
+            msg.csb_id,
+            msg.counter,
+            &msg.idi,
+            &msg.idr,
+        )
+    }
+
+    /// MAC = HMAC-SHA-1(auth key, ack-without-MAC ‖ IDi ‖ IDr ‖ T value as transported).
+    fn mac(&self, ack_without_mac: &[u8]) -> [u8; MAC_LEN] {
+        self.keys.mac(&[
+            ack_without_mac,
+            &self.idi,
+            &self.idr,
+            &self.counter.to_be_bytes(),
+        ])
+    }
+}
+
+/// Builds the acknowledgement `HDR, T, IDr, V`.
+pub fn build_ack(ctx: &AckContext) -> Result<Vec<u8>, BuildError> {
+    let hdr = Hdr {
+        version: MIKEY_VERSION,
+        data_type: DataType::PSK_VERIFY,
+        v: false,
+        prf_func: PrfFunc::MIKEY_1,
+        csb_id: ctx.csb_id,
+        cs_count: 0,
+        cs_id_map: CsIdMap::Empty,
+    };
+    let mut payloads = vec![Payload::T(Timestamp::Counter(ctx.counter))];
+    if profile::ACK_CARRIES_IDR {
+        payloads.push(Payload::Id(Id {
+            id_type: profile::ID_TYPE,
+            data: ctx.idr.clone(),
+        }));
+    }
+    payloads.push(Payload::V(Verification {
+        auth_alg: MacAlg::HMAC_SHA1_160,
+        ver_data: vec![0; MAC_LEN],
+    }));
+    let (mut bytes, mac) = Message { hdr, payloads }.encode_with_mac_field()?;
+    let offset = mac
+        .map(|m| m.offset)
+        .ok_or(BuildError::Invalid("no V field"))?;
+    let (covered, field) = bytes.split_at_mut(offset);
+    field.copy_from_slice(&ctx.mac(covered));
+    Ok(bytes)
+}
+
+/// An acknowledgement whose verification MAC is not checked yet: enough to
+/// match it to an outstanding push by (B-TID, CSB ID, counter).
+#[derive(Debug, Clone)]
+pub struct UnverifiedAck {
+    rx: Received,
+    counter: u32,
+}
+
+impl UnverifiedAck {
+    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
+        let rx = Message::decode(bytes)?;
+        Shape::check_hdr(&rx, DataType::PSK_VERIFY)?;
+        let shape = Shape::of(&rx);
+        shape.check_ack_counts()?;
+        let counter = shape.counter()?;
+        match shape.v {
+            Some(v) if v.auth_alg == MacAlg::HMAC_SHA1_160 => {}
+            _ => return Err(MessageError::Structure("V auth alg is not HMAC-SHA-1-160")),
+        }
+        Ok(Self { rx, counter })
+    }
+
+    pub fn csb_id(&self) -> u32 {
+        self.rx.message().hdr.csb_id
+    }
+
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    /// IDr data when the acknowledgement carries it.
+    pub fn idr(&self) -> Option<&[u8]> {
+        self.rx.message().ids().next().map(|i| i.data.as_slice())
+    }
+
+    /// Checks that it acknowledges `ctx`'s message and that its MAC verifies.
+    pub fn verify(self, ctx: &AckContext) -> Result<AckMessage, MessageError> {
+        if self.csb_id() != ctx.csb_id || self.counter != ctx.counter {
+            return Err(MessageError::Structure("acknowledges another message"));
+        }
+        if self.idr().is_some_and(|idr| idr != ctx.idr.as_slice()) {
+            return Err(MessageError::Structure("acknowledges another B-TID"));
+        }
+        let (input, tag) = final_mac(&self.rx)?;
+        let ok = ctx.keys.verify_mac(
+            &[input, &ctx.idi, &ctx.idr, &ctx.counter.to_be_bytes()],
+            tag,
+        );
+        if !ok {
+            return Err(MessageError::BadMac);
+        }
+        Ok(AckMessage {
+            csb_id: ctx.csb_id,
+            counter: ctx.counter,
+        })
+    }
+}
+
+/// A verified acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckMessage {
+    pub csb_id: u32,
+    pub counter: u32,
+}

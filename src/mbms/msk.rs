@@ -1,0 +1,335 @@
+//! The MSK delivery message (PROFILE.md §2.1; TS 33.246 6.3.2.3): BM-SC → one
+//! UE, protected with that UE's MUK.
+
+use std::fmt;
+
+use crate::crypto::{Msk, Muk, ProtectionKeys};
+use crate::mikey::{
+    CsIdMap, DataType, Extension, Id, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
+    Message, MskId, Payload, Received, SecurityPolicy, Timestamp,
+};
+
+use super::error::{BuildError, MessageError};
+use super::profile;
+use super::protect::{open, psk_hdr, seal};
+use super::shape::Shape;
+
+/// What an MSK message does to the UE's stored MSK.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MskUpdate {
+    /// A new key with the MTK ID interval [SEQl, SEQu] in which it may be used.
+    NewKey { msk: Msk, seql: u16, sequ: u16 },
+    /// Key data len 0: only the validity interval changes (TS 33.246 6.3.2.3).
+    ValidityOnly { seql: u16, sequ: u16 },
+    /// Key data len 0 and SEQl > SEQu: the MSK is invalidated (TS 33.246 6.3.2.1B).
+    Invalidate { seql: u16, sequ: u16 },
+    /// Key Number 0 and no key data: the UE runs the MSK request procedure
+    /// for the Key Group (TS 33.246 6.3.2.2.4).
+    SolicitedPull,
+}
+
+impl fmt::Debug for MskUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NewKey { msk, seql, sequ } => f
+                .debug_struct("NewKey")
+                .field("msk", msk)
+                .field("seql", seql)
+                .field("sequ", sequ)
+                .finish(),
+            Self::ValidityOnly { seql, sequ } => {
+                write!(f, "ValidityOnly({seql:#06x}..={sequ:#06x})")
+            }
+            Self::Invalidate { seql, sequ } => write!(f, "Invalidate({seql:#06x}, {sequ:#06x})"),
+            Self::SolicitedPull => f.write_str("SolicitedPull"),
+        }
+    }
+}
+
+/// Inputs of an MSK message.
+#[derive(Debug, Clone)]
+pub struct MskDelivery {
+    pub key_domain_id: KeyDomainId,
+    pub msk_id: MskId,
+    /// HDR CSB ID; [`profile::csb_id_for`] the MSK ID by default.
+    pub csb_id: u32,
+    /// The BM-SC's counter for this MUK.
+    pub counter: u32,
+    /// Fresh random octets ([`profile::MSK_RAND_LEN`]).
+    pub rand: Vec<u8>,
+    /// IDi: the BM-SC FQDN.
+    pub idi: Vec<u8>,
+    /// IDr: the B-TID.
+    pub idr: Vec<u8>,
+    /// V flag: the BM-SC wants an acknowledgement (always false for a solicited pull).
+    pub v: bool,
+    pub update: MskUpdate,
+}
+
+impl MskDelivery {
+    /// A delivery with the profile's defaults: CSB ID = MSK ID, V = 1 except
+    /// for a solicited pull.
+    pub fn new(
+        key_domain_id: KeyDomainId,
+        msk_id: MskId,
+        counter: u32,
+        rand: Vec<u8>,
+        idi: &str,
+        idr: &str,
+        update: MskUpdate,
+    ) -> Self {
+        let v = !matches!(update, MskUpdate::SolicitedPull);
+        Self {
+            key_domain_id,
+            msk_id,
+            csb_id: profile::csb_id_for(msk_id),
+            counter,
+            rand,
+            idi: idi.as_bytes().to_vec(),
+            idr: idr.as_bytes().to_vec(),
+            v,
+            update,
+        }
+    }
+}
+
+fn interval(seql: u16, sequ: u16) -> KeyValidity {
+    KeyValidity::Interval {
+        from: seql.to_be_bytes().to_vec(),
+        to: sequ.to_be_bytes().to_vec(),
+    }
+}
+
+fn id(data: &[u8]) -> Payload {
+    Payload::Id(Id {
+        id_type: profile::ID_TYPE,
+        data: data.to_vec(),
+    })
+}
+
+/// Builds an MSK message in the canonical order `HDR, EXT, T, RAND, IDi, IDr, KEMAC`.
+pub fn build_msk(muk: &Muk, d: &MskDelivery) -> Result<Vec<u8>, BuildError> {
+    let keys = ProtectionKeys::derive(muk.as_bytes(), d.csb_id, &d.rand);
+    build_msk_with(&keys, d)
+}
+
+/// Builds an MSK message with protection keys already derived from the MUK,
+/// `d.csb_id` and `d.rand`.
+pub fn build_msk_with(keys: &ProtectionKeys, d: &MskDelivery) -> Result<Vec<u8>, BuildError> {
+    let (v, key_data) = match &d.update {
+        MskUpdate::NewKey { msk, seql, sequ } => (
+            d.v,
+            vec![KeyData {
+                key_type: profile::MSK_KEY_DATA_TYPE,
+                key: msk.as_bytes().to_vec(),
+                salt: None,
+                validity: interval(*seql, *sequ),
+            }],
+        ),
+        MskUpdate::ValidityOnly { seql, sequ } => {
+            if seql > sequ {
+                return Err(BuildError::Invalid("a validity update needs SEQl <= SEQu"));
+            }
+            (d.v, vec![empty_key(*seql, *sequ)])
+        }
+        MskUpdate::Invalidate { seql, sequ } => {
+            if seql <= sequ {
+                return Err(BuildError::Invalid("an invalidation needs SEQl > SEQu"));
+            }
+            (d.v, vec![empty_key(*seql, *sequ)])
+        }
+        MskUpdate::SolicitedPull => {
+            if d.msk_id.key_number != 0 {
+                return Err(BuildError::Invalid("a solicited pull has Key Number 0"));
+            }
+            (false, Vec::new())
+        }
+    };
+    if !matches!(d.update, MskUpdate::SolicitedPull) && d.msk_id.key_number == 0 {
+        return Err(BuildError::Invalid(
+            "Key Number 0 is reserved for the current MSK",
+        ));
+    }
+    let hdr = psk_hdr(v, d.csb_id, 0, CsIdMap::Empty);
+    let payloads = vec![
+        Payload::Ext(Extension::KeyId(vec![
+            KeyIdEntry::KeyDomain(d.key_domain_id),
+            KeyIdEntry::Msk(d.msk_id),
+        ])),
+        Payload::T(Timestamp::Counter(d.counter)),
+        Payload::Rand(d.rand.clone()),
+        id(&d.idi),
+        id(&d.idr),
+    ];
+    seal(hdr, payloads, &key_data, keys, d.counter)
+}
+
+fn empty_key(seql: u16, sequ: u16) -> KeyData {
+    KeyData {
+        key_type: profile::MSK_KEY_DATA_TYPE,
+        key: Vec::new(),
+        salt: None,
+        validity: interval(seql, sequ),
+    }
+}
+
+/// An MSK message whose structure is that of the profile but whose MAC has
+/// not been checked: only what is needed to find the MUK and check the
+/// counter is exposed.
+#[derive(Debug, Clone)]
+pub struct UnverifiedMsk {
+    rx: Received,
+    key_domain_id: KeyDomainId,
+    msk_id: MskId,
+    counter: u32,
+}
+
+impl UnverifiedMsk {
+    /// Checks the structure of PROFILE.md §2.1 (any payload order; exactly
+    /// one EXT, T, RAND, KEMAC, two IDs; at most one SP).
+    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
+        Self::from_received(Message::decode(bytes)?)
+    }
+
+    pub fn from_received(rx: Received) -> Result<Self, MessageError> {
+        Shape::check_hdr(&rx, DataType::PSK_INIT)?;
+        let shape = Shape::of(&rx);
+        shape.check_counts((1, 1), (2, 2), 1)?;
+        let ids = shape.key_ids()?;
+        if ids.mtk_id.is_some() {
+            return Err(MessageError::Structure("an MSK message carries no MTK ID"));
+        }
+        let counter = shape.counter()?;
+        shape.kemac()?;
+        Ok(Self {
+            key_domain_id: ids.key_domain_id,
+            msk_id: ids.msk_id,
+            counter,
+            rx,
+        })
+    }
+
+    pub fn key_domain_id(&self) -> KeyDomainId {
+        self.key_domain_id
+    }
+
+    pub fn msk_id(&self) -> MskId {
+        self.msk_id
+    }
+
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    pub fn csb_id(&self) -> u32 {
+        self.rx.message().hdr.csb_id
+    }
+
+    pub fn v(&self) -> bool {
+        self.rx.message().hdr.v
+    }
+
+    /// IDi data (the BM-SC FQDN), the first ID payload.
+    pub fn idi(&self) -> &[u8] {
+        self.rx.message().ids().next().map_or(&[], |i| &i.data)
+    }
+
+    /// IDr data (the B-TID), the second ID payload.
+    pub fn idr(&self) -> &[u8] {
+        self.rx.message().ids().nth(1).map_or(&[], |i| &i.data)
+    }
+
+    pub fn received(&self) -> &Received {
+        &self.rx
+    }
+
+    /// Verifies the MAC with `muk`, then decrypts and reads the key data.
+    pub fn verify(self, muk: &Muk) -> Result<MskMessage, MessageError> {
+        let rand = self.rx.message().rand().unwrap_or_default().to_vec();
+        let keys = ProtectionKeys::derive(muk.as_bytes(), self.csb_id(), &rand);
+        let shape = Shape::of(&self.rx);
+        let kemac = shape.kemac()?;
+        let items = open(&self.rx, kemac, &keys, self.counter)?;
+        let update = read_update(&items, self.msk_id)?;
+        Ok(MskMessage {
+            key_domain_id: self.key_domain_id,
+            msk_id: self.msk_id,
+            csb_id: self.csb_id(),
+            counter: self.counter,
+            v: self.v(),
+            idi: self.idi().to_vec(),
+            idr: self.idr().to_vec(),
+            sp: shape.sp.cloned(),
+            update,
+            keys,
+        })
+    }
+}
+
+fn seq(bytes: &[u8]) -> Result<u16, MessageError> {
+    <[u8; profile::SEQ_LEN]>::try_from(bytes)
+        .map(u16::from_be_bytes)
+        .map_err(|_| MessageError::KeyContent("SEQl/SEQu must be 2 octets"))
+}
+
+fn read_update(items: &[KeyData], msk_id: MskId) -> Result<MskUpdate, MessageError> {
+    let Some(kd) = items.first() else {
+        return if msk_id.is_current() {
+            Ok(MskUpdate::SolicitedPull)
+        } else {
+            Err(MessageError::KeyContent(
+                "no key data and Key Number is not 0",
+            ))
+        };
+    };
+    if msk_id.is_current() {
+        return Err(MessageError::KeyContent("key data under Key Number 0"));
+    }
+    if items.len() != 1 {
+        return Err(MessageError::KeyContent(
+            "more than one Key data sub-payload",
+        ));
+    }
+    if !matches!(kd.key_type, KeyDataType::TGK | KeyDataType::TGK_SALT) {
+        return Err(MessageError::KeyContent("the MSK is carried as TGK"));
+    }
+    let KeyValidity::Interval { from, to } = &kd.validity else {
+        return Err(MessageError::KeyContent(
+            "the MSK needs an Interval key validity",
+        ));
+    };
+    let (seql, sequ) = (seq(from)?, seq(to)?);
+    match kd.key.len() {
+        0 if seql > sequ => Ok(MskUpdate::Invalidate { seql, sequ }),
+        0 => Ok(MskUpdate::ValidityOnly { seql, sequ }),
+        _ => {
+            let msk = Msk::from_slice(&kd.key)
+                .map_err(|_| MessageError::KeyContent("the MSK must be 16 octets"))?;
+            Ok(MskUpdate::NewKey { msk, seql, sequ })
+        }
+    }
+}
+
+/// A verified MSK message.
+#[derive(Debug, Clone)]
+pub struct MskMessage {
+    pub key_domain_id: KeyDomainId,
+    pub msk_id: MskId,
+    pub csb_id: u32,
+    pub counter: u32,
+    pub v: bool,
+    pub idi: Vec<u8>,
+    pub idr: Vec<u8>,
+    /// An SP payload, stored by the receiver (TS 33.246 6.4.6.1 step 3).
+    pub sp: Option<SecurityPolicy>,
+    pub update: MskUpdate,
+    /// The keys of this message, for its acknowledgement.
+    pub(crate) keys: ProtectionKeys,
+}
+
+impl MskMessage {
+    /// The protection keys derived for this message (its acknowledgement uses the auth key).
+    pub fn keys(&self) -> &ProtectionKeys {
+        &self.keys
+    }
+}

@@ -1,0 +1,241 @@
+//! The MTK delivery message (PROFILE.md §2.3; TS 33.246 6.3.3): BM-SC → all
+//! UEs of a user service, protected with the MSK.
+
+use crate::crypto::{Msk, Mtk, ProtectionKeys, Salt};
+use crate::mikey::{
+    CsIdMap, DataType, Extension, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
+    Message, MskId, MtkId, Payload, Received, SecurityPolicy, SrtpIdEntry, Timestamp,
+};
+
+use super::error::{BuildError, MessageError};
+use super::profile;
+use super::protect::{open, psk_hdr, seal};
+use super::shape::Shape;
+
+/// The SRTP part of a streaming MTK message: one SRTP-ID map entry and the
+/// SRTP policy (RFC 3830 §6.1.1, §6.10.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streaming {
+    pub srtp: SrtpIdEntry,
+    pub policy: SecurityPolicy,
+}
+
+/// Inputs of an MTK message.
+#[derive(Debug, Clone)]
+pub struct MtkDelivery {
+    pub key_domain_id: KeyDomainId,
+    pub msk_id: MskId,
+    /// HDR CSB ID; [`profile::csb_id_for`] the MSK ID by default.
+    pub csb_id: u32,
+    pub mtk_id: MtkId,
+    /// The BM-SC's counter for this MSK.
+    pub counter: u32,
+    pub mtk: Mtk,
+    /// TEK+SALT when present (the SRTP master salt in streaming).
+    pub salt: Option<Salt>,
+    /// `None` for download services (empty map, no SP).
+    pub streaming: Option<Streaming>,
+}
+
+/// The protection keys of the MTK messages under one MSK. They depend only
+/// on (MSK, CSB ID, empty RAND), so they are derived once per MSK and reused
+/// for every MTK message (PROFILE.md §2.3).
+#[derive(Debug, Clone)]
+pub struct MtkKeys {
+    msk: Msk,
+    csb_id: u32,
+    keys: ProtectionKeys,
+}
+
+impl MtkKeys {
+    pub fn new(msk: &Msk, csb_id: u32) -> Self {
+        Self {
+            msk: msk.clone(),
+            csb_id,
+            keys: ProtectionKeys::derive(msk.as_bytes(), csb_id, profile::MTK_DERIVATION_RAND),
+        }
+    }
+
+    pub fn msk(&self) -> &Msk {
+        &self.msk
+    }
+
+    pub fn csb_id(&self) -> u32 {
+        self.csb_id
+    }
+
+    pub fn keys(&self) -> &ProtectionKeys {
+        &self.keys
+    }
+
+    /// The keys for a received message: the cached ones unless the message
+    /// has another CSB ID or carries a RAND payload.
+    fn for_message(
+        &self,
+        csb_id: u32,
+        rand: Option<&[u8]>,
+    ) -> std::borrow::Cow<'_, ProtectionKeys> {
+        match rand {
+            None if csb_id == self.csb_id => std::borrow::Cow::Borrowed(&self.keys),
+            _ => std::borrow::Cow::Owned(ProtectionKeys::derive(
+                self.msk.as_bytes(),
+                csb_id,
+                rand.unwrap_or(profile::MTK_DERIVATION_RAND),
+            )),
+        }
+    }
+}
+
+/// Builds an MTK message in the canonical order `HDR, EXT, T, [SP], KEMAC`.
+/// `keys` must be for `d.csb_id`.
+pub fn build_mtk(keys: &MtkKeys, d: &MtkDelivery) -> Result<Vec<u8>, BuildError> {
+    if keys.csb_id != d.csb_id {
+        return Err(BuildError::Invalid(
+            "MTK keys were derived for another CSB ID",
+        ));
+    }
+    let (cs_count, map) = match &d.streaming {
+        Some(s) => (1, CsIdMap::SrtpId(vec![s.srtp])),
+        None => (0, CsIdMap::Empty),
+    };
+    let hdr = psk_hdr(false, d.csb_id, cs_count, map);
+    let mut payloads = vec![
+        Payload::Ext(Extension::KeyId(vec![
+            KeyIdEntry::KeyDomain(d.key_domain_id),
+            KeyIdEntry::Msk(d.msk_id),
+            KeyIdEntry::Mtk(d.mtk_id),
+        ])),
+        Payload::T(Timestamp::Counter(d.counter)),
+    ];
+    if let Some(s) = &d.streaming {
+        payloads.push(Payload::Sp(s.policy.clone()));
+    }
+    let key_data = KeyData {
+        key_type: if d.salt.is_some() {
+            KeyDataType::TEK_SALT
+        } else {
+            KeyDataType::TEK
+        },
+        key: d.mtk.as_bytes().to_vec(),
+        salt: d.salt.as_ref().map(|s| s.as_bytes().to_vec()),
+        validity: KeyValidity::Null,
+    };
+    seal(hdr, payloads, &[key_data], &keys.keys, d.counter)
+}
+
+/// An MTK message with the profile's structure whose MAC is not checked yet.
+#[derive(Debug, Clone)]
+pub struct UnverifiedMtk {
+    rx: Received,
+    key_domain_id: KeyDomainId,
+    msk_id: MskId,
+    mtk_id: MtkId,
+    counter: u32,
+}
+
+impl UnverifiedMtk {
+    /// Checks the structure of PROFILE.md §2.3 (any order; exactly one EXT
+    /// with an MTK ID, T, KEMAC; at most one RAND and one SP; IDs ignored).
+    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
+        Self::from_received(Message::decode(bytes)?)
+    }
+
+    pub fn from_received(rx: Received) -> Result<Self, MessageError> {
+        Shape::check_hdr(&rx, DataType::PSK_INIT)?;
+        let shape = Shape::of(&rx);
+        shape.check_counts((0, 1), (0, 2), 1)?;
+        let ids = shape.key_ids()?;
+        let mtk_id = ids
+            .mtk_id
+            .ok_or(MessageError::Structure("an MTK message carries an MTK ID"))?;
+        let counter = shape.counter()?;
+        shape.kemac()?;
+        Ok(Self {
+            key_domain_id: ids.key_domain_id,
+            msk_id: ids.msk_id,
+            mtk_id,
+            counter,
+            rx,
+        })
+    }
+
+    pub fn key_domain_id(&self) -> KeyDomainId {
+        self.key_domain_id
+    }
+
+    pub fn msk_id(&self) -> MskId {
+        self.msk_id
+    }
+
+    pub fn mtk_id(&self) -> MtkId {
+        self.mtk_id
+    }
+
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    pub fn csb_id(&self) -> u32 {
+        self.rx.message().hdr.csb_id
+    }
+
+    pub fn received(&self) -> &Received {
+        &self.rx
+    }
+
+    /// Verifies the MAC with the MSK's keys, then decrypts the MTK.
+    pub fn verify(self, keys: &MtkKeys) -> Result<MtkMessage, MessageError> {
+        let msg = self.rx.message();
+        let keys = keys.for_message(msg.hdr.csb_id, msg.rand());
+        let shape = Shape::of(&self.rx);
+        let kemac = shape.kemac()?;
+        let items = open(&self.rx, kemac, &keys, self.counter)?;
+        let [kd] = items.as_slice() else {
+            return Err(MessageError::KeyContent("exactly one Key data sub-payload"));
+        };
+        if !matches!(kd.key_type, KeyDataType::TEK | KeyDataType::TEK_SALT) {
+            return Err(MessageError::KeyContent(
+                "the MTK is carried as TEK or TEK+SALT",
+            ));
+        }
+        let mtk = Mtk::from_slice(&kd.key)
+            .map_err(|_| MessageError::KeyContent("the MTK must be 16 octets"))?;
+        let salt = match &kd.salt {
+            Some(s) => Some(
+                Salt::from_slice(s)
+                    .map_err(|_| MessageError::KeyContent("the MTK salt must be 14 octets"))?,
+            ),
+            None => None,
+        };
+        let srtp = match &msg.hdr.cs_id_map {
+            CsIdMap::SrtpId(entries) => entries.first().copied(),
+            _ => None,
+        };
+        Ok(MtkMessage {
+            key_domain_id: self.key_domain_id,
+            msk_id: self.msk_id,
+            mtk_id: self.mtk_id,
+            csb_id: msg.hdr.csb_id,
+            counter: self.counter,
+            mtk,
+            salt,
+            srtp,
+            sp: shape.sp.cloned(),
+        })
+    }
+}
+
+/// A verified MTK message.
+#[derive(Debug, Clone)]
+pub struct MtkMessage {
+    pub key_domain_id: KeyDomainId,
+    pub msk_id: MskId,
+    pub mtk_id: MtkId,
+    pub csb_id: u32,
+    pub counter: u32,
+    pub mtk: Mtk,
+    pub salt: Option<Salt>,
+    /// The first SRTP-ID map entry of a streaming message.
+    pub srtp: Option<SrtpIdEntry>,
+    pub sp: Option<SecurityPolicy>,
+}

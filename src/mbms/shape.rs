@@ -1,0 +1,187 @@
+//! Structural reading of a decoded message against the profile: which
+//! payloads, how many of each, which types. Nothing here is trusted yet.
+
+use crate::mikey::{
+    DataType, EncrAlg, Extension, Id, Kemac, KeyDomainId, KeyIdEntry, MIKEY_VERSION, MacAlg, MskId,
+    MtkId, Payload, PrfFunc, Received, SecurityPolicy, Timestamp, Verification,
+};
+
+use super::error::MessageError;
+
+/// The payloads of a message, counted and sorted by kind.
+#[derive(Default)]
+pub(crate) struct Shape<'a> {
+    pub key_ids: Option<&'a [KeyIdEntry]>,
+    pub t: Option<Timestamp>,
+    pub rand: Option<&'a [u8]>,
+    pub ids: Vec<&'a Id>,
+    pub kemac: Option<&'a Kemac>,
+    pub sp: Option<&'a SecurityPolicy>,
+    pub v: Option<&'a Verification>,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    ext: usize,
+    t: usize,
+    rand: usize,
+    kemac: usize,
+    sp: usize,
+    v: usize,
+    other: usize,
+}
+
+/// The Key ID extension's entries, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyIds {
+    pub key_domain_id: KeyDomainId,
+    pub msk_id: MskId,
+    pub mtk_id: Option<MtkId>,
+}
+
+fn structure(what: &'static str) -> MessageError {
+    MessageError::Structure(what)
+}
+
+impl<'a> Shape<'a> {
+    pub fn of(rx: &'a Received) -> Self {
+        let mut s = Shape::default();
+        for p in &rx.message().payloads {
+            match p {
+                Payload::Ext(e @ Extension::KeyId(_)) => {
+                    s.counts.ext += 1;
+                    s.key_ids = Some(e.key_ids());
+                }
+                Payload::T(t) => {
+                    s.counts.t += 1;
+                    s.t = Some(*t);
+                }
+                Payload::Rand(r) => {
+                    s.counts.rand += 1;
+                    s.rand = Some(r);
+                }
+                Payload::Id(id) => s.ids.push(id),
+                Payload::Kemac(k) => {
+                    s.counts.kemac += 1;
+                    s.kemac = Some(k);
+                }
+                Payload::Sp(sp) => {
+                    s.counts.sp += 1;
+                    s.sp = Some(sp);
+                }
+                Payload::V(v) => {
+                    s.counts.v += 1;
+                    s.v = Some(v);
+                }
+                _ => s.counts.other += 1,
+            }
+        }
+        s
+    }
+
+    /// Checks the HDR fields common to every message of the profile.
+    pub fn check_hdr(rx: &Received, data_type: DataType) -> Result<(), MessageError> {
+        let h = &rx.message().hdr;
+        if h.version != MIKEY_VERSION {
+            return Err(structure("HDR version is not 1"));
+        }
+        if h.data_type != data_type {
+            return Err(structure("HDR data type is not the one of this message"));
+        }
+        if h.prf_func != PrfFunc::MIKEY_1 {
+            return Err(structure("HDR PRF func is not MIKEY-1"));
+        }
+        Ok(())
+    }
+
+    /// Exactly one EXT Key ID, T, KEMAC; `rand`, `ids`, `sp` within bounds;
+    /// no V and nothing else.
+    pub fn check_counts(
+        &self,
+        rand: (usize, usize),
+        ids: (usize, usize),
+        sp_max: usize,
+    ) -> Result<(), MessageError> {
+        let c = &self.counts;
+        if c.ext != 1 {
+            return Err(structure("exactly one Key ID extension is required"));
+        }
+        if c.t != 1 {
+            return Err(structure("exactly one T payload is required"));
+        }
+        if c.kemac != 1 {
+            return Err(structure("exactly one KEMAC payload is required"));
+        }
+        if c.rand < rand.0 || c.rand > rand.1 {
+            return Err(structure("wrong number of RAND payloads"));
+        }
+        if self.ids.len() < ids.0 || self.ids.len() > ids.1 {
+            return Err(structure("wrong number of ID payloads"));
+        }
+        if c.sp > sp_max {
+            return Err(structure("too many SP payloads"));
+        }
+        if c.v != 0 || c.other != 0 {
+            return Err(structure("payload not allowed in this message"));
+        }
+        Ok(())
+    }
+
+    /// Counts for the acknowledgement: one T, one V, at most one ID, nothing else.
+    pub fn check_ack_counts(&self) -> Result<(), MessageError> {
+        let c = &self.counts;
+        if c.t != 1 || c.v != 1 {
+            return Err(structure(
+                "an acknowledgement needs exactly one T and one V",
+            ));
+        }
+        if self.ids.len() > 1 || c.ext + c.rand + c.kemac + c.sp + c.other != 0 {
+            return Err(structure("payload not allowed in an acknowledgement"));
+        }
+        Ok(())
+    }
+
+    pub fn counter(&self) -> Result<u32, MessageError> {
+        match self.t {
+            Some(Timestamp::Counter(c)) => Ok(c),
+            _ => Err(structure("T is not a COUNTER")),
+        }
+    }
+
+    /// The KEMAC, checked for AES-CM-128 and HMAC-SHA-1-160.
+    pub fn kemac(&self) -> Result<&'a Kemac, MessageError> {
+        let k = self.kemac.ok_or(structure("no KEMAC"))?;
+        if k.encr_alg != EncrAlg::AES_CM_128 {
+            return Err(structure("KEMAC encryption is not AES-CM-128"));
+        }
+        if k.mac_alg != MacAlg::HMAC_SHA1_160 {
+            return Err(structure("KEMAC MAC is not HMAC-SHA-1-160"));
+        }
+        Ok(k)
+    }
+
+    /// The Key ID entries: exactly one Key Domain ID and MSK ID, at most one MTK ID.
+    pub fn key_ids(&self) -> Result<KeyIds, MessageError> {
+        let entries = self.key_ids.ok_or(structure("no Key ID extension"))?;
+        let (mut kd, mut msk, mut mtk) = (None, None, None);
+        for e in entries {
+            let slot_taken = match e {
+                KeyIdEntry::KeyDomain(id) => kd.replace(*id).is_some(),
+                KeyIdEntry::Msk(id) => msk.replace(*id).is_some(),
+                KeyIdEntry::Mtk(id) => mtk.replace(*id).is_some(),
+                KeyIdEntry::Other { .. } => {
+                    return Err(structure("Key ID sub-payload of unknown type or length"));
+                }
+            };
+            if slot_taken {
+                return Err(structure("repeated Key ID sub-payload"));
+            }
+        }
+        Ok(KeyIds {
+            key_domain_id: kd.ok_or(structure("no Key Domain ID"))?,
+            msk_id: msk.ok_or(structure("no MSK ID"))?,
+            mtk_id: mtk,
+        })
+    }
+}
