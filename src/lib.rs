@@ -11,3 +11,4 @@ pub mod crypto;
 pub mod gba;
 pub mod mbms;
 pub mod mikey;
+pub mod ue;

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "cli/build.rs"]
+mod build;
 #[path = "cli/decode.rs"]
 mod decode;
 #[path = "cli/gba.rs"]
@@ -12,6 +14,8 @@ mod gba;
 mod input;
 #[path = "cli/mikey.rs"]
 mod mikey;
+#[path = "cli/verify.rs"]
+mod verify;
 
 /// MBMS key delivery after 3GPP TS 33.246: MIKEY tools, GBA derivations.
 #[derive(Parser)]

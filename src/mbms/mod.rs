@@ -8,6 +8,7 @@
 
 mod ack;
 mod error;
+pub mod inspect;
 mod msk;
 mod mtk;
 pub mod profile;

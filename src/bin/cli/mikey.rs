@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::decode;
+use crate::{build, decode, verify};
 
 #[derive(Args)]
 pub struct MikeyArgs {
@@ -16,10 +16,22 @@ pub struct MikeyArgs {
 enum MikeyCmd {
     /// Decode a MIKEY message and print every payload and field.
     Decode(decode::DecodeArgs),
+    /// Build an MSK delivery message (new key, validity-only update, invalidation, solicited pull).
+    BuildMsk(build::BuildMskArgs),
+    /// Build an MTK delivery message (download; streaming with --srtp-ssrc/--srtp-roc).
+    BuildMtk(build::BuildMtkArgs),
+    /// Build the acknowledgement of an MSK message.
+    BuildAck(build::BuildAckArgs),
+    /// Verify a message's MAC under a key and show its key data (exit 0 verified, 1 MAC fails, 2 malformed).
+    Verify(verify::VerifyArgs),
 }
 
 pub fn run(args: MikeyArgs) -> ExitCode {
     match args.cmd {
         MikeyCmd::Decode(a) => decode::run(a),
+        MikeyCmd::BuildMsk(a) => build::msk(a),
+        MikeyCmd::BuildMtk(a) => build::mtk(a),
+        MikeyCmd::BuildAck(a) => build::ack(a),
+        MikeyCmd::Verify(a) => verify::run(a),
     }
 }

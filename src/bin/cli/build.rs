@@ -1,0 +1,237 @@
+//! `mbms-keys mikey build-msk | build-mtk | build-ack`: the messages of the
+//! profile from explicit inputs, as hex on standard output.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use mbms_keys::crypto::{Msk, Mtk, Muk, Salt};
+use mbms_keys::mbms::{
+    AckContext, MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming, UnverifiedMsk, build_ack,
+    build_msk, build_mtk, profile,
+};
+use mbms_keys::mikey::{
+    KeyDomainId, MskId, MtkId, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry, SrtpParam,
+};
+
+use crate::input::{parse_hex, read_hex_arg};
+
+#[derive(Args)]
+pub struct BuildMskArgs {
+    /// The MUK (32 octets, hex).
+    #[arg(long)]
+    muk: String,
+    /// Key Domain ID (3 octets, hex).
+    #[arg(long)]
+    key_domain: KeyDomainId,
+    /// MSK ID (4 octets, hex): Key Group ‖ Key Number.
+    #[arg(long)]
+    msk_id: MskId,
+    /// The MSK (16 octets, hex); omit for a validity-only update.
+    #[arg(long)]
+    msk: Option<String>,
+    /// SEQl, the first MTK ID of the validity interval (decimal).
+    #[arg(long, required_unless_present_any = ["invalidate", "solicited_pull"])]
+    seql: Option<u16>,
+    /// SEQu, the last MTK ID of the validity interval (decimal).
+    #[arg(long, required_unless_present_any = ["invalidate", "solicited_pull"])]
+    sequ: Option<u16>,
+    /// The BM-SC's counter for this MUK (decimal).
+    #[arg(long)]
+    counter: u32,
+    /// RAND (hex, 16 octets in the profile).
+    #[arg(long)]
+    rand: String,
+    /// IDi: the BM-SC FQDN.
+    #[arg(long)]
+    idi: String,
+    /// IDr: the B-TID.
+    #[arg(long)]
+    idr: String,
+    /// Set V = 1: ask for an acknowledgement.
+    #[arg(long)]
+    ack: bool,
+    /// HDR CSB ID (decimal); the MSK ID by default.
+    #[arg(long)]
+    csb_id: Option<u32>,
+    /// Build an invalidation (SEQl = ffff > SEQu = 0000, no key).
+    #[arg(long, conflicts_with_all = ["msk", "seql", "sequ", "solicited_pull"])]
+    invalidate: bool,
+    /// Build a solicited pull (Key Number 0, no key data, V = 0).
+    #[arg(long, conflicts_with_all = ["msk", "seql", "sequ", "ack"])]
+    solicited_pull: bool,
+}
+
+#[derive(Args)]
+pub struct BuildMtkArgs {
+    /// The MSK (16 octets, hex).
+    #[arg(long)]
+    msk: String,
+    #[arg(long)]
+    key_domain: KeyDomainId,
+    #[arg(long)]
+    msk_id: MskId,
+    /// MTK ID (decimal).
+    #[arg(long)]
+    mtk_id: u16,
+    /// The MTK (16 octets, hex).
+    #[arg(long)]
+    mtk: String,
+    /// The MTK salt (14 octets, hex): TEK+SALT.
+    #[arg(long)]
+    salt: Option<String>,
+    /// The BM-SC's counter for this MSK (decimal).
+    #[arg(long)]
+    counter: u32,
+    /// Streaming: SSRC of the SRTP-ID map entry (decimal); adds an SRTP policy.
+    #[arg(long, requires = "srtp_roc")]
+    srtp_ssrc: Option<u32>,
+    /// Streaming: ROC of the SRTP-ID map entry (decimal).
+    #[arg(long, requires = "srtp_ssrc")]
+    srtp_roc: Option<u32>,
+    /// HDR CSB ID (decimal); the MSK ID by default.
+    #[arg(long)]
+    csb_id: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct BuildAckArgs {
+    /// The MUK (32 octets, hex).
+    #[arg(long)]
+    muk: String,
+    /// The MSK message being acknowledged: hex, @FILE or -.
+    #[arg(long)]
+    of: String,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn emit(result: Result<Vec<u8>, impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(bytes) => {
+            println!("{}", hex::encode(bytes));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub fn msk(a: BuildMskArgs) -> ExitCode {
+    let muk = match Muk::from_hex(&a.muk) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("--muk: {e}")),
+    };
+    let rand = match parse_hex(&a.rand) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("--rand: {e}")),
+    };
+    let update = if a.solicited_pull {
+        MskUpdate::SolicitedPull
+    } else if a.invalidate {
+        MskUpdate::Invalidate {
+            seql: profile::INVALIDATION_SEQL,
+            sequ: profile::INVALIDATION_SEQU,
+        }
+    } else {
+        let (Some(seql), Some(sequ)) = (a.seql, a.sequ) else {
+            return fail("--seql and --sequ are required");
+        };
+        match a.msk.as_deref().map(Msk::from_hex) {
+            Some(Ok(msk)) => MskUpdate::NewKey { msk, seql, sequ },
+            Some(Err(e)) => return fail(format!("--msk: {e}")),
+            None => MskUpdate::ValidityOnly { seql, sequ },
+        }
+    };
+    let mut d = MskDelivery::new(
+        a.key_domain,
+        a.msk_id,
+        a.counter,
+        rand,
+        &a.idi,
+        &a.idr,
+        update,
+    );
+    d.v = a.ack && !a.solicited_pull;
+    if let Some(csb) = a.csb_id {
+        d.csb_id = csb;
+    }
+    emit(build_msk(&muk, &d))
+}
+
+/// The SRTP policy a streaming MTK message carries: AES-CM-128 with
+/// HMAC-SHA-1-80, the SRTP default profile (RFC 3711 §8.2).
+fn default_srtp_policy() -> SecurityPolicy {
+    let p = |t: SrtpParam, v: u8| PolicyParam {
+        param_type: t.0,
+        value: vec![v],
+    };
+    SecurityPolicy {
+        policy_no: 0,
+        prot_type: ProtType::SRTP,
+        params: vec![
+            p(SrtpParam::ENCR_ALG, 1),
+            p(SrtpParam::ENCR_KEY_LEN, 16),
+            p(SrtpParam::AUTH_ALG, 1),
+            p(SrtpParam::AUTH_KEY_LEN, 20),
+            p(SrtpParam::SALT_KEY_LEN, 14),
+            p(SrtpParam::SRTP_PRF, 0),
+            p(SrtpParam::SRTP_ENCRYPTION, 1),
+            p(SrtpParam::SRTCP_ENCRYPTION, 1),
+            p(SrtpParam::SRTP_AUTHENTICATION, 1),
+            p(SrtpParam::AUTH_TAG_LEN, 10),
+        ],
+    }
+}
+
+pub fn mtk(a: BuildMtkArgs) -> ExitCode {
+    let msk = match Msk::from_hex(&a.msk) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("--msk: {e}")),
+    };
+    let mtk = match Mtk::from_hex(&a.mtk) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("--mtk: {e}")),
+    };
+    let salt = match a.salt.as_deref().map(Salt::from_hex).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--salt: {e}")),
+    };
+    let csb_id = a.csb_id.unwrap_or_else(|| profile::csb_id_for(a.msk_id));
+    let streaming = a.srtp_ssrc.zip(a.srtp_roc).map(|(ssrc, roc)| Streaming {
+        srtp: SrtpIdEntry {
+            policy_no: 0,
+            ssrc,
+            roc,
+        },
+        policy: default_srtp_policy(),
+    });
+    let d = MtkDelivery {
+        key_domain_id: a.key_domain,
+        msk_id: a.msk_id,
+        csb_id,
+        mtk_id: MtkId(a.mtk_id),
+        counter: a.counter,
+        mtk,
+        salt,
+        streaming,
+    };
+    emit(build_mtk(&MtkKeys::new(&msk, csb_id), &d))
+}
+
+pub fn ack(a: BuildAckArgs) -> ExitCode {
+    let muk = match Muk::from_hex(&a.muk) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("--muk: {e}")),
+    };
+    let of = match read_hex_arg(&a.of) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("--of: {e}")),
+    };
+    let msg = match UnverifiedMsk::parse(&of).and_then(|u| u.verify(&muk)) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("--of: {e}")),
+    };
+    emit(build_ack(&AckContext::of(&msg)))
+}

@@ -1,0 +1,197 @@
+//! A generic verification report for any MIKEY message under a given key,
+//! for operators debugging a deployment (`mbms-keys mikey verify`): what
+//! kind of profile message it looks like, whether its MAC verifies, and the
+//! first Key data sub-payload once decrypted.
+
+use crate::crypto::ProtectionKeys;
+use crate::mikey::{
+    DataType, DecodeError, KeyData, KeyDomainId, KeyIdEntry, KeyValidity, Message, MskId, MtkId,
+    Payload, Received, Timestamp,
+};
+
+use super::ack::{AckContext, UnverifiedAck};
+use super::msk::UnverifiedMsk;
+use super::mtk::{MtkKeys, UnverifiedMtk};
+use super::protect::final_mac;
+
+/// What a message looks like, from its header and Key ID extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Msk,
+    MskAck,
+    Mtk,
+    Other,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Msk => "msk",
+            Self::MskAck => "msk-ack",
+            Self::Mtk => "mtk",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The report of [`inspect`]. `key_data` holds decrypted key material: it
+/// is meant for the operator's terminal, never for logs.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub kind: Kind,
+    pub mac_ok: bool,
+    pub csb_id: u32,
+    /// The COUNTER value of T, `None` for another timestamp type or no T.
+    pub counter: Option<u32>,
+    pub key_domain_id: Option<KeyDomainId>,
+    pub msk_id: Option<MskId>,
+    pub mtk_id: Option<MtkId>,
+    pub v_flag: bool,
+    /// The first Key data sub-payload, when the MAC verified and the KEMAC carries one.
+    pub key_data: Option<KeyData>,
+    /// Why the message is not a valid message of the profile (structure or
+    /// key content), `None` when it is one.
+    pub profile_error: Option<String>,
+}
+
+fn classify(rx: &Received) -> Kind {
+    let m = rx.message();
+    if m.hdr.data_type == DataType::PSK_VERIFY {
+        return Kind::MskAck;
+    }
+    if m.hdr.data_type != DataType::PSK_INIT {
+        return Kind::Other;
+    }
+    match m.key_id_ext() {
+        Some(ids) if ids.iter().any(|e| matches!(e, KeyIdEntry::Mtk(_))) => Kind::Mtk,
+        Some(ids) if ids.iter().any(|e| matches!(e, KeyIdEntry::Msk(_))) => Kind::Msk,
+        _ => Kind::Other,
+    }
+}
+
+/// Checks the MAC of any message with a KEMAC under `key` (RFC 3830 §4.1.4
+/// keys from the HDR CSB ID and the RAND payload, empty if absent) and reads
+/// the first Key data sub-payload. For an acknowledgement, `of` is the MSK
+/// message it acknowledges and `key` the MUK.
+pub fn inspect(bytes: &[u8], key: &[u8], of: Option<&[u8]>) -> Result<Report, DecodeError> {
+    let rx = Message::decode(bytes)?;
+    let m = rx.message();
+    let kind = classify(&rx);
+    let ids = m.key_id_ext().unwrap_or_default();
+    let mut report = Report {
+        kind,
+        mac_ok: false,
+        csb_id: m.hdr.csb_id,
+        counter: match m.timestamp() {
+            Some(Timestamp::Counter(c)) => Some(c),
+            _ => None,
+        },
+        key_domain_id: ids.iter().find_map(|e| match e {
+            KeyIdEntry::KeyDomain(id) => Some(*id),
+            _ => None,
+        }),
+        msk_id: ids.iter().find_map(|e| match e {
+            KeyIdEntry::Msk(id) => Some(*id),
+            _ => None,
+        }),
+        mtk_id: ids.iter().find_map(|e| match e {
+            KeyIdEntry::Mtk(id) => Some(*id),
+            _ => None,
+        }),
+        v_flag: m.hdr.v,
+        key_data: None,
+        profile_error: None,
+    };
+    if kind == Kind::MskAck {
+        let outcome = match of.map(UnverifiedMsk::parse) {
+            None => Err(
+                "an acknowledgement is verified against the MSK message it acknowledges (--of)"
+                    .to_string(),
+            ),
+            Some(Err(e)) => Err(format!("the acknowledged message: {e}")),
+            Some(Ok(msk)) => {
+                let rand = msk.received().message().rand().unwrap_or_default().to_vec();
+                let keys = ProtectionKeys::derive(key, msk.csb_id(), &rand);
+                let ctx = AckContext::new(keys, msk.csb_id(), msk.counter(), msk.idi(), msk.idr());
+                UnverifiedAck::parse(bytes)
+                    .and_then(|a| a.verify(&ctx))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match outcome {
+            Ok(()) => report.mac_ok = true,
+            Err(e) => report.profile_error = Some(e),
+        }
+        return Ok(report);
+    }
+    let Some(kemac) = m.kemac() else {
+        report.profile_error = Some("no KEMAC payload".into());
+        return Ok(report);
+    };
+    let rand = m.rand().unwrap_or_default();
+    let keys = ProtectionKeys::derive(key, m.hdr.csb_id, rand);
+    let Ok((input, tag)) = final_mac(&rx) else {
+        report.profile_error = Some("the MAC field does not end the message".into());
+        return Ok(report);
+    };
+    report.mac_ok = keys.verify_mac(&[input], tag);
+    if !report.mac_ok {
+        return Ok(report);
+    }
+    let mut plain = zeroize::Zeroizing::new(kemac.encr_data.clone());
+    if kemac.encr_alg == crate::mikey::EncrAlg::AES_CM_128 {
+        let t64 = m.timestamp().map_or(0, Timestamp::t64);
+        keys.apply_keystream(m.hdr.csb_id, t64, &mut plain);
+    }
+    match KeyData::decode_chain(&plain) {
+        Ok(items) => report.key_data = items.into_iter().next(),
+        Err(e) => report.profile_error = Some(format!("decrypted key data: {e}")),
+    }
+    report.profile_error = report
+        .profile_error
+        .or_else(|| profile_check(kind, &rx, key));
+    Ok(report)
+}
+
+/// Runs the typed verifier of the kind, to say whether the message is a
+/// valid profile message.
+fn profile_check(kind: Kind, rx: &Received, key: &[u8]) -> Option<String> {
+    let result = match kind {
+        Kind::Msk => crate::crypto::Muk::from_slice(key)
+            .map_err(|e| e.to_string())
+            .and_then(|muk| {
+                UnverifiedMsk::from_received(rx.clone())
+                    .and_then(|u| u.verify(&muk))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        Kind::Mtk => crate::crypto::Msk::from_slice(key)
+            .map_err(|e| e.to_string())
+            .and_then(|msk| {
+                let keys = MtkKeys::new(&msk, rx.message().hdr.csb_id);
+                UnverifiedMtk::from_received(rx.clone())
+                    .and_then(|u| u.verify(&keys))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        Kind::MskAck | Kind::Other => Ok(()),
+    };
+    result.err()
+}
+
+/// Valid From / Valid To of an Interval key validity.
+pub fn interval(kd: &KeyData) -> (Option<&[u8]>, Option<&[u8]>) {
+    match &kd.validity {
+        KeyValidity::Interval { from, to } => (Some(from), Some(to)),
+        _ => (None, None),
+    }
+}
+
+/// The payload types of a message, for a one-line summary.
+pub fn payload_names(m: &Message) -> Vec<&'static str> {
+    m.payloads
+        .iter()
+        .map(|p: &Payload| p.payload_type().name().unwrap_or("Unknown"))
+        .collect()
+}
