@@ -17,7 +17,7 @@ use ctr::flavors::Ctr128BE;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::prf::{PSK_AUTH_CONST, PSK_ENCR_CONST, PSK_SALT_CONST, mikey_prf, psk_label};
+use super::prf::{PSK_AUTH_CONST, PSK_ENCR_CONST, PSK_SALT_CONST, PrfKey, psk_label};
 use super::secret::{AuthKey, EncKey, SaltKey, ct_eq};
 
 /// HMAC-SHA-1-160 output and MAC field length (RFC 3830 §4.2.4, §6.2 MAC alg 1).
@@ -120,15 +120,18 @@ impl ProtectionKeys {
     /// payload (PROFILE.md §2.3 \[CHOICE\]).
     #[must_use]
     pub fn derive(inkey: &[u8], csb_id: u32, rand: &[u8]) -> Self {
-        let enc_key = EncKey::from_fn(|k| {
-            mikey_prf(inkey, &psk_label(PSK_ENCR_CONST, csb_id, rand), k);
-        });
-        let salt_key = SaltKey::from_fn(|k| {
-            mikey_prf(inkey, &psk_label(PSK_SALT_CONST, csb_id, rand), k);
-        });
-        let auth_key = AuthKey::from_fn(|k| {
-            mikey_prf(inkey, &psk_label(PSK_AUTH_CONST, csb_id, rand), k);
-        });
+        Self::derive_with(&PrfKey::new(inkey), csb_id, rand)
+    }
+
+    /// [`ProtectionKeys::derive`] from an inkey whose HMAC state is already keyed.
+    #[must_use]
+    pub fn derive_with(inkey: &PrfKey, csb_id: u32, rand: &[u8]) -> Self {
+        let mut label = psk_label(PSK_ENCR_CONST, csb_id, rand);
+        let enc_key = EncKey::from_fn(|k| inkey.prf(&label, k));
+        label[..4].copy_from_slice(&PSK_SALT_CONST.to_be_bytes());
+        let salt_key = SaltKey::from_fn(|k| inkey.prf(&label, k));
+        label[..4].copy_from_slice(&PSK_AUTH_CONST.to_be_bytes());
+        let auth_key = AuthKey::from_fn(|k| inkey.prf(&label, k));
         Self::from_keys(enc_key, salt_key, auth_key)
     }
 

@@ -5,6 +5,7 @@
 //! This is the only module of the crate that names `aes`, `ctr`, `hmac`, `sha1` or `sha2`, so a
 //! change of crypto backend stays inside it.
 
+pub mod at_rest;
 pub mod kdf;
 pub mod kemac;
 pub mod prf;
@@ -14,11 +15,12 @@ use hmac::digest::{Digest, Key, KeyInit};
 use hmac::{EagerHash, Hmac};
 use zeroize::Zeroize;
 
+pub use at_rest::{AtRestError, StateKey};
 pub use kdf::{KdfError, hmac_sha256, kdf, kdf_input};
 pub use kemac::{Aes128Cm, HmacSha1State, MAC_LEN, ProtectionKeys, aes128_ctr_apply};
 pub use prf::{
-    PSK_AUTH_CONST, PSK_ENCR_CONST, PSK_SALT_CONST, TEK_CONST, TGK_AUTH_CONST, TGK_ENCR_CONST,
-    TGK_SALT_CONST, TgkKeys, derive_from_tgk, mikey_prf, psk_label, tgk_label,
+    PSK_AUTH_CONST, PSK_ENCR_CONST, PSK_SALT_CONST, PrfKey, TEK_CONST, TGK_AUTH_CONST,
+    TGK_ENCR_CONST, TGK_SALT_CONST, TgkKeys, derive_from_tgk, mikey_prf, psk_label, tgk_label,
 };
 pub use secret::{
     AuthKey, EncKey, KeyLengthError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Msk, Mtk, Muk, Salt,

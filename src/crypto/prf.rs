@@ -32,18 +32,49 @@ pub const PSK_SALT_CONST: u32 = 0x29B8_8916;
 /// spec-notes §1.15). An empty inkey, where the RFC's n = 0 would XOR nothing and give an all-zero
 /// key, is taken as one empty chunk so the output still depends on the label.
 pub fn mikey_prf(inkey: &[u8], label: &[u8], out: &mut [u8]) {
-    out.fill(0);
-    let mut chunks = inkey.chunks(PRF_CHUNK_LEN);
-    let first = chunks.next().unwrap_or_default();
-    for s in core::iter::once(first).chain(chunks) {
-        p_xor(s, label, out);
+    PrfKey::new(inkey).prf(label, out);
+}
+
+/// An inkey prepared for the PRF: one keyed HMAC-SHA-1 state per 256-bit chunk, so that a key
+/// used for many derivations (a MUK for every MSK message to its UE, an MSK for its MTK
+/// messages) is keyed once and each derivation starts from a copy of the ipad/opad state.
+#[derive(Clone)]
+pub struct PrfKey {
+    chunks: Vec<HmacSha1State>,
+}
+
+impl PrfKey {
+    /// Splits `inkey` into s_1 … s_n (RFC 3830 §4.1.2) and keys one HMAC per chunk.
+    #[must_use]
+    pub fn new(inkey: &[u8]) -> Self {
+        let mut chunks: Vec<HmacSha1State> = inkey
+            .chunks(PRF_CHUNK_LEN)
+            .map(HmacSha1State::new)
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(HmacSha1State::new(&[]));
+        }
+        Self { chunks }
+    }
+
+    /// PRF(inkey, label) into all of `out`.
+    pub fn prf(&self, label: &[u8], out: &mut [u8]) {
+        out.fill(0);
+        for hmac in &self.chunks {
+            p_xor(hmac, label, out);
+        }
+    }
+}
+
+impl fmt::Debug for PrfKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrfKey([REDACTED])")
     }
 }
 
 /// RFC 3830 §4.1.2: XORs P(s, label, m) into `out`, with A_0 = label, A_i = HMAC(s, A_(i-1)),
 /// block_i = HMAC(s, A_i ‖ label).
-fn p_xor(s: &[u8], label: &[u8], out: &mut [u8]) {
-    let hmac = HmacSha1State::new(s);
+fn p_xor(hmac: &HmacSha1State, label: &[u8], out: &mut [u8]) {
     let mut a = Zeroizing::new([0u8; MAC_LEN]);
     for (i, block) in out.chunks_mut(MAC_LEN).enumerate() {
         *a = if i == 0 {
