@@ -14,10 +14,12 @@ mod gba;
 mod input;
 #[path = "cli/mikey.rs"]
 mod mikey;
+#[path = "cli/ue.rs"]
+mod ue;
 #[path = "cli/verify.rs"]
 mod verify;
 
-/// MBMS key delivery after 3GPP TS 33.246: MIKEY tools, GBA derivations.
+/// MBMS key delivery after 3GPP TS 33.246: MIKEY tools, GBA derivations, the UE.
 #[derive(Parser)]
 #[command(name = "mbms-keys", version, about, long_about = None)]
 struct Cli {
@@ -31,12 +33,23 @@ enum Command {
     Mikey(mikey::MikeyArgs),
     /// GBA (TS 33.220) derivations: Ks_NAF, MRK, B-TID.
     Gba(gba::GbaArgs),
+    /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
+    Ue(Box<ue::UeArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Diagnostics on standard error; standard output carries results only.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MBMS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     match cli.command {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
+        Command::Ue(args) => ue::run(*args),
     }
 }

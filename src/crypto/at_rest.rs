@@ -1,7 +1,8 @@
 //! Sealing of state at rest (DESIGN.md principle 6: secrets are encrypted at
 //! rest): AES-256-GCM under a 32-octet [`StateKey`], a fresh random 12-octet
-//! nonce prepended, and a fixed associated-data label so that a blob sealed
-//! for another purpose under the same key does not open here.
+//! nonce prepended, and associated data (a fixed label, or a caller's label and
+//! row identity with [`seal_with`]) so that a blob sealed for another purpose
+//! or another row under the same key does not open here.
 //!
 //! Blob layout: `nonce (12) ‖ ciphertext ‖ tag (16)`.
 
@@ -12,7 +13,8 @@ use zeroize::Zeroizing;
 use super::secret::secret_bytes;
 
 secret_bytes!(
-    /// The key that seals the UE's persisted state (MGV-S) at rest.
+    /// The key that seals state at rest: the UE's persisted state (MGV-S), and the key material
+    /// of the BM-SC store, where it is the key-encryption key (KEK).
     StateKey,
     32
 );
@@ -41,13 +43,34 @@ fn cipher(key: &StateKey) -> Aes256Gcm {
     Aes256Gcm::new(key.as_bytes().into())
 }
 
-/// Seals `plaintext` under `key` with a fresh random nonce.
+/// Seals `plaintext` under `key` with a fresh random nonce and the UE-state label
+/// [`AD_LABEL`] as associated data.
 ///
 /// # Panics
 /// Only when the operating system's random generator fails (no input can
 /// cause that), as [`StateKey::random`] does.
 #[must_use]
 pub fn seal(key: &StateKey, plaintext: &[u8]) -> Vec<u8> {
+    seal_with(key, AD_LABEL, plaintext)
+}
+
+/// Opens a blob made by [`seal`] under the same key.
+///
+/// # Errors
+/// [`AtRestError::TooShort`] or [`AtRestError::AuthenticationFailed`].
+pub fn open(key: &StateKey, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
+    open_with(key, AD_LABEL, blob)
+}
+
+/// Seals `plaintext` under `key` with a fresh random nonce, binding `aad` (not stored in the
+/// blob): a store passes its format label and the row identity, so a blob copied to another
+/// row, or sealed for another purpose under the same key, does not open.
+///
+/// # Panics
+/// Only when the operating system's random generator fails (no input can
+/// cause that), as [`StateKey::random`] does.
+#[must_use]
+pub fn seal_with(key: &StateKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     if let Err(e) = getrandom::fill(&mut nonce) {
         panic!("operating system random generator failed: {e}");
@@ -57,7 +80,7 @@ pub fn seal(key: &StateKey, plaintext: &[u8]) -> Vec<u8> {
     let mut body = Zeroizing::new(Vec::with_capacity(plaintext.len() + TAG_LEN));
     body.extend_from_slice(plaintext);
     let nonce = Nonce::from(nonce);
-    match cipher(key).encrypt_in_place(&nonce, AD_LABEL, &mut *body) {
+    match cipher(key).encrypt_in_place(&nonce, aad, &mut *body) {
         Ok(()) => {}
         // GCM refuses only inputs beyond 2^36 octets, which no state reaches.
         Err(e) => panic!("AES-GCM refused to seal: {e}"),
@@ -68,11 +91,15 @@ pub fn seal(key: &StateKey, plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Opens a blob made by [`seal`] under the same key.
+/// Opens a blob made by [`seal_with`] under the same key and associated data.
 ///
 /// # Errors
-/// [`AtRestError::TooShort`] or [`AtRestError::AuthenticationFailed`].
-pub fn open(key: &StateKey, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
+/// [`AtRestError::TooShort`] or [`AtRestError::AuthenticationFailed`] (also for another `aad`).
+pub fn open_with(
+    key: &StateKey,
+    aad: &[u8],
+    blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
     if blob.len() < NONCE_LEN + TAG_LEN {
         return Err(AtRestError::TooShort { len: blob.len() });
     }
@@ -84,7 +111,7 @@ pub fn open(key: &StateKey, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, AtRestErr
         .map_err(|_| AtRestError::TooShort { len: blob.len() })?;
     let mut buf = Zeroizing::new(body.to_vec());
     cipher(key)
-        .decrypt_in_place(&Nonce::from(nonce), AD_LABEL, &mut *buf)
+        .decrypt_in_place(&Nonce::from(nonce), aad, &mut *buf)
         .map_err(|_| AtRestError::AuthenticationFailed)?;
     Ok(buf)
 }
@@ -133,6 +160,22 @@ mod tests {
         }
         // Empty plaintext is still a valid blob.
         assert!(open(&key, &seal(&key, b"")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn associated_data_must_match() {
+        let key = StateKey::from_bytes([7; 32]);
+        let blob = seal_with(&key, b"row 1", b"secret");
+        assert_eq!(open_with(&key, b"row 1", &blob).unwrap().as_slice(), b"secret");
+        assert_eq!(
+            open_with(&key, b"row 2", &blob),
+            Err(AtRestError::AuthenticationFailed)
+        );
+        assert_eq!(open(&key, &blob), Err(AtRestError::AuthenticationFailed));
+        assert_eq!(
+            open_with(&key, AD_LABEL, &seal(&key, b"x")).unwrap().as_slice(),
+            b"x"
+        );
     }
 
     #[test]

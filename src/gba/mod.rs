@@ -14,6 +14,13 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{KdfError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Muk, hmac_sha256, kdf};
 
+pub mod key_source;
+
+pub use key_source::{
+    EmbeddedKeySource, EmbeddedKeySourceError, EmbeddedSubscriber, KeyMaterial, KeySource,
+    KeySourceError, SubscriberKeys,
+};
+
 /// TS 33.220 H.3: Ua security protocol identifier "according to TS 33.246", which keeps the MBMS
 /// keys apart from those of other Ua protocols of the same NAF.
 pub const UA_ID_MBMS: [u8; 5] = [0x01, 0x00, 0x00, 0x00, 0x01];

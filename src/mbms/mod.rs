@@ -7,8 +7,10 @@
 //! exposes only what is needed to find the key and check replay.
 
 mod ack;
+pub mod digest;
 mod error;
 pub mod inspect;
+pub mod keyreq;
 mod msk;
 mod mtk;
 pub mod profile;
@@ -17,7 +19,10 @@ mod shape;
 
 pub use ack::{AckContext, AckMessage, UnverifiedAck, build_ack};
 pub use error::{BuildError, MessageError};
-pub use msk::{MskDelivery, MskMessage, MskUpdate, UnverifiedMsk, build_msk, build_msk_with};
+pub use msk::{
+    MskDelivery, MskMessage, MskUpdate, PreparedMuk, UnverifiedMsk, build_msk, build_msk_prepared,
+    build_msk_with,
+};
 pub use mtk::{MtkDelivery, MtkKeys, MtkMessage, Streaming, UnverifiedMtk, build_mtk};
 
 pub use crate::mikey::{KeyDomainId, MskId, MtkId};

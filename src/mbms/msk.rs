@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::crypto::{Msk, Muk, ProtectionKeys};
+use crate::crypto::{Msk, Muk, PrfKey, ProtectionKeys};
 use crate::mikey::{
     CsIdMap, DataType, Extension, Id, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
     Message, MskId, Payload, Received, SecurityPolicy, Timestamp,
@@ -107,10 +107,37 @@ fn id(data: &[u8]) -> Payload {
     })
 }
 
+/// A MUK prepared for many messages: its HMAC key state is kept, so each
+/// message's key derivation (fresh RAND every time) starts from it instead of
+/// re-keying (the BM-SC keeps one per registered UE, the UE one per MUK).
+#[derive(Clone)]
+pub struct PreparedMuk(PrfKey);
+
+impl PreparedMuk {
+    pub fn new(muk: &Muk) -> Self {
+        Self(PrfKey::new(muk.as_bytes()))
+    }
+
+    /// The protection keys of one message (RFC 3830 §4.1.4).
+    pub fn keys(&self, csb_id: u32, rand: &[u8]) -> ProtectionKeys {
+        ProtectionKeys::derive_with(&self.0, csb_id, rand)
+    }
+}
+
+impl fmt::Debug for PreparedMuk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PreparedMuk([REDACTED])")
+    }
+}
+
 /// Builds an MSK message in the canonical order `HDR, EXT, T, RAND, IDi, IDr, KEMAC`.
 pub fn build_msk(muk: &Muk, d: &MskDelivery) -> Result<Vec<u8>, BuildError> {
-    let keys = ProtectionKeys::derive(muk.as_bytes(), d.csb_id, &d.rand);
-    build_msk_with(&keys, d)
+    build_msk_prepared(&PreparedMuk::new(muk), d)
+}
+
+/// [`build_msk`] with a prepared MUK.
+pub fn build_msk_prepared(muk: &PreparedMuk, d: &MskDelivery) -> Result<Vec<u8>, BuildError> {
+    build_msk_with(&muk.keys(d.csb_id, &d.rand), d)
 }
 
 /// Builds an MSK message with protection keys already derived from the MUK,
@@ -245,8 +272,13 @@ impl UnverifiedMsk {
 
     /// Verifies the MAC with `muk`, then decrypts and reads the key data.
     pub fn verify(self, muk: &Muk) -> Result<MskMessage, MessageError> {
-        let rand = self.rx.message().rand().unwrap_or_default().to_vec();
-        let keys = ProtectionKeys::derive(muk.as_bytes(), self.csb_id(), &rand);
+        self.verify_prepared(&PreparedMuk::new(muk))
+    }
+
+    /// [`UnverifiedMsk::verify`] with a prepared MUK.
+    pub fn verify_prepared(self, muk: &PreparedMuk) -> Result<MskMessage, MessageError> {
+        let rand = self.rx.message().rand().unwrap_or_default();
+        let keys = muk.keys(self.csb_id(), rand);
         let shape = Shape::of(&self.rx);
         let kemac = shape.kemac()?;
         let items = open(&self.rx, kemac, &keys, self.counter)?;

@@ -1,3 +1,20 @@
 //! The UE side of TS 33.246 (the MGV-F/MGV-S role): a sans-IO [`Receiver`]
 //! that applies MSK and MTK messages, and the tokio driver and HTTP client
 //! around it.
+
+mod events;
+pub mod fuzzing;
+mod receiver;
+pub mod serial;
+mod state;
+
+pub use crate::crypto::StateKey;
+pub use events::{DiscardReason, Event, MskInfo, Stats};
+pub use receiver::{
+    DEFAULT_MISSED_KEY_HOLDOFF, MAX_PENDING, MAX_QUEUED_EVENTS, Receiver, ReceiverConfig,
+    StateError,
+};
+pub use state::{MAX_MSKS, MSKS_PER_KEY_GROUP};
+pub mod gba_keys;
+pub mod http;
+pub mod driver;

@@ -1,0 +1,6 @@
+//! Decoding, describing and re-encoding never panic on any input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| mbms_keys::mikey::fuzzing::decode_never_panics(data));

@@ -1,0 +1,250 @@
+//! `mbms-keys ue`: a UE that registers to MBMS user services, receives MSK
+//! and MTK pushes on UDP 2269 and prints one JSON line per event on
+//! standard output (for a media client reading a pipe). Discards and
+//! diagnostics go to standard error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf};
+use mbms_keys::gba::{Btid, GbaKeys};
+use mbms_keys::ue::driver::{UeClient, UeConfig};
+use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
+use mbms_keys::ue::{Event, ReceiverConfig};
+use serde_json::{Value, json};
+
+#[derive(Args)]
+pub struct UeArgs {
+    /// The BM-SC Key Request function, e.g. http://bmsc.example.org:8080.
+    #[arg(long, required_unless_present = "listen_only")]
+    bmsc: Option<String>,
+    /// The B-TID of the GBA bootstrapping (Digest username, MIKEY IDr).
+    #[arg(long)]
+    btid: String,
+    /// Ks_NAF for the BM-SC (GBA_ME), 32 octets hex.
+    #[arg(
+        long,
+        required_unless_present = "ks_int_naf",
+        conflicts_with = "ks_int_naf"
+    )]
+    ks_naf: Option<String>,
+    /// Ks_ext_NAF (GBA_U), 32 octets hex: the MRK.
+    #[arg(long, requires = "ks_int_naf")]
+    ks_ext_naf: Option<String>,
+    /// Ks_int_NAF (GBA_U), 32 octets hex: the MUK.
+    #[arg(long, requires = "ks_ext_naf")]
+    ks_int_naf: Option<String>,
+    /// An MBMS user service to register to (repeatable).
+    #[arg(long = "service", required_unless_present = "listen_only")]
+    services: Vec<String>,
+    /// Where MIKEY pushes arrive.
+    #[arg(long, default_value = "0.0.0.0:2269")]
+    listen: SocketAddr,
+    /// The MGV-S state file (sealed; its key is kept in FILE.key, mode 0600).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Lab mode: no HTTP procedures, keys arrive by push only.
+    #[arg(long)]
+    listen_only: bool,
+    /// The BM-SC FQDN (MIKEY IDi); by default the host of --bmsc.
+    #[arg(long, required_unless_present = "bmsc")]
+    idi: Option<String>,
+    /// Back-off window for MSK requests after a solicited pull, e.g. 1s..30s.
+    #[arg(long, value_parser = parse_window)]
+    backoff: Option<(Duration, Duration)>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    }
+}
+
+fn parse_window(s: &str) -> Result<(Duration, Duration), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or("expected MIN..MAX, e.g. 1s..30s")?;
+    let (a, b) = (parse_duration(a)?, parse_duration(b)?);
+    if a > b {
+        return Err("MIN must not exceed MAX".into());
+    }
+    Ok((a, b))
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    (!host.is_empty()).then(|| host.trim_matches(['[', ']']).to_string())
+}
+
+/// One JSON object per event; `None` for discards, which go to standard error.
+pub fn event_json(e: &Event) -> Option<Value> {
+    Some(match e {
+        Event::MskInstalled {
+            key_domain_id,
+            msk_id,
+            seql,
+            sequ,
+        } => json!({
+            "event": "MskInstalled", "key_domain_id": key_domain_id.to_string(),
+            "msk_id": msk_id.to_string(), "seql": seql, "sequ": sequ,
+        }),
+        Event::MskUpdated {
+            key_domain_id,
+            msk_id,
+            seql,
+            sequ,
+        } => json!({
+            "event": "MskUpdated", "key_domain_id": key_domain_id.to_string(),
+            "msk_id": msk_id.to_string(), "seql": seql, "sequ": sequ,
+        }),
+        Event::MskInvalidated {
+            key_domain_id,
+            msk_id,
+        } => json!({
+            "event": "MskInvalidated", "key_domain_id": key_domain_id.to_string(),
+            "msk_id": msk_id.to_string(),
+        }),
+        Event::MtkReady {
+            key_domain_id,
+            msk_id,
+            mtk_id,
+            mtk,
+            salt,
+        } => json!({
+            "event": "MtkReady", "key_domain_id": key_domain_id.to_string(),
+            "msk_id": msk_id.to_string(), "mtk_id": mtk_id.0,
+            "mtk": hex::encode(mtk.as_bytes()),
+            "salt": salt.as_ref().map(|s| hex::encode(s.as_bytes())),
+        }),
+        Event::MskRequestNeeded {
+            key_domain_id,
+            msk_id,
+        } => json!({
+            "event": "MskRequestNeeded", "key_domain_id": key_domain_id.to_string(),
+            "msk_id": msk_id.to_string(),
+        }),
+        Event::Discarded { .. } => return None,
+    })
+}
+
+fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
+    let btid: Btid = a.btid.parse().map_err(|e| format!("--btid: {e}"))?;
+    let material = match (&a.ks_naf, &a.ks_ext_naf, &a.ks_int_naf) {
+        (Some(k), None, None) => GbaKeys::Me {
+            ks_naf: KsNaf::from_hex(k).map_err(|e| format!("--ks-naf: {e}"))?,
+        },
+        (None, Some(ext), Some(int)) => GbaKeys::U {
+            ks_ext_naf: KsExtNaf::from_hex(ext).map_err(|e| format!("--ks-ext-naf: {e}"))?,
+            ks_int_naf: KsIntNaf::from_hex(int).map_err(|e| format!("--ks-int-naf: {e}"))?,
+        },
+        _ => return Err("give --ks-naf (GBA_ME) or --ks-ext-naf with --ks-int-naf (GBA_U)".into()),
+    };
+    Ok(UeGbaKeys {
+        btid,
+        material,
+        // Keys given on the command line do not expire while the process runs.
+        expiry: SystemTime::now() + Duration::from_secs(10 * 365 * 24 * 3600),
+    })
+}
+
+fn print(v: &Value) {
+    println!("{v}");
+}
+
+pub fn run(a: UeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run_async(a))
+}
+
+async fn run_async(a: UeArgs) -> ExitCode {
+    let keys = match keys(&a) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(fqdn) = a
+        .idi
+        .clone()
+        .or_else(|| a.bmsc.as_deref().and_then(host_of))
+    else {
+        eprintln!("error: --idi is needed to name the BM-SC");
+        return ExitCode::from(2);
+    };
+    let mut config = UeConfig::new(&fqdn);
+    config.listen = a.listen;
+    config.state_file = a.state.clone();
+    config.bmsc_url = if a.listen_only { None } else { a.bmsc.clone() };
+    config.receiver = ReceiverConfig {
+        backoff: a.backoff,
+        ..ReceiverConfig::default()
+    };
+    let mut client = match UeClient::start(config, Arc::new(StaticGbaKeys::new(keys))).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    print(&json!({ "event": "Listening", "addr": client.local_addr().to_string() }));
+    let registered = !a.listen_only;
+    if registered {
+        match client.register(&a.services).await {
+            Ok(r) => print(&json!({
+                "event": "Registered",
+                "statuses": r.statuses.iter().map(|s| json!({"service_id": s.service_id, "code": s.code})).collect::<Vec<_>>(),
+            })),
+            Err(e) => {
+                eprintln!("error: registration failed: {e}");
+                client.shutdown().await;
+                return ExitCode::from(1);
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            e = client.next_event() => match e {
+                Some(event) => match event_json(&event) {
+                    Some(v) => print(&v),
+                    None => if let Event::Discarded { reason } = event {
+                        eprintln!("discarded: {}", reason.as_str());
+                    },
+                },
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    if registered {
+        match client.deregister(&a.services).await {
+            Ok(_) => print(&json!({ "event": "Deregistered" })),
+            Err(e) => eprintln!("error: deregistration failed: {e}"),
+        }
+    }
+    client.shutdown().await;
+    ExitCode::SUCCESS
+}

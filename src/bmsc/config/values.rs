@@ -1,0 +1,357 @@
+//! The value syntaxes of the configuration: durations, RFC 3339 times, FQDNs, IMPI patterns.
+//!
+//! Each parser is strict and returns the problem as text; the caller adds the key.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// Duration units, largest first: a duration names each at most once, in this order.
+const UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Parses a duration such as `"90s"`, `"10m"`, `"1h"`, `"2h30m"`, `"500ms"`, `"1d"`.
+///
+/// Grammar: one or more `digits unit`, units among `d h m s ms`, each at most once and largest
+/// first, no spaces or signs. `"0s"` parses (to zero): whether zero is allowed is the caller's
+/// rule.
+///
+/// # Errors
+/// A short description of the problem.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const SYNTAX: &str = "must be a duration such as \"90s\", \"10m\", \"2h30m\" or \"500ms\"";
+    if text.is_empty() {
+        return Err(format!("{SYNTAX}, got an empty string"));
+    }
+    let mut rest = text;
+    let mut total_ms: u64 = 0;
+    let mut next_unit = 0usize;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("{SYNTAX}, got {text:?}"));
+        }
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, tail) = tail.split_at(unit_len);
+        if unit.is_empty() {
+            return Err(format!("{SYNTAX}: {text:?} lacks a unit"));
+        }
+        let Some(pos) = UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Err(format!(
+                "{SYNTAX}: unknown unit {unit:?} (units: d, h, m, s, ms)"
+            ));
+        };
+        if pos < next_unit {
+            return Err(format!(
+                "{SYNTAX}: units must appear once each, largest first, in {text:?}"
+            ));
+        }
+        next_unit = pos + 1;
+        let scale = UNITS.get(pos).map_or(1, |(_, s)| *s);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is too large"))?;
+        total_ms = value
+            .checked_mul(scale)
+            .and_then(|v| total_ms.checked_add(v))
+            .ok_or_else(|| format!("{text:?} is too large"))?;
+        rest = tail;
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it (`"2h30m"`, `"500ms"`, `"0s"`).
+#[must_use]
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, scale) in UNITS {
+        let scale = u128::from(scale);
+        let n = ms / scale;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+            ms %= scale;
+        }
+    }
+    out
+}
+
+fn two_digits(s: &str, at: usize) -> Option<u32> {
+    let d = s.get(at..at + 2)?;
+    if d.bytes().all(|b| b.is_ascii_digit()) {
+        d.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        _ => 28,
+    }
+}
+
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian; H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an RFC 3339 date-time (§5.6) such as `2030-01-01T00:00:00Z` or
+/// `2026-06-30T23:59:59.5+02:00`.
+///
+/// Strict: four-digit year, two-digit fields, `T` (or `t`, or a space, RFC 3339 §5.6 NOTE)
+/// between date and time, an optional fraction of 1 to 9 digits, and a `Z`/`z` or `±HH:MM`
+/// offset, which is required. Leap seconds (`:60`) are refused: `SystemTime` has none.
+///
+/// # Errors
+/// A short description of the problem.
+pub fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
+    const SYNTAX: &str = "must be an RFC 3339 time such as \"2030-01-01T00:00:00Z\"";
+    let bad = || format!("{SYNTAX}, got {text:?}");
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return Err(bad());
+    }
+    let year_text = text.get(0..4).ok_or_else(bad)?;
+    if !year_text.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let year: i64 = year_text.parse().map_err(|_| bad())?;
+    let month = two_digits(text, 5).ok_or_else(bad)?;
+    let day = two_digits(text, 8).ok_or_else(bad)?;
+    let hour = two_digits(text, 11).ok_or_else(bad)?;
+    let minute = two_digits(text, 14).ok_or_else(bad)?;
+    let second = two_digits(text, 17).ok_or_else(bad)?;
+    if !(1..=12).contains(&month) {
+        return Err(format!("{SYNTAX}: month {month:02} out of range in {text:?}"));
+    }
+    if day == 0 || day > days_in_month(year, month) {
+        return Err(format!(
+            "{SYNTAX}: day {day:02} out of range for {year:04}-{month:02} in {text:?}"
+        ));
+    }
+    if hour > 23 || minute > 59 {
+        return Err(format!("{SYNTAX}: time of day out of range in {text:?}"));
+    }
+    if second == 60 {
+        return Err(format!("leap second in {text:?} is not supported"));
+    }
+    if second > 59 {
+        return Err(format!("{SYNTAX}: second out of range in {text:?}"));
+    }
+    let mut rest = text.get(19..).ok_or_else(bad)?;
+    let mut nanos: u32 = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 || n > 9 {
+            return Err(format!(
+                "{SYNTAX}: the fraction of a second takes 1 to 9 digits in {text:?}"
+            ));
+        }
+        let (digits, tail) = frac.split_at(n);
+        let padded = format!("{digits:0<9}");
+        nanos = padded.parse().map_err(|_| bad())?;
+        rest = tail;
+    }
+    let offset_secs: i64 = match rest {
+        "Z" | "z" => 0,
+        "" => return Err(format!("{SYNTAX}: {text:?} lacks a UTC offset")),
+        _ => {
+            let sign = match rest.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return Err(bad()),
+            };
+            if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
+                return Err(bad());
+            }
+            let oh = two_digits(rest, 1).ok_or_else(bad)?;
+            let om = two_digits(rest, 4).ok_or_else(bad)?;
+            if oh > 23 || om > 59 {
+                return Err(format!("{SYNTAX}: UTC offset out of range in {text:?}"));
+            }
+            sign * (i64::from(oh) * 3600 + i64::from(om) * 60)
+        }
+    };
+    let local = days_from_civil(year, month, day) * 86_400
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(second);
+    let utc = local - offset_secs;
+    let time = if utc >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(Duration::new(utc.unsigned_abs(), nanos))
+    } else {
+        SystemTime::UNIX_EPOCH
+            .checked_sub(Duration::from_secs(utc.unsigned_abs()))
+            .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
+    };
+    time.ok_or_else(|| format!("{text:?} is out of the supported range"))
+}
+
+/// Checks a fully qualified domain name as the BM-SC's NAF FQDN: at least two labels of
+/// 1–63 letters, digits or hyphens (not first or last), 253 octets at most, no trailing dot
+/// (the FQDN octets enter the NAF_Id as written).
+///
+/// # Errors
+/// A short description of the problem.
+pub fn check_fqdn(fqdn: &str) -> Result<(), String> {
+    if fqdn.is_empty() {
+        return Err("must be a fully qualified domain name, got an empty string".to_owned());
+    }
+    if fqdn.len() > 253 {
+        return Err(format!(
+            "must be at most 253 octets, got {} octets",
+            fqdn.len()
+        ));
+    }
+    if fqdn.ends_with('.') {
+        return Err("must not end with a dot: it enters the NAF_Id as written".to_owned());
+    }
+    let labels: Vec<&str> = fqdn.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "must be a fully qualified domain name (at least two labels), got {fqdn:?}"
+        ));
+    }
+    for label in labels {
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err(format!(
+                "invalid DNS label {label:?}: labels are 1 to 63 letters, digits or inner hyphens"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An IMPI pattern of a service's `authorized` list: `*` matches any run of characters
+/// (also none), every other character only itself (case-sensitive).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImpiPattern(String);
+
+impl ImpiPattern {
+    /// A pattern; printable ASCII without spaces, not empty.
+    ///
+    /// # Errors
+    /// A short description of the problem.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        if pattern.is_empty() {
+            return Err("an IMPI pattern must not be empty".to_owned());
+        }
+        if !pattern.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(format!(
+                "IMPI pattern {pattern:?} must be printable ASCII without spaces"
+            ));
+        }
+        Ok(Self(pattern.to_owned()))
+    }
+
+    /// The pattern text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `impi` matches. Linear backtracking over the last `*`: no exponential cases.
+    #[must_use]
+    pub fn matches(&self, impi: &str) -> bool {
+        let (p, s) = (self.0.as_bytes(), impi.as_bytes());
+        let (mut pi, mut si) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while si < s.len() {
+            match p.get(pi) {
+                Some(b'*') => {
+                    star = Some((pi, si));
+                    pi += 1;
+                }
+                Some(c) if Some(c) == s.get(si) => {
+                    pi += 1;
+                    si += 1;
+                }
+                _ => match star {
+                    Some((sp, ss)) => {
+                        pi = sp + 1;
+                        si = ss + 1;
+                        star = Some((sp, ss + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        p.get(pi..).is_some_and(|r| r.iter().all(|&c| c == b'*'))
+    }
+}
+
+impl fmt::Debug for ImpiPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImpiPattern({:?})", self.0)
+    }
+}
+
+impl fmt::Display for ImpiPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matching() {
+        let p = |s: &str| ImpiPattern::new(s).expect("pattern");
+        assert!(p("*").matches(""));
+        assert!(p("*@ims.example").matches("alice@ims.example"));
+        assert!(!p("*@ims.example").matches("alice@ims.example.org"));
+        assert!(p("00101*@*").matches("001010123@ims"));
+        assert!(p("a*b*c").matches("abc") && p("a*b*c").matches("axxbyyc"));
+        assert!(!p("a*b*c").matches("axxbyy"));
+        assert!(p("exact").matches("exact") && !p("exact").matches("Exact"));
+        assert!(!p(&"a*".repeat(50)).matches(&"a".repeat(49)));
+    }
+
+    #[test]
+    fn durations_round_trip_through_format() {
+        for text in ["0s", "500ms", "90s", "10m", "2h30m", "1d", "1d2h3m4s5ms"] {
+            let d = parse_duration(text).expect("parses");
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+}

@@ -1,0 +1,398 @@
+//! The tokio driver around the sans-IO [`Receiver`]: the UDP listener on port
+//! 2269 (acknowledgements go back to the sender's address), the timers, the
+//! MGV-S state file, and the Key Request client, behind one async API for
+//! the embedding media client.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::crypto::StateKey;
+use crate::mbms::keyreq::{MskResponse, RegisterResponse};
+use crate::mbms::{KeyDomainId, MskId, MukId};
+
+use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
+use super::http::{ClientError, KeyRequestClient};
+use super::{Event, Receiver, ReceiverConfig, StateError};
+
+/// The UDP port MIKEY messages are pushed to (PROFILE.md §2.1).
+pub const MIKEY_PORT: u16 = 2269;
+
+/// Largest datagram read; a longer one is truncated by the socket and then
+/// refused by the codec.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Events queued for the application before the oldest are dropped.
+const EVENT_QUEUE: usize = 4096;
+
+/// Settings of a [`UeClient`].
+#[derive(Debug, Clone)]
+pub struct UeConfig {
+    /// Where MIKEY pushes arrive (default `0.0.0.0:2269`).
+    pub listen: SocketAddr,
+    /// The BM-SC's Key Request function, `http://host:port`; `None` = push only.
+    pub bmsc_url: Option<String>,
+    /// The BM-SC FQDN: IDi of the MUK ID (PROFILE.md §1).
+    pub bmsc_fqdn: String,
+    /// The MGV-S state file, sealed under `state_key`.
+    pub state_file: Option<PathBuf>,
+    pub receiver: ReceiverConfig,
+    /// Run the MSK request procedure by itself when the receiver asks for it
+    /// (solicited pull, missed key).
+    pub auto_request: bool,
+}
+
+impl UeConfig {
+    pub fn new(bmsc_fqdn: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], MIKEY_PORT)),
+            bmsc_url: None,
+            bmsc_fqdn: bmsc_fqdn.to_string(),
+            state_file: None,
+            receiver: ReceiverConfig::default(),
+            auto_request: true,
+        }
+    }
+}
+
+/// Why the UE client could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UeError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("GBA keys: {0}")]
+    Keys(String),
+    #[error("state file {path}: {reason}")]
+    State { path: PathBuf, reason: String },
+    #[error("no Key Request function configured (push-only mode)")]
+    NoBmsc,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+enum Command {
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running UE: receives pushes, applies them, and talks to the BM-SC.
+pub struct UeClient {
+    http: Option<Arc<KeyRequestClient>>,
+    events: mpsc::Receiver<Event>,
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+fn muk_id(fqdn: &str, keys: &UeGbaKeys) -> MukId {
+    MukId::new(fqdn.as_bytes(), keys.btid.as_str().as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over the old file, then the directory synced.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Loads the state key next to the state file (`<state>.key`), creating it
+/// with mode 0600 on first use.
+pub fn load_or_create_state_key(state_file: &Path) -> std::io::Result<StateKey> {
+    let mut key_path = state_file.as_os_str().to_owned();
+    key_path.push(".key");
+    let key_path = PathBuf::from(key_path);
+    match std::fs::read(&key_path) {
+        Ok(bytes) => StateKey::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = StateKey::random();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&key_path)?;
+            f.write_all(key.as_bytes())?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+struct Persist {
+    path: PathBuf,
+    key: StateKey,
+}
+
+impl Persist {
+    fn save(&self, rx: &Receiver) {
+        if let Err(e) = write_atomic(&self.path, &rx.save(&self.key)) {
+            tracing::error!(path = %self.path.display(), error = %e, "saving the UE state failed");
+        }
+    }
+}
+
+fn restore_or_new(config: &UeConfig) -> Result<(Receiver, Option<Persist>), UeError> {
+    let rng = || -> Box<dyn FnMut() -> u64 + Send> {
+        Box::new(|| {
+            let mut b = [0u8; 8];
+            // A failing OS RNG only makes the back-off delay predictable.
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b)
+        })
+    };
+    let Some(path) = &config.state_file else {
+        return Ok((Receiver::new(config.receiver.clone(), rng()), None));
+    };
+    let state_err = |reason: String| UeError::State {
+        path: path.clone(),
+        reason,
+    };
+    let key = load_or_create_state_key(path).map_err(|e| state_err(e.to_string()))?;
+    let rx = match std::fs::read(path) {
+        Ok(blob) => Receiver::restore(config.receiver.clone(), rng(), &key, &blob)
+            .map_err(|e: StateError| state_err(e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Receiver::new(config.receiver.clone(), rng())
+        }
+        Err(e) => return Err(state_err(e.to_string())),
+    };
+    Ok((
+        rx,
+        Some(Persist {
+            path: path.clone(),
+            key,
+        }),
+    ))
+}
+
+impl UeClient {
+    /// Binds the MIKEY socket, restores the state file if any, installs the
+    /// MUK from the GBA provider, and starts receiving.
+    pub async fn start(
+        config: UeConfig,
+        provider: Arc<dyn GbaKeyProvider>,
+    ) -> Result<Self, UeError> {
+        let socket = UdpSocket::bind(config.listen)
+            .await
+            .map_err(|source| UeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| UeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (mut receiver, persist) = restore_or_new(&config)?;
+        let keys = provider.keys().map_err(|e| UeError::Keys(e.to_string()))?;
+        receiver.set_muk(muk_id(&config.bmsc_fqdn, &keys), keys.material.muk());
+        let http = match &config.bmsc_url {
+            Some(url) => Some(Arc::new(KeyRequestClient::new(url, provider.clone())?)),
+            None => None,
+        };
+        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (commands, command_rx) = mpsc::channel(4);
+        let ctx = Loop {
+            socket,
+            receiver,
+            persist,
+            events: event_tx,
+            http: if config.auto_request {
+                http.clone()
+            } else {
+                None
+            },
+            provider,
+            fqdn: config.bmsc_fqdn.clone(),
+            keys_expiry: keys.expiry,
+            btid: keys.btid.as_str().to_string(),
+        };
+        let task = tokio::spawn(ctx.run(command_rx));
+        Ok(Self {
+            http,
+            events,
+            commands,
+            local_addr,
+            task,
+        })
+    }
+
+    /// The address the MIKEY socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn http(&self) -> Result<&KeyRequestClient, UeError> {
+        self.http.as_deref().ok_or(UeError::NoBmsc)
+    }
+
+    /// Registers to MBMS user services (TS 33.246 6.3.2.1A).
+    pub async fn register(&self, services: &[String]) -> Result<RegisterResponse, UeError> {
+        Ok(self.http()?.register(services).await?)
+    }
+
+    /// Deregisters from MBMS user services (TS 33.246 6.3.2.1B).
+    pub async fn deregister(&self, services: &[String]) -> Result<RegisterResponse, UeError> {
+        Ok(self.http()?.deregister(services).await?)
+    }
+
+    /// Requests MSKs (TS 33.246 6.3.2.2.1); Key Number 0 = the current MSK.
+    pub async fn request_msk(&self, msks: &[(KeyDomainId, MskId)]) -> Result<MskResponse, UeError> {
+        Ok(self.http()?.request_msk(msks).await?)
+    }
+
+    /// The next event (MSK installed/updated/invalidated, MTK ready, request
+    /// needed, discard). `None` once the client has stopped.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Stops receiving and writes the state file.
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+struct Loop {
+    socket: UdpSocket,
+    receiver: Receiver,
+    persist: Option<Persist>,
+    events: mpsc::Sender<Event>,
+    http: Option<Arc<KeyRequestClient>>,
+    provider: Arc<dyn GbaKeyProvider>,
+    fqdn: String,
+    keys_expiry: std::time::SystemTime,
+    btid: String,
+}
+
+impl Loop {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let timeout = self.receiver.poll_timeout();
+            let keys_in = self
+                .keys_expiry
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_secs(1));
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => self.datagram(buf.get(..n).unwrap_or_default(), from).await,
+                    Err(e) => tracing::warn!(error = %e, "receiving a datagram failed"),
+                },
+                () = sleep_until(timeout) => {
+                    self.receiver.handle_timeout(Instant::now());
+                    self.drain().await;
+                }
+                () = tokio::time::sleep(keys_in) => self.refresh_keys(),
+                cmd = commands.recv() => {
+                    if let Some(p) = &self.persist {
+                        p.save(&self.receiver);
+                    }
+                    if let Some(Command::Shutdown(done)) = cmd {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn datagram(&mut self, bytes: &[u8], from: SocketAddr) {
+        if let Some(ack) = self.receiver.handle_datagram(Instant::now(), bytes)
+            && let Err(e) = self.socket.send_to(&ack, from).await
+        {
+            tracing::warn!(%from, error = %e, "sending the acknowledgement failed");
+        }
+        self.drain().await;
+    }
+
+    /// Hands events to the application, saves the state when it changed,
+    /// and runs MSK requests the receiver asks for.
+    async fn drain(&mut self) {
+        let mut changed = false;
+        while let Some(event) = self.receiver.poll_event() {
+            match &event {
+                Event::Discarded { reason } => {
+                    tracing::info!(reason = reason.as_str(), "datagram discarded");
+                }
+                Event::MskRequestNeeded {
+                    key_domain_id,
+                    msk_id,
+                } => {
+                    if let Some(http) = &self.http {
+                        let (http, kd, id) = (http.clone(), *key_domain_id, *msk_id);
+                        tokio::spawn(async move {
+                            match http.request_msk(&[(kd, id)]).await {
+                                Ok(r) => {
+                                    tracing::info!(statuses = ?r.statuses, "MSK request answered")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "MSK request failed"),
+                            }
+                        });
+                    }
+                }
+                _ => changed = true,
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
+                tracing::warn!("event queue full: event dropped");
+            }
+        }
+        if changed && let Some(p) = &self.persist {
+            p.save(&self.receiver);
+        }
+    }
+
+    /// GBA keys past their expiry: ask the provider again and install the
+    /// new MUK (the old one stays as the previous MUK).
+    fn refresh_keys(&mut self) {
+        if std::time::SystemTime::now() < self.keys_expiry {
+            return;
+        }
+        match self.provider.keys() {
+            Ok(keys) => {
+                self.keys_expiry = keys.expiry;
+                if keys.btid.as_str() != self.btid {
+                    self.btid = keys.btid.as_str().to_string();
+                    self.receiver
+                        .set_muk(muk_id(&self.fqdn, &keys), keys.material.muk());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "GBA key provider failed");
+                self.keys_expiry = std::time::SystemTime::now() + Duration::from_secs(30);
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

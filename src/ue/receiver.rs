@@ -1,0 +1,216 @@
+//! The UE receiver (MGV-F/MGV-S role of TS 33.246), sans-IO: it takes
+//! datagrams from port 2269 and the current time, returns the acknowledgement
+//! to send, and queues [`Event`]s. It never reads a clock, a socket or a
+//! global RNG; the back-off randomness is injected.
+//!
+//! Every rule is PROFILE.md §3. Untrusted input changes nothing until its MAC
+//! has verified; the counter of a message is stored only after the message
+//! was applied in full.
+
+mod msk;
+mod mtk;
+mod persist;
+mod timers;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::crypto::Muk;
+use crate::mbms::{MessageError, MukId};
+use crate::mikey::{DataType, Extension, KeyIdEntry, Message, Payload, Received};
+
+use super::events::{DiscardReason, Event, MskInfo, Stats};
+use super::state::{MskStore, MukSlots};
+
+pub use persist::StateError;
+pub use timers::MAX_PENDING;
+
+/// Events kept for the driver at most; beyond that the oldest is dropped and
+/// counted in [`Stats::events_dropped`]. A driver drains after every call.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// Default [`ReceiverConfig::missed_key_holdoff`].
+pub const DEFAULT_MISSED_KEY_HOLDOFF: Duration = Duration::from_secs(10);
+
+/// Receiver settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConfig {
+    /// TS 33.246 6.3.2.2.2 back-off: an MSK request triggered by a solicited
+    /// pull waits a delay drawn uniformly from [min, max]; `None` = no delay.
+    pub backoff: Option<(Duration, Duration)>,
+    /// How long a missed-key request (MTK under an unknown MSK, TS 33.246
+    /// 6.3.2.2.3) is not repeated for the same MSK ID.
+    pub missed_key_holdoff: Duration,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            backoff: None,
+            missed_key_holdoff: DEFAULT_MISSED_KEY_HOLDOFF,
+        }
+    }
+}
+
+/// The UE's key-management state machine.
+pub struct Receiver {
+    config: ReceiverConfig,
+    rng: Box<dyn FnMut() -> u64 + Send>,
+    muks: MukSlots,
+    msks: MskStore,
+    pulls: timers::Pending,
+    missed: timers::Holdoff,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("config", &self.config)
+            .field("current_muk", &self.muks.current.as_ref().map(|e| &e.id))
+            .field("previous_muk", &self.muks.previous.as_ref().map(|e| &e.id))
+            .field("msks", &self.msks.map.len())
+            .field("pending_requests", &self.pulls.len())
+            .field("missed_key_holdoffs", &self.missed.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    pub fn new(config: ReceiverConfig, rng: Box<dyn FnMut() -> u64 + Send>) -> Self {
+        Self::with_state(config, rng, MukSlots::default(), MskStore::default())
+    }
+
+    fn with_state(
+        config: ReceiverConfig,
+        rng: Box<dyn FnMut() -> u64 + Send>,
+        muks: MukSlots,
+        msks: MskStore,
+    ) -> Self {
+        Self {
+            config,
+            rng,
+            muks,
+            msks,
+            pulls: timers::Pending::default(),
+            missed: timers::Holdoff::default(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Installs or replaces the UE's current MUK (GBA_ME: Ks_NAF; GBA_U:
+    /// Ks_int_NAF). The previous current MUK stays held as "previous"
+    /// (PROFILE.md §3: try the previous MUK(s) still held; one is kept). The
+    /// same ID with the same key keeps its counter; another key under the
+    /// same ID starts a fresh counter.
+    pub fn set_muk(&mut self, id: MukId, muk: Muk) {
+        self.muks.set(id, muk);
+    }
+
+    pub fn remove_muk(&mut self, id: &MukId) {
+        self.muks.remove(id);
+    }
+
+    /// One datagram from port 2269 at `now`. Returns the acknowledgement to
+    /// send back, only for an accepted MSK message with V = 1 that is not a
+    /// solicited pull; otherwise `None` (PROFILE.md §3: no error messages,
+    /// no answer to MTK messages). Everything else is queued as events.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Option<Vec<u8>> {
+        let rx = match Message::decode(datagram) {
+            Ok(rx) => rx,
+            Err(_) => {
+                self.discard(DiscardReason::Malformed);
+                return None;
+            }
+        };
+        match rx.message().hdr.data_type {
+            DataType::PSK_VERIFY => {
+                self.discard(DiscardReason::UnexpectedAcknowledgement);
+                None
+            }
+            DataType::PSK_INIT if carries_mtk_id(&rx) => {
+                self.handle_mtk(now, rx);
+                None
+            }
+            DataType::PSK_INIT => self.handle_msk(now, rx),
+            _ => {
+                self.discard(DiscardReason::NotProfileMessage);
+                None
+            }
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest pending timer (a back-off expiry), for the driver's sleep.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pulls.earliest()
+    }
+
+    /// Emits the MSK requests whose back-off has expired at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (key_domain_id, msk_id) in self.pulls.take_due(now) {
+            self.push_event(Event::MskRequestNeeded {
+                key_domain_id,
+                msk_id,
+            });
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The stored MSKs, without their keys, by (Key Domain ID, MSK ID).
+    pub fn msks(&self) -> impl Iterator<Item = MskInfo> + '_ {
+        self.msks.infos()
+    }
+
+    /// The last accepted MSK message counter of the MUK with this ID, if held.
+    pub fn muk_counter(&self, id: &MukId) -> Option<Option<u32>> {
+        [&self.muks.current, &self.muks.previous]
+            .into_iter()
+            .flatten()
+            .find(|e| &e.id == id)
+            .map(|e| e.counter)
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+            self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
+        }
+        self.events.push_back(event);
+    }
+
+    fn discard(&mut self, reason: DiscardReason) {
+        self.stats.count_discard(reason);
+        self.push_event(Event::Discarded { reason });
+    }
+}
+
+/// An MTK message is the PSK message whose Key ID extension carries an MTK ID.
+fn carries_mtk_id(rx: &Received) -> bool {
+    rx.message().payloads.iter().any(|p| match p {
+        Payload::Ext(Extension::KeyId(entries)) => {
+            entries.iter().any(|e| matches!(e, KeyIdEntry::Mtk(_)))
+        }
+        _ => false,
+    })
+}
+
+/// Why verification failed, as a discard reason.
+fn verify_failure(e: &MessageError) -> DiscardReason {
+    match e {
+        MessageError::BadMac => DiscardReason::BadMac,
+        MessageError::KeyData(_) | MessageError::KeyContent(_) => DiscardReason::BadKeyData,
+        MessageError::Decode(_) => DiscardReason::Malformed,
+        MessageError::Structure(_) => DiscardReason::NotProfileMessage,
+    }
+}

@@ -1,0 +1,73 @@
+//! MTK messages (PROFILE.md §3): find the MSK → counter newer → SEQs < MTK
+//! ID ≤ SEQu → MAC → SEQs := MTK ID, store the counter → hand out the MTK.
+//! Never answered, whatever V says.
+
+use std::time::Instant;
+
+use crate::mbms::UnverifiedMtk;
+use crate::mikey::Received;
+
+use super::super::events::{DiscardReason, Event};
+use super::super::serial::is_newer;
+use super::{Receiver, verify_failure};
+
+impl Receiver {
+    pub(super) fn handle_mtk(&mut self, now: Instant, rx: Received) {
+        let un = match UnverifiedMtk::from_received(rx) {
+            Ok(un) => un,
+            Err(_) => {
+                self.discard(DiscardReason::NotProfileMessage);
+                return;
+            }
+        };
+        let (key_domain_id, msk_id, mtk_id) = (un.key_domain_id(), un.msk_id(), un.mtk_id());
+        let Some(entry) = self.msks.get(key_domain_id, msk_id) else {
+            self.discard(DiscardReason::UnknownMsk);
+            self.missed_key(now, un);
+            return;
+        };
+        let checked = if !is_newer(un.counter(), entry.counter) {
+            Err(DiscardReason::Replay)
+        } else if mtk_id.0 <= entry.seqs {
+            Err(DiscardReason::MtkIdNotNewer)
+        } else if mtk_id.0 > entry.sequ {
+            Err(DiscardReason::MtkIdOutsideInterval)
+        } else {
+            // The keys cached at installation: no derivation per message.
+            un.verify(&entry.keys).map_err(|e| verify_failure(&e))
+        };
+        let msg = match checked {
+            Ok(msg) => msg,
+            Err(reason) => {
+                self.discard(reason);
+                return;
+            }
+        };
+        if let Some(entry) = self.msks.get_mut(key_domain_id, msk_id) {
+            entry.seqs = mtk_id.0;
+            entry.counter = Some(msg.counter);
+        }
+        self.stats.mtk_accepted = self.stats.mtk_accepted.saturating_add(1);
+        self.push_event(Event::MtkReady {
+            key_domain_id,
+            msk_id,
+            mtk_id,
+            mtk: msg.mtk,
+            salt: msg.salt,
+        });
+    }
+
+    /// TS 33.246 6.3.2.2.3 (missed key update): an MTK under an MSK the UE
+    /// does not hold asks for that MSK, once per hold-off. The message cannot
+    /// be verified, so a forged MSK ID costs one bounded hold-off entry.
+    fn missed_key(&mut self, now: Instant, un: UnverifiedMtk) {
+        let (key_domain_id, msk_id) = (un.key_domain_id(), un.msk_id());
+        let holdoff = self.config.missed_key_holdoff;
+        if self.missed.try_request(now, holdoff, key_domain_id, msk_id) {
+            self.push_event(Event::MskRequestNeeded {
+                key_domain_id,
+                msk_id,
+            });
+        }
+    }
+}

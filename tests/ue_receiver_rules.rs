@@ -1,0 +1,997 @@
+//! PROFILE.md §3, the receiver rules: one test per rule and per [CHOICE]
+//! edge case, named after it. Messages come from the vectors in
+//! `proto-vectors/` and from the crate's builders.
+
+mod common;
+mod ue_support;
+
+use std::time::Duration;
+
+use mbms_keys::crypto::{Muk, ProtectionKeys, Salt};
+use mbms_keys::mbms::{AckContext, MskUpdate, MtkId, UnverifiedAck, profile};
+use mbms_keys::mikey::{Payload, PolicyParam, ProtType, SecurityPolicy};
+use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig, fuzzing};
+use ue_support::*;
+
+fn installed(rx: &Receiver) -> Vec<(u16, u16)> {
+    rx.msks()
+        .map(|i| (i.msk_id.key_group, i.msk_id.key_number))
+        .collect()
+}
+
+fn validity(seql: u16, sequ: u16) -> MskUpdate {
+    MskUpdate::ValidityOnly { seql, sequ }
+}
+
+fn invalidate() -> MskUpdate {
+    MskUpdate::Invalidate {
+        seql: profile::INVALIDATION_SEQL,
+        sequ: profile::INVALIDATION_SEQU,
+    }
+}
+
+// --- structure and dispatch -------------------------------------------------
+
+#[test]
+fn malformed_datagrams_are_discarded_as_malformed() {
+    let mut rx = receiver();
+    let now = epoch();
+    let normal = vector("msk-message-normal");
+    for d in [&[][..], &[0x01], &normal[..normal.len() - 1], &[0xff; 40]] {
+        assert_eq!(rx.handle_datagram(now, d), None);
+    }
+    assert_eq!(rx.stats().discards(DiscardReason::Malformed), 4);
+}
+
+#[test]
+fn mikey_messages_outside_the_profile_are_not_profile_messages() {
+    let mut rx = receiver();
+    let now = epoch();
+    for (name, bytes) in common::all_messages() {
+        if [
+            "rfc3830-psk-init-v1",
+            "gstreamer-psk-init",
+            "onvif-mikey-null",
+        ]
+        .contains(&name.as_str())
+        {
+            rx.handle_datagram(now, &bytes);
+            assert_eq!(
+                discards(&drain(&mut rx)),
+                [DiscardReason::NotProfileMessage],
+                "{name}"
+            );
+        }
+    }
+    // An RFC 3830 Error message (data type 6) is not for the UE either.
+    let err = remac(&[0; 32], &vector("msk-message-normal"), |m| {
+        m.hdr.data_type = mbms_keys::mikey::DataType::ERROR
+    });
+    rx.handle_datagram(now, &err);
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::NotProfileMessage]
+    );
+}
+
+#[test]
+fn acknowledgement_at_the_ue_is_unexpected() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    assert_eq!(rx.handle_datagram(epoch(), &vector("msk-ack")), None);
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::UnexpectedAcknowledgement]
+    );
+}
+
+// --- MSK message: MUK, counter, MAC ---------------------------------------
+
+#[test]
+fn msk_vector_is_accepted_under_the_muk_named_by_idi_idr() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let ack = rx.handle_datagram(epoch(), &vector("msk-message-normal"));
+    assert!(ack.is_some());
+    assert_eq!(
+        drain(&mut rx),
+        [Event::MskInstalled {
+            key_domain_id: kd(),
+            msk_id: id(1, 2),
+            seql: 1,
+            sequ: 0xffff
+        }]
+    );
+    assert_eq!(rx.muk_counter(&vector_muk_id()), Some(Some(5)));
+    let info = rx.msks().next().unwrap();
+    assert_eq!(
+        (info.seql, info.sequ, info.seqs, info.counter),
+        (1, 0xffff, 1, None)
+    );
+}
+
+#[test]
+fn ack_for_the_normal_vector_is_the_ack_vector() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let ack = rx
+        .handle_datagram(epoch(), &vector("msk-message-normal"))
+        .unwrap();
+    assert_eq!(ack, vector("msk-ack"));
+}
+
+#[test]
+fn unknown_muk_is_discarded() {
+    let mut rx = receiver();
+    let other = Bmsc::new(vector_muk(), SECOND_BTID);
+    rx.set_muk(other.muk_id(), other.muk.clone());
+    assert_eq!(
+        rx.handle_datagram(epoch(), &vector("msk-message-normal")),
+        None
+    );
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::UnknownMuk]);
+    assert_eq!(rx.msks().count(), 0);
+}
+
+#[test]
+fn msk_under_previous_muk_is_accepted() {
+    let mut rx = receiver();
+    let mut old = Bmsc::vectors(&mut rx);
+    let mut new = Bmsc::new(Muk::from_bytes([0x77; 32]), SECOND_BTID);
+    rx.set_muk(new.muk_id(), new.muk.clone());
+    let now = epoch();
+    assert!(
+        rx.handle_datagram(now, &old.new_key(id(1, 1), &msk(1), 0, 9))
+            .is_some()
+    );
+    assert!(
+        rx.handle_datagram(now, &new.new_key(id(1, 2), &msk(2), 0, 9))
+            .is_some()
+    );
+    assert_eq!(installed(&rx), [(1, 1), (1, 2)]);
+    // Only one previous MUK is kept: a third MUK drops the first.
+    let third = Bmsc::new(Muk::from_bytes([0x78; 32]), "third@bsf");
+    rx.set_muk(third.muk_id(), third.muk.clone());
+    assert!(
+        rx.handle_datagram(now, &new.push(id(1, 2), validity(0, 9)))
+            .is_some()
+    );
+    assert_eq!(
+        rx.handle_datagram(now, &old.push(id(1, 1), validity(0, 9))),
+        None
+    );
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::UnknownMuk]);
+}
+
+#[test]
+fn removed_muk_is_unknown() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    rx.remove_muk(&b.muk_id());
+    rx.handle_datagram(epoch(), &b.new_key(id(1, 1), &msk(1), 0, 9));
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::UnknownMuk]);
+}
+
+#[test]
+fn set_muk_with_the_same_key_keeps_the_counter_and_another_key_resets_it() {
+    let mut rx = receiver();
+    let b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(
+        now,
+        &b.at(
+            100,
+            id(1, 1),
+            MskUpdate::NewKey {
+                msk: msk(1),
+                seql: 0,
+                sequ: 9,
+            },
+        ),
+    );
+    rx.set_muk(b.muk_id(), b.muk.clone());
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(100)));
+    let rekeyed = Bmsc::new(Muk::from_bytes([0x99; 32]), BTID);
+    rx.set_muk(rekeyed.muk_id(), rekeyed.muk.clone());
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(None));
+    assert!(
+        rx.handle_datagram(now, &rekeyed.at(1, id(1, 1), validity(0, 9)))
+            .is_some()
+    );
+}
+
+#[test]
+fn first_counter_under_a_muk_is_accepted_whatever_its_value() {
+    for c in [0, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff] {
+        let mut rx = receiver();
+        let b = Bmsc::vectors(&mut rx);
+        let m = b.at(
+            c,
+            id(1, 1),
+            MskUpdate::NewKey {
+                msk: msk(1),
+                seql: 0,
+                sequ: 9,
+            },
+        );
+        assert!(rx.handle_datagram(epoch(), &m).is_some(), "{c:#x}");
+        assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(c)));
+    }
+}
+
+#[test]
+fn replay_counter_must_be_newer_in_serial_arithmetic() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let now = epoch();
+    let normal = vector("msk-message-normal");
+    assert!(rx.handle_datagram(now, &normal).is_some());
+    drain(&mut rx);
+    // The same message again, and an older counter: both replays.
+    assert_eq!(rx.handle_datagram(now, &normal), None);
+    let b = Bmsc::new(vector_muk(), BTID);
+    assert_eq!(
+        rx.handle_datagram(now, &b.at(4, id(1, 2), validity(1, 2))),
+        None
+    );
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::Replay, DiscardReason::Replay]
+    );
+    // The next vector (counter 6) is newer.
+    assert!(
+        rx.handle_datagram(now, &vector("msk-message-validity-update"))
+            .is_some()
+    );
+    assert_eq!(rx.muk_counter(&vector_muk_id()), Some(Some(6)));
+}
+
+#[test]
+fn counter_wrap_0xfffffff0_to_0x00000005_is_newer() {
+    let mut rx = receiver();
+    let b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    let key = || MskUpdate::NewKey {
+        msk: msk(1),
+        seql: 0,
+        sequ: 9,
+    };
+    assert!(
+        rx.handle_datagram(now, &b.at(0xffff_fff0, id(1, 1), key()))
+            .is_some()
+    );
+    assert!(
+        rx.handle_datagram(now, &b.at(0x0000_0005, id(1, 1), validity(0, 9)))
+            .is_some()
+    );
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(5)));
+    assert_eq!(
+        rx.handle_datagram(now, &b.at(0xffff_fff8, id(1, 1), validity(0, 9))),
+        None
+    );
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::Replay]);
+}
+
+#[test]
+fn counter_exactly_2_pow_31_away_is_not_newer() {
+    let mut rx = receiver();
+    let b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    let key = MskUpdate::NewKey {
+        msk: msk(1),
+        seql: 0,
+        sequ: 9,
+    };
+    assert!(rx.handle_datagram(now, &b.at(10, id(1, 1), key)).is_some());
+    assert_eq!(
+        rx.handle_datagram(now, &b.at(10 + (1 << 31), id(1, 1), validity(0, 9))),
+        None
+    );
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::Replay]);
+    assert!(
+        rx.handle_datagram(now, &b.at(10 + (1 << 31) - 1, id(1, 1), validity(0, 9)))
+            .is_some()
+    );
+}
+
+#[test]
+fn nothing_changes_before_mac_verifies() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    assert!(
+        rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 9))
+            .is_some()
+    );
+    drain(&mut rx);
+    let before: Vec<_> = rx.msks().collect();
+    let good = b.new_key(id(1, 2), &msk(2), 0, 9);
+    let wrong_muk = Bmsc::new(Muk::from_bytes([0x01; 32]), BTID);
+    let mut tampered = vec![wrong_muk.at(b.counter + 1, id(1, 1), invalidate())];
+    for i in [2, 20, good.len() - 30, good.len() - 1] {
+        let mut t = good.clone();
+        t[i] ^= 0x01;
+        tampered.push(t);
+    }
+    for t in &tampered {
+        assert_eq!(rx.handle_datagram(now, t), None);
+    }
+    let reasons = discards(&drain(&mut rx));
+    assert_eq!(reasons.len(), tampered.len());
+    assert!(
+        reasons.iter().all(|r| *r != DiscardReason::Replay),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&DiscardReason::BadMac));
+    assert_eq!(rx.msks().collect::<Vec<_>>(), before);
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(1)));
+    assert_eq!(rx.stats().msk_accepted, 1);
+    // The genuine message still goes through afterwards.
+    assert!(rx.handle_datagram(now, &good).is_some());
+}
+
+#[test]
+fn counter_stored_only_after_full_success() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    // A MAC failure, then a message that verifies but cannot be applied.
+    let bad = Bmsc::new(Muk::from_bytes([2; 32]), BTID).at(50, id(1, 1), invalidate());
+    rx.handle_datagram(now, &bad);
+    rx.handle_datagram(now, &b.at(60, id(1, 1), validity(0, 9)));
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(None));
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::BadMac, DiscardReason::UnknownMsk]
+    );
+    b.counter = 1;
+    assert!(
+        rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 9))
+            .is_some()
+    );
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(2)));
+}
+
+// --- MSK message: apply ---------------------------------------------------
+
+#[test]
+fn new_key_under_stored_msk_id_is_a_new_installation() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 50, 1000, &mtk(1)));
+    drain(&mut rx);
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(9), 10, 200));
+    assert_eq!(
+        drain(&mut rx),
+        [Event::MskInstalled {
+            key_domain_id: kd(),
+            msk_id: id(1, 1),
+            seql: 10,
+            sequ: 200
+        }]
+    );
+    let info = rx.msks().next().unwrap();
+    assert_eq!((info.seqs, info.counter), (10, None));
+    // SEQs := SEQl and the MSK's counter state reset: MTK ID 11, counter 1.
+    rx.handle_datagram(now, &mtk_msg(&msk(9), id(1, 1), 11, 1, &mtk(2)));
+    assert!(matches!(
+        drain(&mut rx)[..],
+        [Event::MtkReady {
+            mtk_id: MtkId(11),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn same_key_again_is_a_validity_only_update() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 50, 1000, &mtk(1)));
+    drain(&mut rx);
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 10, 200));
+    assert_eq!(
+        drain(&mut rx),
+        [Event::MskUpdated {
+            key_domain_id: kd(),
+            msk_id: id(1, 1),
+            seql: 10,
+            sequ: 200
+        }]
+    );
+    let info = rx.msks().next().unwrap();
+    assert_eq!(
+        (info.seql, info.sequ, info.seqs, info.counter),
+        (10, 200, 50, Some(1000))
+    );
+}
+
+#[test]
+fn validity_update_replaces_the_interval() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &vector("msk-message-normal"));
+    assert!(
+        rx.handle_datagram(now, &vector("msk-message-validity-update"))
+            .is_some()
+    );
+    let info = rx.msks().next().unwrap();
+    assert_eq!((info.seql, info.sequ, info.seqs), (1, 0x0100, 1));
+    // The shortened interval applies: MTK ID 0x0101 is now outside.
+    let key = mbms_keys::crypto::Msk::from_hex("b0b1b2b3b4b5b6b7b8b9babbbcbdbebf").unwrap();
+    rx.handle_datagram(now, &mtk_msg(&key, id(1, 2), 0x0101, 1, &mtk(1)));
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::MtkIdOutsideInterval]
+    );
+}
+
+#[test]
+fn validity_update_never_moves_seqs_back() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 40, 1, &mtk(1)));
+    rx.handle_datagram(now, &b.push(id(1, 1), validity(5, 300)));
+    assert_eq!(rx.msks().next().unwrap().seqs, 40);
+    // MTK IDs up to 40 stay closed.
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 30, 2, &mtk(2)));
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::MtkIdNotNewer]);
+    // A validity update above SEQs moves it forward.
+    rx.handle_datagram(now, &b.push(id(1, 1), validity(60, 300)));
+    assert_eq!(rx.msks().next().unwrap().seqs, 60);
+}
+
+#[test]
+fn validity_update_for_unknown_msk_does_not_advance_counter() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    assert_eq!(
+        rx.handle_datagram(now, &b.push(id(1, 7), validity(0, 9))),
+        None
+    );
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::UnknownMsk]);
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(1)));
+    // So the BM-SC may reuse that counter once the MSK is pushed.
+    b.counter = 1;
+    assert!(
+        rx.handle_datagram(now, &b.new_key(id(1, 7), &msk(7), 0, 9))
+            .is_some()
+    );
+}
+
+#[test]
+fn invalidation_deletes_the_msk() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &vector("msk-message-normal"));
+    drain(&mut rx);
+    assert!(
+        rx.handle_datagram(now, &vector("msk-message-invalidation"))
+            .is_some()
+    );
+    assert_eq!(
+        drain(&mut rx),
+        [Event::MskInvalidated {
+            key_domain_id: kd(),
+            msk_id: id(1, 2)
+        }]
+    );
+    assert_eq!(rx.msks().count(), 0);
+    assert_eq!(rx.muk_counter(&vector_muk_id()), Some(Some(7)));
+    // MTKs under it are now for an unknown MSK.
+    rx.handle_datagram(now, &vector("mtk-message-download"));
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::UnknownMsk]);
+}
+
+#[test]
+fn invalidation_of_unknown_msk_advances_counter() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    assert!(
+        rx.handle_datagram(epoch(), &vector("msk-message-invalidation"))
+            .is_some()
+    );
+    assert_eq!(drain(&mut rx), []);
+    assert_eq!(rx.muk_counter(&vector_muk_id()), Some(Some(7)));
+    assert_eq!(rx.stats().msk_accepted, 1);
+}
+
+#[test]
+fn third_msk_in_key_group_deletes_the_older() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    // Installed in the order 5, 3: the earlier one (5) goes, not the lower ID.
+    rx.handle_datagram(now, &b.new_key(id(1, 5), &msk(5), 0, 9));
+    rx.handle_datagram(now, &b.new_key(id(1, 3), &msk(3), 0, 9));
+    drain(&mut rx);
+    rx.handle_datagram(now, &b.new_key(id(1, 7), &msk(7), 0, 9));
+    assert_eq!(
+        drain(&mut rx),
+        [
+            Event::MskInvalidated {
+                key_domain_id: kd(),
+                msk_id: id(1, 5)
+            },
+            Event::MskInstalled {
+                key_domain_id: kd(),
+                msk_id: id(1, 7),
+                seql: 0,
+                sequ: 9
+            },
+        ]
+    );
+    assert_eq!(installed(&rx), [(1, 3), (1, 7)]);
+    // A re-installation under a stored ID counts as the latest installation.
+    rx.handle_datagram(now, &b.new_key(id(1, 3), &msk(33), 0, 9));
+    rx.handle_datagram(now, &b.new_key(id(1, 8), &msk(8), 0, 9));
+    assert_eq!(installed(&rx), [(1, 3), (1, 8)]);
+}
+
+#[test]
+fn key_groups_and_key_domains_are_counted_apart() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    for (g, n) in [(1, 1), (1, 2), (2, 1), (2, 2)] {
+        rx.handle_datagram(now, &b.new_key(id(g, n), &msk(n as u8), 0, 9));
+    }
+    assert_eq!(installed(&rx), [(1, 1), (1, 2), (2, 1), (2, 2)]);
+    assert!(
+        !drain(&mut rx)
+            .iter()
+            .any(|e| matches!(e, Event::MskInvalidated { .. }))
+    );
+}
+
+#[test]
+fn sp_payload_is_stored_with_the_msk() {
+    let mut rx = receiver();
+    let b = Bmsc::vectors(&mut rx);
+    let sp = SecurityPolicy {
+        policy_no: 0,
+        prot_type: ProtType(0),
+        params: vec![PolicyParam {
+            param_type: 0,
+            value: vec![1],
+        }],
+    };
+    let plain = b.at(
+        1,
+        id(1, 1),
+        MskUpdate::NewKey {
+            msk: msk(1),
+            seql: 0,
+            sequ: 9,
+        },
+    );
+    let with_sp = remac(b.muk.as_bytes(), &plain, |m| {
+        let at = m.payloads.len() - 1;
+        m.payloads.insert(at, Payload::Sp(sp.clone()));
+    });
+    assert!(rx.handle_datagram(epoch(), &with_sp).is_some());
+    let info = rx.msks().next().unwrap();
+    assert!(info.has_sp());
+    assert_eq!(info.sp, Some(sp));
+    let mut plain_rx = receiver();
+    Bmsc::vectors(&mut plain_rx);
+    plain_rx.handle_datagram(epoch(), &plain);
+    assert!(!plain_rx.msks().next().unwrap().has_sp());
+}
+
+// --- solicited pull and acknowledgement -----------------------------------
+
+#[test]
+fn solicited_pull_requests_after_backoff_drawn_from_window() {
+    let window = (2 * SEC, 6 * SEC);
+    for (random, delay) in [
+        (0, 2 * SEC),
+        (u64::MAX, 6 * SEC),
+        (1 << 63, 4 * SEC),
+        (1 << 62, 3 * SEC),
+    ] {
+        let config = ReceiverConfig {
+            backoff: Some(window),
+            ..ReceiverConfig::default()
+        };
+        let mut rx = receiver_with(config, random);
+        Bmsc::vectors(&mut rx);
+        let t0 = epoch();
+        assert_eq!(
+            rx.handle_datagram(t0, &vector("msk-message-solicited-pull")),
+            None
+        );
+        assert_eq!(drain(&mut rx), []);
+        assert_eq!(rx.poll_timeout(), Some(t0 + delay));
+        rx.handle_timeout(t0 + delay - Duration::from_nanos(1));
+        assert_eq!(drain(&mut rx), []);
+        rx.handle_timeout(t0 + delay);
+        assert_eq!(
+            drain(&mut rx),
+            [Event::MskRequestNeeded {
+                key_domain_id: kd(),
+                msk_id: id(1, 0)
+            }]
+        );
+        assert_eq!(rx.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn solicited_pull_without_backoff_requests_at_once() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    rx.handle_datagram(epoch(), &vector("msk-message-solicited-pull"));
+    assert_eq!(
+        drain(&mut rx),
+        [Event::MskRequestNeeded {
+            key_domain_id: kd(),
+            msk_id: id(1, 0)
+        }]
+    );
+    assert_eq!(rx.poll_timeout(), None);
+}
+
+#[test]
+fn solicited_pull_ignores_v_and_stores_its_counter() {
+    let mut rx = receiver();
+    let b = Bmsc::vectors(&mut rx);
+    let pull = b.at_v(8, id(1, 0), MskUpdate::SolicitedPull, true);
+    assert!(mbms_keys::mbms::UnverifiedMsk::parse(&pull).unwrap().v());
+    assert_eq!(rx.handle_datagram(epoch(), &pull), None);
+    assert_eq!(rx.muk_counter(&b.muk_id()), Some(Some(8)));
+    assert_eq!(rx.stats().acks, 0);
+    assert_eq!(rx.stats().msk_accepted, 1);
+}
+
+#[test]
+fn ack_only_for_v1() {
+    let mut rx = receiver();
+    let b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    let key = || MskUpdate::NewKey {
+        msk: msk(1),
+        seql: 0,
+        sequ: 9,
+    };
+    assert_eq!(
+        rx.handle_datagram(now, &b.at_v(1, id(1, 1), key(), false)),
+        None
+    );
+    assert_eq!(rx.stats().msk_accepted, 1);
+    let ack = rx
+        .handle_datagram(now, &b.at_v(2, id(1, 1), validity(0, 5), true))
+        .unwrap();
+    // The BM-SC verifies it with its own keys (PROFILE.md §2.2).
+    let mut rand = [0x60u8; profile::MSK_RAND_LEN];
+    rand[..4].copy_from_slice(&2u32.to_be_bytes());
+    let csb = profile::csb_id_for(id(1, 1));
+    let keys = ProtectionKeys::derive(b.muk.as_bytes(), csb, &rand);
+    let ctx = AckContext::new(keys, csb, 2, IDI.as_bytes(), BTID.as_bytes());
+    UnverifiedAck::parse(&ack).unwrap().verify(&ctx).unwrap();
+    // A discarded V = 1 message gets nothing back.
+    assert_eq!(
+        rx.handle_datagram(now, &b.at_v(2, id(1, 1), validity(0, 5), true)),
+        None
+    );
+    assert_eq!(rx.stats().acks, 1);
+}
+
+#[test]
+fn never_an_answer_to_mtk() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &vector("msk-message-normal"));
+    let key = mbms_keys::crypto::Msk::from_hex("b0b1b2b3b4b5b6b7b8b9babbbcbdbebf").unwrap();
+    let v1 = remac(key.as_bytes(), &vector("mtk-message-download"), |m| {
+        m.hdr.v = true
+    });
+    assert_eq!(rx.handle_datagram(now, &v1), None);
+    assert!(matches!(drain(&mut rx)[1..], [Event::MtkReady { .. }]));
+    // Nor to a discarded one.
+    assert_eq!(rx.handle_datagram(now, &v1), None);
+    assert_eq!(
+        rx.handle_datagram(now, &vector("mtk-message-streaming")[..20]),
+        None
+    );
+    assert_eq!(rx.stats().acks, 1);
+}
+
+// --- MTK message -----------------------------------------------------------
+
+#[test]
+fn mtk_vectors_are_accepted_after_the_msk_vector() {
+    let mut rx = receiver();
+    Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &vector("msk-message-normal"));
+    drain(&mut rx);
+    for (name, mtk_id, counter) in [
+        ("mtk-message-download", 3, 7),
+        ("mtk-message-streaming", 4, 8),
+    ] {
+        let v = common::load(name);
+        assert_eq!(rx.handle_datagram(now, &vector(name)), None);
+        let want_mtk =
+            mbms_keys::crypto::Mtk::from_hex(v["inputs"]["mtk"].as_str().unwrap()).unwrap();
+        let want_salt = v["inputs"]["mtk_salt"]
+            .as_str()
+            .map(|s| Salt::from_hex(s).unwrap());
+        assert_eq!(
+            drain(&mut rx),
+            [Event::MtkReady {
+                key_domain_id: kd(),
+                msk_id: id(1, 2),
+                mtk_id: MtkId(mtk_id),
+                mtk: want_mtk,
+                salt: want_salt,
+            }],
+            "{name}"
+        );
+        let info = rx.msks().next().unwrap();
+        assert_eq!((info.seqs, info.counter), (mtk_id, Some(counter)));
+    }
+    assert_eq!(rx.stats().mtk_accepted, 2);
+}
+
+#[test]
+fn mtk_counter_must_be_newer_per_msk() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    rx.handle_datagram(now, &b.new_key(id(1, 2), &msk(2), 0, 100));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 1, 500, &mtk(1)));
+    // The other MSK has its own counter: 5 is fine there.
+    rx.handle_datagram(now, &mtk_msg(&msk(2), id(1, 2), 1, 5, &mtk(2)));
+    drain(&mut rx);
+    for c in [500, 499, 500 + (1 << 31)] {
+        rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 2, c, &mtk(3)));
+    }
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::Replay; 3]);
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 2, 501, &mtk(3)));
+    assert!(matches!(drain(&mut rx)[..], [Event::MtkReady { .. }]));
+}
+
+#[test]
+fn mtk_outside_interval_is_discarded() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 10, 20));
+    drain(&mut rx);
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 21, 1, &mtk(1)));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 0xffff, 2, &mtk(1)));
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::MtkIdOutsideInterval; 2]
+    );
+    // SEQu itself is inside; the counters were not consumed.
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 20, 1, &mtk(1)));
+    assert!(matches!(
+        drain(&mut rx)[..],
+        [Event::MtkReady {
+            mtk_id: MtkId(20),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn mtk_id_not_newer_is_discarded() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 10, 20));
+    drain(&mut rx);
+    // SEQs starts at SEQl: SEQl itself is not usable, SEQl + 1 is.
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 10, 1, &mtk(1)));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 3, 2, &mtk(1)));
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::MtkIdNotNewer; 2]);
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 11, 3, &mtk(1)));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 11, 4, &mtk(2)));
+    let events = drain(&mut rx);
+    assert!(matches!(
+        events[0],
+        Event::MtkReady {
+            mtk_id: MtkId(11),
+            ..
+        }
+    ));
+    assert_eq!(discards(&events), [DiscardReason::MtkIdNotNewer]);
+}
+
+#[test]
+fn mtk_with_bad_mac_changes_nothing() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 20));
+    drain(&mut rx);
+    let good = mtk_msg(&msk(1), id(1, 1), 5, 9, &mtk(1));
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    rx.handle_datagram(now, &bad);
+    rx.handle_datagram(now, &mtk_msg(&msk(2), id(1, 1), 5, 9, &mtk(1)));
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::BadMac; 2]);
+    let info = rx.msks().next().unwrap();
+    assert_eq!((info.seqs, info.counter), (0, None));
+    rx.handle_datagram(now, &good);
+    assert!(matches!(drain(&mut rx)[..], [Event::MtkReady { .. }]));
+}
+
+#[test]
+fn mtk_under_unknown_msk_requests_the_missed_key_once_per_holdoff() {
+    let holdoff = 30 * SEC;
+    let config = ReceiverConfig {
+        missed_key_holdoff: holdoff,
+        ..ReceiverConfig::default()
+    };
+    let mut rx = receiver_with(config, 0);
+    let t0 = epoch();
+    let m = mtk_msg(&msk(1), id(1, 9), 5, 1, &mtk(1));
+    rx.handle_datagram(t0, &m);
+    assert_eq!(
+        drain(&mut rx),
+        [
+            Event::Discarded {
+                reason: DiscardReason::UnknownMsk
+            },
+            Event::MskRequestNeeded {
+                key_domain_id: kd(),
+                msk_id: id(1, 9)
+            },
+        ]
+    );
+    rx.handle_datagram(t0 + holdoff - SEC, &m);
+    assert_eq!(discards(&drain(&mut rx)), [DiscardReason::UnknownMsk]);
+    rx.handle_datagram(t0 + holdoff, &m);
+    assert_eq!(drain(&mut rx).len(), 2);
+}
+
+#[test]
+fn missed_key_holdoff_set_is_bounded() {
+    let mut rx = receiver();
+    let t0 = epoch();
+    let flood = 10 * mbms_keys::ue::MAX_PENDING as u16;
+    for n in 1..=flood {
+        rx.handle_datagram(t0, &mtk_msg(&msk(1), id(7, n), 5, 1, &mtk(1)));
+        assert_eq!(drain(&mut rx).len(), 2);
+    }
+    // The first forged IDs were evicted to make room: asking again is allowed,
+    // the most recent ones are still held off.
+    rx.handle_datagram(t0, &mtk_msg(&msk(1), id(7, 1), 5, 1, &mtk(1)));
+    rx.handle_datagram(t0, &mtk_msg(&msk(1), id(7, flood), 5, 1, &mtk(1)));
+    assert_eq!(drain(&mut rx).len(), 3);
+}
+
+// --- accounting and safety -------------------------------------------------
+
+#[test]
+fn every_discard_is_counted() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 10, 20));
+    let stranger = Bmsc::new(vector_muk(), "nobody@bsf");
+    let datagrams = [
+        vec![0u8; 3],                                                            // malformed
+        extra("onvif-mikey-null"),                                               // not profile
+        stranger.at(1, id(1, 1), invalidate()),                                  // unknown MUK
+        b.at(1, id(1, 1), invalidate()),                                         // replay
+        Bmsc::new(Muk::from_bytes([3; 32]), BTID).at(9, id(1, 1), invalidate()), // bad MAC
+        b.at(9, id(1, 4), validity(0, 9)),                                       // unknown MSK
+        mtk_msg(&msk(1), id(1, 1), 21, 1, &mtk(1)),                              // outside
+        mtk_msg(&msk(1), id(1, 1), 10, 1, &mtk(1)),                              // not newer
+        vector("msk-ack"),                                                       // acknowledgement
+    ];
+    for d in &datagrams {
+        assert_eq!(rx.handle_datagram(now, d), None);
+    }
+    let events = drain(&mut rx);
+    let reasons = discards(&events);
+    assert_eq!(
+        reasons,
+        [
+            DiscardReason::Malformed,
+            DiscardReason::NotProfileMessage,
+            DiscardReason::UnknownMuk,
+            DiscardReason::Replay,
+            DiscardReason::BadMac,
+            DiscardReason::UnknownMsk,
+            DiscardReason::MtkIdOutsideInterval,
+            DiscardReason::MtkIdNotNewer,
+            DiscardReason::UnexpectedAcknowledgement,
+        ]
+    );
+    for r in &reasons {
+        assert_eq!(rx.stats().discards(*r), 1, "{r}");
+        assert!(!r.as_str().is_empty() && !r.to_string().is_empty());
+    }
+    assert_eq!(rx.stats().total_discards(), reasons.len() as u64);
+    assert_eq!(
+        rx.stats().discards_by_reason().map(|(_, n)| n).sum::<u64>(),
+        reasons.len() as u64
+    );
+}
+
+#[test]
+fn discard_reason_names_are_stable_snake_case() {
+    let names: Vec<_> = DiscardReason::ALL.iter().map(|r| r.as_str()).collect();
+    assert!(names.contains(&"replay") && names.contains(&"mtk_id_not_newer"));
+    for n in names {
+        assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{n}");
+    }
+}
+
+#[test]
+fn event_debug_never_prints_key_material() {
+    let e = Event::MtkReady {
+        key_domain_id: kd(),
+        msk_id: id(1, 1),
+        mtk_id: MtkId(1),
+        mtk: mtk(0xab),
+        salt: Some(Salt::from_bytes([0xcd; 14])),
+    };
+    let text = format!("{e:?}");
+    assert!(text.contains("REDACTED"));
+    assert!(!text.to_lowercase().contains("abab") && !text.contains("171"));
+    let rx = receiver();
+    assert!(!format!("{rx:?}").is_empty());
+}
+
+#[test]
+fn receiver_is_send() {
+    fn send<T: Send>() {}
+    send::<Receiver>();
+}
+
+#[test]
+fn event_queue_is_bounded() {
+    let mut rx = receiver();
+    let now = epoch();
+    let n = mbms_keys::ue::MAX_QUEUED_EVENTS + 10;
+    for _ in 0..n {
+        rx.handle_datagram(now, &[0]);
+    }
+    assert_eq!(drain(&mut rx).len(), mbms_keys::ue::MAX_QUEUED_EVENTS);
+    assert_eq!(rx.stats().events_dropped, 10);
+    assert_eq!(rx.stats().discards(DiscardReason::Malformed), n as u64);
+}
+
+#[test]
+fn fuzz_seed_programs_hold_the_invariants() {
+    // The fuzz oracle over a few fixed programs and every vector datagram.
+    fuzzing::run(&[]);
+    fuzzing::run(&[
+        1, 2, 3, 4, 1, 0, 1, 1, 0, 0, 0, 0x10, 0, 5, 5, 1, 1, 0, 0, 0, 2, 3,
+    ]);
+    for (_, bytes) in common::all_messages() {
+        let mut program = vec![0, 0, 0, 7, 0, bytes.len().min(255) as u8];
+        program.extend_from_slice(&bytes);
+        fuzzing::run(&program);
+    }
+    let mut x = 0x1234_5678u32;
+    for _ in 0..200 {
+        let program: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        fuzzing::run(&program);
+    }
+}
