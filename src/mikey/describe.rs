@@ -249,12 +249,29 @@ pub fn render_text(v: &Value) -> String {
     out
 }
 
+/// Words shown in capitals in the text tree.
+const ACRONYMS: [&str; 16] = [
+    "csb", "cs", "id", "prf", "ts", "mac", "rand", "kv", "spi", "srtp", "ssrc", "roc", "ext",
+    "mtk", "msk", "dh",
+];
+
 fn label(key: &str) -> String {
-    let mut s = key.replace('_', " ");
-    if let Some(first) = s.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
-    s
+    key.split('_')
+        .enumerate()
+        .map(|(i, w)| {
+            if ACRONYMS.contains(&w) {
+                w.to_ascii_uppercase()
+            } else if i == 0 {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -276,8 +293,9 @@ fn scalar(v: &Value) -> Option<String> {
 
 fn render_fields(v: &Value, indent: usize, out: &mut String) {
     let Value::Object(o) = v else { return };
+    let is_payload = o.contains_key("payload") && o.contains_key("next_payload");
     for (k, val) in o {
-        if k == "payload" || k == "offset" {
+        if is_payload && (k == "payload" || k == "offset") {
             continue;
         }
         let pad = " ".repeat(indent);

@@ -1,7 +1,7 @@
 //! The common header HDR (RFC 3830 §6.1) with its CS ID map.
 
 use super::DecodeError;
-use super::error::{EncodeError, PayloadName, Reason};
+use super::error::{EncodeError, Reason};
 use super::reader::Reader;
 use super::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
 
@@ -81,14 +81,14 @@ impl Hdr {
             CsIdMapType::EMPTY => CsIdMap::Empty,
             other if cs_count == 0 => CsIdMap::Other(other),
             other => {
-                return Err(super::DecodeError {
-                    payload: PayloadName::Hdr,
-                    offset: map_pos,
-                    reason: Reason::UnknownLength {
+                return Err(super::payload::at(
+                    r,
+                    map_pos,
+                    Reason::UnknownLength {
                         field: "CS ID map type",
                         value: other.0,
                     },
-                });
+                ));
             }
         };
         let hdr = Hdr {

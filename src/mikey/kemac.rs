@@ -26,13 +26,15 @@ impl Kemac {
         let encr_data = r.bytes("Encr data", len)?.to_vec();
         let alg_pos = r.pos();
         let mac_alg = MacAlg(r.u8("MAC alg")?);
-        let mac_len = mac_alg.mac_len().ok_or(DecodeError {
-            payload: r.payload,
-            offset: alg_pos,
-            reason: Reason::UnknownLength {
-                field: "MAC alg",
-                value: mac_alg.0,
-            },
+        let mac_len = mac_alg.mac_len().ok_or_else(|| {
+            super::payload::at(
+                r,
+                alg_pos,
+                Reason::UnknownLength {
+                    field: "MAC alg",
+                    value: mac_alg.0,
+                },
+            )
         })?;
         let mac_pos = r.pos();
         let mac = r.bytes("MAC", mac_len)?.to_vec();

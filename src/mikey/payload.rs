@@ -217,13 +217,15 @@ impl Payload {
             PayloadType::DH => {
                 let group_pos = r.pos();
                 let group = DhGroup(r.u8("DH-Group")?);
-                let len = group.value_len().ok_or(DecodeError {
-                    payload: r.payload,
-                    offset: group_pos,
-                    reason: Reason::UnknownLength {
-                        field: "DH-Group",
-                        value: group.0,
-                    },
+                let len = group.value_len().ok_or_else(|| {
+                    at(
+                        r,
+                        group_pos,
+                        Reason::UnknownLength {
+                            field: "DH-Group",
+                            value: group.0,
+                        },
+                    )
                 })?;
                 let value = r.bytes("DH-value", len)?.to_vec();
                 let kv_octet = r.u8("Reserved/KV")?;
@@ -243,14 +245,14 @@ impl Payload {
                     TsType::NTP => Timestamp::Ntp(r.u64("TS value")?),
                     TsType::COUNTER => Timestamp::Counter(r.u32("TS value")?),
                     other => {
-                        return Err(DecodeError {
-                            payload: r.payload,
-                            offset: ts_pos,
-                            reason: Reason::UnknownLength {
+                        return Err(at(
+                            r,
+                            ts_pos,
+                            Reason::UnknownLength {
                                 field: "TS type",
                                 value: other.0,
                             },
-                        });
+                        ));
                     }
                 })
             }
@@ -273,13 +275,15 @@ impl Payload {
             PayloadType::CHASH => {
                 let pos = r.pos();
                 let hash_func = HashFunc(r.u8("Hash func")?);
-                let len = hash_func.hash_len().ok_or(DecodeError {
-                    payload: r.payload,
-                    offset: pos,
-                    reason: Reason::UnknownLength {
-                        field: "Hash func",
-                        value: hash_func.0,
-                    },
+                let len = hash_func.hash_len().ok_or_else(|| {
+                    at(
+                        r,
+                        pos,
+                        Reason::UnknownLength {
+                            field: "Hash func",
+                            value: hash_func.0,
+                        },
+                    )
                 })?;
                 Self::Chash(Chash {
                     hash_func,
@@ -289,13 +293,15 @@ impl Payload {
             PayloadType::V => {
                 let pos = r.pos();
                 let auth_alg = MacAlg(r.u8("Auth alg")?);
-                let len = auth_alg.mac_len().ok_or(DecodeError {
-                    payload: r.payload,
-                    offset: pos,
-                    reason: Reason::UnknownLength {
-                        field: "Auth alg",
-                        value: auth_alg.0,
-                    },
+                let len = auth_alg.mac_len().ok_or_else(|| {
+                    at(
+                        r,
+                        pos,
+                        Reason::UnknownLength {
+                            field: "Auth alg",
+                            value: auth_alg.0,
+                        },
+                    )
                 })?;
                 let offset = r.pos();
                 let ver_data = r.bytes("Ver data", len)?.to_vec();
@@ -462,7 +468,7 @@ impl Payload {
     }
 }
 
-fn at(r: &Reader<'_>, offset: usize, reason: Reason) -> DecodeError {
+pub(crate) fn at(r: &Reader<'_>, offset: usize, reason: Reason) -> DecodeError {
     DecodeError {
         payload: r.payload,
         offset,
