@@ -995,3 +995,33 @@ fn fuzz_seed_programs_hold_the_invariants() {
         fuzzing::run(&program);
     }
 }
+
+#[test]
+fn fuzz_seed_corpus_reaches_past_the_mac() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/ue_receiver");
+    let seed = |name: &str| {
+        let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = fuzzing::run_counting(&bytes);
+        println!("{name}: {r:?}");
+        r
+    };
+    let r = seed("install-and-mtks");
+    assert_eq!((r.installed, r.mtk_ready, r.acks), (1, 2, 1));
+    let r = seed("rotation");
+    assert_eq!((r.installed, r.invalidated, r.mtk_ready), (3, 1, 2));
+    let r = seed("expiry");
+    assert_eq!((r.mtk_ready, r.discards), (2, 1));
+    let r = seed("validity-and-invalidate");
+    assert_eq!((r.mtk_ready, r.invalidated, r.msk_accepted), (1, 1, 4));
+    let r = seed("pull-backoff");
+    assert_eq!((r.msk_accepted, r.requests, r.acks), (1, 1, 0));
+    let r = seed("missed-key");
+    assert_eq!((r.requests, r.discards), (2, 3));
+    let r = seed("restart");
+    assert_eq!((r.restores, r.mtk_ready), (2, 2));
+    assert!(r.discards >= 2, "{r:?}");
+    let r = seed("rekey-and-wrap");
+    assert_eq!((r.installed, r.msk_accepted, r.discards), (2, 3, 1));
+    let r = seed("raw-vector");
+    assert_eq!(r.discards, 1);
+}

@@ -166,14 +166,19 @@ mod tests {
     fn associated_data_must_match() {
         let key = StateKey::from_bytes([7; 32]);
         let blob = seal_with(&key, b"row 1", b"secret");
-        assert_eq!(open_with(&key, b"row 1", &blob).unwrap().as_slice(), b"secret");
+        assert_eq!(
+            open_with(&key, b"row 1", &blob).unwrap().as_slice(),
+            b"secret"
+        );
         assert_eq!(
             open_with(&key, b"row 2", &blob),
             Err(AtRestError::AuthenticationFailed)
         );
         assert_eq!(open(&key, &blob), Err(AtRestError::AuthenticationFailed));
         assert_eq!(
-            open_with(&key, AD_LABEL, &seal(&key, b"x")).unwrap().as_slice(),
+            open_with(&key, AD_LABEL, &seal(&key, b"x"))
+                .unwrap()
+                .as_slice(),
             b"x"
         );
     }

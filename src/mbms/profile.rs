@@ -67,3 +67,18 @@ pub const ACK_CARRIES_IDR: bool = true;
 pub fn first_mtk_id(seql: u16) -> Option<u16> {
     seql.checked_add(1)
 }
+
+/// PROFILE.md §3 [SEED 6.3.2.1]: a UE keeps at most this many MSKs per (Key
+/// Domain ID, Key Group); installing one more deletes the one installed
+/// earlier ([CHOICE]: "the older" = installed earlier).
+pub const MSKS_PER_KEY_GROUP: usize = 2;
+
+/// PROFILE.md §3 [CHOICE]: a validity-only update of a stored MSK never moves
+/// SEQs backwards, so MTK IDs already used stay closed.
+pub fn seqs_after_validity_update(seqs: u16, seql: u16) -> u16 {
+    seqs.max(seql)
+}
+
+/// PROFILE.md §3 [CHOICE]: a counter exactly 2^31 away from the stored one
+/// (where RFC 1982 leaves the order undefined) is not newer.
+pub const SERIAL_HALF_IS_NEWER: bool = false;

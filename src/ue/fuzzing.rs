@@ -92,7 +92,22 @@ struct Sent {
     mtk: Mtk,
 }
 
+/// What a program reached, so tests can check that the seeds get past the
+/// MAC and into every branch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    pub msk_accepted: u64,
+    pub mtk_ready: u64,
+    pub acks: u64,
+    pub installed: u64,
+    pub invalidated: u64,
+    pub requests: u64,
+    pub discards: u64,
+    pub restores: u64,
+}
+
 struct Run {
+    reached: Reached,
     rx: Receiver,
     epoch: Instant,
     now: Instant,
@@ -102,6 +117,11 @@ struct Run {
 
 /// One fuzz input. Panics only when the receiver breaks an invariant.
 pub fn run(data: &[u8]) {
+    run_counting(data);
+}
+
+/// [`run`], returning what the program reached.
+pub fn run_counting(data: &[u8]) -> Reached {
     let mut b = Bytes(data);
     let seed = u64::from(b.u32());
     let config = ReceiverConfig {
@@ -110,6 +130,7 @@ pub fn run(data: &[u8]) {
     };
     let epoch = Instant::now();
     let mut run = Run {
+        reached: Reached::default(),
         rx: Receiver::new(config.clone(), rng(seed)),
         epoch,
         now: epoch,
@@ -123,6 +144,7 @@ pub fn run(data: &[u8]) {
         }
         run.step(&mut b, &config, seed);
     }
+    run.reached
 }
 
 fn rng(seed: u64) -> Box<dyn FnMut() -> u64 + Send> {
@@ -195,6 +217,8 @@ impl Run {
         }
         let events: Vec<Event> = std::iter::from_fn(|| self.rx.poll_event()).collect();
         let after = Snapshot::of(&self.rx);
+        self.reached.msk_accepted += after.msk_accepted.saturating_sub(before.msk_accepted);
+        self.tally(&events, ack.is_some());
         check(&before, &after, &events, rekeyed.as_ref(), sent.as_ref());
         if is_mtk {
             assert!(ack.is_none(), "an answer to an MTK message");
@@ -306,6 +330,22 @@ impl Run {
         assert_eq!(old.msks, new.msks, "restore changed the MSKs");
         assert_eq!(old.muks, new.muks, "restore changed the MUK counters");
         self.rx = restored;
+        self.reached.restores += 1;
+    }
+
+    fn tally(&mut self, events: &[Event], acked: bool) {
+        let r = &mut self.reached;
+        r.acks += u64::from(acked);
+        for e in events {
+            match e {
+                Event::MtkReady { .. } => r.mtk_ready += 1,
+                Event::MskInstalled { .. } => r.installed += 1,
+                Event::MskInvalidated { .. } => r.invalidated += 1,
+                Event::MskRequestNeeded { .. } => r.requests += 1,
+                Event::Discarded { .. } => r.discards += 1,
+                Event::MskUpdated { .. } => {}
+            }
+        }
     }
 }
 

@@ -189,7 +189,10 @@ impl Receiver {
         self.events.push_back(event);
     }
 
+    /// PROFILE.md §3: every discard is counted and logged with its reason,
+    /// and silent on the wire.
     fn discard(&mut self, reason: DiscardReason) {
+        tracing::debug!(reason = reason.as_str(), "datagram discarded");
         self.stats.count_discard(reason);
         self.push_event(Event::Discarded { reason });
     }

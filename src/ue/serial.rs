@@ -15,7 +15,9 @@ pub fn is_newer(new: u32, stored: Option<u32>) -> bool {
         None => true,
         Some(old) => {
             let distance = new.wrapping_sub(old);
-            distance != 0 && distance < SERIAL_HALF
+            distance != 0
+                && (distance < SERIAL_HALF
+                    || (crate::mbms::profile::SERIAL_HALF_IS_NEWER && distance == SERIAL_HALF))
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::mikey::SecurityPolicy;
 use super::events::MskInfo;
 
 /// PROFILE.md §3 [SEED]: at most two MSKs per (Key Domain ID, Key Group).
-pub const MSKS_PER_KEY_GROUP: usize = 2;
+pub use crate::mbms::profile::MSKS_PER_KEY_GROUP;
 
 /// Bound on stored MSKs over all key groups, so that even an authenticated
 /// peer cannot grow the UE's memory without limit.
@@ -256,7 +256,7 @@ impl MskEntry {
     fn update_validity(&mut self, seql: u16, sequ: u16, sp: Option<SecurityPolicy>) {
         self.seql = seql;
         self.sequ = sequ;
-        self.seqs = self.seqs.max(seql);
+        self.seqs = crate::mbms::profile::seqs_after_validity_update(self.seqs, seql);
         if sp.is_some() {
             self.sp = sp;
         }
