@@ -15,6 +15,6 @@ pub use receiver::{
     StateError,
 };
 pub use state::{MAX_MSKS, MSKS_PER_KEY_GROUP};
+pub mod driver;
 pub mod gba_keys;
 pub mod http;
-pub mod driver;
