@@ -41,6 +41,14 @@ impl Section {
         Ok(s)
     }
 
+    /// An absent table read as an empty one: every key takes its default.
+    pub(super) fn empty(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            table: Table::new(),
+        }
+    }
+
     /// The full name of `key` in this table.
     pub(super) fn key(&self, key: &str) -> String {
         if self.path.is_empty() {
@@ -76,9 +84,9 @@ impl Section {
     ) -> Result<Option<T>, ConfigError> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => conv(v).map(Some).map_err(|v| {
-                self.err(key, format!("must be {want}, got {}", type_name(&v)))
-            }),
+            Some(v) => conv(v)
+                .map(Some)
+                .map_err(|v| self.err(key, format!("must be {want}, got {}", type_name(&v)))),
         }
     }
 
@@ -193,11 +201,8 @@ impl Section {
             .collect()
     }
 
-    /// A string, or an array of strings (returned as `Err` of the raw value for the caller).
-    pub(super) fn opt_str_or_list(
-        &mut self,
-        key: &str,
-    ) -> Result<Option<StrOrList>, ConfigError> {
+    /// A string, or an array of strings (each element's error names its index).
+    pub(super) fn opt_str_or_list(&mut self, key: &str) -> Result<Option<StrOrList>, ConfigError> {
         let base = self.key(key);
         let Some(v) = self.take(key) else {
             return Ok(None);
@@ -218,7 +223,10 @@ impl Section {
                 .map(|l| Some(StrOrList::List(l))),
             v => Err(ConfigError::new(
                 base,
-                format!("must be a string or an array of strings, got {}", type_name(&v)),
+                format!(
+                    "must be a string or an array of strings, got {}",
+                    type_name(&v)
+                ),
             )),
         }
     }

@@ -151,7 +151,9 @@ pub fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     let minute = two_digits(text, 14).ok_or_else(bad)?;
     let second = two_digits(text, 17).ok_or_else(bad)?;
     if !(1..=12).contains(&month) {
-        return Err(format!("{SYNTAX}: month {month:02} out of range in {text:?}"));
+        return Err(format!(
+            "{SYNTAX}: month {month:02} out of range in {text:?}"
+        ));
     }
     if day == 0 || day > days_in_month(year, month) {
         return Err(format!(

@@ -1,0 +1,430 @@
+//! The BM-SC configuration: a TOML file, read once at start and refused with a message that
+//! names the key and the problem (`services[1].key_domain: must be 6 hex digits`).
+//!
+//! The file is parsed by the `toml` crate into a table, then read key by key (see
+//! `table.rs`): unknown keys are refused as `deny_unknown_fields` would, and every error —
+//! also a wrong type — carries the full key path. The result holds typed values only:
+//! addresses, [`Duration`]s, [`SystemTime`]s, identifiers and secret key types, whose `Debug`
+//! is redacted. `examples/bmsc.toml` documents every key.
+//!
+//! Services that share (key_domain, key_group) share one MSK and its MTK ID sequence: that is
+//! how TS 33.246 lets one MSK protect several user services. They must then agree on
+//! `msk_lifetime`, a property of the MSK.
+
+mod read;
+mod table;
+mod values;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use thiserror::Error;
+
+pub use values::{ImpiPattern, check_fqdn, format_duration, parse_duration, parse_rfc3339};
+
+use self::read::{
+    digest_section, http_section, push_section, services, socket_addr, subscribers, syntax_error,
+};
+use self::table::Section;
+use crate::gba::{
+    Btid, EmbeddedKeySource, EmbeddedKeySourceError, EmbeddedSubscriber, KeyMaterial, NafId,
+};
+use crate::mikey::KeyDomainId;
+
+/// The UDP port of the UE's MIKEY receiver (TS 33.246 6.3.2.2, 6.3.3.2).
+pub const DEFAULT_UE_PORT: u16 = 2269;
+
+/// The environment variable that overrides `kek_file`.
+pub const KEK_FILE_ENV: &str = "MBMS_KEK_FILE";
+
+/// A configuration was refused: the key (full path) and what is wrong with it.
+/// Never carries key material.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    /// The full key, e.g. `services[1].key_domain`.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Something accepted but probably unintended (an expired subscriber), to log at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The full key.
+    pub key: String,
+    /// What looks wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The qop values the BM-SC offers in its Digest challenge (RFC 7616 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qop {
+    /// `auth-int` only: the body is authenticated too.
+    AuthInt,
+    /// `auth` only.
+    Auth,
+    /// `auth,auth-int`: the client chooses.
+    Both,
+}
+
+/// The Digest hash algorithm (RFC 7616 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    /// `MD5`, for old clients.
+    Md5,
+    /// `SHA-256`.
+    Sha256,
+}
+
+/// `[digest]`: HTTP Digest authentication of the Key Request function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestConfig {
+    /// Offered qop values.
+    pub qop: Qop,
+    /// Hash algorithm.
+    pub algorithm: DigestAlgorithm,
+    /// How long a nonce is accepted after it was issued.
+    pub nonce_lifetime: Duration,
+    /// Most nonces held at once; the oldest are forgotten first.
+    pub max_nonces: usize,
+}
+
+/// `[http]`: limits of the HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Time allowed for reading a request and answering it.
+    pub request_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Largest request body accepted, in octets (413 above).
+    pub max_body: usize,
+}
+
+/// `[push]`: retransmission of MSK messages that ask for an acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConfig {
+    /// Retransmissions after the first send (0: none).
+    pub retries: u32,
+    /// Wait before the first retransmission; doubled each time.
+    pub initial_backoff: Duration,
+    /// Upper bound of the wait.
+    pub max_backoff: Duration,
+}
+
+/// `[[gba.subscribers]]`: one lab subscriber of the embedded key source.
+#[derive(Debug, Clone)]
+pub struct SubscriberConfig {
+    /// B-TID.
+    pub btid: Btid,
+    /// IMPI.
+    pub impi: String,
+    /// Key material (redacted in `Debug`).
+    pub material: KeyMaterial,
+    /// End of the key lifetime.
+    pub expires: SystemTime,
+}
+
+/// `[gba]`.
+#[derive(Debug, Clone, Default)]
+pub struct GbaConfig {
+    /// Subscribers of the embedded key source.
+    pub subscribers: Vec<SubscriberConfig>,
+}
+
+/// How a service's MTKs reach the UEs (TS 33.246 6.3.3.2, PROFILE.md §2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// FLUTE download: each MTK message is written as a file into `mtk_object_dir`.
+    Download {
+        /// Directory the FLUTE sender picks the MTK objects up from.
+        mtk_object_dir: PathBuf,
+    },
+    /// SRTP streaming: MTK messages carry the SRTP policy (AES-CM-128 / HMAC-SHA1-80 default)
+    /// and the SRTP crypto session (SSRC, ROC).
+    Streaming {
+        /// SSRC of the SRTP stream.
+        ssrc: u32,
+        /// Rollover counter at the start.
+        roc: u32,
+    },
+}
+
+/// Which IMPIs may register to a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorized {
+    /// Every subscriber (`authorized = "*"`).
+    Everyone,
+    /// Subscribers whose IMPI matches one of the patterns.
+    Patterns(Vec<ImpiPattern>),
+}
+
+impl Authorized {
+    /// Whether `impi` may register.
+    #[must_use]
+    pub fn allows(&self, impi: &str) -> bool {
+        match self {
+            Self::Everyone => true,
+            Self::Patterns(ps) => ps.iter().any(|p| p.matches(impi)),
+        }
+    }
+}
+
+/// `[[services]]`: one MBMS user service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// User service id, as UEs name it in requests.
+    pub id: String,
+    /// Key Domain ID of its MSK.
+    pub key_domain: KeyDomainId,
+    /// Key Group of its MSK ID.
+    pub key_group: u16,
+    /// How long one MSK is used.
+    pub msk_lifetime: Duration,
+    /// How long one MTK is used.
+    pub mtk_interval: Duration,
+    /// Period of MTK message repetition.
+    pub mtk_resend: Duration,
+    /// Where MTK messages are sent over UDP.
+    pub mtk_destination: SocketAddr,
+    /// Download or streaming.
+    pub transport: Transport,
+    /// Who may register.
+    pub authorized: Authorized,
+}
+
+impl ServiceConfig {
+    /// The MSK this service uses: services with equal values share it.
+    #[must_use]
+    pub fn msk_group(&self) -> (KeyDomainId, u16) {
+        (self.key_domain, self.key_group)
+    }
+}
+
+/// The resolved BM-SC configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The BM-SC FQDN: NAF_Id = fqdn ‖ 0100000001, and the MIKEY IDi.
+    pub fqdn: String,
+    /// Key Request function (HTTP) listening address.
+    pub http_listen: SocketAddr,
+    /// Administration / metrics listening address.
+    pub admin_listen: SocketAddr,
+    /// UDP port of the UEs' MIKEY receivers (MSK pushes; default port of MTK destinations).
+    pub ue_port: u16,
+    /// Directory of the store.
+    pub data_dir: PathBuf,
+    /// Key-encryption key file: `kek_file`, `$MBMS_KEK_FILE` over it, default `<data_dir>/kek`.
+    pub kek_file: PathBuf,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// `[digest]`.
+    pub digest: DigestConfig,
+    /// `[http]`.
+    pub http: HttpConfig,
+    /// `[push]`.
+    pub push: PushConfig,
+    /// `[gba]`.
+    pub gba: GbaConfig,
+    /// `[[services]]`, in file order.
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Config {
+    /// Reads and checks the file at `path`; `$MBMS_KEK_FILE` overrides `kek_file`. Logs a
+    /// warning for each [`Config::warnings`] at the current time.
+    ///
+    /// # Errors
+    /// The first problem found, naming its key (the path for a file that cannot be read).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+        let config = Self::parse(&text)?;
+        for w in config.warnings(SystemTime::now()) {
+            tracing::warn!(key = %w.key, "configuration: {}", w.problem);
+        }
+        Ok(config)
+    }
+
+    /// Checks a configuration text; `$MBMS_KEK_FILE` overrides `kek_file`.
+    ///
+    /// # Errors
+    /// The first problem found, naming its key.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_with_env(text, |name| std::env::var_os(name))
+    }
+
+    /// [`Config::parse`] with the environment given as a function (for tests).
+    ///
+    /// # Errors
+    /// The first problem found, naming its key.
+    pub fn parse_with_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, ConfigError> {
+        let doc: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+        let mut top = Section::open(
+            String::new(),
+            doc,
+            &[
+                "fqdn",
+                "http_listen",
+                "admin_listen",
+                "ue_port",
+                "data_dir",
+                "kek_file",
+                "log_format",
+                "digest",
+                "http",
+                "push",
+                "gba",
+                "services",
+            ],
+        )?;
+        let fqdn = top.req_str("fqdn")?;
+        check_fqdn(&fqdn).map_err(|p| top.err("fqdn", p))?;
+        let http_listen = socket_addr(&mut top, "http_listen", "0.0.0.0:8080")?;
+        let admin_listen = socket_addr(&mut top, "admin_listen", "127.0.0.1:9090")?;
+        if admin_listen == http_listen {
+            return Err(top.err("admin_listen", "must differ from http_listen"));
+        }
+        let ue_port = top
+            .opt_int::<u16>("ue_port", "a port number 1 to 65535")?
+            .unwrap_or(DEFAULT_UE_PORT);
+        if ue_port == 0 {
+            return Err(top.err("ue_port", "must be a port number 1 to 65535, got 0"));
+        }
+        let data_dir = PathBuf::from(top.req_str("data_dir")?);
+        if data_dir.as_os_str().is_empty() {
+            return Err(top.err("data_dir", "must not be empty"));
+        }
+        let kek_file = match env(KEK_FILE_ENV).filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let _ = top.opt_str("kek_file")?;
+                PathBuf::from(v)
+            }
+            None => match top.opt_str("kek_file")? {
+                Some(p) if p.is_empty() => return Err(top.err("kek_file", "must not be empty")),
+                Some(p) => PathBuf::from(p),
+                None => data_dir.join("kek"),
+            },
+        };
+        let log_format = match top.opt_str("log_format")?.as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(top.err(
+                    "log_format",
+                    format!("must be \"human\" or \"json\", got {other:?}"),
+                ));
+            }
+        };
+        let digest = digest_section(top.opt_table(
+            "digest",
+            &["qop", "algorithm", "nonce_lifetime", "max_nonces"],
+        )?)?;
+        let http = http_section(top.opt_table(
+            "http",
+            &[
+                "request_timeout",
+                "idle_timeout",
+                "max_connections",
+                "max_body",
+            ],
+        )?)?;
+        let push =
+            push_section(top.opt_table("push", &["retries", "initial_backoff", "max_backoff"])?)?;
+        let gba = match top.opt_table("gba", &["subscribers"])? {
+            None => GbaConfig::default(),
+            Some(mut g) => GbaConfig {
+                subscribers: subscribers(&mut g)?,
+            },
+        };
+        let services = services(&mut top, &data_dir, ue_port)?;
+        Ok(Self {
+            fqdn,
+            http_listen,
+            admin_listen,
+            ue_port,
+            data_dir,
+            kek_file,
+            log_format,
+            digest,
+            http,
+            push,
+            gba,
+            services,
+        })
+    }
+
+    /// The BM-SC's NAF_Id (PROFILE.md §1).
+    #[must_use]
+    pub fn naf_id(&self) -> NafId {
+        NafId::mbms(&self.fqdn)
+    }
+
+    /// The service with this id.
+    #[must_use]
+    pub fn service(&self, id: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    /// The embedded key source of `[[gba.subscribers]]` (keys derived for this BM-SC's NAF_Id).
+    ///
+    /// # Errors
+    /// Only for inputs [`Config::parse`] already refuses (duplicate B-TID, over-long IMPI).
+    pub fn key_source(&self) -> Result<EmbeddedKeySource, EmbeddedKeySourceError> {
+        EmbeddedKeySource::new(
+            &self.fqdn,
+            self.gba.subscribers.iter().map(|s| EmbeddedSubscriber {
+                btid: s.btid.clone(),
+                impi: s.impi.clone(),
+                material: s.material.clone(),
+                expires: s.expires,
+            }),
+        )
+    }
+
+    /// What is accepted but looks unintended at `now`: subscribers already expired.
+    #[must_use]
+    pub fn warnings(&self, now: SystemTime) -> Vec<ConfigWarning> {
+        self.gba
+            .subscribers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.expires <= now)
+            .map(|(i, s)| ConfigWarning {
+                key: format!("gba.subscribers[{i}].expires"),
+                problem: format!("subscriber {} has already expired", s.btid),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,35 @@
+//! What the Key Request function tells the Key Distribution function, once
+//! the change is durable in the store (TS 33.246 6.3.2.1A, 6.3.2.1B, 6.3.2.2).
+
+use std::net::IpAddr;
+
+use crate::gba::Btid;
+use crate::mikey::{KeyDomainId, MskId};
+
+/// A Key Request outcome that needs MSK messages pushed to the UE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRequestEvent {
+    /// The UE was registered to these services (answered 200 per service):
+    /// push the current MSK(s) of each.
+    Registered {
+        btid: Btid,
+        ue_addr: IpAddr,
+        service_ids: Vec<String>,
+    },
+    /// The UE was deregistered from `removed` and is still registered to
+    /// `remaining`: invalidate every MSK of `removed` that no service of
+    /// `remaining` uses.
+    Deregistered {
+        btid: Btid,
+        ue_addr: IpAddr,
+        removed: Vec<String>,
+        remaining: Vec<String>,
+    },
+    /// The UE asked for these MSKs (each answered 200): push them; Key
+    /// Number 0 means the current MSK of the Key Group.
+    MskRequested {
+        btid: Btid,
+        ue_addr: IpAddr,
+        msks: Vec<(KeyDomainId, MskId)>,
+    },
+}

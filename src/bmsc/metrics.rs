@@ -1,0 +1,271 @@
+//! The BM-SC's counters and latency histograms, exposed in the Prometheus
+//! text format on the admin listener (`/metrics`). Lock-free: every field is
+//! an atomic, shared by the drivers through an `Arc<Metrics>`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// HTTP status classes counted separately.
+const STATUSES: [u16; 9] = [200, 400, 401, 403, 404, 405, 413, 415, 500];
+
+/// Every metric of the BM-SC.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Registrations currently stored (refreshed by the status task).
+    pub registrations: Gauge,
+    pub registrations_accepted: Counter,
+    pub deregistrations: Counter,
+    pub msk_requests: Counter,
+    /// MSK messages sent for the first time.
+    pub pushes_sent: Counter,
+    /// MSK messages whose acknowledgement verified.
+    pub pushes_acked: Counter,
+    /// Retransmissions of MSK messages.
+    pub pushes_retried: Counter,
+    /// MSK messages given up after the retry limit.
+    pub pushes_failed: Counter,
+    /// Acknowledgements that did not match or verify.
+    pub acks_rejected: Counter,
+    pub solicited_pulls: Counter,
+    pub invalidations_sent: Counter,
+    pub msk_rotations: Counter,
+    /// MTK messages sent (first sends and repetitions).
+    pub mtk_messages: Counter,
+    pub mtks_generated: Counter,
+    pub digest_failures: Counter,
+    pub http_statuses: [Counter; STATUSES.len()],
+    pub http_other_status: Counter,
+    pub http_latency: Histogram,
+    pub push_fanout_latency: Histogram,
+}
+
+impl Metrics {
+    /// Counts one HTTP response status.
+    pub fn http_status(&self, status: u16) {
+        match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.http_statuses[i].inc(),
+            None => self.http_other_status.inc(),
+        }
+    }
+
+    /// The count of one HTTP status (0 for a status not tracked separately).
+    pub fn http_status_count(&self, status: u16) -> u64 {
+        STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .map_or(0, |i| self.http_statuses[i].get())
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counters: [(&str, &str, &Counter); 15] = [
+            (
+                "registrations_accepted_total",
+                "Registrations answered 200",
+                &self.registrations_accepted,
+            ),
+            (
+                "deregistrations_total",
+                "Deregistrations answered 200",
+                &self.deregistrations,
+            ),
+            (
+                "msk_requests_total",
+                "MSK requests answered 200",
+                &self.msk_requests,
+            ),
+            (
+                "pushes_sent_total",
+                "MSK messages sent for the first time",
+                &self.pushes_sent,
+            ),
+            (
+                "pushes_acked_total",
+                "MSK messages acknowledged",
+                &self.pushes_acked,
+            ),
+            (
+                "pushes_retried_total",
+                "MSK message retransmissions",
+                &self.pushes_retried,
+            ),
+            (
+                "pushes_failed_total",
+                "MSK messages given up after the retry limit",
+                &self.pushes_failed,
+            ),
+            (
+                "acks_rejected_total",
+                "Acknowledgements that did not match or verify",
+                &self.acks_rejected,
+            ),
+            (
+                "solicited_pulls_total",
+                "Solicited pull messages sent",
+                &self.solicited_pulls,
+            ),
+            (
+                "invalidations_sent_total",
+                "MSK invalidation messages sent",
+                &self.invalidations_sent,
+            ),
+            (
+                "msk_rotations_total",
+                "MSK switch-overs",
+                &self.msk_rotations,
+            ),
+            (
+                "mtk_messages_total",
+                "MTK messages sent, repetitions included",
+                &self.mtk_messages,
+            ),
+            (
+                "mtks_generated_total",
+                "MTKs generated",
+                &self.mtks_generated,
+            ),
+            (
+                "digest_failures_total",
+                "HTTP Digest authentications refused",
+                &self.digest_failures,
+            ),
+            (
+                "http_responses_other_total",
+                "HTTP responses with another status",
+                &self.http_other_status,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(out, "# HELP mbms_bmsc_{name} {help}.");
+            let _ = writeln!(out, "# TYPE mbms_bmsc_{name} counter");
+            let _ = writeln!(out, "mbms_bmsc_{name} {}", c.get());
+        }
+        let _ = writeln!(out, "# HELP mbms_bmsc_registrations Registrations stored.");
+        let _ = writeln!(out, "# TYPE mbms_bmsc_registrations gauge");
+        let _ = writeln!(out, "mbms_bmsc_registrations {}", self.registrations.get());
+        let _ = writeln!(
+            out,
+            "# HELP mbms_bmsc_http_responses_total HTTP responses by status."
+        );
+        let _ = writeln!(out, "# TYPE mbms_bmsc_http_responses_total counter");
+        for (status, c) in STATUSES.iter().zip(&self.http_statuses) {
+            let _ = writeln!(
+                out,
+                "mbms_bmsc_http_responses_total{{status=\"{status}\"}} {}",
+                c.get()
+            );
+        }
+        for (name, help, h) in [
+            (
+                "http_request_seconds",
+                "Key Request handling latency",
+                &self.http_latency,
+            ),
+            (
+                "push_fanout_seconds",
+                "MSK push fan-out duration",
+                &self.push_fanout_latency,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP mbms_bmsc_{name} {help}.");
+            let _ = writeln!(out, "# TYPE mbms_bmsc_{name} histogram");
+            for (bound, b) in BUCKETS.iter().zip(&h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "mbms_bmsc_{name}_bucket{{le=\"{bound}\"}} {}",
+                    b.load(Ordering::Relaxed)
+                );
+            }
+            let _ = writeln!(out, "mbms_bmsc_{name}_bucket{{le=\"+Inf\"}} {}", h.count());
+            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "mbms_bmsc_{name}_sum {sum}");
+            let _ = writeln!(out, "mbms_bmsc_{name}_count {}", h.count());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_and_buckets() {
+        let m = Metrics::default();
+        m.pushes_sent.add(3);
+        m.http_status(401);
+        m.http_status(418);
+        m.http_latency.observe(Duration::from_micros(1500));
+        let text = m.render();
+        assert!(text.contains("mbms_bmsc_pushes_sent_total 3\n"));
+        assert!(text.contains("mbms_bmsc_http_responses_total{status=\"401\"} 1\n"));
+        assert!(text.contains("mbms_bmsc_http_responses_other_total 1\n"));
+        assert!(text.contains("mbms_bmsc_http_request_seconds_bucket{le=\"0.001\"} 0\n"));
+        assert!(text.contains("mbms_bmsc_http_request_seconds_bucket{le=\"0.002\"} 1\n"));
+        assert!(text.contains("mbms_bmsc_http_request_seconds_count 1\n"));
+        assert_eq!(m.http_status_count(401), 1);
+    }
+}

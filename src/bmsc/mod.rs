@@ -1,0 +1,12 @@
+//! The BM-SC (TS 33.246 4.2, 6.3): Key Request function (HTTP Digest registration,
+//! deregistration and MSK requests) and Key Distribution function (MSK pushes under each UE's
+//! MUK, MTK delivery under the MSK).
+//!
+//! - [`config`]: the TOML configuration, checked at start;
+//! - [`store`]: the persistent state behind a trait, with the SQLite implementation.
+
+pub mod config;
+pub mod events;
+pub mod metrics;
+pub mod store;
+pub mod status;

@@ -1,0 +1,356 @@
+//! The BM-SC's persistent state behind one trait, [`Store`], so that the protocol code does not
+//! know the database: [`sqlite::SqliteStore`] now, a PostgreSQL store later.
+//!
+//! The trait is synchronous; the tokio drivers call it from `spawn_blocking`. Everything the
+//! BM-SC acknowledges (a registration, a new MSK, a raised counter ceiling) is durable when the
+//! call returns. Key material (MSKs, MTKs, cached GBA keys) is sealed with AES-256-GCM under a
+//! key-encryption key kept in a separate file ([`kek`]), with the row identity as associated
+//! data (see [`codec`]), so the database alone reveals no key and a sealed value copied to
+//! another row does not open.
+
+pub mod codec;
+pub mod kek;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use thiserror::Error;
+
+pub use kek::load_or_create_kek;
+pub use sqlite::SqliteStore;
+
+use crate::crypto::{Msk, Mtk, Salt};
+use crate::gba::{Btid, SubscriberKeys};
+use crate::mikey::{KeyDomainId, MskId, MtkId};
+
+/// A store operation failed. Messages never carry key material: at most identifiers.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A file of the store could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The key-encryption key file is unusable.
+    #[error("key-encryption key {path}: {problem}")]
+    Kek {
+        /// The KEK file.
+        path: PathBuf,
+        /// What is wrong (never the key).
+        problem: String,
+    },
+    /// The database refused or failed an operation.
+    #[error("database: {0}")]
+    Backend(String),
+    /// A stored row does not decode, or its sealed value does not open under the KEK with this
+    /// row's identity (wrong KEK, altered, or moved from another row).
+    #[error("stored {what} {id} is corrupt, was moved, or the KEK is wrong")]
+    Corrupt {
+        /// The kind of record.
+        what: &'static str,
+        /// The record's identity (never key material).
+        id: String,
+    },
+    /// The database was written by a newer program.
+    #[error("database schema version {found} is newer than the supported {supported}")]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Latest version this program knows.
+        supported: i64,
+    },
+    /// [`Store::raise_counter_ceiling`] was asked to lower the ceiling (RFC 1982 order).
+    #[error("counter ceiling {requested:#010x} is not above the stored {current:#010x}")]
+    CeilingNotRaised {
+        /// The persisted ceiling.
+        current: u32,
+        /// The refused value.
+        requested: u32,
+    },
+    /// A time outside what the store represents (about years 1678 to 2262).
+    #[error("time out of the storable range")]
+    TimeOutOfRange,
+}
+
+/// A UE's registration to a user service (TS 33.246 6.3.2.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The UE's B-TID.
+    pub btid: Btid,
+    /// The user service.
+    pub service_id: String,
+    /// Where MSK messages to this UE go (its port is the configured `ue_port`).
+    pub ue_addr: IpAddr,
+    /// When the registration was (last) accepted.
+    pub registered_at: SystemTime,
+}
+
+/// One UE registered to a service, as the MSK push fan-out needs it: no key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The UE's B-TID.
+    pub btid: Btid,
+    /// Its address.
+    pub ue_addr: IpAddr,
+}
+
+/// Where an MSK is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MskState {
+    /// Created ahead of time and pushed, not yet used for MTKs.
+    Next,
+    /// Protecting the MTKs now.
+    Current,
+    /// No longer used; kept until deleted.
+    Retired,
+}
+
+impl MskState {
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Current => "current",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// The state of a stored name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "next" => Some(Self::Next),
+            "current" => Some(Self::Current),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// The MTK currently delivered under an MSK (PROFILE.md §2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentMtk {
+    /// Its MTK ID.
+    pub id: MtkId,
+    /// The key.
+    pub mtk: Mtk,
+    /// The SRTP master salt (streaming services).
+    pub salt: Option<Salt>,
+}
+
+/// One MSK of a (Key Domain ID, Key Group) and its MTK state (TS 33.246 6.3.2.1, 6.3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MskRecord {
+    /// Key Domain ID.
+    pub key_domain: KeyDomainId,
+    /// MSK ID (Key Group ‖ Key Number).
+    pub msk_id: MskId,
+    /// The key (sealed at rest).
+    pub msk: Msk,
+    /// Lower end of the MTK ID interval.
+    pub seql: u16,
+    /// Upper end of the MTK ID interval.
+    pub sequ: u16,
+    /// When the MSK was made.
+    pub created_at: SystemTime,
+    /// When it starts protecting MTKs.
+    pub activates_at: SystemTime,
+    /// When it stops.
+    pub expires_at: SystemTime,
+    /// Where it is in its life.
+    pub state: MskState,
+    /// The MTK ID the next MTK under this MSK gets.
+    pub mtk_next_id: u16,
+    /// The MTK being delivered now (sealed at rest).
+    pub current_mtk: Option<CurrentMtk>,
+}
+
+/// The BM-SC's persistent state. Synchronous, `Send + Sync`; each method is one transaction.
+pub trait Store: Send + Sync {
+    /// Records (or refreshes: upsert) a registration; durable on return.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn register(&self, registration: &Registration) -> Result<(), StoreError>;
+
+    /// Upserts many registrations in one transaction (bulk load, benchmark preload).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend; nothing is stored then.
+    fn register_many(&self, registrations: &[Registration]) -> Result<(), StoreError>;
+
+    /// Removes a registration; whether there was one. Durable on return.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn deregister(&self, btid: &Btid, service_id: &str) -> Result<bool, StoreError>;
+
+    /// Every registration of a UE, by service id.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend or a row that does not decode.
+    fn registrations_of_btid(&self, btid: &Btid) -> Result<Vec<Registration>, StoreError>;
+
+    /// One page of a service's members in B-TID order: at most `limit` with a B-TID after
+    /// `after` (from the start when `None`). Keyset paging: pass the last B-TID of a page to get
+    /// the next; an empty page is the end. See [`members_of_service`] for an iterator.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend or a row that does not decode.
+    fn registrations_of_service(
+        &self,
+        service_id: &str,
+        after: Option<&Btid>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError>;
+
+    /// Number of registrations per service id (services without any are absent).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn count_registrations_by_service(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Inserts or replaces the MSK of (key_domain, msk_id); durable on return.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend, [`StoreError::TimeOutOfRange`].
+    fn put_msk(&self, record: &MskRecord) -> Result<(), StoreError>;
+
+    /// One MSK.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when its sealed value does not open, or a backend error.
+    fn msk(&self, key_domain: KeyDomainId, msk_id: MskId) -> Result<Option<MskRecord>, StoreError>;
+
+    /// The MSKs of one (Key Domain ID, Key Group), by MSK ID.
+    ///
+    /// # Errors
+    /// As [`Store::msk`].
+    fn msks_of_group(
+        &self,
+        key_domain: KeyDomainId,
+        key_group: u16,
+    ) -> Result<Vec<MskRecord>, StoreError>;
+
+    /// Every MSK, by (Key Domain ID, MSK ID): what a restart reloads.
+    ///
+    /// # Errors
+    /// As [`Store::msk`].
+    fn msks(&self) -> Result<Vec<MskRecord>, StoreError>;
+
+    /// Deletes an MSK; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn delete_msk(&self, key_domain: KeyDomainId, msk_id: MskId) -> Result<bool, StoreError>;
+
+    /// The persisted MIKEY counter ceiling: every counter value used so far is below it, in
+    /// RFC 1982 order (0 on a new store).
+    ///
+    /// The protocol layer hands out counters from memory below the ceiling and raises it
+    /// before crossing it, so there is no disk write per message, and after a crash it restarts
+    /// from the persisted ceiling: no counter is ever used twice. The counter is the 32-bit
+    /// MIKEY T payload value and wraps; receivers compare it in RFC 1982 serial arithmetic, so
+    /// the ceiling is compared the same way.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn counter_ceiling(&self) -> Result<u32, StoreError>;
+
+    /// Raises the ceiling to `new`, durable on return. Setting the current value again is a
+    /// no-op.
+    ///
+    /// # Errors
+    /// [`StoreError::CeilingNotRaised`] unless `new` is the current value or after it in
+    /// RFC 1982 order (less than 2^31 ahead).
+    fn raise_counter_ceiling(&self, new: u32) -> Result<(), StoreError>;
+
+    /// Cached GBA keys of `btid` still valid at `now` (for a Zn key source).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the sealed value does not open, or a backend error.
+    fn cached_keys(
+        &self,
+        btid: &str,
+        now: SystemTime,
+    ) -> Result<Option<SubscriberKeys>, StoreError>;
+
+    /// Caches (or replaces) the GBA keys of `keys.btid` until `keys.expires`.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend, [`StoreError::TimeOutOfRange`].
+    fn cache_keys(&self, keys: &SubscriberKeys) -> Result<(), StoreError>;
+
+    /// Deletes cached keys expired at `now`; how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn purge_expired_keys(&self, now: SystemTime) -> Result<u64, StoreError>;
+}
+
+/// Iterates over every member of a service, one page of `page_size` at a time: memory stays
+/// bounded by one page, whatever the number of registrations.
+pub fn members_of_service<'a, S: Store + ?Sized>(
+    store: &'a S,
+    service_id: &str,
+    page_size: usize,
+) -> Members<'a, S> {
+    Members {
+        store,
+        service_id: service_id.to_owned(),
+        page_size: page_size.max(1),
+        page: Vec::new().into_iter(),
+        last: None,
+        done: false,
+    }
+}
+
+/// The iterator of [`members_of_service`]. Stops after the first error.
+pub struct Members<'a, S: Store + ?Sized> {
+    store: &'a S,
+    service_id: String,
+    page_size: usize,
+    page: std::vec::IntoIter<Member>,
+    last: Option<Btid>,
+    done: bool,
+}
+
+impl<S: Store + ?Sized> Iterator for Members<'_, S> {
+    type Item = Result<Member, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(m) = self.page.next() {
+                self.last = Some(m.btid.clone());
+                return Some(Ok(m));
+            }
+            if self.done {
+                return None;
+            }
+            match self.store.registrations_of_service(
+                &self.service_id,
+                self.last.as_ref(),
+                self.page_size,
+            ) {
+                Ok(page) => {
+                    self.done = page.len() < self.page_size;
+                    if page.is_empty() {
+                        return None;
+                    }
+                    self.page = page.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

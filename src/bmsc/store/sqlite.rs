@@ -1,0 +1,613 @@
+//! [`Store`] on SQLite (rusqlite, bundled), in `<data_dir>/bmsc.sqlite`.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so every committed transaction is on disk
+//! when the call returns and survives `kill -9` or a power cut. One writer connection
+//! serialises writes; a few read connections let reads (paging a million registrations for an
+//! MSK push) run beside them, which WAL allows. Schema changes are numbered migrations
+//! recorded in `schema_version`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::codec::{
+    nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
+};
+use super::kek::load_or_create_kek;
+use super::{Member, MskRecord, MskState, Registration, Store, StoreError};
+use crate::crypto::StateKey;
+use crate::gba::{Btid, SubscriberKeys};
+use crate::mikey::{KeyDomainId, MskId};
+
+/// Numbered schema migrations; entry `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: registrations, MSKs, counter ceiling, GBA key cache.
+    "CREATE TABLE registrations (
+         service_id    TEXT    NOT NULL,
+         btid          TEXT    NOT NULL,
+         ue_addr       TEXT    NOT NULL,
+         registered_at INTEGER NOT NULL,
+         PRIMARY KEY (service_id, btid)
+     ) WITHOUT ROWID;
+     CREATE INDEX registrations_by_btid ON registrations (btid);
+     CREATE TABLE msks (
+         key_domain   BLOB    NOT NULL CHECK (length(key_domain) = 3),
+         msk_id       INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
+         seql         INTEGER NOT NULL,
+         sequ         INTEGER NOT NULL,
+         created_at   INTEGER NOT NULL,
+         activates_at INTEGER NOT NULL,
+         expires_at   INTEGER NOT NULL,
+         state        TEXT    NOT NULL CHECK (state IN ('next', 'current', 'retired')),
+         mtk_next_id  INTEGER NOT NULL,
+         sealed       BLOB    NOT NULL,
+         PRIMARY KEY (key_domain, msk_id)
+     );
+     CREATE TABLE counter (
+         id      INTEGER PRIMARY KEY CHECK (id = 0),
+         ceiling INTEGER NOT NULL
+     );
+     INSERT INTO counter (id, ceiling) VALUES (0, 0);
+     CREATE TABLE gba_key_cache (
+         btid       TEXT    PRIMARY KEY,
+         expires_at INTEGER NOT NULL,
+         sealed     BLOB    NOT NULL
+     );
+     CREATE INDEX gba_key_cache_by_expiry ON gba_key_cache (expires_at);",
+];
+
+/// Read connections beside the writer.
+const READERS: usize = 2;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    kek: StateKey,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock left no transaction open (a dropped transaction rolls
+    // back), so the connection is still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(db)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "cannot use WAL journal mode (got {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db)?;
+    if reader {
+        conn.pragma_update(None, "query_only", true).map_err(db)?;
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         );",
+    )
+    .map_err(db)?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > latest {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: latest,
+        });
+    }
+    let now = time_to_nanos(SystemTime::now())?;
+    for (version, sql) in (1i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.execute_batch(sql).map_err(db)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            params![version, now],
+        )
+        .map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+fn member_of(row: &Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+fn parse_btid(text: &str) -> Result<Btid, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt {
+        what: "registration",
+        id: text.chars().take(64).collect(),
+    })
+}
+
+fn parse_ip(btid: &str, text: &str) -> Result<IpAddr, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt {
+        what: "registration",
+        id: btid.chars().take(64).collect(),
+    })
+}
+
+/// The MSK columns, in the order [`SqliteStore::msk_from_row`] reads them.
+const MSK_COLUMNS: &str = "key_domain, msk_id, seql, sequ, created_at, activates_at, expires_at, \
+                           state, mtk_next_id, sealed";
+
+impl SqliteStore {
+    /// The database file name inside `data_dir`.
+    pub const FILE_NAME: &'static str = "bmsc.sqlite";
+
+    /// Opens (creating when needed) the store in `data_dir`, with the KEK read from — or
+    /// created at — `kek_file`.
+    ///
+    /// # Errors
+    /// [`StoreError`] for an unusable directory, KEK file or database.
+    pub fn open_with_kek_file(data_dir: &Path, kek_file: &Path) -> Result<Self, StoreError> {
+        let kek = load_or_create_kek(kek_file)?;
+        Self::open(data_dir, kek)
+    }
+
+    /// Opens (creating when needed, directory mode 0700) the store in `data_dir`, migrating
+    /// the schema to the latest version.
+    ///
+    /// # Errors
+    /// [`StoreError`] for an unusable directory or database, [`StoreError::SchemaTooNew`].
+    pub fn open(data_dir: &Path, kek: StateKey) -> Result<Self, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|source| StoreError::Io {
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        let path = data_dir.join(Self::FILE_NAME);
+        let mut writer = Connection::open(&path).map_err(db)?;
+        configure(&writer, false)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open(&path).map_err(db)?;
+                configure(&c, true)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self {
+            path,
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            kek,
+        })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the database.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+                .map_err(db)
+        })
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        for r in &self.readers {
+            if let Ok(conn) = r.try_lock() {
+                return f(&conn);
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        match self.readers.get(i) {
+            Some(r) => f(&lock(r)),
+            None => f(&lock(&self.writer)),
+        }
+    }
+
+    fn msk_from_row(&self, row: &Row<'_>) -> Result<MskRecord, StoreError> {
+        let corrupt = |id: String| StoreError::Corrupt { what: "MSK", id };
+        let kd: Vec<u8> = row.get(0).map_err(db)?;
+        let key_domain = KeyDomainId(
+            kd.as_slice()
+                .try_into()
+                .map_err(|_| corrupt(hex::encode(&kd)))?,
+        );
+        let raw_id: i64 = row.get(1).map_err(db)?;
+        let msk_id = MskId::from_u32(
+            u32::try_from(raw_id).map_err(|_| corrupt(format!("{key_domain}/{raw_id}")))?,
+        );
+        let id = || corrupt(format!("{key_domain}/{msk_id}"));
+        let u16_at = |i: usize| -> Result<u16, StoreError> {
+            let v: i64 = row.get(i).map_err(db)?;
+            u16::try_from(v).map_err(|_| id())
+        };
+        let time_at = |i: usize| -> Result<SystemTime, StoreError> {
+            Ok(nanos_to_time(row.get(i).map_err(db)?))
+        };
+        let state: String = row.get(7).map_err(db)?;
+        let sealed: Vec<u8> = row.get(9).map_err(db)?;
+        let (msk, current_mtk) = open_msk(&self.kek, key_domain, msk_id, &sealed)?;
+        Ok(MskRecord {
+            key_domain,
+            msk_id,
+            msk,
+            seql: u16_at(2)?,
+            sequ: u16_at(3)?,
+            created_at: time_at(4)?,
+            activates_at: time_at(5)?,
+            expires_at: time_at(6)?,
+            state: MskState::from_name(&state).ok_or_else(id)?,
+            mtk_next_id: u16_at(8)?,
+            current_mtk,
+        })
+    }
+
+    fn msks_where(
+        &self,
+        filter: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<MskRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {MSK_COLUMNS} FROM msks {filter} ORDER BY key_domain, msk_id"
+                ))
+                .map_err(db)?;
+            let mut rows = stmt.query(p).map_err(db)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(db)? {
+                out.push(self.msk_from_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn upsert_registration(tx: &rusqlite::Transaction<'_>, r: &Registration) -> Result<(), StoreError> {
+    let at = time_to_nanos(r.registered_at)?;
+    tx.prepare_cached(
+        "INSERT INTO registrations (service_id, btid, ue_addr, registered_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (service_id, btid)
+         DO UPDATE SET ue_addr = excluded.ue_addr, registered_at = excluded.registered_at",
+    )
+    .map_err(db)?
+    .execute(params![
+        r.service_id,
+        r.btid.as_str(),
+        r.ue_addr.to_string(),
+        at
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+/// RFC 1982 (32 bits): whether `new` is after `current`.
+fn serial_after(new: u32, current: u32) -> bool {
+    let d = new.wrapping_sub(current);
+    d != 0 && d < 0x8000_0000
+}
+
+impl Store for SqliteStore {
+    fn register(&self, registration: &Registration) -> Result<(), StoreError> {
+        self.write(|tx| upsert_registration(tx, registration))
+    }
+
+    fn register_many(&self, registrations: &[Registration]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            registrations
+                .iter()
+                .try_for_each(|r| upsert_registration(tx, r))
+        })
+    }
+
+    fn deregister(&self, btid: &Btid, service_id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM registrations WHERE service_id = ?1 AND btid = ?2",
+                params![service_id, btid.as_str()],
+            )
+            .map(|n| n > 0)
+            .map_err(db)
+        })
+    }
+
+    fn registrations_of_btid(&self, btid: &Btid) -> Result<Vec<Registration>, StoreError> {
+        let rows: Vec<(String, String, i64)> = self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT service_id, ue_addr, registered_at FROM registrations
+                     WHERE btid = ?1 ORDER BY service_id",
+                )
+                .map_err(db)?;
+            stmt.query_map([btid.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)
+        })?;
+        rows.into_iter()
+            .map(|(service_id, ip, at)| {
+                Ok(Registration {
+                    btid: btid.clone(),
+                    ue_addr: parse_ip(btid.as_str(), &ip)?,
+                    service_id,
+                    registered_at: nanos_to_time(at),
+                })
+            })
+            .collect()
+    }
+
+    fn registrations_of_service(
+        &self,
+        service_id: &str,
+        after: Option<&Btid>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // "" sorts before every B-TID (B-TIDs are never empty).
+        let after = after.map_or("", Btid::as_str);
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT btid, ue_addr FROM registrations
+                     WHERE service_id = ?1 AND btid > ?2 ORDER BY btid LIMIT ?3",
+                )
+                .map_err(db)?;
+            let mut rows = stmt
+                .query_map(params![service_id, after, limit], member_of)
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in &mut rows {
+                let (btid, ip) = row.map_err(db)?;
+                out.push(Member {
+                    ue_addr: parse_ip(&btid, &ip)?,
+                    btid: parse_btid(&btid)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn count_registrations_by_service(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT service_id, count(*) FROM registrations GROUP BY service_id",
+                )
+                .map_err(db)?;
+            stmt.query_map([], |r| {
+                let n: i64 = r.get(1)?;
+                Ok((r.get::<_, String>(0)?, n.unsigned_abs()))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })
+    }
+
+    fn put_msk(&self, r: &MskRecord) -> Result<(), StoreError> {
+        let sealed = seal_msk(
+            &self.kek,
+            r.key_domain,
+            r.msk_id,
+            &r.msk,
+            r.current_mtk.as_ref(),
+        );
+        let created = time_to_nanos(r.created_at)?;
+        let activates = time_to_nanos(r.activates_at)?;
+        let expires = time_to_nanos(r.expires_at)?;
+        self.write(|tx| {
+            tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO msks ({MSK_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))
+            .map_err(db)?
+            .execute(params![
+                r.key_domain.0.as_slice(),
+                r.msk_id.to_u32(),
+                r.seql,
+                r.sequ,
+                created,
+                activates,
+                expires,
+                r.state.as_str(),
+                r.mtk_next_id,
+                sealed,
+            ])
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn msk(&self, key_domain: KeyDomainId, msk_id: MskId) -> Result<Option<MskRecord>, StoreError> {
+        let mut v = self.msks_where(
+            "WHERE key_domain = ?1 AND msk_id = ?2",
+            &[&key_domain.0.as_slice(), &msk_id.to_u32()],
+        )?;
+        Ok(v.pop())
+    }
+
+    fn msks_of_group(
+        &self,
+        key_domain: KeyDomainId,
+        key_group: u16,
+    ) -> Result<Vec<MskRecord>, StoreError> {
+        let low = MskId::new(key_group, 0).to_u32();
+        let high = MskId::new(key_group, u16::MAX).to_u32();
+        self.msks_where(
+            "WHERE key_domain = ?1 AND msk_id BETWEEN ?2 AND ?3",
+            &[&key_domain.0.as_slice(), &low, &high],
+        )
+    }
+
+    fn msks(&self) -> Result<Vec<MskRecord>, StoreError> {
+        self.msks_where("", &[])
+    }
+
+    fn delete_msk(&self, key_domain: KeyDomainId, msk_id: MskId) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM msks WHERE key_domain = ?1 AND msk_id = ?2",
+                params![key_domain.0.as_slice(), msk_id.to_u32()],
+            )
+            .map(|n| n > 0)
+            .map_err(db)
+        })
+    }
+
+    fn counter_ceiling(&self) -> Result<u32, StoreError> {
+        let v: i64 = self.read(|c| {
+            c.query_row("SELECT ceiling FROM counter WHERE id = 0", [], |r| r.get(0))
+                .map_err(db)
+        })?;
+        u32::try_from(v).map_err(|_| StoreError::Corrupt {
+            what: "counter ceiling",
+            id: v.to_string(),
+        })
+    }
+
+    fn raise_counter_ceiling(&self, new: u32) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let v: i64 = tx
+                .query_row("SELECT ceiling FROM counter WHERE id = 0", [], |r| r.get(0))
+                .map_err(db)?;
+            let current = u32::try_from(v).map_err(|_| StoreError::Corrupt {
+                what: "counter ceiling",
+                id: v.to_string(),
+            })?;
+            if new == current {
+                return Ok(());
+            }
+            if !serial_after(new, current) {
+                return Err(StoreError::CeilingNotRaised {
+                    current,
+                    requested: new,
+                });
+            }
+            tx.execute("UPDATE counter SET ceiling = ?1 WHERE id = 0", [new])
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn cached_keys(
+        &self,
+        btid: &str,
+        now: SystemTime,
+    ) -> Result<Option<SubscriberKeys>, StoreError> {
+        let now = time_to_nanos(now)?;
+        let row: Option<(i64, Vec<u8>)> = self.read(|c| {
+            c.prepare_cached("SELECT expires_at, sealed FROM gba_key_cache WHERE btid = ?1")
+                .map_err(db)?
+                .query_row([btid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(db)
+        })?;
+        match row {
+            Some((expires, sealed)) if expires > now => {
+                open_gba_keys(&self.kek, btid, expires, &sealed).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn cache_keys(&self, keys: &SubscriberKeys) -> Result<(), StoreError> {
+        let sealed = seal_gba_keys(&self.kek, keys)?;
+        let expires = time_to_nanos(keys.expires)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO gba_key_cache (btid, expires_at, sealed)
+                 VALUES (?1, ?2, ?3)",
+                params![keys.btid.as_str(), expires, sealed],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn purge_expired_keys(&self, now: SystemTime) -> Result<u64, StoreError> {
+        let now = time_to_nanos(now)?;
+        self.write(|tx| {
+            tx.execute("DELETE FROM gba_key_cache WHERE expires_at <= ?1", [now])
+                .map(|n| n as u64)
+                .map_err(db)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_after;
+
+    #[test]
+    fn serial_order_is_rfc_1982() {
+        assert!(serial_after(1, 0));
+        assert!(serial_after(0, 0xffff_ffff));
+        assert!(serial_after(0x7fff_ffff, 0));
+        assert!(!serial_after(0x8000_0000, 0));
+        assert!(!serial_after(0, 1));
+        assert!(!serial_after(5, 5));
+    }
+}

@@ -1,0 +1,764 @@
+//! The BM-SC store on SQLite: every operation, durability across reopen, the KEK file, key
+//! material sealed at rest and bound to its row, the counter ceiling, and bulk registrations.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use mbms_keys::bmsc::store::{
+    CurrentMtk, MskRecord, MskState, Registration, SqliteStore, Store, StoreError,
+    load_or_create_kek, members_of_service,
+};
+use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf, Msk, Mtk, Salt, StateKey};
+use mbms_keys::gba::{Btid, GbaKeys, SubscriberKeys};
+use mbms_keys::mikey::{KeyDomainId, MskId, MtkId};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "mbms-bmsc-store-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const KD: KeyDomainId = KeyDomainId([0x00, 0xf1, 0x10]);
+
+fn kek() -> StateKey {
+    StateKey::from_bytes([0x5a; 32])
+}
+
+fn open(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path(), kek()).expect("store opens")
+}
+
+fn btid(i: u32) -> Btid {
+    format!("btid{i:08}@bsf.example.org").parse().expect("btid")
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn reg(i: u32, service: &str) -> Registration {
+    Registration {
+        btid: btid(i),
+        service_id: service.to_owned(),
+        ue_addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)),
+        registered_at: at(1_700_000_000) + Duration::from_nanos(u64::from(i) * 1_001),
+    }
+}
+
+/// Distinctive octets: easy to find in a file if they were ever written in the clear.
+const MSK_OCTETS: [u8; 16] = [
+    0xc3, 0x5e, 0x91, 0x0d, 0x7a, 0x42, 0xee, 0x18, 0x66, 0xb9, 0x2f, 0xd4, 0x03, 0x8c, 0x71, 0xa5,
+];
+const MTK_OCTETS: [u8; 16] = [
+    0x9d, 0x14, 0x6b, 0xf2, 0x38, 0xc7, 0x05, 0xae, 0x51, 0xe0, 0x27, 0x8f, 0xba, 0x46, 0x1c, 0xd3,
+];
+const SALT_OCTETS: [u8; 14] = [
+    0x2e, 0x87, 0xd9, 0x40, 0x13, 0xfa, 0x6c, 0xb5, 0x08, 0x9e, 0x73, 0xc1, 0x5f, 0xa2,
+];
+const KS_NAF_OCTETS: [u8; 32] = [
+    0x71, 0x3a, 0xe4, 0x0f, 0x8b, 0xd6, 0x25, 0x9c, 0x47, 0xf1, 0x12, 0xad, 0x6e, 0xc8, 0x33, 0x5b,
+    0x94, 0x0e, 0xb7, 0x29, 0xd2, 0x6a, 0x81, 0xfc, 0x17, 0x4e, 0xa9, 0x35, 0xe2, 0x58, 0x0b, 0xc6,
+];
+
+fn msk_record(number: u16, octets: [u8; 16]) -> MskRecord {
+    MskRecord {
+        key_domain: KD,
+        msk_id: MskId::new(1, number),
+        msk: Msk::from_bytes(octets),
+        seql: 0x0000,
+        sequ: 0x0200,
+        created_at: at(1_700_000_000),
+        activates_at: at(1_700_000_100),
+        expires_at: at(1_700_003_700),
+        state: MskState::Next,
+        mtk_next_id: 1,
+        current_mtk: None,
+    }
+}
+
+fn gba_keys(btid_text: &str, expires: SystemTime) -> SubscriberKeys {
+    SubscriberKeys {
+        btid: btid_text.parse().expect("btid"),
+        impi: "alice@ims.example.org".to_owned(),
+        keys: GbaKeys::Me {
+            ks_naf: KsNaf::from_bytes(KS_NAF_OCTETS),
+        },
+        expires,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file of the database (main, WAL, shared memory) that exists.
+fn db_files(dir: &TempDir) -> Vec<(PathBuf, Vec<u8>)> {
+    ["bmsc.sqlite", "bmsc.sqlite-wal", "bmsc.sqlite-shm"]
+        .iter()
+        .map(|f| dir.path().join(f))
+        .filter(|p| p.exists())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read db file");
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn register_is_an_upsert_and_deregister_reports_whether_there_was_one() {
+    let dir = TempDir::new("register");
+    let store = open(&dir);
+    store.register(&reg(1, "news")).expect("register");
+    store.register(&reg(1, "tv")).expect("register");
+    store.register(&reg(2, "news")).expect("register");
+    let mut moved = reg(1, "news");
+    moved.ue_addr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    moved.registered_at = at(1_800_000_000);
+    store.register(&moved).expect("re-register");
+
+    let of_1 = store.registrations_of_btid(&btid(1)).expect("list");
+    assert_eq!(of_1, vec![moved.clone(), reg(1, "tv")]);
+    let counts = store.count_registrations_by_service().expect("count");
+    assert_eq!(counts.get("news"), Some(&2));
+    assert_eq!(counts.get("tv"), Some(&1));
+
+    assert!(store.deregister(&btid(1), "news").expect("deregister"));
+    assert!(!store.deregister(&btid(1), "news").expect("again"));
+    assert!(!store.deregister(&btid(9), "news").expect("unknown"));
+    assert_eq!(
+        store.registrations_of_btid(&btid(1)).expect("list"),
+        vec![reg(1, "tv")]
+    );
+    assert!(
+        store
+            .registrations_of_btid(&btid(9))
+            .expect("none")
+            .is_empty()
+    );
+}
+
+#[test]
+fn registrations_of_service_pages_in_btid_order() {
+    let dir = TempDir::new("pages");
+    let store = open(&dir);
+    let regs: Vec<_> = (0..25).map(|i| reg(i, "news")).collect();
+    store.register_many(&regs).expect("bulk");
+    store.register(&reg(100, "tv")).expect("other service");
+
+    let first = store
+        .registrations_of_service("news", None, 10)
+        .expect("page");
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].btid, btid(0));
+    assert_eq!(first[0].ue_addr, reg(0, "news").ue_addr);
+    let second = store
+        .registrations_of_service("news", Some(&first[9].btid), 10)
+        .expect("page");
+    assert_eq!(second[0].btid, btid(10));
+    let third = store
+        .registrations_of_service("news", Some(&second[9].btid), 10)
+        .expect("page");
+    assert_eq!(third.len(), 5);
+    let end = store
+        .registrations_of_service("news", Some(&third[4].btid), 10)
+        .expect("page");
+    assert!(end.is_empty());
+    assert!(
+        store
+            .registrations_of_service("nobody", None, 10)
+            .expect("empty")
+            .is_empty()
+    );
+}
+
+#[test]
+fn ten_thousand_registrations_stream_back_exactly_once() {
+    let dir = TempDir::new("stream");
+    let store: Arc<dyn Store> = Arc::new(open(&dir));
+    let regs: Vec<_> = (0..10_000).map(|i| reg(i, "news")).collect();
+    store.register_many(&regs).expect("bulk");
+    let mut seen = BTreeSet::new();
+    let mut previous: Option<Btid> = None;
+    for m in members_of_service(&*store, "news", 999) {
+        let m = m.expect("row");
+        if let Some(p) = &previous {
+            assert!(p.as_str() < m.btid.as_str(), "B-TID order");
+        }
+        assert!(seen.insert(m.btid.to_string()), "each member once");
+        previous = Some(m.btid);
+    }
+    assert_eq!(seen.len(), 10_000);
+    assert_eq!(
+        store
+            .count_registrations_by_service()
+            .expect("count")
+            .get("news"),
+        Some(&10_000)
+    );
+    // A page size that divides the total exactly ends on an empty page.
+    assert_eq!(members_of_service(&*store, "news", 1_000).count(), 10_000);
+}
+
+#[test]
+fn reads_proceed_while_another_thread_writes() {
+    let dir = TempDir::new("threads");
+    let store: Arc<dyn Store> = Arc::new(open(&dir));
+    store
+        .register_many(&(0..2_000).map(|i| reg(i, "news")).collect::<Vec<_>>())
+        .expect("bulk");
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for i in 2_000..2_200 {
+                store.register(&reg(i, "tv")).expect("register");
+            }
+        })
+    };
+    for _ in 0..5 {
+        assert_eq!(members_of_service(&*store, "news", 500).count(), 2_000);
+    }
+    writer.join().expect("writer");
+    assert_eq!(members_of_service(&*store, "tv", 500).count(), 200);
+}
+
+#[test]
+fn msks_are_put_read_listed_updated_and_deleted() {
+    let dir = TempDir::new("msk");
+    let store = open(&dir);
+    assert!(store.msk(KD, MskId::new(1, 1)).expect("read").is_none());
+    let a = msk_record(1, MSK_OCTETS);
+    let b = msk_record(2, [7; 16]);
+    let mut other_group = msk_record(1, [8; 16]);
+    other_group.msk_id = MskId::new(2, 1);
+    let mut other_domain = msk_record(1, [9; 16]);
+    other_domain.key_domain = KeyDomainId([0x13, 0x00, 0x14]);
+    for r in [&b, &a, &other_group, &other_domain] {
+        store.put_msk(r).expect("put");
+    }
+    assert_eq!(store.msk(KD, a.msk_id).expect("read"), Some(a.clone()));
+    assert_eq!(
+        store.msks_of_group(KD, 1).expect("group"),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.msks().expect("all").len(), 4);
+
+    // Update: the same row, a new state and a current MTK with a salt.
+    let mut updated = a.clone();
+    updated.state = MskState::Current;
+    updated.mtk_next_id = 2;
+    updated.current_mtk = Some(CurrentMtk {
+        id: MtkId(1),
+        mtk: Mtk::from_bytes(MTK_OCTETS),
+        salt: Some(Salt::from_bytes(SALT_OCTETS)),
+    });
+    store.put_msk(&updated).expect("update");
+    assert_eq!(
+        store.msk(KD, a.msk_id).expect("read"),
+        Some(updated.clone())
+    );
+    updated.current_mtk = Some(CurrentMtk {
+        id: MtkId(2),
+        mtk: Mtk::from_bytes([3; 16]),
+        salt: None,
+    });
+    updated.state = MskState::Retired;
+    store.put_msk(&updated).expect("update");
+    assert_eq!(store.msk(KD, a.msk_id).expect("read"), Some(updated));
+    assert_eq!(store.msks_of_group(KD, 1).expect("group").len(), 2);
+
+    assert!(store.delete_msk(KD, b.msk_id).expect("delete"));
+    assert!(!store.delete_msk(KD, b.msk_id).expect("again"));
+    assert_eq!(store.msks_of_group(KD, 1).expect("group").len(), 1);
+}
+
+#[test]
+fn everything_acknowledged_survives_a_reopen() {
+    let dir = TempDir::new("reopen");
+    let mut msk = msk_record(1, MSK_OCTETS);
+    msk.current_mtk = Some(CurrentMtk {
+        id: MtkId(5),
+        mtk: Mtk::from_bytes(MTK_OCTETS),
+        salt: None,
+    });
+    {
+        let store = open(&dir);
+        store.register(&reg(1, "news")).expect("register");
+        store.put_msk(&msk).expect("put");
+        store.raise_counter_ceiling(10_000).expect("raise");
+        store
+            .cache_keys(&gba_keys("a@bsf", at(2_000_000_000)))
+            .expect("cache");
+        assert_eq!(store.schema_version().expect("version"), 1);
+    }
+    let store = open(&dir);
+    assert_eq!(
+        store.registrations_of_btid(&btid(1)).expect("list"),
+        vec![reg(1, "news")]
+    );
+    assert_eq!(store.msk(KD, msk.msk_id).expect("read"), Some(msk));
+    assert_eq!(store.counter_ceiling().expect("ceiling"), 10_000);
+    assert!(
+        store
+            .cached_keys("a@bsf", at(1_900_000_000))
+            .expect("cache")
+            .is_some()
+    );
+    assert_eq!(store.schema_version().expect("version"), 1);
+}
+
+/// The child half of [`acknowledged_writes_survive_kill_9`]: does nothing unless started by it.
+#[test]
+fn kill_9_child() {
+    let Some(dir) = std::env::var_os("MBMS_STORE_KILL_CHILD_DIR") else {
+        return;
+    };
+    let store = SqliteStore::open(Path::new(&dir), kek()).expect("child opens");
+    let mut out = std::io::stdout();
+    for i in 0..200 {
+        store.register(&reg(i, "news")).expect("register");
+        store.raise_counter_ceiling((i + 1) * 100).expect("raise");
+        // Acknowledged only after the call returned.
+        writeln!(out, "acked {i}").expect("stdout");
+        out.flush().expect("flush");
+    }
+    // Keep writing until killed, so the kill lands mid-transaction; give up after a minute
+    // should the parent be gone.
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        store.register(&reg(999_999, "tv")).expect("register");
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = TempDir::new("kill9");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "kill_9_child", "--nocapture", "--test-threads=1"])
+        .env("MBMS_STORE_KILL_CHILD_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("pipe");
+    let mut last = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(n) = line.strip_prefix("acked ") {
+            last = Some(n.parse::<u32>().expect("number"));
+            if last == Some(199) {
+                break;
+            }
+        }
+    }
+    // SIGKILL: no destructor, no flush, no checkpoint.
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    assert_eq!(last, Some(199), "the child acknowledged every write");
+    let store = open(&dir);
+    assert_eq!(
+        store
+            .count_registrations_by_service()
+            .expect("count")
+            .get("news"),
+        Some(&200)
+    );
+    assert_eq!(store.counter_ceiling().expect("ceiling"), 200 * 100);
+}
+
+#[test]
+fn the_counter_ceiling_only_rises_in_serial_order_and_persists() {
+    let dir = TempDir::new("counter");
+    {
+        let store = open(&dir);
+        assert_eq!(store.counter_ceiling().expect("fresh"), 0);
+        store.raise_counter_ceiling(1_000).expect("raise");
+        store
+            .raise_counter_ceiling(1_000)
+            .expect("same value is a no-op");
+        assert!(matches!(
+            store.raise_counter_ceiling(999),
+            Err(StoreError::CeilingNotRaised {
+                current: 1_000,
+                requested: 999
+            })
+        ));
+        // More than 2^31 ahead is "behind" in RFC 1982 order.
+        assert!(store.raise_counter_ceiling(1_000 + 0x8000_0000).is_err());
+        store
+            .raise_counter_ceiling(0xffff_ff00)
+            .expect_err("too far");
+        store.raise_counter_ceiling(0x7fff_0000).expect("raise");
+        store.raise_counter_ceiling(0xfff0_0000).expect("raise");
+        // Wrapping past 2^32 is a raise.
+        store.raise_counter_ceiling(0x0000_1000).expect("wraps");
+    }
+    assert_eq!(open(&dir).counter_ceiling().expect("persisted"), 0x1000);
+}
+
+#[test]
+fn gba_key_cache_gets_puts_and_purges() {
+    let dir = TempDir::new("cache");
+    let store = open(&dir);
+    assert!(store.cached_keys("a@bsf", at(0)).expect("empty").is_none());
+    store
+        .cache_keys(&gba_keys("a@bsf", at(1_000)))
+        .expect("cache");
+    let u = SubscriberKeys {
+        btid: "u@bsf".parse().expect("btid"),
+        impi: "bob@ims.example.org".to_owned(),
+        keys: GbaKeys::U {
+            ks_ext_naf: KsExtNaf::from_bytes([1; 32]),
+            ks_int_naf: KsIntNaf::from_bytes([2; 32]),
+        },
+        expires: at(3_000),
+    };
+    store.cache_keys(&u).expect("cache");
+    let got = store
+        .cached_keys("a@bsf", at(999))
+        .expect("read")
+        .expect("valid");
+    assert_eq!(got.impi, "alice@ims.example.org");
+    assert_eq!(got.expires, at(1_000));
+    match got.keys {
+        GbaKeys::Me { ks_naf } => assert_eq!(ks_naf.as_bytes(), &KS_NAF_OCTETS),
+        GbaKeys::U { .. } => panic!("GBA_ME expected"),
+    }
+    match store
+        .cached_keys("u@bsf", at(0))
+        .expect("read")
+        .expect("valid")
+        .keys
+    {
+        GbaKeys::U {
+            ks_ext_naf,
+            ks_int_naf,
+        } => {
+            assert_eq!(ks_ext_naf.as_bytes(), &[1; 32]);
+            assert_eq!(ks_int_naf.as_bytes(), &[2; 32]);
+        }
+        GbaKeys::Me { .. } => panic!("GBA_U expected"),
+    }
+    // Expired entries are not returned, then purged.
+    assert!(
+        store
+            .cached_keys("a@bsf", at(1_000))
+            .expect("read")
+            .is_none()
+    );
+    assert_eq!(store.purge_expired_keys(at(1_000)).expect("purge"), 1);
+    assert_eq!(store.purge_expired_keys(at(1_000)).expect("purge"), 0);
+    assert!(
+        store
+            .cached_keys("u@bsf", at(2_000))
+            .expect("read")
+            .is_some()
+    );
+    // Replacing extends the lifetime.
+    store
+        .cache_keys(&gba_keys("a@bsf", at(5_000)))
+        .expect("cache");
+    assert!(
+        store
+            .cached_keys("a@bsf", at(4_000))
+            .expect("read")
+            .is_some()
+    );
+}
+
+#[test]
+fn the_kek_file_is_created_0600_and_reused() {
+    let dir = TempDir::new("kek");
+    let kek_path = dir.path().join("secrets/kek");
+    let data = dir.path().join("data");
+    {
+        let store = SqliteStore::open_with_kek_file(&data, &kek_path).expect("open");
+        store.put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
+    }
+    let meta = std::fs::metadata(&kek_path).expect("kek exists");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&kek_path).expect("read");
+    assert_eq!(text.trim_end().len(), 64);
+    assert!(text.trim_end().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        std::fs::metadata(&data)
+            .expect("data dir")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+
+    // Reopened with the same file: the same key opens the MSK, and the file is unchanged.
+    let store = SqliteStore::open_with_kek_file(&data, &kek_path).expect("reopen");
+    assert_eq!(
+        store.msk(KD, MskId::new(1, 1)).expect("read"),
+        Some(msk_record(1, MSK_OCTETS))
+    );
+    assert_eq!(std::fs::read_to_string(&kek_path).expect("read"), text);
+    assert_eq!(
+        load_or_create_kek(&kek_path).expect("load"),
+        StateKey::from_hex(text.trim_end()).expect("hex")
+    );
+}
+
+#[test]
+fn kek_files_given_by_the_operator_may_be_raw_or_hex_but_not_garbage() {
+    let dir = TempDir::new("kek-forms");
+    let raw = dir.path().join("raw");
+    std::fs::write(&raw, [0x42; 32]).expect("write");
+    assert_eq!(
+        load_or_create_kek(&raw).expect("raw"),
+        StateKey::from_bytes([0x42; 32])
+    );
+    let hex = dir.path().join("hex");
+    std::fs::write(&hex, format!("{}\r\n", "42".repeat(32))).expect("write");
+    assert_eq!(
+        load_or_create_kek(&hex).expect("hex"),
+        StateKey::from_bytes([0x42; 32])
+    );
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "not a key").expect("write");
+    let err = load_or_create_kek(&bad).expect_err("garbage");
+    assert!(matches!(err, StoreError::Kek { .. }), "{err}");
+    assert!(!err.to_string().contains("not a key\""));
+}
+
+#[test]
+fn a_wrong_kek_opens_no_key() {
+    let dir = TempDir::new("wrong-kek");
+    open(&dir).put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
+    let other = SqliteStore::open(dir.path(), StateKey::from_bytes([0x5b; 32])).expect("open");
+    let err = other.msk(KD, MskId::new(1, 1)).expect_err("wrong KEK");
+    assert!(
+        matches!(err, StoreError::Corrupt { what: "MSK", .. }),
+        "{err}"
+    );
+    // Non-secret data stays readable.
+    assert_eq!(other.counter_ceiling().expect("ceiling"), 0);
+}
+
+#[test]
+fn the_database_files_hold_no_key_octets() {
+    let dir = TempDir::new("grep");
+    let mut msk = msk_record(1, MSK_OCTETS);
+    msk.current_mtk = Some(CurrentMtk {
+        id: MtkId(1),
+        mtk: Mtk::from_bytes(MTK_OCTETS),
+        salt: Some(Salt::from_bytes(SALT_OCTETS)),
+    });
+    let check = |when: &str| {
+        let files = db_files(&dir);
+        assert!(!files.is_empty());
+        for (path, bytes) in files {
+            for (name, secret) in [
+                ("MSK", &MSK_OCTETS[..]),
+                ("MTK", &MTK_OCTETS[..]),
+                ("salt", &SALT_OCTETS[..]),
+                ("Ks_NAF", &KS_NAF_OCTETS[..]),
+                ("KEK", &[0x5a; 32][..]),
+            ] {
+                assert!(
+                    !contains(&bytes, secret),
+                    "{when}: {name} in clear in {}",
+                    path.display()
+                );
+                // Also no hex rendering of them.
+                assert!(
+                    !contains(&bytes, hex::encode(secret).as_bytes()),
+                    "{when}: {name} as hex in {}",
+                    path.display()
+                );
+            }
+        }
+    };
+    {
+        let store = open(&dir);
+        store.put_msk(&msk).expect("put");
+        store
+            .cache_keys(&gba_keys("a@bsf", at(2_000_000_000)))
+            .expect("cache");
+        // The WAL holds the pages now.
+        let wal = dir.path().join("bmsc.sqlite-wal");
+        assert!(
+            std::fs::metadata(&wal)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
+        );
+        check("while open");
+        assert_eq!(store.msk(KD, msk.msk_id).expect("read"), Some(msk.clone()));
+    }
+    check("after close");
+}
+
+#[test]
+fn a_sealed_msk_moved_to_another_row_does_not_open() {
+    let dir = TempDir::new("move-msk");
+    {
+        let store = open(&dir);
+        store.put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
+        store.put_msk(&msk_record(2, [7; 16])).expect("put");
+    }
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("bmsc.sqlite")).expect("raw");
+        conn.execute(
+            "UPDATE msks SET sealed = (SELECT sealed FROM msks WHERE msk_id = ?1) WHERE msk_id = ?2",
+            [MskId::new(1, 1).to_u32(), MskId::new(1, 2).to_u32()],
+        )
+        .expect("move");
+    }
+    let store = open(&dir);
+    assert_eq!(
+        store.msk(KD, MskId::new(1, 1)).expect("untouched"),
+        Some(msk_record(1, MSK_OCTETS))
+    );
+    let err = store.msk(KD, MskId::new(1, 2)).expect_err("moved");
+    assert!(matches!(err, StoreError::Corrupt { what: "MSK", .. }));
+    assert!(err.to_string().contains("00f110/00010002"), "{err}");
+    assert!(store.msks_of_group(KD, 1).is_err());
+}
+
+#[test]
+fn sealed_gba_keys_are_bound_to_their_btid_and_expiry() {
+    let dir = TempDir::new("move-gba");
+    {
+        let store = open(&dir);
+        store
+            .cache_keys(&gba_keys("a@bsf", at(1_000)))
+            .expect("cache");
+        store
+            .cache_keys(&gba_keys("b@bsf", at(1_000)))
+            .expect("cache");
+    }
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("bmsc.sqlite")).expect("raw");
+        conn.execute(
+            "UPDATE gba_key_cache SET sealed = (SELECT sealed FROM gba_key_cache WHERE btid = 'a@bsf') \
+             WHERE btid = 'b@bsf'",
+            [],
+        )
+        .expect("move");
+        // Extending the lifetime in the database alone is detected too.
+        conn.execute(
+            "UPDATE gba_key_cache SET expires_at = expires_at * 2 WHERE btid = 'a@bsf'",
+            [],
+        )
+        .expect("extend");
+    }
+    let store = open(&dir);
+    assert!(matches!(
+        store.cached_keys("b@bsf", at(0)),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        store.cached_keys("a@bsf", at(0)),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_database_from_a_newer_program_is_refused() {
+    let dir = TempDir::new("schema");
+    drop(open(&dir));
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("bmsc.sqlite")).expect("raw");
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (99, 0)",
+            [],
+        )
+        .expect("bump");
+    }
+    match SqliteStore::open(dir.path(), kek()) {
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1,
+        }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_database_runs_in_wal_mode_with_full_sync() {
+    let dir = TempDir::new("pragmas");
+    let store = open(&dir);
+    store.register(&reg(1, "news")).expect("register");
+    let conn = rusqlite::Connection::open(store.path()).expect("raw");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn store_errors_carry_no_key_material() {
+    let dir = TempDir::new("errors");
+    let store = open(&dir);
+    store.put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
+    let err = SqliteStore::open(dir.path(), StateKey::from_bytes([1; 32]))
+        .expect("open")
+        .msk(KD, MskId::new(1, 1))
+        .expect_err("wrong kek");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&hex::encode(MSK_OCTETS)));
+    assert!(!text.contains("195, 94, 145"), "{text}");
+}
+
+/// Run with `cargo test --release --test bmsc_store -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: one million registrations"]
+fn one_million_registrations_insert_and_stream() {
+    const N: u32 = 1_000_000;
+    let dir = TempDir::new("million");
+    let store = open(&dir);
+    let regs: Vec<_> = (0..N).map(|i| reg(i, "news")).collect();
+    let t = Instant::now();
+    store.register_many(&regs).expect("bulk");
+    let insert = t.elapsed();
+    drop(regs);
+    let t = Instant::now();
+    let mut n = 0u32;
+    for m in members_of_service(&store, "news", 10_000) {
+        m.expect("row");
+        n += 1;
+    }
+    let stream = t.elapsed();
+    assert_eq!(n, N);
+    let t = Instant::now();
+    let count = store.count_registrations_by_service().expect("count");
+    let count_time = t.elapsed();
+    assert_eq!(count.get("news"), Some(&u64::from(N)));
+    let size: u64 = db_files(&dir).iter().map(|(_, b)| b.len() as u64).sum();
+    eprintln!(
+        "1,000,000 registrations: register_many {insert:?}, stream (pages of 10,000) {stream:?}, \
+         count {count_time:?}, database files {} MB",
+        size / 1_000_000
+    );
+}
