@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "cli/bmsc.rs"]
+mod bmsc;
 #[path = "cli/build.rs"]
 mod build;
 #[path = "cli/decode.rs"]
@@ -33,6 +35,8 @@ enum Command {
     Mikey(mikey::MikeyArgs),
     /// GBA (TS 33.220) derivations: Ks_NAF, MRK, B-TID.
     Gba(gba::GbaArgs),
+    /// The BM-SC key server: serve, status.
+    Bmsc(bmsc::BmscArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
     Ue(Box<ue::UeArgs>),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
+        Command::Bmsc(args) => bmsc::run(args),
         Command::Ue(args) => ue::run(*args),
     }
 }

@@ -63,7 +63,9 @@ pub fn render(v: &Value) -> String {
             s["key_group"],
             s["registrations"],
             s["current_msk_id"].as_str().unwrap_or("-"),
-            s["current_mtk_id"],
+            s["current_mtk_id"]
+                .as_u64()
+                .map_or_else(|| "-".to_string(), |id| id.to_string()),
         ));
         for m in s["msks"].as_array().into_iter().flatten() {
             out.push_str(&format!(

@@ -432,3 +432,32 @@ fn errors_do_not_echo_long_input() {
     let err = RegisterRequest::parse(body.as_bytes()).expect_err("unknown root");
     assert!(err.to_string().len() < 300, "{err}");
 }
+
+#[test]
+fn characters_outside_xml_are_refused() {
+    for body in [
+        "<mbmsRegister><serviceId>a\u{1}b</serviceId></mbmsRegister>",
+        "<mbmsRegister><serviceId>a&#1;b</serviceId></mbmsRegister>",
+        "<mbmsRegister><serviceId>a&#xFFFE;b</serviceId></mbmsRegister>",
+        "<mbmsMskRequest><msk keyDomainId=\"&#x1f;\" mskId=\"00010000\"/></mbmsMskRequest>",
+    ] {
+        assert!(
+            matches!(
+                RegisterRequest::parse(body.as_bytes())
+                    .map(|_| ())
+                    .or_else(|e| match e {
+                        XmlError::UnknownRoot { .. } =>
+                            MskRequest::parse(body.as_bytes()).map(|_| ()),
+                        other => Err(other),
+                    }),
+                Err(XmlError::Syntax { .. })
+            ),
+            "{body:?}"
+        );
+    }
+    assert_eq!(
+        RegisterRequest::parse(b"<mbmsRegister><serviceId>a&#x9;b</serviceId></mbmsRegister>")
+            .map(|r| r.service_ids),
+        Ok(vec!["a\tb".to_owned()])
+    );
+}

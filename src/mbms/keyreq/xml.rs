@@ -98,10 +98,26 @@ fn syntax(offset: u64, message: &str) -> XmlError {
     }
 }
 
+/// XML 1.0 §2.2 Char: no C0 controls but tab, LF, CR; no U+FFFE, U+FFFF. Also applies to
+/// what character references produce (WFC: Legal Character), which quick-xml does not check.
+fn check_chars(s: &str) -> Result<(), XmlError> {
+    match s
+        .chars()
+        .find(|c| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}'))
+    {
+        Some(c) => Err(XmlError::Syntax {
+            offset: 0,
+            message: format!("character U+{:04X} is not allowed in XML", u32::from(c)),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn push_text(text: &mut String, more: &str) -> Result<(), XmlError> {
     if text.len().saturating_add(more.len()) > MAX_VALUE_LEN {
         return Err(XmlError::ValueTooLong { max: MAX_VALUE_LEN });
     }
+    check_chars(more)?;
     text.push_str(more);
     Ok(())
 }
@@ -159,6 +175,7 @@ fn read_attributes(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<Item,
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|err| XmlError::Entity(clip(&err.to_string())))?;
+        check_chars(&value)?;
         item.attributes
             .push((local.as_ref().to_owned(), value.into_owned()));
     }
