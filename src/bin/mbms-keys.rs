@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "cli/bench.rs"]
+mod bench;
 #[path = "cli/bmsc.rs"]
 mod bmsc;
 #[path = "cli/build.rs"]
@@ -35,6 +37,8 @@ enum Command {
     Mikey(mikey::MikeyArgs),
     /// GBA (TS 33.220) derivations: Ks_NAF, MRK, B-TID.
     Gba(gba::GbaArgs),
+    /// Measurements: UE receiver throughput.
+    Bench(bench::BenchArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
         Command::Bmsc(args) => bmsc::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Ue(args) => ue::run(*args),
     }
 }
