@@ -36,13 +36,25 @@ impl KeyIdEntry {
         }
     }
 
-    fn value(&self) -> Vec<u8> {
-        match self {
-            Self::KeyDomain(id) => id.0.to_vec(),
-            Self::Msk(id) => id.to_bytes().to_vec(),
-            Self::Mtk(id) => id.0.to_be_bytes().to_vec(),
-            Self::Other { value, .. } => value.clone(),
-        }
+    /// Appends `Key ID Type ‖ Key ID Length ‖ Key ID`.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.push(self.id_type().0);
+        let (msk, mtk);
+        let value: &[u8] = match self {
+            Self::KeyDomain(id) => &id.0,
+            Self::Msk(id) => {
+                msk = id.to_bytes();
+                &msk
+            }
+            Self::Mtk(id) => {
+                mtk = id.0.to_be_bytes();
+                &mtk
+            }
+            Self::Other { value, .. } => value,
+        };
+        put_len8(out, "Key ID", value.len())?;
+        out.extend_from_slice(value);
+        Ok(())
     }
 }
 
@@ -109,15 +121,20 @@ impl Extension {
                 out.extend_from_slice(data);
             }
             Self::KeyId(entries) => {
-                let mut data = Vec::with_capacity(entries.len() * 6);
+                // The length is known once the entries are written: reserve
+                // it and fill it in after.
+                let len_at = out.len();
+                out.extend_from_slice(&[0, 0]);
                 for e in entries {
-                    let value = e.value();
-                    data.push(e.id_type().0);
-                    put_len8(&mut data, "Key ID", value.len())?;
-                    data.extend_from_slice(&value);
+                    e.encode(out)?;
                 }
-                put_len16(out, "EXT data", data.len())?;
-                out.extend_from_slice(&data);
+                let len = out.len() - len_at - 2;
+                let len = u16::try_from(len).map_err(|_| EncodeError::TooLong {
+                    field: "EXT data",
+                    len,
+                    max: 0xffff,
+                })?;
+                out[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
             }
         }
         Ok(())
