@@ -10,3 +10,5 @@ pub mod events;
 pub mod metrics;
 pub mod store;
 pub mod status;
+pub mod keyreq;
+pub mod http;

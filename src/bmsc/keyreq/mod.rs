@@ -1,0 +1,289 @@
+//! The BM-SC Key Request function (TS 33.246 6.3.2.3, PROFILE.md §4), sans-IO: a
+//! [`Request`] and `now` in, a [`Response`] and the [`KeyRequestEvent`]s for the Key
+//! Distribution function out. No socket, clock or global RNG: the hyper driver
+//! (`bmsc::http`) reads the request, calls [`KeyRequestHandler::handle`] from
+//! `spawn_blocking` (the key source and the store are synchronous) and forwards the events.
+//!
+//! # Order of checks
+//! 1. Route: an unknown path is 404 (before the method: an unknown resource has no `Allow`).
+//! 2. Method: anything but POST is 405 with `Allow: POST`.
+//! 3. Size: a body over `http.max_body` is 413. The driver answers this from
+//!    `Content-Length` or while reading, without reading the rest, so it precedes
+//!    authentication.
+//! 4. Authentication (HTTP Digest, the `auth` submodule): 401 with a challenge (503 when the
+//!    key source cannot answer). Everything below is only seen by an authenticated UE: an
+//!    unauthenticated peer learns nothing about the parser and never reaches it, and with
+//!    `auth-int` the body parsed is the body the UE signed.
+//! 5. Content-Type for the path: 415.
+//! 6. Body: 400 with a short text (5 and 6 carry `Authentication-Info` too).
+//! 7. Per-item work: one status per service or MSK (TS 33.246 6.3.2.4), HTTP 200 with
+//!    `Authentication-Info` (`rspauth` over the response body).
+//!
+//! HTTP statuses and latency are counted by the driver (it also answers some itself); this
+//! handler counts Digest failures and per-item outcomes (`registrations_accepted`,
+//! `deregistrations`, `msk_requests` each count items answered 200).
+
+mod auth;
+mod nonces;
+mod ops;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+pub use nonces::{Issued, NonceRefusal, NonceRng, NonceStore, OsRng, RngFailure};
+
+use super::config::{Config, DigestAlgorithm, Qop as QopConfig, ServiceConfig};
+use super::events::KeyRequestEvent;
+use super::metrics::Metrics;
+use super::store::Store;
+use crate::gba::KeySource;
+use crate::mbms::digest::{Algorithm, QopOffer, realm_for};
+use crate::mbms::keyreq::{
+    MIME_DEREGISTER, MIME_MSK, MIME_REGISTER, PATH_DEREGISTER, PATH_MSK, PATH_REGISTER,
+};
+
+/// `Content-Type` of the short error bodies.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// An HTTP request as the handler needs it. Header values that are not UTF-8 are passed on
+/// lossily: they then fail the checks that read them.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method token, e.g. `POST`.
+    pub method: String,
+    /// The request target as received (origin form: path and query); the Digest `uri` must
+    /// equal it.
+    pub path: String,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Authorization`.
+    pub authorization: Option<String>,
+    /// The whole body.
+    pub body: Bytes,
+    /// The UE's address: where MSK messages go (TS 33.246 6.3.2.2).
+    pub peer: IpAddr,
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A response with a short text body.
+    #[must_use]
+    pub fn text(status: u16, message: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", TEXT_PLAIN.to_owned())],
+            body: Bytes::from(format!("{message}\n")),
+        }
+    }
+
+    /// The first value of header `name` (any case).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// The three resources of PROFILE.md §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Register,
+    Deregister,
+    Msk,
+}
+
+impl Route {
+    /// The route of a request target (the query, if any, is ignored).
+    fn of(target: &str) -> Option<Self> {
+        let path = target.split('?').next().unwrap_or_default();
+        match path {
+            PATH_REGISTER => Some(Self::Register),
+            PATH_DEREGISTER => Some(Self::Deregister),
+            PATH_MSK => Some(Self::Msk),
+            _ => None,
+        }
+    }
+
+    fn mime(self) -> &'static str {
+        match self {
+            Self::Register => MIME_REGISTER,
+            Self::Deregister => MIME_DEREGISTER,
+            Self::Msk => MIME_MSK,
+        }
+    }
+}
+
+/// Whether `content_type` names `mime` (media type compared without case, parameters such as
+/// `charset` ignored; RFC 9110 §8.3.1).
+fn content_type_is(content_type: Option<&str>, mime: &str) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(mime))
+}
+
+/// The Key Request function: Digest authentication, registration, deregistration and MSK
+/// requests. `Send + Sync`: one instance serves every connection.
+pub struct KeyRequestHandler {
+    realm: String,
+    algorithm: Algorithm,
+    qop: QopOffer,
+    max_body: usize,
+    services: HashMap<String, ServiceConfig>,
+    key_source: Arc<dyn KeySource>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    nonces: Mutex<NonceStore>,
+}
+
+impl std::fmt::Debug for KeyRequestHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRequestHandler")
+            .field("realm", &self.realm)
+            .field("algorithm", &self.algorithm)
+            .field("qop", &self.qop)
+            .field("max_body", &self.max_body)
+            .field("services", &self.services.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRequestHandler {
+    /// A handler for `config`: realm from `fqdn`, `[digest]`, `http.max_body` and the
+    /// services; nonces drawn from `rng` ([`OsRng`] in production).
+    #[must_use]
+    pub fn new(
+        config: &Config,
+        key_source: Arc<dyn KeySource>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        rng: Box<dyn NonceRng>,
+    ) -> Self {
+        let d = &config.digest;
+        Self {
+            realm: realm_for(&config.fqdn),
+            algorithm: match d.algorithm {
+                DigestAlgorithm::Md5 => Algorithm::Md5,
+                DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            },
+            qop: match d.qop {
+                QopConfig::AuthInt => QopOffer::AuthInt,
+                QopConfig::Auth => QopOffer::Auth,
+                QopConfig::Both => QopOffer::Both,
+            },
+            max_body: config.http.max_body,
+            services: config
+                .services
+                .iter()
+                .map(|s| (s.id.clone(), s.clone()))
+                .collect(),
+            key_source,
+            store,
+            metrics,
+            nonces: Mutex::new(NonceStore::new(rng, d.nonce_lifetime, d.max_nonces)),
+        }
+    }
+
+    /// The Digest realm, `3GPP-bootstrapping@<fqdn>`.
+    #[must_use]
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The largest body accepted.
+    #[must_use]
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    /// Nonces currently held (bounded by `digest.max_nonces`).
+    #[must_use]
+    pub fn nonces_held(&self) -> usize {
+        self.lock_nonces().len()
+    }
+
+    fn lock_nonces(&self) -> MutexGuard<'_, NonceStore> {
+        // The store's invariants hold between calls, so a panic elsewhere leaves it usable.
+        self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks 1–3 of the module doc, which need no body: the 404, 405 or 413 answer, if any.
+    /// The driver calls it before reading the body, with the declared length.
+    #[must_use]
+    pub fn early_response(
+        &self,
+        method: &str,
+        path: &str,
+        body_len: Option<u64>,
+    ) -> Option<Response> {
+        if Route::of(path).is_none() {
+            return Some(Response::text(404, "no such resource"));
+        }
+        if method != "POST" {
+            return Some(
+                Response::text(405, "only POST is allowed").with_header("allow", "POST".into()),
+            );
+        }
+        if body_len.is_some_and(|n| n > self.max_body as u64) {
+            return Some(self.too_large());
+        }
+        None
+    }
+
+    /// The 413 answer.
+    #[must_use]
+    pub fn too_large(&self) -> Response {
+        Response::text(413, &format!("request body over {} octets", self.max_body))
+    }
+
+    /// Handles one request at `now`: the response, and the events to forward once it is
+    /// decided (every change they report is already durable in the store).
+    pub fn handle(&self, req: Request, now: SystemTime) -> (Response, Vec<KeyRequestEvent>) {
+        if let Some(early) =
+            self.early_response(&req.method, &req.path, Some(req.body.len() as u64))
+        {
+            return (early, Vec::new());
+        }
+        let Some(route) = Route::of(&req.path) else {
+            return (Response::text(404, "no such resource"), Vec::new());
+        };
+        let authed = match self.authenticate(&req, now) {
+            Ok(a) => a,
+            Err(refusal) => return (refusal, Vec::new()),
+        };
+        let (response, events) = if !content_type_is(req.content_type.as_deref(), route.mime()) {
+            (
+                Response::text(415, &format!("Content-Type must be {}", route.mime())),
+                Vec::new(),
+            )
+        } else {
+            match route {
+                Route::Register => self.register(&authed, &req, now),
+                Route::Deregister => self.deregister(&authed, &req),
+                Route::Msk => self.msk_request(&authed, &req),
+            }
+        };
+        let info = authed.authentication_info(&response.body);
+        (response.with_header("authentication-info", info), events)
+    }
+}

@@ -1,0 +1,288 @@
+//! The three Key Request operations after authentication (TS 33.246 6.3.2.3, 6.3.2.4): one
+//! status per requested service or MSK, the change made durable in the store before it is
+//! answered 200 or reported as an event.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tracing::{error, info};
+
+use super::auth::Authenticated;
+use super::{KeyRequestHandler, Request, Response};
+use crate::bmsc::events::KeyRequestEvent;
+use crate::bmsc::store::{MskState, Registration};
+use crate::mbms::keyreq::{
+    MIME_MSK_RESPONSE, MIME_REGISTER_RESPONSE, MskRef, MskRequest, MskResponse, MskStatus,
+    RegisterKind, RegisterRequest, RegisterResponse, ServiceStatus, XmlError, check_service_id,
+    code,
+};
+use crate::mikey::{KeyDomainId, MskId};
+
+type Outcome = (Response, Vec<KeyRequestEvent>);
+
+fn xml_response(mime: &str, xml: String) -> Response {
+    Response {
+        status: 200,
+        headers: vec![("content-type", mime.to_owned())],
+        body: Bytes::from(xml),
+    }
+}
+
+/// The answer to a body that does not parse: 413 past the parser's own bound, else 400.
+fn bad_body(e: &XmlError) -> Outcome {
+    let status = if matches!(e, XmlError::TooLarge { .. }) {
+        413
+    } else {
+        400
+    };
+    (
+        Response::text(status, &format!("malformed request body: {e}")),
+        Vec::new(),
+    )
+}
+
+/// Keeps the first occurrence of each value, in order.
+fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
+}
+
+impl KeyRequestHandler {
+    fn parse_register(
+        &self,
+        req: &Request,
+        kind: RegisterKind,
+    ) -> Result<RegisterRequest, Outcome> {
+        let parsed = RegisterRequest::parse(&req.body).map_err(|e| bad_body(&e))?;
+        if parsed.kind != kind {
+            return Err((
+                Response::text(
+                    400,
+                    &format!(
+                        "malformed request body: <{}> does not belong at {}",
+                        parsed.kind.root(),
+                        kind.path()
+                    ),
+                ),
+                Vec::new(),
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// `<mbmsRegister>` (TS 33.246 6.3.2.3): per service 400 (malformed id), 404 (unknown),
+    /// 403 (IMPI not authorized), 500 (store failure) or 200 (stored, upsert).
+    pub(super) fn register(&self, who: &Authenticated, req: &Request, now: SystemTime) -> Outcome {
+        let parsed = match self.parse_register(req, RegisterKind::Register) {
+            Ok(p) => p,
+            Err(o) => return o,
+        };
+        let btid = &who.subscriber.btid;
+        let mut registered = Vec::new();
+        let statuses = parsed
+            .service_ids
+            .iter()
+            .map(|id| {
+                let code = if check_service_id(id).is_err() {
+                    code::MALFORMED
+                } else if let Some(service) = self.services.get(id) {
+                    if !service.authorized.allows(&who.subscriber.impi) {
+                        info!(btid = %btid, service = %id, "registration not authorized");
+                        code::FORBIDDEN
+                    } else {
+                        let reg = Registration {
+                            btid: btid.clone(),
+                            service_id: id.clone(),
+                            ue_addr: req.peer,
+                            registered_at: now,
+                        };
+                        match self.store.register(&reg) {
+                            Ok(()) => {
+                                registered.push(id.clone());
+                                code::OK
+                            }
+                            Err(e) => {
+                                error!(btid = %btid, service = %id, error = %e, "storing registration failed");
+                                code::INTERNAL
+                            }
+                        }
+                    }
+                } else {
+                    code::NOT_FOUND
+                };
+                ServiceStatus {
+                    service_id: id.clone(),
+                    code,
+                }
+            })
+            .collect();
+        let xml = RegisterResponse { statuses }.to_xml();
+        let mut events = Vec::new();
+        if !registered.is_empty() {
+            let service_ids = unique(registered);
+            self.metrics
+                .registrations_accepted
+                .add(service_ids.len() as u64);
+            info!(btid = %btid, ue = %req.peer, services = ?service_ids, "registered");
+            events.push(KeyRequestEvent::Registered {
+                btid: btid.clone(),
+                ue_addr: req.peer,
+                service_ids,
+            });
+        }
+        (xml_response(MIME_REGISTER_RESPONSE, xml), events)
+    }
+
+    /// `<mbmsDeregister>`: per service 400 (malformed id), 404 (unknown), 500 (store failure)
+    /// or 200, also when the UE was not registered (idempotent: the state asked for holds).
+    /// Only services actually removed are reported, with the UE's remaining registrations.
+    pub(super) fn deregister(&self, who: &Authenticated, req: &Request) -> Outcome {
+        let parsed = match self.parse_register(req, RegisterKind::Deregister) {
+            Ok(p) => p,
+            Err(o) => return o,
+        };
+        let btid = &who.subscriber.btid;
+        let mut removed = Vec::new();
+        let mut answered = 0u64;
+        let statuses = parsed
+            .service_ids
+            .iter()
+            .map(|id| {
+                let code = if check_service_id(id).is_err() {
+                    code::MALFORMED
+                } else if !self.services.contains_key(id) {
+                    code::NOT_FOUND
+                } else {
+                    match self.store.deregister(btid, id) {
+                        Ok(was) => {
+                            if was {
+                                removed.push(id.clone());
+                            }
+                            answered += 1;
+                            code::OK
+                        }
+                        Err(e) => {
+                            error!(btid = %btid, service = %id, error = %e, "removing registration failed");
+                            code::INTERNAL
+                        }
+                    }
+                };
+                ServiceStatus {
+                    service_id: id.clone(),
+                    code,
+                }
+            })
+            .collect();
+        self.metrics.deregistrations.add(answered);
+        let xml = RegisterResponse { statuses }.to_xml();
+        let mut events = Vec::new();
+        if !removed.is_empty() {
+            match self.store.registrations_of_btid(btid) {
+                Ok(regs) => {
+                    let removed = unique(removed);
+                    let remaining = unique(regs.into_iter().map(|r| r.service_id));
+                    info!(btid = %btid, removed = ?removed, remaining = ?remaining, "deregistered");
+                    events.push(KeyRequestEvent::Deregistered {
+                        btid: btid.clone(),
+                        ue_addr: req.peer,
+                        removed,
+                        remaining,
+                    });
+                }
+                // Without the remaining services an invalidation could hit an MSK still in
+                // use; the UE keeps its keys instead (it gets no new ones for these services).
+                Err(e) => {
+                    error!(btid = %btid, error = %e, "deregistered, but reading the remaining registrations failed: no invalidation")
+                }
+            }
+        }
+        (xml_response(MIME_REGISTER_RESPONSE, xml), events)
+    }
+
+    /// `<mbmsMskRequest>`: per MSK 400 (malformed ids), 403 (the UE is registered to no
+    /// service of that Key Domain ID and Key Group), 404 (no current MSK for Key Number 0, or
+    /// no such MSK, or a retired one), 500 (store failure), else 200. The event keeps Key
+    /// Number 0 as requested: the Key Distribution function resolves "current" when it pushes,
+    /// so a rotation in between cannot make it push a superseded MSK.
+    pub(super) fn msk_request(&self, who: &Authenticated, req: &Request) -> Outcome {
+        let parsed = match MskRequest::parse(&req.body) {
+            Ok(p) => p,
+            Err(e) => return bad_body(&e),
+        };
+        let btid = &who.subscriber.btid;
+        let groups: Result<HashSet<(KeyDomainId, u16)>, _> =
+            self.store.registrations_of_btid(btid).map(|regs| {
+                regs.iter()
+                    .filter_map(|r| self.services.get(&r.service_id))
+                    .map(|s| s.msk_group())
+                    .collect()
+            });
+        if let Err(e) = &groups {
+            error!(btid = %btid, error = %e, "reading registrations failed");
+        }
+        let mut granted: Vec<(KeyDomainId, MskId)> = Vec::new();
+        let statuses = parsed
+            .msks
+            .iter()
+            .map(|m| {
+                let code = match (m, &groups) {
+                    (MskRef::Malformed { .. }, _) => code::MALFORMED,
+                    (MskRef::Id(..), Err(_)) => code::INTERNAL,
+                    (MskRef::Id(kd, id), Ok(groups)) => {
+                        if !groups.contains(&(*kd, id.key_group)) {
+                            code::FORBIDDEN
+                        } else {
+                            let c = self.msk_status(*kd, *id);
+                            if c == code::OK && !granted.contains(&(*kd, *id)) {
+                                granted.push((*kd, *id));
+                            }
+                            c
+                        }
+                    }
+                };
+                MskStatus {
+                    msk: m.clone(),
+                    code,
+                }
+            })
+            .collect();
+        let xml = MskResponse { statuses }.to_xml();
+        let mut events = Vec::new();
+        if !granted.is_empty() {
+            self.metrics.msk_requests.add(granted.len() as u64);
+            info!(btid = %btid, ue = %req.peer, msks = ?granted, "MSKs requested");
+            events.push(KeyRequestEvent::MskRequested {
+                btid: btid.clone(),
+                ue_addr: req.peer,
+                msks: granted,
+            });
+        }
+        (xml_response(MIME_MSK_RESPONSE, xml), events)
+    }
+
+    /// Whether the store can serve MSK `id` of `kd`: Key Number 0 needs a current MSK of the
+    /// Key Group; another needs that MSK, not retired.
+    fn msk_status(&self, kd: KeyDomainId, id: MskId) -> u16 {
+        let found = if id.is_current() {
+            self.store
+                .msks_of_group(kd, id.key_group)
+                .map(|msks| msks.iter().any(|m| m.state == MskState::Current))
+        } else {
+            self.store
+                .msk(kd, id)
+                .map(|m| m.is_some_and(|m| m.state != MskState::Retired))
+        };
+        match found {
+            Ok(true) => code::OK,
+            Ok(false) => code::NOT_FOUND,
+            Err(e) => {
+                error!(key_domain = %kd, msk_id = %id, error = %e, "reading MSKs failed");
+                code::INTERNAL
+            }
+        }
+    }
+}
