@@ -47,19 +47,31 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Diagnostics on standard error; standard output carries results only.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MBMS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    // The server sets up its own logging once its configuration is read.
+    if !matches!(&cli.command, Command::Bmsc(a) if a.is_serve()) {
+        init_logging("warn", false);
+    }
     match cli.command {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
         Command::Bmsc(args) => bmsc::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Ue(args) => ue::run(*args),
+    }
+}
+
+/// Diagnostics go to standard error (standard output carries results only);
+/// `MBMS_LOG` overrides the level filter (e.g. `MBMS_LOG=debug`).
+pub fn init_logging(default_level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MBMS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

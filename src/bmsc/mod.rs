@@ -12,3 +12,6 @@ pub mod store;
 pub mod status;
 pub mod keyreq;
 pub mod http;
+pub mod distribution;
+pub mod udp;
+pub mod server;

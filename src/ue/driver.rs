@@ -18,7 +18,7 @@ use crate::mbms::keyreq::{MskResponse, RegisterResponse};
 use crate::mbms::{KeyDomainId, MskId, MukId};
 
 use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
-use super::http::{ClientError, KeyRequestClient};
+use super::http::{ClientConfig, ClientError, KeyRequestClient};
 use super::{Event, Receiver, ReceiverConfig, StateError};
 
 /// The UDP port MIKEY messages are pushed to (PROFILE.md §2.1).
@@ -46,6 +46,8 @@ pub struct UeConfig {
     /// Run the MSK request procedure by itself when the receiver asks for it
     /// (solicited pull, missed key).
     pub auto_request: bool,
+    /// Settings of the Key Request client (timeouts, local address).
+    pub client: ClientConfig,
 }
 
 impl UeConfig {
@@ -57,6 +59,7 @@ impl UeConfig {
             state_file: None,
             receiver: ReceiverConfig::default(),
             auto_request: true,
+            client: ClientConfig::default(),
         }
     }
 }
@@ -207,7 +210,11 @@ impl UeClient {
         let keys = provider.keys().map_err(|e| UeError::Keys(e.to_string()))?;
         receiver.set_muk(muk_id(&config.bmsc_fqdn, &keys), keys.material.muk());
         let http = match &config.bmsc_url {
-            Some(url) => Some(Arc::new(KeyRequestClient::new(url, provider.clone())?)),
+            Some(url) => Some(Arc::new(KeyRequestClient::with_config(
+                url,
+                provider.clone(),
+                config.client.clone(),
+            )?)),
             None => None,
         };
         let (event_tx, events) = mpsc::channel(EVENT_QUEUE);

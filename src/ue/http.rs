@@ -55,6 +55,9 @@ pub struct ClientConfig {
     /// Answer only challenges whose realm starts with [`digest::REALM_PREFIX`] (PROFILE.md §4),
     /// so GBA keys are never offered to a server that did not ask for them.
     pub require_gba_realm: bool,
+    /// The local address requests leave from (the BM-SC records the request's source address
+    /// as the UE's address for pushes); `None` lets the system choose.
+    pub local_addr: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -64,6 +67,7 @@ impl Default for ClientConfig {
             overall_timeout: Duration::from_secs(10),
             max_response_body: MAX_BODY_LEN,
             require_gba_realm: true,
+            local_addr: None,
         }
     }
 }
@@ -476,12 +480,37 @@ impl KeyRequestClient {
         authorization: Option<&str>,
     ) -> Result<RawResponse, ClientError> {
         let t = &self.target;
-        let stream = TcpStream::connect((t.host.as_str(), t.port))
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: t.authority.clone(),
-                source,
-            })?;
+        let connect_err = |source| ClientError::Connect {
+            addr: t.authority.clone(),
+            source,
+        };
+        let stream = match self.config.local_addr {
+            None => TcpStream::connect((t.host.as_str(), t.port))
+                .await
+                .map_err(connect_err)?,
+            Some(local) => {
+                let remote = tokio::net::lookup_host((t.host.as_str(), t.port))
+                    .await
+                    .map_err(connect_err)?
+                    .find(|a| a.is_ipv4() == local.is_ipv4())
+                    .ok_or_else(|| {
+                        connect_err(std::io::Error::new(
+                            std::io::ErrorKind::AddrNotAvailable,
+                            "no address of the BM-SC in the local address's family",
+                        ))
+                    })?;
+                let socket = if local.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(connect_err)?;
+                socket
+                    .bind(std::net::SocketAddr::new(local, 0))
+                    .map_err(connect_err)?;
+                socket.connect(remote).await.map_err(connect_err)?
+            }
+        };
         let _ = stream.set_nodelay(true);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use mbms_keys::bmsc::config::Config;
+use mbms_keys::bmsc::config::{Config, LogFormat};
+use mbms_keys::bmsc::server;
 use mbms_keys::bmsc::status;
 use mbms_keys::bmsc::store::SqliteStore;
 
@@ -14,8 +15,22 @@ pub struct BmscArgs {
     cmd: BmscCmd,
 }
 
+impl BmscArgs {
+    /// Whether this is `bmsc serve` (which configures its own logging).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.cmd, BmscCmd::Serve { .. })
+    }
+}
+
 #[derive(Subcommand)]
 enum BmscCmd {
+    /// Run the BM-SC: Key Request function (HTTP), Key Distribution function (UDP), admin
+    /// listener (/metrics, /health). Stops gracefully on SIGTERM or Ctrl-C.
+    Serve {
+        /// The BM-SC configuration file (TOML); see examples/bmsc.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print services, current MSK/MTK IDs and registration counts from the store (never keys).
     Status {
         /// The BM-SC configuration file (TOML).
@@ -29,7 +44,39 @@ enum BmscCmd {
 
 pub fn run(args: BmscArgs) -> ExitCode {
     match args.cmd {
+        BmscCmd::Serve { config } => serve_cmd(&config),
         BmscCmd::Status { config, json } => status_cmd(&config, json),
+    }
+}
+
+fn serve_cmd(path: &std::path::Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => {
+            crate::init_logging("info", false);
+            return code;
+        }
+    };
+    crate::init_logging("info", config.log_format == LogFormat::Json);
+    for w in config.warnings(std::time::SystemTime::now()) {
+        tracing::warn!(key = %w.key, "{}", w.problem);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -1,0 +1,144 @@
+//! The push of a new MSK to every UE registered to a service of its key group (TS 33.246
+//! 6.3.2.1A: the BM-SC pushes MSKs to the registered UEs).
+//!
+//! A fan-out walks the registrations of each service of the group a page at a time (keyset
+//! paging, [`Tuning::batch_size`](super::Tuning::batch_size) per step), builds that page's MSK
+//! messages on all cores and hands them to the driver before reading the next page: memory
+//! holds one page of messages, never one per registered UE, and the driver reads
+//! acknowledgements between steps. A UE registered to two services of the group is reached
+//! once (the fan-out's epoch is marked in its MUK cache entry). Fan-outs run one at a time,
+//! in the order the MSKs were created.
+
+use std::time::{Duration, SystemTime};
+
+use crate::gba::Btid;
+use crate::mikey::MskId;
+
+use super::push::{Pull, PushKind, Resolved, Target};
+use super::{DistributionError, Distributor};
+
+/// Wait before a fan-out step is retried after a store error.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// A fan-out in progress.
+pub(super) struct FanOut {
+    group: usize,
+    msk_id: MskId,
+    /// Index into the group's services.
+    service: usize,
+    /// Last B-TID of the previous page of that service.
+    after: Option<Btid>,
+    epoch: u32,
+    started: SystemTime,
+    /// Not before this time (after a store error).
+    pub(super) not_before: SystemTime,
+}
+
+impl Distributor {
+    /// Queues the push of group `g`'s next MSK to every registered UE.
+    pub(super) fn queue_fanout(&mut self, g: usize, now: SystemTime) {
+        let Some(next) = &self.groups[g].next else {
+            return;
+        };
+        let epoch = self.next_epoch;
+        self.next_epoch = self.next_epoch.wrapping_add(1).max(1);
+        self.fanouts.push_back(FanOut {
+            group: g,
+            msk_id: next.msk_id(),
+            service: 0,
+            after: None,
+            epoch,
+            started: now,
+            not_before: now,
+        });
+    }
+
+    /// The epoch of the running fan-out of `msk_id` in group `g`, if it is running.
+    pub(super) fn fanout_epoch(&self, g: usize, msk_id: MskId) -> Option<u32> {
+        self.fanouts
+            .front()
+            .filter(|f| f.group == g && f.msk_id == msk_id)
+            .map(|f| f.epoch)
+    }
+
+    /// One page of the running fan-out.
+    pub(super) fn fanout_step(&mut self, now: SystemTime) -> Result<(), DistributionError> {
+        let Some(f) = self.fanouts.front() else {
+            return Ok(());
+        };
+        if now < f.not_before {
+            return Ok(());
+        }
+        let group = &self.groups[f.group];
+        if group.slot(f.msk_id).is_none() {
+            self.fanouts.pop_front();
+            return Ok(());
+        }
+        let Some(&service) = group.services.get(f.service) else {
+            let took = now.duration_since(f.started).unwrap_or_default();
+            self.metrics.push_fanout_latency.observe(took);
+            tracing::info!(msk_id = %f.msk_id, ?took, "MSK fan-out done");
+            self.fanouts.pop_front();
+            return Ok(());
+        };
+        let (key_domain, msk_id, epoch) = (group.key_domain, f.msk_id, f.epoch);
+        let limit = self.tuning.batch_size.max(1);
+        let page = match self.store.registrations_of_service(
+            &self.services[service].id,
+            f.after.as_ref(),
+            limit,
+        ) {
+            Ok(page) => page,
+            Err(e) => {
+                if let Some(f) = self.fanouts.front_mut() {
+                    f.not_before = now + RETRY_AFTER_ERROR;
+                }
+                return Err(e.into());
+            }
+        };
+        if let Some(f) = self.fanouts.front_mut() {
+            if page.len() < limit {
+                f.service += 1;
+                f.after = None;
+            } else {
+                f.after = page.last().map(|m| m.btid.clone());
+            }
+        }
+        let mut targets = Vec::with_capacity(page.len());
+        let mut pulls: Vec<Pull> = Vec::new();
+        let mut failed = 0u64;
+        for m in page {
+            let (key, fresh) = match self.resolve(m.btid.as_str(), now) {
+                Resolved::Fresh(k) => (k, true),
+                Resolved::Stale(k) => (k, false),
+                Resolved::Missing(e) => {
+                    tracing::debug!(btid = %m.btid, "fan-out: no MUK: {e}");
+                    failed += 1;
+                    continue;
+                }
+            };
+            let Some(entry) = self.pushes.muks.get_mut(&*key) else {
+                continue;
+            };
+            if entry.epoch == epoch {
+                continue;
+            }
+            entry.epoch = epoch;
+            entry.registered = true;
+            if fresh {
+                targets.push(Target::new(
+                    key,
+                    m.ue_addr,
+                    key_domain,
+                    msk_id,
+                    PushKind::NewKey,
+                ));
+            } else {
+                pulls.push((key, m.ue_addr, key_domain, msk_id.key_group));
+            }
+        }
+        self.metrics.pushes_failed.add(failed);
+        self.send_pushes(targets, now)?;
+        self.send_pulls(pulls)
+    }
+}

@@ -1,0 +1,510 @@
+//! The Key Distribution function of the BM-SC (TS 33.246 6.3.2, 6.3.3), sans-IO.
+//!
+//! [`Distributor`] owns the MSK life cycle of every (Key Domain ID, Key Group), the MTK schedule
+//! under it, and the MSK pushes to the registered UEs with their acknowledgements. It never
+//! reads a clock, a socket or a global RNG: `now` is an argument, randomness is injected, and
+//! what is to be sent or written comes out as [`Action`]s. The store and the key source are
+//! called synchronously (both traits are blocking by design); the tokio driver
+//! ([`crate::bmsc::udp`]) runs the calls that may reach them on the blocking pool.
+//!
+//! - [`counter`]: the one MIKEY counter of all messages, durable without a write per message;
+//! - `lifecycle`: MSK creation, rotation and retirement, SEQu sizing, lead time;
+//! - `mtk`: MTK generation, the announce ahead of each switch, repetition;
+//! - `push`: MSK messages to one UE, retransmission, acknowledgements, the MUK cache;
+//! - `fanout`: the push of a new MSK to every registered UE, a batch at a time.
+
+pub mod counter;
+mod fanout;
+mod lifecycle;
+mod mtk;
+mod push;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::bmsc::config::{Config, PushConfig, Transport};
+use crate::bmsc::events::KeyRequestEvent;
+use crate::bmsc::metrics::Metrics;
+use crate::bmsc::store::{Store, StoreError};
+use crate::crypto::{Mtk, Salt};
+use crate::gba::KeySource;
+use crate::mbms::{BuildError, Streaming};
+use crate::mikey::MtkId;
+
+use self::counter::{Counters, DEFAULT_COUNTER_BLOCK};
+use self::fanout::FanOut;
+use self::lifecycle::Group;
+use self::push::Pushes;
+
+/// Injected randomness: fills the slice with fresh random octets (MSKs, MTKs, salts, RANDs).
+pub type Rng = Box<dyn FnMut(&mut [u8]) + Send>;
+
+/// The production [`Rng`]: the operating system's generator.
+///
+/// # Panics
+/// When the operating system's generator fails, which no input can cause (as
+/// [`Msk::random`](crate::crypto::Msk::random)).
+#[must_use]
+pub fn os_rng() -> Rng {
+    Box::new(|buf: &mut [u8]| {
+        if let Err(e) = getrandom::fill(buf) {
+            panic!("operating system random generator failed: {e}");
+        }
+    })
+}
+
+/// Knobs of the distribution that are not in the configuration file: defaults fit production,
+/// tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// The counter ceiling is raised this far ahead ([`counter`]).
+    pub counter_block: u32,
+    /// The next MSK is created and pushed `min(msk_lifetime / 4, max_lead)` before the
+    /// switch-over (at least one MTK announce interval, at most `msk_lifetime`).
+    pub max_lead: Duration,
+    /// A retired MSK stays in the store (and can still be requested) this long.
+    pub retired_grace: Duration,
+    /// Registrations read and MSK messages built per step of a fan-out or a retransmission
+    /// round: what bounds the memory of built messages.
+    pub batch_size: usize,
+    /// Threads building the messages of one batch.
+    pub build_threads: usize,
+    /// Cap of SEQu: MSKs rotate early once the MTK IDs of their interval run out.
+    pub max_sequ: u16,
+    /// How long the MUK of a B-TID whose GBA keys expired is kept for a solicited pull.
+    pub expired_muk_retention: Duration,
+    /// Period of the sweep of the MUK cache.
+    pub sweep_interval: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            counter_block: DEFAULT_COUNTER_BLOCK,
+            max_lead: Duration::from_secs(60),
+            retired_grace: Duration::from_secs(600),
+            batch_size: 4096,
+            build_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            max_sequ: u16::MAX,
+            expired_muk_retention: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One UDP datagram to send from the distribution socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// Destination: a UE's `ue_addr:ue_port`, or a service's `mtk_destination`.
+    pub to: SocketAddr,
+    /// The MIKEY message.
+    pub bytes: Bytes,
+}
+
+/// What the driver has to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these datagrams (one batch: `sendmmsg` where available).
+    SendUdp(Vec<Datagram>),
+    /// Write an MTK message as a file for the FLUTE sender (PROFILE.md §2.3, MIME type
+    /// `application/mikey`): atomically (temporary file + rename), creating the directory.
+    WriteMtkObject {
+        /// `<mtk_object_dir>/<msk_id>-<mtk_id>.mikey`, both in hex.
+        path: PathBuf,
+        /// The message.
+        bytes: Bytes,
+    },
+}
+
+/// The distribution could not do what it had to. The state stays consistent: what was not
+/// persisted was not sent.
+#[derive(Debug, Error)]
+pub enum DistributionError {
+    /// The store failed (an MSK or the counter ceiling could not be made durable).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A message could not be built (an internal inconsistency).
+    #[error("building a message: {0}")]
+    Build(#[from] BuildError),
+}
+
+/// The MTK a service delivers now: MTK ID, key and (streaming) SRTP master salt.
+pub type MtkInfo = (MtkId, Mtk, Option<Salt>);
+
+/// A shared view of the current MTK of every service, for the media encryption side while the
+/// [`Distributor`] runs inside its driver. Updated at each MTK switch.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentMtks(Arc<RwLock<HashMap<String, MtkInfo>>>);
+
+impl CurrentMtks {
+    /// The current MTK of `service_id`.
+    #[must_use]
+    pub fn get(&self, service_id: &str) -> Option<MtkInfo> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(service_id).cloned()
+    }
+
+    fn set(&self, service_id: &str, value: Option<MtkInfo>) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        match value {
+            Some(v) => map.insert(service_id.to_owned(), v),
+            None => map.remove(service_id),
+        };
+    }
+}
+
+/// One user service as the distribution sees it.
+struct ServiceState {
+    id: String,
+    group: usize,
+    destination: SocketAddr,
+    resend: Duration,
+    streaming: Option<Streaming>,
+    object_dir: Option<PathBuf>,
+    /// The MTK message being repeated (the latest announced MTK).
+    message: Option<Bytes>,
+    next_send_at: Option<SystemTime>,
+}
+
+/// The sans-IO Key Distribution function. See the module documentation.
+pub struct Distributor {
+    fqdn: String,
+    ue_port: u16,
+    push: PushConfig,
+    tuning: Tuning,
+    store: Arc<dyn Store>,
+    key_source: Arc<dyn KeySource>,
+    metrics: Arc<Metrics>,
+    rng: Rng,
+    counters: Counters,
+    groups: Vec<Group>,
+    services: Vec<ServiceState>,
+    pushes: Pushes,
+    fanouts: VecDeque<FanOut>,
+    next_epoch: u32,
+    actions: VecDeque<Action>,
+    mtk_view: CurrentMtks,
+    sweep_at: SystemTime,
+    last_now: SystemTime,
+}
+
+impl std::fmt::Debug for Distributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distributor")
+            .field("fqdn", &self.fqdn)
+            .field("groups", &self.groups.len())
+            .field("services", &self.services.len())
+            .field("pending_pushes", &self.pushes.pending())
+            .field("fanouts", &self.fanouts.len())
+            .field("actions", &self.actions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Distributor {
+    /// Loads the MSKs and the counter ceiling from `store` (a restart continues where the
+    /// previous run stopped) and creates the first MSK of every (key_domain, key_group) that has
+    /// none, persisted before it is used. An MSK still in state Next is pushed again to every
+    /// registered UE, since a crash may have cut its fan-out short.
+    ///
+    /// # Errors
+    /// [`DistributionError::Store`] when the store cannot be read or written.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        key_source: Arc<dyn KeySource>,
+        metrics: Arc<Metrics>,
+        rng: Rng,
+        now: SystemTime,
+    ) -> Result<Self, DistributionError> {
+        Self::with_tuning(
+            config,
+            store,
+            key_source,
+            metrics,
+            rng,
+            now,
+            Tuning::default(),
+        )
+    }
+
+    /// [`Distributor::new`] with explicit [`Tuning`].
+    ///
+    /// # Errors
+    /// As [`Distributor::new`].
+    pub fn with_tuning(
+        config: &Config,
+        store: Arc<dyn Store>,
+        key_source: Arc<dyn KeySource>,
+        metrics: Arc<Metrics>,
+        rng: Rng,
+        now: SystemTime,
+        tuning: Tuning,
+    ) -> Result<Self, DistributionError> {
+        let counters = Counters::load(store.as_ref(), tuning.counter_block)?;
+        let mut services = Vec::with_capacity(config.services.len());
+        let mut group_keys = Vec::new();
+        for s in &config.services {
+            let key = s.msk_group();
+            let group = match group_keys.iter().position(|k| *k == key) {
+                Some(i) => i,
+                None => {
+                    group_keys.push(key);
+                    group_keys.len() - 1
+                }
+            };
+            let (streaming, object_dir) = match &s.transport {
+                Transport::Download { mtk_object_dir } => (None, Some(mtk_object_dir.clone())),
+                Transport::Streaming { ssrc, roc } => (Some(mtk::streaming(*ssrc, *roc)), None),
+            };
+            services.push(ServiceState {
+                id: s.id.clone(),
+                group,
+                destination: s.mtk_destination,
+                resend: s.mtk_resend.max(Duration::from_millis(1)),
+                streaming,
+                object_dir,
+                message: None,
+                next_send_at: None,
+            });
+        }
+        let mut this = Self {
+            fqdn: config.fqdn.clone(),
+            ue_port: config.ue_port,
+            push: config.push.clone(),
+            tuning,
+            store,
+            key_source,
+            metrics,
+            rng,
+            counters,
+            groups: Vec::with_capacity(group_keys.len()),
+            services,
+            pushes: Pushes::default(),
+            fanouts: VecDeque::new(),
+            next_epoch: 1,
+            actions: VecDeque::new(),
+            mtk_view: CurrentMtks::default(),
+            sweep_at: now,
+            last_now: now,
+        };
+        this.sweep_at = now + this.tuning.sweep_interval;
+        let records = this.store.msks()?;
+        for (i, key) in group_keys.into_iter().enumerate() {
+            let members: Vec<usize> = (0..this.services.len())
+                .filter(|s| this.services[*s].group == i)
+                .collect();
+            let specs: Vec<_> = members.iter().map(|m| &config.services[*m]).collect();
+            let group = this.load_group(key, members.clone(), &specs, &records, now)?;
+            this.groups.push(group);
+            if this.groups[i].next.is_some() {
+                this.queue_fanout(i, now);
+            }
+        }
+        for s in 0..this.services.len() {
+            this.publish_mtk(s);
+        }
+        Ok(this)
+    }
+
+    /// A Key Request outcome (TS 33.246 6.3.2.1A/B, 6.3.2.2): pushes the MSKs of the services
+    /// the UE registered to, invalidates those of the services it left, or pushes the MSKs it
+    /// asked for. The GBA keys come from the key source (a solicited pull with the last known
+    /// MUK when they have expired).
+    ///
+    /// # Errors
+    /// [`DistributionError::Store`] when the counter ceiling cannot be raised: nothing is sent.
+    pub fn on_event(
+        &mut self,
+        event: KeyRequestEvent,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        self.last_now = now;
+        match event {
+            KeyRequestEvent::Registered {
+                btid,
+                ue_addr,
+                service_ids,
+            } => self.on_registered(&btid, ue_addr, &service_ids, now),
+            KeyRequestEvent::Deregistered {
+                btid,
+                ue_addr,
+                removed,
+                remaining,
+            } => self.on_deregistered(&btid, ue_addr, &removed, &remaining, now),
+            KeyRequestEvent::MskRequested {
+                btid,
+                ue_addr,
+                msks,
+            } => self.on_msk_requested(&btid, ue_addr, &msks, now),
+        }
+    }
+
+    /// A datagram on the distribution socket: an MSK acknowledgement (PROFILE.md §2.2), matched
+    /// to its push by (IDr or the sender's address, CSB ID, counter) and verified. Anything else
+    /// is counted in `acks_rejected` and dropped.
+    pub fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: SystemTime) {
+        self.last_now = now;
+        self.handle_ack(from, bytes);
+    }
+
+    /// Everything due at `now`: MSK creation and switch-over, MTK announce and switch, MTK
+    /// repetitions, retransmissions, the next step of a fan-out.
+    ///
+    /// # Errors
+    /// [`DistributionError::Store`] when a new MSK, an MTK state or the counter ceiling cannot
+    /// be made durable; what depends on it is not sent and is retried at the next call.
+    pub fn on_timeout(&mut self, now: SystemTime) -> Result<(), DistributionError> {
+        self.last_now = now;
+        let mut first_error = None;
+        for g in 0..self.groups.len() {
+            if let Err(e) = self.step_group(g, now) {
+                tracing::warn!(group = g, "key distribution: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+        self.resend_mtks(now);
+        if let Err(e) = self.retransmit_due(now) {
+            first_error.get_or_insert(e);
+        }
+        if let Err(e) = self.fanout_step(now) {
+            tracing::warn!("MSK fan-out: {e}");
+            first_error.get_or_insert(e);
+        }
+        if now >= self.sweep_at {
+            self.sweep(now);
+            self.sweep_at = now + self.tuning.sweep_interval;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// When [`Distributor::on_timeout`] is next due. A time not after the last `now` means
+    /// "as soon as possible": a fan-out or a retransmission round continues after the driver
+    /// has sent the previous batch and read the acknowledgements that arrived meanwhile.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        let mut at: Option<SystemTime> = None;
+        let mut consider = |t: SystemTime| {
+            at = Some(at.map_or(t, |a| a.min(t)));
+        };
+        for g in &self.groups {
+            g.deadlines(&mut consider);
+        }
+        for s in &self.services {
+            if let Some(t) = s.next_send_at {
+                consider(t);
+            }
+        }
+        if let Some(t) = self.pushes.next_deadline() {
+            consider(t);
+        }
+        if let Some(f) = self.fanouts.front() {
+            consider(f.not_before);
+        }
+        consider(self.sweep_at);
+        at
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The MTK `service_id` delivers now (MTK ID, MTK, SRTP master salt for streaming), as the
+    /// UEs receive it: for the media encryption side.
+    #[must_use]
+    pub fn current_mtk(&self, service_id: &str) -> Option<MtkInfo> {
+        let s = self.services.iter().find(|s| s.id == service_id)?;
+        self.service_mtk(s)
+    }
+
+    /// A handle on the current MTKs that stays valid while the distributor runs in its driver.
+    #[must_use]
+    pub fn current_mtks(&self) -> CurrentMtks {
+        self.mtk_view.clone()
+    }
+
+    /// MSK messages sent and neither acknowledged nor given up yet.
+    #[must_use]
+    pub fn pending_pushes(&self) -> usize {
+        self.pushes.pending()
+    }
+
+    /// UEs whose MUK is cached.
+    #[must_use]
+    pub fn cached_muks(&self) -> usize {
+        self.pushes.cached_muks()
+    }
+
+    fn service_mtk(&self, s: &ServiceState) -> Option<MtkInfo> {
+        let live = self.groups.get(s.group)?.live.as_ref()?;
+        let salt = if s.streaming.is_some() {
+            live.salt.clone()
+        } else {
+            None
+        };
+        Some((live.mtk_id, live.mtk.clone(), salt))
+    }
+
+    fn publish_mtk(&self, service: usize) {
+        if let Some(s) = self.services.get(service) {
+            self.mtk_view.set(&s.id, self.service_mtk(s));
+        }
+    }
+
+    fn send(&mut self, datagrams: Vec<Datagram>) {
+        if !datagrams.is_empty() {
+            self.actions.push_back(Action::SendUdp(datagrams));
+        }
+    }
+
+    /// Fresh random octets from the injected generator.
+    fn random<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        (self.rng)(&mut out);
+        out
+    }
+}
+
+/// Runs `f` over `items` on up to `threads` threads (in order, chunk by chunk): message
+/// building is CPU-bound and independent per UE.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
+    const SEQUENTIAL_BELOW: usize = 64;
+    if threads <= 1 || items.len() < SEQUENTIAL_BELOW {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, t)| f(c * chunk + i, t))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}

@@ -1,0 +1,245 @@
+//! MTK delivery under the current MSK (TS 33.246 6.3.3; PROFILE.md §2.3).
+//!
+//! The MTK of a group changes every `mtk_interval`, taking the next MTK ID of the MSK's
+//! interval (from SEQl + 1 upwards, never above SEQu). Each service of the group gets its own
+//! message for it (download: empty map, TEK; streaming: SRTP-ID map, SP, TEK+SALT), built once
+//! with a fresh counter and sent to `mtk_destination` every `mtk_resend`: the same bytes each
+//! time, reliability by repetition (a UE that has the MTK discards a repeat as a replay).
+//!
+//! Announce: each MTK is first sent `announce` (the shortest `mtk_resend` of the group) before
+//! it becomes current, so that UEs hold it when the media switch to it; from then on the
+//! repetitions carry the new MTK. The MTK ID and the MTK are persisted in the MSK record
+//! before the first message carrying them leaves, so a restart never reuses an MTK ID.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::bmsc::store::CurrentMtk;
+use crate::crypto::{Mtk, Salt};
+use crate::mbms::profile::csb_id_for;
+use crate::mbms::{BuildError, MtkDelivery, Streaming, build_mtk};
+use crate::mikey::{MtkId, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry, SrtpParam};
+
+use super::lifecycle::{LiveMtk, ids_left};
+use super::{Action, Datagram, DistributionError, Distributor};
+
+/// The SRTP part of a streaming service's MTK messages: its crypto session (policy 0, SSRC,
+/// ROC) and the SRTP default profile AES-CM-128 / HMAC-SHA-1-80 (RFC 3711 §8.2, RFC 3830
+/// §6.10.1), as PROFILE.md §2.3 requires.
+pub(super) fn streaming(ssrc: u32, roc: u32) -> Streaming {
+    let p = |t: SrtpParam, v: u8| PolicyParam {
+        param_type: t.0,
+        value: vec![v],
+    };
+    Streaming {
+        srtp: SrtpIdEntry {
+            policy_no: 0,
+            ssrc,
+            roc,
+        },
+        policy: SecurityPolicy {
+            policy_no: 0,
+            prot_type: ProtType::SRTP,
+            params: vec![
+                p(SrtpParam::ENCR_ALG, 1),
+                p(SrtpParam::ENCR_KEY_LEN, 16),
+                p(SrtpParam::AUTH_ALG, 1),
+                p(SrtpParam::AUTH_KEY_LEN, 20),
+                p(SrtpParam::SALT_KEY_LEN, 14),
+                p(SrtpParam::SRTP_PRF, 0),
+                p(SrtpParam::SRTP_ENCRYPTION, 1),
+                p(SrtpParam::SRTCP_ENCRYPTION, 1),
+                p(SrtpParam::SRTP_AUTHENTICATION, 1),
+                p(SrtpParam::AUTH_TAG_LEN, 10),
+            ],
+        },
+    }
+}
+
+impl Distributor {
+    /// Generates the MTK for the group's next switch and sends it for the first time; or, when
+    /// the switch would go to a next MSK pushed less than the lead time ago, postpones it.
+    pub(super) fn announce_mtk(
+        &mut self,
+        g: usize,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let use_next = self.groups[g].rotation_due();
+        if use_next {
+            if self.groups[g].next.is_none() {
+                self.create_next(g, now)?;
+            }
+            let group = &mut self.groups[g];
+            let ready = group
+                .next
+                .as_ref()
+                .map_or(now, |n| n.record.created_at + group.lead);
+            if ready > group.switch_at {
+                group.switch_at = ready;
+                return self.resume_messages(g, now);
+            }
+        }
+        let mtk = Mtk::from_fn(|b| (self.rng)(b));
+        let salt = self.groups[g]
+            .salted
+            .then(|| Salt::from_fn(|b| (self.rng)(b)));
+        let group = &mut self.groups[g];
+        let slot = match (use_next, group.next.as_mut()) {
+            (true, Some(next)) => next,
+            _ => &mut group.current,
+        };
+        if ids_left(&slot.record) == 0 {
+            return Err(BuildError::Invalid("no MTK ID left in the MSK's interval").into());
+        }
+        let mtk_id = MtkId(slot.record.mtk_next_id);
+        let mut record = slot.record.clone();
+        record.mtk_next_id = record.mtk_next_id.wrapping_add(1);
+        record.current_mtk = Some(CurrentMtk {
+            id: mtk_id,
+            mtk: mtk.clone(),
+            salt: salt.clone(),
+        });
+        // Durable before any message carries this MTK ID.
+        self.store.put_msk(&record)?;
+        let msk_id = record.msk_id;
+        slot.record = record;
+        let live = LiveMtk {
+            msk_id,
+            mtk_id,
+            mtk,
+            salt,
+        };
+        group.upcoming = Some(live.clone());
+        self.metrics.mtks_generated.inc();
+        tracing::debug!(%msk_id, %mtk_id, "MTK announced");
+        self.emit_mtk_messages(g, &live, now)
+    }
+
+    /// The announced MTK becomes current (and with it, possibly, the next MSK).
+    pub(super) fn switch_mtk(
+        &mut self,
+        g: usize,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let group = &mut self.groups[g];
+        let Some(up) = group.upcoming.take() else {
+            return Ok(());
+        };
+        let at = group.switch_at;
+        let rotating = group.next.as_ref().map(|n| n.msk_id()) == Some(up.msk_id);
+        group.live = Some(up);
+        let mut next = at + group.interval;
+        if next <= now {
+            // Called late (a stalled driver): keep the rhythm from now rather than catch up.
+            next = now + group.interval;
+        }
+        group.switch_at = next;
+        let rotated = if rotating { self.rotate(g, at) } else { Ok(()) };
+        let group = &mut self.groups[g];
+        if group.next.is_none() {
+            group.next_msk_at = group
+                .rotation_estimate()
+                .checked_sub(group.lead)
+                .unwrap_or(now);
+        }
+        for s in self.groups[g].services.clone() {
+            self.publish_mtk(s);
+        }
+        rotated
+    }
+
+    /// After a restart the postponed switch keeps the stored MTK current: send it again (with
+    /// fresh counters) so that UEs joining meanwhile get it.
+    fn resume_messages(&mut self, g: usize, now: SystemTime) -> Result<(), DistributionError> {
+        let group = &self.groups[g];
+        let missing = group
+            .services
+            .iter()
+            .any(|s| self.services[*s].message.is_none());
+        match &group.live {
+            Some(live) if missing && group.slot(live.msk_id).is_some() => {
+                let live = live.clone();
+                self.emit_mtk_messages(g, &live, now)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the message of `live` for every service of group `g`, sends each once, writes
+    /// the download objects, and makes them the messages repeated from now on.
+    fn emit_mtk_messages(
+        &mut self,
+        g: usize,
+        live: &LiveMtk,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let group = &self.groups[g];
+        let Some(slot) = group.slot(live.msk_id) else {
+            return Err(BuildError::Invalid("the MTK's MSK is not held").into());
+        };
+        let key_domain = group.key_domain;
+        let services = group.services.clone();
+        let first = self
+            .counters
+            .allocate(self.store.as_ref(), services.len())?;
+        let mut built = Vec::with_capacity(services.len());
+        for (i, s) in services.iter().enumerate() {
+            let svc = &self.services[*s];
+            let d = MtkDelivery {
+                key_domain_id: key_domain,
+                msk_id: live.msk_id,
+                csb_id: csb_id_for(live.msk_id),
+                mtk_id: live.mtk_id,
+                counter: first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX)),
+                mtk: live.mtk.clone(),
+                salt: svc.streaming.as_ref().and(live.salt.clone()),
+                streaming: svc.streaming.clone(),
+            };
+            built.push(Bytes::from(build_mtk(&slot.keys, &d)?));
+        }
+        let mut datagrams = Vec::with_capacity(services.len());
+        for (s, bytes) in services.into_iter().zip(built) {
+            let svc = &mut self.services[s];
+            if let Some(dir) = &svc.object_dir {
+                self.actions.push_back(Action::WriteMtkObject {
+                    path: dir.join(format!("{}-{}.mikey", live.msk_id, live.mtk_id)),
+                    bytes: bytes.clone(),
+                });
+            }
+            datagrams.push(Datagram {
+                to: svc.destination,
+                bytes: bytes.clone(),
+            });
+            svc.message = Some(bytes);
+            svc.next_send_at = Some(now + svc.resend);
+        }
+        self.metrics.mtk_messages.add(datagrams.len() as u64);
+        self.send(datagrams);
+        Ok(())
+    }
+
+    /// Repeats every service's MTK message that is due (identical bytes).
+    pub(super) fn resend_mtks(&mut self, now: SystemTime) {
+        let mut datagrams = Vec::new();
+        for svc in &mut self.services {
+            let (Some(at), Some(bytes)) = (svc.next_send_at, &svc.message) else {
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            datagrams.push(Datagram {
+                to: svc.destination,
+                bytes: bytes.clone(),
+            });
+            let mut next = at + svc.resend;
+            if next <= now {
+                next = now + svc.resend;
+            }
+            svc.next_send_at = Some(next);
+        }
+        self.metrics.mtk_messages.add(datagrams.len() as u64);
+        self.send(datagrams);
+    }
+}

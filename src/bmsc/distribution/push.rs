@@ -1,0 +1,675 @@
+//! MSK messages to UEs (TS 33.246 6.3.2.1A/B, 6.3.2.3; PROFILE.md §2.1, §2.2): pushes with
+//! their retransmissions and acknowledgements, invalidations, solicited pulls, and the MUK
+//! cache.
+//!
+//! Every push asks for an acknowledgement (V = 1). Pushes sent together form a batch with one
+//! contiguous counter range, one retransmission timer and, per UE, only what is needed to build
+//! the message again: B-TID, address, MSK ID, kind and RAND (64 octets). Retransmissions are
+//! therefore the same bytes (same counter, same RAND, same keys) without keeping the messages
+//! alive, and an acknowledgement is found by its counter. They back off from `initial_backoff`
+//! doubling to `max_backoff`, `retries` times, then the push is counted as failed. A UE
+//! acknowledges only a message it accepts; it discards a repeat of one it already accepted as a
+//! replay (PROFILE.md §3), so a retransmission recovers a lost push, not a lost
+//! acknowledgement.
+//!
+//! The MUK of each UE is prepared once and cached by B-TID with the end of its GBA key
+//! lifetime. When the key source says the keys have expired, the last MUK known for the B-TID
+//! sends a solicited pull instead (V = 0, Key Number 0, never retransmitted), which makes the
+//! UE bootstrap again and request the MSK. The cache keeps entries with pushes in flight and
+//! registered UEs; the periodic sweep drops the others, and expired ones after
+//! [`Tuning::expired_muk_retention`](super::Tuning::expired_muk_retention).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::gba::{Btid, KeySourceError};
+use crate::mbms::profile::{INVALIDATION_SEQL, INVALIDATION_SEQU, MSK_RAND_LEN, csb_id_for};
+use crate::mbms::{
+    AckContext, MskDelivery, MskUpdate, PreparedMuk, UnverifiedAck, build_msk_prepared,
+};
+use crate::mikey::{KeyDomainId, MskId};
+
+use super::lifecycle::Group;
+use super::{Datagram, DistributionError, Distributor, par_map};
+
+/// A cached MUK and the per-UE bookkeeping of the distribution.
+pub(super) struct MukEntry {
+    muk: PreparedMuk,
+    /// End of the GBA key lifetime.
+    expires: SystemTime,
+    /// The fan-out that last reached this UE (a UE registered to two services of one group
+    /// gets the MSK once).
+    pub(super) epoch: u32,
+    /// Pushes in flight.
+    pending: u32,
+    /// Whether the UE is (as far as the events tell) registered to some service.
+    pub(super) registered: bool,
+}
+
+/// What an MSK message does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PushKind {
+    /// Deliver the MSK with its interval.
+    NewKey,
+    /// Invalidate it (SEQl = ffff > SEQu = 0000).
+    Invalidate,
+}
+
+/// One MSK message of a batch: everything needed to build it again.
+pub(super) struct Target {
+    btid: Arc<str>,
+    ip: IpAddr,
+    key_domain: KeyDomainId,
+    msk_id: MskId,
+    kind: PushKind,
+    rand: [u8; MSK_RAND_LEN],
+    done: bool,
+}
+
+impl Target {
+    pub(super) fn new(
+        btid: Arc<str>,
+        ip: IpAddr,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        kind: PushKind,
+    ) -> Self {
+        Self {
+            btid,
+            ip,
+            key_domain,
+            msk_id,
+            kind,
+            rand: [0; MSK_RAND_LEN],
+            done: false,
+        }
+    }
+}
+
+/// Pushes sent together: counters `first ..`, one per target.
+struct Batch {
+    targets: Vec<Target>,
+    remaining: usize,
+    attempts: u32,
+    next_at: SystemTime,
+}
+
+/// A solicited pull to send: B-TID, address, Key Domain ID, Key Group.
+pub(super) type Pull = (Arc<str>, IpAddr, KeyDomainId, u16);
+
+/// The state of every push in flight and the MUK cache.
+#[derive(Default)]
+pub(super) struct Pushes {
+    pub(super) muks: HashMap<Arc<str>, MukEntry>,
+    /// By first counter; a counter identifies its push (one allocator for everything).
+    batches: BTreeMap<u32, Batch>,
+    /// (retransmission time, batch); stale entries are skipped when popped.
+    timers: BinaryHeap<Reverse<(SystemTime, u32)>>,
+    pending: usize,
+}
+
+impl Pushes {
+    pub(super) fn pending(&self) -> usize {
+        self.pending
+    }
+
+    pub(super) fn cached_muks(&self) -> usize {
+        self.muks.len()
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<SystemTime> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+}
+
+/// How the MUK of a B-TID stands.
+pub(super) enum Resolved {
+    /// Keys valid now: push.
+    Fresh(Arc<str>),
+    /// Keys expired (or forgotten by the BSF) but the last MUK is known: solicited pull.
+    Stale(Arc<str>),
+    /// No MUK: nothing can be sent.
+    Missing(KeySourceError),
+}
+
+/// The MSK `msk_id` of `key_domain` among `groups`.
+fn slot_of(
+    groups: &[Group],
+    key_domain: KeyDomainId,
+    msk_id: MskId,
+) -> Option<&super::lifecycle::MskSlot> {
+    groups
+        .iter()
+        .find(|g| g.key_domain == key_domain && g.key_group == msk_id.key_group)
+        .and_then(|g| g.slot(msk_id))
+}
+
+/// Builds the message of `t` with counter `counter`; `None` when its MUK or MSK is gone.
+fn build_one(
+    groups: &[Group],
+    muks: &HashMap<Arc<str>, MukEntry>,
+    fqdn: &str,
+    t: &Target,
+    counter: u32,
+) -> Option<Vec<u8>> {
+    let muk = &muks.get(&*t.btid)?.muk;
+    let update = match t.kind {
+        PushKind::NewKey => {
+            let slot = slot_of(groups, t.key_domain, t.msk_id)?;
+            MskUpdate::NewKey {
+                msk: slot.record.msk.clone(),
+                seql: slot.record.seql,
+                sequ: slot.record.sequ,
+            }
+        }
+        PushKind::Invalidate => MskUpdate::Invalidate {
+            seql: INVALIDATION_SEQL,
+            sequ: INVALIDATION_SEQU,
+        },
+    };
+    let d = MskDelivery::new(
+        t.key_domain,
+        t.msk_id,
+        counter,
+        t.rand.to_vec(),
+        fqdn,
+        &t.btid,
+        update,
+    );
+    match build_msk_prepared(muk, &d) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::error!(msk_id = %t.msk_id, "MSK message not built: {e}");
+            None
+        }
+    }
+}
+
+fn counter_at(first: u32, i: usize) -> u32 {
+    first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX))
+}
+
+impl Distributor {
+    /// The cached MUK of `btid`, looked up in the key source when absent or past its key
+    /// lifetime.
+    pub(super) fn resolve(&mut self, btid: &str, now: SystemTime) -> Resolved {
+        if let Some((key, e)) = self.pushes.muks.get_key_value(btid)
+            && e.expires > now
+        {
+            return Resolved::Fresh(key.clone());
+        }
+        match self.key_source.lookup(btid, now) {
+            Ok(keys) => {
+                let muk = PreparedMuk::new(&keys.keys.muk());
+                let key = match self.pushes.muks.get_key_value(btid) {
+                    Some((key, _)) => key.clone(),
+                    None => Arc::from(btid),
+                };
+                if let Some(e) = self.pushes.muks.get_mut(btid) {
+                    e.muk = muk;
+                    e.expires = keys.expires;
+                    return Resolved::Fresh(key);
+                }
+                self.pushes.muks.insert(
+                    key.clone(),
+                    MukEntry {
+                        muk,
+                        expires: keys.expires,
+                        epoch: 0,
+                        pending: 0,
+                        registered: true,
+                    },
+                );
+                Resolved::Fresh(key)
+            }
+            Err(e @ (KeySourceError::Expired | KeySourceError::UnknownBtid)) => {
+                match self.pushes.muks.get_key_value(btid) {
+                    Some((key, _)) => Resolved::Stale(key.clone()),
+                    None => Resolved::Missing(e),
+                }
+            }
+            Err(e) => Resolved::Missing(e),
+        }
+    }
+
+    /// The groups of `service_ids`, each once, in order; unknown services are skipped.
+    fn groups_of(&self, service_ids: &[String]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for id in service_ids {
+            match self.services.iter().find(|s| s.id == *id) {
+                Some(s) if !out.contains(&s.group) => out.push(s.group),
+                Some(_) => {}
+                None => tracing::warn!(service = %id, "event for a service not configured"),
+            }
+        }
+        out
+    }
+
+    /// TS 33.246 6.3.2.1A: after a registration, the current MSK (and the next, if one is
+    /// already out) of every service.
+    pub(super) fn on_registered(
+        &mut self,
+        btid: &Btid,
+        ip: IpAddr,
+        service_ids: &[String],
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let groups = self.groups_of(service_ids);
+        let mut wanted = Vec::new();
+        for g in &groups {
+            let group = &self.groups[*g];
+            wanted.push((*g, group.current.msk_id()));
+            if let Some(n) = &group.next {
+                wanted.push((*g, n.msk_id()));
+            }
+        }
+        self.push_or_pull(btid, ip, &wanted, PushKind::NewKey, now)?;
+        if let Some(e) = self.pushes.muks.get_mut(btid.as_str()) {
+            e.registered = true;
+        }
+        Ok(())
+    }
+
+    /// TS 33.246 6.3.2.1B: after a deregistration, invalidate every MSK of the services left
+    /// that no remaining service uses, under the UE's MUK (the last one known if it expired).
+    pub(super) fn on_deregistered(
+        &mut self,
+        btid: &Btid,
+        ip: IpAddr,
+        removed: &[String],
+        remaining: &[String],
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let keep = self.groups_of(remaining);
+        let mut targets = Vec::new();
+        let gone: Vec<usize> = self
+            .groups_of(removed)
+            .into_iter()
+            .filter(|g| !keep.contains(g))
+            .collect();
+        let key = match self.resolve(btid.as_str(), now) {
+            Resolved::Fresh(k) | Resolved::Stale(k) => Some(k),
+            Resolved::Missing(e) => {
+                tracing::warn!(%btid, "no MUK for the invalidation: {e}");
+                None
+            }
+        };
+        for g in gone {
+            let group = &self.groups[g];
+            for slot in group.held() {
+                match &key {
+                    Some(k) => targets.push(Target::new(
+                        k.clone(),
+                        ip,
+                        group.key_domain,
+                        slot.msk_id(),
+                        PushKind::Invalidate,
+                    )),
+                    None => self.metrics.pushes_failed.inc(),
+                }
+            }
+        }
+        self.send_pushes(targets, now)?;
+        if remaining.is_empty()
+            && let Some(e) = self.pushes.muks.get_mut(btid.as_str())
+        {
+            e.registered = false;
+        }
+        Ok(())
+    }
+
+    /// TS 33.246 6.3.2.2: the MSKs the UE asked for; Key Number 0 is the current MSK of the
+    /// Key Group. MSKs no longer held are skipped (the Key Request function answered for them).
+    pub(super) fn on_msk_requested(
+        &mut self,
+        btid: &Btid,
+        ip: IpAddr,
+        msks: &[(KeyDomainId, MskId)],
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let mut wanted = Vec::new();
+        for (key_domain, msk_id) in msks {
+            let Some(g) = self.group_of(*key_domain, msk_id.key_group) else {
+                tracing::debug!(%key_domain, %msk_id, "MSK request for an unknown key group");
+                continue;
+            };
+            let group = &self.groups[g];
+            let slot = if msk_id.is_current() {
+                Some(&group.current)
+            } else {
+                group.slot(*msk_id)
+            };
+            match slot {
+                Some(s) if !wanted.contains(&(g, s.msk_id())) => wanted.push((g, s.msk_id())),
+                Some(_) => {}
+                None => tracing::debug!(%key_domain, %msk_id, "requested MSK no longer held"),
+            }
+        }
+        self.push_or_pull(btid, ip, &wanted, PushKind::NewKey, now)
+    }
+
+    /// Pushes `wanted` (group, MSK ID) to the UE, or one solicited pull per group when its keys
+    /// expired.
+    fn push_or_pull(
+        &mut self,
+        btid: &Btid,
+        ip: IpAddr,
+        wanted: &[(usize, MskId)],
+        kind: PushKind,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        match self.resolve(btid.as_str(), now) {
+            Resolved::Fresh(key) => {
+                let mut targets = Vec::with_capacity(wanted.len());
+                for (g, msk_id) in wanted {
+                    let group = &self.groups[*g];
+                    targets.push(Target::new(
+                        key.clone(),
+                        ip,
+                        group.key_domain,
+                        *msk_id,
+                        kind,
+                    ));
+                    // The fan-out of this MSK, if running, need not reach this UE again.
+                    if let Some(epoch) = self.fanout_epoch(*g, *msk_id)
+                        && let Some(e) = self.pushes.muks.get_mut(&*key)
+                    {
+                        e.epoch = epoch;
+                    }
+                }
+                self.send_pushes(targets, now)
+            }
+            Resolved::Stale(key) => {
+                let mut pulls: Vec<Pull> = Vec::new();
+                for (g, _) in wanted {
+                    let group = &self.groups[*g];
+                    if !pulls
+                        .iter()
+                        .any(|p| p.3 == group.key_group && p.2 == group.key_domain)
+                    {
+                        pulls.push((key.clone(), ip, group.key_domain, group.key_group));
+                    }
+                }
+                self.send_pulls(pulls)
+            }
+            Resolved::Missing(e) => {
+                tracing::warn!(%btid, "no MUK, MSK messages not sent: {e}");
+                self.metrics.pushes_failed.add(wanted.len() as u64);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `targets` as one batch (counters, RANDs, messages built on all cores) and arms its
+    /// retransmission.
+    pub(super) fn send_pushes(
+        &mut self,
+        mut targets: Vec<Target>,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let first = self.counters.allocate(self.store.as_ref(), targets.len())?;
+        for t in &mut targets {
+            (self.rng)(&mut t.rand);
+        }
+        let built = par_map(&targets, self.tuning.build_threads, |i, t| {
+            build_one(
+                &self.groups,
+                &self.pushes.muks,
+                &self.fqdn,
+                t,
+                counter_at(first, i),
+            )
+        });
+        let mut datagrams = Vec::with_capacity(targets.len());
+        let (mut failed, mut invalidations) = (0u64, 0u64);
+        for (t, bytes) in targets.iter_mut().zip(built) {
+            let Some(bytes) = bytes else {
+                t.done = true;
+                failed += 1;
+                continue;
+            };
+            datagrams.push(Datagram {
+                to: SocketAddr::new(t.ip, self.ue_port),
+                bytes: Bytes::from(bytes),
+            });
+            if t.kind == PushKind::Invalidate {
+                invalidations += 1;
+            }
+            if let Some(e) = self.pushes.muks.get_mut(&*t.btid) {
+                e.pending = e.pending.saturating_add(1);
+            }
+        }
+        self.metrics.pushes_failed.add(failed);
+        self.metrics.pushes_sent.add(datagrams.len() as u64);
+        self.metrics.invalidations_sent.add(invalidations);
+        let remaining = datagrams.len();
+        if remaining > 0 {
+            let next_at = now + self.backoff(0);
+            self.pushes.batches.insert(
+                first,
+                Batch {
+                    targets,
+                    remaining,
+                    attempts: 0,
+                    next_at,
+                },
+            );
+            self.pushes.timers.push(Reverse((next_at, first)));
+            self.pushes.pending += remaining;
+        }
+        self.send(datagrams);
+        Ok(())
+    }
+
+    /// Sends solicited pulls (V = 0, Key Number 0, no key data) under the last known MUKs.
+    pub(super) fn send_pulls(&mut self, pulls: Vec<Pull>) -> Result<(), DistributionError> {
+        if pulls.is_empty() {
+            return Ok(());
+        }
+        let first = self.counters.allocate(self.store.as_ref(), pulls.len())?;
+        let mut datagrams = Vec::with_capacity(pulls.len());
+        for (i, (btid, ip, key_domain, key_group)) in pulls.into_iter().enumerate() {
+            let rand: [u8; MSK_RAND_LEN] = self.random();
+            let Some(entry) = self.pushes.muks.get(&*btid) else {
+                continue;
+            };
+            let d = MskDelivery::new(
+                key_domain,
+                MskId::new(key_group, 0),
+                counter_at(first, i),
+                rand.to_vec(),
+                &self.fqdn,
+                &btid,
+                MskUpdate::SolicitedPull,
+            );
+            let bytes = build_msk_prepared(&entry.muk, &d)?;
+            datagrams.push(Datagram {
+                to: SocketAddr::new(ip, self.ue_port),
+                bytes: Bytes::from(bytes),
+            });
+        }
+        self.metrics.solicited_pulls.add(datagrams.len() as u64);
+        self.send(datagrams);
+        Ok(())
+    }
+
+    /// Wait before retransmission `attempts + 1`: initial_backoff doubled per attempt, at most
+    /// max_backoff (and at least a millisecond).
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempts.min(31)).unwrap_or(u32::MAX);
+        self.push
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.push.max_backoff)
+            .max(Duration::from_millis(1))
+    }
+
+    /// An acknowledgement: matched by counter, then CSB ID and IDr (or the sender's address
+    /// when it carries no IDr), then verified with the keys of the acknowledged message.
+    pub(super) fn handle_ack(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if self.match_ack(from, bytes).is_none() {
+            self.metrics.acks_rejected.inc();
+        }
+    }
+
+    fn match_ack(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<()> {
+        let ack = UnverifiedAck::parse(bytes).ok()?;
+        let counter = ack.counter();
+        let pushes = &mut self.pushes;
+        let (&first, batch) = pushes.batches.range_mut(..=counter).next_back()?;
+        let index = usize::try_from(counter.wrapping_sub(first)).ok()?;
+        let t = batch.targets.get_mut(index)?;
+        let csb_id = csb_id_for(t.msk_id);
+        if t.done || ack.csb_id() != csb_id {
+            return None;
+        }
+        match ack.idr() {
+            Some(idr) if idr != t.btid.as_bytes() => return None,
+            None if from.ip() != t.ip => return None,
+            _ => {}
+        }
+        let entry = pushes.muks.get_mut(&*t.btid)?;
+        let keys = entry.muk.keys(csb_id, &t.rand);
+        let ctx = AckContext::new(
+            keys,
+            csb_id,
+            counter,
+            self.fqdn.as_bytes(),
+            t.btid.as_bytes(),
+        );
+        ack.verify(&ctx).ok()?;
+        t.done = true;
+        entry.pending = entry.pending.saturating_sub(1);
+        batch.remaining -= 1;
+        pushes.pending -= 1;
+        if batch.remaining == 0 {
+            pushes.batches.remove(&first);
+        }
+        self.metrics.pushes_acked.inc();
+        Some(())
+    }
+
+    /// Retransmits the batches due at `now` (at most a few batches' worth of messages per call;
+    /// the rest stays due), and gives up those past the retry limit.
+    pub(super) fn retransmit_due(&mut self, now: SystemTime) -> Result<(), DistributionError> {
+        let mut budget = self.tuning.batch_size.max(1).saturating_mul(4);
+        while budget > 0 {
+            let Some(&Reverse((at, first))) = self.pushes.timers.peek() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.pushes.timers.pop();
+            let Some(batch) = self.pushes.batches.get(&first) else {
+                continue;
+            };
+            if batch.next_at != at {
+                continue;
+            }
+            if batch.attempts >= self.push.retries {
+                self.give_up(first);
+                continue;
+            }
+            let open: Vec<usize> = (0..batch.targets.len())
+                .filter(|i| batch.targets.get(*i).is_some_and(|t| !t.done))
+                .collect();
+            let built = par_map(&open, self.tuning.build_threads, |_, i| {
+                batch.targets.get(*i).and_then(|t| {
+                    build_one(
+                        &self.groups,
+                        &self.pushes.muks,
+                        &self.fqdn,
+                        t,
+                        counter_at(first, *i),
+                    )
+                })
+            });
+            let attempts = batch.attempts + 1;
+            let next_at = now + self.backoff(attempts);
+            let mut datagrams = Vec::with_capacity(open.len());
+            let mut lost = Vec::new();
+            for (i, bytes) in open.into_iter().zip(built) {
+                match (bytes, batch.targets.get(i)) {
+                    (Some(bytes), Some(t)) => datagrams.push(Datagram {
+                        to: SocketAddr::new(t.ip, self.ue_port),
+                        bytes: Bytes::from(bytes),
+                    }),
+                    _ => lost.push(i),
+                }
+            }
+            budget = budget.saturating_sub(datagrams.len().max(1));
+            self.metrics.pushes_retried.add(datagrams.len() as u64);
+            for i in lost {
+                self.fail_target(first, i);
+            }
+            if let Some(batch) = self.pushes.batches.get_mut(&first) {
+                batch.attempts = attempts;
+                batch.next_at = next_at;
+                self.pushes.timers.push(Reverse((next_at, first)));
+            }
+            self.send(datagrams);
+        }
+        Ok(())
+    }
+
+    /// Counts every open push of a batch as failed and forgets the batch.
+    fn give_up(&mut self, first: u32) {
+        let Some(batch) = self.pushes.batches.remove(&first) else {
+            return;
+        };
+        let mut failed = 0u64;
+        for t in batch.targets.iter().filter(|t| !t.done) {
+            failed += 1;
+            if let Some(e) = self.pushes.muks.get_mut(&*t.btid) {
+                e.pending = e.pending.saturating_sub(1);
+            }
+        }
+        self.pushes.pending = self.pushes.pending.saturating_sub(batch.remaining);
+        self.metrics.pushes_failed.add(failed);
+        if failed > 0 {
+            tracing::debug!(failed, "MSK pushes not acknowledged after the retries");
+        }
+    }
+
+    /// Closes one push of a batch whose MUK or MSK is gone, as failed.
+    fn fail_target(&mut self, first: u32, index: usize) {
+        let pushes = &mut self.pushes;
+        let Some(batch) = pushes.batches.get_mut(&first) else {
+            return;
+        };
+        let Some(t) = batch.targets.get_mut(index).filter(|t| !t.done) else {
+            return;
+        };
+        t.done = true;
+        if let Some(e) = pushes.muks.get_mut(&*t.btid) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+        batch.remaining -= 1;
+        pushes.pending -= 1;
+        if batch.remaining == 0 {
+            pushes.batches.remove(&first);
+        }
+        self.metrics.pushes_failed.inc();
+    }
+
+    /// Drops cached MUKs without pushes in flight of UEs no longer registered, and of UEs whose
+    /// keys expired longer ago than the retention.
+    pub(super) fn sweep(&mut self, now: SystemTime) {
+        let retention = self.tuning.expired_muk_retention;
+        self.pushes
+            .muks
+            .retain(|_, e| e.pending > 0 || (e.registered && e.expires + retention > now));
+    }
+}

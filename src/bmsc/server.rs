@@ -1,0 +1,259 @@
+//! `mbms-keys bmsc serve`: the BM-SC assembled from its parts — the store,
+//! the key source, the Key Request function behind hyper, the Key
+//! Distribution function on its UDP socket, the admin listener — and its
+//! graceful shutdown (in-flight HTTP requests finish; the distribution's
+//! state is persisted as it goes).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use thiserror::Error;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::config::Config;
+use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
+use super::http::{serve_admin, serve_key_requests};
+use super::keyreq::{KeyRequestHandler, OsRng};
+use super::metrics::Metrics;
+use super::store::{SqliteStore, Store, StoreError};
+use crate::gba::EmbeddedKeySourceError;
+
+/// Key Request events queued for the distribution before the HTTP side waits.
+const EVENT_QUEUE: usize = 4096;
+
+/// How often the registrations gauge is refreshed from the store.
+const GAUGE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Why the BM-SC could not start or stopped abnormally.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("key source: {0}")]
+    KeySource(#[from] EmbeddedKeySourceError),
+    #[error("key distribution: {0}")]
+    Distribution(#[from] DistributionError),
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("a task of the server failed: {0}")]
+    Task(String),
+}
+
+/// A running BM-SC.
+pub struct Bmsc {
+    http_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    current_mtks: CurrentMtks,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
+}
+
+fn bind_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
+    move |source| ServeError::Bind { what, addr, source }
+}
+
+impl Bmsc {
+    /// Opens the store, binds every listener and starts the tasks.
+    pub async fn start(config: Config) -> Result<Self, ServeError> {
+        Self::start_with(config, Tuning::default()).await
+    }
+
+    /// [`Bmsc::start`] with explicit distribution [`Tuning`] (tests shorten lead times).
+    pub async fn start_with(config: Config, tuning: Tuning) -> Result<Self, ServeError> {
+        let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open_with_kek_file(&data_dir, &kek))
+                .await
+                .map_err(|e| ServeError::Task(e.to_string()))??,
+        );
+        let key_source = Arc::new(config.key_source()?);
+        let metrics = Arc::new(Metrics::default());
+        let handler = Arc::new(KeyRequestHandler::new(
+            &config,
+            key_source.clone(),
+            store.clone(),
+            metrics.clone(),
+            Box::new(OsRng),
+        ));
+        let distributor = {
+            let (config, store, ks, m) = (
+                config.clone(),
+                store.clone(),
+                key_source.clone(),
+                metrics.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                Distributor::with_tuning(&config, store, ks, m, os_rng(), SystemTime::now(), tuning)
+            })
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))??
+        };
+        let current_mtks = distributor.current_mtks();
+
+        let http = TcpListener::bind(config.http_listen)
+            .await
+            .map_err(bind_err("the Key Request listener", config.http_listen))?;
+        let admin = TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(bind_err("the admin listener", config.admin_listen))?;
+        // Pushes leave from (and acknowledgements come back to) the HTTP
+        // listener's address with an ephemeral port.
+        let udp_bind = SocketAddr::new(config.http_listen.ip(), 0);
+        let udp = UdpSocket::bind(udp_bind)
+            .await
+            .map_err(bind_err("the MIKEY socket", udp_bind))?;
+        let http_addr = http
+            .local_addr()
+            .map_err(bind_err("the Key Request listener", config.http_listen))?;
+        let admin_addr = admin
+            .local_addr()
+            .map_err(bind_err("the admin listener", config.admin_listen))?;
+        let udp_addr = udp
+            .local_addr()
+            .map_err(bind_err("the MIKEY socket", udp_bind))?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let alive = Arc::new(AtomicBool::new(true));
+        let mut tasks = Vec::new();
+
+        let dist_alive = alive.clone();
+        let dist_stop = stopped(stop_rx.clone());
+        tasks.push((
+            "key distribution",
+            tokio::spawn(async move {
+                let r = super::udp::run_distribution(distributor, udp, events_rx, dist_stop).await;
+                dist_alive.store(false, Ordering::Relaxed);
+                r.map(drop).map_err(|e| e.to_string())
+            }),
+        ));
+        let http_cfg = config.http.clone();
+        let (m, s) = (metrics.clone(), stopped(stop_rx.clone()));
+        tasks.push((
+            "key requests",
+            tokio::spawn(async move {
+                serve_key_requests(http, handler, events_tx, http_cfg, m, s).await;
+                Ok(())
+            }),
+        ));
+        let (m, s, health) = (metrics.clone(), stopped(stop_rx.clone()), alive.clone());
+        tasks.push((
+            "admin",
+            tokio::spawn(async move {
+                serve_admin(admin, m, move || health.load(Ordering::Relaxed), s).await;
+                Ok(())
+            }),
+        ));
+        let (m, st, mut rx) = (metrics.clone(), store.clone(), stop_rx.clone());
+        tasks.push((
+            "registrations gauge",
+            tokio::spawn(async move {
+                loop {
+                    let st = st.clone();
+                    if let Ok(Ok(counts)) =
+                        tokio::task::spawn_blocking(move || st.count_registrations_by_service())
+                            .await
+                    {
+                        m.registrations.set(counts.values().sum());
+                    }
+                    tokio::select! {
+                        _ = rx.wait_for(|s| *s) => return Ok(()),
+                        () = tokio::time::sleep(GAUGE_PERIOD) => {}
+                    }
+                }
+            }),
+        ));
+        tracing::info!(%http_addr, %admin_addr, %udp_addr, fqdn = %config.fqdn, services = config.services.len(), "BM-SC started");
+        Ok(Self {
+            http_addr,
+            admin_addr,
+            udp_addr,
+            metrics,
+            current_mtks,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The Key Request (HTTP) listener's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The admin (metrics, health) listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The UDP address MIKEY messages leave from.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The current MTK of each service, for the media encryption side.
+    pub fn current_mtks(&self) -> &CurrentMtks {
+        &self.current_mtks
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the tasks.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(true);
+        let mut failure = None;
+        for (name, task) in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(format!("{name}: {e}")),
+                Err(e) => failure = Some(format!("{name}: {e}")),
+            }
+        }
+        tracing::info!("BM-SC stopped");
+        failure.map_or(Ok(()), |e| Err(ServeError::Task(e)))
+    }
+}
+
+/// Runs the BM-SC until SIGTERM or Ctrl-C, then shuts it down gracefully.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let bmsc = Bmsc::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    bmsc.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,177 @@
+//! The tokio driver of the Key Distribution function: one UDP socket (pushes and MTK messages
+//! leave from it, acknowledgements arrive on it), the Key Request events, the timers.
+//!
+//! The [`Distributor`] is sans-IO; this loop only moves bytes and time. Calls that may reach
+//! the store or the key source ([`Distributor::on_event`], [`Distributor::on_timeout`]: MSK
+//! creation, MTK state, the counter ceiling, registration pages, GBA key lookups) run on the
+//! blocking pool, the distributor moved in and back out, so the runtime's threads never wait
+//! on SQLite or a BSF. [`Distributor::on_datagram`] runs inline: matching and verifying an
+//! acknowledgement touches neither (a few microseconds of HMAC). A fan-out is cut into
+//! batches by the distributor, and the loop reads acknowledgements between them.
+//!
+//! Datagrams go out in batches with `sendmmsg(2)` on Linux (one system call per up to
+//! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A send error concerns one
+//! datagram (an unreachable UE): it is logged and the rest of the batch goes on; the push is
+//! retransmitted as usual. MTK objects are written atomically: a temporary file `.<name>.tmp`
+//! in the same directory, then a rename (the FLUTE sender ignores dot files).
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinError;
+
+use crate::bmsc::distribution::{Action, Datagram, DistributionError, Distributor};
+use crate::bmsc::events::KeyRequestEvent;
+
+/// Largest datagram read: acknowledgements are under 100 octets; anything longer is not one.
+const RECV_BUFFER: usize = 2048;
+
+/// Datagrams read per wake-up before timers and events get their turn.
+const MAX_DRAIN: usize = 1024;
+
+/// Datagrams per `sendmmsg` call.
+pub const SENDMMSG_CHUNK: usize = 256;
+
+/// After `on_timeout` failed (store unavailable), timers wait this long before the next try.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The driver stopped abnormally.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// A distributor call panicked on the blocking pool; the distributor is lost.
+    #[error("key distribution task failed: {0}")]
+    Task(#[from] JoinError),
+}
+
+/// Runs the Key Distribution function until `shutdown` completes; returns the distributor
+/// (its state is persisted as it goes: nothing needs saving at shutdown).
+///
+/// # Errors
+/// [`DriverError::Task`] when a distributor call panicked.
+pub async fn run_distribution(
+    distributor: Distributor,
+    socket: UdpSocket,
+    mut events: mpsc::Receiver<KeyRequestEvent>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Distributor, DriverError> {
+    let mut d = distributor;
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut events_open = true;
+    let mut paused_until: Option<SystemTime> = None;
+    tokio::pin!(shutdown);
+    loop {
+        flush(&mut d, &socket).await;
+        let deadline = match (d.poll_timeout(), paused_until) {
+            (Some(t), Some(p)) => Some(t.max(p)),
+            (t, _) => t,
+        };
+        let wait = deadline.map(|t| {
+            t.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        tokio::select! {
+            () = &mut shutdown => break,
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => {
+                    d.on_datagram(from, buf.get(..n).unwrap_or_default(), SystemTime::now());
+                    for _ in 1..MAX_DRAIN {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => d.on_datagram(
+                                from,
+                                buf.get(..n).unwrap_or_default(),
+                                SystemTime::now(),
+                            ),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("distribution socket: {e}"),
+            },
+            event = events.recv(), if events_open => match event {
+                Some(event) => {
+                    let (back, result) =
+                        blocking(d, move |d| d.on_event(event, SystemTime::now())).await?;
+                    d = back;
+                    if let Err(e) = result {
+                        tracing::warn!("key request event not distributed: {e}");
+                    }
+                }
+                None => events_open = false,
+            },
+            () = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)), if wait.is_some() => {
+                let (back, result) = blocking(d, |d| d.on_timeout(SystemTime::now())).await?;
+                d = back;
+                paused_until = match result {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!("key distribution: {e}");
+                        Some(SystemTime::now() + ERROR_PAUSE)
+                    }
+                };
+            }
+        }
+    }
+    flush(&mut d, &socket).await;
+    Ok(d)
+}
+
+/// Runs `f` on the blocking pool with the distributor moved in, and hands it back.
+async fn blocking(
+    mut d: Distributor,
+    f: impl FnOnce(&mut Distributor) -> Result<(), DistributionError> + Send + 'static,
+) -> Result<(Distributor, Result<(), DistributionError>), DriverError> {
+    Ok(tokio::task::spawn_blocking(move || {
+        let r = f(&mut d);
+        (d, r)
+    })
+    .await?)
+}
+
+/// Carries out every queued action, in order.
+async fn flush(d: &mut Distributor, socket: &UdpSocket) {
+    while let Some(action) = d.poll_action() {
+        match action {
+            Action::SendUdp(batch) => send_batch(socket, &batch).await,
+            Action::WriteMtkObject { path, bytes } => {
+                let shown = path.display().to_string();
+                match tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(path = %shown, "MTK object not written: {e}"),
+                    Err(e) => tracing::warn!(path = %shown, "MTK object not written: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one: a
+/// temporary file `.<name>.tmp` next to it, then a rename. Creates the directory.
+///
+/// # Errors
+/// The file system's error.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file path",
+        ));
+    };
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Sends a batch of datagrams, one `send_to` each.
+pub async fn send_batch(socket: &UdpSocket, batch: &[Datagram]) {
+    for dg in batch {
+        if let Err(e) = socket.send_to(&dg.bytes, dg.to).await {
+            tracing::debug!(to = %dg.to, "datagram not sent: {e}");
+        }
+    }
+}

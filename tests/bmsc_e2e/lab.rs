@@ -1,0 +1,224 @@
+//! A BM-SC lab on loopback: configuration, UEs on their own 127.0.0.x
+//! addresses, a relay standing in for the broadcast bearer, and helpers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use mbms_keys::crypto::KsNaf;
+use mbms_keys::gba::GbaKeys;
+use mbms_keys::ue::Event;
+use mbms_keys::ue::driver::{UeClient, UeConfig};
+use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
+use mbms_keys::ue::http::ClientConfig;
+use tokio::net::UdpSocket;
+
+pub const FQDN: &str = "bmsc.e2e.example.org";
+pub const SERVICE: &str = "urn:e2e:news";
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "mbms-e2e-{tag}-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The lab's subscribers: B-TID, IMPI and Ks_NAF octet.
+pub fn subscriber(i: u8) -> (String, String, KsNaf) {
+    (
+        format!("VUUt{i:02}@bsf.e2e.example.org"),
+        format!("00101000000{i:04}@ims.e2e.example.org"),
+        KsNaf::from_bytes([0x40 + i; 32]),
+    )
+}
+
+/// A UDP port free on 127.0.0.1 (and, on Linux loopback, on the other 127/8 addresses).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The configuration text of the lab BM-SC.
+pub fn config_text(
+    data_dir: &Path,
+    ue_port: u16,
+    relay: SocketAddr,
+    subscribers: &[u8],
+    msk_lifetime: &str,
+    retries: u32,
+) -> String {
+    let mut t = format!(
+        r#"
+fqdn = "{FQDN}"
+http_listen = "127.0.0.1:0"
+admin_listen = "127.0.0.2:0"
+ue_port = {ue_port}
+data_dir = "{dir}"
+
+[digest]
+qop = "auth,auth-int"
+algorithm = "SHA-256"
+nonce_lifetime = "5m"
+
+[push]
+retries = {retries}
+initial_backoff = "300ms"
+max_backoff = "1s"
+
+[[services]]
+id = "{SERVICE}"
+key_domain = "00f110"
+key_group = 1
+msk_lifetime = "{msk_lifetime}"
+mtk_interval = "1s"
+mtk_resend = "500ms"
+mtk_destination = "{relay}"
+transport = "download"
+authorized = "*"
+"#,
+        dir = data_dir.display()
+    );
+    for i in subscribers {
+        let (btid, impi, ks) = subscriber(*i);
+        t.push_str(&format!(
+            "\n[[gba.subscribers]]\nbtid = \"{btid}\"\nimpi = \"{impi}\"\nks_naf = \"{}\"\nexpires = \"2040-01-01T00:00:00Z\"\n",
+            hex::encode(ks.as_bytes())
+        ));
+    }
+    t
+}
+
+/// Stands in for the broadcast bearer: every MTK message sent to the relay
+/// is forwarded to every UE address registered with it.
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub targets: Arc<Mutex<Vec<SocketAddr>>>,
+    pub forwarded: Arc<Mutex<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("relay socket");
+        let addr = socket.local_addr().expect("relay addr");
+        let targets: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+        let forwarded: Arc<Mutex<u64>> = Arc::default();
+        let (t, f) = (targets.clone(), forwarded.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+                let list = t.lock().expect("lock").clone();
+                for to in list {
+                    let _ = socket.send_to(&buf[..n], to).await;
+                }
+                *f.lock().expect("lock") += 1;
+            }
+        });
+        Self {
+            addr,
+            targets,
+            forwarded,
+            task,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The loopback address of UE `i`.
+pub fn ue_ip(i: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + i))
+}
+
+/// Starts UE `i` of the lab: listening on its own address and `ue_port`,
+/// sending its HTTP requests from that address too.
+pub async fn start_ue(i: u8, ue_port: u16, http: SocketAddr, state: Option<PathBuf>) -> UeClient {
+    let (btid, _, ks_naf) = subscriber(i);
+    let keys = UeGbaKeys {
+        btid: btid.parse().expect("btid"),
+        material: GbaKeys::Me { ks_naf },
+        expiry: SystemTime::now() + Duration::from_secs(3600),
+    };
+    let mut c = UeConfig::new(FQDN);
+    c.listen = SocketAddr::new(ue_ip(i), ue_port);
+    c.bmsc_url = Some(format!("http://{http}"));
+    c.state_file = state;
+    c.client = ClientConfig {
+        local_addr: Some(ue_ip(i)),
+        ..ClientConfig::default()
+    };
+    UeClient::start(c, Arc::new(StaticGbaKeys::new(keys)))
+        .await
+        .expect("UE starts")
+}
+
+/// Pulls events of `ue` until one matches `want`; every event seen is kept in `seen`.
+pub async fn wait_for(
+    ue: &mut UeClient,
+    seen: &mut Vec<Event>,
+    within: Duration,
+    what: &str,
+    want: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ue.next_event()).await {
+            Ok(Some(e)) => {
+                seen.push(e.clone());
+                if want(&e) {
+                    return e;
+                }
+            }
+            Ok(None) => panic!("UE stopped while waiting for {what}"),
+            Err(_) => panic!("no {what} within {within:?}; seen: {seen:?}"),
+        }
+    }
+}
+
+/// GET a path of the admin listener, plain HTTP/1.0.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("admin connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+/// The value of one metric line `name value` in a Prometheus text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
