@@ -17,6 +17,10 @@ use mbms_keys::ue::Event;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_ues_register_receive_keys_through_a_rotation_and_deregister() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("mbms_keys::bmsc::keyreq=debug,mbms_keys::ue::http=debug")
+        .try_init();
     let dir = TempDir::new("main");
     let relay = Relay::start().await;
     let ue_port = lab::free_udp_port();

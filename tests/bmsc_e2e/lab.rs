@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A BM-SC lab on loopback: configuration, UEs on their own 127.0.0.x
 //! addresses, a relay standing in for the broadcast bearer, and helpers.
 
@@ -117,6 +118,8 @@ pub struct Relay {
     pub addr: SocketAddr,
     pub targets: Arc<Mutex<Vec<SocketAddr>>>,
     pub forwarded: Arc<Mutex<u64>>,
+    /// The first 64 MTK messages forwarded, as sent.
+    pub history: Arc<Mutex<Vec<Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -126,7 +129,8 @@ impl Relay {
         let addr = socket.local_addr().expect("relay addr");
         let targets: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
         let forwarded: Arc<Mutex<u64>> = Arc::default();
-        let (t, f) = (targets.clone(), forwarded.clone());
+        let history: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let (t, f, h) = (targets.clone(), forwarded.clone(), history.clone());
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65_535];
             while let Ok((n, _)) = socket.recv_from(&mut buf).await {
@@ -135,12 +139,17 @@ impl Relay {
                     let _ = socket.send_to(&buf[..n], to).await;
                 }
                 *f.lock().expect("lock") += 1;
+                let mut h = h.lock().expect("lock");
+                if h.len() < 64 {
+                    h.push(buf[..n].to_vec());
+                }
             }
         });
         Self {
             addr,
             targets,
             forwarded,
+            history,
             task,
         }
     }

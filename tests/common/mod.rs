@@ -63,3 +63,31 @@ pub fn all_messages() -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// An interop peer program found on PATH (and its extra files present), or
+/// `None`: the test then skips with a message, unless `MBMS_REQUIRE_ORACLES=1`,
+/// where a missing peer is a failure.
+pub fn oracle(program: &str, extra_files: &[&str], install_hint: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .filter(|_| {
+            extra_files
+                .iter()
+                .all(|f| std::path::Path::new(f).is_file())
+        });
+    if found.is_none() {
+        let required = std::env::var("MBMS_REQUIRE_ORACLES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "MBMS_REQUIRE_ORACLES=1 and {program} is not usable ({install_hint})"
+        );
+        eprintln!(
+            "SKIPPED: {program} not usable ({install_hint}); set MBMS_REQUIRE_ORACLES=1 to make this a failure"
+        );
+    }
+    found
+}

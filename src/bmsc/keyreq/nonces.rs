@@ -88,7 +88,14 @@ struct Entry {
     opaque: String,
     /// Highest nc accepted so far; 0 before the first (nc starts at 1).
     last_nc: u32,
+    /// Which of the [`NC_WINDOW`] counts up to `last_nc` were accepted (bit i: `last_nc - i`).
+    seen: u64,
 }
+
+/// How far below the highest accepted nc a request may still arrive: a
+/// client with requests in parallel on one nonce may have them arrive out of
+/// order (RFC 7616 §3.3 asks the server to detect replays, not reordering).
+const NC_WINDOW: u32 = 64;
 
 /// The nonces issued and not yet forgotten.
 pub struct NonceStore {
@@ -163,6 +170,7 @@ impl NonceStore {
                 issued_at: now,
                 opaque: issued.opaque.clone(),
                 last_nc: 0,
+                seen: 0,
             },
         );
         self.order.push_back(issued.nonce.clone());
@@ -171,7 +179,8 @@ impl NonceStore {
 
     /// Accepts (nonce, nc) at `now` for a request whose response already verified: the nonce
     /// must be held and within its lifetime, `opaque` (when sent) must be the issued one, and
-    /// nc must exceed every nc accepted before for it. On success nc is recorded.
+    /// nc must not have been accepted before: above the highest so far, or one of the
+    /// [`NC_WINDOW`] below it not yet seen. On success nc is recorded.
     ///
     /// # Errors
     /// The [`NonceRefusal`].
@@ -191,10 +200,25 @@ impl NonceStore {
         if opaque != Some(entry.opaque.as_str()) {
             return Err(NonceRefusal::Opaque);
         }
-        if nc <= entry.last_nc {
+        if nc == 0 {
             return Err(NonceRefusal::Replayed);
         }
-        entry.last_nc = nc;
+        if nc > entry.last_nc {
+            let shift = nc - entry.last_nc;
+            entry.seen = if shift >= NC_WINDOW {
+                0
+            } else {
+                entry.seen << shift
+            };
+            entry.seen |= 1;
+            entry.last_nc = nc;
+            return Ok(());
+        }
+        let below = entry.last_nc - nc;
+        if below >= NC_WINDOW || entry.seen & (1 << below) != 0 {
+            return Err(NonceRefusal::Replayed);
+        }
+        entry.seen |= 1 << below;
         Ok(())
     }
 }
@@ -228,8 +252,14 @@ mod tests {
             Err(NonceRefusal::Replayed)
         );
         assert_eq!(s.accept(&n.nonce, 3, o, at(101)), Ok(()));
+        // Out of order (parallel requests on one nonce) but not seen: accepted once.
+        assert_eq!(s.accept(&n.nonce, 2, o, at(101)), Ok(()));
         assert_eq!(
             s.accept(&n.nonce, 2, o, at(101)),
+            Err(NonceRefusal::Replayed)
+        );
+        assert_eq!(
+            s.accept(&n.nonce, 0, o, at(101)),
             Err(NonceRefusal::Replayed)
         );
         assert_eq!(
@@ -242,6 +272,25 @@ mod tests {
         );
         assert_eq!(s.accept("00", 1, o, at(101)), Err(NonceRefusal::Unknown));
         assert_eq!(s.accept(&n.nonce, 4, o, at(50)), Ok(()));
+    }
+
+    #[test]
+    fn nc_far_below_the_window_is_refused() {
+        let mut s = NonceStore::new(Box::new(Counter(0)), Duration::from_secs(10), 4);
+        let n = s.issue(at(0)).expect("issued");
+        let o = Some(n.opaque.as_str());
+        assert_eq!(s.accept(&n.nonce, 100, o, at(1)), Ok(()));
+        assert_eq!(s.accept(&n.nonce, 37, o, at(1)), Ok(()));
+        assert_eq!(
+            s.accept(&n.nonce, 36, o, at(1)),
+            Err(NonceRefusal::Replayed)
+        );
+        assert_eq!(s.accept(&n.nonce, 1000, o, at(1)), Ok(()));
+        assert_eq!(
+            s.accept(&n.nonce, 100, o, at(1)),
+            Err(NonceRefusal::Replayed)
+        );
+        assert_eq!(s.accept(&n.nonce, 999, o, at(1)), Ok(()));
     }
 
     #[test]
