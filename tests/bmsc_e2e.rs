@@ -67,22 +67,35 @@ async fn three_ues_register_receive_keys_through_a_rotation_and_deregister() {
         .await;
     }
     let first_msk = first_msk.expect("an MSK");
-    // The UEs' MTK is the one the media encryption side gets from the BM-SC.
-    let (mtk_id, mtk, _) = bmsc.current_mtks().get(SERVICE).expect("current MTK");
-    let got = wait_for(
-        &mut ues[0],
-        &mut seen[0],
-        Duration::from_secs(10),
-        "current MTK",
-        |e| matches!(e, Event::MtkReady { mtk_id: id, .. } if *id >= mtk_id),
-    )
-    .await;
-    if let Event::MtkReady {
-        mtk_id: id, mtk: m, ..
-    } = got
-    {
-        if id == mtk_id {
-            assert_eq!(m, mtk);
+    // The UEs' MTK is the one the media encryption side gets from the BM-SC:
+    // once UE 1 holds the BM-SC's current MTK ID, it holds the same key. (A UE
+    // that joined late may get the next MTK, announced ahead, before the
+    // current one: it then waits for the switch.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mtk_id, mtk, _) = bmsc.current_mtks().get(SERVICE).expect("current MTK");
+        let held = seen[0].iter().find_map(|e| match e {
+            Event::MtkReady {
+                mtk_id: id, mtk: m, ..
+            } if *id == mtk_id => Some(*m == mtk),
+            _ => None,
+        });
+        match held {
+            Some(same) => {
+                assert!(same, "UE 1 holds MTK {mtk_id:?} with another key");
+                break;
+            }
+            None => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "UE 1 never held the current MTK"
+                );
+                if let Ok(Some(e)) =
+                    tokio::time::timeout(Duration::from_millis(300), ues[0].next_event()).await
+                {
+                    seen[0].push(e);
+                }
+            }
         }
     }
 
