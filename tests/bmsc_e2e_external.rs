@@ -174,3 +174,60 @@ async fn curl_and_apache_httpclient_register_and_the_pushed_msk_verifies() {
     }
     bmsc.shutdown().await.expect("shutdown");
 }
+
+/// `mbms-keys ue` against the BM-SC: registers, prints the MSK event, and on
+/// SIGTERM deregisters before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ue_command_registers_and_deregisters_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("ue-cmd");
+    let relay = Relay::start().await;
+    let ue_port = lab::free_udp_port();
+    let text = lab::config_text(dir.path(), ue_port, relay.addr, &[9], "1h", 4);
+    let bmsc = Bmsc::start(Config::parse(&text).expect("config"))
+        .await
+        .expect("BM-SC");
+    let (btid, _, ks_naf) = subscriber(9);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mbms-keys"))
+        .args(["ue", "--bmsc", &format!("http://{}", bmsc.http_addr())])
+        .args(["--idi", lab::FQDN, "--btid", &btid, "--service", SERVICE])
+        .args(["--ks-naf", &hex::encode(ks_naf.as_bytes())])
+        .args(["--listen", &format!("127.0.0.1:{ue_port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("ue runs");
+    let stdout = child.stdout.take().unwrap();
+    let pid = child.id();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            let v: serde_json::Value =
+                serde_json::from_str(&line).expect("one JSON object per line");
+            let event = v["event"].as_str().unwrap_or_default().to_string();
+            out.push(event.clone());
+            if event == "MskInstalled" {
+                // Ask the UE to stop: it must deregister first.
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+        }
+        out
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(20), lines)
+        .await
+        .expect("the UE stops within 20 s")
+        .expect("join");
+    let status = child.wait().expect("exit status");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        lines,
+        ["Listening", "Registered", "MskInstalled", "Deregistered"],
+        "{lines:?}"
+    );
+    let m = http_get(bmsc.admin_addr(), "/metrics").await;
+    assert_eq!(metric(&m, "mbms_bmsc_deregistrations_total"), 1);
+    bmsc.shutdown().await.expect("shutdown");
+}

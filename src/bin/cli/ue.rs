@@ -236,7 +236,7 @@ async fn run_async(a: UeArgs) -> ExitCode {
                 },
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => break,
+            () = stop_signal() => break,
         }
     }
     if registered {
@@ -247,4 +247,20 @@ async fn run_async(a: UeArgs) -> ExitCode {
     }
     client.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Ctrl-C, or SIGTERM where there is one: the UE deregisters and stops.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
