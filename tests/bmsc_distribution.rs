@@ -2,379 +2,25 @@
 //! the embedded key source: the MSK life cycle, MSK pushes and their acknowledgements, MTK
 //! delivery, and a UE `Receiver` (PROFILE.md §3) accepting all of it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+mod bmsc_distribution {
+    pub mod harness;
+    mod measure;
+}
 
-use mbms_keys::bmsc::config::Config;
-use mbms_keys::bmsc::distribution::{Action, Datagram, Distributor, Rng, Tuning};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use bmsc_distribution::harness::*;
+use mbms_keys::bmsc::distribution::Tuning;
 use mbms_keys::bmsc::events::KeyRequestEvent;
-use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::store::{MskState, Registration, SqliteStore, Store};
-use mbms_keys::crypto::{Muk, StateKey};
-use mbms_keys::gba::{Btid, KeySource};
+use mbms_keys::bmsc::store::{MskState, Registration, Store};
+use mbms_keys::gba::Btid;
 use mbms_keys::mbms::{
-    AckContext, KeyDomainId, MskId, MskUpdate, MukId, PreparedMuk, UnverifiedMsk, UnverifiedMtk,
-    build_ack,
+    AckContext, MskId, MskUpdate, PreparedMuk, UnverifiedMsk, UnverifiedMtk, build_ack,
 };
 use mbms_keys::mikey::CsIdMap;
-use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig};
-
-// --- set-up ------------------------------------------------------------------------------
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mbms-bmsc-dist-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const FQDN: &str = "bmsc.example.org";
-const UE_PORT: u16 = 2269;
-const KD: KeyDomainId = KeyDomainId([0x00, 0xf1, 0x10]);
-/// 2023-11-14T22:13:20Z.
-const T0_SECS: u64 = 1_700_000_000;
-
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(T0_SECS)
-}
-
-fn at(secs: u64) -> SystemTime {
-    t0() + Duration::from_secs(secs)
-}
-
-fn btid(i: u32) -> String {
-    format!("ue{i:06}@bsf.example.org")
-}
-
-fn ue_ip(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i))
-}
-
-/// A deterministic generator (xorshift): reproducible tests.
-fn test_rng(seed: u64) -> Rng {
-    let mut s = seed | 1;
-    Box::new(move |buf: &mut [u8]| {
-        for b in buf {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            *b = (s >> 24) as u8;
-        }
-    })
-}
-
-/// One `[[services]]` table.
-fn service(
-    id: &str,
-    group: u16,
-    lifetime: &str,
-    interval: &str,
-    dest: &str,
-    extra: &str,
-) -> String {
-    format!(
-        r#"
-[[services]]
-id = "{id}"
-key_domain = "00f110"
-key_group = {group}
-msk_lifetime = "{lifetime}"
-mtk_interval = "{interval}"
-mtk_resend = "1s"
-mtk_destination = "{dest}"
-authorized = "*"
-{extra}
-"#
-    )
-}
-
-fn download(
-    id: &str,
-    group: u16,
-    lifetime: &str,
-    interval: &str,
-    dest: &str,
-    dir: &Path,
-) -> String {
-    let extra = format!(
-        "transport = \"download\"\nmtk_object_dir = \"{}\"",
-        dir.join(format!("mtk-{id}")).display()
-    );
-    service(id, group, lifetime, interval, dest, &extra)
-}
-
-/// A configuration with `ues` subscribers (`ue000000` … expiring in 2035, or the given time),
-/// `[push]` retries 2 from 1 s to 4 s, and `services`.
-fn config(dir: &Path, ues: u32, expires: &[(u32, &str)], services: &str) -> Config {
-    let mut text = format!(
-        "fqdn = \"{FQDN}\"\ndata_dir = \"{}\"\nue_port = {UE_PORT}\n\
-         [push]\nretries = 2\ninitial_backoff = \"1s\"\nmax_backoff = \"4s\"\n",
-        dir.display()
-    );
-    for i in 0..ues {
-        let exp = expires
-            .iter()
-            .find(|(n, _)| *n == i)
-            .map_or("2035-01-01T00:00:00Z", |(_, e)| e);
-        text.push_str(&format!(
-            "[[gba.subscribers]]\nbtid = \"{}\"\nimpi = \"user{i}@ims.example.org\"\n\
-             ks_naf = \"{}\"\nexpires = \"{exp}\"\n",
-            btid(i),
-            hex::encode([(i % 251 + 1) as u8; 32])
-        ));
-    }
-    text.push_str(services);
-    Config::parse_with_env(&text, |_| None).expect("test configuration is valid")
-}
-
-fn open_store(dir: &Path) -> Arc<SqliteStore> {
-    Arc::new(SqliteStore::open(&dir.join("db"), StateKey::from_bytes([0x42; 32])).expect("store"))
-}
-
-struct Bmsc {
-    d: Distributor,
-    store: Arc<SqliteStore>,
-    keys: Arc<dyn KeySource>,
-    metrics: Arc<Metrics>,
-}
-
-fn start(dir: &Path, config: Config, seed: u64, now: SystemTime, tuning: Tuning) -> Bmsc {
-    let store = open_store(dir);
-    let keys: Arc<dyn KeySource> = Arc::new(config.key_source().expect("key source"));
-    let metrics = Arc::new(Metrics::default());
-    let d = Distributor::with_tuning(
-        &config,
-        store.clone(),
-        keys.clone(),
-        metrics.clone(),
-        test_rng(seed),
-        now,
-        tuning,
-    )
-    .expect("distributor starts");
-    Bmsc {
-        d,
-        store,
-        keys,
-        metrics,
-    }
-}
-
-fn tuning() -> Tuning {
-    Tuning {
-        build_threads: 2,
-        ..Tuning::default()
-    }
-}
-
-impl Bmsc {
-    fn muk(&self, i: u32) -> Muk {
-        self.keys
-            .lookup(&btid(i), t0())
-            .expect("subscriber known")
-            .keys
-            .muk()
-    }
-
-    fn register(&mut self, i: u32, services: &[&str], now: SystemTime) {
-        for s in services {
-            self.store
-                .register(&Registration {
-                    btid: btid(i).parse().expect("btid"),
-                    service_id: (*s).to_owned(),
-                    ue_addr: ue_ip(i),
-                    registered_at: now,
-                })
-                .expect("register");
-        }
-        self.d
-            .on_event(
-                KeyRequestEvent::Registered {
-                    btid: btid(i).parse().expect("btid"),
-                    ue_addr: ue_ip(i),
-                    service_ids: services.iter().map(|s| (*s).to_owned()).collect(),
-                },
-                now,
-            )
-            .expect("event");
-    }
-}
-
-/// Every datagram the distributor emitted, with the time.
-#[derive(Default)]
-struct Log {
-    sent: Vec<(SystemTime, Datagram)>,
-    objects: Vec<(PathBuf, Vec<u8>)>,
-}
-
-impl Log {
-    fn to(&self, addr: SocketAddr) -> Vec<(SystemTime, Vec<u8>)> {
-        self.sent
-            .iter()
-            .filter(|(_, d)| d.to == addr)
-            .map(|(t, d)| (*t, d.bytes.to_vec()))
-            .collect()
-    }
-}
-
-/// A UE: its receiver and everything it reported.
-struct Ue {
-    i: u32,
-    rx: Receiver,
-    events: Vec<Event>,
-    /// MTK destinations it listens to.
-    listens: Vec<SocketAddr>,
-}
-
-impl Ue {
-    fn new(b: &Bmsc, i: u32, listens: &[&str]) -> Self {
-        let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(|| 0));
-        rx.set_muk(MukId::new(FQDN.as_bytes(), btid(i).as_bytes()), b.muk(i));
-        Self {
-            i,
-            rx,
-            events: Vec::new(),
-            listens: listens.iter().map(|d| d.parse().expect("addr")).collect(),
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::new(ue_ip(self.i), UE_PORT)
-    }
-
-    fn handle(&mut self, now: SystemTime, bytes: &[u8]) -> Option<Vec<u8>> {
-        let base = Instant::now();
-        let instant = base + now.duration_since(t0()).unwrap_or_default();
-        let ack = self.rx.handle_datagram(instant, bytes);
-        while let Some(e) = self.rx.poll_event() {
-            self.events.push(e);
-        }
-        ack
-    }
-
-    fn discards(&self) -> BTreeMap<DiscardReason, usize> {
-        let mut out = BTreeMap::new();
-        for e in &self.events {
-            if let Event::Discarded { reason } = e {
-                *out.entry(*reason).or_default() += 1;
-            }
-        }
-        out
-    }
-
-    fn installed(&self) -> Vec<u16> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::MskInstalled { msk_id, .. } => Some(msk_id.key_number),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn mtks(&self) -> Vec<(u16, u16)> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::MtkReady { msk_id, mtk_id, .. } => Some((msk_id.key_number, mtk_id.0)),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-/// Delivers one action: datagrams to the UEs they are addressed to (acknowledgements straight
-/// back), MTK objects to the log.
-fn deliver(d: &mut Distributor, now: SystemTime, action: Action, ues: &mut [Ue], log: &mut Log) {
-    match action {
-        Action::SendUdp(batch) => {
-            for dg in batch {
-                for ue in ues.iter_mut() {
-                    if dg.to == ue.addr() {
-                        if let Some(ack) = ue.handle(now, &dg.bytes) {
-                            d.on_datagram(ue.addr(), &ack, now);
-                        }
-                    } else if ue.listens.contains(&dg.to) {
-                        ue.handle(now, &dg.bytes);
-                    }
-                }
-                log.sent.push((now, dg));
-            }
-        }
-        Action::WriteMtkObject { path, bytes } => log.objects.push((path, bytes.to_vec())),
-    }
-}
-
-fn drain(d: &mut Distributor, now: SystemTime, ues: &mut [Ue], log: &mut Log) {
-    while let Some(a) = d.poll_action() {
-        deliver(d, now, a, ues, log);
-    }
-}
-
-/// Runs the distributor in virtual time from `from` through `until`, timer by timer.
-fn run(d: &mut Distributor, from: SystemTime, until: SystemTime, ues: &mut [Ue], log: &mut Log) {
-    let mut now = from;
-    drain(d, now, ues, log);
-    for _ in 0..1_000_000 {
-        let Some(t) = d.poll_timeout() else { return };
-        if t > until {
-            return;
-        }
-        now = now.max(t);
-        d.on_timeout(now).expect("on_timeout");
-        drain(d, now, ues, log);
-    }
-    panic!("the distributor does not settle");
-}
-
-fn msk_of(bytes: &[u8], muk: &Muk) -> (UnverifiedMsk, MskUpdate) {
-    let un = UnverifiedMsk::parse(bytes).expect("an MSK message");
-    let msg = un.clone().verify(muk).expect("verifies with the UE's MUK");
-    (un, msg.update)
-}
-
-fn serial_after(a: u32, b: u32) -> bool {
-    let d = a.wrapping_sub(b);
-    d != 0 && d < 0x8000_0000
-}
-
-/// Counter of any MIKEY message the BM-SC sends.
-fn counter_of(bytes: &[u8]) -> u32 {
-    match UnverifiedMtk::parse(bytes) {
-        Ok(m) => m.counter(),
-        Err(_) => UnverifiedMsk::parse(bytes).expect("MSK or MTK").counter(),
-    }
-}
-
-const DEST_A: &str = "239.1.1.1:2269";
-const DEST_B: &str = "239.1.1.2:2269";
-const DEST_C: &str = "239.1.1.3:2269";
+use mbms_keys::ue::{DiscardReason, Event};
 
 // --- MSK life cycle -----------------------------------------------------------------------
 
@@ -852,6 +498,63 @@ fn counters_strictly_increase_across_a_restart() {
 }
 
 #[test]
+fn a_crash_at_any_point_of_a_rotation_leaves_the_ue_accepting_everything() {
+    let ms = |n: u64| t0() + Duration::from_millis(n);
+    // (crash, restart) in ms after t0: before the next MSK, right after it was created, around
+    // the announce of its first MTK and the switch, and a long stop past the MSK's expiry.
+    let cases = [
+        (44_000, 44_300),
+        (45_000, 45_200),
+        (58_900, 59_200),
+        (59_000, 59_500),
+        (60_000, 60_100),
+        (59_900, 60_050),
+        (61_000, 61_300),
+        (105_000, 105_100),
+        (44_000, 90_000),
+        (59_000, 130_000),
+    ];
+    for (crash, restart) in cases {
+        let dir = TempDir::new("crash");
+        let services = download("a", 1, "60s", "10s", DEST_A, dir.path());
+        let cfg = || config(dir.path(), 1, &[], &services);
+        let mut b = start(dir.path(), cfg(), 1, t0(), tuning());
+        let mut ues = [Ue::new(&b, 0, &[DEST_A])];
+        let mut log = Log::default();
+        b.register(0, &["a"], t0());
+        run(&mut b.d, t0(), ms(crash), &mut ues, &mut log);
+        drop(b);
+        let mut b = start(dir.path(), cfg(), 2, ms(restart), tuning());
+        run(
+            &mut b.d,
+            ms(restart),
+            ms(restart + 150_000),
+            &mut ues,
+            &mut log,
+        );
+        let ue = &ues[0];
+        let case = format!("crash at {crash} ms, restart at {restart} ms");
+        assert_eq!(
+            ue.discards().keys().copied().collect::<Vec<_>>(),
+            [DiscardReason::Replay],
+            "{case}: {:?}",
+            ue.events
+        );
+        let mtks = ue.mtks();
+        assert!(mtks.windows(2).all(|w| w[0] < w[1]), "{case}: {mtks:?}");
+        let installed = ue.installed();
+        assert!(
+            installed.windows(2).all(|w| w[0] < w[1]),
+            "{case}: {installed:?}"
+        );
+        assert!(installed.len() >= 3, "{case}: {installed:?}");
+        let last = mtks.last().expect("MTKs").0;
+        assert!(last >= 3, "{case}: MTKs under the third MSK, got {mtks:?}");
+        assert!(b.metrics.msk_rotations.get() >= 1, "{case}");
+    }
+}
+
+#[test]
 fn a_deregistration_invalidates_the_msks_no_remaining_service_uses() {
     let dir = TempDir::new("dereg");
     let services = download("a", 1, "60s", "10s", DEST_A, dir.path())
@@ -1050,134 +753,4 @@ fn a_rotation_fans_the_next_msk_out_to_every_registered_ue_once() {
     assert!(ues.iter().all(|u| u.installed() == [2]));
     assert_eq!(b.metrics.pushes_acked.get(), u64::from(n));
     assert_eq!(b.metrics.push_fanout_latency.count(), 1);
-}
-
-// --- measurement --------------------------------------------------------------------------
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// `cargo test --release --test bmsc_distribution -- --ignored --nocapture`: MSK message
-/// building for 100,000 UEs (all cores), and a full rotation fan-out to them (store pages,
-/// MUK lookups, counters, RANDs, building), with the distributor's memory per UE.
-#[test]
-#[ignore = "measurement; run in release mode"]
-fn measure_msk_messages_for_100k_ues() {
-    let n: u32 = std::env::var("MBMS_FANOUT_UES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let dir = TempDir::new("measure");
-    let services = download("a", 1, "60s", "10s", DEST_A, dir.path());
-    let cfg = config(dir.path(), n, &[], &services);
-    let mut b = start(dir.path(), cfg, 1, t0(), Tuning::default());
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-
-    // 1. Building alone: prepared MUKs, fresh RAND and counter per message.
-    let muks: Vec<PreparedMuk> = (0..n).map(|i| PreparedMuk::new(&b.muk(i))).collect();
-    let msk = b
-        .store
-        .msk(KD, MskId::new(1, 1))
-        .expect("read")
-        .expect("msk")
-        .msk;
-    let started = Instant::now();
-    let total: usize = std::thread::scope(|s| {
-        let chunk = muks.len().div_ceil(threads);
-        let handles: Vec<_> = muks
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let msk = msk.clone();
-                s.spawn(move || {
-                    let mut bytes = 0;
-                    for (i, muk) in part.iter().enumerate() {
-                        let k = (c * chunk + i) as u32;
-                        let d = mbms_keys::mbms::MskDelivery::new(
-                            KD,
-                            MskId::new(1, 2),
-                            k,
-                            k.to_be_bytes().repeat(4),
-                            FQDN,
-                            &btid(k),
-                            MskUpdate::NewKey {
-                                msk: msk.clone(),
-                                seql: 0,
-                                sequ: 8,
-                            },
-                        );
-                        bytes += mbms_keys::mbms::build_msk_prepared(muk, &d)
-                            .expect("builds")
-                            .len();
-                    }
-                    bytes
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).sum()
-    });
-    let build = started.elapsed();
-    drop(muks);
-
-    // 2. A rotation fan-out through the distributor.
-    let regs: Vec<Registration> = (0..n)
-        .map(|i| Registration {
-            btid: btid(i).parse().expect("btid"),
-            service_id: "a".to_owned(),
-            ue_addr: ue_ip(i),
-            registered_at: t0(),
-        })
-        .collect();
-    b.store.register_many(&regs).expect("register");
-    drop(regs);
-    let rss_before = rss_kib();
-    let mut now = t0();
-    let mut sent = 0usize;
-    let mut fanout_started = None;
-    let mut fanout_wall = Duration::ZERO;
-    while now < at(46) {
-        let t = b.d.poll_timeout().expect("a deadline");
-        now = now.max(t);
-        let wall = Instant::now();
-        b.d.on_timeout(now).expect("on_timeout");
-        while let Some(a) = b.d.poll_action() {
-            if let Action::SendUdp(batch) = a {
-                let pushes = batch
-                    .iter()
-                    .filter(|d| {
-                        d.to.port() == UE_PORT
-                            && d.to.ip() != DEST_A.parse::<SocketAddr>().expect("addr").ip()
-                    })
-                    .count();
-                if pushes > 0 {
-                    fanout_started.get_or_insert(now);
-                    sent += pushes;
-                    fanout_wall += wall.elapsed();
-                }
-            }
-        }
-    }
-    let rss_after = rss_kib();
-    assert_eq!(sent, n as usize);
-    println!(
-        "{n} MSK messages built in {build:?} on {threads} threads ({:.2} µs each, {:.0} octets avg)",
-        build.as_secs_f64() * 1e6 / f64::from(n),
-        total as f64 / f64::from(n)
-    );
-    println!(
-        "fan-out of {n} pushes (store pages, MUK lookups, building): {fanout_wall:?}; \
-         pending pushes {}, cached MUKs {}; RSS +{} KiB ({:.0} B/UE)",
-        b.d.pending_pushes(),
-        b.d.cached_muks(),
-        rss_after.saturating_sub(rss_before),
-        (rss_after.saturating_sub(rss_before) * 1024) as f64 / f64::from(n)
-    );
 }

@@ -13,11 +13,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use mbms_keys::bmsc::config::Config;
-use mbms_keys::bmsc::distribution::{Distributor, os_rng};
+use mbms_keys::bmsc::distribution::{Datagram, Distributor, os_rng};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
-use mbms_keys::bmsc::udp::{run_distribution, write_atomically};
+use mbms_keys::bmsc::udp::{run_distribution, send_batch, write_atomically};
 use mbms_keys::crypto::StateKey;
 use mbms_keys::gba::KeySource;
 use mbms_keys::mbms::profile::csb_id_for;
@@ -303,4 +303,48 @@ fn mtk_objects_are_replaced_atomically() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names.len(), 1, "no temporary file left behind");
+}
+
+#[tokio::test]
+async fn a_batch_goes_out_whole_past_a_datagram_that_cannot_be_sent() {
+    // 600 datagrams over several `sendmmsg` chunks, spread over 4 receivers so that no
+    // receive buffer overflows.
+    let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut receivers = Vec::new();
+    for _ in 0..4 {
+        receivers.push(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: Vec<SocketAddr> = receivers
+        .iter()
+        .map(|r| r.local_addr().expect("addr"))
+        .collect();
+    let mut batch: Vec<Datagram> = (0..600u32)
+        .map(|i| Datagram {
+            to: addrs[i as usize % 4],
+            bytes: bytes::Bytes::from(i.to_be_bytes().to_vec()),
+        })
+        .collect();
+    // An IPv6 destination from an IPv4 socket fails on its own.
+    batch.insert(
+        300,
+        Datagram {
+            to: "[::1]:9".parse().expect("addr"),
+            bytes: bytes::Bytes::from_static(b"lost"),
+        },
+    );
+    send_batch(&sender, &batch).await;
+    for (r, receiver) in receivers.iter().enumerate() {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        let want: Vec<u32> = (0..600).filter(|i| *i as usize % 4 == r).collect();
+        while got.len() < want.len() {
+            let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_secs(2), receiver.recv_from(&mut buf)).await
+            else {
+                break;
+            };
+            got.push(u32::from_be_bytes(buf[..n].try_into().expect("4 octets")));
+        }
+        assert_eq!(got, want, "receiver {r}: every datagram, in order");
+    }
 }

@@ -167,7 +167,60 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Sends a batch of datagrams, one `send_to` each.
+/// Sends a batch of datagrams: `sendmmsg(2)` in chunks of [`SENDMMSG_CHUNK`].
+///
+/// `sendmmsg` stops at the first datagram that fails: that one is logged and skipped, and the
+/// rest of the batch goes on; a full socket buffer waits for writability.
+#[cfg(target_os = "linux")]
+pub async fn send_batch(socket: &UdpSocket, batch: &[Datagram]) {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let chunk = rest.get(..rest.len().min(SENDMMSG_CHUNK)).unwrap_or(rest);
+        let sent = socket
+            .async_io(tokio::io::Interest::WRITABLE, || sendmmsg(socket, chunk))
+            .await;
+        let skip = match sent {
+            Ok(n) if n > 0 => n,
+            Ok(_) => 1,
+            Err(e) => {
+                if let Some(dg) = chunk.first() {
+                    tracing::debug!(to = %dg.to, "datagram not sent: {e}");
+                }
+                1
+            }
+        };
+        rest = rest.get(skip..).unwrap_or_default();
+    }
+}
+
+/// One `sendmmsg(2)` call for `chunk`; how many datagrams left.
+#[cfg(target_os = "linux")]
+fn sendmmsg(socket: &UdpSocket, chunk: &[Datagram]) -> io::Result<usize> {
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+
+    let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|d| [IoSlice::new(&d.bytes)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = chunk
+        .iter()
+        .map(|d| Some(SockaddrStorage::from(d.to)))
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+    let cmsgs: [ControlMessage<'_>; 0] = [];
+    let results = nix::sys::socket::sendmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        &slices,
+        &addrs,
+        cmsgs,
+        MsgFlags::empty(),
+    )?;
+    Ok(results.count())
+}
+
+/// Sends a batch of datagrams, one `send_to` each (no `sendmmsg` here).
+#[cfg(not(target_os = "linux"))]
 pub async fn send_batch(socket: &UdpSocket, batch: &[Datagram]) {
     for dg in batch {
         if let Err(e) = socket.send_to(&dg.bytes, dg.to).await {

@@ -13,7 +13,8 @@
 //! (1 + 2 + 4 + 8 s) to complete, short enough that a UE holds just the current and the next MSK
 //! (the UE keeps two per Key Group and deletes the older when a third arrives, PROFILE.md §3).
 //! A switch never comes sooner than the lead time after the next MSK was pushed: when the next
-//! MSK is late (restart after a long stop), the current MTK is kept longer instead.
+//! MSK is late (a restart after a long stop), the current MSK carries on, with new MTKs while
+//! it has MTK IDs left, else with its current MTK, until the lead time has passed.
 //!
 //! At the switch: Next → Current, the old Current → Retired, both persisted; a retired MSK is
 //! deleted from the store after [`Tuning::retired_grace`]. Key Numbers increase by one at each
@@ -269,6 +270,22 @@ impl Distributor {
             n.expires_at = now + lifetime;
             self.store.put_msk(&n)?;
             current = Some(n);
+        }
+        if current.is_some() && next.as_ref().is_some_and(|n| n.current_mtk.is_some()) {
+            // The first MTK under the next MSK was announced before the stop: UEs may use it
+            // already, so the switch-over is finished now rather than going back.
+            if let (Some(mut old), Some(mut n)) = (current.take(), next.take()) {
+                old.state = MskState::Retired;
+                old.expires_at = now;
+                self.store.put_msk(&old)?;
+                n.state = MskState::Current;
+                n.activates_at = now;
+                n.expires_at = now + lifetime;
+                self.store.put_msk(&n)?;
+                retired.push(old);
+                current = Some(n);
+                self.metrics.msk_rotations.inc();
+            }
         }
         let current = match current {
             Some(c) => c,

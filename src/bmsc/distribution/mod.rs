@@ -10,7 +10,8 @@
 //! - [`counter`]: the one MIKEY counter of all messages, durable without a write per message;
 //! - `lifecycle`: MSK creation, rotation and retirement, SEQu sizing, lead time;
 //! - `mtk`: MTK generation, the announce ahead of each switch, repetition;
-//! - `push`: MSK messages to one UE, retransmission, acknowledgements, the MUK cache;
+//! - `push`: MSK messages to UEs after Key Request events, solicited pulls, the MUK cache;
+//! - `retransmit`: acknowledgements, retransmissions;
 //! - `fanout`: the push of a new MSK to every registered UE, a batch at a time.
 
 pub mod counter;
@@ -18,6 +19,7 @@ mod fanout;
 mod lifecycle;
 mod mtk;
 mod push;
+mod retransmit;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

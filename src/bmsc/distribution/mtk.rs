@@ -65,7 +65,7 @@ impl Distributor {
         g: usize,
         now: SystemTime,
     ) -> Result<(), DistributionError> {
-        let use_next = self.groups[g].rotation_due();
+        let mut use_next = self.groups[g].rotation_due();
         if use_next {
             if self.groups[g].next.is_none() {
                 self.create_next(g, now)?;
@@ -76,8 +76,14 @@ impl Distributor {
                 .as_ref()
                 .map_or(now, |n| n.record.created_at + group.lead);
             if ready > group.switch_at {
-                group.switch_at = ready;
-                return self.resume_messages(g, now);
+                // The next MSK went out less than the lead time ago (a restart after a long
+                // stop): the current MSK carries on, with a new MTK while it has IDs left, or
+                // else with the current MTK until the next MSK is ready.
+                if ids_left(&group.current.record) == 0 {
+                    group.switch_at = ready;
+                    return Ok(());
+                }
+                use_next = false;
             }
         }
         let mtk = Mtk::from_fn(|b| (self.rng)(b));
@@ -147,23 +153,6 @@ impl Distributor {
             self.publish_mtk(s);
         }
         rotated
-    }
-
-    /// After a restart the postponed switch keeps the stored MTK current: send it again (with
-    /// fresh counters) so that UEs joining meanwhile get it.
-    fn resume_messages(&mut self, g: usize, now: SystemTime) -> Result<(), DistributionError> {
-        let group = &self.groups[g];
-        let missing = group
-            .services
-            .iter()
-            .any(|s| self.services[*s].message.is_none());
-        match &group.live {
-            Some(live) if missing && group.slot(live.msk_id).is_some() => {
-                let live = live.clone();
-                self.emit_mtk_messages(g, &live, now)
-            }
-            _ => Ok(()),
-        }
     }
 
     /// Builds the message of `live` for every service of group `g`, sends each once, writes

@@ -1,16 +1,10 @@
-//! MSK messages to UEs (TS 33.246 6.3.2.1A/B, 6.3.2.3; PROFILE.md §2.1, §2.2): pushes with
-//! their retransmissions and acknowledgements, invalidations, solicited pulls, and the MUK
-//! cache.
+//! MSK messages to UEs (TS 33.246 6.3.2.1A/B, 6.3.2.3; PROFILE.md §2.1): pushes after Key
+//! Request events, invalidations, solicited pulls, and the MUK cache.
 //!
 //! Every push asks for an acknowledgement (V = 1). Pushes sent together form a batch with one
 //! contiguous counter range, one retransmission timer and, per UE, only what is needed to build
-//! the message again: B-TID, address, MSK ID, kind and RAND (64 octets). Retransmissions are
-//! therefore the same bytes (same counter, same RAND, same keys) without keeping the messages
-//! alive, and an acknowledgement is found by its counter. They back off from `initial_backoff`
-//! doubling to `max_backoff`, `retries` times, then the push is counted as failed. A UE
-//! acknowledges only a message it accepts; it discards a repeat of one it already accepted as a
-//! replay (PROFILE.md §3), so a retransmission recovers a lost push, not a lost
-//! acknowledgement.
+//! the message again: B-TID, address, MSK ID, kind and RAND (64 octets). What happens to a push
+//! after it left, acknowledgement or retransmission, is in `retransmit`.
 //!
 //! The MUK of each UE is prepared once and cached by B-TID with the end of its GBA key
 //! lifetime. When the key source says the keys have expired, the last MUK known for the B-TID
@@ -23,15 +17,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
 use crate::gba::{Btid, KeySourceError};
-use crate::mbms::profile::{INVALIDATION_SEQL, INVALIDATION_SEQU, MSK_RAND_LEN, csb_id_for};
-use crate::mbms::{
-    AckContext, MskDelivery, MskUpdate, PreparedMuk, UnverifiedAck, build_msk_prepared,
-};
+use crate::mbms::profile::{INVALIDATION_SEQL, INVALIDATION_SEQU, MSK_RAND_LEN};
+use crate::mbms::{MskDelivery, MskUpdate, PreparedMuk, build_msk_prepared};
 use crate::mikey::{KeyDomainId, MskId};
 
 use super::lifecycle::Group;
@@ -39,14 +31,14 @@ use super::{Datagram, DistributionError, Distributor, par_map};
 
 /// A cached MUK and the per-UE bookkeeping of the distribution.
 pub(super) struct MukEntry {
-    muk: PreparedMuk,
+    pub(super) muk: PreparedMuk,
     /// End of the GBA key lifetime.
     expires: SystemTime,
     /// The fan-out that last reached this UE (a UE registered to two services of one group
     /// gets the MSK once).
     pub(super) epoch: u32,
     /// Pushes in flight.
-    pending: u32,
+    pub(super) pending: u32,
     /// Whether the UE is (as far as the events tell) registered to some service.
     pub(super) registered: bool,
 }
@@ -62,13 +54,13 @@ pub(super) enum PushKind {
 
 /// One MSK message of a batch: everything needed to build it again.
 pub(super) struct Target {
-    btid: Arc<str>,
-    ip: IpAddr,
+    pub(super) btid: Arc<str>,
+    pub(super) ip: IpAddr,
     key_domain: KeyDomainId,
-    msk_id: MskId,
+    pub(super) msk_id: MskId,
     kind: PushKind,
-    rand: [u8; MSK_RAND_LEN],
-    done: bool,
+    pub(super) rand: [u8; MSK_RAND_LEN],
+    pub(super) done: bool,
 }
 
 impl Target {
@@ -92,11 +84,11 @@ impl Target {
 }
 
 /// Pushes sent together: counters `first ..`, one per target.
-struct Batch {
-    targets: Vec<Target>,
-    remaining: usize,
-    attempts: u32,
-    next_at: SystemTime,
+pub(super) struct Batch {
+    pub(super) targets: Vec<Target>,
+    pub(super) remaining: usize,
+    pub(super) attempts: u32,
+    pub(super) next_at: SystemTime,
 }
 
 /// A solicited pull to send: B-TID, address, Key Domain ID, Key Group.
@@ -107,10 +99,10 @@ pub(super) type Pull = (Arc<str>, IpAddr, KeyDomainId, u16);
 pub(super) struct Pushes {
     pub(super) muks: HashMap<Arc<str>, MukEntry>,
     /// By first counter; a counter identifies its push (one allocator for everything).
-    batches: BTreeMap<u32, Batch>,
+    pub(super) batches: BTreeMap<u32, Batch>,
     /// (retransmission time, batch); stale entries are skipped when popped.
-    timers: BinaryHeap<Reverse<(SystemTime, u32)>>,
-    pending: usize,
+    pub(super) timers: BinaryHeap<Reverse<(SystemTime, u32)>>,
+    pub(super) pending: usize,
 }
 
 impl Pushes {
@@ -150,7 +142,7 @@ fn slot_of(
 }
 
 /// Builds the message of `t` with counter `counter`; `None` when its MUK or MSK is gone.
-fn build_one(
+pub(super) fn build_one(
     groups: &[Group],
     muks: &HashMap<Arc<str>, MukEntry>,
     fqdn: &str,
@@ -190,7 +182,8 @@ fn build_one(
     }
 }
 
-fn counter_at(first: u32, i: usize) -> u32 {
+/// The counter of the `i`-th push of a batch starting at `first`.
+pub(super) fn counter_at(first: u32, i: usize) -> u32 {
     first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX))
 }
 
@@ -502,166 +495,6 @@ impl Distributor {
         self.metrics.solicited_pulls.add(datagrams.len() as u64);
         self.send(datagrams);
         Ok(())
-    }
-
-    /// Wait before retransmission `attempts + 1`: initial_backoff doubled per attempt, at most
-    /// max_backoff (and at least a millisecond).
-    fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempts.min(31)).unwrap_or(u32::MAX);
-        self.push
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(self.push.max_backoff)
-            .max(Duration::from_millis(1))
-    }
-
-    /// An acknowledgement: matched by counter, then CSB ID and IDr (or the sender's address
-    /// when it carries no IDr), then verified with the keys of the acknowledged message.
-    pub(super) fn handle_ack(&mut self, from: SocketAddr, bytes: &[u8]) {
-        if self.match_ack(from, bytes).is_none() {
-            self.metrics.acks_rejected.inc();
-        }
-    }
-
-    fn match_ack(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<()> {
-        let ack = UnverifiedAck::parse(bytes).ok()?;
-        let counter = ack.counter();
-        let pushes = &mut self.pushes;
-        let (&first, batch) = pushes.batches.range_mut(..=counter).next_back()?;
-        let index = usize::try_from(counter.wrapping_sub(first)).ok()?;
-        let t = batch.targets.get_mut(index)?;
-        let csb_id = csb_id_for(t.msk_id);
-        if t.done || ack.csb_id() != csb_id {
-            return None;
-        }
-        match ack.idr() {
-            Some(idr) if idr != t.btid.as_bytes() => return None,
-            None if from.ip() != t.ip => return None,
-            _ => {}
-        }
-        let entry = pushes.muks.get_mut(&*t.btid)?;
-        let keys = entry.muk.keys(csb_id, &t.rand);
-        let ctx = AckContext::new(
-            keys,
-            csb_id,
-            counter,
-            self.fqdn.as_bytes(),
-            t.btid.as_bytes(),
-        );
-        ack.verify(&ctx).ok()?;
-        t.done = true;
-        entry.pending = entry.pending.saturating_sub(1);
-        batch.remaining -= 1;
-        pushes.pending -= 1;
-        if batch.remaining == 0 {
-            pushes.batches.remove(&first);
-        }
-        self.metrics.pushes_acked.inc();
-        Some(())
-    }
-
-    /// Retransmits the batches due at `now` (at most a few batches' worth of messages per call;
-    /// the rest stays due), and gives up those past the retry limit.
-    pub(super) fn retransmit_due(&mut self, now: SystemTime) -> Result<(), DistributionError> {
-        let mut budget = self.tuning.batch_size.max(1).saturating_mul(4);
-        while budget > 0 {
-            let Some(&Reverse((at, first))) = self.pushes.timers.peek() else {
-                break;
-            };
-            if at > now {
-                break;
-            }
-            self.pushes.timers.pop();
-            let Some(batch) = self.pushes.batches.get(&first) else {
-                continue;
-            };
-            if batch.next_at != at {
-                continue;
-            }
-            if batch.attempts >= self.push.retries {
-                self.give_up(first);
-                continue;
-            }
-            let open: Vec<usize> = (0..batch.targets.len())
-                .filter(|i| batch.targets.get(*i).is_some_and(|t| !t.done))
-                .collect();
-            let built = par_map(&open, self.tuning.build_threads, |_, i| {
-                batch.targets.get(*i).and_then(|t| {
-                    build_one(
-                        &self.groups,
-                        &self.pushes.muks,
-                        &self.fqdn,
-                        t,
-                        counter_at(first, *i),
-                    )
-                })
-            });
-            let attempts = batch.attempts + 1;
-            let next_at = now + self.backoff(attempts);
-            let mut datagrams = Vec::with_capacity(open.len());
-            let mut lost = Vec::new();
-            for (i, bytes) in open.into_iter().zip(built) {
-                match (bytes, batch.targets.get(i)) {
-                    (Some(bytes), Some(t)) => datagrams.push(Datagram {
-                        to: SocketAddr::new(t.ip, self.ue_port),
-                        bytes: Bytes::from(bytes),
-                    }),
-                    _ => lost.push(i),
-                }
-            }
-            budget = budget.saturating_sub(datagrams.len().max(1));
-            self.metrics.pushes_retried.add(datagrams.len() as u64);
-            for i in lost {
-                self.fail_target(first, i);
-            }
-            if let Some(batch) = self.pushes.batches.get_mut(&first) {
-                batch.attempts = attempts;
-                batch.next_at = next_at;
-                self.pushes.timers.push(Reverse((next_at, first)));
-            }
-            self.send(datagrams);
-        }
-        Ok(())
-    }
-
-    /// Counts every open push of a batch as failed and forgets the batch.
-    fn give_up(&mut self, first: u32) {
-        let Some(batch) = self.pushes.batches.remove(&first) else {
-            return;
-        };
-        let mut failed = 0u64;
-        for t in batch.targets.iter().filter(|t| !t.done) {
-            failed += 1;
-            if let Some(e) = self.pushes.muks.get_mut(&*t.btid) {
-                e.pending = e.pending.saturating_sub(1);
-            }
-        }
-        self.pushes.pending = self.pushes.pending.saturating_sub(batch.remaining);
-        self.metrics.pushes_failed.add(failed);
-        if failed > 0 {
-            tracing::debug!(failed, "MSK pushes not acknowledged after the retries");
-        }
-    }
-
-    /// Closes one push of a batch whose MUK or MSK is gone, as failed.
-    fn fail_target(&mut self, first: u32, index: usize) {
-        let pushes = &mut self.pushes;
-        let Some(batch) = pushes.batches.get_mut(&first) else {
-            return;
-        };
-        let Some(t) = batch.targets.get_mut(index).filter(|t| !t.done) else {
-            return;
-        };
-        t.done = true;
-        if let Some(e) = pushes.muks.get_mut(&*t.btid) {
-            e.pending = e.pending.saturating_sub(1);
-        }
-        batch.remaining -= 1;
-        pushes.pending -= 1;
-        if batch.remaining == 0 {
-            pushes.batches.remove(&first);
-        }
-        self.metrics.pushes_failed.inc();
     }
 
     /// Drops cached MUKs without pushes in flight of UEs no longer registered, and of UEs whose
