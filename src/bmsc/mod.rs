@@ -6,12 +6,12 @@
 //! - [`store`]: the persistent state behind a trait, with the SQLite implementation.
 
 pub mod config;
-pub mod events;
-pub mod metrics;
-pub mod store;
-pub mod status;
-pub mod keyreq;
-pub mod http;
 pub mod distribution;
-pub mod udp;
+pub mod events;
+pub mod http;
+pub mod keyreq;
+pub mod metrics;
 pub mod server;
+pub mod status;
+pub mod store;
+pub mod udp;

@@ -4,7 +4,8 @@
 use crate::crypto::{Msk, Mtk, ProtectionKeys, Salt};
 use crate::mikey::{
     CsIdMap, DataType, Extension, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
-    Message, MskId, MtkId, Payload, Received, SecurityPolicy, SrtpIdEntry, Timestamp,
+    Message, MskId, MtkId, Payload, PolicyParam, ProtType, Received, SecurityPolicy, SrtpIdEntry,
+    SrtpParam, Timestamp,
 };
 
 use super::error::{BuildError, MessageError};
@@ -18,6 +19,41 @@ use super::shape::Shape;
 pub struct Streaming {
     pub srtp: SrtpIdEntry,
     pub policy: SecurityPolicy,
+}
+
+impl Streaming {
+    /// Crypto session 0 (policy 0, `ssrc`, `roc`) under the SRTP default
+    /// profile AES-CM-128 / HMAC-SHA-1-80 (RFC 3711 §8.2) as SRTP policy
+    /// parameters (RFC 3830 §6.10.1): PROFILE.md §2.3 for streaming services.
+    pub fn srtp_default(ssrc: u32, roc: u32) -> Self {
+        let p = |t: SrtpParam, v: u8| PolicyParam {
+            param_type: t.0,
+            value: vec![v],
+        };
+        Self {
+            srtp: SrtpIdEntry {
+                policy_no: 0,
+                ssrc,
+                roc,
+            },
+            policy: SecurityPolicy {
+                policy_no: 0,
+                prot_type: ProtType::SRTP,
+                params: vec![
+                    p(SrtpParam::ENCR_ALG, 1),
+                    p(SrtpParam::ENCR_KEY_LEN, 16),
+                    p(SrtpParam::AUTH_ALG, 1),
+                    p(SrtpParam::AUTH_KEY_LEN, 20),
+                    p(SrtpParam::SALT_KEY_LEN, 14),
+                    p(SrtpParam::SRTP_PRF, 0),
+                    p(SrtpParam::SRTP_ENCRYPTION, 1),
+                    p(SrtpParam::SRTCP_ENCRYPTION, 1),
+                    p(SrtpParam::SRTP_AUTHENTICATION, 1),
+                    p(SrtpParam::AUTH_TAG_LEN, 10),
+                ],
+            },
+        }
+    }
 }
 
 /// Inputs of an MTK message.

@@ -9,9 +9,7 @@ use mbms_keys::mbms::{
     AckContext, MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming, UnverifiedMsk, build_ack,
     build_msk, build_mtk, profile,
 };
-use mbms_keys::mikey::{
-    KeyDomainId, MskId, MtkId, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry, SrtpParam,
-};
+use mbms_keys::mikey::{KeyDomainId, MskId, MtkId};
 
 use crate::input::{parse_hex, read_hex_arg};
 
@@ -160,31 +158,6 @@ pub fn msk(a: BuildMskArgs) -> ExitCode {
     emit(build_msk(&muk, &d))
 }
 
-/// The SRTP policy a streaming MTK message carries: AES-CM-128 with
-/// HMAC-SHA-1-80, the SRTP default profile (RFC 3711 §8.2).
-fn default_srtp_policy() -> SecurityPolicy {
-    let p = |t: SrtpParam, v: u8| PolicyParam {
-        param_type: t.0,
-        value: vec![v],
-    };
-    SecurityPolicy {
-        policy_no: 0,
-        prot_type: ProtType::SRTP,
-        params: vec![
-            p(SrtpParam::ENCR_ALG, 1),
-            p(SrtpParam::ENCR_KEY_LEN, 16),
-            p(SrtpParam::AUTH_ALG, 1),
-            p(SrtpParam::AUTH_KEY_LEN, 20),
-            p(SrtpParam::SALT_KEY_LEN, 14),
-            p(SrtpParam::SRTP_PRF, 0),
-            p(SrtpParam::SRTP_ENCRYPTION, 1),
-            p(SrtpParam::SRTCP_ENCRYPTION, 1),
-            p(SrtpParam::SRTP_AUTHENTICATION, 1),
-            p(SrtpParam::AUTH_TAG_LEN, 10),
-        ],
-    }
-}
-
 pub fn mtk(a: BuildMtkArgs) -> ExitCode {
     let msk = match Msk::from_hex(&a.msk) {
         Ok(k) => k,
@@ -199,14 +172,10 @@ pub fn mtk(a: BuildMtkArgs) -> ExitCode {
         Err(e) => return fail(format!("--salt: {e}")),
     };
     let csb_id = a.csb_id.unwrap_or_else(|| profile::csb_id_for(a.msk_id));
-    let streaming = a.srtp_ssrc.zip(a.srtp_roc).map(|(ssrc, roc)| Streaming {
-        srtp: SrtpIdEntry {
-            policy_no: 0,
-            ssrc,
-            roc,
-        },
-        policy: default_srtp_policy(),
-    });
+    let streaming = a
+        .srtp_ssrc
+        .zip(a.srtp_roc)
+        .map(|(ssrc, roc)| Streaming::srtp_default(ssrc, roc));
     let d = MtkDelivery {
         key_domain_id: a.key_domain,
         msk_id: a.msk_id,

@@ -19,42 +19,14 @@ use crate::bmsc::store::CurrentMtk;
 use crate::crypto::{Mtk, Salt};
 use crate::mbms::profile::csb_id_for;
 use crate::mbms::{BuildError, MtkDelivery, Streaming, build_mtk};
-use crate::mikey::{MtkId, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry, SrtpParam};
+use crate::mikey::MtkId;
 
 use super::lifecycle::{LiveMtk, ids_left};
 use super::{Action, Datagram, DistributionError, Distributor};
 
-/// The SRTP part of a streaming service's MTK messages: its crypto session (policy 0, SSRC,
-/// ROC) and the SRTP default profile AES-CM-128 / HMAC-SHA-1-80 (RFC 3711 §8.2, RFC 3830
-/// §6.10.1), as PROFILE.md §2.3 requires.
+/// The SRTP part of a streaming service's MTK messages (PROFILE.md §2.3).
 pub(super) fn streaming(ssrc: u32, roc: u32) -> Streaming {
-    let p = |t: SrtpParam, v: u8| PolicyParam {
-        param_type: t.0,
-        value: vec![v],
-    };
-    Streaming {
-        srtp: SrtpIdEntry {
-            policy_no: 0,
-            ssrc,
-            roc,
-        },
-        policy: SecurityPolicy {
-            policy_no: 0,
-            prot_type: ProtType::SRTP,
-            params: vec![
-                p(SrtpParam::ENCR_ALG, 1),
-                p(SrtpParam::ENCR_KEY_LEN, 16),
-                p(SrtpParam::AUTH_ALG, 1),
-                p(SrtpParam::AUTH_KEY_LEN, 20),
-                p(SrtpParam::SALT_KEY_LEN, 14),
-                p(SrtpParam::SRTP_PRF, 0),
-                p(SrtpParam::SRTP_ENCRYPTION, 1),
-                p(SrtpParam::SRTCP_ENCRYPTION, 1),
-                p(SrtpParam::SRTP_AUTHENTICATION, 1),
-                p(SrtpParam::AUTH_TAG_LEN, 10),
-            ],
-        },
-    }
+    Streaming::srtp_default(ssrc, roc)
 }
 
 impl Distributor {
