@@ -2,6 +2,7 @@
 //! the embedded key source: the MSK life cycle, MSK pushes and their acknowledgements, MTK
 //! delivery, and a UE `Receiver` (PROFILE.md §3) accepting all of it.
 
+mod common;
 mod bmsc_distribution {
     pub mod harness;
     mod measure;

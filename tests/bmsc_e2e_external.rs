@@ -58,13 +58,6 @@ async fn receive_and_verify_push(ue: &UdpSocket, i: u8) {
     ue.send_to(&ack, from).await.expect("ack sent");
 }
 
-async fn run(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("program runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_and_apache_httpclient_register_and_the_pushed_msk_verifies() {
     let curl = common::oracle("curl", &[], "apt-get install curl");
@@ -108,7 +101,7 @@ async fn curl_and_apache_httpclient_register_and_the_pushed_msk_verifies() {
             ])
             .arg(format!("@{}", body.display()))
             .args(["-w", "\nstatus %{http_code}\n", &url]);
-        let out = run(cmd).await;
+        let out = common::run_blocking(cmd).await;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             stdout.contains("status 200"),
@@ -135,7 +128,7 @@ async fn curl_and_apache_httpclient_register_and_the_pushed_msk_verifies() {
             .arg(&body)
             .arg(&btid)
             .arg(password(8));
-        let out = run(cmd).await;
+        let out = common::run_blocking(cmd).await;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

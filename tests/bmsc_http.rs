@@ -6,6 +6,7 @@
 //! - a bad-input matrix on raw sockets, slowloris, connection limits, idle timeout, graceful
 //!   shutdown, and the admin server.
 
+mod common;
 #[path = "bmsc_keyreq/lab.rs"]
 mod lab;
 #[path = "bmsc_http/matrix.rs"]
@@ -16,7 +17,7 @@ mod oracles;
 mod raw;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

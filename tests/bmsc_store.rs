@@ -1,13 +1,16 @@
 //! The BM-SC store on SQLite: every operation, durability across reopen, the KEK file, key
 //! material sealed at rest and bound to its row, the counter ceiling, and bulk registrations.
 
+mod common;
+
+use common::TempDir;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use mbms_keys::bmsc::store::{
@@ -19,34 +22,6 @@ use mbms_keys::gba::{Btid, GbaKeys, SubscriberKeys};
 use mbms_keys::mikey::{KeyDomainId, MskId, MtkId};
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mbms-bmsc-store-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 const KD: KeyDomainId = KeyDomainId([0x00, 0xf1, 0x10]);
 
 fn kek() -> StateKey {

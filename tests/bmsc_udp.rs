@@ -3,9 +3,12 @@
 //! receive their MSK pushes, answer with acknowledgements, and get the next MSK at a rotation;
 //! an MTK listener receives the MTK messages, and the download objects land in their directory.
 
+mod common;
+
+use common::TempDir;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,34 +27,6 @@ use mbms_keys::mbms::profile::csb_id_for;
 use mbms_keys::mbms::{MtkKeys, MukId, UnverifiedMtk};
 use mbms_keys::mikey::{KeyDomainId, MskId};
 use mbms_keys::ue::{Event, Receiver, ReceiverConfig};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mbms-bmsc-udp-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const FQDN: &str = "bmsc.example.org";
 const KD: KeyDomainId = KeyDomainId([0x00, 0xf1, 0x10]);

@@ -2,35 +2,7 @@
 
 use super::*;
 
-/// The program, if installed; `None` (skip) otherwise, or a failure when
-/// `MBMS_REQUIRE_ORACLES=1`.
-fn oracle(program: &str, extra: &[&str], install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .filter(|_| extra.iter().all(|f| Path::new(f).is_file()));
-    if found.is_none() {
-        let required = std::env::var("MBMS_REQUIRE_ORACLES").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "MBMS_REQUIRE_ORACLES=1 and {program} is not usable ({install})"
-        );
-        eprintln!(
-            "SKIPPED: {program} not usable ({install}); set MBMS_REQUIRE_ORACLES=1 to make this a failure"
-        );
-    }
-    found
-}
-
-async fn run(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("program runs")
-}
+use crate::common::{oracle, run_blocking as run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_digest_registers_with_qop_auth() {
