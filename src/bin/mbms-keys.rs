@@ -6,6 +6,12 @@ use clap::{Parser, Subcommand};
 
 #[path = "cli/bench.rs"]
 mod bench;
+#[path = "cli/bench_flood.rs"]
+mod bench_flood;
+#[path = "cli/bench_http.rs"]
+mod bench_http;
+#[path = "cli/bench_push.rs"]
+mod bench_push;
 #[path = "cli/bmsc.rs"]
 mod bmsc;
 #[path = "cli/build.rs"]

@@ -32,11 +32,20 @@ enum BenchCmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// MSK rekey fan-out, end to end: every registered UE gets the new MSK over loopback UDP.
+    Push(crate::bench_push::PushArgs),
+    /// UE load battery: random datagrams interleaved with valid MTK messages.
+    UeFlood(crate::bench_flood::FloodArgs),
+    /// HTTP Key Request rate against the in-process BM-SC, and lighttpd side by side.
+    Http(crate::bench_http::HttpArgs),
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
     match args.cmd {
         BenchCmd::Ue { mtk, msk, runs } => ue(mtk.min(65_535), msk, runs.max(1)),
+        BenchCmd::Push(args) => crate::bench_push::run(args),
+        BenchCmd::UeFlood(args) => crate::bench_flood::run(args),
+        BenchCmd::Http(args) => crate::bench_http::run(args),
     }
 }
 

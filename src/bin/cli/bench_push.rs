@@ -1,0 +1,527 @@
+//! `mbms-keys bench push`: the MSK rekey fan-out, end to end (TS 33.246 6.3.2.1A).
+//!
+//! N UEs are registered in a real SQLite store (synthetic GBA keys: Ks_NAF is an HMAC of
+//! the B-TID, so no configuration lists them). Each run is a child process, so its memory
+//! figures start from an empty process: it copies the preloaded store, creates the
+//! [`Distributor`] with a configuration whose lead time equals the MSK lifetime (the next MSK is
+//! due at once), then starts the real driver ([`run_distribution`]): its first timeout creates
+//! the next MSK and fans it out to every registered UE over UDP with `sendmmsg`. That start is
+//! the trigger. A UE farm — one UDP socket on `0.0.0.0:ue_port` receiving for every UE address
+//! `127.x.y.z` — counts the MIKEY datagrams; every 1000th is verified afterwards under its
+//! UE's MUK. Acknowledgements are not sent: the pushes stay pending, which is part of the
+//! memory figure.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Args;
+use mbms_keys::bmsc::config::Config;
+use mbms_keys::bmsc::distribution::{Distributor, Tuning, os_rng};
+use mbms_keys::bmsc::metrics::Metrics;
+use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
+use mbms_keys::bmsc::udp::run_distribution;
+use mbms_keys::crypto::{KsNaf, hmac_sha256};
+use mbms_keys::gba::{GbaKeys, KeySource, KeySourceError, SubscriberKeys, muk_gba_me};
+use mbms_keys::mbms::UnverifiedMsk;
+use nix::sys::socket::{setsockopt, sockopt};
+
+const FQDN: &str = "bmsc.bench.example.org";
+const SERVICE: &str = "urn:bench:push";
+const BSF: &str = "bsf.bench.example.org";
+/// The secret the synthetic Ks_NAFs are derived from.
+const SEED: &[u8] = b"mbms-keys bench push";
+/// Every this many received datagrams, one is kept and verified.
+const SAMPLE_EVERY: u64 = 1000;
+/// Registrations per `register_many` transaction during the preload.
+const PRELOAD_CHUNK: usize = 50_000;
+/// Socket buffers asked for (SO_RCVBUFFORCE as root, else capped by net.core.rmem_max).
+const SOCKET_BUFFER: usize = 1 << 30;
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Registered UEs, comma-separated for several sizes.
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000u32, 1_000_000])]
+    ues: Vec<u32>,
+    /// Runs per size; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Give up on a run after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Internal: run one measurement on a copy of this preloaded store and print it.
+    #[arg(long, hide = true)]
+    child: Option<PathBuf>,
+}
+
+pub fn run(args: PushArgs) -> ExitCode {
+    if let Some(template) = &args.child {
+        return match child(template, Duration::from_secs(args.timeout)) {
+            Ok(r) => {
+                println!("{}", r.to_line());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let runs = args.runs.max(1);
+    let mut rows = Vec::new();
+    for &n in &args.ues {
+        match measure(n, runs, args.timeout) {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                eprintln!("error: {n} UEs: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    println!(
+        "| MSK fan-out, end to end | UEs | received / sent | verified sample | wall time (trigger → last datagram) | messages/s | CPU time (of which UE farm) | peak RSS | RSS above empty, per UE | target |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (n, r) in &rows {
+        println!(
+            "| new MSK to every registered UE | {n} | {} / {} | {}/{} ok | {:.2} s | {:.0} | {:.2} s ({:.2} s) | {:.0} MiB | {:.0} B | 1,000,000 UEs ≤ 5 s; ≤ 512 B/UE |",
+            r.received,
+            r.sent,
+            r.verified_ok,
+            r.verified,
+            r.wall.as_secs_f64(),
+            r.received as f64 / r.wall.as_secs_f64().max(1e-9),
+            r.cpu.as_secs_f64(),
+            r.farm_cpu.as_secs_f64(),
+            r.hwm_kib as f64 / 1024.0,
+            per_ue(r, *n),
+        );
+    }
+    println!(
+        "({runs} runs per size, each a fresh process; medians of wall time, CPU time and memory; CPU time and RSS are the whole process: BM-SC driver and UE farm)"
+    );
+    ExitCode::SUCCESS
+}
+
+fn per_ue(r: &RunResult, n: u32) -> f64 {
+    r.rss_after_kib.saturating_sub(r.rss_empty_kib) as f64 * 1024.0 / f64::from(n.max(1))
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Default)]
+struct RunResult {
+    wall: Duration,
+    cpu: Duration,
+    farm_cpu: Duration,
+    received: u64,
+    sent: u64,
+    verified: u64,
+    verified_ok: u64,
+    rss_empty_kib: u64,
+    rss_after_kib: u64,
+    hwm_kib: u64,
+}
+
+impl RunResult {
+    fn to_line(&self) -> String {
+        format!(
+            "PUSH-RESULT {} {} {} {} {} {} {} {} {} {}",
+            self.wall.as_nanos(),
+            self.cpu.as_nanos(),
+            self.farm_cpu.as_nanos(),
+            self.received,
+            self.sent,
+            self.verified,
+            self.verified_ok,
+            self.rss_empty_kib,
+            self.rss_after_kib,
+            self.hwm_kib
+        )
+    }
+
+    fn from_line(line: &str) -> Option<Self> {
+        let mut it = line.strip_prefix("PUSH-RESULT ")?.split(' ');
+        let mut next = || it.next()?.parse::<u64>().ok();
+        Some(Self {
+            wall: Duration::from_nanos(next()?),
+            cpu: Duration::from_nanos(next()?),
+            farm_cpu: Duration::from_nanos(next()?),
+            received: next()?,
+            sent: next()?,
+            verified: next()?,
+            verified_ok: next()?,
+            rss_empty_kib: next()?,
+            rss_after_kib: next()?,
+            hwm_kib: next()?,
+        })
+    }
+}
+
+/// Preloads a template store with `n` UEs, then runs `runs` child processes on copies of it.
+fn measure(n: u32, runs: usize, timeout: u64) -> Result<(u32, RunResult), String> {
+    let base = std::env::temp_dir().join(format!("mbms-bench-push-{}-{n}", std::process::id()));
+    let _cleanup = RemoveOnDrop(base.clone());
+    let template = base.join("template");
+    let t = Instant::now();
+    preload(&template, n)?;
+    eprintln!(
+        "bench push: {n} UEs preloaded in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut results = Vec::new();
+    for k in 0..runs {
+        let out = Command::new(&exe)
+            .args(["bench", "push", "--ues", &n.to_string()])
+            .args(["--timeout", &timeout.to_string(), "--child"])
+            .arg(&template)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let r = text.lines().find_map(RunResult::from_line).ok_or_else(|| {
+            format!(
+                "run {k}: no result: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
+        eprintln!(
+            "bench push: {n} UEs, run {}: {}/{} received in {:.2} s, CPU {:.2} s, RSS +{} KiB",
+            k + 1,
+            r.received,
+            r.sent,
+            r.wall.as_secs_f64(),
+            r.cpu.as_secs_f64(),
+            r.rss_after_kib.saturating_sub(r.rss_empty_kib)
+        );
+        results.push(r);
+    }
+    Ok((n, medians(&results)))
+}
+
+/// The median of each figure, taken separately.
+fn medians(rs: &[RunResult]) -> RunResult {
+    fn med<T: Ord + Copy>(mut v: Vec<T>) -> T {
+        v.sort();
+        v[v.len() / 2]
+    }
+    let by_wall = {
+        let mut v: Vec<&RunResult> = rs.iter().collect();
+        v.sort_by_key(|r| r.wall);
+        v[v.len() / 2].clone()
+    };
+    RunResult {
+        wall: by_wall.wall,
+        cpu: med(rs.iter().map(|r| r.cpu).collect()),
+        farm_cpu: med(rs.iter().map(|r| r.farm_cpu).collect()),
+        rss_empty_kib: med(rs.iter().map(|r| r.rss_empty_kib).collect()),
+        rss_after_kib: med(rs.iter().map(|r| r.rss_after_kib).collect()),
+        hwm_kib: med(rs.iter().map(|r| r.hwm_kib).collect()),
+        ..by_wall
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn btid(i: u32) -> String {
+    format!("bench{i:07}@{BSF}")
+}
+
+/// UE `i`'s address: 127.x.y.z from `i + 2` (never 127.0.0.0 or 127.0.0.1).
+fn ue_addr(i: u32) -> IpAddr {
+    let j = i + 2;
+    IpAddr::V4(Ipv4Addr::new(127, (j >> 16) as u8, (j >> 8) as u8, j as u8))
+}
+
+fn ks_naf_of(btid: &str) -> KsNaf {
+    KsNaf::from_bytes(hmac_sha256(SEED, btid.as_bytes()))
+}
+
+/// GBA keys for any B-TID of the bench BSF, derived from the B-TID.
+struct SyntheticKeys;
+
+impl KeySource for SyntheticKeys {
+    fn lookup(&self, btid: &str, _now: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
+        if !btid.ends_with(BSF) {
+            return Err(KeySourceError::UnknownBtid);
+        }
+        Ok(SubscriberKeys {
+            btid: btid.parse().map_err(|_| KeySourceError::UnknownBtid)?,
+            impi: format!("{btid}.impi"),
+            keys: GbaKeys::Me {
+                ks_naf: ks_naf_of(btid),
+            },
+            expires: SystemTime::UNIX_EPOCH + Duration::from_secs(2_208_988_800),
+        })
+    }
+}
+
+fn config_text(data_dir: &Path, ue_port: u16, mtk_sink: SocketAddr) -> String {
+    // Lifetime = MTK interval = MTK resend: the lead time is the whole lifetime, so the next
+    // MSK is due at the driver's first timeout. Retransmissions are an hour away: what is
+    // counted is the first push to each UE.
+    format!(
+        r#"
+fqdn = "{FQDN}"
+http_listen = "127.0.0.1:0"
+admin_listen = "127.0.0.2:0"
+ue_port = {ue_port}
+data_dir = "{dir}"
+
+[push]
+initial_backoff = "1h"
+max_backoff = "1h"
+
+[[services]]
+id = "{SERVICE}"
+key_domain = "00f110"
+key_group = 1
+msk_lifetime = "1h"
+mtk_interval = "1h"
+mtk_resend = "1h"
+mtk_destination = "{mtk_sink}"
+transport = "download"
+authorized = "*"
+"#,
+        dir = data_dir.display()
+    )
+}
+
+fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
+    SqliteStore::open_with_kek_file(data_dir, &data_dir.join("kek")).map_err(|e| e.to_string())
+}
+
+fn preload(dir: &Path, n: u32) -> Result<(), String> {
+    let store = open_store(dir)?;
+    let now = SystemTime::now();
+    let mut chunk = Vec::with_capacity(PRELOAD_CHUNK);
+    for i in 0..n {
+        chunk.push(Registration {
+            btid: btid(i).parse().map_err(|e| format!("B-TID: {e}"))?,
+            service_id: SERVICE.to_owned(),
+            ue_addr: ue_addr(i),
+            registered_at: now,
+        });
+        if chunk.len() == PRELOAD_CHUNK || i + 1 == n {
+            store.register_many(&chunk).map_err(|e| e.to_string())?;
+            chunk.clear();
+        }
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.file_type().map_err(|e| e.to_string())?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// What the UE farm saw.
+#[derive(Default)]
+struct Farm {
+    received: AtomicU64,
+    /// Nanoseconds after the trigger of the last datagram.
+    last_ns: AtomicU64,
+    /// CPU time of the farm thread, at its end.
+    cpu_ns: AtomicU64,
+}
+
+/// One measured run, in this (child) process.
+fn child(template: &Path, timeout: Duration) -> Result<RunResult, String> {
+    let rss_empty_kib = proc_status_kib("VmRSS:").unwrap_or(0);
+    let dir = template
+        .parent()
+        .unwrap_or(template)
+        .join(format!("run-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(dir.clone());
+    copy_dir(template, &dir)?;
+
+    let farm_socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    big_buffers(&farm_socket);
+    farm_socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    let ue_port = farm_socket.local_addr().map_err(|e| e.to_string())?.port();
+    let mtk_sink = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let sink_addr = mtk_sink.local_addr().map_err(|e| e.to_string())?;
+    let config =
+        Config::parse(&config_text(&dir, ue_port, sink_addr)).map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = Arc::new(open_store(&dir)?);
+    let metrics = Arc::new(Metrics::default());
+    let distributor = Distributor::with_tuning(
+        &config,
+        store,
+        Arc::new(SyntheticKeys),
+        metrics.clone(),
+        os_rng(),
+        SystemTime::now(),
+        Tuning::default(),
+    )
+    .map_err(|e| e.to_string())?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let farm = Arc::new(Farm::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu_time();
+    let trigger = Instant::now();
+    let farm_thread = {
+        let (farm, stop) = (farm.clone(), stop.clone());
+        std::thread::spawn(move || receive(&farm_socket, &farm, &stop, trigger))
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let driver = rt.spawn(async move {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        big_buffers(&socket);
+        let (_events_tx, events_rx) = tokio::sync::mpsc::channel(1);
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        run_distribution(distributor, socket, events_rx, shutdown)
+            .await
+            .map_err(std::io::Error::other)
+    });
+
+    // Done when the fan-out finished and the farm has every datagram sent, or nothing came
+    // for a second after the fan-out finished (the rest was dropped).
+    let deadline = trigger + timeout;
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        let done = metrics.push_fanout_latency.count() >= 1;
+        let sent = metrics.pushes_sent.get();
+        let received = farm.received.load(Ordering::Relaxed);
+        let idle = trigger
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(farm.last_ns.load(Ordering::Relaxed)));
+        if done && (received >= sent || idle > Duration::from_secs(1)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "timeout: {received} of {sent} received, fan-out done: {done}"
+            ));
+        }
+    }
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let rss_after_kib = proc_status_kib("VmRSS:").unwrap_or(0);
+    let hwm_kib = proc_status_kib("VmHWM:").unwrap_or(0);
+    let sent = metrics.pushes_sent.get();
+    stop.store(true, Ordering::Relaxed);
+    let samples = farm_thread
+        .join()
+        .map_err(|_| "UE farm panicked".to_owned())?;
+    let _ = stop_tx.send(());
+    match rt.block_on(driver) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(format!("driver: {e}")),
+        Err(e) => return Err(format!("driver: {e}")),
+    }
+    drop(mtk_sink);
+
+    let verified_ok = samples.iter().filter(|m| verify(m)).count() as u64;
+    Ok(RunResult {
+        wall: Duration::from_nanos(farm.last_ns.load(Ordering::Relaxed)),
+        cpu,
+        farm_cpu: Duration::from_nanos(farm.cpu_ns.load(Ordering::Relaxed)),
+        received: farm.received.load(Ordering::Relaxed),
+        sent,
+        verified: samples.len() as u64,
+        verified_ok,
+        rss_empty_kib,
+        rss_after_kib,
+        hwm_kib,
+    })
+}
+
+/// The UE farm: counts datagrams until `stop`, keeping every [`SAMPLE_EVERY`]th.
+fn receive(socket: &UdpSocket, farm: &Farm, stop: &AtomicBool, trigger: Instant) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 2048];
+    let mut samples = Vec::new();
+    let mut count = 0u64;
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((len, _)) => {
+                if count.is_multiple_of(SAMPLE_EVERY) {
+                    samples.push(buf.get(..len).unwrap_or_default().to_vec());
+                }
+                count += 1;
+                farm.received.store(count, Ordering::Relaxed);
+                let at = u64::try_from(trigger.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                farm.last_ns.store(at, Ordering::Relaxed);
+            }
+            Err(_) => {
+                if stop.load(Ordering::Relaxed) {
+                    let cpu = u64::try_from(cpu_time_of("/proc/thread-self/stat").as_nanos());
+                    farm.cpu_ns.store(cpu.unwrap_or(0), Ordering::Relaxed);
+                    return samples;
+                }
+            }
+        }
+    }
+}
+
+/// Verifies an MSK message under the MUK of the UE its IDr names.
+fn verify(message: &[u8]) -> bool {
+    let Ok(m) = UnverifiedMsk::parse(message) else {
+        return false;
+    };
+    let Ok(btid) = std::str::from_utf8(m.idr()) else {
+        return false;
+    };
+    let muk = muk_gba_me(&ks_naf_of(btid));
+    m.verify(&muk).is_ok()
+}
+
+fn big_buffers(socket: &impl std::os::fd::AsFd) {
+    if setsockopt(socket, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &SOCKET_BUFFER);
+    }
+    if setsockopt(socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(socket, sockopt::SndBuf, &SOCKET_BUFFER);
+    }
+}
+
+/// A `kB` line of /proc/self/status, in KiB.
+pub fn proc_status_kib(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// User + system CPU time of the whole process (all threads), from /proc/self/stat (clock
+/// ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_time() -> Duration {
+    cpu_time_of("/proc/self/stat")
+}
+
+/// As [`cpu_time`] for a /proc `stat` file (`/proc/thread-self/stat`: the calling thread).
+fn cpu_time_of(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    // utime is field 14, stime 15: indices 11 and 12 after the state field (3).
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
