@@ -167,6 +167,11 @@ async fn three_ues_register_receive_keys_through_a_rotation_and_deregister() {
         relay.forwarded.lock().unwrap()
     );
     assert_eq!(metric(text, "mbms_bmsc_registrations_accepted_total"), 3);
+    assert_eq!(
+        metric(text, "mbms_bmsc_registrations"),
+        2,
+        "stored after one deregistration"
+    );
     assert_eq!(metric(text, "mbms_bmsc_deregistrations_total"), 1);
     // 3 first MSKs + 3 next MSKs + 1 invalidation (or 2, current and next) at least.
     assert!(metric(text, "mbms_bmsc_pushes_sent_total") >= 7);

@@ -25,8 +25,10 @@ use crate::gba::EmbeddedKeySourceError;
 /// Key Request events queued for the distribution before the HTTP side waits.
 const EVENT_QUEUE: usize = 4096;
 
-/// How often the registrations gauge is refreshed from the store.
+/// How often the registrations gauge is refreshed from the store without a
+/// registration change, and at least how long between two refreshes.
 const GAUGE_PERIOD: Duration = Duration::from_secs(10);
+const GAUGE_MIN_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Why the BM-SC could not start or stopped abnormally.
 #[derive(Debug, Error)]
@@ -126,7 +128,10 @@ impl Bmsc {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (events_tx, mut http_events) = mpsc::channel(EVENT_QUEUE);
+        let (dist_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        // Registration changes also refresh the registrations gauge.
+        let changed = Arc::new(tokio::sync::Notify::new());
         let alive = Arc::new(AtomicBool::new(true));
         let mut tasks = Vec::new();
 
@@ -157,6 +162,19 @@ impl Bmsc {
                 Ok(())
             }),
         ));
+        let notify = changed.clone();
+        tasks.push((
+            "key request events",
+            tokio::spawn(async move {
+                while let Some(event) = http_events.recv().await {
+                    notify.notify_one();
+                    if dist_tx.send(event).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }),
+        ));
         let (m, st, mut rx) = (metrics.clone(), store.clone(), stop_rx.clone());
         tasks.push((
             "registrations gauge",
@@ -169,9 +187,13 @@ impl Bmsc {
                     {
                         m.registrations.set(counts.values().sum());
                     }
-                    tokio::select! {
+                    let notified = tokio::select! {
                         _ = rx.wait_for(|s| *s) => return Ok(()),
-                        () = tokio::time::sleep(GAUGE_PERIOD) => {}
+                        () = tokio::time::sleep(GAUGE_PERIOD) => false,
+                        () = changed.notified() => true,
+                    };
+                    if notified {
+                        tokio::time::sleep(GAUGE_MIN_INTERVAL).await;
                     }
                 }
             }),
