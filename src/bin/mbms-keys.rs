@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "cli/bench.rs"]
 mod bench;
+#[path = "cli/bench_codec.rs"]
+mod bench_codec;
 #[path = "cli/bench_flood.rs"]
 mod bench_flood;
 #[path = "cli/bench_http.rs"]
@@ -80,4 +82,15 @@ pub fn init_logging(default_level: &str, json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// A multi-threaded tokio runtime, or the exit code after saying why there is none.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: starting the runtime: {e}");
+            ExitCode::from(1)
+        })
 }

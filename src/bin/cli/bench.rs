@@ -38,6 +38,8 @@ enum BenchCmd {
     UeFlood(crate::bench_flood::FloodArgs),
     /// HTTP Key Request rate against the in-process BM-SC, and lighttpd side by side.
     Http(crate::bench_http::HttpArgs),
+    /// MIKEY codec throughput on one message: decode, and decode + encode, in ns/op.
+    Codec(crate::bench_codec::CodecArgs),
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
@@ -46,6 +48,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Push(args) => crate::bench_push::run(args),
         BenchCmd::UeFlood(args) => crate::bench_flood::run(args),
         BenchCmd::Http(args) => crate::bench_http::run(args),
+        BenchCmd::Codec(args) => crate::bench_codec::run(args),
     }
 }
 

@@ -74,15 +74,9 @@ struct Target {
 }
 
 pub fn run(args: HttpArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(bench(args)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,15 +61,9 @@ fn serve_cmd(path: &std::path::Path) -> ExitCode {
     for w in config.warnings(std::time::SystemTime::now()) {
         tracing::warn!(key = %w.key, "{}", w.problem);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
