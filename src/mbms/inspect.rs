@@ -6,7 +6,7 @@
 use crate::crypto::ProtectionKeys;
 use crate::mikey::{
     DataType, DecodeError, KeyData, KeyDomainId, KeyIdEntry, KeyValidity, Message, MskId, MtkId,
-    Payload, Received, Timestamp,
+    Received, Timestamp,
 };
 
 use super::ack::{AckContext, UnverifiedAck};
@@ -186,12 +186,4 @@ pub fn interval(kd: &KeyData) -> (Option<&[u8]>, Option<&[u8]>) {
         KeyValidity::Interval { from, to } => (Some(from), Some(to)),
         _ => (None, None),
     }
-}
-
-/// The payload types of a message, for a one-line summary.
-pub fn payload_names(m: &Message) -> Vec<&'static str> {
-    m.payloads
-        .iter()
-        .map(|p: &Payload| p.payload_type().name().unwrap_or("Unknown"))
-        .collect()
 }
