@@ -45,7 +45,7 @@ enum Command {
     Mikey(mikey::MikeyArgs),
     /// GBA (TS 33.220) derivations: Ks_NAF, MRK, B-TID.
     Gba(gba::GbaArgs),
-    /// Measurements: UE receiver throughput.
+    /// Measurements: UE receiver, fan-out, load battery, Key Request rate, codec.
     Bench(bench::BenchArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
