@@ -52,21 +52,23 @@ pub fn run(args: BenchArgs) -> ExitCode {
     }
 }
 
-const IDI: &str = "bmsc.example.org";
-const IDR: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
+pub(crate) const IDI: &str = "bmsc.example.org";
+pub(crate) const IDR: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn receiver(muk: &Muk) -> Receiver {
+/// A receiver holding `muk` under the bench's MUK ID.
+pub(crate) fn receiver(muk: &Muk) -> Receiver {
     let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(|| 4));
     rx.set_muk(MukId::new(IDI.as_bytes(), IDR.as_bytes()), muk.clone());
     rx
 }
 
-fn msk_message(muk: &PreparedMuk, counter: u32, key_number: u16, msk: &Msk) -> Vec<u8> {
+/// An MSK message installing `msk` under MSK ID 0001‖`key_number` (RAND from the counter).
+pub(crate) fn msk_message(muk: &PreparedMuk, counter: u32, key_number: u16, msk: &Msk) -> Vec<u8> {
     let mut rand = [0u8; 16];
     rand[..4].copy_from_slice(&counter.to_be_bytes());
     let d = MskDelivery::new(

@@ -10,16 +10,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use mbms_keys::crypto::{Msk, Mtk, Muk, Salt};
-use mbms_keys::mbms::{
-    MskDelivery, MskUpdate, MtkDelivery, MtkKeys, MukId, PreparedMuk, build_msk_prepared, build_mtk,
-};
+use mbms_keys::mbms::{MtkDelivery, MtkKeys, PreparedMuk, build_mtk};
 use mbms_keys::mikey::{MskId, MtkId};
-use mbms_keys::ue::{Event, Receiver, ReceiverConfig};
+use mbms_keys::ue::Event;
 
 use crate::bench_push::proc_status_kib;
 
-const IDI: &str = "bmsc.example.org";
-const IDR: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
 /// RSS is sampled after every this many random datagrams.
 const CHECKPOINT: u64 = 100_000;
 
@@ -68,7 +64,7 @@ pub fn run(args: FloodArgs) -> ExitCode {
     let runs = args.runs.max(1);
     let muk = Muk::from_bytes([0x42; 32]);
     let msk = Msk::from_bytes([0xb0; 16]);
-    let install = msk_message(&PreparedMuk::new(&muk), &msk);
+    let install = crate::bench::msk_message(&PreparedMuk::new(&muk), 1, 2, &msk);
     let keys = MtkKeys::new(&msk, MskId::new(1, 2).to_u32());
     let mtks: Vec<Vec<u8>> = (1..=valid)
         .map(|i| {
@@ -141,27 +137,9 @@ pub fn run(args: FloodArgs) -> ExitCode {
     }
 }
 
-fn msk_message(muk: &PreparedMuk, msk: &Msk) -> Vec<u8> {
-    let d = MskDelivery::new(
-        "00f110".parse().expect("literal"),
-        MskId::new(1, 2),
-        1,
-        vec![0x5a; 16],
-        IDI,
-        IDR,
-        MskUpdate::NewKey {
-            msk: msk.clone(),
-            seql: 0,
-            sequ: 0xffff,
-        },
-    );
-    build_msk_prepared(muk, &d).expect("valid delivery")
-}
-
 fn flood(muk: &Muk, install: &[u8], mtks: &[Vec<u8>], random: u64, seed: u64) -> RunResult {
     let mut rss = vec![("before".to_owned(), proc_status_kib("VmRSS:").unwrap_or(0))];
-    let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(|| 4));
-    rx.set_muk(MukId::new(IDI.as_bytes(), IDR.as_bytes()), muk.clone());
+    let mut rx = crate::bench::receiver(muk);
     let now = Instant::now();
     let _ack = rx.handle_datagram(now, install);
     while rx.poll_event().is_some() {}
