@@ -87,6 +87,27 @@ pub(crate) fn msk_message(muk: &PreparedMuk, counter: u32, key_number: u16, msk:
     build_msk_prepared(muk, &d).expect("valid delivery")
 }
 
+/// MTK messages with MTK IDs (and counters) 1..=`n` under `msk`, installed
+/// by [`msk_message`] with Key Number 2 (TEK+SALT, download map).
+pub(crate) fn mtk_messages(msk: &Msk, n: u32) -> Vec<Vec<u8>> {
+    let keys = MtkKeys::new(msk, MskId::new(1, 2).to_u32());
+    (1..=n)
+        .map(|i| {
+            let d = MtkDelivery {
+                key_domain_id: "00f110".parse().expect("literal"),
+                msk_id: MskId::new(1, 2),
+                csb_id: MskId::new(1, 2).to_u32(),
+                mtk_id: MtkId(i as u16),
+                counter: i,
+                mtk: Mtk::from_bytes([i as u8; 16]),
+                salt: Some(Salt::from_bytes([7; 14])),
+                streaming: None,
+            };
+            build_mtk(&keys, &d).expect("valid delivery")
+        })
+        .collect()
+}
+
 /// Feeds `messages` to `rx` and drains the events; returns the elapsed time
 /// and the number of events of the expected kind.
 fn feed(rx: &mut Receiver, messages: &[Vec<u8>], want: fn(&Event) -> bool) -> (Duration, usize) {
@@ -107,22 +128,7 @@ fn ue(n_mtk: u32, n_msk: u32, runs: usize) -> ExitCode {
     let prepared = PreparedMuk::new(&muk);
     let msk = Msk::from_bytes([0xb0; 16]);
     let install = msk_message(&prepared, 1, 2, &msk);
-    let keys = MtkKeys::new(&msk, MskId::new(1, 2).to_u32());
-    let mtks: Vec<Vec<u8>> = (1..=n_mtk)
-        .map(|i| {
-            let d = MtkDelivery {
-                key_domain_id: "00f110".parse().expect("literal"),
-                msk_id: MskId::new(1, 2),
-                csb_id: MskId::new(1, 2).to_u32(),
-                mtk_id: MtkId(i as u16),
-                counter: i,
-                mtk: Mtk::from_bytes([i as u8; 16]),
-                salt: Some(Salt::from_bytes([7; 14])),
-                streaming: None,
-            };
-            build_mtk(&keys, &d).expect("valid delivery")
-        })
-        .collect();
+    let mtks = mtk_messages(&msk, n_mtk);
     let msks: Vec<Vec<u8>> = (1..=n_msk)
         .map(|i| {
             msk_message(

@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use mbms_keys::crypto::{Msk, Mtk, Muk, Salt};
-use mbms_keys::mbms::{MtkDelivery, MtkKeys, PreparedMuk, build_mtk};
-use mbms_keys::mikey::{MskId, MtkId};
+use mbms_keys::crypto::{Msk, Muk};
+use mbms_keys::mbms::PreparedMuk;
 use mbms_keys::ue::Event;
 
 use crate::bench_push::proc_status_kib;
@@ -65,22 +64,7 @@ pub fn run(args: FloodArgs) -> ExitCode {
     let muk = Muk::from_bytes([0x42; 32]);
     let msk = Msk::from_bytes([0xb0; 16]);
     let install = crate::bench::msk_message(&PreparedMuk::new(&muk), 1, 2, &msk);
-    let keys = MtkKeys::new(&msk, MskId::new(1, 2).to_u32());
-    let mtks: Vec<Vec<u8>> = (1..=valid)
-        .map(|i| {
-            let d = MtkDelivery {
-                key_domain_id: "00f110".parse().expect("literal"),
-                msk_id: MskId::new(1, 2),
-                csb_id: MskId::new(1, 2).to_u32(),
-                mtk_id: MtkId(i as u16),
-                counter: i + 1,
-                mtk: Mtk::from_bytes([i as u8; 16]),
-                salt: Some(Salt::from_bytes([7; 14])),
-                streaming: None,
-            };
-            build_mtk(&keys, &d).expect("valid delivery")
-        })
-        .collect();
+    let mtks = crate::bench::mtk_messages(&msk, valid);
     // Panics are counted, not printed a million times.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
