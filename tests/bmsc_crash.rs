@@ -15,13 +15,6 @@ use mbms_keys::ue::{DiscardReason, Event};
 
 const UES: u8 = 12;
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// The server process, killed when the test ends (also on panic).
 struct Server(Child);
 
@@ -81,7 +74,8 @@ async fn kill_9_during_rotation_then_restart_loses_nothing_and_reuses_no_counter
     let dir = TempDir::new("crash");
     let relay = Relay::start().await;
     let ue_port = lab::free_udp_port();
-    let http_port = free_tcp_port();
+    // Checked free for TCP too, outside the ephemeral range.
+    let http_port = lab::free_udp_port();
     let text = lab::config_text(
         dir.path(),
         ue_port,

@@ -55,11 +55,29 @@ pub fn subscriber(i: u8) -> (String, String, KsNaf) {
 }
 
 /// A UDP port free on 127.0.0.1 (and, on Linux loopback, on the other 127/8 addresses).
+///
+/// The port is drawn below the system's ephemeral range (32768 and up on
+/// Linux), so that no socket bound to port 0 in the meantime — the BM-SC's
+/// own, another test's — can be handed the same one.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    let mut x = u64::from(seed) | 1;
+    for _ in 0..1000 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 /// The configuration text of the lab BM-SC.
