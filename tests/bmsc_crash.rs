@@ -3,6 +3,7 @@
 //! counter is reused (UEs that received messages before the crash accept
 //! the next ones and reject replays), and the MSKs stay consistent.
 
+mod common;
 mod bmsc_e2e {
     pub mod lab;
 }

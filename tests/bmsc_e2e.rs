@@ -3,6 +3,7 @@
 //! MSK, acknowledge, receive MTKs, rotate the MSK, deregister and receive
 //! the invalidation; then the metrics scraped at the end.
 
+mod common;
 mod bmsc_e2e {
     pub mod lab;
 }

@@ -18,32 +18,7 @@ use tokio::net::UdpSocket;
 pub const FQDN: &str = "bmsc.e2e.example.org";
 pub const SERVICE: &str = "urn:e2e:news";
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "mbms-e2e-{tag}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Self(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use crate::common::TempDir;
 
 /// The lab's subscribers: B-TID, IMPI and Ks_NAF octet.
 pub fn subscriber(i: u8) -> (String, String, KsNaf) {
@@ -54,31 +29,7 @@ pub fn subscriber(i: u8) -> (String, String, KsNaf) {
     )
 }
 
-/// A UDP port free on 127.0.0.1 (and, on Linux loopback, on the other 127/8 addresses).
-///
-/// The port is drawn below the system's ephemeral range (32768 and up on
-/// Linux), so that no socket bound to port 0 in the meantime — the BM-SC's
-/// own, another test's — can be handed the same one.
-pub fn free_udp_port() -> u16 {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id().rotate_left(16);
-    let mut x = u64::from(seed) | 1;
-    for _ in 0..1000 {
-        // xorshift64
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let port = 20_000 + (x % 12_000) as u16;
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-        {
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range")
-}
+pub use crate::common::free_port as free_udp_port;
 
 /// The configuration text of the lab BM-SC.
 pub fn config_text(

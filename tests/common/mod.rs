@@ -128,3 +128,28 @@ pub async fn run_blocking(mut cmd: std::process::Command) -> std::process::Outpu
         .expect("join")
         .expect("program runs")
 }
+
+/// A port free on 127.0.0.1 for both UDP and TCP. It is drawn below the
+/// system's ephemeral range (32768 and up on Linux), so that no socket bound
+/// to port 0 in the meantime (the BM-SC's own, another test's) can be handed
+/// the same one.
+pub fn free_port() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    let mut x = u64::from(seed) | 1;
+    for _ in 0..1000 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
+}

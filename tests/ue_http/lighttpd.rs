@@ -61,13 +61,6 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 impl Lighttpd {
     /// Starts lighttpd on 127.0.0.1 requiring Digest (`algorithm`, lighttpd's qop=auth) for
     /// everything, with one htdigest user, serving `/keymanagement/{register,deregister,msk}`
@@ -84,7 +77,7 @@ impl Lighttpd {
             "mbms-lighttpd-{}-{}-{}",
             std::process::id(),
             algorithm,
-            free_port()
+            crate::common::free_port()
         ));
         let www = dir.join("www").join("keymanagement");
         std::fs::create_dir_all(&www).expect("mkdir");
@@ -93,7 +86,7 @@ impl Lighttpd {
         }
         let ha1 = h(algorithm, format!("{user}:{realm}:{password}").as_bytes());
         write(&dir.join("htdigest"), &format!("{user}:{realm}:{ha1}\n"));
-        let port = free_port();
+        let port = crate::common::free_port();
         let conf = format!(
             "server.bind = \"127.0.0.1\"\n\
              server.port = {port}\n\
