@@ -10,7 +10,10 @@
 //! batches by the distributor, and the loop reads acknowledgements between them.
 //!
 //! Datagrams go out in batches with `sendmmsg(2)` on Linux (one system call per up to
-//! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A send error concerns one
+//! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A sender task of its own
+//! does the sending, fed in order through a queue of [`SEND_QUEUE`] batches: while it sends
+//! one page of a fan-out (the kernel's share of the work, loopback delivery included), the
+//! distributor already builds the next page on the other core. A send error concerns one
 //! datagram (an unreachable UE): it is logged and the rest of the batch goes on; the push is
 //! retransmitted as usual. MTK objects are written atomically: a temporary file `.<name>.tmp`
 //! in the same directory, then a rename (the FLUTE sender ignores dot files).
@@ -18,6 +21,7 @@
 use std::future::Future;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
@@ -37,6 +41,10 @@ const MAX_DRAIN: usize = 1024;
 /// Datagrams per `sendmmsg` call.
 pub const SENDMMSG_CHUNK: usize = 256;
 
+/// Batches queued for the sender task before the driver waits for it (bounds the memory held
+/// by built but unsent messages to this many pages).
+const SEND_QUEUE: usize = 2;
+
 /// After `on_timeout` failed (store unavailable), timers wait this long before the next try.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -46,6 +54,9 @@ pub enum DriverError {
     /// A distributor call panicked on the blocking pool; the distributor is lost.
     #[error("key distribution task failed: {0}")]
     Task(#[from] JoinError),
+    /// The sender task ended before the driver (it panicked).
+    #[error("datagram sender stopped")]
+    Sender,
 }
 
 /// Runs the Key Distribution function until `shutdown` completes; returns the distributor
@@ -56,6 +67,32 @@ pub enum DriverError {
 pub async fn run_distribution(
     distributor: Distributor,
     socket: UdpSocket,
+    events: mpsc::Receiver<KeyRequestEvent>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Distributor, DriverError> {
+    let socket = Arc::new(socket);
+    let (to_sender, batches) = mpsc::channel::<Vec<Datagram>>(SEND_QUEUE);
+    let sender = tokio::spawn(send_in_order(Arc::clone(&socket), batches));
+    let outcome = drive(distributor, &socket, &to_sender, events, shutdown).await;
+    drop(to_sender);
+    let sent = sender.await;
+    let d = outcome?;
+    sent?;
+    Ok(d)
+}
+
+/// The sender task: sends every queued batch, in order, until the queue closes.
+async fn send_in_order(socket: Arc<UdpSocket>, mut batches: mpsc::Receiver<Vec<Datagram>>) {
+    while let Some(batch) = batches.recv().await {
+        send_batch(&socket, &batch).await;
+    }
+}
+
+/// The driver loop proper; batches to send go to `to_sender`.
+async fn drive(
+    distributor: Distributor,
+    socket: &UdpSocket,
+    to_sender: &mpsc::Sender<Vec<Datagram>>,
     mut events: mpsc::Receiver<KeyRequestEvent>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Distributor, DriverError> {
@@ -65,7 +102,7 @@ pub async fn run_distribution(
     let mut paused_until: Option<SystemTime> = None;
     tokio::pin!(shutdown);
     loop {
-        flush(&mut d, &socket).await;
+        flush(&mut d, to_sender).await?;
         let deadline = match (d.poll_timeout(), paused_until) {
             (Some(t), Some(p)) => Some(t.max(p)),
             (t, _) => t,
@@ -116,7 +153,7 @@ pub async fn run_distribution(
             }
         }
     }
-    flush(&mut d, &socket).await;
+    flush(&mut d, to_sender).await?;
     Ok(d)
 }
 
@@ -132,11 +169,17 @@ async fn blocking(
     .await?)
 }
 
-/// Carries out every queued action, in order.
-async fn flush(d: &mut Distributor, socket: &UdpSocket) {
+/// Carries out every queued action, in order (datagrams through the sender task).
+async fn flush(
+    d: &mut Distributor,
+    to_sender: &mpsc::Sender<Vec<Datagram>>,
+) -> Result<(), DriverError> {
     while let Some(action) = d.poll_action() {
         match action {
-            Action::SendUdp(batch) => send_batch(socket, &batch).await,
+            Action::SendUdp(batch) => to_sender
+                .send(batch)
+                .await
+                .map_err(|_| DriverError::Sender)?,
             Action::WriteMtkObject { path, bytes } => {
                 let shown = path.display().to_string();
                 match tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await {
@@ -147,6 +190,7 @@ async fn flush(d: &mut Distributor, socket: &UdpSocket) {
             }
         }
     }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole new one: a

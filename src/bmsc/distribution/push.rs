@@ -412,8 +412,11 @@ impl Distributor {
             return Ok(());
         }
         let first = self.counters.allocate(self.store.as_ref(), targets.len())?;
-        for t in &mut targets {
-            (self.rng)(&mut t.rand);
+        // One call to the generator for the whole batch (one system call, not one per UE).
+        let mut rands = vec![0u8; targets.len() * MSK_RAND_LEN];
+        (self.rng)(&mut rands);
+        for (t, rand) in targets.iter_mut().zip(rands.chunks_exact(MSK_RAND_LEN)) {
+            t.rand.copy_from_slice(rand);
         }
         let built = par_map(&targets, self.tuning.build_threads, |i, t| {
             build_one(
