@@ -37,7 +37,7 @@ impl KeyIdEntry {
     }
 
     /// Appends `Key ID Type ‖ Key ID Length ‖ Key ID`.
-    fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.push(self.id_type().0);
         let (msk, mtk);
         let value: &[u8] = match self {

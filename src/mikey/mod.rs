@@ -17,6 +17,7 @@ mod keyid;
 mod payload;
 mod reader;
 mod wire;
+mod writer;
 
 pub mod describe;
 pub mod fuzzing;
@@ -35,6 +36,7 @@ pub use wire::{
     KeyDataType, KeyIdType, KvType, MacAlg, PayloadType, PrfFunc, ProtType, SignType, SrtpParam,
     TsType,
 };
+pub use writer::{KemacFields, KeyDataRef, MessageWriter};
 
 use reader::Reader;
 
