@@ -755,3 +755,60 @@ fn a_rotation_fans_the_next_msk_out_to_every_registered_ue_once() {
     assert_eq!(b.metrics.pushes_acked.get(), u64::from(n));
     assert_eq!(b.metrics.push_fanout_latency.count(), 1);
 }
+
+#[test]
+fn after_a_restart_no_ue_sees_an_mtk_before_the_fan_out_of_its_msk_reached_it() {
+    // A stop while the pushes of the next MSK (2, created at 45 s) were lost, and a restart
+    // after the switch-over time (60 s). Stopped at 47 s, the restart finds MSK 2 as the next
+    // MSK, the switch to it due; stopped at 59 s (its first MTK announced), the restart makes
+    // it current. Either way it is pushed again to every registered UE, in 10 pages, and its
+    // MTKs wait for the last page: no UE discards an MTK for an unknown MSK.
+    let ms = |n: u64| t0() + Duration::from_millis(n);
+    for stop in [47_000, 59_000] {
+        let dir = TempDir::new("switch-waits");
+        let services = download("a", 1, "60s", "10s", DEST_A, dir.path());
+        let n = 40u32;
+        let t = Tuning {
+            batch_size: 4,
+            ..tuning()
+        };
+        let cfg = || config(dir.path(), n, &[], &services);
+        let mut b = start(dir.path(), cfg(), 1, t0(), t.clone());
+        let mut ues: Vec<Ue> = (0..n).map(|i| Ue::new(&b, i, &[DEST_A])).collect();
+        let mut log = Log::default();
+        for i in 0..n {
+            b.register(i, &["a"], t0());
+        }
+        run(&mut b.d, t0(), ms(40_000), &mut ues, &mut log);
+        // Nothing reaches the UEs from here to the stop.
+        run(&mut b.d, ms(40_000), ms(stop), &mut [], &mut log);
+        drop(b);
+        assert!(ues.iter().all(|u| u.installed() == [1]));
+        let mut b = start(dir.path(), cfg(), 2, ms(61_000), t);
+        run(&mut b.d, ms(61_000), ms(75_000), &mut ues, &mut log);
+        assert_eq!(
+            b.metrics.push_fanout_latency.count(),
+            1,
+            "stop at {stop} ms"
+        );
+        assert_eq!(
+            b.metrics.pushes_sent.get(),
+            u64::from(n),
+            "stop at {stop} ms"
+        );
+        for ue in &ues {
+            assert_eq!(
+                ue.discards().keys().copied().collect::<Vec<_>>(),
+                [DiscardReason::Replay],
+                "stop at {stop} ms, UE {}: {:?}",
+                ue.i,
+                ue.events
+            );
+            assert!(
+                ue.mtks().iter().any(|(msk, _)| *msk == 2),
+                "stop at {stop} ms, UE {}",
+                ue.i
+            );
+        }
+    }
+}

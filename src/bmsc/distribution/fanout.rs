@@ -35,16 +35,13 @@ pub(super) struct FanOut {
 }
 
 impl Distributor {
-    /// Queues the push of group `g`'s next MSK to every registered UE.
-    pub(super) fn queue_fanout(&mut self, g: usize, now: SystemTime) {
-        let Some(next) = &self.groups[g].next else {
-            return;
-        };
+    /// Queues the push of group `g`'s MSK `msk_id` to every registered UE.
+    pub(super) fn queue_fanout(&mut self, g: usize, msk_id: MskId, now: SystemTime) {
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.wrapping_add(1).max(1);
         self.fanouts.push_back(FanOut {
             group: g,
-            msk_id: next.msk_id(),
+            msk_id,
             service: 0,
             after: None,
             epoch,
@@ -59,6 +56,22 @@ impl Distributor {
             .front()
             .filter(|f| f.group == g && f.msk_id == msk_id)
             .map(|f| f.epoch)
+    }
+
+    /// Whether group `g`'s next MTK (its announce and its switch) waits: it would go under an
+    /// MSK whose fan-out is queued or running — the next MSK at a switch-over a restart found
+    /// due, or the MSK a restart made current. MTKs under an MSK go out only once the MSK was
+    /// pushed to every registered UE, so that no UE sees them before the key.
+    pub(super) fn mtk_waits_for_fanout(&self, g: usize) -> bool {
+        let group = &self.groups[g];
+        let under = match (&group.upcoming, &group.next) {
+            (Some(up), _) => up.msk_id,
+            (None, Some(next)) if group.rotation_due() => next.msk_id(),
+            (None, _) => group.current.msk_id(),
+        };
+        self.fanouts
+            .iter()
+            .any(|f| f.group == g && f.msk_id == under)
     }
 
     /// One page of the running fan-out.

@@ -124,15 +124,21 @@ pub(super) struct Group {
     pub(super) next_msk_at: SystemTime,
     /// How long a retired MSK is kept.
     pub(super) retired_grace: Duration,
+    /// The MSK a (re)start made current, finishing a switch-over the stop interrupted: its
+    /// fan-out may not have reached every UE, so it is pushed again.
+    pub(super) promoted_on_load: Option<MskId>,
 }
 
 impl Group {
-    /// Feeds every deadline of the group to `consider`.
-    pub(super) fn deadlines(&self, consider: &mut impl FnMut(SystemTime)) {
+    /// Feeds every deadline of the group to `consider`; the next MTK's only when it is not
+    /// `waiting` for the fan-out of its MSK (that fan-out's steps are deadlines of their own,
+    /// and the MTK follows the last one).
+    pub(super) fn deadlines(&self, waiting: bool, consider: &mut impl FnMut(SystemTime)) {
         if self.next.is_none() {
             consider(self.next_msk_at);
         }
         match self.upcoming {
+            _ if waiting => {}
             None => consider(self.announce_at()),
             Some(_) => consider(self.switch_at),
         }
@@ -251,6 +257,7 @@ impl Distributor {
             Some(mine.remove(i))
         };
         let mut current = take_last(&mut mine, MskState::Current);
+        let mut promoted_on_load = None;
         let mut next = take_last(&mut mine, MskState::Next);
         // Older Current/Next rows (an interrupted switch) are retired like the rest.
         let mut retired: Vec<MskRecord> = mine;
@@ -269,6 +276,7 @@ impl Distributor {
             n.activates_at = now;
             n.expires_at = now + lifetime;
             self.store.put_msk(&n)?;
+            promoted_on_load = Some(n.msk_id);
             current = Some(n);
         }
         if current.is_some() && next.as_ref().is_some_and(|n| n.current_mtk.is_some()) {
@@ -283,6 +291,7 @@ impl Distributor {
                 n.expires_at = now + lifetime;
                 self.store.put_msk(&n)?;
                 retired.push(old);
+                promoted_on_load = Some(n.msk_id);
                 current = Some(n);
                 self.metrics.msk_rotations.inc();
             }
@@ -336,6 +345,7 @@ impl Distributor {
             switch_at: now,
             next_msk_at: now,
             retired_grace: self.tuning.retired_grace,
+            promoted_on_load,
         };
         group.next_msk_at = group
             .rotation_estimate()
@@ -397,7 +407,7 @@ impl Distributor {
         self.store.put_msk(&record)?;
         tracing::info!(%key_domain, %msk_id, "next MSK created");
         self.groups[g].next = Some(MskSlot::new(record));
-        self.queue_fanout(g, now);
+        self.queue_fanout(g, msk_id, now);
         Ok(())
     }
 
@@ -410,11 +420,12 @@ impl Distributor {
         // Bounded: each round makes progress; a restart may find several steps due at once.
         for _ in 0..8 {
             let group = &self.groups[g];
+            let waiting = self.mtk_waits_for_fanout(g);
             if group.next.is_none() && now >= group.next_msk_at {
                 self.create_next(g, now)?;
-            } else if group.upcoming.is_none() && now >= group.announce_at() {
+            } else if group.upcoming.is_none() && now >= group.announce_at() && !waiting {
                 self.announce_mtk(g, now)?;
-            } else if group.upcoming.is_some() && now >= group.switch_at {
+            } else if group.upcoming.is_some() && now >= group.switch_at && !waiting {
                 self.switch_mtk(g, now)?;
             } else {
                 break;

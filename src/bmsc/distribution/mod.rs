@@ -305,8 +305,16 @@ impl Distributor {
             let specs: Vec<_> = members.iter().map(|m| &config.services[*m]).collect();
             let group = this.load_group(key, members.clone(), &specs, &records, now)?;
             this.groups.push(group);
-            if this.groups[i].next.is_some() {
-                this.queue_fanout(i, now);
+            // A stop may have cut a fan-out short: the next MSK, or the one this start made
+            // current, is pushed again (a UE holding it takes it as a validity update).
+            let group = &this.groups[i];
+            let pending = group
+                .next
+                .as_ref()
+                .map(|n| n.msk_id())
+                .or(group.promoted_on_load);
+            if let Some(msk_id) = pending {
+                this.queue_fanout(i, msk_id, now);
             }
         }
         for s in 0..this.services.len() {
@@ -395,8 +403,8 @@ impl Distributor {
         let mut consider = |t: SystemTime| {
             at = Some(at.map_or(t, |a| a.min(t)));
         };
-        for g in &self.groups {
-            g.deadlines(&mut consider);
+        for (i, g) in self.groups.iter().enumerate() {
+            g.deadlines(self.mtk_waits_for_fanout(i), &mut consider);
         }
         for s in &self.services {
             if let Some(t) = s.next_send_at {
