@@ -3,20 +3,20 @@
 //! - our UE client (`ue::http::KeyRequestClient`), which requires a valid rspauth;
 //! - curl `--digest` (qop auth) and Apache HttpClient 4.5 (qop auth-int, MD5 and SHA-256), which
 //!   skip when absent and fail instead when `MBMS_REQUIRE_ORACLES=1`;
-//! - a bad-input matrix on raw sockets, slowloris, connection limits, idle timeout, graceful
-//!   shutdown, and the admin server.
+//! - connection limits, idle timeout, graceful shutdown, and the admin server.
+//!
+//! The bad-input battery over the same harness is `bmsc_http_battery`.
 
 mod common;
+#[path = "bmsc_http/harness.rs"]
+mod harness;
 #[path = "bmsc_keyreq/lab.rs"]
 mod lab;
-#[path = "bmsc_http/matrix.rs"]
-mod matrix;
 #[path = "bmsc_http/oracles.rs"]
 mod oracles;
 #[path = "bmsc_http/raw.rs"]
 mod raw;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -24,144 +24,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout};
 
-use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::events::KeyRequestEvent;
-use mbms_keys::bmsc::http::{serve_admin, serve_key_requests};
-use mbms_keys::bmsc::keyreq::{KeyRequestHandler, OsRng};
+use mbms_keys::bmsc::http::serve_admin;
 use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::{MskState, Store};
-use mbms_keys::gba::{Btid, GbaKeys, KeySource};
-use mbms_keys::mbms::digest::{
-    Authorization, Challenge, ClientSession, Credentials, RspauthStatus,
-};
+use mbms_keys::gba::{Btid, GbaKeys};
+use mbms_keys::mbms::digest::RspauthStatus;
 use mbms_keys::mbms::keyreq::{
-    MIME_REGISTER, PATH_DEREGISTER, PATH_MSK, PATH_REGISTER, RegisterRequest, RegisterResponse,
+    MIME_REGISTER, PATH_DEREGISTER, PATH_MSK, PATH_REGISTER, RegisterResponse,
 };
 use mbms_keys::mikey::MskId;
-use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
-use mbms_keys::ue::http::KeyRequestClient;
+use mbms_keys::ue::gba_keys::UeGbaKeys;
 
-use lab::{ALICE, FlakyStore, KD, OLD, OPEN, OPEN2, REALM, TempDir, VERA, VIP, credentials};
-
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const IO_LIMIT: Duration = Duration::from_secs(10);
-
-struct Server {
-    addr: SocketAddr,
-    events: mpsc::Receiver<KeyRequestEvent>,
-    store: Arc<FlakyStore>,
-    metrics: Arc<Metrics>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-    _dir: TempDir,
-}
-
-async fn start(config: Config) -> Server {
-    let dir = TempDir::new("http");
-    let store = Arc::new(FlakyStore::open(&dir));
-    let source: Arc<dyn KeySource> = Arc::new(config.key_source().expect("key source"));
-    let metrics = Arc::new(Metrics::default());
-    let handler = Arc::new(KeyRequestHandler::new(
-        &config,
-        source,
-        store.clone(),
-        metrics.clone(),
-        Box::new(OsRng),
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (ev_tx, ev_rx) = mpsc::channel(64);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_key_requests(
-        listener,
-        handler,
-        ev_tx,
-        config.http.clone(),
-        metrics.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    Server {
-        addr,
-        events: ev_rx,
-        store,
-        metrics,
-        stop: Some(stop_tx),
-        task: Some(task),
-        _dir: dir,
-    }
-}
-
-fn config(qop: &str, algorithm: &str) -> Config {
-    lab::config(qop, algorithm, "5m", 1000)
-}
-
-impl Server {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn next_event(&mut self) -> KeyRequestEvent {
-        timeout(IO_LIMIT, self.events.recv())
-            .await
-            .expect("event in time")
-            .expect("channel open")
-    }
-
-    fn no_event(&mut self) {
-        assert!(self.events.try_recv().is_err(), "no event expected");
-    }
-
-    /// Stops the server and waits for it to drain.
-    async fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            timeout(IO_LIMIT, t)
-                .await
-                .expect("server stops in time")
-                .expect("server task");
-        }
-    }
-}
-
-fn alice_keys() -> UeGbaKeys {
-    UeGbaKeys {
-        btid: ALICE.parse().expect("btid"),
-        material: GbaKeys::Me {
-            ks_naf: lab::ks_naf(0x10),
-        },
-        expiry: SystemTime::now() + Duration::from_secs(3600),
-    }
-}
-
-fn client(server: &Server, keys: UeGbaKeys) -> KeyRequestClient {
-    KeyRequestClient::new(&server.url(), Arc::new(StaticGbaKeys::new(keys))).expect("client")
-}
-
-fn ids(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn register_body(list: &[&str]) -> String {
-    RegisterRequest::register(&ids(list)).to_xml()
-}
-
-fn codes(r: &RegisterResponse) -> Vec<(String, u16)> {
-    r.statuses
-        .iter()
-        .map(|s| (s.service_id.clone(), s.code))
-        .collect()
-}
-
+use harness::*;
+use lab::{ALICE, KD, OPEN, OPEN2, REALM, TempDir, VERA, VIP};
 use raw::*;
 
 // ---- our UE client --------------------------------------------------------------------------
@@ -272,6 +153,25 @@ async fn the_ue_client_works_with_md5_and_qop_auth_too() {
         .expect("register");
     assert_eq!(codes(&r), vec![(OPEN.into(), 200)]);
     s.next_event().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ue_client_answers_stale_true_with_the_fresh_nonce() {
+    let mut s = start(lab::config("auth-int", "SHA-256", "1s", 100)).await;
+    let ue = client(&s, alice_keys());
+    ue.register(&ids(&[OPEN])).await.expect("first");
+    s.next_event().await;
+    sleep(Duration::from_millis(1100)).await;
+    ue.register(&ids(&[OPEN]))
+        .await
+        .expect("after the nonce expired");
+    s.next_event().await;
+    assert_eq!(
+        s.metrics.digest_failures.get(),
+        1,
+        "the expired nonce was tried once, then the fresh one"
+    );
     s.stop().await;
 }
 

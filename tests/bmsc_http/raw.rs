@@ -1,6 +1,16 @@
 //! Raw HTTP/1.1 on a socket, for requests a well-behaved client would not send.
+#![allow(dead_code)]
 
-use super::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use mbms_keys::mbms::digest::{Authorization, Challenge, ClientSession, Credentials};
+
+use crate::harness::IO_LIMIT;
 
 #[derive(Debug)]
 pub struct Raw {
@@ -48,6 +58,14 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Reads one response (skipping a `100 Continue`), by Content-Length.
 pub async fn read_response(stream: &mut TcpStream) -> Raw {
+    try_read_response(stream)
+        .await
+        .expect("a response before the connection closed")
+}
+
+/// As [`read_response`], or `None` when the server closes or resets the connection before a
+/// whole response head arrived.
+pub async fn try_read_response(stream: &mut TcpStream) -> Option<Raw> {
     let mut buf = Vec::new();
     let mut continued = false;
     loop {
@@ -82,31 +100,51 @@ pub async fn read_response(stream: &mut TcpStream) -> Raw {
                 assert!(n > 0, "connection closed inside a body");
                 buf.extend_from_slice(&chunk[..n]);
             }
-            return Raw {
+            return Some(Raw {
                 status,
                 headers,
                 body: buf[end + 4..end + 4 + len].to_vec(),
                 continued,
-            };
+            });
         }
-        let n = timeout(IO_LIMIT, stream.read(&mut chunk))
+        let read = timeout(IO_LIMIT, stream.read(&mut chunk))
             .await
-            .expect("response in time")
-            .expect("read");
-        assert!(
-            n > 0,
-            "connection closed before a response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
+            .expect("response in time");
+        match read {
+            Ok(0) | Err(_) => {
+                assert!(
+                    buf.is_empty(),
+                    "connection closed inside a response head: {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
+                return None;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
-/// One request on a fresh connection.
+/// One request on a fresh connection. An answer with `Connection: close` must be followed by
+/// the close.
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Raw {
+    raw_or_closed(addr, bytes)
+        .await
+        .expect("a response before the connection closed")
+}
+
+/// As [`raw`], or `None` when the connection closes without an answer. The server may stop
+/// reading before all of `bytes` is written.
+pub async fn raw_or_closed(addr: SocketAddr, bytes: &[u8]) -> Option<Raw> {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(bytes).await.expect("write");
-    read_response(&mut s).await
+    let _ = s.write_all(bytes).await;
+    let r = try_read_response(&mut s).await?;
+    if r.header("connection") == Some("close") {
+        assert!(
+            closed_within(&mut s, IO_LIMIT).await,
+            "Connection: close is followed by the close: {r:?}"
+        );
+    }
+    Some(r)
 }
 
 pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Raw {

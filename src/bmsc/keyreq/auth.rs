@@ -1,13 +1,15 @@
 //! HTTP Digest authentication of a Key Request (RFC 7616, PROFILE.md §4): username = B-TID,
 //! password = base64(MRK) of the B-TID's GBA keys from the key source.
 //!
-//! Cheap checks (syntax, realm, uri, algorithm, qop) come before the key source lookup, which
-//! may be a network call; the nonce is checked last, after the response verified, so that only
-//! an authenticated request can advance a nonce's nc (a forged one cannot burn it).
+//! Cheap checks (syntax, repeated parameters, realm, uri, algorithm, qop) come before the key
+//! source lookup, which may be a network call; the nonce is checked last, after the response
+//! verified, so that only an authenticated request can advance a nonce's nc (a forged one
+//! cannot burn it).
 //!
 //! Every refusal but the first, header-less challenge counts in `digest_failures` and is
 //! logged with the B-TID (when known) and the reason, never a response, hash or password.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
@@ -15,7 +17,23 @@ use zeroize::Zeroizing;
 
 use super::{KeyRequestHandler, Request, Response};
 use crate::gba::{KeySourceError, SubscriberKeys, digest_password};
-use crate::mbms::digest::{ChallengeParams, DigestResponse, Expectation, challenge};
+use crate::mbms::digest::{
+    ChallengeParams, DigestResponse, Expectation, challenge, parse_auth_params,
+};
+
+/// The first parameter name that occurs twice in a Digest `Authorization` value that
+/// [`DigestResponse::parse`] accepted. RFC 9110 §11.2 has each name occur once in a challenge;
+/// credentials are held to the same: of a repeated name, the syntax check reads the first
+/// value and the hashing the last, so such a header would be read two ways.
+fn repeated_parameter(header: &str) -> Option<String> {
+    let params = header.trim().get("Digest".len()..)?;
+    let mut seen = HashSet::new();
+    parse_auth_params(params)
+        .ok()?
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| !seen.insert(name.clone()))
+}
 
 /// A request whose Digest credentials verified.
 pub(super) struct Authenticated {
@@ -82,6 +100,10 @@ impl KeyRequestHandler {
             Err(e) => return Err(self.refuse(now, None, &e.to_string(), false)),
         };
         let btid = digest.username();
+        if let Some(name) = repeated_parameter(header) {
+            let reason = format!("Digest parameter {name} repeated");
+            return Err(self.refuse(now, Some(btid), &reason, false));
+        }
         let cheap = if digest.realm() != self.realm {
             Some("realm does not match")
         } else if digest.uri() != req.path {
@@ -135,5 +157,27 @@ impl KeyRequestHandler {
             digest,
             password,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeated_parameter;
+
+    #[test]
+    fn a_repeated_parameter_is_found_in_any_case_and_quoting() {
+        let ok = "Digest username=\"a\", nc=00000001, qop=auth-int";
+        assert_eq!(repeated_parameter(ok), None);
+        for (header, name) in [
+            ("Digest nc=00000001, username=\"a\", nc=00000001", "nc"),
+            ("digest URI=\"/x\", uri=\"/y\"", "uri"),
+            ("Digest  realm=r, realm=\"r\"", "realm"),
+        ] {
+            assert_eq!(
+                repeated_parameter(header).as_deref(),
+                Some(name),
+                "{header}"
+            );
+        }
     }
 }
