@@ -230,6 +230,7 @@ impl Outcome {
             ),
             (self.report.reused_any_ue == 0, "counter reuse (any UEs)"),
             (c.other_msk_to_preloaded == 0, "one MSK in the fan-out"),
+            (c.msk_overflow == 0, "at most current and next MSK per UE"),
             (c.malformed + c.unknown_ue == 0, "malformed datagrams"),
             (c.misaddressed == 0, "pushes to the UE's address"),
             (self.verified.ok == self.verified.checked, "verified sample"),
@@ -461,7 +462,7 @@ fn print_table(args: &CrashArgs, runs: &[Outcome], preload_time: Duration) {
         &|o| format!("{} of {}", o.with_current(true).0, o.with_current(true).1),
     );
     row(
-        "UEs acknowledged before the restart that got the current MSK too",
+        "UEs acknowledged before the restart that got the current MSK too (a push still queued in the killed process is not redone)",
         "",
         &|o| format!("{} of {}", o.with_current(false).0, o.with_current(false).1),
     );
@@ -496,9 +497,12 @@ fn print_table(args: &CrashArgs, runs: &[Outcome], preload_time: Duration) {
         &|o| o.report.reused_any_ue.to_string(),
     );
     row(
-        "fan-out messages to preloaded UEs with another MSK ID",
-        "0",
-        &|o| o.report.counts.other_msk_to_preloaded.to_string(),
+        "fan-out messages to preloaded UEs with another MSK ID / messages bringing a UE a 4th MSK ID",
+        "0 / 0",
+        &|o| {
+            let c = &o.report.counts;
+            format!("{} / {}", c.other_msk_to_preloaded, c.msk_overflow)
+        },
     );
     row(
         "messages not received on their UE's address / malformed or for no UE",
