@@ -8,10 +8,18 @@ use clap::{Parser, Subcommand};
 mod bench;
 #[path = "cli/bench_codec.rs"]
 mod bench_codec;
+#[path = "cli/bench_crash.rs"]
+mod bench_crash;
+#[path = "cli/bench_crash_bmsc.rs"]
+mod bench_crash_bmsc;
+#[path = "cli/bench_crash_farm.rs"]
+mod bench_crash_farm;
 #[path = "cli/bench_flood.rs"]
 mod bench_flood;
 #[path = "cli/bench_http.rs"]
 mod bench_http;
+#[path = "cli/bench_lab.rs"]
+mod bench_lab;
 #[path = "cli/bench_push.rs"]
 mod bench_push;
 #[path = "cli/bmsc.rs"]

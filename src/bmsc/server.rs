@@ -20,7 +20,7 @@ use super::http::{serve_admin, serve_key_requests};
 use super::keyreq::{KeyRequestHandler, OsRng};
 use super::metrics::Metrics;
 use super::store::{SqliteStore, Store, StoreError};
-use crate::gba::EmbeddedKeySourceError;
+use crate::gba::{EmbeddedKeySourceError, KeySource};
 
 /// Key Request events queued for the distribution before the HTTP side waits.
 const EVENT_QUEUE: usize = 4096;
@@ -72,13 +72,23 @@ impl Bmsc {
 
     /// [`Bmsc::start`] with explicit distribution [`Tuning`] (tests shorten lead times).
     pub async fn start_with(config: Config, tuning: Tuning) -> Result<Self, ServeError> {
+        let key_source = Arc::new(config.key_source()?);
+        Self::start_with_keys(config, tuning, key_source).await
+    }
+
+    /// [`Bmsc::start_with`] with GBA keys from `key_source` instead of the configuration's
+    /// `[gba]` subscribers.
+    pub async fn start_with_keys(
+        config: Config,
+        tuning: Tuning,
+        key_source: Arc<dyn KeySource>,
+    ) -> Result<Self, ServeError> {
         let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
         let store: Arc<dyn Store> = Arc::new(
             tokio::task::spawn_blocking(move || SqliteStore::open_with_kek_file(&data_dir, &kek))
                 .await
                 .map_err(|e| ServeError::Task(e.to_string()))??,
         );
-        let key_source = Arc::new(config.key_source()?);
         let metrics = Arc::new(Metrics::default());
         let handler = Arc::new(KeyRequestHandler::new(
             &config,

@@ -34,6 +34,8 @@ enum BenchCmd {
     },
     /// MSK rekey fan-out, end to end: every registered UE gets the new MSK over loopback UDP.
     Push(crate::bench_push::PushArgs),
+    /// kill -9 of the BM-SC during an MSK fan-out with registrations under way, restart, finish.
+    Crash(crate::bench_crash::CrashArgs),
     /// UE load battery: random datagrams interleaved with valid MTK messages.
     UeFlood(crate::bench_flood::FloodArgs),
     /// HTTP Key Request rate against the in-process BM-SC, and lighttpd side by side.
@@ -46,6 +48,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     match args.cmd {
         BenchCmd::Ue { mtk, msk, runs } => ue(mtk.min(65_535), msk, runs.max(1)),
         BenchCmd::Push(args) => crate::bench_push::run(args),
+        BenchCmd::Crash(args) => crate::bench_crash::run(args),
         BenchCmd::UeFlood(args) => crate::bench_flood::run(args),
         BenchCmd::Http(args) => crate::bench_http::run(args),
         BenchCmd::Codec(args) => crate::bench_codec::run(args),

@@ -13,7 +13,7 @@ use mbms_keys::crypto::{Msk, Muk};
 use mbms_keys::mbms::PreparedMuk;
 use mbms_keys::ue::Event;
 
-use crate::bench_push::proc_status_kib;
+use crate::bench_lab::proc_status_kib;
 
 /// RSS is sampled after every this many random datagrams.
 const CHECKPOINT: u64 = 100_000;

@@ -11,7 +11,7 @@
 //! UE's MUK. Acknowledgements are not sent: the pushes stay pending, which is part of the
 //! memory figure.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -22,24 +22,16 @@ use clap::Args;
 use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::distribution::{Distributor, Tuning, os_rng};
 use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
+use mbms_keys::bmsc::store::Store;
 use mbms_keys::bmsc::udp::run_distribution;
-use mbms_keys::crypto::{KsNaf, hmac_sha256};
-use mbms_keys::gba::{GbaKeys, KeySource, KeySourceError, SubscriberKeys, muk_gba_me};
-use mbms_keys::mbms::UnverifiedMsk;
-use nix::sys::socket::{setsockopt, sockopt};
 
-const FQDN: &str = "bmsc.bench.example.org";
-const SERVICE: &str = "urn:bench:push";
-const BSF: &str = "bsf.bench.example.org";
-/// The secret the synthetic Ks_NAFs are derived from.
-const SEED: &[u8] = b"mbms-keys bench push";
+use crate::bench_lab::{
+    LabSockets, RemoveOnDrop, SyntheticKeys, big_buffers, config_text, copy_dir, cpu_time,
+    cpu_time_of, open_store, preload, proc_status_kib, verify,
+};
+
 /// Every this many received datagrams, one is kept and verified.
 const SAMPLE_EVERY: u64 = 1000;
-/// Registrations per `register_many` transaction during the preload.
-const PRELOAD_CHUNK: usize = 50_000;
-/// Socket buffers asked for (SO_RCVBUFFORCE as root, else capped by net.core.rmem_max).
-const SOCKET_BUFFER: usize = 1 << 30;
 
 #[derive(Args)]
 pub struct PushArgs {
@@ -223,112 +215,6 @@ fn medians(rs: &[RunResult]) -> RunResult {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn btid(i: u32) -> String {
-    format!("bench{i:07}@{BSF}")
-}
-
-/// UE `i`'s address: 127.x.y.z from `i + 2` (never 127.0.0.0 or 127.0.0.1).
-fn ue_addr(i: u32) -> IpAddr {
-    let j = i + 2;
-    IpAddr::V4(Ipv4Addr::new(127, (j >> 16) as u8, (j >> 8) as u8, j as u8))
-}
-
-fn ks_naf_of(btid: &str) -> KsNaf {
-    KsNaf::from_bytes(hmac_sha256(SEED, btid.as_bytes()))
-}
-
-/// GBA keys for any B-TID of the bench BSF, derived from the B-TID.
-struct SyntheticKeys;
-
-impl KeySource for SyntheticKeys {
-    fn lookup(&self, btid: &str, _now: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
-        if !btid.ends_with(BSF) {
-            return Err(KeySourceError::UnknownBtid);
-        }
-        Ok(SubscriberKeys {
-            btid: btid.parse().map_err(|_| KeySourceError::UnknownBtid)?,
-            impi: format!("{btid}.impi"),
-            keys: GbaKeys::Me {
-                ks_naf: ks_naf_of(btid),
-            },
-            expires: SystemTime::UNIX_EPOCH + Duration::from_secs(2_208_988_800),
-        })
-    }
-}
-
-fn config_text(data_dir: &Path, ue_port: u16, mtk_sink: SocketAddr) -> String {
-    // Lifetime = MTK interval = MTK resend: the lead time is the whole lifetime, so the next
-    // MSK is due at the driver's first timeout. Retransmissions are an hour away: what is
-    // counted is the first push to each UE.
-    format!(
-        r#"
-fqdn = "{FQDN}"
-http_listen = "127.0.0.1:0"
-admin_listen = "127.0.0.2:0"
-ue_port = {ue_port}
-data_dir = "{dir}"
-
-[push]
-initial_backoff = "1h"
-max_backoff = "1h"
-
-[[services]]
-id = "{SERVICE}"
-key_domain = "00f110"
-key_group = 1
-msk_lifetime = "1h"
-mtk_interval = "1h"
-mtk_resend = "1h"
-mtk_destination = "{mtk_sink}"
-transport = "download"
-authorized = "*"
-"#,
-        dir = data_dir.display()
-    )
-}
-
-fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
-    SqliteStore::open_with_kek_file(data_dir, &data_dir.join("kek")).map_err(|e| e.to_string())
-}
-
-fn preload(dir: &Path, n: u32) -> Result<(), String> {
-    let store = open_store(dir)?;
-    let now = SystemTime::now();
-    let mut chunk = Vec::with_capacity(PRELOAD_CHUNK);
-    for i in 0..n {
-        chunk.push(Registration {
-            btid: btid(i).parse().map_err(|e| format!("B-TID: {e}"))?,
-            service_id: SERVICE.to_owned(),
-            ue_addr: ue_addr(i),
-            registered_at: now,
-        });
-        if chunk.len() == PRELOAD_CHUNK || i + 1 == n {
-            store.register_many(&chunk).map_err(|e| e.to_string())?;
-            chunk.clear();
-        }
-    }
-    Ok(())
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
-    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
-        let entry = entry.map_err(|e| e.to_string())?;
-        if entry.file_type().map_err(|e| e.to_string())?.is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
-}
-
 /// What the UE farm saw.
 #[derive(Default)]
 struct Farm {
@@ -349,16 +235,14 @@ fn child(template: &Path, timeout: Duration) -> Result<RunResult, String> {
     let _cleanup = RemoveOnDrop(dir.clone());
     copy_dir(template, &dir)?;
 
-    let farm_socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-    big_buffers(&farm_socket);
-    farm_socket
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .map_err(|e| e.to_string())?;
-    let ue_port = farm_socket.local_addr().map_err(|e| e.to_string())?.port();
-    let mtk_sink = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let sink_addr = mtk_sink.local_addr().map_err(|e| e.to_string())?;
+    let LabSockets {
+        farm: farm_socket,
+        ue_port,
+        mtk_sink,
+        sink_addr,
+    } = LabSockets::bind(Duration::from_millis(50))?;
     let config =
-        Config::parse(&config_text(&dir, ue_port, sink_addr)).map_err(|e| e.to_string())?;
+        Config::parse(&config_text(&dir, ue_port, sink_addr, 0)).map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(open_store(&dir)?);
     let metrics = Arc::new(Metrics::default());
     let distributor = Distributor::with_tuning(
@@ -473,55 +357,4 @@ fn receive(socket: &UdpSocket, farm: &Farm, stop: &AtomicBool, trigger: Instant)
             }
         }
     }
-}
-
-/// Verifies an MSK message under the MUK of the UE its IDr names.
-fn verify(message: &[u8]) -> bool {
-    let Ok(m) = UnverifiedMsk::parse(message) else {
-        return false;
-    };
-    let Ok(btid) = std::str::from_utf8(m.idr()) else {
-        return false;
-    };
-    let muk = muk_gba_me(&ks_naf_of(btid));
-    m.verify(&muk).is_ok()
-}
-
-fn big_buffers(socket: &impl std::os::fd::AsFd) {
-    if setsockopt(socket, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
-        let _ = setsockopt(socket, sockopt::RcvBuf, &SOCKET_BUFFER);
-    }
-    if setsockopt(socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
-        let _ = setsockopt(socket, sockopt::SndBuf, &SOCKET_BUFFER);
-    }
-}
-
-/// A `kB` line of /proc/self/status, in KiB.
-pub fn proc_status_kib(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// User + system CPU time of the whole process (all threads), from /proc/self/stat (clock
-/// ticks of 1/100 s, Linux's USER_HZ).
-fn cpu_time() -> Duration {
-    cpu_time_of("/proc/self/stat")
-}
-
-/// As [`cpu_time`] for a /proc `stat` file (`/proc/thread-self/stat`: the calling thread).
-fn cpu_time_of(path: &str) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    // utime is field 14, stime 15: indices 11 and 12 after the state field (3).
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
