@@ -812,3 +812,31 @@ fn after_a_restart_no_ue_sees_an_mtk_before_the_fan_out_of_its_msk_reached_it() 
         }
     }
 }
+
+#[test]
+fn a_restart_pushes_again_to_registrations_whose_push_a_stop_may_have_lost() {
+    // UE 0 registered long ago and holds the MSK; UE 1's registration was acknowledged (stored)
+    // but the stop came before its push went out.
+    let dir = TempDir::new("repush");
+    let services = download("a", 1, "600s", "10s", DEST_A, dir.path());
+    let cfg = || config(dir.path(), 2, &[], &services);
+    let mut b = start(dir.path(), cfg(), 1, t0(), tuning());
+    let mut ues = [Ue::new(&b, 0, &[]), Ue::new(&b, 1, &[])];
+    let mut log = Log::default();
+    b.register(0, &["a"], t0());
+    run(&mut b.d, t0(), at(100), &mut ues, &mut log);
+    b.register(1, &["a"], at(100));
+    drop(b);
+    assert_eq!(ues[1].installed(), Vec::<u16>::new());
+    let sent_before = log.sent.len();
+    let mut b = start(dir.path(), cfg(), 2, at(101), tuning());
+    run(&mut b.d, at(101), at(110), &mut ues, &mut log);
+    assert_eq!(ues[1].installed(), [1], "the lost push is made again");
+    let pushed_to: Vec<SocketAddr> = log.sent[sent_before..]
+        .iter()
+        .filter(|(_, d)| UnverifiedMsk::parse(&d.bytes).is_ok())
+        .map(|(_, d)| d.to)
+        .collect();
+    assert_eq!(pushed_to, [ues[1].addr()], "only the recent registration");
+    assert_eq!(ues[0].installed(), [1]);
+}

@@ -245,6 +245,14 @@ impl Store for FlakyStore {
         self.inner
             .registrations_of_service(service_id, after, limit)
     }
+    fn registrations_since(
+        &self,
+        since: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Registration>, StoreError> {
+        self.read()?;
+        self.inner.registrations_since(since, limit)
+    }
     fn count_registrations_by_service(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         self.read()?;
         self.inner.count_registrations_by_service()

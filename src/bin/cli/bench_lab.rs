@@ -108,10 +108,13 @@ pub fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
     SqliteStore::open_with_kek_file(data_dir, &data_dir.join("kek")).map_err(|e| e.to_string())
 }
 
-/// Registers UEs `0..n` to [`SERVICE`] in the store at `dir`.
+/// Registers UEs `0..n` to [`SERVICE`] in the store at `dir`, a day ago: long enough for a
+/// start not to take them for registrations whose push may be outstanding.
 pub fn preload(dir: &Path, n: u32) -> Result<(), String> {
     let store = open_store(dir)?;
-    let now = SystemTime::now();
+    let now = SystemTime::now()
+        .checked_sub(Duration::from_secs(24 * 3600))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut chunk = Vec::with_capacity(PRELOAD_CHUNK);
     for i in 0..n {
         chunk.push(Registration {

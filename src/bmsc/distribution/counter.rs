@@ -112,6 +112,13 @@ mod tests {
         ) -> Result<Vec<Member>, StoreError> {
             unreachable!()
         }
+        fn registrations_since(
+            &self,
+            _: std::time::SystemTime,
+            _: usize,
+        ) -> Result<Vec<Registration>, StoreError> {
+            unreachable!()
+        }
         fn count_registrations_by_service(
             &self,
         ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {

@@ -320,6 +320,7 @@ impl Distributor {
         for s in 0..this.services.len() {
             this.publish_mtk(s);
         }
+        this.repush_recent_registrations(now)?;
         Ok(this)
     }
 

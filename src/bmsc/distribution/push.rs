@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -182,6 +182,9 @@ pub(super) fn build_one(
     }
 }
 
+/// Registrations a start pushes to again, at most ([`Distributor::repush_recent_registrations`]).
+pub(super) const REPUSH_LIMIT: usize = 100_000;
+
 /// The counter of the `i`-th push of a batch starting at `first`.
 pub(super) fn counter_at(first: u32, i: usize) -> u32 {
     first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX))
@@ -264,6 +267,41 @@ impl Distributor {
         self.push_or_pull(btid, ip, &wanted, PushKind::NewKey, now)?;
         if let Some(e) = self.pushes.muks.get_mut(btid.as_str()) {
             e.registered = true;
+        }
+        Ok(())
+    }
+
+    /// At a (re)start: the registrations acknowledged within the push retransmission span
+    /// before `now` (at most [`REPUSH_LIMIT`], newest first) get their MSKs pushed again, as
+    /// after the registration. The push of a registration is queued after its durable write and
+    /// its 200, so a stop may lose it, with its retransmission state; a UE that already holds
+    /// the MSKs takes the push as a validity update. Older ones have had every retransmission
+    /// (and a UE that never got the key requests it when it sees an MTK under it).
+    pub(super) fn repush_recent_registrations(
+        &mut self,
+        now: SystemTime,
+    ) -> Result<(), DistributionError> {
+        let span = (0..=self.push.retries).fold(Duration::ZERO, |sum, attempt| {
+            sum.saturating_add(self.backoff(attempt))
+        });
+        let since = now.checked_sub(span).unwrap_or(SystemTime::UNIX_EPOCH);
+        let recent = self.store.registrations_since(since, REPUSH_LIMIT)?;
+        let mut by_ue: BTreeMap<String, (Btid, IpAddr, Vec<String>)> = BTreeMap::new();
+        for r in recent {
+            by_ue
+                .entry(r.btid.as_str().to_owned())
+                .or_insert_with(|| (r.btid, r.ue_addr, Vec::new()))
+                .2
+                .push(r.service_id);
+        }
+        if !by_ue.is_empty() {
+            tracing::info!(
+                ues = by_ue.len(),
+                "start: pushing again to recent registrations"
+            );
+        }
+        for (btid, ip, services) in by_ue.into_values() {
+            self.on_registered(&btid, ip, &services, now)?;
         }
         Ok(())
     }

@@ -211,6 +211,18 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Member>, StoreError>;
 
+    /// The registrations made at or after `since`, newest first, at most `limit`: what a
+    /// restart pushes to again (the push of a registration acknowledged just before a stop may
+    /// not have gone out).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend or a row that does not decode.
+    fn registrations_since(
+        &self,
+        since: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Registration>, StoreError>;
+
     /// Number of registrations per service id (services without any are absent).
     ///
     /// # Errors

@@ -399,6 +399,43 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn registrations_since(
+        &self,
+        since: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Registration>, StoreError> {
+        let since = time_to_nanos(since)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String, String, i64)> = self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT btid, service_id, ue_addr, registered_at FROM registrations
+                     WHERE registered_at >= ?1 ORDER BY registered_at DESC LIMIT ?2",
+                )
+                .map_err(db)?;
+            stmt.query_map(params![since, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })?;
+        rows.into_iter()
+            .map(|(btid, service_id, ip, at)| {
+                let btid: Btid = btid.parse().map_err(|_| StoreError::Corrupt {
+                    what: "registration",
+                    id: btid.chars().take(64).collect(),
+                })?;
+                Ok(Registration {
+                    ue_addr: parse_ip(btid.as_str(), &ip)?,
+                    btid,
+                    service_id,
+                    registered_at: nanos_to_time(at),
+                })
+            })
+            .collect()
+    }
+
     fn registrations_of_service(
         &self,
         service_id: &str,
