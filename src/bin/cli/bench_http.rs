@@ -49,6 +49,16 @@ pub struct HttpArgs {
     /// Runs (each: BM-SC registrations, BM-SC MSK requests, lighttpd); medians are reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Fixed offered loads (requests/s, comma-separated) of MSK requests and of lighttpd, each
+    /// offered for `--paced-seconds` on `--paced-clients` connections (0: none).
+    #[arg(long, value_delimiter = ',', default_values_t = [2000, 5000, 10000])]
+    rates: Vec<u32>,
+    /// Connections of the fixed-load phases.
+    #[arg(long, default_value_t = 64)]
+    paced_clients: usize,
+    /// Seconds each fixed load is offered.
+    #[arg(long, default_value_t = 3)]
+    paced_seconds: u64,
 }
 
 /// One phase's figures.
@@ -166,7 +176,9 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let _cleanup = TempDir(dir.clone());
 
-    let bmsc = Bmsc::start_with(bmsc_config(&dir.join("bmsc"), clients)?, Tuning::default())
+    let paced_clients = args.paced_clients.max(1);
+    let users = clients.max(paced_clients);
+    let bmsc = Bmsc::start_with(bmsc_config(&dir.join("bmsc"), users)?, Tuning::default())
         .await
         .map_err(|e| e.to_string())?;
     let register = Target {
@@ -192,7 +204,7 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
         body: Bytes::from(MskRequest::new(&[(kd, MskId::new(1, 0))]).to_xml()),
         ..register.clone()
     };
-    let (lighttpd, not_measured) = match Lighttpd::start(&dir.join("lighttpd"), clients) {
+    let (lighttpd, not_measured) = match Lighttpd::start(&dir.join("lighttpd"), users) {
         Ok(l) => (Some(l), String::new()),
         Err(e) => {
             eprintln!("bench http: lighttpd not measured: {e}");
@@ -224,6 +236,24 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
                 .get(k)
                 .map_or("-".to_owned(), |p| format!("{:.0}/s", p.rate))
         );
+    }
+    let mut paced = Vec::new();
+    for &rate in args.rates.iter().filter(|r| **r > 0) {
+        let load = Load {
+            rate: f64::from(rate),
+            clients: paced_clients,
+            seconds: args.paced_seconds.max(1),
+        };
+        let ours = paced_phase(&msk, &load).await?;
+        let theirs = match &peer {
+            Some(p) => Some(paced_phase(p, &load).await?),
+            None => None,
+        };
+        eprintln!(
+            "bench http: offered {rate}/s: MSK p99 {:.2} ms",
+            ours.p99.as_secs_f64() * 1e3
+        );
+        paced.push((rate, ours, theirs));
     }
     drop(lighttpd);
     let _ = bmsc.shutdown().await;
@@ -264,7 +294,93 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
     println!(
         "({runs} runs, medians; ratio = median over runs of BM-SC rate / lighttpd rate in the same run; load generator, BM-SC and lighttpd share the machine's cores)"
     );
+    if !paced.is_empty() {
+        println!();
+        println!(
+            "| fixed offered load, {paced_clients} connections, {} s each | BM-SC MSK requests done / failed | achieved/s | p50 | p99 | lighttpd done / failed | achieved/s | p50 | p99 |",
+            args.paced_seconds.max(1)
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (rate, ours, theirs) in &paced {
+            let peer_cells = theirs.as_ref().map_or("- | - | - | -".to_owned(), cells);
+            println!("| {rate}/s | {} | {peer_cells} |", cells(ours));
+        }
+        println!(
+            "(latency from each request's scheduled send time, so a server that falls behind is charged for the wait)"
+        );
+    }
     Ok(())
+}
+
+fn cells(p: &Phase) -> String {
+    format!(
+        "{} / {} | {:.0} | {:.2} ms | {:.2} ms",
+        p.ok,
+        p.failed,
+        p.rate,
+        p.p50.as_secs_f64() * 1e3,
+        p.p99.as_secs_f64() * 1e3
+    )
+}
+
+/// A fixed offered load.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    /// Requests per second, all connections together.
+    rate: f64,
+    clients: usize,
+    seconds: u64,
+}
+
+/// `load` offered to `target`: each connection sends on a fixed schedule (its share of the
+/// rate, the connections' schedules interleaved), whatever the answers' latency.
+async fn paced_phase(target: &Target, load: &Load) -> Result<Phase, String> {
+    let target = Arc::new(target.clone());
+    let per_client = load.rate / load.clients as f64;
+    let interval = Duration::from_secs_f64(1.0 / per_client.max(1e-3));
+    let count = ((per_client * load.seconds as f64).round() as usize).max(1);
+    // Connections and Digest sessions are set up before the clock starts.
+    let mut ready = Vec::with_capacity(load.clients);
+    for i in 0..load.clients {
+        let creds = credentials_for(&target, i)?;
+        let (mut conn, mut session) = (None, None);
+        authorized(&mut conn, &mut session, &target, &creds).await?;
+        ready.push((creds, conn, session));
+    }
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(load.clients);
+    for (i, (creds, mut conn, mut session)) in ready.into_iter().enumerate() {
+        let target = target.clone();
+        let offset = interval.mul_f64(i as f64 / load.clients as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(count);
+            let mut failed = 0;
+            for k in 0..count {
+                let due = start + offset + interval.mul_f64(k as f64);
+                tokio::time::sleep_until(due).await;
+                match authorized(&mut conn, &mut session, &target, &creds).await {
+                    Ok(()) => latencies.push(due.elapsed()),
+                    Err(e) => {
+                        failed += 1;
+                        tracing::debug!("request failed: {e}");
+                    }
+                }
+            }
+            (latencies, failed)
+        }));
+    }
+    collect(tasks, start.into_std()).await
+}
+
+fn credentials_for(target: &Target, i: usize) -> Result<Credentials, String> {
+    if target.rspauth {
+        credentials(i)
+    } else {
+        Ok(Credentials::new(
+            &format!("bench{i}"),
+            Zeroizing::new(lighttpd_password(i)),
+        ))
+    }
 }
 
 fn row(name: &str, p: &Phase, ratio: &str) {
@@ -296,17 +412,22 @@ async fn phase(target: &Target, clients: usize, requests: usize) -> Result<Phase
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
-        let creds = if target.rspauth {
-            credentials(i)?
-        } else {
-            Credentials::new(&format!("bench{i}"), Zeroizing::new(lighttpd_password(i)))
-        };
+        let creds = credentials_for(&target, i)?;
         let target = target.clone();
         tasks.push(tokio::spawn(async move {
             client(&target, &creds, requests).await
         }));
     }
-    let (mut latencies, mut failed) = (Vec::with_capacity(clients * requests), 0);
+    collect(tasks, start).await
+}
+
+/// Joins the clients of a phase started at `start`; the rate counts successful requests.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+    start: Instant,
+) -> Result<Phase, String> {
+    let mut latencies = Vec::new();
+    let mut failed = 0;
     for t in tasks {
         let (l, f) = t.await.map_err(|e| e.to_string())?;
         latencies.extend(l);
