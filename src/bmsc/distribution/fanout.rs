@@ -74,6 +74,23 @@ impl Distributor {
             .any(|f| f.group == g && f.msk_id == under)
     }
 
+    /// Before the first page of a fan-out of group `g`: room in the MUK cache for every UE
+    /// registered to the group's services, so that it does not grow (rehash, copy, fault new
+    /// pages) step by step while the fan-out runs. Without the counts, it grows as it goes.
+    fn reserve_muk_cache(&mut self, g: usize) {
+        let Ok(counts) = self.store.count_registrations_by_service() else {
+            return;
+        };
+        let registered: u64 = self.groups[g]
+            .services
+            .iter()
+            .filter_map(|s| counts.get(&self.services[*s].id))
+            .sum();
+        let wanted = usize::try_from(registered).unwrap_or(usize::MAX);
+        let muks = &mut self.pushes.muks;
+        muks.reserve(wanted.saturating_sub(muks.len()));
+    }
+
     /// One page of the running fan-out.
     pub(super) fn fanout_step(&mut self, now: SystemTime) -> Result<(), DistributionError> {
         let Some(f) = self.fanouts.front() else {
@@ -94,6 +111,14 @@ impl Distributor {
             self.fanouts.pop_front();
             return Ok(());
         };
+        let (g, first_page) = (f.group, f.service == 0 && f.after.is_none());
+        if first_page {
+            self.reserve_muk_cache(g);
+        }
+        let Some(f) = self.fanouts.front() else {
+            return Ok(());
+        };
+        let group = &self.groups[g];
         let (key_domain, msk_id, epoch) = (group.key_domain, f.msk_id, f.epoch);
         let limit = self.tuning.batch_size.max(1);
         let page = match self.store.registrations_of_service(

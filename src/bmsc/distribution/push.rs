@@ -97,7 +97,7 @@ pub(super) type Pull = (Arc<str>, IpAddr, KeyDomainId, u16);
 /// The state of every push in flight and the MUK cache.
 #[derive(Default)]
 pub(super) struct Pushes {
-    pub(super) muks: HashMap<Arc<str>, MukEntry>,
+    pub(super) muks: MukCache,
     /// By first counter; a counter identifies its push (one allocator for everything).
     pub(super) batches: BTreeMap<u32, Batch>,
     /// (retransmission time, batch); stale entries are skipped when popped.
@@ -144,7 +144,7 @@ fn slot_of(
 /// Builds the message of `t` with counter `counter`; `None` when its MUK or MSK is gone.
 pub(super) fn build_one(
     groups: &[Group],
-    muks: &HashMap<Arc<str>, MukEntry>,
+    muks: &MukCache,
     fqdn: &str,
     t: &Target,
     counter: u32,
@@ -181,6 +181,11 @@ pub(super) fn build_one(
         }
     }
 }
+
+/// The MUK cache, by B-TID. foldhash, seeded per process: a fan-out looks B-TIDs up several
+/// times per UE, and SipHash was a tenth of its time; B-TIDs are the BSF's, not chosen by
+/// whoever sends requests, so the weaker resistance to crafted collisions is acceptable.
+pub(super) type MukCache = HashMap<Arc<str>, MukEntry, foldhash::fast::RandomState>;
 
 /// Registrations a start pushes to again, at most ([`Distributor::repush_recent_registrations`]).
 pub(super) const REPUSH_LIMIT: usize = 100_000;
