@@ -142,6 +142,8 @@ impl Distributor {
                 f.after = page.last().map(|m| m.btid.clone());
             }
         }
+        let btids: Vec<&str> = page.iter().map(|m| m.btid.as_str()).collect();
+        self.prefetch_muks(&btids, now);
         let mut targets = Vec::with_capacity(page.len());
         let mut pulls: Vec<Pull> = Vec::new();
         let mut failed = 0u64;

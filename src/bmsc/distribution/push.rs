@@ -205,29 +205,11 @@ impl Distributor {
             return Resolved::Fresh(key.clone());
         }
         match self.key_source.lookup(btid, now) {
-            Ok(keys) => {
-                let muk = PreparedMuk::new(&keys.keys.muk());
-                let key = match self.pushes.muks.get_key_value(btid) {
-                    Some((key, _)) => key.clone(),
-                    None => Arc::from(btid),
-                };
-                if let Some(e) = self.pushes.muks.get_mut(btid) {
-                    e.muk = muk;
-                    e.expires = keys.expires;
-                    return Resolved::Fresh(key);
-                }
-                self.pushes.muks.insert(
-                    key.clone(),
-                    MukEntry {
-                        muk,
-                        expires: keys.expires,
-                        epoch: 0,
-                        pending: 0,
-                        registered: true,
-                    },
-                );
-                Resolved::Fresh(key)
-            }
+            Ok(keys) => Resolved::Fresh(self.cache_muk(
+                btid,
+                PreparedMuk::new(&keys.keys.muk()),
+                keys.expires,
+            )),
             Err(e @ (KeySourceError::Expired | KeySourceError::UnknownBtid)) => {
                 match self.pushes.muks.get_key_value(btid) {
                     Some((key, _)) => Resolved::Stale(key.clone()),
@@ -235,6 +217,53 @@ impl Distributor {
                 }
             }
             Err(e) => Resolved::Missing(e),
+        }
+    }
+
+    /// Puts `btid`'s MUK in the cache (replacing an older one, keeping its state).
+    fn cache_muk(&mut self, btid: &str, muk: PreparedMuk, expires: SystemTime) -> Arc<str> {
+        let cached = self.pushes.muks.get_key_value(btid).map(|(k, _)| k.clone());
+        if let Some(key) = cached
+            && let Some(e) = self.pushes.muks.get_mut(btid)
+        {
+            e.muk = muk;
+            e.expires = expires;
+            return key;
+        }
+        let key: Arc<str> = Arc::from(btid);
+        self.pushes.muks.insert(
+            key.clone(),
+            MukEntry {
+                muk,
+                expires,
+                epoch: 0,
+                pending: 0,
+                registered: true,
+            },
+        );
+        key
+    }
+
+    /// Looks up, on all cores, the MUKs of `btids` that are not cached fresh, and caches
+    /// them: the key source lookups and MUK preparations of a fan-out page are independent.
+    /// A failed lookup is left to [`Self::resolve`], which makes it again and decides.
+    pub(super) fn prefetch_muks(&mut self, btids: &[&str], now: SystemTime) {
+        let missing: Vec<&str> = btids
+            .iter()
+            .copied()
+            .filter(|b| !self.pushes.muks.get(*b).is_some_and(|e| e.expires > now))
+            .collect();
+        let source = &self.key_source;
+        let found = par_map(&missing, self.tuning.build_threads, |_, btid| {
+            source
+                .lookup(btid, now)
+                .ok()
+                .map(|k| (PreparedMuk::new(&k.keys.muk()), k.expires))
+        });
+        for (btid, found) in missing.iter().zip(found) {
+            if let Some((muk, expires)) = found {
+                self.cache_muk(btid, muk, expires);
+            }
         }
     }
 
