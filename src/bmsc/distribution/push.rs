@@ -251,7 +251,7 @@ impl Distributor {
         let missing: Vec<&str> = btids
             .iter()
             .copied()
-            .filter(|b| !self.pushes.muks.get(*b).is_some_and(|e| e.expires > now))
+            .filter(|b| self.pushes.muks.get(*b).is_none_or(|e| e.expires <= now))
             .collect();
         let source = &self.key_source;
         let found = par_map(&missing, self.tuning.build_threads, |_, btid| {
