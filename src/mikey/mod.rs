@@ -20,6 +20,7 @@ mod wire;
 
 pub mod describe;
 pub mod fuzzing;
+pub mod view;
 
 pub use error::{DecodeError, EncodeError, PayloadName, Reason};
 pub use ext::{Extension, KeyIdEntry};
@@ -30,6 +31,7 @@ pub use payload::{
     Cert, Chash, Dh, ErrorPayload, Id, MacField, Payload, Pke, PolicyParam, SecurityPolicy, Sign,
     Timestamp, Verification,
 };
+pub use view::MessageView;
 pub use wire::{
     CertType, CsIdMapType, DataType, DhGroup, EncrAlg, ErrNo, ExtType, HashFunc, IdType,
     KeyDataType, KeyIdType, KvType, MacAlg, PayloadType, PrfFunc, ProtType, SignType, SrtpParam,

@@ -36,6 +36,18 @@ impl<'a> Reader<'a> {
         self.rest.is_empty()
     }
 
+    /// The octets not read yet; with [`Reader::read_since`], the span a
+    /// sequence of reads covered.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    /// The octets read since `rest` was this reader's [`Reader::rest`].
+    pub(crate) fn read_since(&self, rest: &'a [u8]) -> &'a [u8] {
+        let read = rest.len().saturating_sub(self.rest.len());
+        rest.get(..read).unwrap_or_default()
+    }
+
     pub(crate) fn error(&self, reason: Reason) -> DecodeError {
         DecodeError {
             payload: self.payload,
