@@ -56,6 +56,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An error at `offset`, a field already read.
+    pub(crate) fn error_at(&self, offset: usize, reason: Reason) -> DecodeError {
+        DecodeError {
+            payload: self.payload,
+            offset,
+            reason,
+        }
+    }
+
     fn run<T>(
         &mut self,
         field: &'static str,

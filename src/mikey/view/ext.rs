@@ -87,14 +87,3 @@ impl<'a> KeyIds<'a> {
         std::iter::from_fn(move || Self::entry(&mut r).ok())
     }
 }
-
-impl KeyIdEntryView<'_> {
-    pub fn id_type(&self) -> KeyIdType {
-        match self {
-            Self::KeyDomain(_) => KeyIdType::KEY_DOMAIN_ID,
-            Self::Msk(_) => KeyIdType::MSK_ID,
-            Self::Mtk(_) => KeyIdType::MTK_ID,
-            Self::Other { id_type, .. } => *id_type,
-        }
-    }
-}

@@ -4,7 +4,6 @@
 use crate::mikey::DecodeError;
 use crate::mikey::error::Reason;
 use crate::mikey::hdr::SrtpIdEntry;
-use crate::mikey::payload::at;
 use crate::mikey::reader::Reader;
 use crate::mikey::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
 
@@ -97,8 +96,7 @@ impl<'a> HdrView<'a> {
             CsIdMapType::EMPTY => CsIdMapView::Empty,
             other if cs_count == 0 => CsIdMapView::Other(other),
             other => {
-                return Err(at(
-                    r,
+                return Err(r.error_at(
                     map_pos,
                     Reason::UnknownLength {
                         field: "CS ID map type",

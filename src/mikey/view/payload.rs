@@ -3,7 +3,7 @@
 
 use crate::mikey::DecodeError;
 use crate::mikey::error::{PayloadName, Reason};
-use crate::mikey::payload::{ErrorPayload, MacField, Timestamp, at};
+use crate::mikey::payload::{ErrorPayload, MacField, Timestamp};
 use crate::mikey::reader::Reader;
 use crate::mikey::wire::{
     CertType, DhGroup, EncrAlg, ErrNo, HashFunc, IdType, KvType, MacAlg, PayloadType, ProtType,
@@ -135,29 +135,11 @@ fn typed_len<T: Copy>(
     let pos = r.pos();
     let value = r.u8(field)?;
     let t = wrap(value);
-    let len = len_of(t).ok_or_else(|| at(r, pos, Reason::UnknownLength { field, value }))?;
+    let len = len_of(t).ok_or_else(|| r.error_at(pos, Reason::UnknownLength { field, value }))?;
     Ok((t, len))
 }
 
 impl<'a> PayloadView<'a> {
-    pub fn payload_type(&self) -> PayloadType {
-        match self {
-            Self::Kemac(_) => PayloadType::KEMAC,
-            Self::Pke(_) => PayloadType::PKE,
-            Self::Dh(_) => PayloadType::DH,
-            Self::Sign(_) => PayloadType::SIGN,
-            Self::T(_) => PayloadType::T,
-            Self::Id(_) => PayloadType::ID,
-            Self::Cert(_) => PayloadType::CERT,
-            Self::Chash(_) => PayloadType::CHASH,
-            Self::V(_) => PayloadType::V,
-            Self::Sp(_) => PayloadType::SP,
-            Self::Rand(_) => PayloadType::RAND,
-            Self::Err(_) => PayloadType::ERR,
-            Self::Ext(_) => PayloadType::GENERAL_EXT,
-        }
-    }
-
     /// Decodes one payload of type `ptype` whose next-payload octet (if it
     /// has one) has not been read yet. Returns the payload, the type of the
     /// next one and, for KEMAC/V/SIGN, the MAC field.
@@ -227,8 +209,7 @@ impl<'a> PayloadView<'a> {
                     TsType::NTP => Timestamp::Ntp(r.u64("TS value")?),
                     TsType::COUNTER => Timestamp::Counter(r.u32("TS value")?),
                     other => {
-                        return Err(at(
-                            r,
+                        return Err(r.error_at(
                             ts_pos,
                             Reason::UnknownLength {
                                 field: "TS type",
@@ -293,8 +274,8 @@ impl<'a> PayloadView<'a> {
                 reserved: r.u16("Reserved")?,
             }),
             PayloadType::GENERAL_EXT => Self::Ext(ExtensionView::decode(r)?),
-            PayloadType::KEY_DATA => return Err(at(r, start, Reason::KeyDataOutsideKemac)),
-            other => return Err(at(r, start, Reason::UnknownPayloadType(other.0))),
+            PayloadType::KEY_DATA => return Err(r.error_at(start, Reason::KeyDataOutsideKemac)),
+            other => return Err(r.error_at(start, Reason::UnknownPayloadType(other.0))),
         };
         Ok((payload, next, mac))
     }
