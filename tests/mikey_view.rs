@@ -7,8 +7,8 @@
 
 mod common;
 
-use mbms_keys::mikey::fuzzing::{key_data_view_matches_owned, view_matches_owned};
 use mbms_keys::mikey::MessageView;
+use mbms_keys::mikey::fuzzing::{key_data_view_matches_owned, view_matches_owned};
 
 /// Inserted octets: the value of every next-payload type and length edge.
 const INSERTED: [u8; 8] = [0x00, 0x01, 0x05, 0x0a, 0x14, 0x15, 0x80, 0xff];

@@ -14,7 +14,7 @@ mod keydata;
 mod owned;
 mod payload;
 
-pub use ext::{ExtensionView, KeyIdEntryView, KeyIds};
+pub use ext::{ExtensionView, KeyIdEntries, KeyIdEntryView};
 pub use hdr::{CsIdMapView, HdrView, SrtpIdMap};
 pub use keydata::{EncrDataBuf, EncrDataTooLong, KeyDataChain, KeyDataView, KeyValidityView};
 pub use payload::{
@@ -188,7 +188,7 @@ impl<'a> MessageView<'a> {
     }
 
     /// The entries of the first General Extension payload of type Key ID.
-    pub fn key_id_ext(&self) -> Option<KeyIds<'a>> {
+    pub fn key_id_ext(&self) -> Option<KeyIdEntries<'a>> {
         self.payloads().find_map(|(_, p)| match p {
             PayloadView::Ext(ExtensionView::KeyId(ids)) => Some(ids),
             _ => None,

@@ -11,7 +11,7 @@ use crate::mikey::wire::{ExtType, KeyIdType};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExtensionView<'a> {
     /// Type 3, RFC 4563 Key ID.
-    KeyId(KeyIds<'a>),
+    KeyId(KeyIdEntries<'a>),
     /// Any other extension type, as raw data.
     Other { ext_type: ExtType, data: &'a [u8] },
 }
@@ -19,7 +19,7 @@ pub enum ExtensionView<'a> {
 /// The Key ID sub-payloads of a Key ID extension, checked when the message
 /// was decoded and read again on each iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyIds<'a>(&'a [u8]);
+pub struct KeyIdEntries<'a>(&'a [u8]);
 
 /// One Key ID sub-payload, as [`crate::mikey::KeyIdEntry`]: typed for a
 /// known type with the profile's length, raw otherwise.
@@ -51,13 +51,13 @@ impl<'a> ExtensionView<'a> {
             });
         }
         while !data.is_empty() {
-            KeyIds::entry(&mut data)?;
+            KeyIdEntries::entry(&mut data)?;
         }
-        Ok(Self::KeyId(KeyIds(all)))
+        Ok(Self::KeyId(KeyIdEntries(all)))
     }
 }
 
-impl<'a> KeyIds<'a> {
+impl<'a> KeyIdEntries<'a> {
     /// Reads `Key ID Type ‖ Key ID Length ‖ Key ID`.
     fn entry(r: &mut Reader<'a>) -> Result<KeyIdEntryView<'a>, DecodeError> {
         let id_type = KeyIdType(r.u8("Key ID Type")?);
