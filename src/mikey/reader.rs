@@ -7,6 +7,7 @@ use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
 
 use super::error::{DecodeError, PayloadName, Reason};
 
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
     /// Absolute offset of `rest[0]` in the decoded buffer.

@@ -81,7 +81,7 @@ impl<'a> KeyIdEntries<'a> {
         Ok(typed.unwrap_or(KeyIdEntryView::Other { id_type, value }))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = KeyIdEntryView<'a>> + 'a {
+    pub fn iter(&self) -> impl Iterator<Item = KeyIdEntryView<'a>> + Clone + 'a {
         let mut r = Reader::new(self.0, 0, PayloadName::KeyId);
         // The entries were checked when the message was decoded.
         std::iter::from_fn(move || Self::entry(&mut r).ok())

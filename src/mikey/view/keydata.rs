@@ -110,7 +110,7 @@ impl<'a> KeyDataChain<'a> {
         Ok(Self(plain))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = KeyDataView<'a>> + 'a {
+    pub fn iter(&self) -> impl Iterator<Item = KeyDataView<'a>> + Clone + 'a {
         let mut r = Reader::new(self.0, 0, PayloadName::Payload(PayloadType::KEY_DATA));
         let mut more = !r.is_empty();
         // The chain was checked by `decode`.

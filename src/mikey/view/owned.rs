@@ -10,6 +10,14 @@ use super::{
     KeyValidityView, MessageView, PayloadView, PolicyParamView, SecurityPolicyView,
 };
 
+/// Collects the items of a walk that cannot say its length in advance into
+/// one allocation of the right size: walking twice costs less than growing.
+fn collect_exact<V, T>(views: impl Iterator<Item = V> + Clone, to: impl FnMut(V) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(views.clone().count());
+    out.extend(views.map(to));
+    out
+}
+
 impl MessageView<'_> {
     /// The owned message: what [`Message::decode`] gives for the same octets.
     pub fn to_message(&self) -> Message {
@@ -42,7 +50,7 @@ impl MessageView<'_> {
 impl KeyDataChain<'_> {
     /// The owned Key data sub-payloads, as [`KeyData::decode_chain`] gives them.
     pub fn to_key_data(&self) -> Vec<KeyData> {
-        self.iter().map(KeyData::from).collect()
+        collect_exact(self.iter(), KeyData::from)
     }
 }
 
@@ -123,7 +131,7 @@ impl From<SecurityPolicyView<'_>> for SecurityPolicy {
         Self {
             policy_no: sp.policy_no,
             prot_type: sp.prot_type,
-            params: sp.params().map(PolicyParam::from).collect(),
+            params: collect_exact(sp.params(), PolicyParam::from),
         }
     }
 }
@@ -140,7 +148,7 @@ impl From<PolicyParamView<'_>> for PolicyParam {
 impl From<ExtensionView<'_>> for Extension {
     fn from(e: ExtensionView<'_>) -> Self {
         match e {
-            ExtensionView::KeyId(ids) => Self::KeyId(ids.iter().map(KeyIdEntry::from).collect()),
+            ExtensionView::KeyId(ids) => Self::KeyId(collect_exact(ids.iter(), KeyIdEntry::from)),
             ExtensionView::Other { ext_type, data } => Self::Other {
                 ext_type,
                 data: data.to_vec(),

@@ -109,7 +109,7 @@ pub struct PolicyParamView<'a> {
 }
 
 impl<'a> SecurityPolicyView<'a> {
-    pub fn params(&self) -> impl Iterator<Item = PolicyParamView<'a>> + 'a {
+    pub fn params(&self) -> impl Iterator<Item = PolicyParamView<'a>> + Clone + 'a {
         let mut r = Reader::new(self.params, 0, PayloadName::SpParam);
         // The TLVs were checked when the message was decoded.
         std::iter::from_fn(move || policy_param(&mut r).ok())
