@@ -101,9 +101,9 @@ pub struct UnverifiedAck<'a> {
 
 impl<'a> UnverifiedAck<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
-        let view = MessageView::decode(bytes)?;
+        let mut shape = Shape::default();
+        let view = shape.read(bytes)?;
         Shape::check_hdr(&view, DataType::PSK_VERIFY)?;
-        let shape = Shape::of(&view);
         shape.check_ack_counts()?;
         let counter = shape.counter()?;
         match shape.v {

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::crypto::{Msk, Muk, PrfKey, ProtectionKeys};
-use crate::mikey::view::{KeyDataChain, KeyValidityView};
+use crate::mikey::view::{KemacView, KeyDataChain, KeyValidityView, SecurityPolicyView};
 use crate::mikey::{
     CsIdMap, DataType, Extension, Id, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
     MessageView, MskId, Payload, SecurityPolicy, Timestamp,
@@ -207,7 +207,11 @@ fn empty_key(seql: u16, sequ: u16) -> KeyData {
 #[derive(Debug, Clone)]
 pub struct UnverifiedMsk<'a> {
     view: MessageView<'a>,
-    shape: Shape<'a>,
+    kemac: KemacView<'a>,
+    rand: &'a [u8],
+    idi: &'a [u8],
+    idr: &'a [u8],
+    sp: Option<SecurityPolicyView<'a>>,
     key_domain_id: KeyDomainId,
     msk_id: MskId,
     counter: u32,
@@ -217,25 +221,34 @@ impl<'a> UnverifiedMsk<'a> {
     /// Checks the structure of PROFILE.md §2.1 (any payload order; exactly
     /// one EXT, T, RAND, KEMAC, two IDs; at most one SP).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
-        Self::from_view(MessageView::decode(bytes)?)
+        let mut shape = Shape::default();
+        let view = shape.read(bytes)?;
+        Self::from_shape(view, &shape)
     }
 
+    /// [`Self::parse`] of a message already read.
     pub fn from_view(view: MessageView<'a>) -> Result<Self, MessageError> {
+        Self::from_shape(view, &Shape::of(&view))
+    }
+
+    fn from_shape(view: MessageView<'a>, shape: &Shape<'a>) -> Result<Self, MessageError> {
         Shape::check_hdr(&view, DataType::PSK_INIT)?;
-        let shape = Shape::of(&view);
         shape.check_counts((1, 1), (2, 2), 1)?;
         let ids = shape.key_ids()?;
         if ids.mtk_id.is_some() {
             return Err(MessageError::Structure("an MSK message carries no MTK ID"));
         }
-        let counter = shape.counter()?;
-        shape.kemac()?;
+        let [idi, idr] = shape.ids;
         Ok(Self {
             key_domain_id: ids.key_domain_id,
             msk_id: ids.msk_id,
-            counter,
+            counter: shape.counter()?,
+            kemac: shape.kemac()?,
+            rand: shape.rand.unwrap_or_default(),
+            idi: idi.unwrap_or_default(),
+            idr: idr.unwrap_or_default(),
+            sp: shape.sp,
             view,
-            shape,
         })
     }
 
@@ -261,17 +274,17 @@ impl<'a> UnverifiedMsk<'a> {
 
     /// IDi data (the BM-SC FQDN), the first ID payload.
     pub fn idi(&self) -> &'a [u8] {
-        self.shape.ids[0].unwrap_or_default()
+        self.idi
     }
 
     /// IDr data (the B-TID), the second ID payload.
     pub fn idr(&self) -> &'a [u8] {
-        self.shape.ids[1].unwrap_or_default()
+        self.idr
     }
 
     /// The RAND payload, from which the message's keys are derived.
     pub fn rand(&self) -> &'a [u8] {
-        self.shape.rand.unwrap_or_default()
+        self.rand
     }
 
     pub fn view(&self) -> &MessageView<'a> {
@@ -286,9 +299,8 @@ impl<'a> UnverifiedMsk<'a> {
     /// [`UnverifiedMsk::verify`] with a prepared MUK.
     pub fn verify_prepared(self, muk: &PreparedMuk) -> Result<MskMessage, MessageError> {
         let keys = muk.keys(self.csb_id(), self.rand());
-        let kemac = self.shape.kemac()?;
         let mut plain = PlainBuf::new();
-        let chain = open(&self.view, &kemac, &keys, self.counter, &mut plain)?;
+        let chain = open(&self.view, &self.kemac, &keys, self.counter, &mut plain)?;
         let update = read_update(chain, self.msk_id)?;
         Ok(MskMessage {
             key_domain_id: self.key_domain_id,
@@ -298,7 +310,7 @@ impl<'a> UnverifiedMsk<'a> {
             v: self.v(),
             idi: self.idi().to_vec(),
             idr: self.idr().to_vec(),
-            sp: self.shape.sp.map(SecurityPolicy::from),
+            sp: self.sp.map(SecurityPolicy::from),
             update,
             keys,
         })

@@ -2,7 +2,7 @@
 //! UEs of a user service, protected with the MSK.
 
 use crate::crypto::{Msk, Mtk, ProtectionKeys, Salt};
-use crate::mikey::view::CsIdMapView;
+use crate::mikey::view::{CsIdMapView, KemacView, SecurityPolicyView};
 use crate::mikey::{
     CsIdMap, DataType, Extension, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
     MessageView, MskId, MtkId, Payload, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry,
@@ -165,7 +165,9 @@ pub fn build_mtk(keys: &MtkKeys, d: &MtkDelivery) -> Result<Vec<u8>, BuildError>
 #[derive(Debug, Clone)]
 pub struct UnverifiedMtk<'a> {
     view: MessageView<'a>,
-    shape: Shape<'a>,
+    kemac: KemacView<'a>,
+    rand: Option<&'a [u8]>,
+    sp: Option<SecurityPolicyView<'a>>,
     key_domain_id: KeyDomainId,
     msk_id: MskId,
     mtk_id: MtkId,
@@ -176,26 +178,32 @@ impl<'a> UnverifiedMtk<'a> {
     /// Checks the structure of PROFILE.md §2.3 (any order; exactly one EXT
     /// with an MTK ID, T, KEMAC; at most one RAND and one SP; IDs ignored).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
-        Self::from_view(MessageView::decode(bytes)?)
+        let mut shape = Shape::default();
+        let view = shape.read(bytes)?;
+        Self::from_shape(view, &shape)
     }
 
+    /// [`Self::parse`] of a message already read.
     pub fn from_view(view: MessageView<'a>) -> Result<Self, MessageError> {
+        Self::from_shape(view, &Shape::of(&view))
+    }
+
+    fn from_shape(view: MessageView<'a>, shape: &Shape<'a>) -> Result<Self, MessageError> {
         Shape::check_hdr(&view, DataType::PSK_INIT)?;
-        let shape = Shape::of(&view);
         shape.check_counts((0, 1), (0, 2), 1)?;
         let ids = shape.key_ids()?;
         let mtk_id = ids
             .mtk_id
             .ok_or(MessageError::Structure("an MTK message carries an MTK ID"))?;
-        let counter = shape.counter()?;
-        shape.kemac()?;
         Ok(Self {
             key_domain_id: ids.key_domain_id,
             msk_id: ids.msk_id,
             mtk_id,
-            counter,
+            counter: shape.counter()?,
+            kemac: shape.kemac()?,
+            rand: shape.rand,
+            sp: shape.sp,
             view,
-            shape,
         })
     }
 
@@ -226,10 +234,9 @@ impl<'a> UnverifiedMtk<'a> {
     /// Verifies the MAC with the MSK's keys, then decrypts the MTK.
     pub fn verify(self, keys: &MtkKeys) -> Result<MtkMessage, MessageError> {
         let hdr = self.view.hdr();
-        let keys = keys.for_message(hdr.csb_id, self.shape.rand);
-        let kemac = self.shape.kemac()?;
+        let keys = keys.for_message(hdr.csb_id, self.rand);
         let mut plain = PlainBuf::new();
-        let chain = open(&self.view, &kemac, &keys, self.counter, &mut plain)?;
+        let chain = open(&self.view, &self.kemac, &keys, self.counter, &mut plain)?;
         let mut items = chain.iter();
         let (Some(kd), None) = (items.next(), items.next()) else {
             return Err(MessageError::KeyContent("exactly one Key data sub-payload"));
@@ -261,7 +268,7 @@ impl<'a> UnverifiedMtk<'a> {
             mtk,
             salt,
             srtp,
-            sp: self.shape.sp.map(SecurityPolicy::from),
+            sp: self.sp.map(SecurityPolicy::from),
         })
     }
 }

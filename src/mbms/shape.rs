@@ -28,16 +28,17 @@ pub(crate) struct Shape<'a> {
     counts: Counts,
 }
 
+/// Payloads of each kind, saturating at 255 (far above any limit checked).
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
-    ext: usize,
-    t: usize,
-    rand: usize,
-    ids: usize,
-    kemac: usize,
-    sp: usize,
-    v: usize,
-    other: usize,
+    ext: u8,
+    t: u8,
+    rand: u8,
+    ids: u8,
+    kemac: u8,
+    sp: u8,
+    v: u8,
+    other: u8,
 }
 
 /// The Key ID extension's entries, typed.
@@ -57,44 +58,55 @@ fn structure(what: &'static str) -> MessageError {
 }
 
 impl<'a> Shape<'a> {
+    /// Reads a datagram and sorts its payloads into `self` in the same walk.
+    pub fn read(&mut self, bytes: &'a [u8]) -> Result<MessageView<'a>, MessageError> {
+        Ok(MessageView::decode_with(bytes, |_, p| self.add(p))?)
+    }
+
+    /// The shape of a message already read.
     pub fn of(view: &MessageView<'a>) -> Self {
         let mut s = Shape::default();
         for (_, p) in view.payloads() {
-            match p {
-                PayloadView::Ext(ExtensionView::KeyId(ids)) => {
-                    s.counts.ext += 1;
-                    s.key_ids = Some(ids);
-                }
-                PayloadView::T(t) => {
-                    s.counts.t += 1;
-                    s.t = Some(t);
-                }
-                PayloadView::Rand(r) => {
-                    s.counts.rand += 1;
-                    s.rand = Some(r);
-                }
-                PayloadView::Id(id) => {
-                    if let Some(slot) = s.ids.get_mut(s.counts.ids) {
-                        *slot = Some(id.data);
-                    }
-                    s.counts.ids += 1;
-                }
-                PayloadView::Kemac(k) => {
-                    s.counts.kemac += 1;
-                    s.kemac = Some(k);
-                }
-                PayloadView::Sp(sp) => {
-                    s.counts.sp += 1;
-                    s.sp = Some(sp);
-                }
-                PayloadView::V(v) => {
-                    s.counts.v += 1;
-                    s.v = Some(v);
-                }
-                _ => s.counts.other += 1,
-            }
+            s.add(p);
         }
         s
+    }
+
+    fn add(&mut self, p: PayloadView<'a>) {
+        let c = &mut self.counts;
+        match p {
+            PayloadView::Ext(ExtensionView::KeyId(ids)) => {
+                c.ext = c.ext.saturating_add(1);
+                self.key_ids = Some(ids);
+            }
+            PayloadView::T(t) => {
+                c.t = c.t.saturating_add(1);
+                self.t = Some(t);
+            }
+            PayloadView::Rand(r) => {
+                c.rand = c.rand.saturating_add(1);
+                self.rand = Some(r);
+            }
+            PayloadView::Id(id) => {
+                if let Some(slot) = self.ids.get_mut(usize::from(c.ids)) {
+                    *slot = Some(id.data);
+                }
+                c.ids = c.ids.saturating_add(1);
+            }
+            PayloadView::Kemac(k) => {
+                c.kemac = c.kemac.saturating_add(1);
+                self.kemac = Some(k);
+            }
+            PayloadView::Sp(sp) => {
+                c.sp = c.sp.saturating_add(1);
+                self.sp = Some(sp);
+            }
+            PayloadView::V(v) => {
+                c.v = c.v.saturating_add(1);
+                self.v = Some(v);
+            }
+            _ => c.other = c.other.saturating_add(1),
+        }
     }
 
     /// Checks the HDR fields common to every message of the profile.
@@ -116,9 +128,9 @@ impl<'a> Shape<'a> {
     /// no V and nothing else.
     pub fn check_counts(
         &self,
-        rand: (usize, usize),
-        ids: (usize, usize),
-        sp_max: usize,
+        rand: (u8, u8),
+        ids: (u8, u8),
+        sp_max: u8,
     ) -> Result<(), MessageError> {
         let c = &self.counts;
         if c.ext != 1 {

@@ -98,7 +98,7 @@ impl Message {
     /// Decodes one complete datagram. Trailing octets after the last payload
     /// are an error. The owned copy of [`MessageView::decode`].
     pub fn decode(input: &[u8]) -> Result<Received, DecodeError> {
-        MessageView::decode(input).map(|view| view.to_received())
+        view::decode_owned(input)
     }
 
     /// Encodes the message, deriving every next-payload field.

@@ -14,6 +14,8 @@ mod keydata;
 mod owned;
 mod payload;
 
+pub(crate) use owned::decode_owned;
+
 pub use ext::{ExtensionView, KeyIdEntries, KeyIdEntryView};
 pub use hdr::{CsIdMapView, HdrView, SrtpIdMap};
 pub use keydata::{EncrDataBuf, EncrDataTooLong, KeyDataChain, KeyDataView, KeyValidityView};
@@ -46,12 +48,21 @@ pub struct MessageView<'a> {
 struct Chain<'a> {
     r: Reader<'a>,
     next: PayloadType,
+    /// The last MAC/signature field passed.
+    mac: Option<MacField>,
 }
 
 impl<'a> Chain<'a> {
-    /// The next payload with its offset and MAC field, `None` after the last.
-    #[allow(clippy::type_complexity)]
-    fn step(&mut self) -> Result<Option<(usize, PayloadView<'a>, Option<MacField>)>, DecodeError> {
+    fn new(r: Reader<'a>, first: PayloadType) -> Self {
+        Self {
+            r,
+            next: first,
+            mac: None,
+        }
+    }
+
+    /// The next payload with its offset, `None` after the last.
+    fn step(&mut self) -> Result<Option<(usize, PayloadView<'a>)>, DecodeError> {
         if self.next == PayloadType::LAST {
             return Ok(None);
         }
@@ -64,9 +75,18 @@ impl<'a> Chain<'a> {
             }));
         }
         let offset = self.r.pos();
-        let (payload, following, mac) = PayloadView::decode(self.next, &mut self.r)?;
+        let ptype = self.next;
+        let (payload, following) = PayloadView::decode(ptype, &mut self.r)?;
+        if let Some(len) = payload.mac_len() {
+            // The field ends the payload.
+            self.mac = Some(MacField {
+                payload: ptype,
+                offset: self.r.pos().saturating_sub(len),
+                len,
+            });
+        }
         self.next = following;
-        Ok(Some((offset, payload, mac)))
+        Ok(Some((offset, payload)))
     }
 }
 
@@ -81,7 +101,7 @@ impl<'a> Iterator for Payloads<'a> {
         // The chain was checked by `MessageView::decode`; should a step
         // fail anyway, the iteration ends.
         match self.0.step() {
-            Ok(Some((offset, payload, _))) => Some((offset, payload)),
+            Ok(Some(item)) => Some(item),
             _ => {
                 self.0.next = PayloadType::LAST;
                 None
@@ -95,16 +115,25 @@ impl<'a> MessageView<'a> {
     /// are an error. Accepts and rejects exactly what [`Message::decode`]
     /// does, with the same [`DecodeError`].
     pub fn decode(input: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(input, |_, _| {})
+    }
+
+    /// [`MessageView::decode`] that hands each payload, with its start
+    /// offset, to `visit` as it is checked: one walk for a reader that needs
+    /// every payload anyway. On `Err`, `visit` may have seen a prefix of the
+    /// payloads.
+    pub fn decode_with(
+        input: &'a [u8],
+        mut visit: impl FnMut(usize, PayloadView<'a>),
+    ) -> Result<Self, DecodeError> {
         let mut r = Reader::new(input, 0, PayloadName::Hdr);
         let (hdr, first) = HdrView::decode(&mut r)?;
         let body = r.pos();
-        let mut chain = Chain { r, next: first };
-        let (mut count, mut mac) = (0, None);
-        while let Some((_, _, mac_field)) = chain.step()? {
+        let mut chain = Chain::new(r, first);
+        let mut count = 0;
+        while let Some((offset, payload)) = chain.step()? {
             count += 1;
-            if mac_field.is_some() {
-                mac = mac_field;
-            }
+            visit(offset, payload);
         }
         let mut r = chain.r;
         if !r.is_empty() {
@@ -119,7 +148,7 @@ impl<'a> MessageView<'a> {
             first,
             body,
             count,
-            mac,
+            mac: chain.mac,
         })
     }
 
@@ -135,10 +164,10 @@ impl<'a> MessageView<'a> {
     /// The payloads after HDR with their start offsets, in wire order.
     pub fn payloads(&self) -> Payloads<'a> {
         let body = self.bytes.get(self.body..).unwrap_or_default();
-        Payloads(Chain {
-            r: Reader::new(body, self.body, PayloadName::Message),
-            next: self.first,
-        })
+        Payloads(Chain::new(
+            Reader::new(body, self.body, PayloadName::Message),
+            self.first,
+        ))
     }
 
     /// How many payloads follow HDR.

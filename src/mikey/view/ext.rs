@@ -51,7 +51,7 @@ impl<'a> ExtensionView<'a> {
             });
         }
         while !data.is_empty() {
-            KeyIdEntries::entry(&mut data)?;
+            KeyIdEntries::tlv(&mut data)?;
         }
         Ok(Self::KeyId(KeyIdEntries(all)))
     }
@@ -59,10 +59,14 @@ impl<'a> ExtensionView<'a> {
 
 impl<'a> KeyIdEntries<'a> {
     /// Reads `Key ID Type ‖ Key ID Length ‖ Key ID`.
-    fn entry(r: &mut Reader<'a>) -> Result<KeyIdEntryView<'a>, DecodeError> {
+    fn tlv(r: &mut Reader<'a>) -> Result<(KeyIdType, &'a [u8]), DecodeError> {
         let id_type = KeyIdType(r.u8("Key ID Type")?);
         let id_len = usize::from(r.u8("Key ID Length")?);
-        let value = r.bytes("Key ID", id_len)?;
+        Ok((id_type, r.bytes("Key ID", id_len)?))
+    }
+
+    /// An entry typed when its type is known and its length the profile's.
+    fn typed(id_type: KeyIdType, value: &'a [u8]) -> KeyIdEntryView<'a> {
         let typed = match id_type {
             KeyIdType::KEY_DOMAIN_ID => value
                 .try_into()
@@ -78,12 +82,15 @@ impl<'a> KeyIdEntries<'a> {
                 .map(|b| KeyIdEntryView::Mtk(MtkId(u16::from_be_bytes(b)))),
             _ => None,
         };
-        Ok(typed.unwrap_or(KeyIdEntryView::Other { id_type, value }))
+        typed.unwrap_or(KeyIdEntryView::Other { id_type, value })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = KeyIdEntryView<'a>> + Clone + 'a {
         let mut r = Reader::new(self.0, 0, PayloadName::KeyId);
         // The entries were checked when the message was decoded.
-        std::iter::from_fn(move || Self::entry(&mut r).ok())
+        std::iter::from_fn(move || {
+            let (id_type, value) = Self::tlv(&mut r).ok()?;
+            Some(Self::typed(id_type, value))
+        })
     }
 }

@@ -1,8 +1,8 @@
 //! Copies of the views into the owned types of the codec.
 
 use crate::mikey::{
-    Cert, Chash, CsIdMap, Dh, Extension, Hdr, Id, Kemac, KeyData, KeyIdEntry, KeyValidity, Message,
-    Payload, Pke, PolicyParam, Received, SecurityPolicy, Sign, Verification,
+    Cert, Chash, CsIdMap, DecodeError, Dh, Extension, Hdr, Id, Kemac, KeyData, KeyIdEntry,
+    KeyValidity, Message, Payload, Pke, PolicyParam, Received, SecurityPolicy, Sign, Verification,
 };
 
 use super::{
@@ -35,6 +35,10 @@ impl MessageView<'_> {
             offsets.push(offset);
             payloads.push(p.into());
         }
+        self.received(payloads, offsets)
+    }
+
+    fn received(&self, payloads: Vec<Payload>, offsets: Vec<usize>) -> Received {
         Received {
             message: Message {
                 hdr: self.hdr.into(),
@@ -45,6 +49,17 @@ impl MessageView<'_> {
             mac: self.mac,
         }
     }
+}
+
+/// [`Message::decode`]: the borrowed reading, each payload copied as it is
+/// checked.
+pub(crate) fn decode_owned(input: &[u8]) -> Result<Received, DecodeError> {
+    let (mut payloads, mut offsets) = (Vec::new(), Vec::new());
+    let view = MessageView::decode_with(input, |offset, p| {
+        offsets.push(offset);
+        payloads.push(p.into());
+    })?;
+    Ok(view.received(payloads, offsets))
 }
 
 impl KeyDataChain<'_> {

@@ -3,7 +3,7 @@
 
 use crate::mikey::DecodeError;
 use crate::mikey::error::{PayloadName, Reason};
-use crate::mikey::payload::{ErrorPayload, MacField, Timestamp};
+use crate::mikey::payload::{ErrorPayload, Timestamp};
 use crate::mikey::reader::Reader;
 use crate::mikey::wire::{
     CertType, DhGroup, EncrAlg, ErrNo, HashFunc, IdType, KvType, MacAlg, PayloadType, ProtType,
@@ -140,41 +140,42 @@ fn typed_len<T: Copy>(
 }
 
 impl<'a> PayloadView<'a> {
+    /// The length of the MAC/signature field that ends a KEMAC, V or SIGN
+    /// payload (RFC 3830 §5.2), `None` for other payloads.
+    pub(crate) fn mac_len(&self) -> Option<usize> {
+        match self {
+            Self::Kemac(k) => Some(k.mac.len()),
+            Self::V(v) => Some(v.ver_data.len()),
+            Self::Sign(s) => Some(s.signature.len()),
+            _ => None,
+        }
+    }
+
     /// Decodes one payload of type `ptype` whose next-payload octet (if it
-    /// has one) has not been read yet. Returns the payload, the type of the
-    /// next one and, for KEMAC/V/SIGN, the MAC field.
+    /// has one) has not been read yet. Returns the payload and the type of
+    /// the next one.
     pub(crate) fn decode(
         ptype: PayloadType,
         r: &mut Reader<'a>,
-    ) -> Result<(Self, PayloadType, Option<MacField>), DecodeError> {
+    ) -> Result<(Self, PayloadType), DecodeError> {
         r.payload = PayloadName::Payload(ptype);
         let start = r.pos();
-        let mac_field = |offset, len| {
-            Some(MacField {
-                payload: ptype,
-                offset,
-                len,
-            })
-        };
         if ptype == PayloadType::SIGN {
             let word = r.u16("S type/Signature len")?;
             let len = usize::from(word & 0x0fff);
-            let offset = r.pos();
             let sign = SignView {
                 sign_type: SignType((word >> 12) as u8),
                 signature: r.bytes("Signature", len)?,
             };
-            return Ok((Self::Sign(sign), PayloadType::LAST, mac_field(offset, len)));
+            return Ok((Self::Sign(sign), PayloadType::LAST));
         }
         let next = PayloadType(r.u8("next payload")?);
-        let mut mac = None;
         let payload = match ptype {
             PayloadType::KEMAC => {
                 let encr_alg = EncrAlg(r.u8("Encr alg")?);
                 let len = usize::from(r.u16("Encr data len")?);
                 let encr_data = r.bytes("Encr data", len)?;
                 let (mac_alg, mac_len) = typed_len(r, "MAC alg", MacAlg, MacAlg::mac_len)?;
-                mac = mac_field(r.pos(), mac_len);
                 Self::Kemac(KemacView {
                     encr_alg,
                     encr_data,
@@ -244,7 +245,6 @@ impl<'a> PayloadView<'a> {
             }
             PayloadType::V => {
                 let (auth_alg, len) = typed_len(r, "Auth alg", MacAlg, MacAlg::mac_len)?;
-                mac = mac_field(r.pos(), len);
                 Self::V(VerificationView {
                     auth_alg,
                     ver_data: r.bytes("Ver data", len)?,
@@ -277,6 +277,6 @@ impl<'a> PayloadView<'a> {
             PayloadType::KEY_DATA => return Err(r.error_at(start, Reason::KeyDataOutsideKemac)),
             other => return Err(r.error_at(start, Reason::UnknownPayloadType(other.0))),
         };
-        Ok((payload, next, mac))
+        Ok((payload, next))
     }
 }
