@@ -148,7 +148,7 @@ fn download_mtk_messages_are_also_written_as_mikey_objects() {
             "the object is the UDP message"
         );
         let m = UnverifiedMtk::parse(bytes).expect("MTK");
-        assert_eq!(m.received().message().hdr.cs_id_map, CsIdMap::Empty);
+        assert_eq!(m.view().to_message().hdr.cs_id_map, CsIdMap::Empty);
     }
 }
 
@@ -287,13 +287,13 @@ fn acknowledgements_that_do_not_match_or_verify_are_rejected() {
     let ue_addr = SocketAddr::new(ue_ip(0), UE_PORT);
     // Right message, wrong key (UE 1's MUK).
     let wrong = PreparedMuk::new(&b.muk(1));
-    let keys = wrong.keys(un.csb_id(), un.received().message().rand().expect("rand"));
+    let keys = wrong.keys(un.csb_id(), un.view().rand().expect("rand"));
     let forged = AckContext::new(keys, un.csb_id(), un.counter(), FQDN.as_bytes(), un.idr());
     b.d.on_datagram(ue_addr, &build_ack(&forged).expect("ack"), t0());
     // Garbage, and an acknowledgement of a counter never used.
     b.d.on_datagram(ue_addr, &[0x01, 0x02, 0x03], t0());
     let right = PreparedMuk::new(&b.muk(0));
-    let keys = right.keys(un.csb_id(), un.received().message().rand().expect("rand"));
+    let keys = right.keys(un.csb_id(), un.view().rand().expect("rand"));
     let other = AckContext::new(
         keys,
         un.csb_id(),
@@ -700,7 +700,7 @@ fn the_current_mtk_api_returns_what_ues_receive() {
         .next()
         .expect("sent");
     let m = UnverifiedMtk::parse(&streaming.1).expect("MTK");
-    match &m.received().message().hdr.cs_id_map {
+    match &m.view().to_message().hdr.cs_id_map {
         CsIdMap::SrtpId(entries) => {
             assert_eq!((entries[0].ssrc, entries[0].roc), (0x1122_3344, 5));
         }

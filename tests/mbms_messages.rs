@@ -5,6 +5,7 @@
 mod common;
 
 use mbms_keys::crypto::{Msk, Mtk, Muk, ProtectionKeys, Salt};
+use mbms_keys::mbms::profile::MAX_ENCR_DATA_LEN;
 use mbms_keys::mbms::{
     AckContext, MessageError, MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming,
     UnverifiedAck, UnverifiedMsk, UnverifiedMtk, build_ack, build_msk, build_mtk,
@@ -324,6 +325,36 @@ fn payloads_after_the_mac_are_refused() {
     field[..20].copy_from_slice(&keys.keys().mac(&[covered]));
     let e = UnverifiedMtk::parse(&b).unwrap().verify(&keys).unwrap_err();
     assert!(matches!(e, MessageError::Structure(_)), "{e}");
+}
+
+/// PROFILE.md §2.3: Encr data is decrypted into a fixed buffer; longer Encr
+/// data is not a message of the profile, refused before the MAC is checked.
+#[test]
+fn encr_data_longer_than_the_receive_buffer_is_refused_before_the_mac() {
+    let v = common::load("mtk-message-download");
+    let keys = mtk_keys(&v);
+    let bytes = common::hex_field(&v, &["message"]);
+    let with_encr_len = |len: usize| {
+        let mut msg = Message::decode(&bytes).unwrap().into_message();
+        for p in &mut msg.payloads {
+            if let Payload::Kemac(k) = p {
+                k.encr_data = vec![0x5a; len];
+            }
+        }
+        reseal(&msg, keys.keys())
+    };
+    let too_long = with_encr_len(MAX_ENCR_DATA_LEN + 1);
+    assert!(matches!(
+        UnverifiedMtk::parse(&too_long),
+        Err(MessageError::Structure(_))
+    ));
+    // At the limit it is read, MAC-checked and decrypted (into garbage).
+    let at_limit = with_encr_len(MAX_ENCR_DATA_LEN);
+    let e = UnverifiedMtk::parse(&at_limit)
+        .unwrap()
+        .verify(&keys)
+        .unwrap_err();
+    assert!(matches!(e, MessageError::KeyData(_)), "{e}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Property tests of the MIKEY codec (RFC 3830, RFC 4563): every well-formed
 //! message survives `encode → decode` as the same message and the same
-//! octets, and no input makes decoding or describing panic.
+//! octets, no input makes decoding or describing panic, and the borrowed
+//! reading (`MessageView`) agrees with the owned decode on every input.
 //!
 //! Case counts are explicit so that the test log can report them.
 
@@ -10,9 +11,9 @@ use proptest::prelude::*;
 use mbms_keys::mikey::{
     Cert, CertType, Chash, CsIdMap, CsIdMapType, DataType, Dh, DhGroup, EncrAlg, ErrNo,
     ErrorPayload, ExtType, Extension, HashFunc, Hdr, Id, IdType, Kemac, KeyData, KeyDataType,
-    KeyDomainId, KeyIdEntry, KeyIdType, KeyValidity, MacAlg, Message, MskId, MtkId, Payload,
-    PayloadType, Pke, PolicyParam, PrfFunc, ProtType, SecurityPolicy, Sign, SignType, SrtpIdEntry,
-    Timestamp, Verification, fuzzing,
+    KeyDomainId, KeyIdEntry, KeyIdType, KeyValidity, MacAlg, Message, MessageView, MskId, MtkId,
+    Payload, PayloadType, Pke, PolicyParam, PrfFunc, ProtType, SecurityPolicy, Sign, SignType,
+    SrtpIdEntry, Timestamp, Verification, fuzzing,
 };
 
 /// Well-formed messages generated for the round trip.
@@ -389,5 +390,85 @@ proptest! {
     fn mutated_messages_never_panic(data in mutated_message()) {
         fuzzing::decode_never_panics(&data);
         fuzzing::roundtrip(&data);
+    }
+}
+
+/// Well-formed messages read by both decoders.
+const VIEW_WELL_FORMED_CASES: u32 = 3000;
+/// Arbitrary octet strings read by both decoders.
+const VIEW_ARBITRARY_CASES: u32 = 10000;
+/// Octet strings after a valid HDR read by both decoders.
+const VIEW_HDR_PREFIX_CASES: u32 = 10000;
+/// Mutated valid messages read by both decoders.
+const VIEW_MUTATION_CASES: u32 = 5000;
+/// Key data chains, intact and mutated, read by both decoders.
+const VIEW_KEY_DATA_CASES: u32 = 3000;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(VIEW_WELL_FORMED_CASES))]
+
+    /// The borrowed reading of a well-formed message is the message, and
+    /// agrees with the owned decode field for field.
+    #[test]
+    fn view_agrees_with_owned_on_well_formed_messages(m in message()) {
+        let bytes = m.encode().expect("well-formed message encodes");
+        let view = MessageView::decode(&bytes).expect("encoded message reads");
+        prop_assert_eq!(view.to_message(), m);
+        fuzzing::view_matches_owned(&bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(VIEW_ARBITRARY_CASES))]
+
+    /// Arbitrary octets: both accept or both reject with the same error.
+    #[test]
+    fn view_agrees_with_owned_on_arbitrary_octets(data in vec(any::<u8>(), 0..512)) {
+        fuzzing::view_matches_owned(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(VIEW_HDR_PREFIX_CASES))]
+
+    /// As above, past a valid HDR so that the payload readers are reached.
+    #[test]
+    fn view_agrees_with_owned_after_a_valid_hdr(data in after_valid_hdr()) {
+        fuzzing::view_matches_owned(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(VIEW_MUTATION_CASES))]
+
+    /// As above, on valid messages with one octet changed, inserted or removed.
+    #[test]
+    fn view_agrees_with_owned_on_mutated_messages(data in mutated_message()) {
+        fuzzing::view_matches_owned(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(VIEW_KEY_DATA_CASES))]
+
+    /// Key data chains, intact and with one octet changed, inserted or removed.
+    #[test]
+    fn key_data_view_agrees_with_owned(
+        chain in key_data_chain(),
+        kind in 0u8..4,
+        at in any::<prop::sample::Index>(),
+        octet in any::<u8>(),
+    ) {
+        let mut bytes = KeyData::encode_chain(&chain).expect("well-formed chain encodes");
+        if !bytes.is_empty() {
+            let i = at.index(bytes.len());
+            match kind {
+                0 => Mutation::Set(i, octet).apply(&mut bytes),
+                1 => Mutation::Insert(i, octet).apply(&mut bytes),
+                2 => Mutation::Remove(i).apply(&mut bytes),
+                _ => {}
+            }
+        }
+        fuzzing::key_data_view_matches_owned(&bytes);
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::crypto::{MAC_LEN, ProtectionKeys};
 use crate::mikey::{
-    CsIdMap, DataType, Hdr, Id, MIKEY_VERSION, MacAlg, Message, Payload, PrfFunc, Received,
+    CsIdMap, DataType, Hdr, Id, MIKEY_VERSION, MacAlg, Message, MessageView, Payload, PrfFunc,
     Timestamp, Verification,
 };
 
@@ -89,30 +89,36 @@ pub fn build_ack(ctx: &AckContext) -> Result<Vec<u8>, BuildError> {
     Ok(bytes)
 }
 
-/// An acknowledgement whose verification MAC is not checked yet: enough to
-/// match it to an outstanding push by (B-TID, CSB ID, counter).
+/// An acknowledgement whose verification MAC is not checked yet, borrowing
+/// the datagram: enough to match it to an outstanding push by (B-TID, CSB
+/// ID, counter).
 #[derive(Debug, Clone)]
-pub struct UnverifiedAck {
-    rx: Received,
+pub struct UnverifiedAck<'a> {
+    view: MessageView<'a>,
+    idr: Option<&'a [u8]>,
     counter: u32,
 }
 
-impl UnverifiedAck {
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        let rx = Message::decode(bytes)?;
-        Shape::check_hdr(&rx, DataType::PSK_VERIFY)?;
-        let shape = Shape::of(&rx);
+impl<'a> UnverifiedAck<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
+        let mut shape = Shape::default();
+        let view = shape.read(bytes)?;
+        Shape::check_hdr(&view, DataType::PSK_VERIFY)?;
         shape.check_ack_counts()?;
         let counter = shape.counter()?;
         match shape.v {
             Some(v) if v.auth_alg == MacAlg::HMAC_SHA1_160 => {}
             _ => return Err(MessageError::Structure("V auth alg is not HMAC-SHA-1-160")),
         }
-        Ok(Self { rx, counter })
+        Ok(Self {
+            view,
+            idr: shape.ids[0],
+            counter,
+        })
     }
 
     pub fn csb_id(&self) -> u32 {
-        self.rx.message().hdr.csb_id
+        self.view.hdr().csb_id
     }
 
     pub fn counter(&self) -> u32 {
@@ -120,8 +126,8 @@ impl UnverifiedAck {
     }
 
     /// IDr data when the acknowledgement carries it.
-    pub fn idr(&self) -> Option<&[u8]> {
-        self.rx.message().ids().next().map(|i| i.data.as_slice())
+    pub fn idr(&self) -> Option<&'a [u8]> {
+        self.idr
     }
 
     /// Checks that it acknowledges `ctx`'s message and that its MAC verifies.
@@ -132,7 +138,7 @@ impl UnverifiedAck {
         if self.idr().is_some_and(|idr| idr != ctx.idr.as_slice()) {
             return Err(MessageError::Structure("acknowledges another B-TID"));
         }
-        let (input, tag) = final_mac(&self.rx)?;
+        let (input, tag) = final_mac(&self.view)?;
         let ok = ctx.keys.verify_mac(
             &[input, &ctx.idi, &ctx.idr, &ctx.counter.to_be_bytes()],
             tag,

@@ -4,9 +4,9 @@
 //! first Key data sub-payload once decrypted.
 
 use crate::crypto::ProtectionKeys;
+use crate::mikey::view::KeyIdEntryView;
 use crate::mikey::{
-    DataType, DecodeError, KeyData, KeyDomainId, KeyIdEntry, KeyValidity, Message, MskId, MtkId,
-    Received, Timestamp,
+    DataType, DecodeError, KeyData, KeyDomainId, KeyValidity, MessageView, MskId, MtkId, Timestamp,
 };
 
 use super::ack::{AckContext, UnverifiedAck};
@@ -54,19 +54,27 @@ pub struct Report {
     pub profile_error: Option<String>,
 }
 
-fn classify(rx: &Received) -> Kind {
-    let m = rx.message();
-    if m.hdr.data_type == DataType::PSK_VERIFY {
+fn classify(view: &MessageView<'_>) -> Kind {
+    let data_type = view.hdr().data_type;
+    if data_type == DataType::PSK_VERIFY {
         return Kind::MskAck;
     }
-    if m.hdr.data_type != DataType::PSK_INIT {
+    if data_type != DataType::PSK_INIT {
         return Kind::Other;
     }
-    match m.key_id_ext() {
-        Some(ids) if ids.iter().any(|e| matches!(e, KeyIdEntry::Mtk(_))) => Kind::Mtk,
-        Some(ids) if ids.iter().any(|e| matches!(e, KeyIdEntry::Msk(_))) => Kind::Msk,
+    match view.key_id_ext() {
+        Some(ids) if ids.iter().any(|e| matches!(e, KeyIdEntryView::Mtk(_))) => Kind::Mtk,
+        Some(ids) if ids.iter().any(|e| matches!(e, KeyIdEntryView::Msk(_))) => Kind::Msk,
         _ => Kind::Other,
     }
+}
+
+/// The first entry of the Key ID extension that `pick` takes.
+fn key_id<T>(
+    view: &MessageView<'_>,
+    pick: impl FnMut(KeyIdEntryView<'_>) -> Option<T>,
+) -> Option<T> {
+    view.key_id_ext()?.iter().find_map(pick)
 }
 
 /// Checks the MAC of any message with a KEMAC under `key` (RFC 3830 §4.1.4
@@ -74,31 +82,30 @@ fn classify(rx: &Received) -> Kind {
 /// the first Key data sub-payload. For an acknowledgement, `of` is the MSK
 /// message it acknowledges and `key` the MUK.
 pub fn inspect(bytes: &[u8], key: &[u8], of: Option<&[u8]>) -> Result<Report, DecodeError> {
-    let rx = Message::decode(bytes)?;
-    let m = rx.message();
-    let kind = classify(&rx);
-    let ids = m.key_id_ext().unwrap_or_default();
+    let view = MessageView::decode(bytes)?;
+    let hdr = view.hdr();
+    let kind = classify(&view);
     let mut report = Report {
         kind,
         mac_ok: false,
-        csb_id: m.hdr.csb_id,
-        counter: match m.timestamp() {
+        csb_id: hdr.csb_id,
+        counter: match view.timestamp() {
             Some(Timestamp::Counter(c)) => Some(c),
             _ => None,
         },
-        key_domain_id: ids.iter().find_map(|e| match e {
-            KeyIdEntry::KeyDomain(id) => Some(*id),
+        key_domain_id: key_id(&view, |e| match e {
+            KeyIdEntryView::KeyDomain(id) => Some(id),
             _ => None,
         }),
-        msk_id: ids.iter().find_map(|e| match e {
-            KeyIdEntry::Msk(id) => Some(*id),
+        msk_id: key_id(&view, |e| match e {
+            KeyIdEntryView::Msk(id) => Some(id),
             _ => None,
         }),
-        mtk_id: ids.iter().find_map(|e| match e {
-            KeyIdEntry::Mtk(id) => Some(*id),
+        mtk_id: key_id(&view, |e| match e {
+            KeyIdEntryView::Mtk(id) => Some(id),
             _ => None,
         }),
-        v_flag: m.hdr.v,
+        v_flag: hdr.v,
         key_data: None,
         profile_error: None,
     };
@@ -110,8 +117,7 @@ pub fn inspect(bytes: &[u8], key: &[u8], of: Option<&[u8]>) -> Result<Report, De
             ),
             Some(Err(e)) => Err(format!("the acknowledged message: {e}")),
             Some(Ok(msk)) => {
-                let rand = msk.received().message().rand().unwrap_or_default().to_vec();
-                let keys = ProtectionKeys::derive(key, msk.csb_id(), &rand);
+                let keys = ProtectionKeys::derive(key, msk.csb_id(), msk.rand());
                 let ctx = AckContext::new(keys, msk.csb_id(), msk.counter(), msk.idi(), msk.idr());
                 UnverifiedAck::parse(bytes)
                     .and_then(|a| a.verify(&ctx))
@@ -125,13 +131,13 @@ pub fn inspect(bytes: &[u8], key: &[u8], of: Option<&[u8]>) -> Result<Report, De
         }
         return Ok(report);
     }
-    let Some(kemac) = m.kemac() else {
+    let Some(kemac) = view.kemac() else {
         report.profile_error = Some("no KEMAC payload".into());
         return Ok(report);
     };
-    let rand = m.rand().unwrap_or_default();
-    let keys = ProtectionKeys::derive(key, m.hdr.csb_id, rand);
-    let Ok((input, tag)) = final_mac(&rx) else {
+    let rand = view.rand().unwrap_or_default();
+    let keys = ProtectionKeys::derive(key, hdr.csb_id, rand);
+    let Ok((input, tag)) = final_mac(&view) else {
         report.profile_error = Some("the MAC field does not end the message".into());
         return Ok(report);
     };
@@ -139,10 +145,10 @@ pub fn inspect(bytes: &[u8], key: &[u8], of: Option<&[u8]>) -> Result<Report, De
     if !report.mac_ok {
         return Ok(report);
     }
-    let mut plain = zeroize::Zeroizing::new(kemac.encr_data.clone());
+    let mut plain = zeroize::Zeroizing::new(kemac.encr_data.to_vec());
     if kemac.encr_alg == crate::mikey::EncrAlg::AES_CM_128 {
-        let t64 = m.timestamp().map_or(0, Timestamp::t64);
-        keys.apply_keystream(m.hdr.csb_id, t64, &mut plain);
+        let t64 = view.timestamp().map_or(0, Timestamp::t64);
+        keys.apply_keystream(hdr.csb_id, t64, &mut plain);
     }
     match KeyData::decode_chain(&plain) {
         Ok(items) => report.key_data = items.into_iter().next(),
@@ -150,18 +156,18 @@ pub fn inspect(bytes: &[u8], key: &[u8], of: Option<&[u8]>) -> Result<Report, De
     }
     report.profile_error = report
         .profile_error
-        .or_else(|| profile_check(kind, &rx, key));
+        .or_else(|| profile_check(kind, view, key));
     Ok(report)
 }
 
 /// Runs the typed verifier of the kind, to say whether the message is a
 /// valid profile message.
-fn profile_check(kind: Kind, rx: &Received, key: &[u8]) -> Option<String> {
+fn profile_check(kind: Kind, view: MessageView<'_>, key: &[u8]) -> Option<String> {
     let result = match kind {
         Kind::Msk => crate::crypto::Muk::from_slice(key)
             .map_err(|e| e.to_string())
             .and_then(|muk| {
-                UnverifiedMsk::from_received(rx.clone())
+                UnverifiedMsk::from_view(view)
                     .and_then(|u| u.verify(&muk))
                     .map(drop)
                     .map_err(|e| e.to_string())
@@ -169,8 +175,8 @@ fn profile_check(kind: Kind, rx: &Received, key: &[u8]) -> Option<String> {
         Kind::Mtk => crate::crypto::Msk::from_slice(key)
             .map_err(|e| e.to_string())
             .and_then(|msk| {
-                let keys = MtkKeys::new(&msk, rx.message().hdr.csb_id);
-                UnverifiedMtk::from_received(rx.clone())
+                let keys = MtkKeys::new(&msk, view.hdr().csb_id);
+                UnverifiedMtk::from_view(view)
                     .and_then(|u| u.verify(&keys))
                     .map(drop)
                     .map_err(|e| e.to_string())

@@ -4,14 +4,15 @@
 use std::fmt;
 
 use crate::crypto::{Msk, Muk, PrfKey, ProtectionKeys};
+use crate::mikey::view::{KemacView, KeyDataChain, KeyValidityView, SecurityPolicyView};
 use crate::mikey::{
-    CsIdMap, DataType, EncrAlg, KeyData, KeyDataRef, KeyDataType, KeyDomainId, KeyIdEntry,
-    KeyValidity, MacAlg, Message, MessageWriter, MskId, Received, SecurityPolicy,
+    CsIdMap, DataType, EncrAlg, KeyDataRef, KeyDataType, KeyDomainId, KeyIdEntry, MacAlg,
+    MessageView, MessageWriter, MskId, SecurityPolicy,
 };
 
 use super::error::{BuildError, MessageError};
 use super::profile;
-use super::protect::{open, psk_hdr};
+use super::protect::{PlainBuf, open, psk_hdr};
 use super::shape::Shape;
 
 /// What an MSK message does to the UE's stored MSK.
@@ -195,38 +196,53 @@ pub fn build_msk_with(keys: &ProtectionKeys, d: &MskDelivery) -> Result<Vec<u8>,
 const MSK_FIXED_LEN: usize = 10 + 15 + 6 + 2 + 4 + 4 + 5 + 20;
 
 /// An MSK message whose structure is that of the profile but whose MAC has
-/// not been checked: only what is needed to find the MUK and check the
-/// counter is exposed.
+/// not been checked, borrowing the datagram: only what is needed to find
+/// the MUK and check the counter is exposed.
 #[derive(Debug, Clone)]
-pub struct UnverifiedMsk {
-    rx: Received,
+pub struct UnverifiedMsk<'a> {
+    view: MessageView<'a>,
+    kemac: KemacView<'a>,
+    rand: &'a [u8],
+    idi: &'a [u8],
+    idr: &'a [u8],
+    sp: Option<SecurityPolicyView<'a>>,
     key_domain_id: KeyDomainId,
     msk_id: MskId,
     counter: u32,
 }
 
-impl UnverifiedMsk {
+impl<'a> UnverifiedMsk<'a> {
     /// Checks the structure of PROFILE.md §2.1 (any payload order; exactly
     /// one EXT, T, RAND, KEMAC, two IDs; at most one SP).
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        Self::from_received(Message::decode(bytes)?)
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
+        let mut shape = Shape::default();
+        let view = shape.read(bytes)?;
+        Self::from_shape(view, &shape)
     }
 
-    pub fn from_received(rx: Received) -> Result<Self, MessageError> {
-        Shape::check_hdr(&rx, DataType::PSK_INIT)?;
-        let shape = Shape::of(&rx);
+    /// [`Self::parse`] of a message already read.
+    pub fn from_view(view: MessageView<'a>) -> Result<Self, MessageError> {
+        Self::from_shape(view, &Shape::of(&view))
+    }
+
+    fn from_shape(view: MessageView<'a>, shape: &Shape<'a>) -> Result<Self, MessageError> {
+        Shape::check_hdr(&view, DataType::PSK_INIT)?;
         shape.check_counts((1, 1), (2, 2), 1)?;
         let ids = shape.key_ids()?;
         if ids.mtk_id.is_some() {
             return Err(MessageError::Structure("an MSK message carries no MTK ID"));
         }
-        let counter = shape.counter()?;
-        shape.kemac()?;
+        let [idi, idr] = shape.ids;
         Ok(Self {
             key_domain_id: ids.key_domain_id,
             msk_id: ids.msk_id,
-            counter,
-            rx,
+            counter: shape.counter()?,
+            kemac: shape.kemac()?,
+            rand: shape.rand.unwrap_or_default(),
+            idi: idi.unwrap_or_default(),
+            idr: idr.unwrap_or_default(),
+            sp: shape.sp,
+            view,
         })
     }
 
@@ -243,25 +259,30 @@ impl UnverifiedMsk {
     }
 
     pub fn csb_id(&self) -> u32 {
-        self.rx.message().hdr.csb_id
+        self.view.hdr().csb_id
     }
 
     pub fn v(&self) -> bool {
-        self.rx.message().hdr.v
+        self.view.hdr().v
     }
 
     /// IDi data (the BM-SC FQDN), the first ID payload.
-    pub fn idi(&self) -> &[u8] {
-        self.rx.message().ids().next().map_or(&[], |i| &i.data)
+    pub fn idi(&self) -> &'a [u8] {
+        self.idi
     }
 
     /// IDr data (the B-TID), the second ID payload.
-    pub fn idr(&self) -> &[u8] {
-        self.rx.message().ids().nth(1).map_or(&[], |i| &i.data)
+    pub fn idr(&self) -> &'a [u8] {
+        self.idr
     }
 
-    pub fn received(&self) -> &Received {
-        &self.rx
+    /// The RAND payload, from which the message's keys are derived.
+    pub fn rand(&self) -> &'a [u8] {
+        self.rand
+    }
+
+    pub fn view(&self) -> &MessageView<'a> {
+        &self.view
     }
 
     /// Verifies the MAC with `muk`, then decrypts and reads the key data.
@@ -271,12 +292,10 @@ impl UnverifiedMsk {
 
     /// [`UnverifiedMsk::verify`] with a prepared MUK.
     pub fn verify_prepared(self, muk: &PreparedMuk) -> Result<MskMessage, MessageError> {
-        let rand = self.rx.message().rand().unwrap_or_default();
-        let keys = muk.keys(self.csb_id(), rand);
-        let shape = Shape::of(&self.rx);
-        let kemac = shape.kemac()?;
-        let items = open(&self.rx, kemac, &keys, self.counter)?;
-        let update = read_update(&items, self.msk_id)?;
+        let keys = muk.keys(self.csb_id(), self.rand());
+        let mut plain = PlainBuf::new();
+        let chain = open(&self.view, &self.kemac, &keys, self.counter, &mut plain)?;
+        let update = read_update(chain, self.msk_id)?;
         Ok(MskMessage {
             key_domain_id: self.key_domain_id,
             msk_id: self.msk_id,
@@ -285,7 +304,7 @@ impl UnverifiedMsk {
             v: self.v(),
             idi: self.idi().to_vec(),
             idr: self.idr().to_vec(),
-            sp: shape.sp.cloned(),
+            sp: self.sp.map(SecurityPolicy::from),
             update,
             keys,
         })
@@ -298,8 +317,9 @@ fn seq(bytes: &[u8]) -> Result<u16, MessageError> {
         .map_err(|_| MessageError::KeyContent("SEQl/SEQu must be 2 octets"))
 }
 
-fn read_update(items: &[KeyData], msk_id: MskId) -> Result<MskUpdate, MessageError> {
-    let Some(kd) = items.first() else {
+fn read_update(items: KeyDataChain<'_>, msk_id: MskId) -> Result<MskUpdate, MessageError> {
+    let mut items = items.iter();
+    let Some(kd) = items.next() else {
         return if msk_id.is_current() {
             Ok(MskUpdate::SolicitedPull)
         } else {
@@ -311,7 +331,7 @@ fn read_update(items: &[KeyData], msk_id: MskId) -> Result<MskUpdate, MessageErr
     if msk_id.is_current() {
         return Err(MessageError::KeyContent("key data under Key Number 0"));
     }
-    if items.len() != 1 {
+    if items.next().is_some() {
         return Err(MessageError::KeyContent(
             "more than one Key data sub-payload",
         ));
@@ -319,7 +339,7 @@ fn read_update(items: &[KeyData], msk_id: MskId) -> Result<MskUpdate, MessageErr
     if !matches!(kd.key_type, KeyDataType::TGK | KeyDataType::TGK_SALT) {
         return Err(MessageError::KeyContent("the MSK is carried as TGK"));
     }
-    let KeyValidity::Interval { from, to } = &kd.validity else {
+    let KeyValidityView::Interval { from, to } = kd.validity else {
         return Err(MessageError::KeyContent(
             "the MSK needs an Interval key validity",
         ));
@@ -329,7 +349,7 @@ fn read_update(items: &[KeyData], msk_id: MskId) -> Result<MskUpdate, MessageErr
         0 if seql > sequ => Ok(MskUpdate::Invalidate { seql, sequ }),
         0 => Ok(MskUpdate::ValidityOnly { seql, sequ }),
         _ => {
-            let msk = Msk::from_slice(&kd.key)
+            let msk = Msk::from_slice(kd.key)
                 .map_err(|_| MessageError::KeyContent("the MSK must be 16 octets"))?;
             Ok(MskUpdate::NewKey { msk, seql, sequ })
         }
@@ -369,7 +389,7 @@ mod writer_equivalence {
 
     use super::*;
     use crate::crypto::Muk;
-    use crate::mikey::{Extension, Id, Payload, Timestamp};
+    use crate::mikey::{Extension, Id, KeyData, KeyValidity, Payload, Timestamp};
 
     fn reference(keys: &ProtectionKeys, d: &MskDelivery) -> Vec<u8> {
         let interval = |seql: u16, sequ: u16| KeyValidity::Interval {

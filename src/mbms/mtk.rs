@@ -2,15 +2,16 @@
 //! UEs of a user service, protected with the MSK.
 
 use crate::crypto::{Msk, Mtk, ProtectionKeys, Salt};
+use crate::mikey::view::{CsIdMapView, KemacView, SecurityPolicyView};
 use crate::mikey::{
     CsIdMap, DataType, Extension, KeyData, KeyDataType, KeyDomainId, KeyIdEntry, KeyValidity,
-    Message, MskId, MtkId, Payload, PolicyParam, ProtType, Received, SecurityPolicy, SrtpIdEntry,
+    MessageView, MskId, MtkId, Payload, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry,
     SrtpParam, Timestamp,
 };
 
 use super::error::{BuildError, MessageError};
 use super::profile;
-use super::protect::{open, psk_hdr, seal};
+use super::protect::{PlainBuf, open, psk_hdr, seal};
 use super::shape::Shape;
 
 /// The SRTP part of a streaming MTK message: one SRTP-ID map entry and the
@@ -159,39 +160,50 @@ pub fn build_mtk(keys: &MtkKeys, d: &MtkDelivery) -> Result<Vec<u8>, BuildError>
     seal(hdr, payloads, &[key_data], &keys.keys, d.counter)
 }
 
-/// An MTK message with the profile's structure whose MAC is not checked yet.
+/// An MTK message with the profile's structure whose MAC is not checked
+/// yet, borrowing the datagram.
 #[derive(Debug, Clone)]
-pub struct UnverifiedMtk {
-    rx: Received,
+pub struct UnverifiedMtk<'a> {
+    view: MessageView<'a>,
+    kemac: KemacView<'a>,
+    rand: Option<&'a [u8]>,
+    sp: Option<SecurityPolicyView<'a>>,
     key_domain_id: KeyDomainId,
     msk_id: MskId,
     mtk_id: MtkId,
     counter: u32,
 }
 
-impl UnverifiedMtk {
+impl<'a> UnverifiedMtk<'a> {
     /// Checks the structure of PROFILE.md §2.3 (any order; exactly one EXT
     /// with an MTK ID, T, KEMAC; at most one RAND and one SP; IDs ignored).
-    pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        Self::from_received(Message::decode(bytes)?)
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
+        let mut shape = Shape::default();
+        let view = shape.read(bytes)?;
+        Self::from_shape(view, &shape)
     }
 
-    pub fn from_received(rx: Received) -> Result<Self, MessageError> {
-        Shape::check_hdr(&rx, DataType::PSK_INIT)?;
-        let shape = Shape::of(&rx);
+    /// [`Self::parse`] of a message already read.
+    pub fn from_view(view: MessageView<'a>) -> Result<Self, MessageError> {
+        Self::from_shape(view, &Shape::of(&view))
+    }
+
+    fn from_shape(view: MessageView<'a>, shape: &Shape<'a>) -> Result<Self, MessageError> {
+        Shape::check_hdr(&view, DataType::PSK_INIT)?;
         shape.check_counts((0, 1), (0, 2), 1)?;
         let ids = shape.key_ids()?;
         let mtk_id = ids
             .mtk_id
             .ok_or(MessageError::Structure("an MTK message carries an MTK ID"))?;
-        let counter = shape.counter()?;
-        shape.kemac()?;
         Ok(Self {
             key_domain_id: ids.key_domain_id,
             msk_id: ids.msk_id,
             mtk_id,
-            counter,
-            rx,
+            counter: shape.counter()?,
+            kemac: shape.kemac()?,
+            rand: shape.rand,
+            sp: shape.sp,
+            view,
         })
     }
 
@@ -212,21 +224,21 @@ impl UnverifiedMtk {
     }
 
     pub fn csb_id(&self) -> u32 {
-        self.rx.message().hdr.csb_id
+        self.view.hdr().csb_id
     }
 
-    pub fn received(&self) -> &Received {
-        &self.rx
+    pub fn view(&self) -> &MessageView<'a> {
+        &self.view
     }
 
     /// Verifies the MAC with the MSK's keys, then decrypts the MTK.
     pub fn verify(self, keys: &MtkKeys) -> Result<MtkMessage, MessageError> {
-        let msg = self.rx.message();
-        let keys = keys.for_message(msg.hdr.csb_id, msg.rand());
-        let shape = Shape::of(&self.rx);
-        let kemac = shape.kemac()?;
-        let items = open(&self.rx, kemac, &keys, self.counter)?;
-        let [kd] = items.as_slice() else {
+        let hdr = self.view.hdr();
+        let keys = keys.for_message(hdr.csb_id, self.rand);
+        let mut plain = PlainBuf::new();
+        let chain = open(&self.view, &self.kemac, &keys, self.counter, &mut plain)?;
+        let mut items = chain.iter();
+        let (Some(kd), None) = (items.next(), items.next()) else {
             return Err(MessageError::KeyContent("exactly one Key data sub-payload"));
         };
         if !matches!(kd.key_type, KeyDataType::TEK | KeyDataType::TEK_SALT) {
@@ -234,29 +246,29 @@ impl UnverifiedMtk {
                 "the MTK is carried as TEK or TEK+SALT",
             ));
         }
-        let mtk = Mtk::from_slice(&kd.key)
+        let mtk = Mtk::from_slice(kd.key)
             .map_err(|_| MessageError::KeyContent("the MTK must be 16 octets"))?;
-        let salt = match &kd.salt {
+        let salt = match kd.salt {
             Some(s) => Some(
                 Salt::from_slice(s)
                     .map_err(|_| MessageError::KeyContent("the MTK salt must be 14 octets"))?,
             ),
             None => None,
         };
-        let srtp = match &msg.hdr.cs_id_map {
-            CsIdMap::SrtpId(entries) => entries.first().copied(),
+        let srtp = match hdr.cs_id_map {
+            CsIdMapView::SrtpId(entries) => entries.first(),
             _ => None,
         };
         Ok(MtkMessage {
             key_domain_id: self.key_domain_id,
             msk_id: self.msk_id,
             mtk_id: self.mtk_id,
-            csb_id: msg.hdr.csb_id,
+            csb_id: hdr.csb_id,
             counter: self.counter,
             mtk,
             salt,
             srtp,
-            sp: shape.sp.cloned(),
+            sp: self.sp.map(SecurityPolicy::from),
         })
     }
 }

@@ -51,6 +51,13 @@ pub const INVALIDATION_SEQU: u16 = 0x0000;
 /// PROFILE.md §2.1 [CHOICE]: the Key data type carrying the MSK.
 pub const MSK_KEY_DATA_TYPE: KeyDataType = KeyDataType::TGK;
 
+/// PROFILE.md §2.1, §2.3: receivers decrypt KEMAC Encr data into a stack
+/// buffer of this many octets and reject longer Encr data as not of the
+/// profile. Its key data is one Key data sub-payload of at most 42 octets
+/// (a 16-octet key, a 14-octet salt, two 2-octet SEQs); the rest is margin
+/// for key validity data the profile does not use.
+pub const MAX_ENCR_DATA_LEN: usize = 256;
+
 /// PROFILE.md §1: MSK length in octets.
 pub const MSK_LEN: usize = 16;
 

@@ -1,15 +1,19 @@
 //! KEMAC protection shared by the MSK and MTK messages: seal on the sending
 //! side, check-then-decrypt on the receiving side (RFC 3830 §5.2, §5.3).
 
-use zeroize::Zeroizing;
-
 use crate::crypto::{MAC_LEN, ProtectionKeys};
+use crate::mikey::view::{EncrDataBuf, KemacView, KeyDataChain};
 use crate::mikey::{
-    CsIdMap, DataType, EncrAlg, Hdr, Kemac, KeyData, MIKEY_VERSION, MacAlg, Message, Payload,
-    PrfFunc, Received,
+    CsIdMap, DataType, EncrAlg, Hdr, Kemac, KeyData, MIKEY_VERSION, MacAlg, Message, MessageView,
+    Payload, PrfFunc,
 };
 
 use super::error::{BuildError, MessageError};
+use super::profile::MAX_ENCR_DATA_LEN;
+use super::shape::ENCR_DATA_TOO_LONG;
+
+/// The stack buffer a receiver decrypts Encr data into.
+pub(crate) type PlainBuf = EncrDataBuf<MAX_ENCR_DATA_LEN>;
 
 /// A PSK-init HDR of the profile (data type 0, MIKEY-1 PRF).
 pub(crate) fn psk_hdr(v: bool, csb_id: u32, cs_count: u8, cs_id_map: CsIdMap) -> Hdr {
@@ -52,34 +56,37 @@ pub(crate) fn seal(
 }
 
 /// Verifies the KEMAC MAC over the octets as received, in constant time,
-/// then decrypts Encr data and decodes its Key data chain.
-pub(crate) fn open(
-    rx: &Received,
-    kemac: &Kemac,
+/// then decrypts Encr data into `plain` and reads its Key data chain.
+pub(crate) fn open<'p>(
+    view: &MessageView<'_>,
+    kemac: &KemacView<'_>,
     keys: &ProtectionKeys,
     counter: u32,
-) -> Result<Vec<KeyData>, MessageError> {
-    let (input, tag) = final_mac(rx)?;
+    plain: &'p mut PlainBuf,
+) -> Result<KeyDataChain<'p>, MessageError> {
+    let (input, tag) = final_mac(view)?;
     if !keys.verify_mac(&[input], tag) {
         return Err(MessageError::BadMac);
     }
-    let mut plain = Zeroizing::new(kemac.encr_data.clone());
-    keys.apply_keystream(rx.message().hdr.csb_id, u64::from(counter), &mut plain);
-    KeyData::decode_chain(&plain).map_err(MessageError::KeyData)
+    let data = plain
+        .fill(kemac.encr_data)
+        .map_err(|_| ENCR_DATA_TOO_LONG)?;
+    keys.apply_keystream(view.hdr().csb_id, u64::from(counter), data);
+    plain.key_data().map_err(MessageError::KeyData)
 }
 
 /// The MAC-covered octets and the MAC, requiring the MAC field to end the
 /// message (RFC 3830 §5.2): nothing after it would be authenticated.
-pub(crate) fn final_mac(rx: &Received) -> Result<(&[u8], &[u8]), MessageError> {
-    let mac = rx
+pub(crate) fn final_mac<'a>(view: &MessageView<'a>) -> Result<(&'a [u8], &'a [u8]), MessageError> {
+    let mac = view
         .mac_field()
         .ok_or(MessageError::Structure("no MAC field"))?;
-    if mac.offset.checked_add(mac.len) != Some(rx.bytes().len()) {
+    if mac.offset.checked_add(mac.len) != Some(view.bytes().len()) {
         return Err(MessageError::Structure(
             "the MAC field does not end the message",
         ));
     }
-    match (rx.mac_input(), rx.mac_value()) {
+    match (view.mac_input(), view.mac_value()) {
         (Some(input), Some(tag)) => Ok((input, tag)),
         _ => Err(MessageError::Structure("no MAC field")),
     }

@@ -1,35 +1,44 @@
 //! Structural reading of a decoded message against the profile: which
 //! payloads, how many of each, which types. Nothing here is trusted yet.
 
+use crate::mikey::view::{
+    ExtensionView, KemacView, KeyIdEntries, KeyIdEntryView, PayloadView, SecurityPolicyView,
+    VerificationView,
+};
 use crate::mikey::{
-    DataType, EncrAlg, Extension, Id, Kemac, KeyDomainId, KeyIdEntry, MIKEY_VERSION, MacAlg, MskId,
-    MtkId, Payload, PrfFunc, Received, SecurityPolicy, Timestamp, Verification,
+    DataType, EncrAlg, KeyDomainId, MIKEY_VERSION, MacAlg, MessageView, MskId, MtkId, PrfFunc,
+    Timestamp,
 };
 
 use super::error::MessageError;
+use super::profile;
 
-/// The payloads of a message, counted and sorted by kind.
-#[derive(Default)]
+/// The payloads of a message, counted and sorted by kind; each field holds
+/// the last payload of its kind, except `ids`, which holds the first two.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Shape<'a> {
-    pub key_ids: Option<&'a [KeyIdEntry]>,
+    pub key_ids: Option<KeyIdEntries<'a>>,
     pub t: Option<Timestamp>,
     pub rand: Option<&'a [u8]>,
-    pub ids: Vec<&'a Id>,
-    pub kemac: Option<&'a Kemac>,
-    pub sp: Option<&'a SecurityPolicy>,
-    pub v: Option<&'a Verification>,
+    /// The data of the first and second ID payloads (IDi, IDr).
+    pub ids: [Option<&'a [u8]>; 2],
+    pub kemac: Option<KemacView<'a>>,
+    pub sp: Option<SecurityPolicyView<'a>>,
+    pub v: Option<VerificationView<'a>>,
     counts: Counts,
 }
 
-#[derive(Default)]
+/// Payloads of each kind, saturating at 255 (far above any limit checked).
+#[derive(Debug, Clone, Copy, Default)]
 struct Counts {
-    ext: usize,
-    t: usize,
-    rand: usize,
-    kemac: usize,
-    sp: usize,
-    v: usize,
-    other: usize,
+    ext: u8,
+    t: u8,
+    rand: u8,
+    ids: u8,
+    kemac: u8,
+    sp: u8,
+    v: u8,
+    other: u8,
 }
 
 /// The Key ID extension's entries, typed.
@@ -40,49 +49,69 @@ pub(crate) struct KeyIds {
     pub mtk_id: Option<MtkId>,
 }
 
+/// Encr data that does not fit [`profile::MAX_ENCR_DATA_LEN`].
+pub(crate) const ENCR_DATA_TOO_LONG: MessageError =
+    MessageError::Structure("KEMAC Encr data is longer than any key data of the profile");
+
 fn structure(what: &'static str) -> MessageError {
     MessageError::Structure(what)
 }
 
 impl<'a> Shape<'a> {
-    pub fn of(rx: &'a Received) -> Self {
+    /// Reads a datagram and sorts its payloads into `self` in the same walk.
+    pub fn read(&mut self, bytes: &'a [u8]) -> Result<MessageView<'a>, MessageError> {
+        Ok(MessageView::decode_with(bytes, |_, p| self.add(p))?)
+    }
+
+    /// The shape of a message already read.
+    pub fn of(view: &MessageView<'a>) -> Self {
         let mut s = Shape::default();
-        for p in &rx.message().payloads {
-            match p {
-                Payload::Ext(e @ Extension::KeyId(_)) => {
-                    s.counts.ext += 1;
-                    s.key_ids = Some(e.key_ids());
-                }
-                Payload::T(t) => {
-                    s.counts.t += 1;
-                    s.t = Some(*t);
-                }
-                Payload::Rand(r) => {
-                    s.counts.rand += 1;
-                    s.rand = Some(r);
-                }
-                Payload::Id(id) => s.ids.push(id),
-                Payload::Kemac(k) => {
-                    s.counts.kemac += 1;
-                    s.kemac = Some(k);
-                }
-                Payload::Sp(sp) => {
-                    s.counts.sp += 1;
-                    s.sp = Some(sp);
-                }
-                Payload::V(v) => {
-                    s.counts.v += 1;
-                    s.v = Some(v);
-                }
-                _ => s.counts.other += 1,
-            }
+        for (_, p) in view.payloads() {
+            s.add(p);
         }
         s
     }
 
+    fn add(&mut self, p: PayloadView<'a>) {
+        let c = &mut self.counts;
+        match p {
+            PayloadView::Ext(ExtensionView::KeyId(ids)) => {
+                c.ext = c.ext.saturating_add(1);
+                self.key_ids = Some(ids);
+            }
+            PayloadView::T(t) => {
+                c.t = c.t.saturating_add(1);
+                self.t = Some(t);
+            }
+            PayloadView::Rand(r) => {
+                c.rand = c.rand.saturating_add(1);
+                self.rand = Some(r);
+            }
+            PayloadView::Id(id) => {
+                if let Some(slot) = self.ids.get_mut(usize::from(c.ids)) {
+                    *slot = Some(id.data);
+                }
+                c.ids = c.ids.saturating_add(1);
+            }
+            PayloadView::Kemac(k) => {
+                c.kemac = c.kemac.saturating_add(1);
+                self.kemac = Some(k);
+            }
+            PayloadView::Sp(sp) => {
+                c.sp = c.sp.saturating_add(1);
+                self.sp = Some(sp);
+            }
+            PayloadView::V(v) => {
+                c.v = c.v.saturating_add(1);
+                self.v = Some(v);
+            }
+            _ => c.other = c.other.saturating_add(1),
+        }
+    }
+
     /// Checks the HDR fields common to every message of the profile.
-    pub fn check_hdr(rx: &Received, data_type: DataType) -> Result<(), MessageError> {
-        let h = &rx.message().hdr;
+    pub fn check_hdr(view: &MessageView<'_>, data_type: DataType) -> Result<(), MessageError> {
+        let h = view.hdr();
         if h.version != MIKEY_VERSION {
             return Err(structure("HDR version is not 1"));
         }
@@ -99,9 +128,9 @@ impl<'a> Shape<'a> {
     /// no V and nothing else.
     pub fn check_counts(
         &self,
-        rand: (usize, usize),
-        ids: (usize, usize),
-        sp_max: usize,
+        rand: (u8, u8),
+        ids: (u8, u8),
+        sp_max: u8,
     ) -> Result<(), MessageError> {
         let c = &self.counts;
         if c.ext != 1 {
@@ -116,7 +145,7 @@ impl<'a> Shape<'a> {
         if c.rand < rand.0 || c.rand > rand.1 {
             return Err(structure("wrong number of RAND payloads"));
         }
-        if self.ids.len() < ids.0 || self.ids.len() > ids.1 {
+        if c.ids < ids.0 || c.ids > ids.1 {
             return Err(structure("wrong number of ID payloads"));
         }
         if c.sp > sp_max {
@@ -136,7 +165,7 @@ impl<'a> Shape<'a> {
                 "an acknowledgement needs exactly one T and one V",
             ));
         }
-        if self.ids.len() > 1 || c.ext + c.rand + c.kemac + c.sp + c.other != 0 {
+        if c.ids > 1 || c.ext + c.rand + c.kemac + c.sp + c.other != 0 {
             return Err(structure("payload not allowed in an acknowledgement"));
         }
         Ok(())
@@ -149,14 +178,18 @@ impl<'a> Shape<'a> {
         }
     }
 
-    /// The KEMAC, checked for AES-CM-128 and HMAC-SHA-1-160.
-    pub fn kemac(&self) -> Result<&'a Kemac, MessageError> {
+    /// The KEMAC, checked for AES-CM-128, HMAC-SHA-1-160 and Encr data
+    /// that fits the receiver's key data buffer.
+    pub fn kemac(&self) -> Result<KemacView<'a>, MessageError> {
         let k = self.kemac.ok_or(structure("no KEMAC"))?;
         if k.encr_alg != EncrAlg::AES_CM_128 {
             return Err(structure("KEMAC encryption is not AES-CM-128"));
         }
         if k.mac_alg != MacAlg::HMAC_SHA1_160 {
             return Err(structure("KEMAC MAC is not HMAC-SHA-1-160"));
+        }
+        if k.encr_data.len() > profile::MAX_ENCR_DATA_LEN {
+            return Err(ENCR_DATA_TOO_LONG);
         }
         Ok(k)
     }
@@ -165,12 +198,12 @@ impl<'a> Shape<'a> {
     pub fn key_ids(&self) -> Result<KeyIds, MessageError> {
         let entries = self.key_ids.ok_or(structure("no Key ID extension"))?;
         let (mut kd, mut msk, mut mtk) = (None, None, None);
-        for e in entries {
+        for e in entries.iter() {
             let slot_taken = match e {
-                KeyIdEntry::KeyDomain(id) => kd.replace(*id).is_some(),
-                KeyIdEntry::Msk(id) => msk.replace(*id).is_some(),
-                KeyIdEntry::Mtk(id) => mtk.replace(*id).is_some(),
-                KeyIdEntry::Other { .. } => {
+                KeyIdEntryView::KeyDomain(id) => kd.replace(id).is_some(),
+                KeyIdEntryView::Msk(id) => msk.replace(id).is_some(),
+                KeyIdEntryView::Mtk(id) => mtk.replace(id).is_some(),
+                KeyIdEntryView::Other { .. } => {
                     return Err(structure("Key ID sub-payload of unknown type or length"));
                 }
             };

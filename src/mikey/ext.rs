@@ -1,10 +1,9 @@
 //! The General Extension payload (RFC 3830 §6.15) and the RFC 4563 Key ID
 //! extension (type 3) with its typed sub-payloads.
 
-use super::DecodeError;
-use super::error::{EncodeError, PayloadName};
+use super::error::EncodeError;
 use super::keyid::{KeyDomainId, MskId, MtkId};
-use super::reader::{Reader, put_len8, put_len16};
+use super::reader::{put_len8, put_len16};
 use super::wire::{ExtType, KeyIdType};
 
 /// A General Extension payload.
@@ -72,45 +71,6 @@ impl Extension {
             Self::KeyId(entries) => entries,
             Self::Other { .. } => &[],
         }
-    }
-
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let ext_type = ExtType(r.u8("EXT type")?);
-        let len = usize::from(r.u16("EXT length")?);
-        let mut data = r.sub("EXT data", len, PayloadName::KeyId)?;
-        if ext_type != ExtType::KEY_ID {
-            let raw = data.bytes("EXT data", len)?;
-            return Ok(Self::Other {
-                ext_type,
-                data: raw.to_vec(),
-            });
-        }
-        let mut entries = Vec::new();
-        while !data.is_empty() {
-            let id_type = KeyIdType(data.u8("Key ID Type")?);
-            let id_len = usize::from(data.u8("Key ID Length")?);
-            let value = data.bytes("Key ID", id_len)?;
-            let typed = match id_type {
-                KeyIdType::KEY_DOMAIN_ID => value
-                    .try_into()
-                    .ok()
-                    .map(|b| KeyIdEntry::KeyDomain(KeyDomainId(b))),
-                KeyIdType::MSK_ID => value
-                    .try_into()
-                    .ok()
-                    .map(|b| KeyIdEntry::Msk(MskId::from_bytes(b))),
-                KeyIdType::MTK_ID => value
-                    .try_into()
-                    .ok()
-                    .map(|b| KeyIdEntry::Mtk(MtkId(u16::from_be_bytes(b)))),
-                _ => None,
-            };
-            entries.push(typed.unwrap_or_else(|| KeyIdEntry::Other {
-                id_type,
-                value: value.to_vec(),
-            }));
-        }
-        Ok(Self::KeyId(entries))
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {

@@ -1,8 +1,6 @@
 //! The common header HDR (RFC 3830 §6.1) with its CS ID map.
 
-use super::DecodeError;
-use super::error::{EncodeError, Reason};
-use super::reader::Reader;
+use super::error::EncodeError;
 use super::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
 
 /// MIKEY version 1, the only one defined (RFC 3830 §6.1).
@@ -56,53 +54,6 @@ pub struct SrtpIdEntry {
 }
 
 impl Hdr {
-    /// Decodes HDR and returns it with the type of the first payload.
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<(Self, PayloadType), DecodeError> {
-        let version = r.u8("version")?;
-        let data_type = DataType(r.u8("data type")?);
-        let next = PayloadType(r.u8("next payload")?);
-        let v_prf = r.u8("V/PRF func")?;
-        let csb_id = r.u32("CSB ID")?;
-        let cs_count = r.u8("#CS")?;
-        let map_pos = r.pos();
-        let map_type = CsIdMapType(r.u8("CS ID map type")?);
-        let cs_id_map = match map_type {
-            CsIdMapType::SRTP_ID => {
-                let mut entries = Vec::with_capacity(usize::from(cs_count).min(r.remaining() / 9));
-                for _ in 0..cs_count {
-                    entries.push(SrtpIdEntry {
-                        policy_no: r.u8("SRTP-ID Policy_no")?,
-                        ssrc: r.u32("SRTP-ID SSRC")?,
-                        roc: r.u32("SRTP-ID ROC")?,
-                    });
-                }
-                CsIdMap::SrtpId(entries)
-            }
-            CsIdMapType::EMPTY => CsIdMap::Empty,
-            other if cs_count == 0 => CsIdMap::Other(other),
-            other => {
-                return Err(super::payload::at(
-                    r,
-                    map_pos,
-                    Reason::UnknownLength {
-                        field: "CS ID map type",
-                        value: other.0,
-                    },
-                ));
-            }
-        };
-        let hdr = Hdr {
-            version,
-            data_type,
-            v: v_prf & 0x80 != 0,
-            prf_func: PrfFunc(v_prf & 0x7f),
-            csb_id,
-            cs_count,
-            cs_id_map,
-        };
-        Ok((hdr, next))
-    }
-
     pub(crate) fn encode(&self, next: PayloadType, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         if self.prf_func.0 > 0x7f {
             return Err(EncodeError::OutOfRange {

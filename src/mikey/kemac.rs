@@ -2,8 +2,9 @@
 //! validity data (§6.14).
 
 use super::DecodeError;
-use super::error::{EncodeError, PayloadName, Reason};
-use super::reader::{Reader, put_len8, put_len16};
+use super::error::EncodeError;
+use super::reader::{put_len8, put_len16};
+use super::view::KeyDataChain;
 use super::wire::{EncrAlg, KeyDataType, KvType, MacAlg, PayloadType};
 
 /// The KEMAC payload. Encr data stays as transported (encrypted unless the
@@ -19,36 +20,6 @@ pub struct Kemac {
 }
 
 impl Kemac {
-    /// Decodes the payload body; returns it with the absolute offset of the MAC field.
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<(Self, usize), DecodeError> {
-        let encr_alg = EncrAlg(r.u8("Encr alg")?);
-        let len = usize::from(r.u16("Encr data len")?);
-        let encr_data = r.bytes("Encr data", len)?.to_vec();
-        let alg_pos = r.pos();
-        let mac_alg = MacAlg(r.u8("MAC alg")?);
-        let mac_len = mac_alg.mac_len().ok_or_else(|| {
-            super::payload::at(
-                r,
-                alg_pos,
-                Reason::UnknownLength {
-                    field: "MAC alg",
-                    value: mac_alg.0,
-                },
-            )
-        })?;
-        let mac_pos = r.pos();
-        let mac = r.bytes("MAC", mac_len)?.to_vec();
-        Ok((
-            Self {
-                encr_alg,
-                encr_data,
-                mac_alg,
-                mac,
-            },
-            mac_pos,
-        ))
-    }
-
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.push(self.encr_alg.0);
         put_len16(out, "Encr data", self.encr_data.len())?;
@@ -131,30 +102,6 @@ impl KeyValidity {
         }
     }
 
-    /// Decodes the KV data announced by `kv` (shared by Key data and DH).
-    pub(crate) fn decode(r: &mut Reader<'_>, kv: KvType) -> Result<Self, DecodeError> {
-        Ok(match kv {
-            KvType::NULL => Self::Null,
-            KvType::SPI => {
-                let len = usize::from(r.u8("SPI Length")?);
-                Self::Spi(r.bytes("SPI", len)?.to_vec())
-            }
-            KvType::INTERVAL => {
-                let vf = usize::from(r.u8("VF Length")?);
-                let from = r.bytes("Valid From", vf)?.to_vec();
-                let vt = usize::from(r.u8("VT Length")?);
-                let to = r.bytes("Valid To", vt)?.to_vec();
-                Self::Interval { from, to }
-            }
-            other => {
-                return Err(r.error(Reason::UnknownLength {
-                    field: "KV type",
-                    value: other.0,
-                }));
-            }
-        })
-    }
-
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
             Self::Null => {}
@@ -177,54 +124,7 @@ impl KeyData {
     /// Decodes a chain of Key data sub-payloads filling `plain` exactly.
     /// Offsets in errors count from the start of `plain`.
     pub fn decode_chain(plain: &[u8]) -> Result<Vec<KeyData>, DecodeError> {
-        let mut r = Reader::new(plain, 0, PayloadName::Payload(PayloadType::KEY_DATA));
-        let mut out = Vec::new();
-        if r.is_empty() {
-            return Ok(out);
-        }
-        loop {
-            let next_pos = r.pos();
-            let next = PayloadType(r.u8("next payload")?);
-            out.push(Self::decode_one(&mut r)?);
-            match next {
-                PayloadType::LAST => break,
-                PayloadType::KEY_DATA => continue,
-                other => {
-                    return Err(DecodeError {
-                        payload: r.payload,
-                        offset: next_pos,
-                        reason: Reason::BadKeyDataChain(other.0),
-                    });
-                }
-            }
-        }
-        if !r.is_empty() {
-            return Err(r.error(Reason::TrailingBytes {
-                count: r.remaining(),
-            }));
-        }
-        Ok(out)
-    }
-
-    fn decode_one(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let type_kv = r.u8("Type/KV")?;
-        let key_type = KeyDataType(type_kv >> 4);
-        let kv = KvType(type_kv & 0x0f);
-        let key_len = usize::from(r.u16("Key data len")?);
-        let key = r.bytes("Key data", key_len)?.to_vec();
-        let salt = if key_type.has_salt() {
-            let len = usize::from(r.u16("Salt len")?);
-            Some(r.bytes("Salt data", len)?.to_vec())
-        } else {
-            None
-        };
-        let validity = KeyValidity::decode(r, kv)?;
-        Ok(Self {
-            key_type,
-            key,
-            salt,
-            validity,
-        })
+        KeyDataChain::decode(plain).map(|chain| chain.to_key_data())
     }
 
     /// Encodes a chain of Key data sub-payloads (the plaintext of Encr data).

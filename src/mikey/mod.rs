@@ -1,7 +1,8 @@
 //! The MIKEY wire codec: RFC 3830 payloads and the RFC 4563 MBMS extensions.
 //!
-//! Decoding is strict and total: every input either yields a [`Received`]
-//! message or a [`DecodeError`] naming the payload, the offset and the
+//! Decoding is strict and total: every input either yields a [`MessageView`]
+//! (read in place, nothing copied or allocated) and its owned copy
+//! [`Received`], or a [`DecodeError`] naming the payload, the offset and the
 //! reason; it never panics, loops or allocates more than the input's length.
 //! Encoding derives the next-payload chain from the payload order, so that
 //! `decode → encode` gives back the input octet for octet.
@@ -21,6 +22,7 @@ mod writer;
 
 pub mod describe;
 pub mod fuzzing;
+pub mod view;
 
 pub use error::{DecodeError, EncodeError, PayloadName, Reason};
 pub use ext::{Extension, KeyIdEntry};
@@ -31,14 +33,13 @@ pub use payload::{
     Cert, Chash, Dh, ErrorPayload, Id, MacField, Payload, Pke, PolicyParam, SecurityPolicy, Sign,
     Timestamp, Verification,
 };
+pub use view::MessageView;
 pub use wire::{
     CertType, CsIdMapType, DataType, DhGroup, EncrAlg, ErrNo, ExtType, HashFunc, IdType,
     KeyDataType, KeyIdType, KvType, MacAlg, PayloadType, PrfFunc, ProtType, SignType, SrtpParam,
     TsType,
 };
 pub use writer::{KemacFields, KeyDataRef, MessageWriter};
-
-use reader::Reader;
 
 /// A MIKEY message: the header and the payloads in wire order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,42 +98,9 @@ impl Received {
 
 impl Message {
     /// Decodes one complete datagram. Trailing octets after the last payload
-    /// are an error.
+    /// are an error. The owned copy of [`MessageView::decode`].
     pub fn decode(input: &[u8]) -> Result<Received, DecodeError> {
-        let mut r = Reader::new(input, 0, PayloadName::Hdr);
-        let (hdr, mut next) = Hdr::decode(&mut r)?;
-        let mut payloads = Vec::new();
-        let mut offsets = Vec::new();
-        let mut mac = None;
-        while next != PayloadType::LAST {
-            r.payload = PayloadName::Message;
-            if r.is_empty() {
-                return Err(r.error(Reason::Truncated {
-                    field: "payload announced by the previous next-payload field",
-                    needed: 1,
-                    available: 0,
-                }));
-            }
-            offsets.push(r.pos());
-            let (payload, following, mac_field) = Payload::decode(next, &mut r)?;
-            if mac_field.is_some() {
-                mac = mac_field;
-            }
-            payloads.push(payload);
-            next = following;
-        }
-        if !r.is_empty() {
-            r.payload = PayloadName::Message;
-            return Err(r.error(Reason::TrailingBytes {
-                count: r.remaining(),
-            }));
-        }
-        Ok(Received {
-            message: Message { hdr, payloads },
-            bytes: input.to_vec(),
-            offsets,
-            mac,
-        })
+        view::decode_owned(input)
     }
 
     /// Encodes the message, deriving every next-payload field.

@@ -1,14 +1,12 @@
 //! The payloads of the chain after HDR (RFC 3830 §6.2–§6.15). Each payload's
 //! own next-payload octet is not stored: the chain is derived when encoding.
 
-use super::DecodeError;
-use super::error::{EncodeError, PayloadName, Reason};
+use super::error::EncodeError;
 use super::ext::Extension;
 use super::kemac::{Kemac, KeyValidity, check_mac_len};
-use super::reader::{Reader, put_len8, put_len16};
+use super::reader::{put_len8, put_len16};
 use super::wire::{
-    CertType, DhGroup, ErrNo, HashFunc, IdType, KvType, MacAlg, PayloadType, ProtType, SignType,
-    TsType,
+    CertType, DhGroup, ErrNo, HashFunc, IdType, MacAlg, PayloadType, ProtType, SignType, TsType,
 };
 
 /// One payload of the chain.
@@ -169,184 +167,6 @@ impl Payload {
         }
     }
 
-    /// Decodes one payload of type `ptype` whose next-payload octet (if it
-    /// has one) has already been read. Returns the payload, the type of the
-    /// next one and, for KEMAC/V/SIGN, the MAC field.
-    pub(crate) fn decode(
-        ptype: PayloadType,
-        r: &mut Reader<'_>,
-    ) -> Result<(Self, PayloadType, Option<MacField>), DecodeError> {
-        r.payload = PayloadName::Payload(ptype);
-        let start = r.pos();
-        if ptype == PayloadType::SIGN {
-            let word = r.u16("S type/Signature len")?;
-            let len = usize::from(word & 0x0fff);
-            let offset = r.pos();
-            let signature = r.bytes("Signature", len)?.to_vec();
-            let sign = Sign {
-                sign_type: SignType((word >> 12) as u8),
-                signature,
-            };
-            let mac = MacField {
-                payload: ptype,
-                offset,
-                len,
-            };
-            return Ok((Self::Sign(sign), PayloadType::LAST, Some(mac)));
-        }
-        let next = PayloadType(r.u8("next payload")?);
-        let mut mac = None;
-        let payload = match ptype {
-            PayloadType::KEMAC => {
-                let (kemac, offset) = Kemac::decode(r)?;
-                mac = Some(MacField {
-                    payload: ptype,
-                    offset,
-                    len: kemac.mac.len(),
-                });
-                Self::Kemac(kemac)
-            }
-            PayloadType::PKE => {
-                let word = r.u16("C/Data len")?;
-                let data = r.bytes("PKE data", usize::from(word & 0x3fff))?.to_vec();
-                Self::Pke(Pke {
-                    cache: (word >> 14) as u8,
-                    data,
-                })
-            }
-            PayloadType::DH => {
-                let group_pos = r.pos();
-                let group = DhGroup(r.u8("DH-Group")?);
-                let len = group.value_len().ok_or_else(|| {
-                    at(
-                        r,
-                        group_pos,
-                        Reason::UnknownLength {
-                            field: "DH-Group",
-                            value: group.0,
-                        },
-                    )
-                })?;
-                let value = r.bytes("DH-value", len)?.to_vec();
-                let kv_octet = r.u8("Reserved/KV")?;
-                let validity = KeyValidity::decode(r, KvType(kv_octet & 0x0f))?;
-                Self::Dh(Dh {
-                    group,
-                    value,
-                    reserved: kv_octet >> 4,
-                    validity,
-                })
-            }
-            PayloadType::T => {
-                let ts_pos = r.pos();
-                let ts_type = TsType(r.u8("TS type")?);
-                Self::T(match ts_type {
-                    TsType::NTP_UTC => Timestamp::NtpUtc(r.u64("TS value")?),
-                    TsType::NTP => Timestamp::Ntp(r.u64("TS value")?),
-                    TsType::COUNTER => Timestamp::Counter(r.u32("TS value")?),
-                    other => {
-                        return Err(at(
-                            r,
-                            ts_pos,
-                            Reason::UnknownLength {
-                                field: "TS type",
-                                value: other.0,
-                            },
-                        ));
-                    }
-                })
-            }
-            PayloadType::ID => {
-                let id_type = IdType(r.u8("ID Type")?);
-                let len = usize::from(r.u16("ID len")?);
-                Self::Id(Id {
-                    id_type,
-                    data: r.bytes("ID data", len)?.to_vec(),
-                })
-            }
-            PayloadType::CERT => {
-                let cert_type = CertType(r.u8("Cert type")?);
-                let len = usize::from(r.u16("Cert len")?);
-                Self::Cert(Cert {
-                    cert_type,
-                    data: r.bytes("Cert data", len)?.to_vec(),
-                })
-            }
-            PayloadType::CHASH => {
-                let pos = r.pos();
-                let hash_func = HashFunc(r.u8("Hash func")?);
-                let len = hash_func.hash_len().ok_or_else(|| {
-                    at(
-                        r,
-                        pos,
-                        Reason::UnknownLength {
-                            field: "Hash func",
-                            value: hash_func.0,
-                        },
-                    )
-                })?;
-                Self::Chash(Chash {
-                    hash_func,
-                    hash: r.bytes("Hash", len)?.to_vec(),
-                })
-            }
-            PayloadType::V => {
-                let pos = r.pos();
-                let auth_alg = MacAlg(r.u8("Auth alg")?);
-                let len = auth_alg.mac_len().ok_or_else(|| {
-                    at(
-                        r,
-                        pos,
-                        Reason::UnknownLength {
-                            field: "Auth alg",
-                            value: auth_alg.0,
-                        },
-                    )
-                })?;
-                let offset = r.pos();
-                let ver_data = r.bytes("Ver data", len)?.to_vec();
-                mac = Some(MacField {
-                    payload: ptype,
-                    offset,
-                    len,
-                });
-                Self::V(Verification { auth_alg, ver_data })
-            }
-            PayloadType::SP => {
-                let policy_no = r.u8("Policy no")?;
-                let prot_type = ProtType(r.u8("Prot type")?);
-                let len = usize::from(r.u16("Policy param length")?);
-                let mut tlv = r.sub("Policy param", len, PayloadName::SpParam)?;
-                let mut params = Vec::new();
-                while !tlv.is_empty() {
-                    let param_type = tlv.u8("Type")?;
-                    let vlen = usize::from(tlv.u8("Length")?);
-                    params.push(PolicyParam {
-                        param_type,
-                        value: tlv.bytes("Value", vlen)?.to_vec(),
-                    });
-                }
-                Self::Sp(SecurityPolicy {
-                    policy_no,
-                    prot_type,
-                    params,
-                })
-            }
-            PayloadType::RAND => {
-                let len = usize::from(r.u8("RAND len")?);
-                Self::Rand(r.bytes("RAND", len)?.to_vec())
-            }
-            PayloadType::ERR => Self::Err(ErrorPayload {
-                err_no: ErrNo(r.u8("Err no")?),
-                reserved: r.u16("Reserved")?,
-            }),
-            PayloadType::GENERAL_EXT => Self::Ext(Extension::decode(r)?),
-            PayloadType::KEY_DATA => return Err(at(r, start, Reason::KeyDataOutsideKemac)),
-            other => return Err(at(r, start, Reason::UnknownPayloadType(other.0))),
-        };
-        Ok((payload, next, mac))
-    }
-
     /// Encodes the payload with `next` as its next-payload octet.
     pub(crate) fn encode(&self, next: PayloadType, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         if let Self::Sign(s) = self {
@@ -465,13 +285,5 @@ impl Payload {
             Self::Ext(ext) => ext.encode(out)?,
         }
         Ok(())
-    }
-}
-
-pub(crate) fn at(r: &Reader<'_>, offset: usize, reason: Reason) -> DecodeError {
-    DecodeError {
-        payload: r.payload,
-        offset,
-        reason,
     }
 }

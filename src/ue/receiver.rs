@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::Muk;
 use crate::mbms::{MessageError, MukId};
-use crate::mikey::{DataType, Extension, KeyIdEntry, Message, Payload, Received};
+use crate::mikey::view::{ExtensionView, KeyIdEntryView, PayloadView};
+use crate::mikey::{DataType, MessageView};
 
 use super::events::{DiscardReason, Event, MskInfo, Stats};
 use super::state::{MskStore, MukSlots};
@@ -120,23 +121,23 @@ impl Receiver {
     /// solicited pull; otherwise `None` (PROFILE.md §3: no error messages,
     /// no answer to MTK messages). Everything else is queued as events.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Option<Vec<u8>> {
-        let rx = match Message::decode(datagram) {
-            Ok(rx) => rx,
+        let view = match MessageView::decode(datagram) {
+            Ok(view) => view,
             Err(_) => {
                 self.discard(DiscardReason::Malformed);
                 return None;
             }
         };
-        match rx.message().hdr.data_type {
+        match view.hdr().data_type {
             DataType::PSK_VERIFY => {
                 self.discard(DiscardReason::UnexpectedAcknowledgement);
                 None
             }
-            DataType::PSK_INIT if carries_mtk_id(&rx) => {
-                self.handle_mtk(now, rx);
+            DataType::PSK_INIT if carries_mtk_id(&view) => {
+                self.handle_mtk(now, view);
                 None
             }
-            DataType::PSK_INIT => self.handle_msk(now, rx),
+            DataType::PSK_INIT => self.handle_msk(now, view),
             _ => {
                 self.discard(DiscardReason::NotProfileMessage);
                 None
@@ -199,10 +200,10 @@ impl Receiver {
 }
 
 /// An MTK message is the PSK message whose Key ID extension carries an MTK ID.
-fn carries_mtk_id(rx: &Received) -> bool {
-    rx.message().payloads.iter().any(|p| match p {
-        Payload::Ext(Extension::KeyId(entries)) => {
-            entries.iter().any(|e| matches!(e, KeyIdEntry::Mtk(_)))
+fn carries_mtk_id(view: &MessageView<'_>) -> bool {
+    view.payloads().any(|(_, p)| match p {
+        PayloadView::Ext(ExtensionView::KeyId(entries)) => {
+            entries.iter().any(|e| matches!(e, KeyIdEntryView::Mtk(_)))
         }
         _ => false,
     })

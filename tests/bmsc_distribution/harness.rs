@@ -331,7 +331,7 @@ pub fn run(
     panic!("the distributor does not settle");
 }
 
-pub fn msk_of(bytes: &[u8], muk: &Muk) -> (UnverifiedMsk, MskUpdate) {
+pub fn msk_of<'a>(bytes: &'a [u8], muk: &Muk) -> (UnverifiedMsk<'a>, MskUpdate) {
     let un = UnverifiedMsk::parse(bytes).expect("an MSK message");
     let msg = un.clone().verify(muk).expect("verifies with the UE's MUK");
     (un, msg.update)

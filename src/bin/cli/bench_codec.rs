@@ -1,13 +1,15 @@
 //! `mbms-keys bench codec`: MIKEY codec throughput on one message, decode and
-//! decode + encode, in ns per message (medians of several runs, one core).
-//! `benches/codec-vs-gstreamer.sh` runs it next to GStreamer's gstmikey.
+//! decode + encode, in ns per message (medians of several runs, one core):
+//! the owned decode (`Message::decode`) and the borrowed one
+//! (`MessageView::decode`). `benches/codec-vs-gstreamer.sh` runs it next to
+//! GStreamer's gstmikey.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use mbms_keys::mikey::Message;
+use mbms_keys::mikey::{Message, MessageView};
 
 use crate::input::read_hex_arg;
 
@@ -35,6 +37,16 @@ fn decode_loop(bytes: &[u8], n: u32) -> Duration {
     for _ in 0..n {
         let received = Message::decode(black_box(bytes));
         black_box(&received);
+    }
+    start.elapsed()
+}
+
+/// Reads `bytes` in place `n` times.
+fn view_loop(bytes: &[u8], n: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        let view = MessageView::decode(black_box(bytes));
+        black_box(&view);
     }
     start.elapsed()
 }
@@ -84,9 +96,11 @@ pub fn run(args: CodecArgs) -> ExitCode {
 
     let mut decode_times = Vec::with_capacity(runs);
     let mut both_times = Vec::with_capacity(runs);
+    let mut view_times = Vec::with_capacity(runs);
     for _ in 0..runs {
         decode_times.push(decode_loop(&bytes, n));
         both_times.push(decode_encode_loop(&bytes, n));
+        view_times.push(view_loop(&bytes, n));
     }
     let ns = |t: Duration| t.as_secs_f64() * 1e9 / f64::from(n);
     println!(
@@ -98,6 +112,11 @@ pub fn run(args: CodecArgs) -> ExitCode {
         bytes.len(),
         ns(median(decode_times)),
         ns(median(both_times)),
+    );
+    println!(
+        "| mbms-keys `MessageView::decode` (borrowed, no allocation) | {} | {n} | {:.1} | — |",
+        bytes.len(),
+        ns(median(view_times)),
     );
     println!("({runs} runs, medians; each decoded message is dropped before the next)");
     ExitCode::SUCCESS

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::mbms::{AckContext, MskMessage, MskUpdate, UnverifiedMsk, build_ack};
-use crate::mikey::Received;
+use crate::mikey::MessageView;
 
 use super::super::events::{DiscardReason, Event};
 use super::super::serial::is_newer;
@@ -13,8 +13,8 @@ use super::timers::draw_delay;
 use super::{Receiver, verify_failure};
 
 impl Receiver {
-    pub(super) fn handle_msk(&mut self, now: Instant, rx: Received) -> Option<Vec<u8>> {
-        let un = match UnverifiedMsk::from_received(rx) {
+    pub(super) fn handle_msk(&mut self, now: Instant, view: MessageView<'_>) -> Option<Vec<u8>> {
+        let un = match UnverifiedMsk::from_view(view) {
             Ok(un) => un,
             Err(_) => {
                 self.discard(DiscardReason::NotProfileMessage);

@@ -5,15 +5,15 @@
 use std::time::Instant;
 
 use crate::mbms::UnverifiedMtk;
-use crate::mikey::Received;
+use crate::mikey::MessageView;
 
 use super::super::events::{DiscardReason, Event};
 use super::super::serial::is_newer;
 use super::{Receiver, verify_failure};
 
 impl Receiver {
-    pub(super) fn handle_mtk(&mut self, now: Instant, rx: Received) {
-        let un = match UnverifiedMtk::from_received(rx) {
+    pub(super) fn handle_mtk(&mut self, now: Instant, view: MessageView<'_>) {
+        let un = match UnverifiedMtk::from_view(view) {
             Ok(un) => un,
             Err(_) => {
                 self.discard(DiscardReason::NotProfileMessage);
@@ -60,7 +60,7 @@ impl Receiver {
     /// TS 33.246 6.3.2.2.3 (missed key update): an MTK under an MSK the UE
     /// does not hold asks for that MSK, once per hold-off. The message cannot
     /// be verified, so a forged MSK ID costs one bounded hold-off entry.
-    fn missed_key(&mut self, now: Instant, un: UnverifiedMtk) {
+    fn missed_key(&mut self, now: Instant, un: UnverifiedMtk<'_>) {
         let (key_domain_id, msk_id) = (un.key_domain_id(), un.msk_id());
         let holdoff = self.config.missed_key_holdoff;
         if self.missed.try_request(now, holdoff, key_domain_id, msk_id) {

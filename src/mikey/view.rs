@@ -1,0 +1,229 @@
+//! A borrowed reading of a MIKEY datagram: [`MessageView`] checks a
+//! datagram exactly as [`Message::decode`] does (the same inputs accepted,
+//! the same errors), but copies nothing and allocates nothing. Variable
+//! fields are slices of the datagram; repeated structures (the payload
+//! chain, Key ID entries, SP parameters, SRTP-ID map entries, a Key data
+//! chain) are checked once and read again when iterated.
+//!
+//! [`Message::decode`] is this reading followed by a copy into the owned
+//! types, so both agree by construction.
+
+mod ext;
+mod hdr;
+mod keydata;
+mod owned;
+mod payload;
+
+pub(crate) use owned::decode_owned;
+
+pub use ext::{ExtensionView, KeyIdEntries, KeyIdEntryView};
+pub use hdr::{CsIdMapView, HdrView, SrtpIdMap};
+pub use keydata::{EncrDataBuf, EncrDataTooLong, KeyDataChain, KeyDataView, KeyValidityView};
+pub use payload::{
+    CertView, ChashView, DhView, IdView, KemacView, PayloadView, PkeView, PolicyParamView,
+    SecurityPolicyView, SignView, VerificationView,
+};
+
+use super::error::{DecodeError, PayloadName, Reason};
+use super::payload::{MacField, Timestamp};
+use super::reader::Reader;
+use super::wire::PayloadType;
+#[cfg(doc)]
+use super::{Message, Received};
+
+/// A checked MIKEY datagram, read in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    bytes: &'a [u8],
+    hdr: HdrView<'a>,
+    /// The type of the first payload, from HDR.
+    first: PayloadType,
+    /// Offset of the first payload: the length of HDR.
+    body: usize,
+    count: usize,
+    mac: Option<MacField>,
+}
+
+/// The walk along the next-payload chain shared by checking and iterating.
+struct Chain<'a> {
+    r: Reader<'a>,
+    next: PayloadType,
+    /// The last MAC/signature field passed.
+    mac: Option<MacField>,
+}
+
+impl<'a> Chain<'a> {
+    fn new(r: Reader<'a>, first: PayloadType) -> Self {
+        Self {
+            r,
+            next: first,
+            mac: None,
+        }
+    }
+
+    /// The next payload with its offset, `None` after the last.
+    fn step(&mut self) -> Result<Option<(usize, PayloadView<'a>)>, DecodeError> {
+        if self.next == PayloadType::LAST {
+            return Ok(None);
+        }
+        self.r.payload = PayloadName::Message;
+        if self.r.is_empty() {
+            return Err(self.r.error(Reason::Truncated {
+                field: "payload announced by the previous next-payload field",
+                needed: 1,
+                available: 0,
+            }));
+        }
+        let offset = self.r.pos();
+        let ptype = self.next;
+        let (payload, following) = PayloadView::decode(ptype, &mut self.r)?;
+        if let Some(len) = payload.mac_len() {
+            // The field ends the payload.
+            self.mac = Some(MacField {
+                payload: ptype,
+                offset: self.r.pos().saturating_sub(len),
+                len,
+            });
+        }
+        self.next = following;
+        Ok(Some((offset, payload)))
+    }
+}
+
+/// The payloads of a [`MessageView`] with their offsets, in wire order.
+pub struct Payloads<'a>(Chain<'a>);
+
+impl<'a> Iterator for Payloads<'a> {
+    /// The start offset of the payload and the payload.
+    type Item = (usize, PayloadView<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The chain was checked by `MessageView::decode`; should a step
+        // fail anyway, the iteration ends.
+        match self.0.step() {
+            Ok(Some(item)) => Some(item),
+            _ => {
+                self.0.next = PayloadType::LAST;
+                None
+            }
+        }
+    }
+}
+
+impl<'a> MessageView<'a> {
+    /// Checks one complete datagram; trailing octets after the last payload
+    /// are an error. Accepts and rejects exactly what [`Message::decode`]
+    /// does, with the same [`DecodeError`].
+    pub fn decode(input: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(input, |_, _| {})
+    }
+
+    /// [`MessageView::decode`] that hands each payload, with its start
+    /// offset, to `visit` as it is checked: one walk for a reader that needs
+    /// every payload anyway. On `Err`, `visit` may have seen a prefix of the
+    /// payloads.
+    pub fn decode_with(
+        input: &'a [u8],
+        mut visit: impl FnMut(usize, PayloadView<'a>),
+    ) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(input, 0, PayloadName::Hdr);
+        let (hdr, first) = HdrView::decode(&mut r)?;
+        let body = r.pos();
+        let mut chain = Chain::new(r, first);
+        let mut count = 0;
+        while let Some((offset, payload)) = chain.step()? {
+            count += 1;
+            visit(offset, payload);
+        }
+        let mut r = chain.r;
+        if !r.is_empty() {
+            r.payload = PayloadName::Message;
+            return Err(r.error(Reason::TrailingBytes {
+                count: r.remaining(),
+            }));
+        }
+        Ok(Self {
+            bytes: input,
+            hdr,
+            first,
+            body,
+            count,
+            mac: chain.mac,
+        })
+    }
+
+    /// The octets exactly as received.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn hdr(&self) -> &HdrView<'a> {
+        &self.hdr
+    }
+
+    /// The payloads after HDR with their start offsets, in wire order.
+    pub fn payloads(&self) -> Payloads<'a> {
+        let body = self.bytes.get(self.body..).unwrap_or_default();
+        Payloads(Chain::new(
+            Reader::new(body, self.body, PayloadName::Message),
+            self.first,
+        ))
+    }
+
+    /// How many payloads follow HDR.
+    pub fn payload_count(&self) -> usize {
+        self.count
+    }
+
+    /// The last MAC/signature field (of KEMAC, V or SIGN), if any.
+    pub fn mac_field(&self) -> Option<MacField> {
+        self.mac
+    }
+
+    /// The octets the MAC covers: everything before the MAC field
+    /// (RFC 3830 §5.2). `None` when the message has no MAC field.
+    pub fn mac_input(&self) -> Option<&'a [u8]> {
+        self.mac.and_then(|m| self.bytes.get(..m.offset))
+    }
+
+    /// The MAC field octets as received.
+    pub fn mac_value(&self) -> Option<&'a [u8]> {
+        self.mac
+            .and_then(|m| self.bytes.get(m.offset..m.offset.checked_add(m.len)?))
+    }
+
+    /// The first T payload.
+    pub fn timestamp(&self) -> Option<Timestamp> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::T(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The first RAND payload.
+    pub fn rand(&self) -> Option<&'a [u8]> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::Rand(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The first KEMAC payload.
+    pub fn kemac(&self) -> Option<KemacView<'a>> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::Kemac(k) => Some(k),
+            _ => None,
+        })
+    }
+
+    /// The entries of the first General Extension payload of type Key ID.
+    pub fn key_id_ext(&self) -> Option<KeyIdEntries<'a>> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::Ext(ExtensionView::KeyId(ids)) => Some(ids),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! Key data sub-payloads (RFC 3830 §6.13) and key validity data (§6.14)
+//! read in place from decrypted Encr data, and a fixed stack buffer to
+//! decrypt Encr data into.
+
+use std::fmt;
+
+use zeroize::Zeroize;
+
+use crate::mikey::DecodeError;
+use crate::mikey::error::{PayloadName, Reason};
+use crate::mikey::reader::Reader;
+use crate::mikey::wire::{KeyDataType, KvType, PayloadType};
+
+/// Key validity data, borrowing its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyValidityView<'a> {
+    Null,
+    /// `SPI Length (1) ‖ SPI`.
+    Spi(&'a [u8]),
+    /// `VF Length (1) ‖ Valid From ‖ VT Length (1) ‖ Valid To`.
+    Interval {
+        from: &'a [u8],
+        to: &'a [u8],
+    },
+}
+
+impl<'a> KeyValidityView<'a> {
+    pub fn kv_type(&self) -> KvType {
+        match self {
+            Self::Null => KvType::NULL,
+            Self::Spi(_) => KvType::SPI,
+            Self::Interval { .. } => KvType::INTERVAL,
+        }
+    }
+
+    /// Decodes the KV data announced by `kv` (shared by Key data and DH).
+    pub(crate) fn decode(r: &mut Reader<'a>, kv: KvType) -> Result<Self, DecodeError> {
+        Ok(match kv {
+            KvType::NULL => Self::Null,
+            KvType::SPI => {
+                let len = usize::from(r.u8("SPI Length")?);
+                Self::Spi(r.bytes("SPI", len)?)
+            }
+            KvType::INTERVAL => {
+                let vf = usize::from(r.u8("VF Length")?);
+                let from = r.bytes("Valid From", vf)?;
+                let vt = usize::from(r.u8("VT Length")?);
+                let to = r.bytes("Valid To", vt)?;
+                Self::Interval { from, to }
+            }
+            other => {
+                return Err(r.error(Reason::UnknownLength {
+                    field: "KV type",
+                    value: other.0,
+                }));
+            }
+        })
+    }
+}
+
+/// A Key data sub-payload borrowing the plaintext it was read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyDataView<'a> {
+    pub key_type: KeyDataType,
+    pub key: &'a [u8],
+    /// Present exactly when the type carries a salt (TGK+SALT, TEK+SALT).
+    pub salt: Option<&'a [u8]>,
+    pub validity: KeyValidityView<'a>,
+}
+
+/// Key data carries key material: it never prints its bytes.
+impl fmt::Debug for KeyDataView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyDataView")
+            .field("key_type", &self.key_type)
+            .field("key_len", &self.key.len())
+            .field("salt_len", &self.salt.map(<[u8]>::len))
+            .field("validity", &self.validity)
+            .finish()
+    }
+}
+
+/// A chain of Key data sub-payloads filling a plaintext exactly, checked
+/// once and read again on each iteration.
+#[derive(Clone, Copy)]
+pub struct KeyDataChain<'a>(&'a [u8]);
+
+/// Key data carries key material: only the chain's length is printed.
+impl fmt::Debug for KeyDataChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyDataChain({} octets)", self.0.len())
+    }
+}
+
+impl<'a> KeyDataChain<'a> {
+    /// Checks that `plain` is a chain of Key data sub-payloads and nothing
+    /// else, as [`crate::mikey::KeyData::decode_chain`]. Offsets in errors
+    /// count from the start of `plain`.
+    pub fn decode(plain: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(plain, 0, PayloadName::Payload(PayloadType::KEY_DATA));
+        let mut more = !r.is_empty();
+        while more {
+            more = next_in_chain(&mut r)?.1;
+        }
+        if !r.is_empty() {
+            return Err(r.error(Reason::TrailingBytes {
+                count: r.remaining(),
+            }));
+        }
+        Ok(Self(plain))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = KeyDataView<'a>> + Clone + 'a {
+        let mut r = Reader::new(self.0, 0, PayloadName::Payload(PayloadType::KEY_DATA));
+        let mut more = !r.is_empty();
+        // The chain was checked by `decode`.
+        std::iter::from_fn(move || {
+            if !more {
+                return None;
+            }
+            let (kd, next) = next_in_chain(&mut r).ok()?;
+            more = next;
+            Some(kd)
+        })
+    }
+}
+
+/// Reads `Next payload ‖ Key data`; says whether another Key data follows.
+fn next_in_chain<'a>(r: &mut Reader<'a>) -> Result<(KeyDataView<'a>, bool), DecodeError> {
+    let next_pos = r.pos();
+    let next = PayloadType(r.u8("next payload")?);
+    let kd = key_data(r)?;
+    match next {
+        PayloadType::LAST => Ok((kd, false)),
+        PayloadType::KEY_DATA => Ok((kd, true)),
+        other => Err(DecodeError {
+            payload: r.payload,
+            offset: next_pos,
+            reason: Reason::BadKeyDataChain(other.0),
+        }),
+    }
+}
+
+fn key_data<'a>(r: &mut Reader<'a>) -> Result<KeyDataView<'a>, DecodeError> {
+    let type_kv = r.u8("Type/KV")?;
+    let key_type = KeyDataType(type_kv >> 4);
+    let kv = KvType(type_kv & 0x0f);
+    let key_len = usize::from(r.u16("Key data len")?);
+    let key = r.bytes("Key data", key_len)?;
+    let salt = if key_type.has_salt() {
+        let len = usize::from(r.u16("Salt len")?);
+        Some(r.bytes("Salt data", len)?)
+    } else {
+        None
+    };
+    let validity = KeyValidityView::decode(r, kv)?;
+    Ok(KeyDataView {
+        key_type,
+        key,
+        salt,
+        validity,
+    })
+}
+
+/// Encr data longer than the buffer meant to hold its plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Encr data of {len} octets does not fit the {max}-octet key data buffer")]
+pub struct EncrDataTooLong {
+    pub len: usize,
+    pub max: usize,
+}
+
+/// A stack buffer of `N` octets for KEMAC Encr data, to be decrypted in
+/// place and read as a [`KeyDataChain`]. The octets used are zeroized on
+/// drop: once decrypted they are key material.
+pub struct EncrDataBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> EncrDataBuf<N> {
+    pub fn new() -> Self {
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Replaces the content with a copy of `encr_data` and returns it, for
+    /// decryption in place.
+    pub fn fill(&mut self, encr_data: &[u8]) -> Result<&mut [u8], EncrDataTooLong> {
+        self.as_mut_slice().zeroize();
+        self.len = 0;
+        let len = encr_data.len();
+        let buf = self
+            .buf
+            .get_mut(..len)
+            .ok_or(EncrDataTooLong { len, max: N })?;
+        buf.copy_from_slice(encr_data);
+        self.len = len;
+        Ok(buf)
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.buf.get_mut(..self.len).unwrap_or_default()
+    }
+
+    /// Reads the (decrypted) octets as a Key data chain.
+    pub fn key_data(&self) -> Result<KeyDataChain<'_>, DecodeError> {
+        KeyDataChain::decode(self.as_slice())
+    }
+}
+
+impl<const N: usize> Default for EncrDataBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Drop for EncrDataBuf<N> {
+    fn drop(&mut self) {
+        self.as_mut_slice().zeroize();
+    }
+}
+
+impl<const N: usize> fmt::Debug for EncrDataBuf<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncrDataBuf({} octets, [REDACTED])", self.len)
+    }
+}
