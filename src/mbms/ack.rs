@@ -101,19 +101,19 @@ pub struct UnverifiedAck<'a> {
 
 impl<'a> UnverifiedAck<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
-        let mut shape = Shape::default();
-        let view = shape.read(bytes)?;
-        Shape::check_hdr(&view, DataType::PSK_VERIFY)?;
-        shape.check_ack_counts()?;
-        let counter = shape.counter()?;
-        match shape.v {
-            Some(v) if v.auth_alg == MacAlg::HMAC_SHA1_160 => {}
-            _ => return Err(MessageError::Structure("V auth alg is not HMAC-SHA-1-160")),
-        }
-        Ok(Self {
-            view,
-            idr: shape.ids[0],
-            counter,
+        Shape::parse(bytes, |view, shape| {
+            Shape::check_hdr(&view, DataType::PSK_VERIFY)?;
+            shape.check_ack_counts()?;
+            let counter = shape.counter()?;
+            match shape.v {
+                Some(v) if v.auth_alg == MacAlg::HMAC_SHA1_160 => {}
+                _ => return Err(MessageError::Structure("V auth alg is not HMAC-SHA-1-160")),
+            }
+            Ok(Self {
+                view,
+                idr: shape.ids[0],
+                counter,
+            })
         })
     }
 

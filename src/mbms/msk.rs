@@ -215,9 +215,7 @@ impl<'a> UnverifiedMsk<'a> {
     /// Checks the structure of PROFILE.md §2.1 (any payload order; exactly
     /// one EXT, T, RAND, KEMAC, two IDs; at most one SP).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
-        let mut shape = Shape::default();
-        let view = shape.read(bytes)?;
-        Self::from_shape(view, &shape)
+        Shape::parse(bytes, Self::from_shape)
     }
 
     /// [`Self::parse`] of a message already read.

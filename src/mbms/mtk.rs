@@ -178,9 +178,7 @@ impl<'a> UnverifiedMtk<'a> {
     /// Checks the structure of PROFILE.md §2.3 (any order; exactly one EXT
     /// with an MTK ID, T, KEMAC; at most one RAND and one SP; IDs ignored).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
-        let mut shape = Shape::default();
-        let view = shape.read(bytes)?;
-        Self::from_shape(view, &shape)
+        Shape::parse(bytes, Self::from_shape)
     }
 
     /// [`Self::parse`] of a message already read.

@@ -58,9 +58,15 @@ fn structure(what: &'static str) -> MessageError {
 }
 
 impl<'a> Shape<'a> {
-    /// Reads a datagram and sorts its payloads into `self` in the same walk.
-    pub fn read(&mut self, bytes: &'a [u8]) -> Result<MessageView<'a>, MessageError> {
-        Ok(MessageView::decode_with(bytes, |_, p| self.add(p))?)
+    /// Reads a datagram, sorting its payloads in the same walk, and hands
+    /// both to `check`.
+    pub fn parse<T>(
+        bytes: &'a [u8],
+        check: impl FnOnce(MessageView<'a>, &Self) -> Result<T, MessageError>,
+    ) -> Result<T, MessageError> {
+        let mut shape = Shape::default();
+        let view = MessageView::decode_with(bytes, |_, p| shape.add(p))?;
+        check(view, &shape)
     }
 
     /// The shape of a message already read.
