@@ -3,7 +3,7 @@
 
 use super::error::EncodeError;
 use super::keyid::{KeyDomainId, MskId, MtkId};
-use super::reader::{put_len8, put_len16};
+use super::reader::{put_len8, put_len16, put_with_len16};
 use super::wire::{ExtType, KeyIdType};
 
 /// A General Extension payload.
@@ -74,29 +74,26 @@ impl Extension {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        out.push(self.ext_type().0);
         match self {
-            Self::Other { data, .. } => {
+            Self::Other { ext_type, data } => {
+                out.push(ext_type.0);
                 put_len16(out, "EXT data", data.len())?;
                 out.extend_from_slice(data);
+                Ok(())
             }
-            Self::KeyId(entries) => {
-                // The length is known once the entries are written: reserve
-                // it and fill it in after.
-                let len_at = out.len();
-                out.extend_from_slice(&[0, 0]);
-                for e in entries {
-                    e.encode(out)?;
-                }
-                let len = out.len() - len_at - 2;
-                let len = u16::try_from(len).map_err(|_| EncodeError::TooLong {
-                    field: "EXT data",
-                    len,
-                    max: 0xffff,
-                })?;
-                out[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
-            }
+            Self::KeyId(entries) => encode_key_id_ext(entries, out),
         }
-        Ok(())
     }
+}
+
+/// The body of a Key ID extension (type, length, `entries`), after its next-payload octet.
+pub(crate) fn encode_key_id_ext(
+    entries: &[KeyIdEntry],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.push(ExtType::KEY_ID.0);
+    put_with_len16(out, "EXT data", |out| {
+        entries.iter().try_for_each(|e| e.encode(out))
+    })?;
+    Ok(())
 }

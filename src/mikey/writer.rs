@@ -8,10 +8,10 @@
 //! [`Message`]: super::Message
 //! [`Message::encode`]: super::Message::encode
 
-use super::reader::{put_len8, put_len16};
+use super::ext::encode_key_id_ext;
+use super::reader::{put_len8, put_len16, put_with_len16};
 use super::{
-    EncodeError, EncrAlg, ExtType, Hdr, IdType, KeyDataType, KeyIdEntry, KvType, MacAlg,
-    PayloadType, TsType,
+    EncodeError, EncrAlg, Hdr, IdType, KeyDataType, KeyIdEntry, KvType, MacAlg, PayloadType, TsType,
 };
 
 /// The output of a message being written.
@@ -56,22 +56,7 @@ impl MessageWriter {
     /// An entry or the extension too long for its length field.
     pub fn key_ids(&mut self, entries: &[KeyIdEntry]) -> Result<(), EncodeError> {
         self.begin(PayloadType::GENERAL_EXT);
-        self.out.push(ExtType::KEY_ID.0);
-        let len_at = self.out.len();
-        self.out.extend_from_slice(&[0, 0]);
-        for e in entries {
-            e.encode(&mut self.out)?;
-        }
-        let len = self.out.len() - len_at - 2;
-        let len = u16::try_from(len).map_err(|_| EncodeError::TooLong {
-            field: "EXT data",
-            len,
-            max: 0xffff,
-        })?;
-        if let Some(field) = self.out.get_mut(len_at..len_at + 2) {
-            field.copy_from_slice(&len.to_be_bytes());
-        }
-        Ok(())
+        encode_key_id_ext(entries, &mut self.out)
     }
 
     /// A T payload of type COUNTER (TS type 2).
@@ -121,32 +106,23 @@ impl MessageWriter {
         })?;
         self.begin(PayloadType::KEMAC);
         self.out.push(encr_alg.0);
-        let len_at = self.out.len();
-        self.out.extend_from_slice(&[0, 0]);
-        for (i, kd) in items.iter().enumerate() {
-            let next = if i + 1 < items.len() {
-                PayloadType::KEY_DATA
-            } else {
-                PayloadType::LAST
-            };
-            self.out.push(next.0);
-            kd.encode(&mut self.out)?;
-        }
-        let start = len_at + 2;
-        let encr_len = self.out.len() - start;
-        let len = u16::try_from(encr_len).map_err(|_| EncodeError::TooLong {
-            field: "Encr data",
-            len: encr_len,
-            max: 0xffff,
+        let encr_data = put_with_len16(&mut self.out, "Encr data", |out| {
+            for (i, kd) in items.iter().enumerate() {
+                let next = if i + 1 < items.len() {
+                    PayloadType::KEY_DATA
+                } else {
+                    PayloadType::LAST
+                };
+                out.push(next.0);
+                kd.encode(out)?;
+            }
+            Ok(())
         })?;
-        if let Some(field) = self.out.get_mut(len_at..start) {
-            field.copy_from_slice(&len.to_be_bytes());
-        }
         self.out.push(mac_alg.0);
         let mac_at = self.out.len();
         self.out.resize(mac_at + mac_len, 0);
         Ok(KemacFields {
-            encr_data: (start, encr_len),
+            encr_data,
             mac: (mac_at, mac_len),
         })
     }
