@@ -114,6 +114,28 @@ impl Pushes {
         self.muks.len()
     }
 
+    /// Closes push `index` of the batch starting at counter `first` (acknowledged or given
+    /// up): no longer pending for its UE or the batch, which goes once none is left. Whether
+    /// it was open.
+    pub(super) fn close(&mut self, first: u32, index: usize) -> bool {
+        let Some(batch) = self.batches.get_mut(&first) else {
+            return false;
+        };
+        let Some(t) = batch.targets.get_mut(index).filter(|t| !t.done) else {
+            return false;
+        };
+        t.done = true;
+        if let Some(e) = self.muks.get_mut(&*t.btid) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+        batch.remaining -= 1;
+        self.pending -= 1;
+        if batch.remaining == 0 {
+            self.batches.remove(&first);
+        }
+        true
+    }
+
     pub(super) fn next_deadline(&self) -> Option<SystemTime> {
         self.timers.peek().map(|Reverse((t, _))| *t)
     }

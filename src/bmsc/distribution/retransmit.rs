@@ -46,10 +46,10 @@ impl Distributor {
     fn match_ack(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<()> {
         let ack = UnverifiedAck::parse(bytes).ok()?;
         let counter = ack.counter();
-        let pushes = &mut self.pushes;
-        let (&first, batch) = pushes.batches.range_mut(..=counter).next_back()?;
+        let pushes = &self.pushes;
+        let (&first, batch) = pushes.batches.range(..=counter).next_back()?;
         let index = usize::try_from(counter.wrapping_sub(first)).ok()?;
-        let t = batch.targets.get_mut(index)?;
+        let t = batch.targets.get(index)?;
         let csb_id = csb_id_for(t.msk_id);
         if t.done || ack.csb_id() != csb_id {
             return None;
@@ -59,8 +59,7 @@ impl Distributor {
             None if from.ip() != t.ip => return None,
             _ => {}
         }
-        let entry = pushes.muks.get_mut(&*t.btid)?;
-        let keys = entry.muk.keys(csb_id, &t.rand);
+        let keys = pushes.muks.get(&*t.btid)?.muk.keys(csb_id, &t.rand);
         let ctx = AckContext::new(
             keys,
             csb_id,
@@ -69,13 +68,7 @@ impl Distributor {
             t.btid.as_bytes(),
         );
         ack.verify(&ctx).ok()?;
-        t.done = true;
-        entry.pending = entry.pending.saturating_sub(1);
-        batch.remaining -= 1;
-        pushes.pending -= 1;
-        if batch.remaining == 0 {
-            pushes.batches.remove(&first);
-        }
+        self.pushes.close(first, index);
         self.metrics.pushes_acked.inc();
         Some(())
     }
@@ -165,22 +158,8 @@ impl Distributor {
 
     /// Closes one push of a batch whose MUK or MSK is gone, as failed.
     fn fail_target(&mut self, first: u32, index: usize) {
-        let pushes = &mut self.pushes;
-        let Some(batch) = pushes.batches.get_mut(&first) else {
-            return;
-        };
-        let Some(t) = batch.targets.get_mut(index).filter(|t| !t.done) else {
-            return;
-        };
-        t.done = true;
-        if let Some(e) = pushes.muks.get_mut(&*t.btid) {
-            e.pending = e.pending.saturating_sub(1);
+        if self.pushes.close(first, index) {
+            self.metrics.pushes_failed.inc();
         }
-        batch.remaining -= 1;
-        pushes.pending -= 1;
-        if batch.remaining == 0 {
-            pushes.batches.remove(&first);
-        }
-        self.metrics.pushes_failed.inc();
     }
 }
