@@ -124,9 +124,6 @@ pub(super) struct Group {
     pub(super) next_msk_at: SystemTime,
     /// How long a retired MSK is kept.
     pub(super) retired_grace: Duration,
-    /// The MSK a (re)start made current, finishing a switch-over the stop interrupted: its
-    /// fan-out may not have reached every UE, so it is pushed again.
-    pub(super) promoted_on_load: Option<MskId>,
 }
 
 impl Group {
@@ -210,7 +207,10 @@ impl Group {
 }
 
 impl Distributor {
-    /// Builds a group from the stored MSKs, creating its first MSK when it has none.
+    /// Builds a group from the stored MSKs, creating its first MSK when it has none; with the
+    /// MSK whose fan-out the stop may have cut short, to be pushed again: the next MSK, or the
+    /// one this start made current to finish an interrupted switch-over (a UE holding it takes
+    /// the push as a validity update).
     pub(super) fn load_group(
         &mut self,
         (key_domain, key_group): (KeyDomainId, u16),
@@ -218,7 +218,7 @@ impl Distributor {
         specs: &[&ServiceConfig],
         records: &[MskRecord],
         now: SystemTime,
-    ) -> Result<Group, DistributionError> {
+    ) -> Result<(Group, Option<MskId>), DistributionError> {
         let lifetime = specs
             .iter()
             .map(|s| s.msk_lifetime)
@@ -345,13 +345,17 @@ impl Distributor {
             switch_at: now,
             next_msk_at: now,
             retired_grace: self.tuning.retired_grace,
-            promoted_on_load,
         };
         group.next_msk_at = group
             .rotation_estimate()
             .checked_sub(group.lead)
             .unwrap_or(now);
-        Ok(group)
+        let repush = group
+            .next
+            .as_ref()
+            .map(MskSlot::msk_id)
+            .or(promoted_on_load);
+        Ok((group, repush))
     }
 
     #[allow(clippy::too_many_arguments)]

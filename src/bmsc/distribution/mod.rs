@@ -303,17 +303,9 @@ impl Distributor {
                 .filter(|s| this.services[*s].group == i)
                 .collect();
             let specs: Vec<_> = members.iter().map(|m| &config.services[*m]).collect();
-            let group = this.load_group(key, members.clone(), &specs, &records, now)?;
+            let (group, repush) = this.load_group(key, members.clone(), &specs, &records, now)?;
             this.groups.push(group);
-            // A stop may have cut a fan-out short: the next MSK, or the one this start made
-            // current, is pushed again (a UE holding it takes it as a validity update).
-            let group = &this.groups[i];
-            let pending = group
-                .next
-                .as_ref()
-                .map(|n| n.msk_id())
-                .or(group.promoted_on_load);
-            if let Some(msk_id) = pending {
+            if let Some(msk_id) = repush {
                 this.queue_fanout(i, msk_id, now);
             }
         }
