@@ -33,7 +33,8 @@ use mbms_keys::ue::gba_keys::UeGbaKeys;
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
-const FQDN: &str = "bmsc.bench.example.org";
+use crate::bench_lab::{FQDN, RemoveOnDrop};
+
 const SERVICE: &str = "urn:bench:http";
 const LIGHTTPD_REALM: &str = "bench";
 const LIGHTTPD_PATH: &str = "/protected/msk-response.xml";
@@ -114,14 +115,6 @@ fn credentials(i: usize) -> Result<Credentials, String> {
     Ok(keys.digest_credentials())
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn free_port(addr: &str) -> Result<u16, String> {
     std::net::UdpSocket::bind(addr)
         .and_then(|s| s.local_addr())
@@ -174,7 +167,7 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
     let (clients, requests, runs) = (args.clients.max(1), args.requests.max(1), args.runs.max(1));
     let dir = std::env::temp_dir().join(format!("mbms-bench-http-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let _cleanup = TempDir(dir.clone());
+    let _cleanup = RemoveOnDrop(dir.clone());
 
     let paced_clients = args.paced_clients.max(1);
     let users = clients.max(paced_clients);
@@ -312,11 +305,15 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The cells of a fixed-load phase: done / failed, rate, latencies.
 fn cells(p: &Phase) -> String {
+    format!("{} / {} | {}", p.ok, p.failed, rate_cells(p))
+}
+
+/// Rate, p50 and p99 cells of a phase.
+fn rate_cells(p: &Phase) -> String {
     format!(
-        "{} / {} | {:.0} | {:.2} ms | {:.2} ms",
-        p.ok,
-        p.failed,
+        "{:.0} | {:.2} ms | {:.2} ms",
         p.rate,
         p.p50.as_secs_f64() * 1e3,
         p.p99.as_secs_f64() * 1e3
@@ -385,12 +382,10 @@ fn credentials_for(target: &Target, i: usize) -> Result<Credentials, String> {
 
 fn row(name: &str, p: &Phase, ratio: &str) {
     println!(
-        "| {name} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {ratio} |",
+        "| {name} | {} | {} | {} | {ratio} |",
         p.ok,
         p.failed,
-        p.rate,
-        p.p50.as_secs_f64() * 1e3,
-        p.p99.as_secs_f64() * 1e3
+        rate_cells(p)
     );
 }
 
