@@ -7,6 +7,7 @@
 //! - [`mbms`]: the profile of `PROFILE.md`: identifiers, message builders and verifiers.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "bmsc")]
 pub mod bmsc;
 pub mod crypto;
 pub mod gba;

@@ -5,8 +5,8 @@
 //!    `MBMS_REQUIRE_ORACLES=1`.
 
 mod common;
-#[path = "ue_http/lighttpd.rs"]
-mod lighttpd;
+
+use mbms_lab::lighttpd;
 #[path = "ue_http/server.rs"]
 mod server;
 
@@ -491,12 +491,31 @@ async fn bad_requests_are_refused_before_sending() {
 // ---- b) lighttpd ----
 
 async fn lighttpd_accepts_our_digest(algorithm: &'static str) {
-    let Some(bin) = lighttpd::require() else {
+    if lighttpd::find().is_none() {
+        mbms_lab::oracle::missing("lighttpd", lighttpd::INSTALL_HINT);
         return;
-    };
+    }
     let realm = realm_for("bmsc.example");
     let served = server::MSK_RESPONSE;
-    let lt = lighttpd::Lighttpd::start(&bin, algorithm, &realm, BTID, &password(), served);
+    // lighttpd serves the three Key Request paths as static files, Digest on everything.
+    let users = [(BTID.to_owned(), password())];
+    let files: Vec<(&str, &str)> = [
+        keyreq::PATH_REGISTER,
+        keyreq::PATH_DEREGISTER,
+        keyreq::PATH_MSK,
+    ]
+    .into_iter()
+    .map(|p| (p, served))
+    .collect();
+    let lt = lighttpd::Lighttpd::start(&lighttpd::Site {
+        algorithm,
+        realm: &realm,
+        users: &users,
+        protected: "/",
+        files: &files,
+        content_type: Some(keyreq::MIME_MSK_RESPONSE),
+    })
+    .unwrap_or_else(|e| panic!("lighttpd: {e}"));
     let client = KeyRequestClient::new(
         &lt.base_url,
         Arc::new(StaticGbaKeys::new(keys(far_future()))),

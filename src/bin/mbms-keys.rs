@@ -4,24 +4,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-#[path = "cli/bench.rs"]
-mod bench;
-#[path = "cli/bench_codec.rs"]
-mod bench_codec;
-#[path = "cli/bench_crash.rs"]
-mod bench_crash;
-#[path = "cli/bench_crash_bmsc.rs"]
-mod bench_crash_bmsc;
-#[path = "cli/bench_crash_farm.rs"]
-mod bench_crash_farm;
-#[path = "cli/bench_flood.rs"]
-mod bench_flood;
-#[path = "cli/bench_http.rs"]
-mod bench_http;
-#[path = "cli/bench_lab.rs"]
-mod bench_lab;
-#[path = "cli/bench_push.rs"]
-mod bench_push;
 #[path = "cli/bmsc.rs"]
 mod bmsc;
 #[path = "cli/build.rs"]
@@ -53,8 +35,6 @@ enum Command {
     Mikey(mikey::MikeyArgs),
     /// GBA (TS 33.220) derivations: Ks_NAF, MRK, B-TID.
     Gba(gba::GbaArgs),
-    /// Measurements: UE receiver, fan-out, load battery, Key Request rate, codec.
-    Bench(bench::BenchArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
@@ -71,7 +51,6 @@ fn main() -> ExitCode {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
         Command::Bmsc(args) => bmsc::run(args),
-        Command::Bench(args) => bench::run(args),
         Command::Ue(args) => ue::run(*args),
     }
 }

@@ -21,6 +21,7 @@ mod wire;
 mod writer;
 
 pub mod describe;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod view;
 

@@ -3,6 +3,7 @@
 //! around it.
 
 mod events;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod receiver;
 pub mod serial;
@@ -15,6 +16,8 @@ pub use receiver::{
     StateError,
 };
 pub use state::{MAX_MSKS, MSKS_PER_KEY_GROUP};
+#[cfg(feature = "ue")]
 pub mod driver;
 pub mod gba_keys;
+#[cfg(feature = "ue")]
 pub mod http;

@@ -13,6 +13,7 @@ use mbms_keys::ue::Event;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::http::ClientConfig;
+use mbms_lab::bmsc_config::{LabConfig, LabService, LabSubscriber};
 use tokio::net::UdpSocket;
 
 pub const FQDN: &str = "bmsc.e2e.example.org";
@@ -37,48 +38,38 @@ pub fn config_text(
     ue_port: u16,
     relay: SocketAddr,
     subscribers: &[u8],
-    msk_lifetime: &str,
+    msk_lifetime: &'static str,
     retries: u32,
 ) -> String {
-    let mut t = format!(
-        r#"
-fqdn = "{FQDN}"
-http_listen = "127.0.0.1:0"
-admin_listen = "127.0.0.2:0"
-ue_port = {ue_port}
-data_dir = "{dir}"
-
-[digest]
-qop = "auth,auth-int"
-algorithm = "SHA-256"
-nonce_lifetime = "5m"
-
-[push]
-retries = {retries}
-initial_backoff = "300ms"
-max_backoff = "1s"
-
-[[services]]
-id = "{SERVICE}"
-key_domain = "00f110"
-key_group = 1
-msk_lifetime = "{msk_lifetime}"
-mtk_interval = "1s"
-mtk_resend = "500ms"
-mtk_destination = "{relay}"
-transport = "download"
-authorized = "*"
-"#,
-        dir = data_dir.display()
+    let mut c = LabConfig::new(
+        FQDN,
+        data_dir.to_path_buf(),
+        ue_port,
+        LabService {
+            id: SERVICE.to_owned(),
+            msk_lifetime,
+            mtk_interval: "1s",
+            mtk_resend: "500ms",
+            mtk_destination: relay,
+        },
     );
-    for i in subscribers {
-        let (btid, impi, ks) = subscriber(*i);
-        t.push_str(&format!(
-            "\n[[gba.subscribers]]\nbtid = \"{btid}\"\nimpi = \"{impi}\"\nks_naf = \"{}\"\nexpires = \"2040-01-01T00:00:00Z\"\n",
-            hex::encode(ks.as_bytes())
-        ));
-    }
-    t
+    c.qop = Some("auth,auth-int");
+    c.algorithm = Some("SHA-256");
+    c.nonce_lifetime = Some("5m");
+    c.push_retries = Some(retries);
+    c.push_backoff = Some(("300ms", "1s"));
+    c.subscribers = subscribers
+        .iter()
+        .map(|i| {
+            let (btid, impi, ks) = subscriber(*i);
+            LabSubscriber {
+                btid,
+                impi,
+                ks_naf: *ks.as_bytes(),
+            }
+        })
+        .collect();
+    c.to_toml()
 }
 
 /// Stands in for the broadcast bearer: every MTK message sent to the relay

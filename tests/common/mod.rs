@@ -64,62 +64,9 @@ pub fn all_messages() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// An interop peer program found on PATH (and its extra files present), or
-/// `None`: the test then skips with a message, unless `MBMS_REQUIRE_ORACLES=1`,
-/// where a missing peer is a failure.
-pub fn oracle(program: &str, extra_files: &[&str], install_hint: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .filter(|_| {
-            extra_files
-                .iter()
-                .all(|f| std::path::Path::new(f).is_file())
-        });
-    if found.is_none() {
-        let required = std::env::var("MBMS_REQUIRE_ORACLES").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "MBMS_REQUIRE_ORACLES=1 and {program} is not usable ({install_hint})"
-        );
-        eprintln!(
-            "SKIPPED: {program} not usable ({install_hint}); set MBMS_REQUIRE_ORACLES=1 to make this a failure"
-        );
-    }
-    found
-}
-
-/// A fresh directory under the system's temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mbms-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+// Not every test file uses all three.
+#[allow(unused_imports)]
+pub use mbms_lab::{TempDir, free_port, oracle};
 
 /// Runs a command to completion off the async executor.
 pub async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
@@ -127,29 +74,4 @@ pub async fn run_blocking(mut cmd: std::process::Command) -> std::process::Outpu
         .await
         .expect("join")
         .expect("program runs")
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP. It is drawn below the
-/// system's ephemeral range (32768 and up on Linux), so that no socket bound
-/// to port 0 in the meantime (the BM-SC's own, another test's) can be handed
-/// the same one.
-pub fn free_port() -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id().rotate_left(16);
-    let mut x = u64::from(seed) | 1;
-    for _ in 0..1000 {
-        // xorshift64
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let port = 20_000 + (x % 12_000) as u16;
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-        {
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range")
 }

@@ -1,10 +1,9 @@
-//! `mbms-keys bench ...`: measurements anyone can rerun, printed as
-//! markdown tables (medians of several runs; one core unless stated).
+//! `mbms-lab bench ue`: UE receiver throughput on one core, and the message generators the
+//! other UE benches share.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Subcommand};
 use mbms_keys::crypto::{Msk, Mtk, Muk, Salt};
 use mbms_keys::mbms::{
     MskDelivery, MskUpdate, MtkDelivery, MtkKeys, MukId, PreparedMuk, build_msk_prepared, build_mtk,
@@ -12,55 +11,11 @@ use mbms_keys::mbms::{
 use mbms_keys::mikey::{MskId, MtkId};
 use mbms_keys::ue::{Event, Receiver, ReceiverConfig};
 
-#[derive(Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    cmd: BenchCmd,
-}
-
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// UE receiver throughput: MTK and MSK messages processed per second on one core.
-    Ue {
-        /// MTK messages per run (at most 65535: one MSK's MTK ID space).
-        #[arg(long, default_value_t = 60_000)]
-        mtk: u32,
-        /// MSK messages per run.
-        #[arg(long, default_value_t = 30_000)]
-        msk: u32,
-        /// Runs; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
-    /// MSK rekey fan-out, end to end: every registered UE gets the new MSK over loopback UDP.
-    Push(crate::bench_push::PushArgs),
-    /// kill -9 of the BM-SC during an MSK fan-out with registrations under way, restart, finish.
-    Crash(crate::bench_crash::CrashArgs),
-    /// UE load battery: random datagrams interleaved with valid MTK messages.
-    UeFlood(crate::bench_flood::FloodArgs),
-    /// HTTP Key Request rate against the in-process BM-SC, and lighttpd side by side.
-    Http(crate::bench_http::HttpArgs),
-    /// MIKEY codec throughput on one message: decode, and decode + encode, in ns/op.
-    Codec(crate::bench_codec::CodecArgs),
-}
-
-pub fn run(args: BenchArgs) -> ExitCode {
-    match args.cmd {
-        BenchCmd::Ue { mtk, msk, runs } => ue(mtk.min(65_535), msk, runs.max(1)),
-        BenchCmd::Push(args) => crate::bench_push::run(args),
-        BenchCmd::Crash(args) => crate::bench_crash::run(args),
-        BenchCmd::UeFlood(args) => crate::bench_flood::run(args),
-        BenchCmd::Http(args) => crate::bench_http::run(args),
-        BenchCmd::Codec(args) => crate::bench_codec::run(args),
-    }
-}
-
 pub(crate) const IDI: &str = "bmsc.example.org";
 pub(crate) const IDR: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+fn median(v: Vec<Duration>) -> Duration {
+    crate::median(v).unwrap_or_default()
 }
 
 /// A receiver holding `muk` under the bench's MUK ID.
@@ -126,7 +81,7 @@ fn feed(rx: &mut Receiver, messages: &[Vec<u8>], want: fn(&Event) -> bool) -> (D
     (start.elapsed(), hits)
 }
 
-fn ue(n_mtk: u32, n_msk: u32, runs: usize) -> ExitCode {
+pub fn run(n_mtk: u32, n_msk: u32, runs: usize) -> ExitCode {
     let muk = Muk::from_bytes([0x42; 32]);
     let prepared = PreparedMuk::new(&muk);
     let msk = Msk::from_bytes([0xb0; 16]);

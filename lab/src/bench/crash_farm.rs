@@ -21,7 +21,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt::Ipv4PacketInfo,
 };
 
-use crate::bench_lab::{ue_addr, ue_of_btid, verified};
+use crate::bench::farm::{ue_addr, ue_of_btid, verified};
 
 /// Counters remembered per UE to tell a repeat (same counter, same bytes) from a reuse.
 const RECENT: usize = 4;

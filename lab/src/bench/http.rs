@@ -1,4 +1,4 @@
-//! `mbms-keys bench http`: the Key Request rate (TS 33.246 6.3.2.3, PROFILE.md §4) of the
+//! `mbms-lab bench http`: the Key Request rate (TS 33.246 6.3.2.3, PROFILE.md §4) of the
 //! in-process BM-SC, and lighttpd serving a Digest-protected file on the same machine, measured
 //! by the same load generator in the same run (phases interleaved run by run).
 //!
@@ -10,8 +10,8 @@
 //! a static file. Both use SHA-256.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,7 +33,10 @@ use mbms_keys::ue::gba_keys::UeGbaKeys;
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
-use crate::bench_lab::{FQDN, RemoveOnDrop};
+use crate::bench::farm::FQDN;
+use crate::bmsc_config::{LabConfig, LabService, LabSubscriber};
+use crate::lighttpd::{Lighttpd, Site};
+use crate::{TempDir, free_port};
 
 const SERVICE: &str = "urn:bench:http";
 const LIGHTTPD_REALM: &str = "bench";
@@ -63,7 +66,7 @@ pub struct HttpArgs {
 }
 
 /// One phase's figures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Phase {
     ok: usize,
     failed: usize,
@@ -115,59 +118,37 @@ fn credentials(i: usize) -> Result<Credentials, String> {
     Ok(keys.digest_credentials())
 }
 
-fn free_port(addr: &str) -> Result<u16, String> {
-    std::net::UdpSocket::bind(addr)
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
 fn bmsc_config(dir: &Path, clients: usize) -> Result<Config, String> {
-    let ue_port = free_port("127.0.0.1:0")?;
-    let sink = free_port("127.0.0.1:0")?;
-    let mut t = format!(
-        r#"
-fqdn = "{FQDN}"
-http_listen = "127.0.0.1:0"
-admin_listen = "127.0.0.2:0"
-ue_port = {ue_port}
-data_dir = "{dir}"
-
-[digest]
-qop = "auth-int"
-algorithm = "SHA-256"
-
-[push]
-retries = 0
-
-[[services]]
-id = "{SERVICE}"
-key_domain = "00f110"
-key_group = 1
-msk_lifetime = "1h"
-mtk_interval = "1h"
-mtk_resend = "1h"
-mtk_destination = "127.0.0.1:{sink}"
-transport = "download"
-authorized = "*"
-"#,
-        dir = dir.display()
+    let sink = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut c = LabConfig::new(
+        FQDN,
+        dir.to_path_buf(),
+        free_port(),
+        LabService {
+            id: SERVICE.to_owned(),
+            msk_lifetime: "1h",
+            mtk_interval: "1h",
+            mtk_resend: "1h",
+            mtk_destination: sink,
+        },
     );
-    for i in 0..clients {
-        t.push_str(&format!(
-            "\n[[gba.subscribers]]\nbtid = \"{}\"\nimpi = \"user{i}@ims.bench.example.org\"\nks_naf = \"{}\"\nexpires = \"2040-01-01T00:00:00Z\"\n",
-            btid(i),
-            hex::encode(ks_naf(i).as_bytes())
-        ));
-    }
-    Config::parse(&t).map_err(|e| e.to_string())
+    c.qop = Some("auth-int");
+    c.algorithm = Some("SHA-256");
+    c.push_retries = Some(0);
+    c.subscribers = (0..clients)
+        .map(|i| LabSubscriber {
+            btid: btid(i),
+            impi: format!("user{i}@ims.bench.example.org"),
+            ks_naf: *ks_naf(i).as_bytes(),
+        })
+        .collect();
+    Config::parse(&c.to_toml()).map_err(|e| e.to_string())
 }
 
 async fn bench(args: HttpArgs) -> Result<(), String> {
     let (clients, requests, runs) = (args.clients.max(1), args.requests.max(1), args.runs.max(1));
-    let dir = std::env::temp_dir().join(format!("mbms-bench-http-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let _cleanup = RemoveOnDrop(dir.clone());
+    let tmp = TempDir::try_new("bench-http").map_err(|e| e.to_string())?;
+    let dir = tmp.path().to_path_buf();
 
     let paced_clients = args.paced_clients.max(1);
     let users = clients.max(paced_clients);
@@ -197,7 +178,7 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
         body: Bytes::from(MskRequest::new(&[(kd, MskId::new(1, 0))]).to_xml()),
         ..register.clone()
     };
-    let (lighttpd, not_measured) = match Lighttpd::start(&dir.join("lighttpd"), users) {
+    let (lighttpd, not_measured) = match start_lighttpd(users) {
         Ok(l) => (Some(l), String::new()),
         Err(e) => {
             eprintln!("bench http: lighttpd not measured: {e}");
@@ -389,16 +370,13 @@ fn row(name: &str, p: &Phase, ratio: &str) {
     );
 }
 
-fn median_f64(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+fn median_f64(v: Vec<f64>) -> f64 {
+    crate::median(v).unwrap_or(0.0)
 }
 
 /// The phase with the median rate.
 fn median(phases: &[Phase]) -> Phase {
-    let mut v = phases.to_vec();
-    v.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-    v[v.len() / 2]
+    crate::median_by(phases, |p| p.rate).unwrap_or_default()
 }
 
 /// `clients` clients, `requests` requests each, against `target`.
@@ -585,88 +563,22 @@ fn lighttpd_password(i: usize) -> String {
     format!("bench-password-{i}")
 }
 
-/// A lighttpd process serving a Digest-protected file; killed on drop.
-struct Lighttpd {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl Lighttpd {
-    fn start(dir: &Path, clients: usize) -> Result<Self, String> {
-        let exe = [
-            "/usr/sbin/lighttpd",
-            "/usr/bin/lighttpd",
-            "/usr/local/sbin/lighttpd",
-        ]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or_else(|| "lighttpd not installed".to_owned())?;
-        let doc = dir.join("doc").join("protected");
-        std::fs::create_dir_all(&doc).map_err(|e| e.to_string())?;
-        // About the size of an MSK response body.
-        let file = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<mbmsMskResponse>{}</mbmsMskResponse>\n",
-            "<status>ok</status>".repeat(4)
-        );
-        std::fs::write(doc.join("msk-response.xml"), file).map_err(|e| e.to_string())?;
-        let mut users = String::new();
-        for i in 0..clients {
-            let user = format!("bench{i}");
-            let ha1 =
-                sha256_hex(format!("{user}:{LIGHTTPD_REALM}:{}", lighttpd_password(i)).as_bytes());
-            users.push_str(&format!("{user}:{LIGHTTPD_REALM}:{ha1}\n"));
-        }
-        let userfile = dir.join("htdigest");
-        std::fs::write(&userfile, users).map_err(|e| e.to_string())?;
-        let port = free_port("127.0.0.1:0")?;
-        let conf = format!(
-            r#"server.document-root = "{doc}"
-server.bind = "127.0.0.1"
-server.port = {port}
-server.modules = ("mod_auth", "mod_authn_file")
-server.max-keep-alive-requests = 1000000
-server.max-keep-alive-idle = 60
-server.errorlog = "{dir}/error.log"
-auth.backend = "htdigest"
-auth.backend.htdigest.userfile = "{userfile}"
-auth.require = ("/protected/" => ("method" => "digest", "algorithm" => "SHA-256", "realm" => "{LIGHTTPD_REALM}", "require" => "valid-user"))
-"#,
-            doc = dir.join("doc").display(),
-            dir = dir.display(),
-            userfile = userfile.display()
-        );
-        let conf_path = dir.join("lighttpd.conf");
-        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-        let child = Command::new(exe)
-            .arg("-D")
-            .arg("-f")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting lighttpd: {e}"))?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let this = Self { addr, child };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return Ok(this);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Err("lighttpd did not start listening".to_owned())
-    }
-}
-
-impl Drop for Lighttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// SHA-256 in hex (the htdigest HA1 of lighttpd's SHA-256 Digest).
-fn sha256_hex(data: &[u8]) -> String {
-    mbms_keys::mbms::digest::Algorithm::Sha256.hash_hex(data)
+/// lighttpd serving a Digest-protected (SHA-256) file about the size of an MSK response body,
+/// to `clients` users.
+fn start_lighttpd(clients: usize) -> Result<Lighttpd, String> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<mbmsMskResponse>{}</mbmsMskResponse>\n",
+        "<status>ok</status>".repeat(4)
+    );
+    let users: Vec<(String, String)> = (0..clients)
+        .map(|i| (format!("bench{i}"), lighttpd_password(i)))
+        .collect();
+    Lighttpd::start(&Site {
+        algorithm: "SHA-256",
+        realm: LIGHTTPD_REALM,
+        users: &users,
+        protected: "/protected/",
+        files: &[(LIGHTTPD_PATH, &body)],
+        content_type: None,
+    })
 }

@@ -1,4 +1,4 @@
-//! `mbms-keys bench push`: the MSK rekey fan-out, end to end (TS 33.246 6.3.2.1A).
+//! `mbms-lab bench push`: the MSK rekey fan-out, end to end (TS 33.246 6.3.2.1A).
 //!
 //! N UEs are registered in a real SQLite store (synthetic GBA keys: Ks_NAF is an HMAC of
 //! the B-TID, so no configuration lists them). Each run is a child process, so its memory
@@ -25,9 +25,10 @@ use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::Store;
 use mbms_keys::bmsc::udp::run_distribution;
 
-use crate::bench_lab::{
-    LabSockets, RemoveOnDrop, SyntheticKeys, big_buffers, config_text, copy_dir, cpu_time,
-    cpu_time_of, open_store, preload, proc_status_kib, verify,
+use crate::TempDir;
+use crate::bench::farm::{
+    LabSockets, SyntheticKeys, big_buffers, config_text, copy_dir, cpu_time, cpu_time_of,
+    open_store, preload, proc_status_kib, verify,
 };
 
 /// Every this many received datagrams, one is kept and verified.
@@ -154,8 +155,8 @@ impl RunResult {
 
 /// Preloads a template store with `n` UEs, then runs `runs` child processes on copies of it.
 fn measure(n: u32, runs: usize, timeout: u64) -> Result<(u32, RunResult), String> {
-    let base = std::env::temp_dir().join(format!("mbms-bench-push-{}-{n}", std::process::id()));
-    let _cleanup = RemoveOnDrop(base.clone());
+    let tmp = TempDir::try_new(&format!("bench-push-{n}")).map_err(|e| e.to_string())?;
+    let base = tmp.path().to_path_buf();
     let template = base.join("template");
     let t = Instant::now();
     preload(&template, n)?;
@@ -195,15 +196,10 @@ fn measure(n: u32, runs: usize, timeout: u64) -> Result<(u32, RunResult), String
 
 /// The median of each figure, taken separately.
 fn medians(rs: &[RunResult]) -> RunResult {
-    fn med<T: Ord + Copy>(mut v: Vec<T>) -> T {
-        v.sort();
-        v[v.len() / 2]
+    fn med<T: PartialOrd + Copy + Default>(v: Vec<T>) -> T {
+        crate::median(v).unwrap_or_default()
     }
-    let by_wall = {
-        let mut v: Vec<&RunResult> = rs.iter().collect();
-        v.sort_by_key(|r| r.wall);
-        v[v.len() / 2].clone()
-    };
+    let by_wall = crate::median_by(rs, |r| r.wall.as_secs_f64()).unwrap_or_default();
     RunResult {
         wall: by_wall.wall,
         cpu: med(rs.iter().map(|r| r.cpu).collect()),
@@ -232,7 +228,7 @@ fn child(template: &Path, timeout: Duration) -> Result<RunResult, String> {
         .parent()
         .unwrap_or(template)
         .join(format!("run-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop(dir.clone());
+    let _cleanup = TempDir::at(dir.clone()).map_err(|e| e.to_string())?;
     copy_dir(template, &dir)?;
 
     let LabSockets {

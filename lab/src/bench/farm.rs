@@ -3,9 +3,10 @@
 //! loopback addresses, the BM-SC configuration, large socket buffers, and /proc readers.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::bmsc_config::{LabConfig, LabService};
 use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
 use mbms_keys::crypto::{KsNaf, hmac_sha256};
 use mbms_keys::gba::{GbaKeys, KeySource, KeySourceError, SubscriberKeys, muk_gba_me};
@@ -21,15 +22,6 @@ const SEED: &[u8] = b"mbms-keys bench push";
 const PRELOAD_CHUNK: usize = 50_000;
 /// Socket buffers asked for (SO_RCVBUFFORCE as root, else capped by net.core.rmem_max).
 const SOCKET_BUFFER: usize = 1 << 30;
-
-/// A directory removed (with its contents) on drop.
-pub struct RemoveOnDrop(pub PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// UE `i`'s B-TID.
 pub fn btid(i: u32) -> String {
@@ -72,36 +64,26 @@ impl KeySource for SyntheticKeys {
 }
 
 /// The BM-SC configuration of the benches: one download service authorizing everyone, Key
-/// Requests on `127.0.0.1:http_port` (0: any port).
+/// Requests on `127.0.0.1:http_port` (0: any port); the UEs' keys come from [`SyntheticKeys`].
 pub fn config_text(data_dir: &Path, ue_port: u16, mtk_sink: SocketAddr, http_port: u16) -> String {
     // Lifetime = MTK interval = MTK resend: the lead time is the whole lifetime, so the next
     // MSK is due at the driver's first timeout. Retransmissions are an hour away: what is
     // counted is the first push to each UE.
-    format!(
-        r#"
-fqdn = "{FQDN}"
-http_listen = "127.0.0.1:{http_port}"
-admin_listen = "127.0.0.2:0"
-ue_port = {ue_port}
-data_dir = "{dir}"
-
-[push]
-initial_backoff = "1h"
-max_backoff = "1h"
-
-[[services]]
-id = "{SERVICE}"
-key_domain = "00f110"
-key_group = 1
-msk_lifetime = "1h"
-mtk_interval = "1h"
-mtk_resend = "1h"
-mtk_destination = "{mtk_sink}"
-transport = "download"
-authorized = "*"
-"#,
-        dir = data_dir.display()
-    )
+    let mut c = LabConfig::new(
+        FQDN,
+        data_dir.to_path_buf(),
+        ue_port,
+        LabService {
+            id: SERVICE.to_owned(),
+            msk_lifetime: "1h",
+            mtk_interval: "1h",
+            mtk_resend: "1h",
+            mtk_destination: mtk_sink,
+        },
+    );
+    c.http_port = http_port;
+    c.push_backoff = Some(("1h", "1h"));
+    c.to_toml()
 }
 
 pub fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {

@@ -1,4 +1,4 @@
-//! `mbms-keys bench codec`: MIKEY codec throughput on one message, decode and
+//! `mbms-lab bench codec`: MIKEY codec throughput on one message, decode and
 //! decode + encode, in ns per message (medians of several runs, one core):
 //! the owned decode (`Message::decode`) and the borrowed one
 //! (`MessageView::decode`). `benches/codec-vs-gstreamer.sh` runs it next to
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use mbms_keys::mikey::{Message, MessageView};
 
-use crate::input::read_hex_arg;
+use crate::read_hex_arg;
 
 #[derive(Args)]
 pub struct CodecArgs {
@@ -26,9 +26,8 @@ pub struct CodecArgs {
     runs: usize,
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+fn median(v: Vec<Duration>) -> Duration {
+    crate::median(v).unwrap_or_default()
 }
 
 /// Decodes `bytes` `n` times; each decoded message is dropped before the next.

@@ -1,4 +1,4 @@
-//! `mbms-keys bench ue-flood`: the UE load battery. Random datagrams (half pure noise, half
+//! `mbms-lab bench ue-flood`: the UE load battery. Random datagrams (half pure noise, half
 //! valid MTK messages with octets flipped) interleaved with valid MTK messages into one
 //! [`Receiver`]: every valid message must come out as `MtkReady`, nothing may panic, and the
 //! receiver's memory must stay flat (PROFILE.md §3: untrusted input changes nothing until its
@@ -13,7 +13,7 @@ use mbms_keys::crypto::{Msk, Muk};
 use mbms_keys::mbms::PreparedMuk;
 use mbms_keys::ue::Event;
 
-use crate::bench_lab::proc_status_kib;
+use crate::bench::farm::proc_status_kib;
 
 /// RSS is sampled after every this many random datagrams.
 const CHECKPOINT: u64 = 100_000;
@@ -63,8 +63,8 @@ pub fn run(args: FloodArgs) -> ExitCode {
     let runs = args.runs.max(1);
     let muk = Muk::from_bytes([0x42; 32]);
     let msk = Msk::from_bytes([0xb0; 16]);
-    let install = crate::bench::msk_message(&PreparedMuk::new(&muk), 1, 2, &msk);
-    let mtks = crate::bench::mtk_messages(&msk, valid);
+    let install = crate::bench::ue::msk_message(&PreparedMuk::new(&muk), 1, 2, &msk);
+    let mtks = crate::bench::ue::mtk_messages(&msk, valid);
     // Panics are counted, not printed a million times.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -123,7 +123,7 @@ pub fn run(args: FloodArgs) -> ExitCode {
 
 fn flood(muk: &Muk, install: &[u8], mtks: &[Vec<u8>], random: u64, seed: u64) -> RunResult {
     let mut rss = vec![("before".to_owned(), proc_status_kib("VmRSS:").unwrap_or(0))];
-    let mut rx = crate::bench::receiver(muk);
+    let mut rx = crate::bench::ue::receiver(muk);
     let now = Instant::now();
     let _ack = rx.handle_datagram(now, install);
     while rx.poll_event().is_some() {}

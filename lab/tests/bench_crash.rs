@@ -1,4 +1,4 @@
-//! `mbms-keys bench crash` at CI size: kill -9 of the BM-SC during an MSK fan-out to 3000 UEs
+//! `mbms-lab bench crash` at CI size: kill -9 of the BM-SC during an MSK fan-out to 3000 UEs
 //! with 50 UEs registering over HTTP, restart, finish; every check of its table holds.
 
 use std::process::Command;
@@ -20,7 +20,7 @@ fn row<'a>(table: &'a str, name: &str) -> (&'a str, &'a str) {
 #[test]
 fn kill_9_during_the_fan_out_loses_no_acknowledged_registration_and_reuses_no_counter() {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_mbms-keys"))
+    let out = Command::new(env!("CARGO_BIN_EXE_mbms-lab"))
         .args(["bench", "crash", "--ues", "3000", "--extra", "50"])
         .args([
             "--batch",
@@ -33,7 +33,7 @@ fn kill_9_during_the_fan_out_loses_no_acknowledged_registration_and_reuses_no_co
             "60",
         ])
         .output()
-        .expect("run mbms-keys");
+        .expect("run mbms-lab");
     let table = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{table}\n{stderr}");

@@ -20,8 +20,8 @@ use mbms_keys::gba::GbaKeys;
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::http::{ClientConfig, KeyRequestClient};
 
-use crate::bench_crash_farm::Progress;
-use crate::bench_lab::{SERVICE, SyntheticKeys, btid, ks_naf_of, ue_addr};
+use crate::bench::crash_farm::Progress;
+use crate::bench::farm::{SERVICE, SyntheticKeys, btid, ks_naf_of, ue_addr};
 
 /// How often the child looks at its fan-out metric.
 const CHILD_POLL: Duration = Duration::from_millis(10);

@@ -1,4 +1,4 @@
-//! `mbms-keys bench crash`: `kill -9` of the BM-SC during an MSK rotation to N UEs, restart,
+//! `mbms-lab bench crash`: `kill -9` of the BM-SC during an MSK rotation to N UEs, restart,
 //! finish (TS 33.246 6.3.2.1A; PROFILE.md §2.1, §3).
 //!
 //! N UEs are preloaded in a real SQLite store (synthetic GBA keys, as `bench push`). A child
@@ -29,13 +29,12 @@ use clap::Args;
 use mbms_keys::bmsc::distribution::Tuning;
 use mbms_keys::bmsc::store::Store;
 
-use crate::bench_crash_bmsc::{BmscProcess, Extras, Flags, Registered, register_extras};
-use crate::bench_crash_farm::{
+use crate::TempDir;
+use crate::bench::crash_bmsc::{BmscProcess, Extras, Flags, Registered, register_extras};
+use crate::bench::crash_farm::{
     Farm, Progress, Report, SAMPLE_FIRST, Verified, digest, verify_samples,
 };
-use crate::bench_lab::{
-    LabSockets, RemoveOnDrop, SERVICE, btid, config_text, copy_dir, open_store, preload,
-};
+use crate::bench::farm::{LabSockets, SERVICE, btid, config_text, copy_dir, open_store, preload};
 
 /// After the restarted fan-out, the farm waits this long without a datagram before it stops.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -75,10 +74,16 @@ pub struct CrashArgs {
 
 pub fn run(args: CrashArgs) -> ExitCode {
     if let Some(config) = &args.child {
-        return crate::bench_crash_bmsc::child(config, args.batch);
+        return crate::bench::crash_bmsc::child(config, args.batch);
     }
-    let base = std::env::temp_dir().join(format!("mbms-bench-crash-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop(base.clone());
+    let tmp = match TempDir::try_new("bench-crash") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: temporary directory: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let base = tmp.path().to_path_buf();
     let template = base.join("template");
     let t = Instant::now();
     if let Err(e) = preload(&template, args.ues) {

@@ -1,0 +1,61 @@
+//! `mbms-lab bench ...`: measurements anyone can rerun, printed as markdown tables (medians of
+//! several runs; one core unless stated).
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+pub mod codec;
+pub mod crash;
+pub mod crash_bmsc;
+pub mod crash_farm;
+pub mod farm;
+pub mod flood;
+pub mod http;
+pub mod push;
+pub mod ue;
+
+#[derive(Args)]
+/// `bench`: one of the measurements.
+pub struct BenchArgs {
+    #[command(subcommand)]
+    cmd: BenchCmd,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// UE receiver throughput: MTK and MSK messages processed per second on one core.
+    Ue {
+        /// MTK messages per run (at most 65535: one MSK's MTK ID space).
+        #[arg(long, default_value_t = 60_000)]
+        mtk: u32,
+        /// MSK messages per run.
+        #[arg(long, default_value_t = 30_000)]
+        msk: u32,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// MSK rekey fan-out, end to end: every registered UE gets the new MSK over loopback UDP.
+    Push(push::PushArgs),
+    /// kill -9 of the BM-SC during an MSK fan-out with registrations under way, restart, finish.
+    Crash(crash::CrashArgs),
+    /// UE load battery: random datagrams interleaved with valid MTK messages.
+    UeFlood(flood::FloodArgs),
+    /// HTTP Key Request rate against the in-process BM-SC, and lighttpd side by side.
+    Http(http::HttpArgs),
+    /// MIKEY codec throughput on one message: decode, and decode + encode, in ns/op.
+    Codec(codec::CodecArgs),
+}
+
+/// Runs one bench command.
+pub fn run(args: BenchArgs) -> ExitCode {
+    match args.cmd {
+        BenchCmd::Ue { mtk, msk, runs } => ue::run(mtk.min(65_535), msk, runs.max(1)),
+        BenchCmd::Push(args) => push::run(args),
+        BenchCmd::Crash(args) => crash::run(args),
+        BenchCmd::UeFlood(args) => flood::run(args),
+        BenchCmd::Http(args) => http::run(args),
+        BenchCmd::Codec(args) => codec::run(args),
+    }
+}
