@@ -33,7 +33,10 @@ pub const TAG_LEN: usize = 16;
 pub enum AtRestError {
     /// Shorter than a nonce and a tag.
     #[error("sealed blob is too short ({len} octets)")]
-    TooShort { len: usize },
+    TooShort {
+        /// The blob's length in octets.
+        len: usize,
+    },
     /// Wrong key, wrong label, or the blob was altered.
     #[error("sealed blob does not authenticate")]
     AuthenticationFailed,

@@ -26,8 +26,10 @@ pub enum MessageError {
 /// A builder input that cannot be expressed in the profile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
+    /// The inputs break a rule of the profile; says which.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The MIKEY encoder refused the message.
     #[error(transparent)]
     Encode(#[from] EncodeError),
 }

@@ -31,11 +31,14 @@ pub use crate::mikey::{KeyDomainId, MskId, MtkId};
 /// MUK ID = IDi ‖ IDr (PROFILE.md §1 [CHOICE]): the BM-SC FQDN and the B-TID.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MukId {
+    /// IDi: the BM-SC FQDN.
     pub idi: Vec<u8>,
+    /// IDr: the B-TID.
     pub idr: Vec<u8>,
 }
 
 impl MukId {
+    /// The MUK ID of these IDi and IDr data.
     pub fn new(idi: &[u8], idr: &[u8]) -> Self {
         Self {
             idi: idi.to_vec(),

@@ -44,8 +44,9 @@ pub const ID_TYPE: IdType = IdType::NAI;
 /// PROFILE.md §1 [CHOICE]: MTK ID width in octets; SEQl and SEQu have the same width.
 pub const SEQ_LEN: usize = 2;
 
-/// PROFILE.md §2.1 [SEED]/[CHOICE]: the invalidation interval, SEQl > SEQu.
+/// PROFILE.md §2.1 [SEED]/[CHOICE]: the invalidation interval, SEQl > SEQu; this is its SEQl.
 pub const INVALIDATION_SEQL: u16 = 0xffff;
+/// The SEQu of the invalidation interval (see [`INVALIDATION_SEQL`]).
 pub const INVALIDATION_SEQU: u16 = 0x0000;
 
 /// PROFILE.md §2.1 [CHOICE]: the Key data type carrying the MSK.
@@ -61,8 +62,9 @@ pub const MAX_ENCR_DATA_LEN: usize = 256;
 /// PROFILE.md §1: MSK length in octets.
 pub const MSK_LEN: usize = 16;
 
-/// PROFILE.md §1: MTK length and its optional salt length in octets.
+/// PROFILE.md §1: MTK length in octets.
 pub const MTK_LEN: usize = 16;
+/// PROFILE.md §1: length in octets of the MTK's optional salt.
 pub const MTK_SALT_LEN: usize = 14;
 
 /// PROFILE.md §2.2 [CHOICE]: the acknowledgement carries IDr (the B-TID), and

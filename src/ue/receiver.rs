@@ -82,6 +82,7 @@ impl fmt::Debug for Receiver {
 }
 
 impl Receiver {
+    /// A receiver holding no MUK and no MSK; `rng` draws the MSK request back-off delays.
     pub fn new(config: ReceiverConfig, rng: Box<dyn FnMut() -> u64 + Send>) -> Self {
         Self::with_state(config, rng, MukSlots::default(), MskStore::default())
     }
@@ -113,6 +114,8 @@ impl Receiver {
         self.muks.set(id, muk);
     }
 
+    /// Forgets the MUK with this ID, current or previous; when it was the current one, the
+    /// previous MUK (if any) becomes current.
     pub fn remove_muk(&mut self, id: &MukId) {
         self.muks.remove(id);
     }
@@ -146,6 +149,7 @@ impl Receiver {
         }
     }
 
+    /// The oldest queued event, if any; a driver drains them after every call.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -165,6 +169,7 @@ impl Receiver {
         }
     }
 
+    /// Counters of accepted messages, acknowledgements, dropped events and discards.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
