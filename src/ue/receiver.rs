@@ -6,7 +6,15 @@
 //! Every rule is PROFILE.md §3. Untrusted input changes nothing until its MAC
 //! has verified; the counter of a message is stored only after the message
 //! was applied in full.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 mod msk;
 mod mtk;
