@@ -36,7 +36,7 @@ pub use mtk::{MtkDelivery, MtkKeys, MtkMessage, Streaming, UnverifiedMtk, build_
 
 pub use crate::mikey::{KeyDomainId, MskId, MtkId};
 
-/// MUK ID = IDi ‖ IDr (PROFILE.md §1 [CHOICE]): the BM-SC FQDN and the B-TID.
+/// MUK ID = IDi ‖ IDr (PROFILE.md §1 \[CHOICE\]): the BM-SC FQDN and the B-TID.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MukId {
     /// IDi: the BM-SC FQDN.
