@@ -7,6 +7,7 @@ use crate::gba::Btid;
 use crate::mikey::{KeyDomainId, MskId};
 
 /// A Key Request outcome that needs MSK messages pushed to the UE.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRequestEvent {
     /// The UE was registered to these services (answered 200 per service):

@@ -31,6 +31,7 @@ const GAUGE_PERIOD: Duration = Duration::from_secs(10);
 const GAUGE_MIN_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Why the BM-SC could not start or stopped abnormally.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum ServeError {
     /// The store did not open.

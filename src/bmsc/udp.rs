@@ -49,6 +49,7 @@ const SEND_QUEUE: usize = 2;
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// The driver stopped abnormally.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum DriverError {
     /// A distributor call panicked on the blocking pool; the distributor is lost.

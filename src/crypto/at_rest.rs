@@ -29,6 +29,7 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
 /// Why a blob did not open. Never says more than that: no oracle on content.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AtRestError {
     /// Shorter than a nonce and a tag.

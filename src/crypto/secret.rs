@@ -10,6 +10,7 @@ use thiserror::Error;
 /// A secret could not be built from the given octets or hex text.
 ///
 /// Never carries the offending value, only its length.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLengthError {
     /// The input had the wrong number of octets.

@@ -4,6 +4,7 @@ use crate::mikey::{DecodeError, EncodeError};
 
 /// A message that is not a valid message of the profile, or whose MAC does
 /// not verify. Never carries key material.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
     /// Not a well-formed MIKEY message.
@@ -24,6 +25,7 @@ pub enum MessageError {
 }
 
 /// A builder input that cannot be expressed in the profile.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// The inputs break a rule of the profile; says which.

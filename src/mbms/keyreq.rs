@@ -65,6 +65,7 @@ const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// A body could not be read (or a value cannot be written). Messages quote at most a short
 /// piece of the input.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum XmlError {
     /// The body exceeds [`MAX_BODY_LEN`].

@@ -68,6 +68,7 @@ impl UeConfig {
 }
 
 /// Why the UE client could not start or stopped.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum UeError {
     /// The MIKEY socket could not be bound.

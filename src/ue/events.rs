@@ -9,6 +9,7 @@ use crate::mikey::SecurityPolicy;
 
 /// One outcome of a datagram or a timer, in order. `Debug` never prints key
 /// material (`Mtk` and `Salt` redact themselves).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A new MSK was stored (TS 33.246 6.3.2.3; PROFILE.md §3: SEQs := SEQl).

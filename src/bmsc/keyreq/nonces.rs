@@ -50,6 +50,7 @@ pub struct Issued {
 }
 
 /// Why an answered nonce is refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceRefusal {
     /// Never issued, or forgotten to make room: answer with `stale=true` when the response

@@ -48,6 +48,7 @@ pub fn challenge(p: &ChallengeParams<'_>) -> String {
 }
 
 /// Why a server refuses a Digest `Authorization` it could parse.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyError {
     /// Another realm than ours.
