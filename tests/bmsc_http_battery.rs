@@ -34,8 +34,11 @@ use lab::{ALICE, OPEN2, credentials};
 use raw::{authed, session};
 
 /// The battery server's limits; the timeouts short, so the timeout cases stay short.
+/// This one: the HTTP request timeout.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// The Digest nonce lifetime (`2s` in the configuration).
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(2);
+/// The most HTTP connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;
 
 fn battery_config() -> Config {

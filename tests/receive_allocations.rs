@@ -6,6 +6,9 @@
 //! global allocator, per thread, so that tests running side by side do not
 //! mix.
 
+// The counting allocator implements the unsafe `GlobalAlloc` trait.
+#![allow(unsafe_code)]
+
 mod common;
 mod ue_support;
 

@@ -11,14 +11,17 @@ use std::time::Duration;
 pub struct Counter(AtomicU64);
 
 impl Counter {
+    /// Adds one.
     pub fn inc(&self) {
         self.add(1);
     }
 
+    /// Adds `n`.
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The current count.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -29,10 +32,12 @@ impl Counter {
 pub struct Gauge(AtomicU64);
 
 impl Gauge {
+    /// Replaces the value with `v`.
     pub fn set(&self, v: u64) {
         self.0.store(v, Ordering::Relaxed);
     }
 
+    /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -50,6 +55,8 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Records one duration: counts it in every bucket whose bound it does not exceed, and
+    /// adds it to the sum (in microseconds).
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
@@ -62,6 +69,7 @@ impl Histogram {
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// How many durations were recorded.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
@@ -75,8 +83,11 @@ const STATUSES: [u16; 9] = [200, 400, 401, 403, 404, 405, 413, 415, 500];
 pub struct Metrics {
     /// Registrations currently stored (refreshed by the status task).
     pub registrations: Gauge,
+    /// Registration items answered 200.
     pub registrations_accepted: Counter,
+    /// Deregistration items answered 200.
     pub deregistrations: Counter,
+    /// MSK request items answered 200.
     pub msk_requests: Counter,
     /// MSK messages sent for the first time.
     pub pushes_sent: Counter,
@@ -88,16 +99,25 @@ pub struct Metrics {
     pub pushes_failed: Counter,
     /// Acknowledgements that did not match or verify.
     pub acks_rejected: Counter,
+    /// Solicited pull messages sent.
     pub solicited_pulls: Counter,
+    /// MSK invalidation messages sent.
     pub invalidations_sent: Counter,
+    /// MSK switch-overs (a Key Group's current MSK replaced by the next).
     pub msk_rotations: Counter,
     /// MTK messages sent (first sends and repetitions).
     pub mtk_messages: Counter,
+    /// MTKs generated.
     pub mtks_generated: Counter,
+    /// HTTP Digest authentications refused.
     pub digest_failures: Counter,
+    /// HTTP responses by status, one counter per tracked status (see [`Self::http_status`]).
     pub http_statuses: [Counter; STATUSES.len()],
+    /// HTTP responses with a status not tracked separately.
     pub http_other_status: Counter,
+    /// Key Request handling latency.
     pub http_latency: Histogram,
+    /// Duration of one MSK push fan-out.
     pub push_fanout_latency: Histogram,
 }
 

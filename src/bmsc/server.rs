@@ -31,20 +31,29 @@ const GAUGE_PERIOD: Duration = Duration::from_secs(10);
 const GAUGE_MIN_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Why the BM-SC could not start or stopped abnormally.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum ServeError {
+    /// The store did not open.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The embedded GBA key source could not be built from `[[gba.subscribers]]`.
     #[error("key source: {0}")]
     KeySource(#[from] EmbeddedKeySourceError),
+    /// The Key Distribution function did not start.
     #[error("key distribution: {0}")]
     Distribution(#[from] DistributionError),
+    /// A listener or socket could not be bound.
     #[error("binding {what} on {addr}: {source}")]
     Bind {
+        /// Which one: the Key Request listener, the admin listener or the MIKEY socket.
         what: &'static str,
+        /// The address it was to be bound to.
         addr: SocketAddr,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A task of the server failed or panicked; names the task where known.
     #[error("a task of the server failed: {0}")]
     Task(String),
 }
@@ -235,6 +244,7 @@ impl Bmsc {
         self.udp_addr
     }
 
+    /// The counters and histograms the admin listener exposes.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -11,7 +11,7 @@
 //!
 //! Datagrams go out in batches with `sendmmsg(2)` on Linux (one system call per up to
 //! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A sender task of its own
-//! does the sending, fed in order through a queue of [`SEND_QUEUE`] batches: while it sends
+//! does the sending, fed in order through a queue of `SEND_QUEUE` (2) batches: while it sends
 //! one page of a fan-out (the kernel's share of the work, loopback delivery included), the
 //! distributor already builds the next page on the other core. A send error concerns one
 //! datagram (an unreachable UE): it is logged and the rest of the batch goes on; the push is
@@ -49,6 +49,7 @@ const SEND_QUEUE: usize = 2;
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// The driver stopped abnormally.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum DriverError {
     /// A distributor call panicked on the blocking pool; the distributor is lost.

@@ -29,11 +29,15 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
 /// Why a blob did not open. Never says more than that: no oracle on content.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AtRestError {
     /// Shorter than a nonce and a tag.
     #[error("sealed blob is too short ({len} octets)")]
-    TooShort { len: usize },
+    TooShort {
+        /// The blob's length in octets.
+        len: usize,
+    },
     /// Wrong key, wrong label, or the blob was altered.
     #[error("sealed blob does not authenticate")]
     AuthenticationFailed,
@@ -72,6 +76,8 @@ pub fn open(key: &StateKey, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, AtRestErr
 #[must_use]
 pub fn seal_with(key: &StateKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
+    // reason: documented `# Panics`, as `StateKey::random`: no input can make the OS RNG fail.
+    #[allow(clippy::panic)]
     if let Err(e) = getrandom::fill(&mut nonce) {
         panic!("operating system random generator failed: {e}");
     }
@@ -80,9 +86,10 @@ pub fn seal_with(key: &StateKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut body = Zeroizing::new(Vec::with_capacity(plaintext.len() + TAG_LEN));
     body.extend_from_slice(plaintext);
     let nonce = Nonce::from(nonce);
+    // reason: GCM refuses only inputs beyond 2^36 octets, which no state reaches.
+    #[allow(clippy::panic)]
     match cipher(key).encrypt_in_place(&nonce, aad, &mut *body) {
         Ok(()) => {}
-        // GCM refuses only inputs beyond 2^36 octets, which no state reaches.
         Err(e) => panic!("AES-GCM refused to seal: {e}"),
     }
     let mut out = Vec::with_capacity(NONCE_LEN + body.len());

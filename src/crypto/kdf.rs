@@ -5,6 +5,7 @@ use sha2::Sha256;
 use thiserror::Error;
 
 /// A KDF input parameter does not fit its 2-octet length field.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum KdfError {
     /// TS 33.220 B.1: each parameter is at most 65535 octets.

@@ -128,9 +128,14 @@ impl ProtectionKeys {
     pub fn derive_with(inkey: &PrfKey, csb_id: u32, rand: &[u8]) -> Self {
         let mut label = psk_label(PSK_ENCR_CONST, csb_id, rand);
         let enc_key = EncKey::from_fn(|k| inkey.prf(&label, k));
-        label[..4].copy_from_slice(&PSK_SALT_CONST.to_be_bytes());
+        // The label starts with the 4-octet constant (`psk_label`); only that part changes.
+        if let Some(constant) = label.first_chunk_mut::<4>() {
+            *constant = PSK_SALT_CONST.to_be_bytes();
+        }
         let salt_key = SaltKey::from_fn(|k| inkey.prf(&label, k));
-        label[..4].copy_from_slice(&PSK_AUTH_CONST.to_be_bytes());
+        if let Some(constant) = label.first_chunk_mut::<4>() {
+            *constant = PSK_AUTH_CONST.to_be_bytes();
+        }
         let auth_key = AuthKey::from_fn(|k| inkey.prf(&label, k));
         Self::from_keys(enc_key, salt_key, auth_key)
     }

@@ -4,6 +4,15 @@
 //!
 //! This is the only module of the crate that names `aes`, `ctr`, `hmac`, `sha1` or `sha2`, so a
 //! change of crypto backend stays inside it.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod at_rest;
 pub mod kdf;

@@ -10,6 +10,7 @@ use thiserror::Error;
 /// A secret could not be built from the given octets or hex text.
 ///
 /// Never carries the offending value, only its length.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLengthError {
     /// The input had the wrong number of octets.
@@ -62,7 +63,8 @@ macro_rules! secret_bytes {
             /// Copies the octets from a slice of exactly [`Self::LEN`] octets.
             ///
             /// # Errors
-            /// [`KeyLengthError::Length`] when the slice has another length.
+            /// [`KeyLengthError::Length`](crate::crypto::KeyLengthError::Length) when the slice
+            /// has another length.
             pub fn from_slice(s: &[u8]) -> Result<Self, $crate::crypto::secret::KeyLengthError> {
                 if s.len() != $len {
                     return Err($crate::crypto::secret::KeyLengthError::Length {
@@ -79,8 +81,9 @@ macro_rules! secret_bytes {
             /// Parses exactly `2 * LEN` hex digits (either case, no separators).
             ///
             /// # Errors
-            /// [`KeyLengthError::Hex`] for odd length or a non-hex digit,
-            /// [`KeyLengthError::Length`] for the wrong number of octets.
+            /// [`KeyLengthError::Hex`](crate::crypto::KeyLengthError::Hex) for odd length or a
+            /// non-hex digit, [`KeyLengthError::Length`](crate::crypto::KeyLengthError::Length) for
+            /// the wrong number of octets.
             pub fn from_hex(s: &str) -> Result<Self, $crate::crypto::secret::KeyLengthError> {
                 if s.len() % 2 != 0 {
                     return Err($crate::crypto::secret::KeyLengthError::Hex {

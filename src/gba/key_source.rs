@@ -41,6 +41,7 @@ impl fmt::Debug for SubscriberKeys {
 }
 
 /// Why a key source gave no keys. Carries no key material.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KeySourceError {
     /// No bootstrapping with this B-TID is known: the UE has to bootstrap again.
@@ -161,6 +162,7 @@ pub struct EmbeddedSubscriber {
 }
 
 /// An [`EmbeddedKeySource`] could not be built.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EmbeddedKeySourceError {
     /// Two subscribers share a B-TID.

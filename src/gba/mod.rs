@@ -84,6 +84,7 @@ impl NafId {
 pub struct Btid(String);
 
 /// A string is not a B-TID.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum BtidError {
     /// The string was empty.

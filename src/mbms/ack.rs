@@ -18,14 +18,19 @@ use super::shape::Shape;
 /// verification MAC uses the auth key of the exchange).
 #[derive(Debug, Clone)]
 pub struct AckContext {
+    /// CSB ID of the acknowledged MSK message.
     pub csb_id: u32,
+    /// Counter (T payload) of the acknowledged MSK message.
     pub counter: u32,
+    /// IDi of the MSK message: the BM-SC FQDN.
     pub idi: Vec<u8>,
+    /// IDr of the MSK message: the B-TID.
     pub idr: Vec<u8>,
     keys: ProtectionKeys,
 }
 
 impl AckContext {
+    /// A context from the MSK message's protection keys, CSB ID, counter and identities.
     pub fn new(keys: ProtectionKeys, csb_id: u32, counter: u32, idi: &[u8], idr: &[u8]) -> Self {
         Self {
             csb_id,
@@ -100,6 +105,11 @@ pub struct UnverifiedAck<'a> {
 }
 
 impl<'a> UnverifiedAck<'a> {
+    /// Parses a datagram as an acknowledgement `HDR, T, [IDr], V` (PSK verification message,
+    /// HMAC-SHA-1-160) without checking its MAC.
+    ///
+    /// # Errors
+    /// [`MessageError`] when it does not decode or is not shaped as an acknowledgement.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
         Shape::parse(bytes, |view, shape| {
             Shape::check_hdr(&view, DataType::PSK_VERIFY)?;
@@ -117,10 +127,12 @@ impl<'a> UnverifiedAck<'a> {
         })
     }
 
+    /// CSB ID from the common header.
     pub fn csb_id(&self) -> u32 {
         self.view.hdr().csb_id
     }
 
+    /// Counter from the T payload.
     pub fn counter(&self) -> u32 {
         self.counter
     }
@@ -156,6 +168,8 @@ impl<'a> UnverifiedAck<'a> {
 /// A verified acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckMessage {
+    /// CSB ID of the acknowledged MSK message.
     pub csb_id: u32,
+    /// Counter of the acknowledged MSK message.
     pub counter: u32,
 }

@@ -163,6 +163,7 @@ impl QopOffer {
 }
 
 /// A Digest header could not be used. Messages never quote a `response`, a password or a hash.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DigestError {
     /// The header value is too long.

@@ -4,6 +4,7 @@ use crate::mikey::{DecodeError, EncodeError};
 
 /// A message that is not a valid message of the profile, or whose MAC does
 /// not verify. Never carries key material.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
     /// Not a well-formed MIKEY message.
@@ -24,10 +25,13 @@ pub enum MessageError {
 }
 
 /// A builder input that cannot be expressed in the profile.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
+    /// The inputs break a rule of the profile; says which.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The MIKEY encoder refused the message.
     #[error(transparent)]
     Encode(#[from] EncodeError),
 }

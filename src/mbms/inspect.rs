@@ -17,13 +17,18 @@ use super::protect::final_mac;
 /// What a message looks like, from its header and Key ID extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A PSK initiator message whose Key ID extension names an MSK and no MTK.
     Msk,
+    /// A PSK verification message: an MSK acknowledgement.
     MskAck,
+    /// A PSK initiator message whose Key ID extension names an MTK.
     Mtk,
+    /// Anything else.
     Other,
 }
 
 impl Kind {
+    /// The kind's name in reports: `msk`, `msk-ack`, `mtk` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Msk => "msk",
@@ -38,14 +43,21 @@ impl Kind {
 /// is meant for the operator's terminal, never for logs.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// What the message looks like.
     pub kind: Kind,
+    /// Whether the MAC (or, for an acknowledgement, the verification MAC) verified.
     pub mac_ok: bool,
+    /// CSB ID from the common header.
     pub csb_id: u32,
     /// The COUNTER value of T, `None` for another timestamp type or no T.
     pub counter: Option<u32>,
+    /// The first Key Domain ID of the Key ID extension.
     pub key_domain_id: Option<KeyDomainId>,
+    /// The first MSK ID of the Key ID extension.
     pub msk_id: Option<MskId>,
+    /// The first MTK ID of the Key ID extension.
     pub mtk_id: Option<MtkId>,
+    /// The header's V flag (an acknowledgement is asked for).
     pub v_flag: bool,
     /// The first Key data sub-payload, when the MAC verified and the KEMAC carries one.
     pub key_data: Option<KeyData>,

@@ -65,20 +65,34 @@ const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// A body could not be read (or a value cannot be written). Messages quote at most a short
 /// piece of the input.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum XmlError {
     /// The body exceeds [`MAX_BODY_LEN`].
     #[error("body is {len} octets; at most {max} are accepted")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The body's length in octets.
+        len: usize,
+        /// The limit, [`MAX_BODY_LEN`].
+        max: usize,
+    },
     /// The body is not UTF-8.
     #[error("body is not UTF-8 (first bad octet at {offset})")]
-    NotUtf8 { offset: usize },
+    NotUtf8 {
+        /// Offset of the first octet that is not UTF-8.
+        offset: usize,
+    },
     /// The XML declaration names another encoding.
     #[error("encoding {0:?} is not accepted; only UTF-8")]
     Encoding(String),
     /// Not well-formed XML.
     #[error("malformed XML at octet {offset}: {message}")]
-    Syntax { offset: u64, message: String },
+    Syntax {
+        /// Octet offset in the body where the parser stopped.
+        offset: u64,
+        /// The XML parser's message.
+        message: String,
+    },
     /// A document type declaration (DTD) was present.
     #[error("DOCTYPE/DTD is not accepted")]
     Dtd,
@@ -91,15 +105,27 @@ pub enum XmlError {
     /// The root element is not the one expected.
     #[error("root element <{found}> is not one of {expected}")]
     UnknownRoot {
+        /// The root element's name.
         found: String,
+        /// The root elements accepted there.
         expected: &'static str,
     },
     /// An element below the root is not known.
     #[error("unexpected element <{found}> in <{parent}>")]
-    UnknownElement { found: String, parent: &'static str },
+    UnknownElement {
+        /// The element's name.
+        found: String,
+        /// The element it is in.
+        parent: &'static str,
+    },
     /// An element in a namespace other than [`NAMESPACE`].
     #[error("element <{element}> is in foreign namespace {namespace:?}")]
-    ForeignNamespace { element: String, namespace: String },
+    ForeignNamespace {
+        /// The element's name.
+        element: String,
+        /// The namespace it is in.
+        namespace: String,
+    },
     /// A prefix bound to no namespace.
     #[error("namespace prefix {0:?} is not declared")]
     UnknownPrefix(String),
@@ -111,27 +137,41 @@ pub enum XmlError {
     UnexpectedText,
     /// More than [`MAX_ITEMS`] items.
     #[error("more than {max} items")]
-    TooManyItems { max: usize },
+    TooManyItems {
+        /// The limit, [`MAX_ITEMS`].
+        max: usize,
+    },
     /// An item with too many attributes.
     #[error("more than {max} attributes on an item")]
-    TooManyAttributes { max: usize },
+    TooManyAttributes {
+        /// The most attributes an item may have.
+        max: usize,
+    },
     /// A text or attribute value over [`MAX_VALUE_LEN`] octets.
     #[error("a value exceeds {max} octets")]
-    ValueTooLong { max: usize },
+    ValueTooLong {
+        /// The limit, [`MAX_VALUE_LEN`].
+        max: usize,
+    },
     /// A request without items (PROFILE.md §4: "one or more").
     #[error("<{0}> holds no item")]
     NoItems(&'static str),
     /// A required attribute is absent.
     #[error("<{element}> lacks attribute {attribute}")]
     MissingAttribute {
+        /// The element lacking it.
         element: &'static str,
+        /// The attribute's name.
         attribute: &'static str,
     },
     /// An attribute value of a response that does not parse.
     #[error("<{element}> attribute {attribute} is invalid: {value:?}")]
     BadAttribute {
+        /// The element carrying it.
         element: &'static str,
+        /// The attribute's name.
         attribute: &'static str,
+        /// The value as received.
         value: String,
     },
     /// A value that cannot be put in a body (empty, too long, or with control characters).

@@ -5,6 +5,15 @@
 //! ([`MskMessage`], [`MtkMessage`], [`AckMessage`]) exists only once its MAC
 //! has verified; before that the input stays in an `Unverified*` type that
 //! exposes only what is needed to find the key and check replay.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 mod ack;
 pub mod digest;
@@ -27,14 +36,17 @@ pub use mtk::{MtkDelivery, MtkKeys, MtkMessage, Streaming, UnverifiedMtk, build_
 
 pub use crate::mikey::{KeyDomainId, MskId, MtkId};
 
-/// MUK ID = IDi ‖ IDr (PROFILE.md §1 [CHOICE]): the BM-SC FQDN and the B-TID.
+/// MUK ID = IDi ‖ IDr (PROFILE.md §1 \[CHOICE\]): the BM-SC FQDN and the B-TID.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MukId {
+    /// IDi: the BM-SC FQDN.
     pub idi: Vec<u8>,
+    /// IDr: the B-TID.
     pub idr: Vec<u8>,
 }
 
 impl MukId {
+    /// The MUK ID of these IDi and IDr data.
     pub fn new(idi: &[u8], idr: &[u8]) -> Self {
         Self {
             idi: idi.to_vec(),

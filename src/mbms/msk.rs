@@ -19,11 +19,28 @@ use super::shape::Shape;
 #[derive(Clone, PartialEq, Eq)]
 pub enum MskUpdate {
     /// A new key with the MTK ID interval [SEQl, SEQu] in which it may be used.
-    NewKey { msk: Msk, seql: u16, sequ: u16 },
+    NewKey {
+        /// The MSK.
+        msk: Msk,
+        /// SEQl: the lowest MTK ID the MSK may be used with.
+        seql: u16,
+        /// SEQu: the highest MTK ID the MSK may be used with.
+        sequ: u16,
+    },
     /// Key data len 0: only the validity interval changes (TS 33.246 6.3.2.3).
-    ValidityOnly { seql: u16, sequ: u16 },
+    ValidityOnly {
+        /// The new SEQl.
+        seql: u16,
+        /// The new SEQu.
+        sequ: u16,
+    },
     /// Key data len 0 and SEQl > SEQu: the MSK is invalidated (TS 33.246 6.3.2.1B).
-    Invalidate { seql: u16, sequ: u16 },
+    Invalidate {
+        /// SEQl as carried (greater than SEQu).
+        seql: u16,
+        /// SEQu as carried.
+        sequ: u16,
+    },
     /// Key Number 0 and no key data: the UE runs the MSK request procedure
     /// for the Key Group (TS 33.246 6.3.2.2.4).
     SolicitedPull,
@@ -50,7 +67,9 @@ impl fmt::Debug for MskUpdate {
 /// Inputs of an MSK message.
 #[derive(Debug, Clone)]
 pub struct MskDelivery {
+    /// Key Domain ID of the Key ID extension.
     pub key_domain_id: KeyDomainId,
+    /// MSK ID of the Key ID extension (Key Group part and Key Number).
     pub msk_id: MskId,
     /// HDR CSB ID; [`profile::csb_id_for`] the MSK ID by default.
     pub csb_id: u32,
@@ -64,6 +83,7 @@ pub struct MskDelivery {
     pub idr: Vec<u8>,
     /// V flag: the BM-SC wants an acknowledgement (always false for a solicited pull).
     pub v: bool,
+    /// What the message does: new key, validity update, invalidation or solicited pull.
     pub update: MskUpdate,
 }
 
@@ -101,6 +121,7 @@ impl MskDelivery {
 pub struct PreparedMuk(PrfKey);
 
 impl PreparedMuk {
+    /// Keys the HMAC state with `muk`.
     pub fn new(muk: &Muk) -> Self {
         Self(PrfKey::new(muk.as_bytes()))
     }
@@ -244,22 +265,27 @@ impl<'a> UnverifiedMsk<'a> {
         })
     }
 
+    /// Key Domain ID from the Key ID extension.
     pub fn key_domain_id(&self) -> KeyDomainId {
         self.key_domain_id
     }
 
+    /// MSK ID from the Key ID extension.
     pub fn msk_id(&self) -> MskId {
         self.msk_id
     }
 
+    /// Counter from the T payload, for the replay check.
     pub fn counter(&self) -> u32 {
         self.counter
     }
 
+    /// CSB ID from the common header.
     pub fn csb_id(&self) -> u32 {
         self.view.hdr().csb_id
     }
 
+    /// V flag from the common header: an acknowledgement is asked for.
     pub fn v(&self) -> bool {
         self.view.hdr().v
     }
@@ -279,6 +305,7 @@ impl<'a> UnverifiedMsk<'a> {
         self.rand
     }
 
+    /// The decoded MIKEY message.
     pub fn view(&self) -> &MessageView<'a> {
         &self.view
     }
@@ -357,15 +384,23 @@ fn read_update(items: KeyDataChain<'_>, msk_id: MskId) -> Result<MskUpdate, Mess
 /// A verified MSK message.
 #[derive(Debug, Clone)]
 pub struct MskMessage {
+    /// Key Domain ID from the Key ID extension.
     pub key_domain_id: KeyDomainId,
+    /// MSK ID from the Key ID extension.
     pub msk_id: MskId,
+    /// CSB ID from the common header.
     pub csb_id: u32,
+    /// Counter from the T payload.
     pub counter: u32,
+    /// V flag: the BM-SC asks for an acknowledgement.
     pub v: bool,
+    /// IDi: the BM-SC FQDN.
     pub idi: Vec<u8>,
+    /// IDr: the B-TID.
     pub idr: Vec<u8>,
     /// An SP payload, stored by the receiver (TS 33.246 6.4.6.1 step 3).
     pub sp: Option<SecurityPolicy>,
+    /// What the message does to the stored MSK.
     pub update: MskUpdate,
     /// The keys of this message, for its acknowledgement.
     pub(crate) keys: ProtectionKeys,

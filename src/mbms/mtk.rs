@@ -18,7 +18,9 @@ use super::shape::Shape;
 /// SRTP policy (RFC 3830 §6.1.1, §6.10.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Streaming {
+    /// The SRTP-ID map entry: policy number, SSRC and ROC.
     pub srtp: SrtpIdEntry,
+    /// The SRTP security policy (SP payload).
     pub policy: SecurityPolicy,
 }
 
@@ -60,13 +62,17 @@ impl Streaming {
 /// Inputs of an MTK message.
 #[derive(Debug, Clone)]
 pub struct MtkDelivery {
+    /// Key Domain ID of the Key ID extension.
     pub key_domain_id: KeyDomainId,
+    /// MSK ID of the Key ID extension: the MSK that protects the message.
     pub msk_id: MskId,
     /// HDR CSB ID; [`profile::csb_id_for`] the MSK ID by default.
     pub csb_id: u32,
+    /// MTK ID of the Key ID extension.
     pub mtk_id: MtkId,
     /// The BM-SC's counter for this MSK.
     pub counter: u32,
+    /// The MTK, carried as TEK.
     pub mtk: Mtk,
     /// TEK+SALT when present (the SRTP master salt in streaming).
     pub salt: Option<Salt>,
@@ -85,6 +91,7 @@ pub struct MtkKeys {
 }
 
 impl MtkKeys {
+    /// Derives the protection keys of `msk` for `csb_id` and an empty RAND.
     pub fn new(msk: &Msk, csb_id: u32) -> Self {
         Self {
             msk: msk.clone(),
@@ -93,14 +100,17 @@ impl MtkKeys {
         }
     }
 
+    /// The MSK the keys were derived from.
     pub fn msk(&self) -> &Msk {
         &self.msk
     }
 
+    /// The CSB ID the keys were derived for.
     pub fn csb_id(&self) -> u32 {
         self.csb_id
     }
 
+    /// The cached protection keys.
     pub fn keys(&self) -> &ProtectionKeys {
         &self.keys
     }
@@ -205,26 +215,32 @@ impl<'a> UnverifiedMtk<'a> {
         })
     }
 
+    /// Key Domain ID from the Key ID extension.
     pub fn key_domain_id(&self) -> KeyDomainId {
         self.key_domain_id
     }
 
+    /// MSK ID from the Key ID extension: the MSK to verify with.
     pub fn msk_id(&self) -> MskId {
         self.msk_id
     }
 
+    /// MTK ID from the Key ID extension.
     pub fn mtk_id(&self) -> MtkId {
         self.mtk_id
     }
 
+    /// Counter from the T payload, for the replay check.
     pub fn counter(&self) -> u32 {
         self.counter
     }
 
+    /// CSB ID from the common header.
     pub fn csb_id(&self) -> u32 {
         self.view.hdr().csb_id
     }
 
+    /// The decoded MIKEY message.
     pub fn view(&self) -> &MessageView<'a> {
         &self.view
     }
@@ -274,14 +290,22 @@ impl<'a> UnverifiedMtk<'a> {
 /// A verified MTK message.
 #[derive(Debug, Clone)]
 pub struct MtkMessage {
+    /// Key Domain ID from the Key ID extension.
     pub key_domain_id: KeyDomainId,
+    /// MSK ID from the Key ID extension.
     pub msk_id: MskId,
+    /// MTK ID from the Key ID extension.
     pub mtk_id: MtkId,
+    /// CSB ID from the common header.
     pub csb_id: u32,
+    /// Counter from the T payload.
     pub counter: u32,
+    /// The MTK.
     pub mtk: Mtk,
+    /// The salt of a TEK+SALT Key data sub-payload (the SRTP master salt in streaming).
     pub salt: Option<Salt>,
     /// The first SRTP-ID map entry of a streaming message.
     pub srtp: Option<SrtpIdEntry>,
+    /// The SP payload, when present.
     pub sp: Option<SecurityPolicy>,
 }

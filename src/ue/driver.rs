@@ -42,6 +42,7 @@ pub struct UeConfig {
     pub bmsc_fqdn: String,
     /// The MGV-S state file, sealed under `state_key`.
     pub state_file: Option<PathBuf>,
+    /// Settings of the sans-IO receiver.
     pub receiver: ReceiverConfig,
     /// Run the MSK request procedure by itself when the receiver asks for it
     /// (solicited pull, missed key).
@@ -51,6 +52,8 @@ pub struct UeConfig {
 }
 
 impl UeConfig {
+    /// Defaults for the BM-SC `bmsc_fqdn`: listen on `0.0.0.0:2269`, push only (no Key Request
+    /// URL), no state file, automatic MSK requests.
     pub fn new(bmsc_fqdn: &str) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], MIKEY_PORT)),
@@ -65,19 +68,32 @@ impl UeConfig {
 }
 
 /// Why the UE client could not start or stopped.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum UeError {
+    /// The MIKEY socket could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {
+        /// The address it was to be bound to.
         addr: SocketAddr,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The GBA key provider failed to give the keys (B-TID, MUK).
     #[error("GBA keys: {0}")]
     Keys(String),
+    /// The state file or its state key could not be read, created or restored.
     #[error("state file {path}: {reason}")]
-    State { path: PathBuf, reason: String },
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A Key Request was asked for but no BM-SC URL is configured.
     #[error("no Key Request function configured (push-only mode)")]
     NoBmsc,
+    /// The Key Request client failed.
     #[error(transparent)]
     Client(#[from] ClientError),
 }

@@ -9,46 +9,67 @@ use crate::mikey::SecurityPolicy;
 
 /// One outcome of a datagram or a timer, in order. `Debug` never prints key
 /// material (`Mtk` and `Salt` redact themselves).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A new MSK was stored (TS 33.246 6.3.2.3; PROFILE.md §3: SEQs := SEQl).
     MskInstalled {
+        /// Key Domain ID of the MSK.
         key_domain_id: KeyDomainId,
+        /// MSK ID of the MSK.
         msk_id: MskId,
+        /// SEQl: the lowest MTK ID the MSK may be used with.
         seql: u16,
+        /// SEQu: the highest MTK ID the MSK may be used with.
         sequ: u16,
     },
     /// The validity interval of a stored MSK changed (key data len 0, or the
     /// same key again).
     MskUpdated {
+        /// Key Domain ID of the MSK.
         key_domain_id: KeyDomainId,
+        /// MSK ID of the MSK.
         msk_id: MskId,
+        /// The new SEQl.
         seql: u16,
+        /// The new SEQu.
         sequ: u16,
     },
     /// A stored MSK was deleted: invalidated by the BM-SC, or the older of a
     /// key group's two MSKs when a third arrived.
     MskInvalidated {
+        /// Key Domain ID of the MSK.
         key_domain_id: KeyDomainId,
+        /// MSK ID of the MSK.
         msk_id: MskId,
     },
     /// A verified MTK for the media client (PROFILE.md §3, last step).
     MtkReady {
+        /// Key Domain ID of the MSK that protected the MTK.
         key_domain_id: KeyDomainId,
+        /// MSK ID of the MSK that protected the MTK.
         msk_id: MskId,
+        /// The MTK ID.
         mtk_id: MtkId,
+        /// The MTK.
         mtk: Mtk,
+        /// The salt of a TEK+SALT Key data sub-payload, if carried.
         salt: Option<Salt>,
     },
     /// Run the MSK request procedure (TS 33.246 6.3.2.2) for this MSK: Key
     /// Number 0 (the current MSK of the Key Group) after a solicited pull,
     /// the specific MSK ID after an MTK under an unknown MSK (missed key).
     MskRequestNeeded {
+        /// Key Domain ID of the MSK to request.
         key_domain_id: KeyDomainId,
+        /// MSK ID to request (Key Number 0 for the Key Group's current MSK).
         msk_id: MskId,
     },
     /// A datagram was dropped; nothing is ever sent back for it.
-    Discarded { reason: DiscardReason },
+    Discarded {
+        /// Why.
+        reason: DiscardReason,
+    },
 }
 
 /// Why a datagram was dropped (PROFILE.md §3: every discard is counted and
@@ -193,9 +214,13 @@ impl Stats {
 /// A stored MSK without its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MskInfo {
+    /// Key Domain ID of the MSK.
     pub key_domain_id: KeyDomainId,
+    /// MSK ID of the MSK.
     pub msk_id: MskId,
+    /// SEQl: the lowest MTK ID the MSK may be used with.
     pub seql: u16,
+    /// SEQu: the highest MTK ID the MSK may be used with.
     pub sequ: u16,
     /// The last accepted MTK ID (SEQl right after installation).
     pub seqs: u16,

@@ -96,13 +96,21 @@ struct Sent {
 /// MAC and into every branch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reached {
+    /// MSK messages the receiver accepted ([`Stats::msk_accepted`](super::Stats::msk_accepted)).
     pub msk_accepted: u64,
+    /// [`Event::MtkReady`] events.
     pub mtk_ready: u64,
+    /// Datagrams answered with an acknowledgement.
     pub acks: u64,
+    /// [`Event::MskInstalled`] events.
     pub installed: u64,
+    /// [`Event::MskInvalidated`] events.
     pub invalidated: u64,
+    /// [`Event::MskRequestNeeded`] events.
     pub requests: u64,
+    /// [`Event::Discarded`] events.
     pub discards: u64,
+    /// Times the receiver state was saved and restored.
     pub restores: u64,
 }
 

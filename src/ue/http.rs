@@ -73,6 +73,7 @@ impl Default for ClientConfig {
 }
 
 /// A Key Request failed. No variant carries key material or a Digest response.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The base URL is not `http://host:port`.

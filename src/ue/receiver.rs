@@ -6,6 +6,15 @@
 //! Every rule is PROFILE.md §3. Untrusted input changes nothing until its MAC
 //! has verified; the counter of a message is stored only after the message
 //! was applied in full.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 mod msk;
 mod mtk;
@@ -81,6 +90,7 @@ impl fmt::Debug for Receiver {
 }
 
 impl Receiver {
+    /// A receiver holding no MUK and no MSK; `rng` draws the MSK request back-off delays.
     pub fn new(config: ReceiverConfig, rng: Box<dyn FnMut() -> u64 + Send>) -> Self {
         Self::with_state(config, rng, MukSlots::default(), MskStore::default())
     }
@@ -112,6 +122,8 @@ impl Receiver {
         self.muks.set(id, muk);
     }
 
+    /// Forgets the MUK with this ID, current or previous; when it was the current one, the
+    /// previous MUK (if any) becomes current.
     pub fn remove_muk(&mut self, id: &MukId) {
         self.muks.remove(id);
     }
@@ -145,6 +157,7 @@ impl Receiver {
         }
     }
 
+    /// The oldest queued event, if any; a driver drains them after every call.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -164,6 +177,7 @@ impl Receiver {
         }
     }
 
+    /// Counters of accepted messages, acknowledgements, dropped events and discards.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }

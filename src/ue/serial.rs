@@ -4,7 +4,7 @@
 
 /// Half the 32-bit serial space: a counter this far from the stored one is
 /// neither newer nor older (RFC 1982 §3.2 leaves it undefined); the profile
-/// discards it (PROFILE.md §3 [CHOICE]).
+/// discards it (PROFILE.md §3 \[CHOICE\]).
 pub const SERIAL_HALF: u32 = 0x8000_0000;
 
 /// Whether `new` is greater than `stored` in RFC 1982 serial arithmetic

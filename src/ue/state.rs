@@ -11,7 +11,7 @@ use crate::mikey::SecurityPolicy;
 
 use super::events::MskInfo;
 
-/// PROFILE.md §3 [SEED]: at most two MSKs per (Key Domain ID, Key Group).
+/// PROFILE.md §3 \[SEED\]: at most two MSKs per (Key Domain ID, Key Group).
 pub use crate::mbms::profile::MSKS_PER_KEY_GROUP;
 
 /// Bound on stored MSKs over all key groups, so that even an authenticated
@@ -32,7 +32,7 @@ pub(crate) enum MukSlot {
     Previous,
 }
 
-/// The current MUK and at most one previous one (PROFILE.md §3 [SEED]: "try
+/// The current MUK and at most one previous one (PROFILE.md §3 \[SEED\]: "try
 /// the previous MUK(s) still held"). Their MUK IDs always differ.
 #[derive(Default)]
 pub(crate) struct MukSlots {
@@ -222,7 +222,7 @@ impl MskStore {
     }
 
     /// The earlier-installed MSK of the group when it already holds the
-    /// maximum (PROFILE.md §3 [CHOICE]: "the older" = installed earlier).
+    /// maximum (PROFILE.md §3 \[CHOICE\]: "the older" = installed earlier).
     fn earliest_if_full(&self, kd: KeyDomainId, key_group: u16) -> Option<MskId> {
         let in_group: Vec<(u64, MskId)> = self
             .map
@@ -250,7 +250,7 @@ impl MskStore {
 }
 
 impl MskEntry {
-    /// PROFILE.md §3 [CHOICE]: SEQs := max(SEQs, SEQl), so a validity update
+    /// PROFILE.md §3 \[CHOICE\]: SEQs := max(SEQs, SEQl), so a validity update
     /// never reopens older MTK IDs; the interval is replaced. An SP payload,
     /// when the message has one, replaces the stored one.
     fn update_validity(&mut self, seql: u16, sequ: u16, sp: Option<SecurityPolicy>) {

@@ -138,6 +138,7 @@ pub fn event_json(e: &Event) -> Option<Value> {
             "msk_id": msk_id.to_string(),
         }),
         Event::Discarded { .. } => return None,
+        _ => return None,
     })
 }
 

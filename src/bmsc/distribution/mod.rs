@@ -126,6 +126,7 @@ pub enum Action {
 
 /// The distribution could not do what it had to. The state stays consistent: what was not
 /// persisted was not sent.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum DistributionError {
     /// The store failed (an MSK or the counter ceiling could not be made durable).

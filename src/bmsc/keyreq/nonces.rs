@@ -50,6 +50,7 @@ pub struct Issued {
 }
 
 /// Why an answered nonce is refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceRefusal {
     /// Never issued, or forgotten to make room: answer with `stale=true` when the response
@@ -180,7 +181,7 @@ impl NonceStore {
     /// Accepts (nonce, nc) at `now` for a request whose response already verified: the nonce
     /// must be held and within its lifetime, `opaque` (when sent) must be the issued one, and
     /// nc must not have been accepted before: above the highest so far, or one of the
-    /// [`NC_WINDOW`] below it not yet seen. On success nc is recorded.
+    /// `NC_WINDOW` (64) counts below it not yet seen. On success nc is recorded.
     ///
     /// # Errors
     /// The [`NonceRefusal`].

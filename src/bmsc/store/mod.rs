@@ -27,6 +27,7 @@ use crate::gba::{Btid, SubscriberKeys};
 use crate::mikey::{KeyDomainId, MskId, MtkId};
 
 /// A store operation failed. Messages never carry key material: at most identifiers.
+#[non_exhaustive]
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// A file of the store could not be read or written.

@@ -14,7 +14,7 @@ use crate::crypto::ct_eq;
 /// What a server puts in its challenge.
 #[derive(Debug, Clone, Copy)]
 pub struct ChallengeParams<'a> {
-    /// [`realm_for`] the BM-SC FQDN.
+    /// [`realm_for`](crate::mbms::digest::realm_for) the BM-SC FQDN.
     pub realm: &'a str,
     /// A fresh server nonce.
     pub nonce: &'a str,
@@ -48,6 +48,7 @@ pub fn challenge(p: &ChallengeParams<'_>) -> String {
 }
 
 /// Why a server refuses a Digest `Authorization` it could parse.
+#[non_exhaustive]
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyError {
     /// Another realm than ours.

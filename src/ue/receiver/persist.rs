@@ -21,6 +21,7 @@ use super::{Receiver, ReceiverConfig};
 const FORMAT: u32 = 1;
 
 /// Why a state blob was refused. Never carries content of the blob.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     /// Not sealed under this key (foreign, tampered, truncated).
