@@ -10,6 +10,8 @@
 #[cfg(feature = "bmsc")]
 pub mod bmsc;
 pub mod crypto;
+pub mod duration;
+pub mod files;
 pub mod gba;
 pub mod mbms;
 pub mod mikey;

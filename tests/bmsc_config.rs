@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use mbms_keys::bmsc::config::{
-    Authorized, Config, ConfigError, DigestAlgorithm, LogFormat, Qop, Transport, parse_duration,
-    parse_rfc3339,
+    Authorized, Config, ConfigError, DigestAlgorithm, LogFormat, Qop, Transport, parse_rfc3339,
 };
+use mbms_keys::duration::parse as parse_duration;
 use mbms_keys::gba::{GbaKeys, KeySource, KeySourceError};
 
 const TOP: &str = r#"

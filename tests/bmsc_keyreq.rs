@@ -23,9 +23,10 @@ use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
 use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::events::KeyRequestEvent;
-use mbms_keys::bmsc::keyreq::{KeyRequestHandler, NonceRng, Request, Response, RngFailure};
+use mbms_keys::bmsc::keyreq::{KeyRequestHandler, Request, Response};
 use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::{MskState, Store};
+use mbms_keys::crypto::{Random, RngFailure};
 use mbms_keys::mbms::digest::{
     Authorization, Challenge, ClientSession, Credentials, RspauthStatus,
 };
@@ -46,7 +47,7 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 /// Nonces 1, 2, 3, … : deterministic, distinct.
 struct Sequence(u64);
 
-impl NonceRng for Sequence {
+impl Random for Sequence {
     fn fill(&mut self, out: &mut [u8]) -> Result<(), RngFailure> {
         self.0 += 1;
         for (i, b) in out.iter_mut().enumerate() {
@@ -58,7 +59,7 @@ impl NonceRng for Sequence {
 
 struct Failing;
 
-impl NonceRng for Failing {
+impl Random for Failing {
     fn fill(&mut self, _: &mut [u8]) -> Result<(), RngFailure> {
         Err(RngFailure)
     }
@@ -72,7 +73,7 @@ struct Bench {
     _dir: TempDir,
 }
 
-fn bench_with(config: &Config, rng: Box<dyn NonceRng>) -> Bench {
+fn bench_with(config: &Config, rng: Box<dyn Random>) -> Bench {
     let dir = TempDir::new("handler");
     let store = Arc::new(FlakyStore::open(&dir));
     let source = Arc::new(LabSource::new());

@@ -20,8 +20,9 @@ use mbms_keys::bmsc::distribution::{Datagram, Distributor, os_rng};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
-use mbms_keys::bmsc::udp::{run_distribution, send_batch, write_atomically};
-use mbms_keys::crypto::StateKey;
+use mbms_keys::bmsc::udp::{run_distribution, send_batch};
+use mbms_keys::crypto::{Fixed, StateKey};
+use mbms_keys::files::write_atomic;
 use mbms_keys::gba::KeySource;
 use mbms_keys::mbms::profile::csb_id_for;
 use mbms_keys::mbms::{MtkKeys, MukId, UnverifiedMtk};
@@ -158,7 +159,7 @@ async fn pushes_are_acknowledged_and_rotated_over_loopback() {
     let mut ue_tasks = Vec::new();
     for (i, sock) in ue_socks.into_iter().enumerate() {
         let i = u8::try_from(i).expect("three");
-        let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(|| 0));
+        let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(Fixed(0)));
         let muk = keys
             .lookup(&btid(i), SystemTime::now())
             .expect("known")
@@ -270,8 +271,8 @@ async fn pushes_are_acknowledged_and_rotated_over_loopback() {
 fn mtk_objects_are_replaced_atomically() {
     let dir = TempDir::new("atomic");
     let path = dir.path().join("a/b/00010001-0001.mikey");
-    write_atomically(&path, b"first").expect("write");
-    write_atomically(&path, b"second").expect("write");
+    write_atomic(&path, b"first").expect("write");
+    write_atomic(&path, b"second").expect("write");
     assert_eq!(std::fs::read(&path).expect("read"), b"second");
     let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
         .expect("list")

@@ -7,7 +7,7 @@ mod ue_support;
 
 use std::time::Instant;
 
-use mbms_keys::crypto::{AtRestError, StateKey};
+use mbms_keys::crypto::{AtRestError, Fixed, StateKey};
 use mbms_keys::mbms::{MskId, MtkId};
 use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig, StateError};
 use ue_support::*;
@@ -233,7 +233,7 @@ fn restart_in_the_middle_keeps_replays_out_and_refuses_foreign_blobs() {
     let before: Vec<_> = rx.msks().collect();
     drop(rx);
 
-    let mut rx = Receiver::restore(ReceiverConfig::default(), Box::new(|| 0), &key, &blob)
+    let mut rx = Receiver::restore(ReceiverConfig::default(), Box::new(Fixed(0)), &key, &blob)
         .expect("own blob");
     assert_eq!(rx.msks().collect::<Vec<_>>(), before);
     assert_eq!(rx.muk_counter(&bmsc.muk_id()), Some(Some(1)));
@@ -261,7 +261,7 @@ fn restart_in_the_middle_keeps_replays_out_and_refuses_foreign_blobs() {
 
     // A blob under another key, or with any one bit flipped, is refused.
     let restore = |k: &StateKey, b: &[u8]| {
-        Receiver::restore(ReceiverConfig::default(), Box::new(|| 0), k, b).map(drop)
+        Receiver::restore(ReceiverConfig::default(), Box::new(Fixed(0)), k, b).map(drop)
     };
     assert_eq!(
         restore(&StateKey::from_bytes([0x43; 32]), &blob),
@@ -298,7 +298,7 @@ fn restore_holds_exactly_the_saved_counters_and_previous_muk() {
     let key = StateKey::from_bytes([1; 32]);
     let mut back = Receiver::restore(
         ReceiverConfig::default(),
-        Box::new(|| 0),
+        Box::new(Fixed(0)),
         &key,
         &rx.save(&key),
     )

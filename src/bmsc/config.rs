@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-pub use values::{ImpiPattern, check_fqdn, format_duration, parse_duration, parse_rfc3339};
+pub use values::{ImpiPattern, check_fqdn, parse_rfc3339};
 
 use self::read::{
     digest_section, http_section, push_section, services, socket_addr, subscribers, syntax_error,

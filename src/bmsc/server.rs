@@ -17,9 +17,10 @@ use tokio::task::JoinHandle;
 use super::config::Config;
 use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
 use super::http::{serve_admin, serve_key_requests};
-use super::keyreq::{KeyRequestHandler, OsRng};
+use super::keyreq::KeyRequestHandler;
 use super::metrics::Metrics;
 use super::store::{SqliteStore, Store, StoreError};
+use crate::crypto::OsRandom;
 use crate::gba::{EmbeddedKeySourceError, KeySource};
 
 /// Key Request events queued for the distribution before the HTTP side waits.
@@ -104,7 +105,7 @@ impl Bmsc {
             key_source.clone(),
             store.clone(),
             metrics.clone(),
-            Box::new(OsRng),
+            Box::new(OsRandom),
         ));
         let distributor = {
             let (config, store, ks, m) = (

@@ -20,7 +20,6 @@
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -183,7 +182,9 @@ async fn flush(
                 .map_err(|_| DriverError::Sender)?,
             Action::WriteMtkObject { path, bytes } => {
                 let shown = path.display().to_string();
-                match tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await {
+                match tokio::task::spawn_blocking(move || crate::files::write_atomic(&path, &bytes))
+                    .await
+                {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(path = %shown, "MTK object not written: {e}"),
                     Err(e) => tracing::warn!(path = %shown, "MTK object not written: {e}"),
@@ -192,24 +193,6 @@ async fn flush(
         }
     }
     Ok(())
-}
-
-/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one: a
-/// temporary file `.<name>.tmp` next to it, then a rename. Creates the directory.
-///
-/// # Errors
-/// The file system's error.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a file path",
-        ));
-    };
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Sends a batch of datagrams: `sendmmsg(2)` in chunks of [`SENDMMSG_CHUNK`].

@@ -18,6 +18,7 @@ pub mod at_rest;
 pub mod kdf;
 pub mod kemac;
 pub mod prf;
+pub mod random;
 pub mod secret;
 
 use hmac::digest::{Digest, Key, KeyInit};
@@ -31,6 +32,7 @@ pub use prf::{
     PSK_AUTH_CONST, PSK_ENCR_CONST, PSK_SALT_CONST, PrfKey, TEK_CONST, TGK_AUTH_CONST,
     TGK_ENCR_CONST, TGK_SALT_CONST, TgkKeys, derive_from_tgk, mikey_prf, psk_label, tgk_label,
 };
+pub use random::{Fixed, OsRandom, Random, RngFailure, Seeded};
 pub use secret::{
     AuthKey, EncKey, KeyLengthError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Msk, Mtk, Muk, Salt,
     SaltKey, ct_eq,

@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::crypto::StateKey;
+use crate::crypto::{OsRandom, Random, StateKey};
 use crate::mbms::keyreq::{MskResponse, RegisterResponse};
 use crate::mbms::{KeyDomainId, MskId, MukId};
 
@@ -115,25 +115,6 @@ fn muk_id(fqdn: &str, keys: &UeGbaKeys) -> MukId {
     MukId::new(fqdn.as_bytes(), keys.btid.as_str().as_bytes())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, synced, then renamed over the old file, then the directory synced.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Loads the state key next to the state file (`<state>.key`), creating it
 /// with mode 0600 on first use.
 pub fn load_or_create_state_key(state_file: &Path) -> std::io::Result<StateKey> {
@@ -165,21 +146,14 @@ struct Persist {
 
 impl Persist {
     fn save(&self, rx: &Receiver) {
-        if let Err(e) = write_atomic(&self.path, &rx.save(&self.key)) {
+        if let Err(e) = crate::files::write_atomic(&self.path, &rx.save(&self.key)) {
             tracing::error!(path = %self.path.display(), error = %e, "saving the UE state failed");
         }
     }
 }
 
 fn restore_or_new(config: &UeConfig) -> Result<(Receiver, Option<Persist>), UeError> {
-    let rng = || -> Box<dyn FnMut() -> u64 + Send> {
-        Box::new(|| {
-            let mut b = [0u8; 8];
-            // A failing OS RNG only makes the back-off delay predictable.
-            let _ = getrandom::fill(&mut b);
-            u64::from_le_bytes(b)
-        })
-    };
+    let rng = || -> Box<dyn Random> { Box::new(OsRandom) };
     let Some(path) = &config.state_file else {
         return Ok((Receiver::new(config.receiver.clone(), rng()), None));
     };

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::crypto::{Msk, Mtk, Muk, Salt, StateKey};
+use crate::crypto::{Msk, Mtk, Muk, Random, Salt, Seeded, StateKey};
 use crate::mbms::{
     KeyDomainId, MskDelivery, MskId, MskUpdate, MtkDelivery, MtkId, MtkKeys, MukId, build_msk,
     build_mtk, profile,
@@ -155,15 +155,9 @@ pub fn run_counting(data: &[u8]) -> Reached {
     run.reached
 }
 
-fn rng(seed: u64) -> Box<dyn FnMut() -> u64 + Send> {
-    let mut state = seed | 1;
-    Box::new(move || {
-        // xorshift64: deterministic, reproducible runs.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    })
+/// Deterministic, reproducible runs.
+fn rng(seed: u64) -> Box<dyn Random> {
+    Box::new(Seeded::new(seed))
 }
 
 impl Run {

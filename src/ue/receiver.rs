@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::crypto::Muk;
+use crate::crypto::{Muk, Random};
 use crate::mbms::{MessageError, MukId};
 use crate::mikey::view::{ExtensionView, KeyIdEntryView, PayloadView};
 use crate::mikey::{DataType, MessageView};
@@ -66,7 +66,7 @@ impl Default for ReceiverConfig {
 /// The UE's key-management state machine.
 pub struct Receiver {
     config: ReceiverConfig,
-    rng: Box<dyn FnMut() -> u64 + Send>,
+    rng: Box<dyn Random>,
     muks: MukSlots,
     msks: MskStore,
     pulls: timers::Pending,
@@ -91,13 +91,13 @@ impl fmt::Debug for Receiver {
 
 impl Receiver {
     /// A receiver holding no MUK and no MSK; `rng` draws the MSK request back-off delays.
-    pub fn new(config: ReceiverConfig, rng: Box<dyn FnMut() -> u64 + Send>) -> Self {
+    pub fn new(config: ReceiverConfig, rng: Box<dyn Random>) -> Self {
         Self::with_state(config, rng, MukSlots::default(), MskStore::default())
     }
 
     fn with_state(
         config: ReceiverConfig,
-        rng: Box<dyn FnMut() -> u64 + Send>,
+        rng: Box<dyn Random>,
         muks: MukSlots,
         msks: MskStore,
     ) -> Self {

@@ -12,7 +12,7 @@ use mbms_keys::bmsc::distribution::{Action, Datagram, Distributor, Rng, Tuning};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
-use mbms_keys::crypto::{Muk, StateKey};
+use mbms_keys::crypto::{Fixed, Muk, StateKey};
 use mbms_keys::gba::KeySource;
 use mbms_keys::mbms::{KeyDomainId, MskUpdate, MukId, UnverifiedMsk, UnverifiedMtk};
 use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig};
@@ -44,15 +44,7 @@ pub fn ue_ip(i: u32) -> IpAddr {
 
 /// A deterministic generator (xorshift): reproducible tests.
 pub fn test_rng(seed: u64) -> Rng {
-    let mut s = seed | 1;
-    Box::new(move |buf: &mut [u8]| {
-        for b in buf {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            *b = (s >> 24) as u8;
-        }
-    })
+    Box::new(mbms_keys::crypto::Seeded::new(seed))
 }
 
 /// One `[[services]]` table.
@@ -220,7 +212,7 @@ pub struct Ue {
 
 impl Ue {
     pub fn new(b: &Bmsc, i: u32, listens: &[&str]) -> Self {
-        let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(|| 0));
+        let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(Fixed(0)));
         rx.set_muk(MukId::new(FQDN.as_bytes(), btid(i).as_bytes()), b.muk(i));
         Self {
             i,

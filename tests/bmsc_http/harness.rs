@@ -14,8 +14,9 @@ use tokio::time::timeout;
 use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::http::serve_key_requests;
-use mbms_keys::bmsc::keyreq::{KeyRequestHandler, OsRng};
+use mbms_keys::bmsc::keyreq::KeyRequestHandler;
 use mbms_keys::bmsc::metrics::Metrics;
+use mbms_keys::crypto::OsRandom;
 use mbms_keys::gba::{GbaKeys, KeySource};
 use mbms_keys::mbms::keyreq::{RegisterRequest, RegisterResponse};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
@@ -47,7 +48,7 @@ pub async fn start(config: Config) -> Server {
         source,
         store.clone(),
         metrics.clone(),
-        Box::new(OsRng),
+        Box::new(OsRandom),
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -61,7 +61,7 @@ pub fn receiver() -> Receiver {
 }
 
 pub fn receiver_with(config: ReceiverConfig, random: u64) -> Receiver {
-    Receiver::new(config, Box::new(move || random))
+    Receiver::new(config, Box::new(mbms_keys::crypto::Fixed(random)))
 }
 
 pub fn drain(rx: &mut Receiver) -> Vec<Event> {

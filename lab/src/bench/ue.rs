@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mbms_keys::crypto::{Msk, Mtk, Muk, Salt};
+use mbms_keys::crypto::{Fixed, Msk, Mtk, Muk, Salt};
 use mbms_keys::mbms::{
     MskDelivery, MskUpdate, MtkDelivery, MtkKeys, MukId, PreparedMuk, build_msk_prepared, build_mtk,
 };
@@ -20,7 +20,7 @@ fn median(v: Vec<Duration>) -> Duration {
 
 /// A receiver holding `muk` under the bench's MUK ID.
 pub(crate) fn receiver(muk: &Muk) -> Receiver {
-    let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(|| 4));
+    let mut rx = Receiver::new(ReceiverConfig::default(), Box::new(Fixed(4)));
     rx.set_muk(MukId::new(IDI.as_bytes(), IDR.as_bytes()), muk.clone());
     rx
 }

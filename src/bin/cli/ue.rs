@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf};
+use mbms_keys::duration;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::ue::driver::{UeClient, UeConfig};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
@@ -53,27 +54,17 @@ pub struct UeArgs {
     /// The BM-SC FQDN (MIKEY IDi); by default the host of --bmsc.
     #[arg(long, required_unless_present = "bmsc")]
     idi: Option<String>,
-    /// Back-off window for MSK requests after a solicited pull, e.g. 1s..30s.
+    /// Back-off window for MSK requests after a solicited pull, e.g. 1s..30s (durations as in
+    /// the BM-SC configuration: 500ms, 90s, 10m, 1h, 2h30m).
     #[arg(long, value_parser = parse_window)]
     backoff: Option<(Duration, Duration)>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("bad duration unit in {s:?} (ms, s, m)")),
-    }
 }
 
 fn parse_window(s: &str) -> Result<(Duration, Duration), String> {
     let (a, b) = s
         .split_once("..")
         .ok_or("expected MIN..MAX, e.g. 1s..30s")?;
-    let (a, b) = (parse_duration(a)?, parse_duration(b)?);
+    let (a, b) = (duration::parse(a)?, duration::parse(b)?);
     if a > b {
         return Err("MIN must not exceed MAX".into());
     }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::table::{Section, StrOrList};
-use super::values::{ImpiPattern, format_duration};
+use super::values::ImpiPattern;
 use super::{
     Authorized, ConfigError, DigestAlgorithm, DigestConfig, HttpConfig, PushConfig, Qop,
     ServiceConfig, SubscriberConfig, Transport,
 };
 use crate::crypto::{Ks, KsExtNaf, KsIntNaf, KsNaf};
+use crate::duration::format as format_duration;
 use crate::gba::{Btid, KeyMaterial};
 use crate::mikey::KeyDomainId;
 

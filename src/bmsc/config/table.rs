@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use toml::{Table, Value};
 
 use super::ConfigError;
-use super::values::{parse_duration, parse_rfc3339};
+use super::values::parse_rfc3339;
+use crate::duration::parse as parse_duration;
 
 /// One TOML table being read; keys are taken out as they are read.
 pub(super) struct Section {

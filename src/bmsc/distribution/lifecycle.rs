@@ -369,7 +369,7 @@ impl Distributor {
         activates_at: SystemTime,
         expires_at: SystemTime,
     ) -> MskRecord {
-        let msk = Msk::from_fn(|b| (self.rng)(b));
+        let msk = Msk::from_fn(|b| super::fill(&mut self.rng, b));
         MskRecord {
             key_domain,
             msk_id,

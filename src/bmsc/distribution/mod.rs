@@ -34,7 +34,7 @@ use crate::bmsc::config::{Config, PushConfig, Transport};
 use crate::bmsc::events::KeyRequestEvent;
 use crate::bmsc::metrics::Metrics;
 use crate::bmsc::store::{Store, StoreError};
-use crate::crypto::{Mtk, Salt};
+use crate::crypto::{Mtk, OsRandom, Random, Salt};
 use crate::gba::KeySource;
 use crate::mbms::{BuildError, Streaming};
 use crate::mikey::MtkId;
@@ -44,21 +44,24 @@ use self::fanout::FanOut;
 use self::lifecycle::Group;
 use self::push::Pushes;
 
-/// Injected randomness: fills the slice with fresh random octets (MSKs, MTKs, salts, RANDs).
-pub type Rng = Box<dyn FnMut(&mut [u8]) + Send>;
+/// Injected randomness for MSKs, MTKs, salts and RANDs.
+pub type Rng = Box<dyn Random>;
 
 /// The production [`Rng`]: the operating system's generator.
-///
-/// # Panics
-/// When the operating system's generator fails, which no input can cause (as
-/// [`Msk::random`](crate::crypto::Msk::random)).
 #[must_use]
 pub fn os_rng() -> Rng {
-    Box::new(|buf: &mut [u8]| {
-        if let Err(e) = getrandom::fill(buf) {
-            panic!("operating system random generator failed: {e}");
-        }
-    })
+    Box::new(OsRandom)
+}
+
+/// Fills `buf` from `rng`.
+///
+/// # Panics
+/// When the generator fails, which no input can cause (as
+/// [`Msk::random`](crate::crypto::Msk::random)): no key is ever made of predictable octets.
+pub(crate) fn fill(rng: &mut Rng, buf: &mut [u8]) {
+    if let Err(e) = rng.fill(buf) {
+        panic!("random generator failed: {e}");
+    }
 }
 
 /// Knobs of the distribution that are not in the configuration file: defaults fit production,
@@ -471,7 +474,7 @@ impl Distributor {
     /// Fresh random octets from the injected generator.
     fn random<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
-        (self.rng)(&mut out);
+        fill(&mut self.rng, &mut out);
         out
     }
 }

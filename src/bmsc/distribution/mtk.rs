@@ -58,10 +58,10 @@ impl Distributor {
                 use_next = false;
             }
         }
-        let mtk = Mtk::from_fn(|b| (self.rng)(b));
+        let mtk = Mtk::from_fn(|b| super::fill(&mut self.rng, b));
         let salt = self.groups[g]
             .salted
-            .then(|| Salt::from_fn(|b| (self.rng)(b)));
+            .then(|| Salt::from_fn(|b| super::fill(&mut self.rng, b)));
         let group = &mut self.groups[g];
         let slot = match (use_next, group.next.as_mut()) {
             (true, Some(next)) => next,

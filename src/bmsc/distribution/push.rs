@@ -508,7 +508,7 @@ impl Distributor {
         let first = self.counters.allocate(self.store.as_ref(), targets.len())?;
         // One call to the generator for the whole batch (one system call, not one per UE).
         let mut rands = vec![0u8; targets.len() * MSK_RAND_LEN];
-        (self.rng)(&mut rands);
+        super::fill(&mut self.rng, &mut rands);
         for (t, rand) in targets.iter_mut().zip(rands.chunks_exact(MSK_RAND_LEN)) {
             t.rand.copy_from_slice(rand);
         }

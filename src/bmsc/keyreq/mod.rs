@@ -34,12 +34,13 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-pub use nonces::{Issued, NonceRefusal, NonceRng, NonceStore, OsRng, RngFailure};
+pub use nonces::{Issued, NonceRefusal, NonceStore};
 
 use super::config::{Config, DigestAlgorithm, Qop as QopConfig, ServiceConfig};
 use super::events::KeyRequestEvent;
 use super::metrics::Metrics;
 use super::store::Store;
+use crate::crypto::Random;
 use crate::gba::KeySource;
 use crate::mbms::digest::{Algorithm, QopOffer, realm_for};
 use crate::mbms::keyreq::{
@@ -170,14 +171,14 @@ impl std::fmt::Debug for KeyRequestHandler {
 
 impl KeyRequestHandler {
     /// A handler for `config`: realm from `fqdn`, `[digest]`, `http.max_body` and the
-    /// services; nonces drawn from `rng` ([`OsRng`] in production).
+    /// services; nonces drawn from `rng` ([`OsRandom`](crate::crypto::OsRandom) in production).
     #[must_use]
     pub fn new(
         config: &Config,
         key_source: Arc<dyn KeySource>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-        rng: Box<dyn NonceRng>,
+        rng: Box<dyn Random>,
     ) -> Self {
         let d = &config.digest;
         Self {

@@ -9,36 +9,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use thiserror::Error;
+use crate::crypto::{Random, RngFailure};
 
 /// Random octets per nonce (128 bits, RFC 7616 §5.4: unpredictable).
 const NONCE_OCTETS: usize = 16;
 /// Random octets per opaque value.
 const OPAQUE_OCTETS: usize = 8;
-
-/// The random generator failed; no nonce can be issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("random generator failed")]
-pub struct RngFailure;
-
-/// Where nonces get their randomness (DESIGN.md principle 1: injected, never global).
-pub trait NonceRng: Send {
-    /// Fills `out` with unpredictable octets.
-    ///
-    /// # Errors
-    /// [`RngFailure`] when no randomness is available.
-    fn fill(&mut self, out: &mut [u8]) -> Result<(), RngFailure>;
-}
-
-/// The operating system's generator (`getrandom`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OsRng;
-
-impl NonceRng for OsRng {
-    fn fill(&mut self, out: &mut [u8]) -> Result<(), RngFailure> {
-        getrandom::fill(out).map_err(|_| RngFailure)
-    }
-}
 
 /// A nonce as issued: what goes into the challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +76,7 @@ const NC_WINDOW: u32 = 64;
 
 /// The nonces issued and not yet forgotten.
 pub struct NonceStore {
-    rng: Box<dyn NonceRng>,
+    rng: Box<dyn Random>,
     lifetime: Duration,
     capacity: usize,
     entries: HashMap<String, Entry>,
@@ -121,7 +97,7 @@ impl std::fmt::Debug for NonceStore {
 impl NonceStore {
     /// A store accepting nonces for `lifetime`, holding at most `capacity` (at least 1).
     #[must_use]
-    pub fn new(rng: Box<dyn NonceRng>, lifetime: Duration, capacity: usize) -> Self {
+    pub fn new(rng: Box<dyn Random>, lifetime: Duration, capacity: usize) -> Self {
         Self {
             rng,
             lifetime,
@@ -230,7 +206,7 @@ mod tests {
 
     struct Counter(u8);
 
-    impl NonceRng for Counter {
+    impl Random for Counter {
         fn fill(&mut self, out: &mut [u8]) -> Result<(), RngFailure> {
             self.0 = self.0.wrapping_add(1);
             out.fill(self.0);

@@ -117,7 +117,7 @@ impl Receiver {
                 // (Key Number 0), after the back-off when one is configured.
                 match self.config.backoff {
                     Some(window) => {
-                        let delay = draw_delay(window, (self.rng)());
+                        let delay = draw_delay(window, self.rng.next_u64().unwrap_or(0));
                         let at = now.checked_add(delay).unwrap_or(now);
                         self.pulls.schedule(at, key_domain_id, msk_id);
                     }

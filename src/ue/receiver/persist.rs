@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::at_rest::{self, AtRestError, StateKey};
-use crate::crypto::{Msk, Muk};
+use crate::crypto::{Msk, Muk, Random};
 use crate::mbms::{KeyDomainId, MskId, MtkKeys, MukId, profile};
 use crate::mikey::{PolicyParam, ProtType, SecurityPolicy};
 
@@ -132,7 +132,7 @@ impl Receiver {
     /// holding a consistent receiver state.
     pub fn restore(
         config: ReceiverConfig,
-        rng: Box<dyn FnMut() -> u64 + Send>,
+        rng: Box<dyn Random>,
         key: &StateKey,
         blob: &[u8],
     ) -> Result<Self, StateError> {
