@@ -4,7 +4,7 @@
 //! - [`mikey`]: the RFC 3830 / RFC 4563 wire codec (no crypto, no I/O);
 //! - [`crypto`]: MIKEY PRF, KEMAC protection, the TS 33.220 KDF and secret types;
 //! - [`gba`]: NAF_Id, B-TID and the MUK/MRK derivations;
-//! - [`mbms`]: the profile of `PROFILE.md`: identifiers, message builders and verifiers.
+//! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "bmsc")]

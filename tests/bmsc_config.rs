@@ -119,7 +119,7 @@ fn the_example_subscriber_keys_are_derived_for_the_bmsc_naf_id() {
             at("2030-01-01T00:00:00Z"),
         )
         .expect("known");
-    // spec-notes §5.2: Ks_NAF for this FQDN, Ks and RAND.
+    // docs/spec-notes.md §5.2: Ks_NAF for this FQDN, Ks and RAND.
     match keys.keys {
         GbaKeys::Me { ks_naf } => assert_eq!(
             hex::encode(ks_naf.as_bytes()),

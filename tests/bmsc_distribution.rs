@@ -1,6 +1,6 @@
 //! The BM-SC Key Distribution function, sans-IO with virtual time, a temporary SQLite store and
 //! the embedded key source: the MSK life cycle, MSK pushes and their acknowledgements, MTK
-//! delivery, and a UE `Receiver` (PROFILE.md §3) accepting all of it.
+//! delivery, and a UE `Receiver` (docs/profile.md §3) accepting all of it.
 
 mod common;
 mod bmsc_distribution {

@@ -1,4 +1,4 @@
-//! The BM-SC Key Request server over loopback (PROFILE.md §4): the hyper driver around the
+//! The BM-SC Key Request server over loopback (docs/profile.md §4): the hyper driver around the
 //! handler, a real SQLite store and the embedded GBA key source of the configuration, with
 //! - our UE client (`ue::http::KeyRequestClient`), which requires a valid rspauth;
 //! - curl `--digest` (qop auth) and Apache HttpClient 4.5 (qop auth-int, MD5 and SHA-256), which

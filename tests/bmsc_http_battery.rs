@@ -1,4 +1,4 @@
-//! The HTTP bad-input battery of the BM-SC Key Request server (PROFILE.md §4) over loopback
+//! The HTTP bad-input battery of the BM-SC Key Request server (docs/profile.md §4) over loopback
 //! sockets: one server, a table of named cases (`cases.rs`), each one kind of bad input.
 //!
 //! Every case checks the status the "HTTP statuses" table of README.md documents for its

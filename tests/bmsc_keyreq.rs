@@ -1,4 +1,4 @@
-//! The BM-SC Key Request handler (PROFILE.md §4, TS 33.246 6.3.2.3/6.3.2.4) without sockets:
+//! The BM-SC Key Request handler (docs/profile.md §4, TS 33.246 6.3.2.3/6.3.2.4) without sockets:
 //! one test per rule, with virtual time and a deterministic nonce generator.
 
 mod common;

@@ -176,7 +176,7 @@ fn agrees_with_mykey_on_random_inputs() {
     assert!(rand_lens[0] > 100 && rand_lens[1] > 100, "{rand_lens:?}");
 }
 
-/// The lengths around the 32-octet chunk boundary, where minisip's PRF breaks (spec-notes §1.15).
+/// The lengths around the 32-octet chunk boundary, where minisip's PRF breaks (docs/spec-notes.md §1.15).
 #[test]
 fn agrees_with_mykey_at_every_inkey_length_1_to_96() {
     let mut rng = Rng(0x1517);

@@ -1,5 +1,5 @@
 //! The crypto layer against the independent vectors of `proto-vectors/` (see its README for
-//! provenance) and the values recorded in spec-notes §5 and oracles.md §1.3, §3.4.
+//! provenance) and the values recorded in docs/spec-notes.md §5 and docs/oracles.md §1.3, §3.4.
 
 use std::fs;
 use std::path::Path;
@@ -63,7 +63,7 @@ fn prf(inkey: &[u8], label: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
-/// The counter as the 64-bit T of the IV (zero-extended, spec-notes §1.14).
+/// The counter as the 64-bit T of the IV (zero-extended, docs/spec-notes.md §1.14).
 fn t64(counter: &[u8]) -> u64 {
     counter
         .iter()
@@ -140,7 +140,7 @@ fn ks_naf_01_ts33220_b3() {
     check_ks_naf_file("ks-naf-01");
 }
 
-/// ks-naf-02 is the oracles.md §3.4 vector (TS 35.208 CK/IK; Go `bag` = Python).
+/// ks-naf-02 is the docs/oracles.md §3.4 vector (TS 35.208 CK/IK; Go `bag` = Python).
 #[test]
 fn ks_naf_02_oracles_3_4() {
     check_ks_naf_file("ks-naf-02");
@@ -334,7 +334,7 @@ fn message_vectors_keys_iv_encr_data_and_mac() {
     }
 }
 
-/// PROFILE.md §2.2: the acknowledgement MAC under the auth key of the acknowledged message.
+/// docs/profile.md §2.2: the acknowledgement MAC under the auth key of the acknowledged message.
 #[test]
 fn msk_ack_verification_mac() {
     let v = load("msk-ack");
@@ -359,7 +359,7 @@ fn msk_ack_verification_mac() {
     assert_eq!([without, mac].concat(), hx(&v, &["message"]));
 }
 
-/// spec-notes §5.4 V1 (generic RFC 3830 PSK init) intermediates and MAC.
+/// docs/spec-notes.md §5.4 V1 (generic RFC 3830 PSK init) intermediates and MAC.
 #[test]
 fn spec_notes_5_4_v1_intermediates() {
     let keys = ProtectionKeys::derive(
@@ -413,7 +413,7 @@ fn spec_notes_5_4_v1_intermediates() {
     );
 }
 
-/// oracles.md §1.3: the mykey sample run (PSK 00..1f, CSB 1, RAND 00112233..ff, COUNTER 7).
+/// docs/oracles.md §1.3: the mykey sample run (PSK 00..1f, CSB 1, RAND 00112233..ff, COUNTER 7).
 #[test]
 fn oracles_1_3_mykey_sample() {
     let psk: Vec<u8> = (0u8..32).collect();
@@ -437,7 +437,7 @@ fn oracles_1_3_mykey_sample() {
     );
 }
 
-/// spec-notes §5.5: the MTK keys with an empty RAND, as PROFILE.md §2.3 chose.
+/// docs/spec-notes.md §5.5: the MTK keys with an empty RAND, as docs/profile.md §2.3 chose.
 #[test]
 fn spec_notes_5_5_empty_rand_mtk_keys() {
     let msk = h("b0b1b2b3b4b5b6b7b8b9babbbcbdbebf");

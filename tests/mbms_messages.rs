@@ -1,4 +1,4 @@
-//! The messages of PROFILE.md §2: the builders reproduce every vector octet
+//! The messages of docs/profile.md §2: the builders reproduce every vector octet
 //! for octet, the verifiers accept them and read the right values, and any
 //! tampering, truncation or wrong key is rejected.
 
@@ -327,7 +327,7 @@ fn payloads_after_the_mac_are_refused() {
     assert!(matches!(e, MessageError::Structure(_)), "{e}");
 }
 
-/// PROFILE.md §2.3: Encr data is decrypted into a fixed buffer; longer Encr
+/// docs/profile.md §2.3: Encr data is decrypted into a fixed buffer; longer Encr
 /// data is not a message of the profile, refused before the MAC is checked.
 #[test]
 fn encr_data_longer_than_the_receive_buffer_is_refused_before_the_mac() {

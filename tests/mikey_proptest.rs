@@ -171,7 +171,7 @@ fn security_policy() -> impl Strategy<Value = SecurityPolicy> {
     })
 }
 
-/// The typed length of a Key ID type (RFC 4563 §4, PROFILE.md §1).
+/// The typed length of a Key ID type (RFC 4563 §4, docs/profile.md §1).
 fn typed_len(t: u8) -> Option<usize> {
     match KeyIdType(t) {
         KeyIdType::KEY_DOMAIN_ID => Some(KeyDomainId::LEN),

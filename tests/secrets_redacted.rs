@@ -1,4 +1,4 @@
-//! DESIGN.md principle 6: no secret reaches a log through `Debug`.
+//! docs/architecture.md principle 6: no secret reaches a log through `Debug`.
 
 use std::fmt::Debug;
 

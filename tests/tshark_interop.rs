@@ -1,5 +1,5 @@
 //! Interop with Wireshark's MIKEY dissector (`tshark`, Debian 4.0.x) as an
-//! independent oracle of the wire structure (reference/oracles.md §4a, §6).
+//! independent oracle of the wire structure (docs/oracles.md §4a, §6).
 //!
 //! Messages are built from typed values, encoded, wrapped in UDP to port
 //! 2269 by `text2pcap` and dissected. Every field tshark shows must equal the
@@ -26,7 +26,7 @@ use mbms_keys::mikey::{
 use expect::{check, subtree};
 use oracle::{HEADERS, tshark};
 
-// The messages: MBMS-shaped, built from typed values (PROFILE.md §2).
+// The messages: MBMS-shaped, built from typed values (docs/profile.md §2).
 
 /// Deterministic filler for "random" fields (splitmix64).
 struct Filler(u64);

@@ -33,7 +33,7 @@ fn provider() -> Arc<StaticGbaKeys> {
     }))
 }
 
-/// GBA_ME: MUK = Ks_NAF (PROFILE.md §1).
+/// GBA_ME: MUK = Ks_NAF (docs/profile.md §1).
 fn muk() -> Muk {
     Muk::from_bytes(*ks_naf().as_bytes())
 }

@@ -1,4 +1,4 @@
-//! The UE Key Request client (PROFILE.md §4) over real loopback sockets:
+//! The UE Key Request client (docs/profile.md §4) over real loopback sockets:
 //! a) against an in-test server that verifies RFC 7616 Digest on its own (no `mbms::digest`
 //!    code), qop=auth-int, MD5 and SHA-256;
 //! b) against lighttpd (Debian), which skips when lighttpd is absent and fails instead when

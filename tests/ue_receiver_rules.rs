@@ -1,4 +1,4 @@
-//! PROFILE.md §3, the receiver rules: one test per rule and per [CHOICE]
+//! docs/profile.md §3, the receiver rules: one test per rule and per [CHOICE]
 //! edge case, named after it. Messages come from the vectors in
 //! `proto-vectors/` and from the crate's builders.
 
@@ -672,7 +672,7 @@ fn ack_only_for_v1() {
     let ack = rx
         .handle_datagram(now, &b.at_v(2, id(1, 1), validity(0, 5), true))
         .unwrap();
-    // The BM-SC verifies it with its own keys (PROFILE.md §2.2).
+    // The BM-SC verifies it with its own keys (docs/profile.md §2.2).
     let mut rand = [0x60u8; profile::MSK_RAND_LEN];
     rand[..4].copy_from_slice(&2u32.to_be_bytes());
     let csb = profile::csb_id_for(id(1, 1));

@@ -160,7 +160,7 @@ pub struct GbaConfig {
     pub subscribers: Vec<SubscriberConfig>,
 }
 
-/// How a service's MTKs reach the UEs (TS 33.246 6.3.3.2, PROFILE.md §2.3).
+/// How a service's MTKs reach the UEs (TS 33.246 6.3.3.2, docs/profile.md §2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// FLUTE download: each MTK message is written as a file into `mtk_object_dir`.
@@ -385,7 +385,7 @@ impl Config {
         })
     }
 
-    /// The BM-SC's NAF_Id (PROFILE.md §1).
+    /// The BM-SC's NAF_Id (docs/profile.md §1).
     #[must_use]
     pub fn naf_id(&self) -> NafId {
         NafId::mbms(&self.fqdn)

@@ -1,4 +1,4 @@
-//! Sealing of state at rest (DESIGN.md principle 6: secrets are encrypted at
+//! Sealing of state at rest (docs/architecture.md principle 6: secrets are encrypted at
 //! rest): AES-256-GCM under a 32-octet [`StateKey`], a fresh random 12-octet
 //! nonce prepended, and associated data (a fixed label, or a caller's label and
 //! row identity with [`seal_with`]) so that a blob sealed for another purpose

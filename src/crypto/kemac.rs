@@ -103,7 +103,7 @@ pub fn aes128_ctr_apply(key: &EncKey, iv: &[u8; 16], data: &mut [u8]) {
 
 /// The keys protecting one MIKEY message (RFC 3830 §4.1.4), with their cipher and MAC states.
 ///
-/// Derived from the message's PSK (MUK for MSK messages, MSK for MTK messages, PROFILE.md §2),
+/// Derived from the message's PSK (MUK for MSK messages, MSK for MTK messages, docs/profile.md §2),
 /// its CSB ID and its RAND.
 #[derive(Clone)]
 pub struct ProtectionKeys {
@@ -117,7 +117,7 @@ pub struct ProtectionKeys {
 impl ProtectionKeys {
     /// RFC 3830 §4.1.4: encryption key 16, salt 14, auth key 20 octets from
     /// PRF(inkey, const ‖ 0xFF ‖ CSB ID ‖ RAND). `rand` is empty for MTK messages without a RAND
-    /// payload (PROFILE.md §2.3 \[CHOICE\]).
+    /// payload (docs/profile.md §2.3 \[CHOICE\]).
     #[must_use]
     pub fn derive(inkey: &[u8], csb_id: u32, rand: &[u8]) -> Self {
         Self::derive_with(&PrfKey::new(inkey), csb_id, rand)
@@ -173,7 +173,7 @@ impl ProtectionKeys {
     }
 
     /// RFC 3830 §4.2.3: IV = (S XOR (0x0000 ‖ CSB ID ‖ T)) ‖ 0x0000, with T the 64-bit
-    /// timestamp; a 32-bit COUNTER is zero-extended (spec-notes §1.14).
+    /// timestamp; a 32-bit COUNTER is zero-extended (docs/spec-notes.md §1.14).
     #[must_use]
     pub fn iv(&self, csb_id: u32, t64: u64) -> [u8; 16] {
         let mut mask = [0u8; 14];
@@ -221,7 +221,7 @@ mod tests {
         hex::decode(s).expect("hex")
     }
 
-    /// spec-notes §5.4 V1: PSK 00..0f, CSB 01020304, RAND 10..1f, T e4c2a8b000000000.
+    /// docs/spec-notes.md §5.4 V1: PSK 00..0f, CSB 01020304, RAND 10..1f, T e4c2a8b000000000.
     fn v1() -> ProtectionKeys {
         ProtectionKeys::derive(
             &h("000102030405060708090a0b0c0d0e0f"),

@@ -29,7 +29,7 @@ pub const PSK_SALT_CONST: u32 = 0x29B8_8916;
 ///
 /// `out` = the leading octets of P(s_1, label, m) XOR … XOR P(s_n, label, m). Every chunk but the
 /// last is 32 octets, so a 32-octet key (a MUK) is ONE chunk, not two (minisip's bug,
-/// spec-notes §1.15). An empty inkey, where the RFC's n = 0 would XOR nothing and give an all-zero
+/// docs/spec-notes.md §1.15). An empty inkey, where the RFC's n = 0 would XOR nothing and give an all-zero
 /// key, is taken as one empty chunk so the output still depends on the label.
 pub fn mikey_prf(inkey: &[u8], label: &[u8], out: &mut [u8]) {
     PrfKey::new(inkey).prf(label, out);
@@ -108,7 +108,7 @@ pub fn psk_label(constant: u32, csb_id: u32, rand: &[u8]) -> Vec<u8> {
 
 /// The keys RFC 3830 §4.1.3 derives from a TGK for one crypto session.
 ///
-/// MBMS delivers its MTK directly (PROFILE.md §2.3), so this serves generic MIKEY use and tests.
+/// MBMS delivers its MTK directly (docs/profile.md §2.3), so this serves generic MIKEY use and tests.
 #[derive(Clone)]
 pub struct TgkKeys {
     /// The TEK, of the length the security protocol asks for.
@@ -219,7 +219,7 @@ mod tests {
             prf(&key, b"L", 16),
             p(&key, b"L", 1).get(..16).unwrap_or_default()
         );
-        // spec-notes §5.3 256-bit PSK, where minisip diverges.
+        // docs/spec-notes.md §5.3 256-bit PSK, where minisip diverges.
         let label = psk_label(PSK_ENCR_CONST, 0x0001_0002, &seq(0x60, 16));
         assert_eq!(prf(&key, &label, 16), h("b0cf21cb47ad7df13448601962d2b4b8"));
     }

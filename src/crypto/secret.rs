@@ -1,4 +1,4 @@
-//! Fixed-size secret key types (DESIGN.md principle 6).
+//! Fixed-size secret key types (docs/architecture.md principle 6).
 //!
 //! Every key of the profile gets its own newtype so a MUK cannot be passed where an MSK is
 //! expected. All of them zeroize on drop, print `Name([REDACTED])` under `Debug`, have no
@@ -180,27 +180,27 @@ macro_rules! secret_bytes {
 pub(crate) use secret_bytes;
 
 secret_bytes!(
-    /// MBMS User Key: GBA_ME Ks_NAF, GBA_U Ks_int_NAF (PROFILE.md §1, TS 33.220 G.2).
+    /// MBMS User Key: GBA_ME Ks_NAF, GBA_U Ks_int_NAF (docs/profile.md §1, TS 33.220 G.2).
     Muk,
     32
 );
 secret_bytes!(
-    /// MBMS Request Key, the HTTP Digest password source (PROFILE.md §1, §4).
+    /// MBMS Request Key, the HTTP Digest password source (docs/profile.md §1, §4).
     Mrk,
     32
 );
 secret_bytes!(
-    /// MBMS Service Key, the PSK of MTK messages (PROFILE.md §1).
+    /// MBMS Service Key, the PSK of MTK messages (docs/profile.md §1).
     Msk,
     16
 );
 secret_bytes!(
-    /// MBMS Traffic Key, the TEK handed to the media client (PROFILE.md §1).
+    /// MBMS Traffic Key, the TEK handed to the media client (docs/profile.md §1).
     Mtk,
     16
 );
 secret_bytes!(
-    /// The 14-octet MTK salt, the SRTP master salt in streaming (PROFILE.md §1, §2.3).
+    /// The 14-octet MTK salt, the SRTP master salt in streaming (docs/profile.md §1, §2.3).
     Salt,
     14
 );

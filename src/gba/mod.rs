@@ -1,5 +1,5 @@
 //! GBA (TS 33.220) as the BM-SC and the UE use it: NAF_Id, B-TID, and the chain
-//! Ks → Ks_(ext/int)_NAF → MUK / MRK (PROFILE.md §1).
+//! Ks → Ks_(ext/int)_NAF → MUK / MRK (docs/profile.md §1).
 //!
 //! Strings enter the KDF as their UTF-8 octets. TS 33.220 B.2.1.2 asks for NFKC normalisation
 //! first; IMPIs and FQDNs are ASCII in practice, where NFKC is the identity, so none is done.
@@ -47,7 +47,7 @@ pub struct NafId {
 }
 
 impl NafId {
-    /// NAF_Id of a BM-SC: its FQDN ‖ [`UA_ID_MBMS`] (PROFILE.md §1).
+    /// NAF_Id of a BM-SC: its FQDN ‖ [`UA_ID_MBMS`] (docs/profile.md §1).
     #[must_use]
     pub fn mbms(fqdn: &str) -> Self {
         Self::new(fqdn, UA_ID_MBMS)
@@ -79,7 +79,7 @@ impl NafId {
 }
 
 /// B-TID, the bootstrapping transaction identifier in NAI form: base64(RAND) "@" BSF FQDN
-/// (TS 33.220 4.5.2, spec-notes §3.4). The HTTP Digest username and the MIKEY IDr.
+/// (TS 33.220 4.5.2, docs/spec-notes.md §3.4). The HTTP Digest username and the MIKEY IDr.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Btid(String);
 
@@ -204,19 +204,19 @@ pub fn ks_int_naf(
     naf_key(ks, P0_GBA_U, rand, impi, naf_id).map(KsIntNaf::from_bytes)
 }
 
-/// GBA_ME: MUK = Ks_NAF (PROFILE.md §1; TS 33.501 W.4.1.3 by the parallel wording).
+/// GBA_ME: MUK = Ks_NAF (docs/profile.md §1; TS 33.501 W.4.1.3 by the parallel wording).
 #[must_use]
 pub fn muk_gba_me(ks_naf: &KsNaf) -> Muk {
     Muk::from_fn(|m| *m = *ks_naf.as_bytes())
 }
 
-/// GBA_U: MUK = Ks_int_NAF (PROFILE.md §1, TS 33.220 G.2).
+/// GBA_U: MUK = Ks_int_NAF (docs/profile.md §1, TS 33.220 G.2).
 #[must_use]
 pub fn muk_gba_u(ks_int_naf: &KsIntNaf) -> Muk {
     Muk::from_fn(|m| *m = *ks_int_naf.as_bytes())
 }
 
-/// \[CHOICE\] PROFILE.md §1: GBA_ME MRK = HMAC-SHA-256(Ks_NAF, 0x01 ‖ "mbms-mrk" ‖ 0x0008), the
+/// \[CHOICE\] docs/profile.md §1: GBA_ME MRK = HMAC-SHA-256(Ks_NAF, 0x01 ‖ "mbms-mrk" ‖ 0x0008), the
 /// TS 33.220 Annex B KDF form.
 ///
 /// Provisional until the TS 33.246 Annex F text is at hand (TS 33.501 W.4.1.3 confirms Annex F
@@ -226,14 +226,14 @@ pub fn mrk_gba_me(ks_naf: &KsNaf) -> Mrk {
     Mrk::from_fn(|m| *m = hmac_sha256(ks_naf.as_bytes(), &MRK_GBA_ME_S))
 }
 
-/// GBA_U: MRK = Ks_ext_NAF (PROFILE.md §1).
+/// GBA_U: MRK = Ks_ext_NAF (docs/profile.md §1).
 #[must_use]
 pub fn mrk_gba_u(ks_ext_naf: &KsExtNaf) -> Mrk {
     Mrk::from_fn(|m| *m = *ks_ext_naf.as_bytes())
 }
 
 /// The HTTP Digest password towards the BM-SC: base64(MRK), standard alphabet with padding
-/// (PROFILE.md §4 \[CHOICE\]).
+/// (docs/profile.md §4 \[CHOICE\]).
 #[must_use]
 pub fn digest_password(mrk: &Mrk) -> Zeroizing<String> {
     Zeroizing::new(STANDARD.encode(mrk.as_bytes()))
@@ -288,7 +288,7 @@ impl GbaKeys {
         })
     }
 
-    /// The MUK (PROFILE.md §1).
+    /// The MUK (docs/profile.md §1).
     #[must_use]
     pub fn muk(&self) -> Muk {
         match self {
@@ -297,7 +297,7 @@ impl GbaKeys {
         }
     }
 
-    /// The MRK (PROFILE.md §1).
+    /// The MRK (docs/profile.md §1).
     #[must_use]
     pub fn mrk(&self) -> Mrk {
         match self {

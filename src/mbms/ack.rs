@@ -1,4 +1,4 @@
-//! The MSK acknowledgement (PROFILE.md §2.2): the RFC 3830 PSK verification
+//! The MSK acknowledgement (docs/profile.md §2.2): the RFC 3830 PSK verification
 //! message a UE returns when the MSK message has V = 1.
 
 use crate::crypto::{MAC_LEN, ProtectionKeys};

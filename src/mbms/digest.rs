@@ -1,4 +1,4 @@
-//! HTTP Digest (RFC 7616) as the Key Request interface uses it (PROFILE.md §4): realm
+//! HTTP Digest (RFC 7616) as the Key Request interface uses it (docs/profile.md §4): realm
 //! `3GPP-bootstrapping@<BM-SC FQDN>`, username = B-TID, password = base64(MRK), qop `auth-int` by
 //! default, MD5 or SHA-256, `Authentication-Info` with `rspauth` on every 200.
 //!
@@ -22,19 +22,19 @@ mod server;
 pub use client::{Authorization, Challenge, ClientSession, RspauthStatus};
 pub use server::{ChallengeParams, DigestResponse, Expectation, VerifyError, challenge};
 
-/// PROFILE.md §4: the realm prefix of the BM-SC (TS 33.220 usage of RFC 7616).
+/// docs/profile.md §4: the realm prefix of the BM-SC (TS 33.220 usage of RFC 7616).
 pub const REALM_PREFIX: &str = "3GPP-bootstrapping@";
 
 /// Longest `WWW-Authenticate`, `Authorization` or `Authentication-Info` value handled.
 pub const MAX_HEADER_LEN: usize = 4096;
 
-/// PROFILE.md §4: `3GPP-bootstrapping@<fqdn>`.
+/// docs/profile.md §4: `3GPP-bootstrapping@<fqdn>`.
 #[must_use]
 pub fn realm_for(fqdn: &str) -> String {
     format!("{REALM_PREFIX}{fqdn}")
 }
 
-/// PROFILE.md §4: the Digest algorithms of the profile (no `-sess` variants).
+/// docs/profile.md §4: the Digest algorithms of the profile (no `-sess` variants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     /// `MD5` (RFC 7616 §3.2, kept for older peers).
@@ -102,7 +102,7 @@ impl FromStr for Algorithm {
 pub enum Qop {
     /// `auth`: method and URI only.
     Auth,
-    /// `auth-int`: also H(entity-body), the PROFILE.md §4 default [SEED: body integrity].
+    /// `auth-int`: also H(entity-body), the docs/profile.md §4 default [SEED: body integrity].
     AuthInt,
 }
 
@@ -135,7 +135,7 @@ impl fmt::Display for Qop {
 pub enum QopOffer {
     /// `qop="auth"`.
     Auth,
-    /// `qop="auth-int"` (PROFILE.md §4 default).
+    /// `qop="auth-int"` (docs/profile.md §4 default).
     AuthInt,
     /// `qop="auth,auth-int"`.
     Both,
@@ -181,7 +181,7 @@ pub enum DigestError {
     /// A required parameter is absent.
     #[error("Digest header lacks {0}")]
     Missing(&'static str),
-    /// An algorithm outside PROFILE.md §4.
+    /// An algorithm outside docs/profile.md §4.
     #[error("Digest algorithm {0:?} is not supported (MD5 or SHA-256)")]
     UnsupportedAlgorithm(String),
     /// A qop value other than `auth` / `auth-int`.
@@ -190,7 +190,7 @@ pub enum DigestError {
     /// A charset other than UTF-8.
     #[error("Digest charset {0:?} is not supported")]
     UnsupportedCharset(String),
-    /// No qop: RFC 2069 Digest, which cannot carry `rspauth` as PROFILE.md §4 requires.
+    /// No qop: RFC 2069 Digest, which cannot carry `rspauth` as docs/profile.md §4 requires.
     #[error("Digest without qop (RFC 2069) is not supported")]
     NoQop,
     /// `userhash=true` (RFC 7616 §3.4.4) is not used by the profile.
@@ -345,7 +345,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// PROFILE.md §4: username = B-TID, password = base64(MRK) ([`crate::gba::digest_password`]).
+    /// docs/profile.md §4: username = B-TID, password = base64(MRK) ([`crate::gba::digest_password`]).
     #[must_use]
     pub fn new(username: &str, password: Zeroizing<String>) -> Self {
         Self {

@@ -1,8 +1,8 @@
-//! The BM-SC Key Request interface of PROFILE.md §4 \[CHOICE for paths and XML\]: paths, MIME
+//! The BM-SC Key Request interface of docs/profile.md §4 \[CHOICE for paths and XML\]: paths, MIME
 //! types and the XML bodies of registration, deregistration and MSK request (TS 33.246 6.3.2.3,
 //! 6.3.2.4), shared by the UE client and the BM-SC server.
 //!
-//! Senders emit exactly the PROFILE.md bodies; readers accept the elements with or without the
+//! Senders emit exactly the docs/profile.md bodies; readers accept the elements with or without the
 //! namespace (any prefix bound to it), UTF-8 only, no DTD, no entities but the five predefined,
 //! within the bounds below. A request item whose identifiers do not parse is kept as received
 //! ([`MskRef::Malformed`], an empty service id) so a server can answer 400 for that item and
@@ -19,25 +19,25 @@ use crate::mikey::{KeyDomainId, MskId};
 
 use xml::{Document, Item, clip, read_document, trim_xml};
 
-/// PROFILE.md §4: registration to user services.
+/// docs/profile.md §4: registration to user services.
 pub const PATH_REGISTER: &str = "/keymanagement/register";
-/// PROFILE.md §4: deregistration from user services.
+/// docs/profile.md §4: deregistration from user services.
 pub const PATH_DEREGISTER: &str = "/keymanagement/deregister";
-/// PROFILE.md §4: MSK request.
+/// docs/profile.md §4: MSK request.
 pub const PATH_MSK: &str = "/keymanagement/msk";
 
-/// PROFILE.md §4: body of a registration.
+/// docs/profile.md §4: body of a registration.
 pub const MIME_REGISTER: &str = "application/mbms-register+xml";
-/// PROFILE.md §4: body of a deregistration.
+/// docs/profile.md §4: body of a deregistration.
 pub const MIME_DEREGISTER: &str = "application/mbms-deregister+xml";
-/// PROFILE.md §4: answer to a registration or a deregistration.
+/// docs/profile.md §4: answer to a registration or a deregistration.
 pub const MIME_REGISTER_RESPONSE: &str = "application/mbms-register-response+xml";
-/// PROFILE.md §4: body of an MSK request.
+/// docs/profile.md §4: body of an MSK request.
 pub const MIME_MSK: &str = "application/mbms-msk+xml";
-/// PROFILE.md §4: answer to an MSK request.
+/// docs/profile.md §4: answer to an MSK request.
 pub const MIME_MSK_RESPONSE: &str = "application/mbms-msk-response+xml";
 
-/// PROFILE.md §4 \[CHOICE\]: the namespace of every body.
+/// docs/profile.md §4 \[CHOICE\]: the namespace of every body.
 pub const NAMESPACE: &str = "urn:mbms-keys:keymanagement:1";
 
 /// Largest body read, checked before parsing.
@@ -47,7 +47,7 @@ pub const MAX_ITEMS: usize = 256;
 /// Longest text or attribute value, in octets.
 pub const MAX_VALUE_LEN: usize = 1024;
 
-/// PROFILE.md §4 per-item codes.
+/// docs/profile.md §4 per-item codes.
 pub mod code {
     /// Done: registered, deregistered, or the MSK will be pushed.
     pub const OK: u16 = 200;
@@ -153,7 +153,7 @@ pub enum XmlError {
         /// The limit, [`MAX_VALUE_LEN`].
         max: usize,
     },
-    /// A request without items (PROFILE.md §4: "one or more").
+    /// A request without items (docs/profile.md §4: "one or more").
     #[error("<{0}> holds no item")]
     NoItems(&'static str),
     /// A required attribute is absent.
@@ -179,7 +179,7 @@ pub enum XmlError {
     BadValue(&'static str),
 }
 
-/// Registration or deregistration: the same content under another root (PROFILE.md §4).
+/// Registration or deregistration: the same content under another root (docs/profile.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegisterKind {
     /// `<mbmsRegister>`, `application/mbms-register+xml`.
@@ -292,7 +292,7 @@ fn open_root(out: &mut String, root: &str) {
     let _ = writeln!(out, "<{root} xmlns=\"{NAMESPACE}\">");
 }
 
-/// A registration or deregistration (PROFILE.md §4, TS 33.246 6.3.2.3).
+/// A registration or deregistration (docs/profile.md §4, TS 33.246 6.3.2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterRequest {
     /// Registration or deregistration.
@@ -321,7 +321,7 @@ impl RegisterRequest {
         }
     }
 
-    /// The PROFILE.md §4 body. Call [`check_service_id`] on untrusted ids first.
+    /// The docs/profile.md §4 body. Call [`check_service_id`] on untrusted ids first.
     #[must_use]
     pub fn to_xml(&self) -> String {
         let root = self.kind.root();
@@ -369,7 +369,7 @@ impl RegisterRequest {
 pub struct ServiceStatus {
     /// The service id as requested.
     pub service_id: String,
-    /// A PROFILE.md §4 per-item code ([`code`]).
+    /// A docs/profile.md §4 per-item code ([`code`]).
     pub code: u16,
 }
 
@@ -382,7 +382,7 @@ pub struct RegisterResponse {
 }
 
 impl RegisterResponse {
-    /// The PROFILE.md §4 body.
+    /// The docs/profile.md §4 body.
     #[must_use]
     pub fn to_xml(&self) -> String {
         let root = "mbmsRegisterResponse";
@@ -424,7 +424,7 @@ impl RegisterResponse {
 }
 
 /// One `<msk>` reference: typed when both ids parse, kept as received otherwise so a server can
-/// answer 400 for it (PROFILE.md §4).
+/// answer 400 for it (docs/profile.md §4).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MskRef {
     /// A Key Domain ID and MSK ID (Key Number 0 = the current MSK).
@@ -487,7 +487,7 @@ impl From<(KeyDomainId, MskId)> for MskRef {
     }
 }
 
-/// An MSK request (PROFILE.md §4, TS 33.246 6.3.2.3).
+/// An MSK request (docs/profile.md §4, TS 33.246 6.3.2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MskRequest {
     /// The requested MSKs in document order.
@@ -503,7 +503,7 @@ impl MskRequest {
         }
     }
 
-    /// The PROFILE.md §4 body.
+    /// The docs/profile.md §4 body.
     #[must_use]
     pub fn to_xml(&self) -> String {
         let root = "mbmsMskRequest";
@@ -540,7 +540,7 @@ impl MskRequest {
 pub struct MskStatus {
     /// The MSK as requested.
     pub msk: MskRef,
-    /// A PROFILE.md §4 per-item code ([`code`]).
+    /// A docs/profile.md §4 per-item code ([`code`]).
     pub code: u16,
 }
 
@@ -552,7 +552,7 @@ pub struct MskResponse {
 }
 
 impl MskResponse {
-    /// The PROFILE.md §4 body.
+    /// The docs/profile.md §4 body.
     #[must_use]
     pub fn to_xml(&self) -> String {
         let root = "mbmsMskResponse";

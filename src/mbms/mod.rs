@@ -1,4 +1,4 @@
-//! The MBMS profile of `PROFILE.md`: identifiers, and builders and verifiers
+//! The MBMS profile of `docs/profile.md`: identifiers, and builders and verifiers
 //! for exactly its messages (MSK delivery, MSK acknowledgement, MTK delivery).
 //!
 //! Verification always goes structure → MAC → decrypt: a typed message
@@ -36,7 +36,7 @@ pub use mtk::{MtkDelivery, MtkKeys, MtkMessage, Streaming, UnverifiedMtk, build_
 
 pub use crate::mikey::{KeyDomainId, MskId, MtkId};
 
-/// MUK ID = IDi ‖ IDr (PROFILE.md §1 \[CHOICE\]): the BM-SC FQDN and the B-TID.
+/// MUK ID = IDi ‖ IDr (docs/profile.md §1 \[CHOICE\]): the BM-SC FQDN and the B-TID.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MukId {
     /// IDi: the BM-SC FQDN.

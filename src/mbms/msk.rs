@@ -1,4 +1,4 @@
-//! The MSK delivery message (PROFILE.md §2.1; TS 33.246 6.3.2.3): BM-SC → one
+//! The MSK delivery message (docs/profile.md §2.1; TS 33.246 6.3.2.3): BM-SC → one
 //! UE, protected with that UE's MUK.
 
 use std::fmt;
@@ -233,7 +233,7 @@ pub struct UnverifiedMsk<'a> {
 }
 
 impl<'a> UnverifiedMsk<'a> {
-    /// Checks the structure of PROFILE.md §2.1 (any payload order; exactly
+    /// Checks the structure of docs/profile.md §2.1 (any payload order; exactly
     /// one EXT, T, RAND, KEMAC, two IDs; at most one SP).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
         Shape::parse(bytes, Self::from_shape)

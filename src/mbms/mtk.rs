@@ -1,4 +1,4 @@
-//! The MTK delivery message (PROFILE.md §2.3; TS 33.246 6.3.3): BM-SC → all
+//! The MTK delivery message (docs/profile.md §2.3; TS 33.246 6.3.3): BM-SC → all
 //! UEs of a user service, protected with the MSK.
 
 use crate::crypto::{Msk, Mtk, ProtectionKeys, Salt};
@@ -27,7 +27,7 @@ pub struct Streaming {
 impl Streaming {
     /// Crypto session 0 (policy 0, `ssrc`, `roc`) under the SRTP default
     /// profile AES-CM-128 / HMAC-SHA-1-80 (RFC 3711 §8.2) as SRTP policy
-    /// parameters (RFC 3830 §6.10.1): PROFILE.md §2.3 for streaming services.
+    /// parameters (RFC 3830 §6.10.1): docs/profile.md §2.3 for streaming services.
     pub fn srtp_default(ssrc: u32, roc: u32) -> Self {
         let p = |t: SrtpParam, v: u8| PolicyParam {
             param_type: t.0,
@@ -82,7 +82,7 @@ pub struct MtkDelivery {
 
 /// The protection keys of the MTK messages under one MSK. They depend only
 /// on (MSK, CSB ID, empty RAND), so they are derived once per MSK and reused
-/// for every MTK message (PROFILE.md §2.3).
+/// for every MTK message (docs/profile.md §2.3).
 #[derive(Debug, Clone)]
 pub struct MtkKeys {
     msk: Msk,
@@ -185,7 +185,7 @@ pub struct UnverifiedMtk<'a> {
 }
 
 impl<'a> UnverifiedMtk<'a> {
-    /// Checks the structure of PROFILE.md §2.3 (any order; exactly one EXT
+    /// Checks the structure of docs/profile.md §2.3 (any order; exactly one EXT
     /// with an MTK ID, T, KEMAC; at most one RAND and one SP; IDs ignored).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, MessageError> {
         Shape::parse(bytes, Self::from_shape)

@@ -1,4 +1,4 @@
-//! Every \[CHOICE\] of `PROFILE.md` in one place, each a named constant with the
+//! Every \[CHOICE\] of `docs/profile.md` in one place, each a named constant with the
 //! clause it settles, so that the profile can follow the full TS 33.246 text
 //! or an operator's UE by a one-line change.
 //!
@@ -8,7 +8,7 @@
 
 use crate::mikey::{IdType, KeyDataType, MskId, PayloadType};
 
-/// PROFILE.md §2.1 \[CHOICE\]: canonical payload order of the MSK message after HDR.
+/// docs/profile.md §2.1 \[CHOICE\]: canonical payload order of the MSK message after HDR.
 pub const MSK_PAYLOAD_ORDER: [PayloadType; 6] = [
     PayloadType::GENERAL_EXT,
     PayloadType::T,
@@ -18,76 +18,76 @@ pub const MSK_PAYLOAD_ORDER: [PayloadType; 6] = [
     PayloadType::KEMAC,
 ];
 
-/// PROFILE.md §2.3 \[CHOICE\]: canonical payload order of the MTK message after
+/// docs/profile.md §2.3 \[CHOICE\]: canonical payload order of the MTK message after
 /// HDR; SP (streaming only) sits between T and KEMAC.
 pub const MTK_PAYLOAD_ORDER: [PayloadType; 3] =
     [PayloadType::GENERAL_EXT, PayloadType::T, PayloadType::KEMAC];
 
-/// PROFILE.md §2.1/§2.3 \[CHOICE\]: the HDR CSB ID a sender uses is the MSK ID
+/// docs/profile.md §2.1/§2.3 \[CHOICE\]: the HDR CSB ID a sender uses is the MSK ID
 /// read as a u32. Receivers use whatever CSB ID the header carries.
 pub fn csb_id_for(msk_id: MskId) -> u32 {
     msk_id.to_u32()
 }
 
-/// PROFILE.md §2.1: octets of fresh RAND per MSK message (RFC 3830 §4.1.1: at least 128 bits).
+/// docs/profile.md §2.1: octets of fresh RAND per MSK message (RFC 3830 §4.1.1: at least 128 bits).
 pub const MSK_RAND_LEN: usize = 16;
 
-/// PROFILE.md §2.3 \[CHOICE\]: an MTK message carries no RAND payload and its
+/// docs/profile.md §2.3 \[CHOICE\]: an MTK message carries no RAND payload and its
 /// keys are derived with this (empty) RAND; a receiver uses the RAND payload
 /// if one is present.
 pub const MTK_DERIVATION_RAND: &[u8] = &[];
 
-/// PROFILE.md §2.1 \[CHOICE\]: IDi carries the BM-SC FQDN and IDr the B-TID,
+/// docs/profile.md §2.1 \[CHOICE\]: IDi carries the BM-SC FQDN and IDr the B-TID,
 /// both with this ID type.
 pub const ID_TYPE: IdType = IdType::NAI;
 
-/// PROFILE.md §1 \[CHOICE\]: MTK ID width in octets; SEQl and SEQu have the same width.
+/// docs/profile.md §1 \[CHOICE\]: MTK ID width in octets; SEQl and SEQu have the same width.
 pub const SEQ_LEN: usize = 2;
 
-/// PROFILE.md §2.1 \[SEED\]/\[CHOICE\]: the invalidation interval, SEQl > SEQu; this is its SEQl.
+/// docs/profile.md §2.1 \[SEED\]/\[CHOICE\]: the invalidation interval, SEQl > SEQu; this is its SEQl.
 pub const INVALIDATION_SEQL: u16 = 0xffff;
 /// The SEQu of the invalidation interval (see [`INVALIDATION_SEQL`]).
 pub const INVALIDATION_SEQU: u16 = 0x0000;
 
-/// PROFILE.md §2.1 \[CHOICE\]: the Key data type carrying the MSK.
+/// docs/profile.md §2.1 \[CHOICE\]: the Key data type carrying the MSK.
 pub const MSK_KEY_DATA_TYPE: KeyDataType = KeyDataType::TGK;
 
-/// PROFILE.md §2.1, §2.3: receivers decrypt KEMAC Encr data into a stack
+/// docs/profile.md §2.1, §2.3: receivers decrypt KEMAC Encr data into a stack
 /// buffer of this many octets and reject longer Encr data as not of the
 /// profile. Its key data is one Key data sub-payload of at most 42 octets
 /// (a 16-octet key, a 14-octet salt, two 2-octet SEQs); the rest is margin
 /// for key validity data the profile does not use.
 pub const MAX_ENCR_DATA_LEN: usize = 256;
 
-/// PROFILE.md §1: MSK length in octets.
+/// docs/profile.md §1: MSK length in octets.
 pub const MSK_LEN: usize = 16;
 
-/// PROFILE.md §1: MTK length in octets.
+/// docs/profile.md §1: MTK length in octets.
 pub const MTK_LEN: usize = 16;
-/// PROFILE.md §1: length in octets of the MTK's optional salt.
+/// docs/profile.md §1: length in octets of the MTK's optional salt.
 pub const MTK_SALT_LEN: usize = 14;
 
-/// PROFILE.md §2.2 \[CHOICE\]: the acknowledgement carries IDr (the B-TID), and
+/// docs/profile.md §2.2 \[CHOICE\]: the acknowledgement carries IDr (the B-TID), and
 /// its MAC input appends the T value as transported (4 octets for COUNTER).
 pub const ACK_CARRIES_IDR: bool = true;
 
-/// PROFILE.md §2.3 \[CHOICE\]: the MTK ID a freshly installed MSK allows first
+/// docs/profile.md §2.3 \[CHOICE\]: the MTK ID a freshly installed MSK allows first
 /// is SEQl + 1 (SEQs starts at SEQl).
 pub fn first_mtk_id(seql: u16) -> Option<u16> {
     seql.checked_add(1)
 }
 
-/// PROFILE.md §3 [SEED 6.3.2.1]: a UE keeps at most this many MSKs per (Key
+/// docs/profile.md §3 [SEED 6.3.2.1]: a UE keeps at most this many MSKs per (Key
 /// Domain ID, Key Group); installing one more deletes the one installed
 /// earlier (\[CHOICE\]: "the older" = installed earlier).
 pub const MSKS_PER_KEY_GROUP: usize = 2;
 
-/// PROFILE.md §3 \[CHOICE\]: a validity-only update of a stored MSK never moves
+/// docs/profile.md §3 \[CHOICE\]: a validity-only update of a stored MSK never moves
 /// SEQs backwards, so MTK IDs already used stay closed.
 pub fn seqs_after_validity_update(seqs: u16, seql: u16) -> u16 {
     seqs.max(seql)
 }
 
-/// PROFILE.md §3 \[CHOICE\]: a counter exactly 2^31 away from the stored one
+/// docs/profile.md §3 \[CHOICE\]: a counter exactly 2^31 away from the stored one
 /// (where RFC 1982 leaves the order undefined) is not newer.
 pub const SERIAL_HALF_IS_NEWER: bool = false;

@@ -21,7 +21,7 @@ use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
 use super::http::{ClientConfig, ClientError, KeyRequestClient};
 use super::{Event, Receiver, ReceiverConfig, StateError};
 
-/// The UDP port MIKEY messages are pushed to (PROFILE.md §2.1).
+/// The UDP port MIKEY messages are pushed to (docs/profile.md §2.1).
 pub const MIKEY_PORT: u16 = 2269;
 
 /// Largest datagram read; a longer one is truncated by the socket and then
@@ -38,7 +38,7 @@ pub struct UeConfig {
     pub listen: SocketAddr,
     /// The BM-SC's Key Request function, `http://host:port`; `None` = push only.
     pub bmsc_url: Option<String>,
-    /// The BM-SC FQDN: IDi of the MUK ID (PROFILE.md §1).
+    /// The BM-SC FQDN: IDi of the MUK ID (docs/profile.md §1).
     pub bmsc_fqdn: String,
     /// The MGV-S state file, sealed under `state_key`.
     pub state_file: Option<PathBuf>,

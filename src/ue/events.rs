@@ -12,7 +12,7 @@ use crate::mikey::SecurityPolicy;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A new MSK was stored (TS 33.246 6.3.2.3; PROFILE.md §3: SEQs := SEQl).
+    /// A new MSK was stored (TS 33.246 6.3.2.3; docs/profile.md §3: SEQs := SEQl).
     MskInstalled {
         /// Key Domain ID of the MSK.
         key_domain_id: KeyDomainId,
@@ -43,7 +43,7 @@ pub enum Event {
         /// MSK ID of the MSK.
         msk_id: MskId,
     },
-    /// A verified MTK for the media client (PROFILE.md §3, last step).
+    /// A verified MTK for the media client (docs/profile.md §3, last step).
     MtkReady {
         /// Key Domain ID of the MSK that protected the MTK.
         key_domain_id: KeyDomainId,
@@ -72,7 +72,7 @@ pub enum Event {
     },
 }
 
-/// Why a datagram was dropped (PROFILE.md §3: every discard is counted and
+/// Why a datagram was dropped (docs/profile.md §3: every discard is counted and
 /// logged with its reason, and silent on the wire).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

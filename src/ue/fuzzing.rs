@@ -1,5 +1,5 @@
 //! Fuzz oracle for the [`Receiver`], kept in the library so that the
-//! `fuzz/` target is one call (DESIGN.md principle 9).
+//! `fuzz/` target is one call (docs/architecture.md principle 9).
 //!
 //! The input is a program: each step takes an op code and its operands from
 //! the bytes and either feeds a raw datagram, builds a VALID message of the

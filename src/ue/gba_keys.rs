@@ -28,19 +28,19 @@ impl UeGbaKeys {
         now >= self.expiry
     }
 
-    /// The MUK (PROFILE.md §1).
+    /// The MUK (docs/profile.md §1).
     #[must_use]
     pub fn muk(&self) -> Muk {
         self.material.muk()
     }
 
-    /// The MRK (PROFILE.md §1).
+    /// The MRK (docs/profile.md §1).
     #[must_use]
     pub fn mrk(&self) -> Mrk {
         self.material.mrk()
     }
 
-    /// PROFILE.md §4 Digest credentials: username = B-TID, password = base64(MRK).
+    /// docs/profile.md §4 Digest credentials: username = B-TID, password = base64(MRK).
     #[must_use]
     pub fn digest_credentials(&self) -> Credentials {
         Credentials::new(self.btid.as_str(), digest_password(&self.material.mrk()))
@@ -72,7 +72,7 @@ pub trait GbaKeyProvider: Send + Sync {
     /// [`ProviderError`] when no keys can be had.
     fn keys(&self) -> Result<UeGbaKeys, ProviderError>;
 
-    /// The BM-SC refused the keys of `btid` (PROFILE.md §4: unknown B-TID or past its key
+    /// The BM-SC refused the keys of `btid` (docs/profile.md §4: unknown B-TID or past its key
     /// lifetime): the next [`Self::keys`] should bootstrap again. The default does nothing.
     fn invalidate(&self, btid: &Btid) {
         let _ = btid;

@@ -1,4 +1,4 @@
-//! The UE's Key Request client (TS 33.246 6.3.2.3, PROFILE.md §4): registration,
+//! The UE's Key Request client (TS 33.246 6.3.2.3, docs/profile.md §4): registration,
 //! deregistration and MSK request over HTTP/1.1 with Digest authentication (username B-TID,
 //! password base64(MRK)), `auth-int` preferred, and the server's `rspauth` required on 200.
 //!
@@ -52,7 +52,7 @@ pub struct ClientConfig {
     pub overall_timeout: Duration,
     /// Largest response body read.
     pub max_response_body: usize,
-    /// Answer only challenges whose realm starts with [`digest::REALM_PREFIX`] (PROFILE.md §4),
+    /// Answer only challenges whose realm starts with [`digest::REALM_PREFIX`] (docs/profile.md §4),
     /// so GBA keys are never offered to a server that did not ask for them.
     pub require_gba_realm: bool,
     /// The local address requests leave from (the BM-SC records the request's source address
@@ -207,7 +207,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The UE's Key Request client (PROFILE.md §4).
+/// The UE's Key Request client (docs/profile.md §4).
 pub struct KeyRequestClient {
     target: Target,
     provider: Arc<dyn GbaKeyProvider>,
@@ -387,7 +387,7 @@ impl KeyRequestClient {
                     stale_answered = true;
                     debug!(path, "nonce stale; answering the fresh nonce");
                 } else if !challenge.stale() && !refreshed {
-                    // PROFILE.md §4: an unknown or expired B-TID gets a fresh challenge.
+                    // docs/profile.md §4: an unknown or expired B-TID gets a fresh challenge.
                     refreshed = true;
                     info!(path, btid = %keys.btid, "credentials refused; asking for fresh keys");
                     self.provider.invalidate(&keys.btid);

@@ -3,7 +3,7 @@
 //! to send, and queues [`Event`]s. It never reads a clock, a socket or a
 //! global RNG; the back-off randomness is injected.
 //!
-//! Every rule is PROFILE.md §3. Untrusted input changes nothing until its MAC
+//! Every rule is docs/profile.md §3. Untrusted input changes nothing until its MAC
 //! has verified; the counter of a message is stored only after the message
 //! was applied in full.
 #![cfg_attr(
@@ -115,7 +115,7 @@ impl Receiver {
 
     /// Installs or replaces the UE's current MUK (GBA_ME: Ks_NAF; GBA_U:
     /// Ks_int_NAF). The previous current MUK stays held as "previous"
-    /// (PROFILE.md §3: try the previous MUK(s) still held; one is kept). The
+    /// (docs/profile.md §3: try the previous MUK(s) still held; one is kept). The
     /// same ID with the same key keeps its counter; another key under the
     /// same ID starts a fresh counter.
     pub fn set_muk(&mut self, id: MukId, muk: Muk) {
@@ -130,7 +130,7 @@ impl Receiver {
 
     /// One datagram from port 2269 at `now`. Returns the acknowledgement to
     /// send back, only for an accepted MSK message with V = 1 that is not a
-    /// solicited pull; otherwise `None` (PROFILE.md §3: no error messages,
+    /// solicited pull; otherwise `None` (docs/profile.md §3: no error messages,
     /// no answer to MTK messages). Everything else is queued as events.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Option<Vec<u8>> {
         let view = match MessageView::decode(datagram) {
@@ -204,7 +204,7 @@ impl Receiver {
         self.events.push_back(event);
     }
 
-    /// PROFILE.md §3: every discard is counted and logged with its reason,
+    /// docs/profile.md §3: every discard is counted and logged with its reason,
     /// and silent on the wire.
     fn discard(&mut self, reason: DiscardReason) {
         tracing::debug!(reason = reason.as_str(), "datagram discarded");

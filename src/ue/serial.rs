@@ -1,10 +1,10 @@
 //! RFC 1982 serial number arithmetic on the 32-bit MIKEY COUNTER
-//! (PROFILE.md §3: a counter is accepted only when it is newer than the
+//! (docs/profile.md §3: a counter is accepted only when it is newer than the
 //! stored one, so the BM-SC's counter may wrap).
 
 /// Half the 32-bit serial space: a counter this far from the stored one is
 /// neither newer nor older (RFC 1982 §3.2 leaves it undefined); the profile
-/// discards it (PROFILE.md §3 \[CHOICE\]).
+/// discards it (docs/profile.md §3 \[CHOICE\]).
 pub const SERIAL_HALF: u32 = 0x8000_0000;
 
 /// Whether `new` is greater than `stored` in RFC 1982 serial arithmetic

@@ -1,5 +1,5 @@
 //! The UE's key state (MGV-S): the MUKs with their counters and the MSKs with
-//! their intervals, SEQs and counters, and the rules of PROFILE.md §3 that
+//! their intervals, SEQs and counters, and the rules of docs/profile.md §3 that
 //! change them. Nothing here sees a datagram: the receiver calls these only
 //! once a message's MAC has verified.
 
@@ -11,7 +11,7 @@ use crate::mikey::SecurityPolicy;
 
 use super::events::MskInfo;
 
-/// PROFILE.md §3 \[SEED\]: at most two MSKs per (Key Domain ID, Key Group).
+/// docs/profile.md §3 \[SEED\]: at most two MSKs per (Key Domain ID, Key Group).
 pub use crate::mbms::profile::MSKS_PER_KEY_GROUP;
 
 /// Bound on stored MSKs over all key groups, so that even an authenticated
@@ -32,7 +32,7 @@ pub(crate) enum MukSlot {
     Previous,
 }
 
-/// The current MUK and at most one previous one (PROFILE.md §3 \[SEED\]: "try
+/// The current MUK and at most one previous one (docs/profile.md §3 \[SEED\]: "try
 /// the previous MUK(s) still held"). Their MUK IDs always differ.
 #[derive(Default)]
 pub(crate) struct MukSlots {
@@ -108,7 +108,7 @@ impl MukSlots {
 }
 
 /// A stored MSK. `keys` caches the MTK message protection keys, derived
-/// once per installation (PROFILE.md §2.3), not once per MTK message.
+/// once per installation (docs/profile.md §2.3), not once per MTK message.
 pub(crate) struct MskEntry {
     pub keys: MtkKeys,
     pub seql: u16,
@@ -151,7 +151,7 @@ impl MskStore {
         self.map.get_mut(&(kd, msk_id))
     }
 
-    /// A key in an MSK message (PROFILE.md §3, edge cases): a new key is a new
+    /// A key in an MSK message (docs/profile.md §3, edge cases): a new key is a new
     /// installation (SEQs := SEQl, counter state reset), evicting the group's
     /// earlier-installed MSK when two are stored already; the stored key again
     /// is a validity-only update.
@@ -222,7 +222,7 @@ impl MskStore {
     }
 
     /// The earlier-installed MSK of the group when it already holds the
-    /// maximum (PROFILE.md §3 \[CHOICE\]: "the older" = installed earlier).
+    /// maximum (docs/profile.md §3 \[CHOICE\]: "the older" = installed earlier).
     fn earliest_if_full(&self, kd: KeyDomainId, key_group: u16) -> Option<MskId> {
         let in_group: Vec<(u64, MskId)> = self
             .map
@@ -250,7 +250,7 @@ impl MskStore {
 }
 
 impl MskEntry {
-    /// PROFILE.md §3 \[CHOICE\]: SEQs := max(SEQs, SEQl), so a validity update
+    /// docs/profile.md §3 \[CHOICE\]: SEQs := max(SEQs, SEQl), so a validity update
     /// never reopens older MTK IDs; the interval is replaced. An SP payload,
     /// when the message has one, replaces the stored one.
     fn update_validity(&mut self, seql: u16, sequ: u16, sp: Option<SecurityPolicy>) {

@@ -1,4 +1,4 @@
-//! HTTP Digest of the Key Request handler (RFC 7616, PROFILE.md §4): challenge, rspauth,
+//! HTTP Digest of the Key Request handler (RFC 7616, docs/profile.md §4): challenge, rspauth,
 //! nonce expiry and replay, refusals.
 
 use super::*;

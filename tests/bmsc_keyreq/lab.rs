@@ -42,7 +42,7 @@ pub fn ks_naf(seed: u8) -> KsNaf {
     KsNaf::from_bytes(core::array::from_fn(|i| seed.wrapping_add(i as u8)))
 }
 
-/// The Digest password of a subscriber (PROFILE.md §4: base64(MRK), GBA_ME MRK).
+/// The Digest password of a subscriber (docs/profile.md §4: base64(MRK), GBA_ME MRK).
 pub fn password(seed: u8) -> zeroize::Zeroizing<String> {
     digest_password(&mrk_gba_me(&ks_naf(seed)))
 }

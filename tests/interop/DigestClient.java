@@ -1,5 +1,5 @@
 // Apache HttpClient 4.5 (Debian libhttpclient-java) as an independent HTTP Digest client of the
-// BM-SC Key Request function (PROFILE.md §4), after reference/oracles.md Appendix C.
+// BM-SC Key Request function (docs/profile.md §4), after docs/oracles.md Appendix C.
 //
 // Usage: java -cp $CP DigestClient.java URL CONTENT_TYPE BODY_FILE USERNAME PASSWORD
 //

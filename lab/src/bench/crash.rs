@@ -1,5 +1,5 @@
 //! `mbms-lab bench crash`: `kill -9` of the BM-SC during an MSK rotation to N UEs, restart,
-//! finish (TS 33.246 6.3.2.1A; PROFILE.md §2.1, §3).
+//! finish (TS 33.246 6.3.2.1A; docs/profile.md §2.1, §3).
 //!
 //! N UEs are preloaded in a real SQLite store (synthetic GBA keys, as `bench push`). A child
 //! process runs the BM-SC on it (HTTP Key Request server on 127.0.0.1 and the distribution

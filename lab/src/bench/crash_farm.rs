@@ -1,7 +1,7 @@
 //! The UE farm of `bench crash`: one UDP socket on the UE port receives the MSK messages of
 //! every UE (UE `i` at 127.x.y.z, told apart by the B-TID in IDr; the destination address, from
 //! `IP_PKTINFO`, must be that UE's) and keeps, per UE, a fixed-size log: the counters it saw,
-//! judged as a receiver does (PROFILE.md §3: a counter must be newer, RFC 1982, than the last one
+//! judged as a receiver does (docs/profile.md §3: a counter must be newer, RFC 1982, than the last one
 //! accepted under the same MUK), and the MSK IDs it got. Before the restart, the farm drains what
 //! the killed process sent, then counts the rest as after the restart. A sample of messages is
 //! kept for verification under the UE's MUK.

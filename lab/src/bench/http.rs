@@ -1,4 +1,4 @@
-//! `mbms-lab bench http`: the Key Request rate (TS 33.246 6.3.2.3, PROFILE.md §4) of the
+//! `mbms-lab bench http`: the Key Request rate (TS 33.246 6.3.2.3, docs/profile.md §4) of the
 //! in-process BM-SC, and lighttpd serving a Digest-protected file on the same machine, measured
 //! by the same load generator in the same run (phases interleaved run by run).
 //!

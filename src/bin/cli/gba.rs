@@ -1,4 +1,4 @@
-//! `mbms-keys gba …`: the GBA derivations of PROFILE.md §1 from the command line.
+//! `mbms-keys gba …`: the GBA derivations of docs/profile.md §1 from the command line.
 
 use std::process::ExitCode;
 
@@ -18,7 +18,7 @@ pub struct GbaArgs {
 enum GbaCmd {
     /// Ks_NAF (or Ks_int_NAF with --gba-u) = KDF(Ks, "gba-me"/"gba-u", RAND, IMPI, NAF_Id).
     KsNaf(KsNafArgs),
-    /// MRK: GBA_ME from Ks_NAF (PROFILE.md §1 [CHOICE]), GBA_U = Ks_ext_NAF.
+    /// MRK: GBA_ME from Ks_NAF (docs/profile.md §1 [CHOICE]), GBA_U = Ks_ext_NAF.
     Mrk(MrkArgs),
     /// B-TID = base64(RAND)@BSF.
     Btid(BtidArgs),

@@ -17,7 +17,7 @@ use crate::duration::format as format_duration;
 use crate::gba::{Btid, KeyMaterial};
 use crate::mikey::KeyDomainId;
 
-/// MTK IDs are 16 bits (PROFILE.md §1), so one MSK carries at most this many MTKs.
+/// MTK IDs are 16 bits (docs/profile.md §1), so one MSK carries at most this many MTKs.
 const MAX_MTKS_PER_MSK: u128 = 0xfffe;
 
 /// A TOML syntax error, located by line and column.

@@ -1,9 +1,9 @@
 //! The MIKEY counter (T payload, type COUNTER) of every message the BM-SC sends
-//! (PROFILE.md §2.1, §2.3; RFC 3830 §6.6).
+//! (docs/profile.md §2.1, §2.3; RFC 3830 §6.6).
 //!
 //! One allocator serves every MIKEY message, MSK and MTK messages alike, so each MUK and each
 //! MSK sees strictly increasing values: the UE compares a counter with the last one it accepted
-//! under the same MUK or MSK (PROFILE.md §3), and a value from one global sequence is always
+//! under the same MUK or MSK (docs/profile.md §3), and a value from one global sequence is always
 //! newer than every earlier value of that sequence. RFC 1982 caveat: the UE compares within a
 //! 2^31 window, so a MUK or MSK left unused while more than 2^31 values went to other scopes
 //! would see its next value as older. That does not happen: an MSK lives `msk_lifetime` plus

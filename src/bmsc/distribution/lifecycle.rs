@@ -1,7 +1,7 @@
 //! The MSK life cycle of one (Key Domain ID, Key Group) (TS 33.246 6.3.2.1, 6.3.3).
 //!
 //! An MSK is created with the interval [SEQl, SEQu] = [0, SEQu]: the UE starts with SEQs = SEQl
-//! and accepts MTK IDs SEQl + 1 ..= SEQu (PROFILE.md §3), so MTK IDs run from 1 upwards.
+//! and accepts MTK IDs SEQl + 1 ..= SEQu (docs/profile.md §3), so MTK IDs run from 1 upwards.
 //! SEQu covers the MTKs of `msk_lifetime / mtk_interval` with an eighth plus two as margin
 //! (a restart starts a fresh MTK at once, using an ID early), capped at [`Tuning::max_sequ`].
 //! The MSK is rotated at the first MTK switch at or after its expiry (`msk_lifetime` after it
@@ -11,14 +11,14 @@
 //! `min(msk_lifetime / 4, 60 s)` before the switch-over (at least the MTK announce time, at
 //! most `msk_lifetime`): long enough for the push retransmissions of `[push]` defaults
 //! (1 + 2 + 4 + 8 s) to complete, short enough that a UE holds just the current and the next MSK
-//! (the UE keeps two per Key Group and deletes the older when a third arrives, PROFILE.md §3).
+//! (the UE keeps two per Key Group and deletes the older when a third arrives, docs/profile.md §3).
 //! A switch never comes sooner than the lead time after the next MSK was pushed: when the next
 //! MSK is late (a restart after a long stop), the current MSK carries on, with new MTKs while
 //! it has MTK IDs left, else with its current MTK, until the lead time has passed.
 //!
 //! At the switch: Next → Current, the old Current → Retired, both persisted; a retired MSK is
 //! deleted from the store after [`Tuning::retired_grace`]. Key Numbers increase by one at each
-//! rotation, skip 0 (it means "the current MSK", PROFILE.md §1) and wrap from `ffff` to 1.
+//! rotation, skip 0 (it means "the current MSK", docs/profile.md §1) and wrap from `ffff` to 1.
 //!
 //! [`Tuning::max_sequ`]: super::Tuning::max_sequ
 //! [`Tuning::retired_grace`]: super::Tuning::retired_grace
@@ -34,7 +34,7 @@ use crate::mikey::{KeyDomainId, MskId, MtkId};
 
 use super::{DistributionError, Distributor};
 
-/// PROFILE.md §3: SEQl of every MSK; the first MTK ID is SEQl + 1.
+/// docs/profile.md §3: SEQl of every MSK; the first MTK ID is SEQl + 1.
 pub(super) const SEQL: u16 = 0;
 
 /// SEQu for MSKs living `lifetime` with an MTK every `interval`: the MTKs needed plus an eighth

@@ -117,7 +117,7 @@ pub struct Datagram {
 pub enum Action {
     /// Send these datagrams (one batch: `sendmmsg` where available).
     SendUdp(Vec<Datagram>),
-    /// Write an MTK message as a file for the FLUTE sender (PROFILE.md §2.3, MIME type
+    /// Write an MTK message as a file for the FLUTE sender (docs/profile.md §2.3, MIME type
     /// `application/mikey`): atomically (temporary file + rename), creating the directory.
     WriteMtkObject {
         /// `<mtk_object_dir>/<msk_id>-<mtk_id>.mikey`, both in hex.
@@ -353,7 +353,7 @@ impl Distributor {
         }
     }
 
-    /// A datagram on the distribution socket: an MSK acknowledgement (PROFILE.md §2.2), matched
+    /// A datagram on the distribution socket: an MSK acknowledgement (docs/profile.md §2.2), matched
     /// to its push by (IDr or the sender's address, CSB ID, counter) and verified. Anything else
     /// is counted in `acks_rejected` and dropped.
     pub fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: SystemTime) {

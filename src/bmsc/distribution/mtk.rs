@@ -1,4 +1,4 @@
-//! MTK delivery under the current MSK (TS 33.246 6.3.3; PROFILE.md §2.3).
+//! MTK delivery under the current MSK (TS 33.246 6.3.3; docs/profile.md §2.3).
 //!
 //! The MTK of a group changes every `mtk_interval`, taking the next MTK ID of the MSK's
 //! interval (from SEQl + 1 upwards, never above SEQu). Each service of the group gets its own
@@ -24,7 +24,7 @@ use crate::mikey::MtkId;
 use super::lifecycle::{LiveMtk, ids_left};
 use super::{Action, Datagram, DistributionError, Distributor};
 
-/// The SRTP part of a streaming service's MTK messages (PROFILE.md §2.3).
+/// The SRTP part of a streaming service's MTK messages (docs/profile.md §2.3).
 pub(super) fn streaming(ssrc: u32, roc: u32) -> Streaming {
     Streaming::srtp_default(ssrc, roc)
 }

@@ -1,4 +1,4 @@
-//! MSK messages to UEs (TS 33.246 6.3.2.1A/B, 6.3.2.3; PROFILE.md §2.1): pushes after Key
+//! MSK messages to UEs (TS 33.246 6.3.2.1A/B, 6.3.2.3; docs/profile.md §2.1): pushes after Key
 //! Request events, invalidations, solicited pulls, and the MUK cache.
 //!
 //! Every push asks for an acknowledgement (V = 1). Pushes sent together form a batch with one

@@ -1,4 +1,4 @@
-//! What happens to an MSK push after it left (PROFILE.md §2.2; RFC 3830 §5.2): the UE's
+//! What happens to an MSK push after it left (docs/profile.md §2.2; RFC 3830 §5.2): the UE's
 //! acknowledgement, or retransmission and in the end giving up.
 //!
 //! An acknowledgement is found by its counter (one allocator for every message, so a counter
@@ -8,7 +8,7 @@
 //! counter, RAND and keys) rather than keeping the messages alive; they back off from
 //! `initial_backoff` doubling to `max_backoff`, `retries` times, then the push counts as failed.
 //! A UE acknowledges only a message it accepts and discards a repeat of one it already accepted
-//! as a replay (PROFILE.md §3), so a retransmission recovers a lost push, not a lost
+//! as a replay (docs/profile.md §3), so a retransmission recovers a lost push, not a lost
 //! acknowledgement.
 
 use std::cmp::Reverse;

@@ -1,4 +1,4 @@
-//! HTTP Digest authentication of a Key Request (RFC 7616, PROFILE.md §4): username = B-TID,
+//! HTTP Digest authentication of a Key Request (RFC 7616, docs/profile.md §4): username = B-TID,
 //! password = base64(MRK) of the B-TID's GBA keys from the key source.
 //!
 //! Cheap checks (syntax, repeated parameters, realm, uri, algorithm, qop) come before the key
@@ -120,7 +120,7 @@ impl KeyRequestHandler {
         }
         let subscriber = match self.key_source.lookup(btid, now) {
             Ok(s) => s,
-            // PROFILE.md §4: the UE must bootstrap again; a fresh challenge, not stale.
+            // docs/profile.md §4: the UE must bootstrap again; a fresh challenge, not stale.
             Err(KeySourceError::UnknownBtid) => {
                 return Err(self.refuse(now, Some(btid), "unknown B-TID", false));
             }

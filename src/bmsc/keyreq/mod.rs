@@ -1,4 +1,4 @@
-//! The BM-SC Key Request function (TS 33.246 6.3.2.3, PROFILE.md §4), sans-IO: a
+//! The BM-SC Key Request function (TS 33.246 6.3.2.3, docs/profile.md §4), sans-IO: a
 //! [`Request`] and `now` in, a [`Response`] and the [`KeyRequestEvent`]s for the Key
 //! Distribution function out. No socket, clock or global RNG: the hyper driver
 //! (`bmsc::http`) reads the request, calls [`KeyRequestHandler::handle`] from
@@ -106,7 +106,7 @@ impl Response {
     }
 }
 
-/// The three resources of PROFILE.md §4.
+/// The three resources of docs/profile.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Register,

@@ -135,7 +135,7 @@ impl MskState {
     }
 }
 
-/// The MTK currently delivered under an MSK (PROFILE.md §2.3).
+/// The MTK currently delivered under an MSK (docs/profile.md §2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentMtk {
     /// Its MTK ID.

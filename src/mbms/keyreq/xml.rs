@@ -1,4 +1,4 @@
-//! A bounded reader for the flat XML bodies of PROFILE.md §4: one root element holding a list of
+//! A bounded reader for the flat XML bodies of docs/profile.md §4: one root element holding a list of
 //! leaf items with attributes or text. Anything outside that shape is refused before it can cost
 //! memory or time: no DTD, no entities beyond the five predefined ones, bounded depth, item count
 //! and value lengths.
@@ -248,7 +248,7 @@ impl Builder {
     }
 }
 
-/// Parses a body into its root and leaf items under the limits of PROFILE.md §4.
+/// Parses a body into its root and leaf items under the limits of docs/profile.md §4.
 pub(super) fn read_document(body: &[u8]) -> Result<Document, XmlError> {
     if body.len() > MAX_BODY_LEN {
         return Err(XmlError::TooLarge {

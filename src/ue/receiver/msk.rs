@@ -1,4 +1,4 @@
-//! MSK messages (PROFILE.md §3, first paragraph and edge cases): find the
+//! MSK messages (docs/profile.md §3, first paragraph and edge cases): find the
 //! MUK → counter newer → MAC → apply → store the counter → acknowledge.
 
 use std::time::Instant;
@@ -41,7 +41,7 @@ impl Receiver {
             self.discard(reason);
             return None;
         }
-        // Only now, after full success (PROFILE.md §3).
+        // Only now, after full success (docs/profile.md §3).
         if let Some(entry) = self.muks.get_mut(slot) {
             entry.counter = Some(msg.counter);
         }
@@ -93,7 +93,7 @@ impl Receiver {
                     self.msks
                         .validity_only(key_domain_id, msk_id, (*seql, *sequ), msg.sp.clone());
                 if !stored {
-                    // PROFILE.md §3 [CHOICE]: discarded, the MUK counter stays.
+                    // docs/profile.md §3 [CHOICE]: discarded, the MUK counter stays.
                     return Err(DiscardReason::UnknownMsk);
                 }
                 self.push_event(Event::MskUpdated {
@@ -104,7 +104,7 @@ impl Receiver {
                 });
             }
             MskUpdate::Invalidate { .. } => {
-                // PROFILE.md §3 [CHOICE]: an MSK not stored is a success too.
+                // docs/profile.md §3 [CHOICE]: an MSK not stored is a success too.
                 if self.msks.invalidate(key_domain_id, msk_id) {
                     self.push_event(Event::MskInvalidated {
                         key_domain_id,

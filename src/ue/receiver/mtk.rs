@@ -1,4 +1,4 @@
-//! MTK messages (PROFILE.md §3): find the MSK → counter newer → SEQs < MTK
+//! MTK messages (docs/profile.md §3): find the MSK → counter newer → SEQs < MTK
 //! ID ≤ SEQu → MAC → SEQs := MTK ID, store the counter → hand out the MTK.
 //! Never answered, whatever V says.
 
