@@ -2,7 +2,7 @@
 //! bench ...`), the loopback UE farm and the `kill -9` harness they drive, and the helpers the
 //! integration tests of `mbms-keys` share with them, so that each is written once:
 //!
-//! - [`oracle`]: finding an interop peer on `PATH`, skipping or failing when it is missing;
+//! - [`oracle`](mod@oracle): finding an interop peer on `PATH`, skipping or failing when it is missing;
 //! - [`TempDir`], [`free_port`], [`median`];
 //! - [`lighttpd`]: lighttpd serving a Digest-protected file, the HTTP peer of the tests and of
 //!   `bench http`;

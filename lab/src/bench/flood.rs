@@ -1,6 +1,6 @@
 //! `mbms-lab bench ue-flood`: the UE load battery. Random datagrams (half pure noise, half
 //! valid MTK messages with octets flipped) interleaved with valid MTK messages into one
-//! [`Receiver`]: every valid message must come out as `MtkReady`, nothing may panic, and the
+//! [`Receiver`](mbms_keys::ue::Receiver): every valid message must come out as `MtkReady`, nothing may panic, and the
 //! receiver's memory must stay flat (docs/profile.md §3: untrusted input changes nothing until its
 //! MAC has verified).
 
