@@ -3,7 +3,7 @@
 
 use super::error::EncodeError;
 use super::keyid::{KeyDomainId, MskId, MtkId};
-use super::reader::{put_len8, put_len16, put_with_len16};
+use super::put::{put_len8, put_len16, put_with_len16};
 use super::wire::{ExtType, KeyIdType};
 
 /// A General Extension payload.

@@ -3,7 +3,7 @@
 
 use super::DecodeError;
 use super::error::EncodeError;
-use super::reader::{put_len8, put_len16};
+use super::put::{put_len8, put_len16};
 use super::view::KeyDataChain;
 use super::wire::{EncrAlg, KeyDataType, KvType, MacAlg, PayloadType};
 

@@ -16,6 +16,7 @@ mod hdr;
 mod kemac;
 mod keyid;
 mod payload;
+mod put;
 mod reader;
 mod wire;
 mod writer;

@@ -4,7 +4,7 @@
 use super::error::EncodeError;
 use super::ext::Extension;
 use super::kemac::{Kemac, KeyValidity, check_mac_len};
-use super::reader::{put_len8, put_len16};
+use super::put::{put_len8, put_len16};
 use super::wire::{
     CertType, DhGroup, ErrNo, HashFunc, IdType, MacAlg, PayloadType, ProtType, SignType, TsType,
 };

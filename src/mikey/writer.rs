@@ -9,7 +9,7 @@
 //! [`Message::encode`]: super::Message::encode
 
 use super::ext::encode_key_id_ext;
-use super::reader::{put_len8, put_len16, put_with_len16};
+use super::put::{put_len8, put_len16, put_with_len16};
 use super::{
     EncodeError, EncrAlg, Hdr, IdType, KeyDataType, KeyIdEntry, KvType, MacAlg, PayloadType, TsType,
 };
