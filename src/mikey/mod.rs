@@ -17,7 +17,6 @@ mod kemac;
 mod keyid;
 mod payload;
 mod put;
-mod reader;
 mod wire;
 mod writer;
 
