@@ -10,6 +10,16 @@
 //! No cryptography here: [`Received`] keeps the octets as received and where
 //! the MAC field lies, for the verifiers in `crate::mbms`.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 mod error;
 mod ext;
 mod hdr;

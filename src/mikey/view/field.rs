@@ -21,7 +21,7 @@ type Emitting<OM> = OutputM<Emit, <OM as OutputMode>::Error, Complete>;
 
 /// An `Err` for `OM` saying `reason` at the field that starts `at`.
 #[inline(always)]
-fn failure<'a, OM: OutputMode, T>(at: &'a [u8], reason: Reason) -> PResult<OM, &'a [u8], T, Fail> {
+fn failure<OM: OutputMode, T>(at: &[u8], reason: Reason) -> PResult<OM, &[u8], T, Fail> {
     Err(nom::Err::Error(OM::Error::bind(|| Fail::at(at, reason))))
 }
 
