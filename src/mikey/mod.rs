@@ -19,6 +19,7 @@
         clippy::panic
     )
 )]
+#![warn(missing_docs)]
 
 mod error;
 mod ext;
@@ -54,7 +55,9 @@ pub use writer::{KemacFields, KeyDataRef, MessageWriter};
 /// A MIKEY message: the header and the payloads in wire order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The common header.
     pub hdr: Hdr,
+    /// The payloads after HDR, in wire order.
     pub payloads: Vec<Payload>,
 }
 
@@ -70,10 +73,12 @@ pub struct Received {
 }
 
 impl Received {
+    /// The decoded message.
     pub fn message(&self) -> &Message {
         &self.message
     }
 
+    /// The decoded message, the rest dropped.
     pub fn into_message(self) -> Message {
         self.message
     }

@@ -174,6 +174,7 @@ impl<'a> MessageView<'a> {
         self.bytes
     }
 
+    /// The common header.
     pub fn hdr(&self) -> &HdrView<'a> {
         &self.hdr
     }

@@ -15,7 +15,12 @@ pub enum ExtensionView<'a> {
     /// Type 3, RFC 4563 Key ID.
     KeyId(KeyIdEntries<'a>),
     /// Any other extension type, as raw data.
-    Other { ext_type: ExtType, data: &'a [u8] },
+    Other {
+        /// The extension type.
+        ext_type: ExtType,
+        /// The extension data.
+        data: &'a [u8],
+    },
 }
 
 /// The Key ID sub-payloads of a Key ID extension, checked when the message
@@ -27,13 +32,23 @@ pub struct KeyIdEntries<'a>(&'a [u8]);
 /// known type with the profile's length, raw otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyIdEntryView<'a> {
+    /// Type 0, the MBMS Key Domain ID, of its 3-octet length.
     KeyDomain(KeyDomainId),
+    /// Type 1, the MSK ID, of its 4-octet length.
     Msk(MskId),
+    /// Type 2, the MTK ID, of its 2-octet length.
     Mtk(MtkId),
-    Other { id_type: KeyIdType, value: &'a [u8] },
+    /// Another type, or a known type of another length, raw.
+    Other {
+        /// The Key ID Type.
+        id_type: KeyIdType,
+        /// The Key ID.
+        value: &'a [u8],
+    },
 }
 
 impl<'a> ExtensionView<'a> {
+    /// The extension type (3 for Key ID).
     pub fn ext_type(&self) -> ExtType {
         match self {
             Self::KeyId(_) => ExtType::KEY_ID,
@@ -86,6 +101,7 @@ impl<'a> KeyIdEntries<'a> {
         typed.unwrap_or(KeyIdEntryView::Other { id_type, value })
     }
 
+    /// The sub-payloads, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = KeyIdEntryView<'a>> + Clone + 'a {
         // The entries were checked when the message was parsed.
         items(self.0, Self::tlv).map(|(id_type, value)| Self::typed(id_type, value))

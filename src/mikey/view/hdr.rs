@@ -14,14 +14,19 @@ use crate::mikey::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
 /// The common header, borrowing its CS ID map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HdrView<'a> {
+    /// The MIKEY version (1, RFC 3830 §6.1).
     pub version: u8,
+    /// The message type.
     pub data_type: DataType,
     /// The V flag: the Initiator asks for a verification message.
     pub v: bool,
+    /// PRF func, 7 bits.
     pub prf_func: PrfFunc,
+    /// The Crypto Session Bundle ID.
     pub csb_id: u32,
     /// #CS, the number of crypto sessions.
     pub cs_count: u8,
+    /// The CS ID map info, as its map type gives it.
     pub cs_id_map: CsIdMapView<'a>,
 }
 
@@ -43,14 +48,17 @@ pub struct SrtpIdMap<'a>(&'a [u8]);
 const SRTP_ID_ENTRY_LEN: usize = 9;
 
 impl<'a> SrtpIdMap<'a> {
+    /// The number of entries (#CS).
     pub fn len(&self) -> usize {
         self.0.len() / SRTP_ID_ENTRY_LEN
     }
 
+    /// Whether the map has no entry.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The entries, one per crypto session, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = SrtpIdEntry> + 'a {
         self.0.as_chunks::<SRTP_ID_ENTRY_LEN>().0.iter().map(
             |&[policy_no, s0, s1, s2, s3, r0, r1, r2, r3]| SrtpIdEntry {
@@ -61,12 +69,14 @@ impl<'a> SrtpIdMap<'a> {
         )
     }
 
+    /// The entry of the first crypto session.
     pub fn first(&self) -> Option<SrtpIdEntry> {
         self.iter().next()
     }
 }
 
 impl CsIdMapView<'_> {
+    /// The CS ID map type of this map info.
     pub fn map_type(&self) -> CsIdMapType {
         match self {
             Self::SrtpId(_) => CsIdMapType::SRTP_ID,

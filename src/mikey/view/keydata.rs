@@ -17,17 +17,21 @@ use crate::mikey::wire::{KeyDataType, KvType, PayloadType};
 /// Key validity data, borrowing its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyValidityView<'a> {
+    /// KV NULL: no validity data.
     Null,
     /// `SPI Length (1) ‖ SPI`.
     Spi(&'a [u8]),
     /// `VF Length (1) ‖ Valid From ‖ VT Length (1) ‖ Valid To`.
     Interval {
+        /// Valid From: where the interval starts (for SRTP, a ROC ‖ SEQ index).
         from: &'a [u8],
+        /// Valid To: where the interval ends (for SRTP, a ROC ‖ SEQ index).
         to: &'a [u8],
     },
 }
 
 impl<'a> KeyValidityView<'a> {
+    /// The KV type of this validity data.
     pub fn kv_type(&self) -> KvType {
         match self {
             Self::Null => KvType::NULL,
@@ -63,10 +67,13 @@ impl<'a> KeyValidityView<'a> {
 /// A Key data sub-payload borrowing the plaintext it was read from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyDataView<'a> {
+    /// The type of the key (TGK, TGK+SALT, TEK, TEK+SALT).
     pub key_type: KeyDataType,
+    /// The key.
     pub key: &'a [u8],
     /// Present exactly when the type carries a salt (TGK+SALT, TEK+SALT).
     pub salt: Option<&'a [u8]>,
+    /// The key validity data, as its KV type gives it.
     pub validity: KeyValidityView<'a>,
 }
 
@@ -104,6 +111,7 @@ impl<'a> KeyDataChain<'a> {
             .map_err(|e| decode_error(e, plain.len()))
     }
 
+    /// The sub-payloads, in chain order.
     pub fn iter(&self) -> impl Iterator<Item = KeyDataView<'a>> + Clone + 'a {
         let mut rest = self.0;
         let mut more = !rest.is_empty();
@@ -172,7 +180,9 @@ fn key_data<'a>(i: &'a [u8]) -> Res<'a, KeyDataView<'a>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Encr data of {len} octets does not fit the {max}-octet key data buffer")]
 pub struct EncrDataTooLong {
+    /// The length of Encr data, in octets.
     pub len: usize,
+    /// The length of the buffer, in octets.
     pub max: usize,
 }
 
@@ -185,6 +195,7 @@ pub struct EncrDataBuf<const N: usize> {
 }
 
 impl<const N: usize> EncrDataBuf<N> {
+    /// An empty buffer.
     pub fn new() -> Self {
         Self {
             buf: [0; N],
@@ -207,6 +218,7 @@ impl<const N: usize> EncrDataBuf<N> {
         Ok(buf)
     }
 
+    /// The octets filled in (decrypted, once decrypted in place).
     pub fn as_slice(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }

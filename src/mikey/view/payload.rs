@@ -22,78 +22,111 @@ use super::keydata::KeyValidityView;
 /// counterpart of [`crate::mikey::Payload`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadView<'a> {
+    /// KEMAC (type 1).
     Kemac(KemacView<'a>),
+    /// PKE (type 2).
     Pke(PkeView<'a>),
+    /// DH (type 3).
     Dh(DhView<'a>),
+    /// SIGN (type 4).
     Sign(SignView<'a>),
+    /// T (type 5).
     T(Timestamp),
+    /// ID (type 6).
     Id(IdView<'a>),
+    /// CERT (type 7).
     Cert(CertView<'a>),
+    /// CHASH (type 8).
     Chash(ChashView<'a>),
+    /// V (type 9).
     V(VerificationView<'a>),
+    /// SP (type 10).
     Sp(SecurityPolicyView<'a>),
+    /// RAND (type 11): the random value.
     Rand(&'a [u8]),
+    /// ERR (type 12).
     Err(ErrorPayload),
+    /// General Extension (type 21).
     Ext(ExtensionView<'a>),
 }
 
 /// KEMAC (RFC 3830 §6.2); Encr data as transported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KemacView<'a> {
+    /// The encryption algorithm of Encr data.
     pub encr_alg: EncrAlg,
+    /// Encr data as transported: the Key data sub-payloads, encrypted unless Encr alg is NULL.
     pub encr_data: &'a [u8],
+    /// The MAC algorithm.
     pub mac_alg: MacAlg,
+    /// The MAC, as long as the MAC algorithm says.
     pub mac: &'a [u8],
 }
 
 /// PKE (RFC 3830 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PkeView<'a> {
+    /// C, the 2-bit cache indicator.
     pub cache: u8,
+    /// Data: the envelope key encrypted with the public key.
     pub data: &'a [u8],
 }
 
 /// DH (RFC 3830 §6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DhView<'a> {
+    /// The DH group.
     pub group: DhGroup,
+    /// The DH value, as long as the group's.
     pub value: &'a [u8],
+    /// The 4 reserved bits, kept for a byte-exact round trip.
     pub reserved: u8,
+    /// The key validity data, as its KV type gives it.
     pub validity: KeyValidityView<'a>,
 }
 
 /// SIGN (RFC 3830 §6.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignView<'a> {
+    /// S type, the signature algorithm.
     pub sign_type: SignType,
+    /// The signature.
     pub signature: &'a [u8],
 }
 
 /// ID (RFC 3830 §6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdView<'a> {
+    /// The ID type (NAI, URI, ...).
     pub id_type: IdType,
+    /// The identity.
     pub data: &'a [u8],
 }
 
 /// CERT (RFC 3830 §6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CertView<'a> {
+    /// The certificate type.
     pub cert_type: CertType,
+    /// The certificate.
     pub data: &'a [u8],
 }
 
 /// CHASH (RFC 3830 §6.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChashView<'a> {
+    /// The hash function.
     pub hash_func: HashFunc,
+    /// The hash of the certificate, as long as the function gives.
     pub hash: &'a [u8],
 }
 
 /// V (RFC 3830 §6.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerificationView<'a> {
+    /// The MAC algorithm.
     pub auth_alg: MacAlg,
+    /// The verification MAC, as long as the algorithm says.
     pub ver_data: &'a [u8],
 }
 
@@ -101,7 +134,9 @@ pub struct VerificationView<'a> {
 /// each iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecurityPolicyView<'a> {
+    /// The policy number that the CS ID map refers to.
     pub policy_no: u8,
+    /// The security protocol the policy is for (0: SRTP).
     pub prot_type: ProtType,
     params: &'a [u8],
 }
@@ -109,11 +144,14 @@ pub struct SecurityPolicyView<'a> {
 /// One policy parameter TLV: `Type ‖ Length (8) ‖ Value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PolicyParamView<'a> {
+    /// The parameter type (for SRTP, an [`SrtpParam`](crate::mikey::SrtpParam)).
     pub param_type: u8,
+    /// The parameter value.
     pub value: &'a [u8],
 }
 
 impl<'a> SecurityPolicyView<'a> {
+    /// The policy parameters, in wire order.
     pub fn params(&self) -> impl Iterator<Item = PolicyParamView<'a>> + Clone + 'a {
         // The TLVs were checked when the message was parsed.
         items(self.params, policy_param)
