@@ -7,6 +7,7 @@
 #
 #   benches/codec-vs-gstreamer.sh            # RUNS=5 ITERATIONS=200000 by default
 #   RUNS=7 ITERATIONS=500000 benches/codec-vs-gstreamer.sh
+#   MBMS_BIN=target/mbms-keys-old benches/codec-vs-gstreamer.sh   # another build of mbms-keys
 #
 # Both sides run one after the other in every run (same machine, same load);
 # the table gives medians over the runs, and each ratio is the median of the
@@ -49,9 +50,14 @@ log "building $HARNESS"
 # shellcheck disable=SC2046 # pkg-config output is a word list
 gcc -O2 -o "$HARNESS" benches/gst_mikey_harness.c \
     $(pkg-config --cflags --libs gstreamer-sdp-1.0 gstreamer-1.0)
-log "building mbms-keys (release)"
-cargo build --release --quiet --bin mbms-keys
-MBMS=${CARGO_TARGET_DIR:-$ROOT/target}/release/mbms-keys
+if [[ -n ${MBMS_BIN:-} ]]; then
+    MBMS=$(realpath "$MBMS_BIN")
+    log "mbms-keys: $MBMS (MBMS_BIN)"
+else
+    log "building mbms-keys (release)"
+    cargo build --release --quiet --bin mbms-keys
+    MBMS=${CARGO_TARGET_DIR:-$ROOT/target}/release/mbms-keys
+fi
 GST_VERSION=$(pkg-config --modversion gstreamer-sdp-1.0)
 
 # --- Messages ----------------------------------------------------------------
