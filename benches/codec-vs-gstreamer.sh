@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # MIKEY codec against a peer: parse and parse+encode throughput of mbms-keys
-# (`mbms-keys bench codec`) versus GStreamer's gstmikey
+# (`mbms-lab bench codec`, the lab's codec bench) versus GStreamer's gstmikey
 # (`gst_mikey_message_new_from_data` / `gst_mikey_message_to_bytes`, through the
 # small C harness `benches/gst_mikey_harness.c`), on messages GStreamer can
 # handle (HDR, T, RAND, SP, KEMAC; GStreamer hangs on EXT (21) and ID (6)).
 #
 #   benches/codec-vs-gstreamer.sh            # RUNS=5 ITERATIONS=200000 by default
 #   RUNS=7 ITERATIONS=500000 benches/codec-vs-gstreamer.sh
+#   MBMS_BIN=path/to/mbms-lab benches/codec-vs-gstreamer.sh   # another build of the bench
 #
 # Both sides run one after the other in every run (same machine, same load);
 # the table gives medians over the runs, and each ratio is the median of the
@@ -49,9 +50,14 @@ log "building $HARNESS"
 # shellcheck disable=SC2046 # pkg-config output is a word list
 gcc -O2 -o "$HARNESS" benches/gst_mikey_harness.c \
     $(pkg-config --cflags --libs gstreamer-sdp-1.0 gstreamer-1.0)
-log "building mbms-keys (release)"
-cargo build --release --quiet --bin mbms-keys
-MBMS=${CARGO_TARGET_DIR:-$ROOT/target}/release/mbms-keys
+if [[ -n ${MBMS_BIN:-} ]]; then
+    MBMS=$(realpath "$MBMS_BIN")
+    log "mbms-keys: $MBMS (MBMS_BIN)"
+else
+    log "building mbms-lab (release)"
+    cargo build --release --quiet -p mbms-lab --bin mbms-lab
+    MBMS=${CARGO_TARGET_DIR:-$ROOT/target}/release/mbms-lab
+fi
 GST_VERSION=$(pkg-config --modversion gstreamer-sdp-1.0)
 
 # --- Messages ----------------------------------------------------------------

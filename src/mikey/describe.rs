@@ -64,7 +64,7 @@ fn payload(p: &Payload) -> Map<String, Value> {
                     Ok(items) => key_data(&items),
                     Err(e) => json!({ "error": e.to_string() }),
                 };
-                f["key_data"] = plain;
+                insert(&mut f, "key_data", plain);
             }
             f
         }
@@ -130,31 +130,36 @@ fn payload(p: &Payload) -> Map<String, Value> {
             let mut f = json!({ "ext_type": named(ext.ext_type().0, ext.ext_type().name()) });
             match ext {
                 Extension::KeyId(entries) => {
-                    f["key_ids"] = Value::Array(
-                        entries
-                            .iter()
-                            .map(|e| {
-                                let t = e.id_type();
-                                let value = match e {
-                                    KeyIdEntry::KeyDomain(id) => id.to_string(),
-                                    KeyIdEntry::Msk(id) => id.to_string(),
-                                    KeyIdEntry::Mtk(id) => id.to_string(),
-                                    KeyIdEntry::Other { value, .. } => hex::encode(value),
-                                };
-                                let mut o = json!({ "type": named(t.0, t.name()), "value": value });
-                                if let KeyIdEntry::Msk(id) = e {
-                                    o["key_group"] = json!(id.key_group);
-                                    o["key_number"] = json!(id.key_number);
-                                }
-                                if let KeyIdEntry::Mtk(id) = e {
-                                    o["mtk_id_decimal"] = json!(id.0);
-                                }
-                                o
-                            })
-                            .collect(),
+                    insert(
+                        &mut f,
+                        "key_ids",
+                        Value::Array(
+                            entries
+                                .iter()
+                                .map(|e| {
+                                    let t = e.id_type();
+                                    let value = match e {
+                                        KeyIdEntry::KeyDomain(id) => id.to_string(),
+                                        KeyIdEntry::Msk(id) => id.to_string(),
+                                        KeyIdEntry::Mtk(id) => id.to_string(),
+                                        KeyIdEntry::Other { value, .. } => hex::encode(value),
+                                    };
+                                    let mut o =
+                                        json!({ "type": named(t.0, t.name()), "value": value });
+                                    if let KeyIdEntry::Msk(id) = e {
+                                        insert(&mut o, "key_group", json!(id.key_group));
+                                        insert(&mut o, "key_number", json!(id.key_number));
+                                    }
+                                    if let KeyIdEntry::Mtk(id) = e {
+                                        insert(&mut o, "mtk_id_decimal", json!(id.0));
+                                    }
+                                    o
+                                })
+                                .collect(),
+                        ),
                     );
                 }
-                Extension::Other { data, .. } => f["data"] = json!(hex::encode(data)),
+                Extension::Other { data, .. } => insert(&mut f, "data", json!(hex::encode(data))),
             }
             f
         }
@@ -163,6 +168,13 @@ fn payload(p: &Payload) -> Map<String, Value> {
         o.extend(fields);
     }
     o
+}
+
+/// Sets `key` of `object` (a JSON object made by `json!`) to `value`.
+fn insert(object: &mut Value, key: &str, value: Value) {
+    if let Value::Object(map) = object {
+        map.insert(key.into(), value);
+    }
 }
 
 /// The whole message as a JSON object.
@@ -183,12 +195,12 @@ pub fn describe(received: &Received) -> Value {
         "cs_id_map_type": named(h.cs_id_map.map_type().0, h.cs_id_map.map_type().name()),
     });
     if let CsIdMap::SrtpId(entries) = &h.cs_id_map {
-        hdr["srtp_id_map"] = Value::Array(
+        insert(&mut hdr, "srtp_id_map", Value::Array(
             entries
                 .iter()
                 .map(|e| json!({ "policy_no": e.policy_no, "ssrc": format!("{:08x}", e.ssrc), "roc": format!("{:08x}", e.roc) }))
                 .collect(),
-        );
+        ));
     }
     let payloads: Vec<Value> = m
         .payloads
@@ -214,11 +226,15 @@ pub fn describe(received: &Received) -> Value {
         "payloads": payloads,
     });
     if let Some(mac) = received.mac_field() {
-        out["mac_field"] = json!({
-            "payload": mac.payload.name().unwrap_or("Unknown"),
-            "offset": mac.offset,
-            "len": mac.len,
-        });
+        insert(
+            &mut out,
+            "mac_field",
+            json!({
+                "payload": mac.payload.name().unwrap_or("Unknown"),
+                "offset": mac.offset,
+                "len": mac.len,
+            }),
+        );
     }
     out
 }

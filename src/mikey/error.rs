@@ -53,13 +53,20 @@ pub enum Reason {
     /// The field needs more octets than remain.
     #[error("truncated: {field} needs {needed} octets, {available} remain")]
     Truncated {
+        /// The field being read.
         field: &'static str,
+        /// The octets it needs.
         needed: usize,
+        /// The octets left in the input, or in the enclosing
+        /// length-delimited field.
         available: usize,
     },
     /// Octets remain after the last payload.
     #[error("{count} trailing octets after the last payload")]
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        /// How many octets remain.
+        count: usize,
+    },
     /// The next-payload chain names a type whose layout is not known.
     #[error("unknown payload type {0}")]
     UnknownPayloadType(u8),
@@ -68,11 +75,18 @@ pub enum Reason {
     KeyDataOutsideKemac,
     /// The length of a field depends on a value this codec does not know.
     #[error("{field} value {value} has no known length")]
-    UnknownLength { field: &'static str, value: u8 },
+    UnknownLength {
+        /// The field whose value gives the length.
+        field: &'static str,
+        /// Its value.
+        value: u8,
+    },
     /// A length field is inconsistent with the content it covers.
     #[error("{field}: {detail}")]
     BadLength {
+        /// The length field.
         field: &'static str,
+        /// What does not match.
         detail: &'static str,
     },
     /// Within Encr data, a Key data sub-payload chains to something else.
@@ -87,15 +101,21 @@ pub enum EncodeError {
     /// A variable field is longer than its length field can say.
     #[error("{field} is {len} octets, more than the {max} its length field allows")]
     TooLong {
+        /// The field.
         field: &'static str,
+        /// Its length, in octets.
         len: usize,
+        /// The most its length field can say.
         max: usize,
     },
     /// A field has a length that its type does not allow.
     #[error("{field} must be {expected} octets, is {len}")]
     WrongLength {
+        /// The field.
         field: &'static str,
+        /// The length its type gives it, in octets.
         expected: usize,
+        /// Its length, in octets.
         len: usize,
     },
     /// SIGN has no next-payload field, so it can only be the last payload.
@@ -103,5 +123,10 @@ pub enum EncodeError {
     SignNotLast,
     /// A value does not fit its bit field.
     #[error("{field} value {value} does not fit its bit field")]
-    OutOfRange { field: &'static str, value: u32 },
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value that does not fit.
+        value: u32,
+    },
 }

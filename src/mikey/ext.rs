@@ -3,7 +3,7 @@
 
 use super::error::EncodeError;
 use super::keyid::{KeyDomainId, MskId, MtkId};
-use super::reader::{put_len8, put_len16, put_with_len16};
+use super::put::{put_len8, put_len16, put_with_len16};
 use super::wire::{ExtType, KeyIdType};
 
 /// A General Extension payload.
@@ -12,20 +12,35 @@ pub enum Extension {
     /// Type 3, RFC 4563 Key ID, decoded into sub-payloads.
     KeyId(Vec<KeyIdEntry>),
     /// Any other extension type, kept as raw data.
-    Other { ext_type: ExtType, data: Vec<u8> },
+    Other {
+        /// The extension type.
+        ext_type: ExtType,
+        /// The extension data.
+        data: Vec<u8>,
+    },
 }
 
 /// One Key ID sub-payload: `Key ID Type (1) ‖ Key ID Length (1) ‖ Key ID`.
 /// A known type with the profile's length is typed; anything else is raw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyIdEntry {
+    /// Type 0, the MBMS Key Domain ID, of its 3-octet length.
     KeyDomain(KeyDomainId),
+    /// Type 1, the MSK ID, of its 4-octet length.
     Msk(MskId),
+    /// Type 2, the MTK ID, of its 2-octet length.
     Mtk(MtkId),
-    Other { id_type: KeyIdType, value: Vec<u8> },
+    /// Another type, or a known type of another length, kept raw.
+    Other {
+        /// The Key ID Type.
+        id_type: KeyIdType,
+        /// The Key ID.
+        value: Vec<u8>,
+    },
 }
 
 impl KeyIdEntry {
+    /// The Key ID Type of the sub-payload.
     pub fn id_type(&self) -> KeyIdType {
         match self {
             Self::KeyDomain(_) => KeyIdType::KEY_DOMAIN_ID,
@@ -58,6 +73,7 @@ impl KeyIdEntry {
 }
 
 impl Extension {
+    /// The extension type (3 for Key ID).
     pub fn ext_type(&self) -> ExtType {
         match self {
             Self::KeyId(_) => ExtType::KEY_ID,

@@ -10,15 +10,19 @@ pub const MIKEY_VERSION: u8 = 0x01;
 /// from the payload list when encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hdr {
+    /// The MIKEY version (1, RFC 3830 §6.1).
     pub version: u8,
+    /// The message type.
     pub data_type: DataType,
     /// The V flag: the Initiator asks for a verification message.
     pub v: bool,
     /// PRF func, 7 bits.
     pub prf_func: PrfFunc,
+    /// The Crypto Session Bundle ID.
     pub csb_id: u32,
     /// #CS, the number of crypto sessions.
     pub cs_count: u8,
+    /// The CS ID map info, as its map type gives it.
     pub cs_id_map: CsIdMap,
 }
 
@@ -36,6 +40,7 @@ pub enum CsIdMap {
 }
 
 impl CsIdMap {
+    /// The CS ID map type of this map info.
     pub fn map_type(&self) -> CsIdMapType {
         match self {
             Self::SrtpId(_) => CsIdMapType::SRTP_ID,
@@ -48,8 +53,11 @@ impl CsIdMap {
 /// One SRTP-ID map entry: `Policy_no (1) ‖ SSRC (4) ‖ ROC (4)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SrtpIdEntry {
+    /// The number of the SP payload that applies to the crypto session.
     pub policy_no: u8,
+    /// The SSRC of the crypto session.
     pub ssrc: u32,
+    /// The SRTP rollover counter of the crypto session.
     pub roc: u32,
 }
 

@@ -3,7 +3,7 @@
 
 use super::DecodeError;
 use super::error::EncodeError;
-use super::reader::{put_len8, put_len16};
+use super::put::{put_len8, put_len16};
 use super::view::KeyDataChain;
 use super::wire::{EncrAlg, KeyDataType, KvType, MacAlg, PayloadType};
 
@@ -12,8 +12,11 @@ use super::wire::{EncrAlg, KeyDataType, KvType, MacAlg, PayloadType};
 /// plaintext once a verifier has decrypted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kemac {
+    /// The encryption algorithm of Encr data.
     pub encr_alg: EncrAlg,
+    /// Encr data as transported: the Key data sub-payloads, encrypted unless Encr alg is NULL.
     pub encr_data: Vec<u8>,
+    /// The MAC algorithm.
     pub mac_alg: MacAlg,
     /// The MAC, as long as the MAC algorithm says.
     pub mac: Vec<u8>,
@@ -53,10 +56,13 @@ pub(crate) fn check_mac_len(
 /// A Key data sub-payload.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyData {
+    /// The type of the key (TGK, TGK+SALT, TEK, TEK+SALT).
     pub key_type: KeyDataType,
+    /// The key.
     pub key: Vec<u8>,
     /// Present exactly when the type carries a salt (TGK+SALT, TEK+SALT).
     pub salt: Option<Vec<u8>>,
+    /// The key validity data, as its KV type gives it.
     pub validity: KeyValidity,
 }
 
@@ -90,10 +96,16 @@ pub enum KeyValidity {
     /// KV SPI/MKI: `SPI Length (1) ‖ SPI`.
     Spi(Vec<u8>),
     /// KV Interval: `VF Length (1) ‖ Valid From ‖ VT Length (1) ‖ Valid To`.
-    Interval { from: Vec<u8>, to: Vec<u8> },
+    Interval {
+        /// Valid From: where the interval starts (for SRTP, a ROC ‖ SEQ index).
+        from: Vec<u8>,
+        /// Valid To: where the interval ends (for SRTP, a ROC ‖ SEQ index).
+        to: Vec<u8>,
+    },
 }
 
 impl KeyValidity {
+    /// The KV type of this validity data.
     pub fn kv_type(&self) -> KvType {
         match self {
             Self::Null => KvType::NULL,

@@ -1,5 +1,5 @@
 //! The MBMS key identifiers carried in the RFC 4563 Key ID extension
-//! (TS 33.246 6.3.2.1, 6.3.3.1; PROFILE.md §1), displayed and parsed as hex.
+//! (TS 33.246 6.3.2.1, 6.3.3.1; docs/profile.md §1), displayed and parsed as hex.
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,6 +34,7 @@ fn parse_hex<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], IdP
 pub struct KeyDomainId(pub [u8; 3]);
 
 impl KeyDomainId {
+    /// Its length on the wire, in octets.
     pub const LEN: usize = 3;
 }
 
@@ -59,13 +60,17 @@ impl FromStr for KeyDomainId {
 /// MSK ID: Key Group (octets 0–1) ‖ Key Number (octets 2–3) (TS 33.246 6.3.2.1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MskId {
+    /// The Key Group: the MSKs of one service share it.
     pub key_group: u16,
+    /// The Key Number within the Key Group.
     pub key_number: u16,
 }
 
 impl MskId {
+    /// Its length on the wire, in octets.
     pub const LEN: usize = 4;
 
+    /// The MSK ID of Key Group `key_group` and Key Number `key_number`.
     pub fn new(key_group: u16, key_number: u16) -> Self {
         Self {
             key_group,
@@ -73,18 +78,22 @@ impl MskId {
         }
     }
 
+    /// The MSK ID whose 4 octets are `v`, big-endian.
     pub fn from_u32(v: u32) -> Self {
         Self::new((v >> 16) as u16, v as u16)
     }
 
+    /// The 4 octets as a big-endian number.
     pub fn to_u32(self) -> u32 {
         u32::from(self.key_group) << 16 | u32::from(self.key_number)
     }
 
+    /// The 4 octets as on the wire.
     pub fn to_bytes(self) -> [u8; 4] {
         self.to_u32().to_be_bytes()
     }
 
+    /// The MSK ID of the 4 octets as on the wire.
     pub fn from_bytes(b: [u8; 4]) -> Self {
         Self::from_u32(u32::from_be_bytes(b))
     }
@@ -115,11 +124,12 @@ impl FromStr for MskId {
     }
 }
 
-/// MTK ID, 2 octets [CHOICE: width, PROFILE.md §1].
+/// MTK ID, 2 octets [CHOICE: width, docs/profile.md §1].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MtkId(pub u16);
 
 impl MtkId {
+    /// Its length on the wire, in octets.
     pub const LEN: usize = 2;
 }
 

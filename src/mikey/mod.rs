@@ -10,13 +10,24 @@
 //! No cryptography here: [`Received`] keeps the octets as received and where
 //! the MAC field lies, for the verifiers in `crate::mbms`.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+#![warn(missing_docs)]
+
 mod error;
 mod ext;
 mod hdr;
 mod kemac;
 mod keyid;
 mod payload;
-mod reader;
+mod put;
 mod wire;
 mod writer;
 
@@ -45,7 +56,9 @@ pub use writer::{KemacFields, KeyDataRef, MessageWriter};
 /// A MIKEY message: the header and the payloads in wire order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The common header.
     pub hdr: Hdr,
+    /// The payloads after HDR, in wire order.
     pub payloads: Vec<Payload>,
 }
 
@@ -61,10 +74,12 @@ pub struct Received {
 }
 
 impl Received {
+    /// The decoded message.
     pub fn message(&self) -> &Message {
         &self.message
     }
 
+    /// The decoded message, the rest dropped.
     pub fn into_message(self) -> Message {
         self.message
     }

@@ -4,7 +4,7 @@
 use super::error::EncodeError;
 use super::ext::Extension;
 use super::kemac::{Kemac, KeyValidity, check_mac_len};
-use super::reader::{put_len8, put_len16};
+use super::put::{put_len8, put_len16};
 use super::wire::{
     CertType, DhGroup, ErrNo, HashFunc, IdType, MacAlg, PayloadType, ProtType, SignType, TsType,
 };
@@ -12,35 +12,53 @@ use super::wire::{
 /// One payload of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
+    /// KEMAC (type 1).
     Kemac(Kemac),
+    /// PKE (type 2).
     Pke(Pke),
+    /// DH (type 3).
     Dh(Dh),
+    /// SIGN (type 4).
     Sign(Sign),
+    /// T (type 5).
     T(Timestamp),
+    /// ID (type 6).
     Id(Id),
+    /// CERT (type 7).
     Cert(Cert),
+    /// CHASH (type 8).
     Chash(Chash),
+    /// V (type 9).
     V(Verification),
+    /// SP (type 10).
     Sp(SecurityPolicy),
+    /// RAND (type 11): the random value.
     Rand(Vec<u8>),
+    /// ERR (type 12).
     Err(ErrorPayload),
+    /// General Extension (type 21).
     Ext(Extension),
 }
 
 /// PKE (RFC 3830 §6.3): `C (2 bits) ‖ Data len (14 bits) ‖ Data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pke {
+    /// C, the 2-bit cache indicator.
     pub cache: u8,
+    /// Data: the envelope key encrypted with the public key.
     pub data: Vec<u8>,
 }
 
 /// DH (RFC 3830 §6.4): `DH-Group ‖ DH-value ‖ Reserved (4) ‖ KV (4) ‖ KV data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dh {
+    /// The DH group.
     pub group: DhGroup,
+    /// The DH value, as long as the group's.
     pub value: Vec<u8>,
     /// The 4 reserved bits, kept for a byte-exact round trip.
     pub reserved: u8,
+    /// The key validity data, as its KV type gives it.
     pub validity: KeyValidity,
 }
 
@@ -48,20 +66,25 @@ pub struct Dh {
 /// next-payload field, so it is always the last payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sign {
+    /// S type, the signature algorithm.
     pub sign_type: SignType,
+    /// The signature.
     pub signature: Vec<u8>,
 }
 
 /// T (RFC 3830 §6.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timestamp {
+    /// TS type 0: NTP-UTC, 64 bits.
     NtpUtc(u64),
+    /// TS type 1: NTP, 64 bits.
     Ntp(u64),
     /// 32 bits on the wire.
     Counter(u32),
 }
 
 impl Timestamp {
+    /// The TS type of this timestamp.
     pub fn ts_type(self) -> TsType {
         match self {
             Self::NtpUtc(_) => TsType::NTP_UTC,
@@ -91,50 +114,65 @@ impl Timestamp {
 /// ID (RFC 3830 §6.7): `ID Type ‖ ID len (16) ‖ ID data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Id {
+    /// The ID type (NAI, URI, ...).
     pub id_type: IdType,
+    /// The identity.
     pub data: Vec<u8>,
 }
 
 /// CERT (RFC 3830 §6.7): `Cert type ‖ Cert len (16) ‖ Cert data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cert {
+    /// The certificate type.
     pub cert_type: CertType,
+    /// The certificate.
     pub data: Vec<u8>,
 }
 
 /// CHASH (RFC 3830 §6.8): `Hash func ‖ Hash`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chash {
+    /// The hash function.
     pub hash_func: HashFunc,
+    /// The hash of the certificate, as long as the function gives.
     pub hash: Vec<u8>,
 }
 
 /// V (RFC 3830 §6.9): `Auth alg ‖ Ver data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
+    /// The MAC algorithm.
     pub auth_alg: MacAlg,
+    /// The verification MAC, as long as the algorithm says.
     pub ver_data: Vec<u8>,
 }
 
 /// SP (RFC 3830 §6.10): `Policy no ‖ Prot type ‖ Policy param length (16) ‖ TLVs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityPolicy {
+    /// The policy number that the CS ID map refers to.
     pub policy_no: u8,
+    /// The security protocol the policy is for (0: SRTP).
     pub prot_type: ProtType,
+    /// The policy parameters, in wire order.
     pub params: Vec<PolicyParam>,
 }
 
 /// One policy parameter TLV: `Type ‖ Length (8) ‖ Value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyParam {
+    /// The parameter type (for SRTP, an [`SrtpParam`](super::SrtpParam)).
     pub param_type: u8,
+    /// The parameter value.
     pub value: Vec<u8>,
 }
 
 /// ERR (RFC 3830 §6.12): `Err no ‖ Reserved (16)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorPayload {
+    /// The error number.
     pub err_no: ErrNo,
+    /// The reserved 16 bits, kept for a byte-exact round trip.
     pub reserved: u16,
 }
 
@@ -145,10 +183,12 @@ pub struct MacField {
     pub payload: PayloadType,
     /// Absolute offset of the field; everything before it is covered.
     pub offset: usize,
+    /// Length of the field, in octets.
     pub len: usize,
 }
 
 impl Payload {
+    /// The payload type that the previous next-payload field names.
     pub fn payload_type(&self) -> PayloadType {
         match self {
             Self::Kemac(_) => PayloadType::KEMAC,

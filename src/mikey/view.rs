@@ -9,6 +9,8 @@
 //! types, so both agree by construction.
 
 mod ext;
+mod fail;
+mod field;
 mod hdr;
 mod keydata;
 mod owned;
@@ -26,10 +28,11 @@ pub use payload::{
 
 use super::error::{DecodeError, PayloadName, Reason};
 use super::payload::{MacField, Timestamp};
-use super::reader::Reader;
 use super::wire::PayloadType;
 #[cfg(doc)]
 use super::{Message, Received};
+use fail::{Fail, decode_error};
+use field::labelled;
 
 /// A checked MIKEY datagram, read in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,42 +49,50 @@ pub struct MessageView<'a> {
 
 /// The walk along the next-payload chain shared by checking and iterating.
 struct Chain<'a> {
-    r: Reader<'a>,
+    /// The octets after the payloads passed.
+    rest: &'a [u8],
+    /// The length of the whole datagram, `rest` its end: offsets are
+    /// `end - rest.len()`.
+    end: usize,
     next: PayloadType,
     /// The last MAC/signature field passed.
     mac: Option<MacField>,
 }
 
 impl<'a> Chain<'a> {
-    fn new(r: Reader<'a>, first: PayloadType) -> Self {
+    /// The chain whose first payload, of type `first`, starts `body`, the
+    /// end of a datagram of `end` octets.
+    fn new(body: &'a [u8], end: usize, first: PayloadType) -> Self {
         Self {
-            r,
+            rest: body,
+            end,
             next: first,
             mac: None,
         }
     }
 
+    fn offset(&self) -> usize {
+        self.end.saturating_sub(self.rest.len())
+    }
+
     /// The next payload with its offset, `None` after the last.
-    fn step(&mut self) -> Result<Option<(usize, PayloadView<'a>)>, DecodeError> {
+    fn step(&mut self) -> Result<Option<(usize, PayloadView<'a>)>, nom::Err<Fail>> {
         if self.next == PayloadType::LAST {
             return Ok(None);
         }
-        self.r.payload = PayloadName::Message;
-        if self.r.is_empty() {
-            return Err(self.r.error(Reason::Truncated {
-                field: "payload announced by the previous next-payload field",
-                needed: 1,
-                available: 0,
-            }));
+        if self.rest.is_empty() {
+            let announced = "payload announced by the previous next-payload field";
+            return Err(nom::Err::Error(Fail::truncated(self.rest, announced, 1)));
         }
-        let offset = self.r.pos();
+        let offset = self.offset();
         let ptype = self.next;
-        let (payload, following) = PayloadView::decode(ptype, &mut self.r)?;
+        let (rest, (payload, following)) = PayloadView::parse(ptype, self.rest)?;
+        self.rest = rest;
         if let Some(len) = payload.mac_len() {
             // The field ends the payload.
             self.mac = Some(MacField {
                 payload: ptype,
-                offset: self.r.pos().saturating_sub(len),
+                offset: self.offset().saturating_sub(len),
                 len,
             });
         }
@@ -124,29 +135,35 @@ impl<'a> MessageView<'a> {
     /// payloads.
     pub fn decode_with(
         input: &'a [u8],
-        mut visit: impl FnMut(usize, PayloadView<'a>),
+        visit: impl FnMut(usize, PayloadView<'a>),
     ) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(input, 0, PayloadName::Hdr);
-        let (hdr, first) = HdrView::decode(&mut r)?;
-        let body = r.pos();
-        let mut chain = Chain::new(r, first);
+        Self::parse(input, visit).map_err(|e| decode_error(e, input.len()))
+    }
+
+    /// [`MessageView::decode_with`] with the parsers' error.
+    fn parse(
+        input: &'a [u8],
+        mut visit: impl FnMut(usize, PayloadView<'a>),
+    ) -> Result<Self, nom::Err<Fail>> {
+        let (body, (hdr, first)) = labelled(PayloadName::Hdr, HdrView::parse(input))?;
+        let mut chain = Chain::new(body, input.len(), first);
         let mut count = 0;
         while let Some((offset, payload)) = chain.step()? {
             count += 1;
             visit(offset, payload);
         }
-        let mut r = chain.r;
-        if !r.is_empty() {
-            r.payload = PayloadName::Message;
-            return Err(r.error(Reason::TrailingBytes {
-                count: r.remaining(),
-            }));
+        if !chain.rest.is_empty() {
+            let count = chain.rest.len();
+            return Err(nom::Err::Error(Fail::at(
+                chain.rest,
+                Reason::TrailingBytes { count },
+            )));
         }
         Ok(Self {
             bytes: input,
             hdr,
             first,
-            body,
+            body: input.len().saturating_sub(body.len()),
             count,
             mac: chain.mac,
         })
@@ -157,6 +174,7 @@ impl<'a> MessageView<'a> {
         self.bytes
     }
 
+    /// The common header.
     pub fn hdr(&self) -> &HdrView<'a> {
         &self.hdr
     }
@@ -164,10 +182,7 @@ impl<'a> MessageView<'a> {
     /// The payloads after HDR with their start offsets, in wire order.
     pub fn payloads(&self) -> Payloads<'a> {
         let body = self.bytes.get(self.body..).unwrap_or_default();
-        Payloads(Chain::new(
-            Reader::new(body, self.body, PayloadName::Message),
-            self.first,
-        ))
+        Payloads(Chain::new(body, self.bytes.len(), self.first))
     }
 
     /// How many payloads follow HDR.

@@ -11,7 +11,11 @@ macro_rules! wire_enum {
         pub struct $name(pub $int);
 
         impl $name {
-            $($(#[$cmeta])* pub const $konst: Self = Self($value);)*
+            $(
+                #[doc = concat!("`", stringify!($value), "`: ", $text, ".")]
+                $(#[$cmeta])*
+                pub const $konst: Self = Self($value);
+            )*
 
             /// The registry name of the value, `None` when it is not assigned.
             pub fn name(self) -> Option<&'static str> {

@@ -9,7 +9,7 @@
 //! [`Message::encode`]: super::Message::encode
 
 use super::ext::encode_key_id_ext;
-use super::reader::{put_len8, put_len16, put_with_len16};
+use super::put::{put_len8, put_len16, put_with_len16};
 use super::{
     EncodeError, EncrAlg, Hdr, IdType, KeyDataType, KeyIdEntry, KvType, MacAlg, PayloadType, TsType,
 };
@@ -25,7 +25,9 @@ pub struct MessageWriter {
 /// Where the KEMAC's Encr data and MAC fields lie in the written message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KemacFields {
+    /// Offset and length of Encr data: the Key data sub-payloads, to be encrypted in place.
     pub encr_data: (usize, usize),
+    /// Offset and length of the MAC field, zeroed, to be filled in.
     pub mac: (usize, usize),
 }
 
@@ -132,6 +134,7 @@ impl MessageWriter {
         &mut self.out
     }
 
+    /// The message written.
     pub fn into_bytes(self) -> Vec<u8> {
         self.out
     }
@@ -140,7 +143,9 @@ impl MessageWriter {
 /// A Key data sub-payload with borrowed fields, for [`MessageWriter::kemac`].
 #[derive(Clone, Copy)]
 pub struct KeyDataRef<'a> {
+    /// The type of the key (TGK, TGK+SALT, TEK, TEK+SALT).
     pub key_type: KeyDataType,
+    /// The key.
     pub key: &'a [u8],
     /// KV interval (Valid From, Valid To); `None` is KV NULL.
     pub interval: Option<(&'a [u8], &'a [u8])>,

@@ -1,10 +1,12 @@
 //! The General Extension payload (RFC 3830 §6.15) read in place, with the
 //! RFC 4563 Key ID sub-payloads iterated from the datagram.
 
-use crate::mikey::DecodeError;
+use nom::Parser;
+
+use super::fail::{Fail, Res};
+use super::field::{bytes, items, len8_bytes, list_field, uint8, uint16};
 use crate::mikey::error::PayloadName;
 use crate::mikey::keyid::{KeyDomainId, MskId, MtkId};
-use crate::mikey::reader::Reader;
 use crate::mikey::wire::{ExtType, KeyIdType};
 
 /// A General Extension payload, borrowing its data.
@@ -13,7 +15,12 @@ pub enum ExtensionView<'a> {
     /// Type 3, RFC 4563 Key ID.
     KeyId(KeyIdEntries<'a>),
     /// Any other extension type, as raw data.
-    Other { ext_type: ExtType, data: &'a [u8] },
+    Other {
+        /// The extension type.
+        ext_type: ExtType,
+        /// The extension data.
+        data: &'a [u8],
+    },
 }
 
 /// The Key ID sub-payloads of a Key ID extension, checked when the message
@@ -25,13 +32,23 @@ pub struct KeyIdEntries<'a>(&'a [u8]);
 /// known type with the profile's length, raw otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyIdEntryView<'a> {
+    /// Type 0, the MBMS Key Domain ID, of its 3-octet length.
     KeyDomain(KeyDomainId),
+    /// Type 1, the MSK ID, of its 4-octet length.
     Msk(MskId),
+    /// Type 2, the MTK ID, of its 2-octet length.
     Mtk(MtkId),
-    Other { id_type: KeyIdType, value: &'a [u8] },
+    /// Another type, or a known type of another length, raw.
+    Other {
+        /// The Key ID Type.
+        id_type: KeyIdType,
+        /// The Key ID.
+        value: &'a [u8],
+    },
 }
 
 impl<'a> ExtensionView<'a> {
+    /// The extension type (3 for Key ID).
     pub fn ext_type(&self) -> ExtType {
         match self {
             Self::KeyId(_) => ExtType::KEY_ID,
@@ -39,30 +56,29 @@ impl<'a> ExtensionView<'a> {
         }
     }
 
-    pub(crate) fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        let ext_type = ExtType(r.u8("EXT type")?);
-        let len = usize::from(r.u16("EXT length")?);
-        let mut data = r.sub("EXT data", len, PayloadName::KeyId)?;
-        let all = data.rest();
+    /// Parses `Type ‖ Length (16) ‖ Data`; the data of a Key ID extension
+    /// must be Key ID sub-payloads to its end.
+    pub(crate) fn parse(i: &'a [u8]) -> Res<'a, Self> {
+        let (i, (ext_type, len)) =
+            (uint8("EXT type").map(ExtType), uint16("EXT length")).parse_complete(i)?;
+        let len = usize::from(len);
         if ext_type != ExtType::KEY_ID {
-            return Ok(Self::Other {
-                ext_type,
-                data: all,
-            });
+            let (i, data) = bytes("EXT data", len).parse_complete(i)?;
+            return Ok((i, Self::Other { ext_type, data }));
         }
-        while !data.is_empty() {
-            KeyIdEntries::tlv(&mut data)?;
-        }
-        Ok(Self::KeyId(KeyIdEntries(all)))
+        let (i, entries) = list_field("EXT data", len, PayloadName::KeyId, KeyIdEntries::tlv())
+            .parse_complete(i)?;
+        Ok((i, Self::KeyId(KeyIdEntries(entries))))
     }
 }
 
 impl<'a> KeyIdEntries<'a> {
-    /// Reads `Key ID Type ‖ Key ID Length ‖ Key ID`.
-    fn tlv(r: &mut Reader<'a>) -> Result<(KeyIdType, &'a [u8]), DecodeError> {
-        let id_type = KeyIdType(r.u8("Key ID Type")?);
-        let id_len = usize::from(r.u8("Key ID Length")?);
-        Ok((id_type, r.bytes("Key ID", id_len)?))
+    /// `Key ID Type ‖ Key ID Length ‖ Key ID`.
+    fn tlv() -> impl Parser<&'a [u8], Output = (KeyIdType, &'a [u8]), Error = Fail> {
+        (
+            uint8("Key ID Type").map(KeyIdType),
+            len8_bytes("Key ID Length", "Key ID"),
+        )
     }
 
     /// An entry typed when its type is known and its length the profile's.
@@ -85,12 +101,9 @@ impl<'a> KeyIdEntries<'a> {
         typed.unwrap_or(KeyIdEntryView::Other { id_type, value })
     }
 
+    /// The sub-payloads, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = KeyIdEntryView<'a>> + Clone + 'a {
-        let mut r = Reader::new(self.0, 0, PayloadName::KeyId);
-        // The entries were checked when the message was decoded.
-        std::iter::from_fn(move || {
-            let (id_type, value) = Self::tlv(&mut r).ok()?;
-            Some(Self::typed(id_type, value))
-        })
+        // The entries were checked when the message was parsed.
+        items(self.0, Self::tlv).map(|(id_type, value)| Self::typed(id_type, value))
     }
 }

@@ -1,23 +1,32 @@
 //! HDR (RFC 3830 §6.1) read in place: the CS ID map stays a slice of the
 //! datagram.
 
-use crate::mikey::DecodeError;
+use nom::Parser;
+use nom::combinator::recognize;
+use nom::multi::fold_many_m_n;
+
+use super::fail::{Fail, Res, fail};
+use super::field::{uint8, uint32};
 use crate::mikey::error::Reason;
 use crate::mikey::hdr::SrtpIdEntry;
-use crate::mikey::reader::Reader;
 use crate::mikey::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
 
 /// The common header, borrowing its CS ID map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HdrView<'a> {
+    /// The MIKEY version (1, RFC 3830 §6.1).
     pub version: u8,
+    /// The message type.
     pub data_type: DataType,
     /// The V flag: the Initiator asks for a verification message.
     pub v: bool,
+    /// PRF func, 7 bits.
     pub prf_func: PrfFunc,
+    /// The Crypto Session Bundle ID.
     pub csb_id: u32,
     /// #CS, the number of crypto sessions.
     pub cs_count: u8,
+    /// The CS ID map info, as its map type gives it.
     pub cs_id_map: CsIdMapView<'a>,
 }
 
@@ -39,14 +48,17 @@ pub struct SrtpIdMap<'a>(&'a [u8]);
 const SRTP_ID_ENTRY_LEN: usize = 9;
 
 impl<'a> SrtpIdMap<'a> {
+    /// The number of entries (#CS).
     pub fn len(&self) -> usize {
         self.0.len() / SRTP_ID_ENTRY_LEN
     }
 
+    /// Whether the map has no entry.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The entries, one per crypto session, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = SrtpIdEntry> + 'a {
         self.0.as_chunks::<SRTP_ID_ENTRY_LEN>().0.iter().map(
             |&[policy_no, s0, s1, s2, s3, r0, r1, r2, r3]| SrtpIdEntry {
@@ -57,12 +69,14 @@ impl<'a> SrtpIdMap<'a> {
         )
     }
 
+    /// The entry of the first crypto session.
     pub fn first(&self) -> Option<SrtpIdEntry> {
         self.iter().next()
     }
 }
 
 impl CsIdMapView<'_> {
+    /// The CS ID map type of this map info.
     pub fn map_type(&self) -> CsIdMapType {
         match self {
             Self::SrtpId(_) => CsIdMapType::SRTP_ID,
@@ -73,36 +87,33 @@ impl CsIdMapView<'_> {
 }
 
 impl<'a> HdrView<'a> {
-    /// Decodes HDR and returns it with the type of the first payload.
-    pub(crate) fn decode(r: &mut Reader<'a>) -> Result<(Self, PayloadType), DecodeError> {
-        let version = r.u8("version")?;
-        let data_type = DataType(r.u8("data type")?);
-        let next = PayloadType(r.u8("next payload")?);
-        let v_prf = r.u8("V/PRF func")?;
-        let csb_id = r.u32("CSB ID")?;
-        let cs_count = r.u8("#CS")?;
-        let map_pos = r.pos();
-        let map_type = CsIdMapType(r.u8("CS ID map type")?);
-        let cs_id_map = match map_type {
-            CsIdMapType::SRTP_ID => {
-                let entries = r.rest();
-                for _ in 0..cs_count {
-                    r.u8("SRTP-ID Policy_no")?;
-                    r.u32("SRTP-ID SSRC")?;
-                    r.u32("SRTP-ID ROC")?;
-                }
-                CsIdMapView::SrtpId(SrtpIdMap(r.read_since(entries)))
-            }
-            CsIdMapType::EMPTY => CsIdMapView::Empty,
-            other if cs_count == 0 => CsIdMapView::Other(other),
+    /// Parses HDR; returns it with the type of the first payload.
+    pub(crate) fn parse(i: &'a [u8]) -> Res<'a, (Self, PayloadType)> {
+        let (i, (version, data_type, next, v_prf, csb_id, cs_count)) = (
+            uint8("version"),
+            uint8("data type").map(DataType),
+            uint8("next payload").map(PayloadType),
+            uint8("V/PRF func"),
+            uint32("CSB ID"),
+            uint8("#CS"),
+        )
+            .parse_complete(i)?;
+        let map_at = i;
+        let (i, map_type) = uint8("CS ID map type").map(CsIdMapType).parse_complete(i)?;
+        let (i, cs_id_map) = match map_type {
+            CsIdMapType::SRTP_ID => recognize(srtp_id_entries(cs_count))
+                .map(|entries| CsIdMapView::SrtpId(SrtpIdMap(entries)))
+                .parse_complete(i)?,
+            CsIdMapType::EMPTY => (i, CsIdMapView::Empty),
+            other if cs_count == 0 => (i, CsIdMapView::Other(other)),
             other => {
-                return Err(r.error_at(
-                    map_pos,
+                return fail(
+                    map_at,
                     Reason::UnknownLength {
                         field: "CS ID map type",
                         value: other.0,
                     },
-                ));
+                );
             }
         };
         let hdr = Self {
@@ -114,6 +125,17 @@ impl<'a> HdrView<'a> {
             cs_count,
             cs_id_map,
         };
-        Ok((hdr, next))
+        Ok((i, (hdr, next)))
     }
+}
+
+/// `count` SRTP-ID map entries, checked and not kept.
+fn srtp_id_entries<'a>(count: u8) -> impl Parser<&'a [u8], Output = (), Error = Fail> {
+    let count = usize::from(count);
+    let entry = (
+        uint8("SRTP-ID Policy_no"),
+        uint32("SRTP-ID SSRC"),
+        uint32("SRTP-ID ROC"),
+    );
+    fold_many_m_n(count, count, entry, || (), |(), _| ())
 }

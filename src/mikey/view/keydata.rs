@@ -6,25 +6,32 @@ use std::fmt;
 
 use zeroize::Zeroize;
 
+use nom::Parser;
+
+use super::fail::{Res, decode_error, fail};
+use super::field::{labelled, len8_bytes, len16_bytes, uint8};
 use crate::mikey::DecodeError;
 use crate::mikey::error::{PayloadName, Reason};
-use crate::mikey::reader::Reader;
 use crate::mikey::wire::{KeyDataType, KvType, PayloadType};
 
 /// Key validity data, borrowing its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyValidityView<'a> {
+    /// KV NULL: no validity data.
     Null,
     /// `SPI Length (1) ‖ SPI`.
     Spi(&'a [u8]),
     /// `VF Length (1) ‖ Valid From ‖ VT Length (1) ‖ Valid To`.
     Interval {
+        /// Valid From: where the interval starts (for SRTP, a ROC ‖ SEQ index).
         from: &'a [u8],
+        /// Valid To: where the interval ends (for SRTP, a ROC ‖ SEQ index).
         to: &'a [u8],
     },
 }
 
 impl<'a> KeyValidityView<'a> {
+    /// The KV type of this validity data.
     pub fn kv_type(&self) -> KvType {
         match self {
             Self::Null => KvType::NULL,
@@ -33,38 +40,40 @@ impl<'a> KeyValidityView<'a> {
         }
     }
 
-    /// Decodes the KV data announced by `kv` (shared by Key data and DH).
-    pub(crate) fn decode(r: &mut Reader<'a>, kv: KvType) -> Result<Self, DecodeError> {
-        Ok(match kv {
-            KvType::NULL => Self::Null,
-            KvType::SPI => {
-                let len = usize::from(r.u8("SPI Length")?);
-                Self::Spi(r.bytes("SPI", len)?)
-            }
-            KvType::INTERVAL => {
-                let vf = usize::from(r.u8("VF Length")?);
-                let from = r.bytes("Valid From", vf)?;
-                let vt = usize::from(r.u8("VT Length")?);
-                let to = r.bytes("Valid To", vt)?;
-                Self::Interval { from, to }
-            }
-            other => {
-                return Err(r.error(Reason::UnknownLength {
+    /// Parses the KV data announced by `kv` (shared by Key data and DH).
+    pub(crate) fn parse(kv: KvType, i: &'a [u8]) -> Res<'a, Self> {
+        match kv {
+            KvType::NULL => Ok((i, Self::Null)),
+            KvType::SPI => len8_bytes("SPI Length", "SPI")
+                .map(Self::Spi)
+                .parse_complete(i),
+            KvType::INTERVAL => (
+                len8_bytes("VF Length", "Valid From"),
+                len8_bytes("VT Length", "Valid To"),
+            )
+                .map(|(from, to)| Self::Interval { from, to })
+                .parse_complete(i),
+            other => fail(
+                i,
+                Reason::UnknownLength {
                     field: "KV type",
                     value: other.0,
-                }));
-            }
-        })
+                },
+            ),
+        }
     }
 }
 
 /// A Key data sub-payload borrowing the plaintext it was read from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyDataView<'a> {
+    /// The type of the key (TGK, TGK+SALT, TEK, TEK+SALT).
     pub key_type: KeyDataType,
+    /// The key.
     pub key: &'a [u8],
     /// Present exactly when the type carries a salt (TGK+SALT, TEK+SALT).
     pub salt: Option<&'a [u8]>,
+    /// The key validity data, as its KV type gives it.
     pub validity: KeyValidityView<'a>,
 }
 
@@ -97,76 +106,83 @@ impl<'a> KeyDataChain<'a> {
     /// else, as [`crate::mikey::KeyData::decode_chain`]. Offsets in errors
     /// count from the start of `plain`.
     pub fn decode(plain: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(plain, 0, PayloadName::Payload(PayloadType::KEY_DATA));
-        let mut more = !r.is_empty();
-        while more {
-            more = next_in_chain(&mut r)?.1;
-        }
-        if !r.is_empty() {
-            return Err(r.error(Reason::TrailingBytes {
-                count: r.remaining(),
-            }));
-        }
-        Ok(Self(plain))
+        labelled(PayloadName::Payload(PayloadType::KEY_DATA), chain(plain))
+            .map(|_| Self(plain))
+            .map_err(|e| decode_error(e, plain.len()))
     }
 
+    /// The sub-payloads, in chain order.
     pub fn iter(&self) -> impl Iterator<Item = KeyDataView<'a>> + Clone + 'a {
-        let mut r = Reader::new(self.0, 0, PayloadName::Payload(PayloadType::KEY_DATA));
-        let mut more = !r.is_empty();
+        let mut rest = self.0;
+        let mut more = !rest.is_empty();
         // The chain was checked by `decode`.
         std::iter::from_fn(move || {
             if !more {
                 return None;
             }
-            let (kd, next) = next_in_chain(&mut r).ok()?;
-            more = next;
+            let (i, (kd, next)) = next_in_chain(rest).ok()?;
+            (rest, more) = (i, next);
             Some(kd)
         })
     }
 }
 
-/// Reads `Next payload ‖ Key data`; says whether another Key data follows.
-fn next_in_chain<'a>(r: &mut Reader<'a>) -> Result<(KeyDataView<'a>, bool), DecodeError> {
-    let next_pos = r.pos();
-    let next = PayloadType(r.u8("next payload")?);
-    let kd = key_data(r)?;
+/// Key data sub-payloads, each chaining to the next, to the end of the input.
+fn chain(i: &[u8]) -> Res<'_, ()> {
+    let mut more = !i.is_empty();
+    let mut rest = i;
+    while more {
+        (rest, (_, more)) = next_in_chain(rest)?;
+    }
+    if !rest.is_empty() {
+        return fail(rest, Reason::TrailingBytes { count: rest.len() });
+    }
+    Ok((rest, ()))
+}
+
+/// Parses `Next payload ‖ Key data`; says whether another Key data follows.
+fn next_in_chain(at: &[u8]) -> Res<'_, (KeyDataView<'_>, bool)> {
+    let (i, next) = uint8("next payload").map(PayloadType).parse_complete(at)?;
+    let (i, kd) = key_data(i)?;
     match next {
-        PayloadType::LAST => Ok((kd, false)),
-        PayloadType::KEY_DATA => Ok((kd, true)),
-        other => Err(DecodeError {
-            payload: r.payload,
-            offset: next_pos,
-            reason: Reason::BadKeyDataChain(other.0),
-        }),
+        PayloadType::LAST => Ok((i, (kd, false))),
+        PayloadType::KEY_DATA => Ok((i, (kd, true))),
+        other => fail(at, Reason::BadKeyDataChain(other.0)),
     }
 }
 
-fn key_data<'a>(r: &mut Reader<'a>) -> Result<KeyDataView<'a>, DecodeError> {
-    let type_kv = r.u8("Type/KV")?;
+/// Parses `Type ‖ KV ‖ Key data len ‖ Key data ‖ [Salt len ‖ Salt data] ‖ KV data`.
+fn key_data<'a>(i: &'a [u8]) -> Res<'a, KeyDataView<'a>> {
+    let (i, type_kv) = uint8("Type/KV").parse_complete(i)?;
     let key_type = KeyDataType(type_kv >> 4);
     let kv = KvType(type_kv & 0x0f);
-    let key_len = usize::from(r.u16("Key data len")?);
-    let key = r.bytes("Key data", key_len)?;
-    let salt = if key_type.has_salt() {
-        let len = usize::from(r.u16("Salt len")?);
-        Some(r.bytes("Salt data", len)?)
+    let (i, key) = len16_bytes("Key data len", "Key data").parse_complete(i)?;
+    let (i, salt) = if key_type.has_salt() {
+        len16_bytes("Salt len", "Salt data")
+            .map(Some)
+            .parse_complete(i)?
     } else {
-        None
+        (i, None)
     };
-    let validity = KeyValidityView::decode(r, kv)?;
-    Ok(KeyDataView {
-        key_type,
-        key,
-        salt,
-        validity,
-    })
+    let (i, validity) = KeyValidityView::parse(kv, i)?;
+    Ok((
+        i,
+        KeyDataView {
+            key_type,
+            key,
+            salt,
+            validity,
+        },
+    ))
 }
 
 /// Encr data longer than the buffer meant to hold its plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Encr data of {len} octets does not fit the {max}-octet key data buffer")]
 pub struct EncrDataTooLong {
+    /// The length of Encr data, in octets.
     pub len: usize,
+    /// The length of the buffer, in octets.
     pub max: usize,
 }
 
@@ -179,6 +195,7 @@ pub struct EncrDataBuf<const N: usize> {
 }
 
 impl<const N: usize> EncrDataBuf<N> {
+    /// An empty buffer.
     pub fn new() -> Self {
         Self {
             buf: [0; N],
@@ -201,6 +218,7 @@ impl<const N: usize> EncrDataBuf<N> {
         Ok(buf)
     }
 
+    /// The octets filled in (decrypted, once decrypted in place).
     pub fn as_slice(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
