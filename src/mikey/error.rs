@@ -49,6 +49,7 @@ impl fmt::Display for PayloadName {
 
 /// Why decoding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Reason {
     /// The field needs more octets than remain.
     #[error("truncated: {field} needs {needed} octets, {available} remain")]
@@ -97,6 +98,7 @@ pub enum Reason {
 /// Why encoding failed: a value does not fit its length field, or the chain
 /// cannot be expressed on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// A variable field is longer than its length field can say.
     #[error("{field} is {len} octets, more than the {max} its length field allows")]
