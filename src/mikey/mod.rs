@@ -10,15 +10,9 @@
 //! No cryptography here: [`Received`] keeps the octets as received and where
 //! the MAC field lies, for the verifiers in `crate::mbms`.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
+// No panic in non-test code (clippy.toml allows these in tests):
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![deny(clippy::indexing_slicing, clippy::panic)]
 #![warn(missing_docs)]
 
 mod error;
