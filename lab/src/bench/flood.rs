@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use mbms_keys::crypto::{Msk, Muk};
+use mbms_keys::crypto::{Msk, Muk, Random, Seeded};
 use mbms_keys::mbms::PreparedMuk;
 use mbms_keys::ue::Event;
 
@@ -31,15 +31,12 @@ pub struct FloodArgs {
     runs: usize,
 }
 
-/// xorshift64*: reproducible noise without a dependency.
-struct Noise(u64);
+/// Reproducible noise: the library's seeded generator.
+struct Noise(Seeded);
 
 impl Noise {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64().unwrap_or_default()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -128,7 +125,7 @@ fn flood(muk: &Muk, install: &[u8], mtks: &[Vec<u8>], random: u64, seed: u64) ->
     let _ack = rx.handle_datagram(now, install);
     while rx.poll_event().is_some() {}
 
-    let mut noise = Noise(seed);
+    let mut noise = Noise(Seeded::new(seed));
     let mut buf = Vec::with_capacity(512);
     let every = (random / mtks.len().max(1) as u64).max(1);
     let (mut ready, mut panics, mut datagrams, mut noise_accepted) = (0u64, 0u64, 0u64, 0u64);

@@ -1,0 +1,79 @@
+//! Every `mbms-lab bench` command still runs under its name, at a size that takes seconds, and
+//! prints its markdown table (the figures of `benches/RESULTS.md` come from the same commands at
+//! full size). `bench crash` has its own test.
+
+use std::process::Command;
+
+/// Runs `mbms-lab bench ARGS`; returns standard output after checking the exit status and that
+/// a markdown table came out.
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mbms-lab"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run mbms-lab");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench {args:?}:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("|---")),
+        "bench {args:?} printed no table:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+#[test]
+fn bench_ue_measures_mtk_and_msk_messages() {
+    let t = bench(&["ue", "--mtk", "2000", "--msk", "1000", "--runs", "1"]);
+    assert!(
+        t.contains("| MTK messages") && t.contains("| MSK messages"),
+        "{t}"
+    );
+}
+
+#[test]
+fn bench_ue_flood_processes_every_valid_message() {
+    let t = bench(&[
+        "ue-flood", "--random", "20000", "--valid", "500", "--runs", "1",
+    ]);
+    assert!(t.contains("500"), "{t}");
+}
+
+#[test]
+fn bench_push_reaches_every_ue() {
+    let t = bench(&["push", "--ues", "2000", "--runs", "1", "--timeout", "60"]);
+    assert!(t.contains("| 2000 | 2000 / 2000 |"), "{t}");
+}
+
+#[test]
+fn bench_codec_reads_a_vector_message() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../proto-vectors/mtk-message-download.json"
+    ))
+    .expect("vector");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let hex = v["message"].as_str().expect("message");
+    let t = bench(&["codec", "--hex", hex, "--iterations", "2000", "--runs", "1"]);
+    assert!(t.contains("MessageView::decode"), "{t}");
+}
+
+#[test]
+fn bench_http_measures_the_key_request_server() {
+    let t = bench(&[
+        "http",
+        "--clients",
+        "4",
+        "--requests",
+        "50",
+        "--runs",
+        "1",
+        "--rates",
+        "200",
+        "--paced-clients",
+        "4",
+        "--paced-seconds",
+        "1",
+    ]);
+    assert!(t.contains("| BM-SC registration"), "{t}");
+}
