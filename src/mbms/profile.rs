@@ -6,7 +6,7 @@
 //! what the message carries (payload order, CSB ID, a RAND payload in an MTK
 //! message). Senders always emit the canonical form.
 
-use crate::mikey::{IdType, KeyDataType, MskId, PayloadType};
+use crate::mikey::{IdType, KeyDataType, MskId, MtkId, PayloadType};
 
 /// docs/profile.md §2.1 \[CHOICE\]: canonical payload order of the MSK message after HDR.
 pub const MSK_PAYLOAD_ORDER: [PayloadType; 6] = [
@@ -27,6 +27,19 @@ pub const MTK_PAYLOAD_ORDER: [PayloadType; 3] =
 /// read as a u32. Receivers use whatever CSB ID the header carries.
 pub fn csb_id_for(msk_id: MskId) -> u32 {
     msk_id.to_u32()
+}
+
+/// docs/profile.md §2.4 \[CHOICE\]: length of the SRTP MKI of a streaming service.
+pub const SRTP_MKI_LEN: usize = 6;
+
+/// docs/profile.md §2.4 \[CHOICE\]: the SRTP MKI (RFC 3711 §3.1) that names the MTK a packet is
+/// protected under: MSK ID (4 octets) ‖ MTK ID (2 octets), our reading of TS 33.246 6.6.2 (the
+/// clause text was not at hand), so that a receiver finds the key of every packet by its MKI
+/// across MTK changes and MSK rotations.
+pub fn srtp_mki(msk_id: MskId, mtk_id: MtkId) -> [u8; SRTP_MKI_LEN] {
+    let [a, b, c, d] = msk_id.to_bytes();
+    let [e, f] = mtk_id.0.to_be_bytes();
+    [a, b, c, d, e, f]
 }
 
 /// docs/profile.md §2.1: octets of fresh RAND per MSK message (RFC 3830 §4.1.1: at least 128 bits).
@@ -91,3 +104,16 @@ pub fn seqs_after_validity_update(seqs: u16, seql: u16) -> u16 {
 /// docs/profile.md §3 \[CHOICE\]: a counter exactly 2^31 away from the stored one
 /// (where RFC 1982 leaves the order undefined) is not newer.
 pub const SERIAL_HALF_IS_NEWER: bool = false;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_srtp_mki_is_the_msk_id_then_the_mtk_id() {
+        assert_eq!(
+            srtp_mki(MskId::new(1, 0x00ab), MtkId(0x0102)),
+            [0x00, 0x01, 0x00, 0xab, 0x01, 0x02]
+        );
+    }
+}
