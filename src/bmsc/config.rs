@@ -16,7 +16,7 @@ mod table;
 mod values;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +25,8 @@ use thiserror::Error;
 pub use values::{ImpiPattern, check_fqdn, parse_rfc3339};
 
 use self::read::{
-    digest_section, http_section, push_section, services, socket_addr, subscribers, syntax_error,
+    digest_section, http_section, multicast, push_section, services, socket_addr, subscribers,
+    syntax_error,
 };
 use self::table::Section;
 use crate::gba::{
@@ -178,6 +179,83 @@ pub enum Transport {
     },
 }
 
+/// The SRTP protection profile of a streaming service's media (RFC 3711 §8.2, RFC 4568 §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrtpSuite {
+    /// `AES_CM_128_HMAC_SHA1_80`: AES-CM-128, 80-bit HMAC-SHA-1 tag (the default).
+    AesCm128HmacSha1_80,
+    /// `AES_CM_128_HMAC_SHA1_32`: AES-CM-128, 32-bit HMAC-SHA-1 tag.
+    AesCm128HmacSha1_32,
+}
+
+impl SrtpSuite {
+    /// The SRTP authentication tag length in octets.
+    #[must_use]
+    pub fn tag_len(self) -> usize {
+        match self {
+            Self::AesCm128HmacSha1_80 => 10,
+            Self::AesCm128HmacSha1_32 => 4,
+        }
+    }
+
+    /// The suite's name as in the configuration (RFC 4568 §6.2).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            Self::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+}
+
+/// The SRTP sender of a streaming service (`[services.srtp]` with `rtp_input`): plain RTP in,
+/// SRTP under the current MTK out (docs/profile.md §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpSenderConfig {
+    /// `rtp_input`: the UDP address plain RTP from the content provider arrives on.
+    pub rtp_input: SocketAddr,
+    /// `media_destination`: where the SRTP packets go (multicast group or unicast).
+    pub media_destination: SocketAddr,
+    /// `suite`.
+    pub suite: SrtpSuite,
+    /// `mki`: whether packets carry the MKI (MSK ID ‖ MTK ID) on the wire.
+    pub mki: bool,
+    /// `key_lead`: how many times an MTK's message must have been sent before media use it.
+    pub key_lead: u32,
+}
+
+/// The default `key_lead`: an MTK protects media once its MTK message went out twice.
+pub const DEFAULT_KEY_LEAD: u32 = 2;
+
+/// The outgoing interface of multicast datagrams (`multicast_interface`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MulticastInterface {
+    /// IPv4: the interface with this address (`IP_MULTICAST_IF`).
+    V4(Ipv4Addr),
+    /// IPv6: the interface with this index (`IPV6_MULTICAST_IF`), given as a number or a
+    /// name resolved at start.
+    V6(u32),
+}
+
+/// How multicast datagrams leave: `multicast_ttl` and `multicast_interface`, per service
+/// or global. Loopback of multicast to local receivers is always on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// IPv4 TTL / IPv6 hop limit of multicast datagrams (default 1).
+    pub ttl: u32,
+    /// The outgoing interface; the system's choice when `None`.
+    pub interface: Option<MulticastInterface>,
+}
+
+impl Default for MulticastConfig {
+    fn default() -> Self {
+        Self {
+            ttl: 1,
+            interface: None,
+        }
+    }
+}
+
 /// Which IMPIs may register to a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorized {
@@ -217,6 +295,12 @@ pub struct ServiceConfig {
     pub mtk_destination: SocketAddr,
     /// Download or streaming.
     pub transport: Transport,
+    /// The SRTP sender of a streaming service that has `rtp_input`; `None` when the media are
+    /// protected elsewhere.
+    pub media: Option<SrtpSenderConfig>,
+    /// Multicast options of this service's media and MTK messages (the global ones unless
+    /// the service sets its own).
+    pub multicast: MulticastConfig,
     /// Who may register.
     pub authorized: Authorized,
 }
@@ -254,6 +338,9 @@ pub struct Config {
     pub push: PushConfig,
     /// `[gba]`.
     pub gba: GbaConfig,
+    /// `multicast_ttl` and `multicast_interface` at the top level: the MIKEY socket's, and
+    /// the default of every service.
+    pub multicast: MulticastConfig,
     /// `[[services]]`, in file order.
     pub services: Vec<ServiceConfig>,
 }
@@ -306,6 +393,8 @@ impl Config {
                 "http",
                 "push",
                 "gba",
+                "multicast_ttl",
+                "multicast_interface",
                 "services",
             ],
         )?;
@@ -368,7 +457,8 @@ impl Config {
                 subscribers: subscribers(&mut g)?,
             },
         };
-        let services = services(&mut top, &data_dir, ue_port)?;
+        let multicast = multicast(&mut top, MulticastConfig::default())?;
+        let services = services(&mut top, &data_dir, ue_port, multicast)?;
         Ok(Self {
             fqdn,
             http_listen,
@@ -381,6 +471,7 @@ impl Config {
             http,
             push,
             gba,
+            multicast,
             services,
         })
     }

@@ -111,6 +111,21 @@ pub struct Metrics {
     pub mtks_generated: Counter,
     /// HTTP Digest authentications refused.
     pub digest_failures: Counter,
+    /// Datagrams read on the streaming services' `rtp_input`.
+    pub media_packets_in: Counter,
+    /// SRTP packets sent to `media_destination`.
+    pub media_packets_sent: Counter,
+    /// Datagrams on `rtp_input` that are not RTP (not version 2, truncated, over 1500 octets,
+    /// bad padding): dropped.
+    pub media_rtp_invalid: Counter,
+    /// RTP packets dropped because no MTK was usable yet.
+    pub media_no_key: Counter,
+    /// RTP packets dropped for another SSRC, an index already used, or an SRTP failure.
+    pub media_rejected: Counter,
+    /// SRTP packets the system refused to send.
+    pub media_send_errors: Counter,
+    /// Changes of the MTK the media are protected under.
+    pub media_key_switches: Counter,
     /// HTTP responses by status, one counter per tracked status (see [`Self::http_status`]).
     pub http_statuses: [Counter; STATUSES.len()],
     /// HTTP responses with a status not tracked separately.
@@ -141,7 +156,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 15] = [
+        let counters: [(&str, &str, &Counter); 22] = [
             (
                 "registrations_accepted_total",
                 "Registrations answered 200",
@@ -211,6 +226,41 @@ impl Metrics {
                 "digest_failures_total",
                 "HTTP Digest authentications refused",
                 &self.digest_failures,
+            ),
+            (
+                "media_packets_in_total",
+                "Datagrams read on rtp_input",
+                &self.media_packets_in,
+            ),
+            (
+                "media_packets_sent_total",
+                "SRTP packets sent to media_destination",
+                &self.media_packets_sent,
+            ),
+            (
+                "media_rtp_invalid_total",
+                "Datagrams on rtp_input dropped as not RTP",
+                &self.media_rtp_invalid,
+            ),
+            (
+                "media_no_key_total",
+                "RTP packets dropped while no MTK was usable",
+                &self.media_no_key,
+            ),
+            (
+                "media_rejected_total",
+                "RTP packets dropped for another SSRC, a used index or an SRTP failure",
+                &self.media_rejected,
+            ),
+            (
+                "media_send_errors_total",
+                "SRTP packets the system refused to send",
+                &self.media_send_errors,
+            ),
+            (
+                "media_key_switches_total",
+                "Changes of the MTK media are protected under",
+                &self.media_key_switches,
             ),
             (
                 "http_responses_other_total",

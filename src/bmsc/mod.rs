@@ -3,13 +3,15 @@
 //! MUK, MTK delivery under the MSK).
 //!
 //! - [`config`]: the TOML configuration, checked at start;
-//! - [`store`]: the persistent state behind a trait, with the SQLite implementation.
+//! - [`store`]: the persistent state behind a trait, with the SQLite implementation;
+//! - [`media`]: the SRTP sender of streaming services.
 
 pub mod config;
 pub mod distribution;
 pub mod events;
 pub mod http;
 pub mod keyreq;
+pub mod media;
 pub mod metrics;
 pub mod server;
 pub mod status;

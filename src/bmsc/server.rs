@@ -1,6 +1,7 @@
 //! `mbms-keys bmsc serve`: the BM-SC assembled from its parts — the store,
 //! the key source, the Key Request function behind hyper, the Key
-//! Distribution function on its UDP socket, the admin listener — and its
+//! Distribution function on its UDP socket, the SRTP senders of the streaming
+//! services, the admin listener — and its
 //! graceful shutdown (in-flight HTTP requests finish; the distribution's
 //! state is persisted as it goes).
 
@@ -14,10 +15,12 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::config::Config;
+use super::config::{Config, Transport};
 use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
 use super::http::{serve_admin, serve_key_requests};
 use super::keyreq::KeyRequestHandler;
+use super::media::Protector;
+use super::media::driver::{MediaSockets, run_media, set_multicast};
 use super::metrics::Metrics;
 use super::store::{SqliteStore, Store, StoreError};
 use crate::crypto::OsRandom;
@@ -47,7 +50,8 @@ pub enum ServeError {
     /// A listener or socket could not be bound.
     #[error("binding {what} on {addr}: {source}")]
     Bind {
-        /// Which one: the Key Request listener, the admin listener or the MIKEY socket.
+        /// Which one: the Key Request listener, the admin listener, the MIKEY socket or a
+        /// streaming service's media sockets.
         what: &'static str,
         /// The address it was to be bound to.
         addr: SocketAddr,
@@ -143,6 +147,29 @@ impl Bmsc {
         let udp_addr = udp
             .local_addr()
             .map_err(bind_err("the MIKEY socket", udp_bind))?;
+        // MTK messages to a multicast mtk_destination leave with the global multicast options.
+        for s in &config.services {
+            let to = s.mtk_destination.ip();
+            if to.is_multicast() && to.is_ipv4() == udp_addr.is_ipv4() {
+                set_multicast(&udp, to, &config.multicast)
+                    .map_err(bind_err("the MIKEY socket", s.mtk_destination))?;
+            }
+        }
+        let mut media = Vec::new();
+        for s in &config.services {
+            let (Some(m), Transport::Streaming { ssrc, roc }) = (&s.media, &s.transport) else {
+                continue;
+            };
+            let sockets = MediaSockets::bind(m, &s.multicast)
+                .await
+                .map_err(bind_err("the media sockets (rtp_input)", m.rtp_input))?;
+            media.push((
+                s.id.clone(),
+                Protector::new(*ssrc, *roc, m),
+                m.clone(),
+                sockets,
+            ));
+        }
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -165,6 +192,20 @@ impl Bmsc {
                 r.map(drop).map_err(|e| e.to_string())
             }),
         ));
+        for (id, protector, cfg, sockets) in media {
+            let (m, s, mtks) = (
+                metrics.clone(),
+                stopped(stop_rx.clone()),
+                current_mtks.clone(),
+            );
+            tasks.push((
+                "media",
+                tokio::spawn(async move {
+                    run_media(id, protector, cfg, sockets, mtks, m, s).await;
+                    Ok(())
+                }),
+            ));
+        }
         let http_cfg = config.http.clone();
         let (m, s) = (metrics.clone(), stopped(stop_rx.clone()));
         tasks.push((

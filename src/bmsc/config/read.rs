@@ -2,15 +2,16 @@
 //! (shared MSKs, MTK object directories, key material forms).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::table::{Section, StrOrList};
 use super::values::ImpiPattern;
 use super::{
-    Authorized, ConfigError, DigestAlgorithm, DigestConfig, HttpConfig, PushConfig, Qop,
-    ServiceConfig, SubscriberConfig, Transport,
+    Authorized, ConfigError, DEFAULT_KEY_LEAD, DigestAlgorithm, DigestConfig, HttpConfig,
+    MulticastConfig, MulticastInterface, PushConfig, Qop, ServiceConfig, SrtpSenderConfig,
+    SrtpSuite, SubscriberConfig, Transport,
 };
 use crate::crypto::{Ks, KsExtNaf, KsIntNaf, KsNaf};
 use crate::duration::format as format_duration;
@@ -288,10 +289,156 @@ fn destination(
     Ok(addr)
 }
 
+/// Largest `key_lead`: more repetitions before use only delay the media.
+const MAX_KEY_LEAD: u32 = 16;
+
+/// Largest start `roc` of a service with `rtp_input`: the SRTP sender reaches it by stepping its
+/// packet index forward (see `bmsc::media`), about two steps per unit.
+pub(crate) const MAX_SENDER_START_ROC: u32 = 0xffff;
+
+/// `multicast_ttl` and `multicast_interface` of `s`, each defaulting to `inherited`'s.
+pub(super) fn multicast(
+    s: &mut Section,
+    inherited: MulticastConfig,
+) -> Result<MulticastConfig, ConfigError> {
+    let ttl = match s.opt_int::<u32>("multicast_ttl", "an integer 0 to 255")? {
+        Some(t) if t > 255 => {
+            return Err(s.err("multicast_ttl", format!("must be 0 to 255, got {t}")));
+        }
+        Some(t) => t,
+        None => inherited.ttl,
+    };
+    let interface = match s.opt_str("multicast_interface")? {
+        None => inherited.interface,
+        Some(text) => Some(multicast_interface(s, &text)?),
+    };
+    Ok(MulticastConfig { ttl, interface })
+}
+
+fn multicast_interface(s: &Section, text: &str) -> Result<MulticastInterface, ConfigError> {
+    const KEY: &str = "multicast_interface";
+    if let Ok(v4) = text.parse::<Ipv4Addr>() {
+        if v4.is_multicast() || v4.is_broadcast() {
+            return Err(s.err(
+                KEY,
+                format!("must be the address of a local interface, got {v4}"),
+            ));
+        }
+        return Ok(MulticastInterface::V4(v4));
+    }
+    if text.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(s.err(
+            KEY,
+            "an IPv6 interface is named by its name or index (\"eth0\", \"2\"), not an address",
+        ));
+    }
+    if let Ok(index) = text.parse::<u32>() {
+        if index == 0 {
+            return Err(s.err(KEY, "an interface index starts at 1"));
+        }
+        return Ok(MulticastInterface::V6(index));
+    }
+    match nix::net::if_::if_nametoindex(text) {
+        Ok(index) => Ok(MulticastInterface::V6(index)),
+        Err(_) => Err(s.err(
+            KEY,
+            format!(
+                "must be an IPv4 address, an interface index or the name of an interface of \
+                 this host, got {text:?}"
+            ),
+        )),
+    }
+}
+
+fn srtp_sender(
+    srtp: &mut Section,
+    roc: u32,
+    ue_port: u16,
+) -> Result<Option<SrtpSenderConfig>, ConfigError> {
+    let Some(input_text) = srtp.opt_str("rtp_input")? else {
+        for key in ["media_destination", "suite", "mki", "key_lead"] {
+            if srtp.has(key) {
+                return Err(srtp.err(key, "applies only with rtp_input (the SRTP sender)"));
+            }
+        }
+        return Ok(None);
+    };
+    let rtp_input = input_text.parse::<SocketAddr>().map_err(|_| {
+        srtp.err(
+            "rtp_input",
+            format!("must be \"ip:port\" (IPv6: \"[ip]:port\"), got {input_text:?}"),
+        )
+    })?;
+    if rtp_input.port() == 0 {
+        return Err(srtp.err("rtp_input", "must have a non-zero port"));
+    }
+    if rtp_input.ip().is_multicast() {
+        return Err(srtp.err(
+            "rtp_input",
+            "must be a local address to listen on, not a multicast group",
+        ));
+    }
+    let dest_text = srtp
+        .opt_str("media_destination")?
+        .ok_or_else(|| srtp.err("media_destination", "missing: rtp_input needs it"))?;
+    let media_destination = destination(srtp, "media_destination", &dest_text, ue_port)?;
+    if dest_text.parse::<SocketAddr>().is_err() {
+        return Err(srtp.err(
+            "media_destination",
+            format!("must be \"ip:port\" (IPv6: \"[ip]:port\"), got {dest_text:?}"),
+        ));
+    }
+    if media_destination == rtp_input {
+        return Err(srtp.err("media_destination", "must differ from rtp_input"));
+    }
+    let suite = match srtp.opt_str("suite")?.as_deref() {
+        None | Some("AES_CM_128_HMAC_SHA1_80") => SrtpSuite::AesCm128HmacSha1_80,
+        Some("AES_CM_128_HMAC_SHA1_32") => SrtpSuite::AesCm128HmacSha1_32,
+        Some(other) => {
+            return Err(srtp.err(
+                "suite",
+                format!(
+                    "must be \"AES_CM_128_HMAC_SHA1_80\" or \"AES_CM_128_HMAC_SHA1_32\", got \
+                     {other:?}"
+                ),
+            ));
+        }
+    };
+    let mki = srtp.opt_bool("mki")?.unwrap_or(true);
+    let key_lead = srtp
+        .opt_int::<u32>("key_lead", "an integer 1 to 16")?
+        .unwrap_or(DEFAULT_KEY_LEAD);
+    if !(1..=MAX_KEY_LEAD).contains(&key_lead) {
+        return Err(srtp.err(
+            "key_lead",
+            format!(
+                "must be 1 to {MAX_KEY_LEAD} (sends of an MTK message before use), got {key_lead}"
+            ),
+        ));
+    }
+    if roc > MAX_SENDER_START_ROC {
+        return Err(srtp.err(
+            "roc",
+            format!(
+                "must be at most {MAX_SENDER_START_ROC} with rtp_input (the sender's rollover \
+                 counter at start), got {roc}"
+            ),
+        ));
+    }
+    Ok(Some(SrtpSenderConfig {
+        rtp_input,
+        media_destination,
+        suite,
+        mki,
+        key_lead,
+    }))
+}
+
 pub(super) fn services(
     top: &mut Section,
     data_dir: &Path,
     ue_port: u16,
+    global_multicast: MulticastConfig,
 ) -> Result<Vec<ServiceConfig>, ConfigError> {
     let items = top.table_array(
         "services",
@@ -306,9 +453,12 @@ pub(super) fn services(
             "transport",
             "srtp",
             "mtk_object_dir",
+            "multicast_ttl",
+            "multicast_interface",
             "authorized",
         ],
     )?;
+    let mut inputs: HashMap<SocketAddr, String> = HashMap::new();
     let mut ids = HashSet::new();
     let mut groups: HashMap<(KeyDomainId, u16), (String, Duration)> = HashMap::new();
     let mut object_dirs: BTreeMap<PathBuf, String> = BTreeMap::new();
@@ -368,6 +518,8 @@ pub(super) fn services(
         }
         let dest_text = s.req_str("mtk_destination")?;
         let mtk_destination = destination(&s, "mtk_destination", &dest_text, ue_port)?;
+        let multicast = multicast(&mut s, global_multicast)?;
+        let mut media = None;
         let transport = match s.req_str("transport")?.as_str() {
             "download" => {
                 if s.has("srtp") {
@@ -395,12 +547,32 @@ pub(super) fn services(
                     return Err(s.err("mtk_object_dir", "applies only to transport = \"download\""));
                 }
                 let mut srtp = s
-                    .opt_table("srtp", &["ssrc", "roc"])?
+                    .opt_table(
+                        "srtp",
+                        &[
+                            "ssrc",
+                            "roc",
+                            "rtp_input",
+                            "media_destination",
+                            "suite",
+                            "mki",
+                            "key_lead",
+                        ],
+                    )?
                     .ok_or_else(|| s.err("srtp", "missing: streaming needs [services.srtp]"))?;
                 let ssrc = srtp.req_int::<u32>("ssrc", "an integer 0 to 4294967295")?;
                 let roc = srtp
                     .opt_int::<u32>("roc", "an integer 0 to 4294967295")?
                     .unwrap_or(0);
+                media = srtp_sender(&mut srtp, roc, ue_port)?;
+                if let Some(m) = &media
+                    && let Some(other) = inputs.insert(m.rtp_input, id.clone())
+                {
+                    return Err(srtp.err(
+                        "rtp_input",
+                        format!("is also the rtp_input of service {other:?}"),
+                    ));
+                }
                 Transport::Streaming { ssrc, roc }
             }
             other => {
@@ -410,6 +582,32 @@ pub(super) fn services(
                 ));
             }
         };
+        for (key, to) in [
+            ("mtk_destination", Some(mtk_destination)),
+            (
+                "srtp.media_destination",
+                media.as_ref().map(|m| m.media_destination),
+            ),
+        ] {
+            let Some(to) = to.filter(|a| a.ip().is_multicast()) else {
+                continue;
+            };
+            match (multicast.interface, to) {
+                (Some(MulticastInterface::V6(_)), SocketAddr::V4(_)) => {
+                    return Err(s.err(
+                        "multicast_interface",
+                        format!("{key} is an IPv4 group: name the interface by its IPv4 address"),
+                    ));
+                }
+                (Some(MulticastInterface::V4(_)), SocketAddr::V6(_)) => {
+                    return Err(s.err(
+                        "multicast_interface",
+                        format!("{key} is an IPv6 group: name the interface by name or index"),
+                    ));
+                }
+                _ => {}
+            }
+        }
         let authorized = authorized(&mut s)?;
         out.push(ServiceConfig {
             id,
@@ -420,6 +618,8 @@ pub(super) fn services(
             mtk_resend,
             mtk_destination,
             transport,
+            media,
+            multicast,
             authorized,
         });
     }

@@ -37,7 +37,7 @@ use crate::bmsc::store::{Store, StoreError};
 use crate::crypto::{Mtk, OsRandom, Random, Salt};
 use crate::gba::KeySource;
 use crate::mbms::{BuildError, Streaming};
-use crate::mikey::MtkId;
+use crate::mikey::{MskId, MtkId};
 
 use self::counter::{Counters, DEFAULT_COUNTER_BLOCK};
 use self::fanout::FanOut;
@@ -143,24 +143,88 @@ pub enum DistributionError {
 /// The MTK a service delivers now: MTK ID, key and (streaming) SRTP master salt.
 pub type MtkInfo = (MtkId, Mtk, Option<Salt>);
 
+/// The current MTK of a streaming service as its SRTP sender needs it (docs/profile.md §2.4):
+/// the names of the MKI, the master key and salt, and how often its MTK message went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaKey {
+    /// The MSK the MTK was delivered under.
+    pub msk_id: MskId,
+    /// The MTK ID.
+    pub mtk_id: MtkId,
+    /// The SRTP master key.
+    pub mtk: Mtk,
+    /// The SRTP master salt.
+    pub salt: Salt,
+    /// Sends of the MTK message carrying this MTK so far, in this run of the BM-SC (first send
+    /// and repetitions); 0 for an MTK restored from the store and not sent again.
+    pub sent: u32,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    mtks: HashMap<String, MtkInfo>,
+    media: HashMap<String, MediaKey>,
+    rocs: HashMap<String, u32>,
+}
+
 /// A shared view of the current MTK of every service, for the media encryption side while the
-/// [`Distributor`] runs inside its driver. Updated at each MTK switch.
+/// [`Distributor`] runs inside its driver. Updated at each MTK switch and, for streaming
+/// services, at each send of the current MTK's message; the SRTP sender reports the stream's
+/// rollover counter back through it, for the SRTP-ID map of the next MTK message.
 #[derive(Debug, Clone, Default)]
-pub struct CurrentMtks(Arc<RwLock<HashMap<String, MtkInfo>>>);
+pub struct CurrentMtks(Arc<RwLock<Shared>>);
 
 impl CurrentMtks {
     /// The current MTK of `service_id`.
     #[must_use]
     pub fn get(&self, service_id: &str) -> Option<MtkInfo> {
         let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(service_id).cloned()
+        map.mtks.get(service_id).cloned()
     }
 
-    fn set(&self, service_id: &str, value: Option<MtkInfo>) {
+    /// The current MTK of the streaming service `service_id` with its MSK ID and its sends.
+    #[must_use]
+    pub fn media_key(&self, service_id: &str) -> Option<MediaKey> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.media.get(service_id).cloned()
+    }
+
+    /// Whether the current media key of `service_id` is other than `(msk_id, mtk_id, sent)`:
+    /// a cheap check before [`CurrentMtks::media_key`].
+    #[must_use]
+    pub fn media_key_changed(&self, service_id: &str, known: Option<(MskId, MtkId, u32)>) -> bool {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.media
+            .get(service_id)
+            .map(|k| (k.msk_id, k.mtk_id, k.sent))
+            != known
+    }
+
+    /// The SRTP sender of `service_id` reports its stream's rollover counter: the SRTP-ID map
+    /// of the MTK messages built from now on announces it.
+    pub fn report_roc(&self, service_id: &str, roc: u32) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map.rocs.get(service_id) != Some(&roc) {
+            map.rocs.insert(service_id.to_owned(), roc);
+        }
+    }
+
+    /// The last rollover counter reported for `service_id`.
+    #[must_use]
+    pub fn roc(&self, service_id: &str) -> Option<u32> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.rocs.get(service_id).copied()
+    }
+
+    fn set(&self, service_id: &str, value: Option<MtkInfo>, media: Option<MediaKey>) {
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
         match value {
-            Some(v) => map.insert(service_id.to_owned(), v),
-            None => map.remove(service_id),
+            Some(v) => map.mtks.insert(service_id.to_owned(), v),
+            None => map.mtks.remove(service_id),
+        };
+        match media {
+            Some(m) => map.media.insert(service_id.to_owned(), m),
+            None => map.media.remove(service_id),
         };
     }
 }
@@ -176,6 +240,9 @@ struct ServiceState {
     /// The MTK message being repeated (the latest announced MTK).
     message: Option<Bytes>,
     next_send_at: Option<SystemTime>,
+    /// Sends in this run of the messages of the last two MTKs announced (the current and the
+    /// upcoming one), by (MSK ID, MTK ID): what [`MediaKey::sent`] reports.
+    sends: VecDeque<((MskId, MtkId), u32)>,
 }
 
 /// The sans-IO Key Distribution function. See the module documentation.
@@ -267,7 +334,10 @@ impl Distributor {
             };
             let (streaming, object_dir) = match &s.transport {
                 Transport::Download { mtk_object_dir } => (None, Some(mtk_object_dir.clone())),
-                Transport::Streaming { ssrc, roc } => (Some(mtk::streaming(*ssrc, *roc)), None),
+                Transport::Streaming { ssrc, roc } => {
+                    let tag_len = s.media.as_ref().map_or(10, |m| m.suite.tag_len());
+                    (Some(mtk::streaming(*ssrc, *roc, tag_len)), None)
+                }
             };
             services.push(ServiceState {
                 id: s.id.clone(),
@@ -278,6 +348,7 @@ impl Distributor {
                 object_dir,
                 message: None,
                 next_send_at: None,
+                sends: VecDeque::with_capacity(2),
             });
         }
         let mut this = Self {
@@ -461,8 +532,27 @@ impl Distributor {
 
     fn publish_mtk(&self, service: usize) {
         if let Some(s) = self.services.get(service) {
-            self.mtk_view.set(&s.id, self.service_mtk(s));
+            let media = self.media_key(s);
+            self.mtk_view.set(&s.id, self.service_mtk(s), media);
         }
+    }
+
+    fn media_key(&self, s: &ServiceState) -> Option<MediaKey> {
+        s.streaming.as_ref()?;
+        let live = self.groups.get(s.group)?.live.as_ref()?;
+        let name = (live.msk_id, live.mtk_id);
+        let sent = s
+            .sends
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or(0, |(_, n)| *n);
+        Some(MediaKey {
+            msk_id: live.msk_id,
+            mtk_id: live.mtk_id,
+            mtk: live.mtk.clone(),
+            salt: live.salt.clone()?,
+            sent,
+        })
     }
 
     fn send(&mut self, datagrams: Vec<Datagram>) {

@@ -19,14 +19,23 @@ use crate::bmsc::store::CurrentMtk;
 use crate::crypto::{Mtk, Salt};
 use crate::mbms::profile::csb_id_for;
 use crate::mbms::{BuildError, MtkDelivery, Streaming, build_mtk};
-use crate::mikey::MtkId;
+use crate::mikey::{MtkId, SrtpParam};
 
 use super::lifecycle::{LiveMtk, ids_left};
 use super::{Action, Datagram, DistributionError, Distributor};
 
-/// The SRTP part of a streaming service's MTK messages (docs/profile.md §2.3).
-pub(super) fn streaming(ssrc: u32, roc: u32) -> Streaming {
-    Streaming::srtp_default(ssrc, roc)
+/// The SRTP part of a streaming service's MTK messages (docs/profile.md §2.3), with the
+/// authentication tag length of its suite (10 octets by default, 4 for `_32`).
+pub(super) fn streaming(ssrc: u32, roc: u32, tag_len: usize) -> Streaming {
+    let mut s = Streaming::srtp_default(ssrc, roc);
+    if let Ok(len) = u8::try_from(tag_len) {
+        for p in &mut s.policy.params {
+            if p.param_type == SrtpParam::AUTH_TAG_LEN.0 {
+                p.value = vec![len];
+            }
+        }
+    }
+    s
 }
 
 impl Distributor {
@@ -147,6 +156,14 @@ impl Distributor {
         let mut built = Vec::with_capacity(services.len());
         for (i, s) in services.iter().enumerate() {
             let svc = &self.services[*s];
+            // The SRTP-ID map announces the rollover counter the service's SRTP sender last
+            // reported, or else the configured one (docs/profile.md §2.4).
+            let streaming = svc.streaming.clone().map(|mut st| {
+                if let Some(roc) = self.mtk_view.roc(&svc.id) {
+                    st.srtp.roc = roc;
+                }
+                st
+            });
             let d = MtkDelivery {
                 key_domain_id: key_domain,
                 msk_id: live.msk_id,
@@ -155,7 +172,7 @@ impl Distributor {
                 counter: first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX)),
                 mtk: live.mtk.clone(),
                 salt: svc.streaming.as_ref().and(live.salt.clone()),
-                streaming: svc.streaming.clone(),
+                streaming,
             };
             built.push(Bytes::from(build_mtk(&slot.keys, &d)?));
         }
@@ -174,6 +191,10 @@ impl Distributor {
             });
             svc.message = Some(bytes);
             svc.next_send_at = Some(now + svc.resend);
+            if svc.sends.len() >= 2 {
+                svc.sends.pop_front();
+            }
+            svc.sends.push_back(((live.msk_id, live.mtk_id), 1));
         }
         self.metrics.mtk_messages.add(datagrams.len() as u64);
         self.send(datagrams);
@@ -183,7 +204,8 @@ impl Distributor {
     /// Repeats every service's MTK message that is due (identical bytes).
     pub(super) fn resend_mtks(&mut self, now: SystemTime) {
         let mut datagrams = Vec::new();
-        for svc in &mut self.services {
+        let mut resent = Vec::new();
+        for (i, svc) in self.services.iter_mut().enumerate() {
             let (Some(at), Some(bytes)) = (svc.next_send_at, &svc.message) else {
                 continue;
             };
@@ -199,8 +221,17 @@ impl Distributor {
                 next = now + svc.resend;
             }
             svc.next_send_at = Some(next);
+            if let Some((_, n)) = svc.sends.back_mut() {
+                *n = n.saturating_add(1);
+                if svc.streaming.is_some() {
+                    resent.push(i);
+                }
+            }
         }
         self.metrics.mtk_messages.add(datagrams.len() as u64);
         self.send(datagrams);
+        for s in resent {
+            self.publish_mtk(s);
+        }
     }
 }
