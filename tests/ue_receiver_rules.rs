@@ -971,6 +971,39 @@ fn event_queue_is_bounded() {
 }
 
 #[test]
+fn key_events_are_never_dropped_for_discard_notices() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    let max = mbms_keys::ue::MAX_QUEUED_EVENTS;
+    // A full queue of discard notices, then keys, then more noise.
+    for _ in 0..max {
+        rx.handle_datagram(now, &[0]);
+    }
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 1, 1, &mtk(1)));
+    for _ in 0..10 {
+        rx.handle_datagram(now, &[0]);
+    }
+    let events = drain(&mut rx);
+    assert_eq!(events.len(), max);
+    let keys: Vec<_> = events.iter().filter(|e| !e.is_discard()).collect();
+    assert!(
+        matches!(
+            keys[..],
+            [Event::MskInstalled { .. }, Event::MtkReady { .. }]
+        ),
+        "{keys:?}"
+    );
+    // The two oldest notices made room; the ten late ones found the queue full.
+    assert_eq!(rx.stats().events_dropped, 12);
+    assert_eq!(
+        rx.stats().discards(DiscardReason::Malformed),
+        max as u64 + 10
+    );
+}
+
+#[test]
 fn fuzz_seed_programs_hold_the_invariants() {
     // The fuzz oracle over a few fixed programs and every vector datagram.
     fuzzing::run(&[]);

@@ -6,11 +6,12 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::crypto::{OsRandom, Random, StateKey};
@@ -19,6 +20,7 @@ use crate::mbms::{KeyDomainId, MskId, MukId};
 
 use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
 use super::http::{ClientConfig, ClientError, KeyRequestClient};
+use super::queue::EventQueue;
 use super::{Event, Receiver, ReceiverConfig, StateError};
 
 /// The UDP port MIKEY messages are pushed to (docs/profile.md §2.1).
@@ -28,7 +30,8 @@ pub const MIKEY_PORT: u16 = 2269;
 /// refused by the codec.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Events queued for the application before the oldest are dropped.
+/// Events queued for the application at most: when it is full, discard notices are dropped
+/// first and key events are kept (docs/profile.md §3, bounds).
 const EVENT_QUEUE: usize = 4096;
 
 /// Settings of a [`UeClient`].
@@ -102,10 +105,50 @@ enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// The events on their way from the receiving task to the application.
+struct Events {
+    queue: Mutex<EventQueue>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Events {
+    fn new() -> Self {
+        Self {
+            queue: Mutex::new(EventQueue::new(EVENT_QUEUE)),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// `false` when an event was dropped for this one.
+    fn push(&self, event: Event) -> bool {
+        let kept = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+        self.ready.notify_one();
+        kept
+    }
+
+    fn pop(&self) -> Option<Event> {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
 /// A running UE: receives pushes, applies them, and talks to the BM-SC.
 pub struct UeClient {
     http: Option<Arc<KeyRequestClient>>,
-    events: mpsc::Receiver<Event>,
+    events: Arc<Events>,
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     task: JoinHandle<()>,
@@ -207,13 +250,13 @@ impl UeClient {
             )?)),
             None => None,
         };
-        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let events = Arc::new(Events::new());
         let (commands, command_rx) = mpsc::channel(4);
         let ctx = Loop {
             socket,
             receiver,
             persist,
-            events: event_tx,
+            events: events.clone(),
             http: if config.auto_request {
                 http.clone()
             } else {
@@ -261,7 +304,17 @@ impl UeClient {
     /// The next event (MSK installed/updated/invalidated, MTK ready, request
     /// needed, discard). `None` once the client has stopped.
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        loop {
+            if let Some(event) = self.events.pop() {
+                return Some(event);
+            }
+            if self.events.closed.load(Ordering::Acquire) {
+                // Events pushed before the close are still handed out.
+                return self.events.pop();
+            }
+            // A notification sent while no one waited is kept for this call.
+            self.events.ready.notified().await;
+        }
     }
 
     /// Stops receiving and writes the state file.
@@ -278,12 +331,19 @@ struct Loop {
     socket: UdpSocket,
     receiver: Receiver,
     persist: Option<Persist>,
-    events: mpsc::Sender<Event>,
+    events: Arc<Events>,
     http: Option<Arc<KeyRequestClient>>,
     provider: Arc<dyn GbaKeyProvider>,
     fqdn: String,
     keys_expiry: std::time::SystemTime,
     btid: String,
+}
+
+impl Drop for Loop {
+    /// However the task ends, the application's `next_event` learns it.
+    fn drop(&mut self) {
+        self.events.close();
+    }
 }
 
 impl Loop {
@@ -355,8 +415,8 @@ impl Loop {
                 }
                 _ => changed = true,
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
-                tracing::warn!("event queue full: event dropped");
+            if !self.events.push(event) {
+                tracing::warn!("event queue full: an event was dropped");
             }
         }
         if changed && let Some(p) = &self.persist {

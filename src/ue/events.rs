@@ -72,6 +72,15 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether this is a discard notice: the only event a full queue gives up for another
+    /// (docs/profile.md §3, bounds). Every other event is a key event.
+    #[must_use]
+    pub fn is_discard(&self) -> bool {
+        matches!(self, Self::Discarded { .. })
+    }
+}
+
 /// Why a datagram was dropped (docs/profile.md §3: every discard is counted and
 /// logged with its reason, and silent on the wire).
 #[non_exhaustive]
@@ -179,7 +188,8 @@ pub struct Stats {
     pub mtk_accepted: u64,
     /// Acknowledgements returned.
     pub acks: u64,
-    /// Events dropped because the driver did not drain the queue.
+    /// Events dropped because the driver did not drain the queue: discard notices that found
+    /// it full, and key events only when it held nothing else.
     pub events_dropped: u64,
     discards: [u64; DiscardReason::ALL.len()],
 }

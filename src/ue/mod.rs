@@ -3,6 +3,7 @@
 //! around it.
 
 mod events;
+mod queue;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod receiver;

@@ -15,7 +15,6 @@ mod mtk;
 mod persist;
 mod timers;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -25,13 +24,15 @@ use crate::mikey::view::{ExtensionView, KeyIdEntryView, PayloadView};
 use crate::mikey::{DataType, MessageView};
 
 use super::events::{DiscardReason, Event, MskInfo, Stats};
+use super::queue::EventQueue;
 use super::state::{MskStore, MukSlots};
 
 pub use persist::StateError;
 pub use timers::MAX_PENDING;
 
-/// Events kept for the driver at most; beyond that the oldest is dropped and
-/// counted in [`Stats::events_dropped`]. A driver drains after every call.
+/// Events kept for the driver at most. Beyond that a discard notice is not queued and a key
+/// event takes the place of the oldest queued notice (or, with none queued, of the oldest
+/// event); each drop is counted in [`Stats::events_dropped`]. A driver drains after every call.
 pub const MAX_QUEUED_EVENTS: usize = 1024;
 
 /// Default [`ReceiverConfig::missed_key_holdoff`].
@@ -65,7 +66,7 @@ pub struct Receiver {
     msks: MskStore,
     pulls: timers::Pending,
     missed: timers::Holdoff,
-    events: VecDeque<Event>,
+    events: EventQueue,
     stats: Stats,
 }
 
@@ -102,7 +103,7 @@ impl Receiver {
             msks,
             pulls: timers::Pending::default(),
             missed: timers::Holdoff::default(),
-            events: VecDeque::new(),
+            events: EventQueue::new(MAX_QUEUED_EVENTS),
             stats: Stats::default(),
         }
     }
@@ -153,7 +154,7 @@ impl Receiver {
 
     /// The oldest queued event, if any; a driver drains them after every call.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     /// The earliest pending timer (a back-off expiry), for the driver's sleep.
@@ -191,11 +192,9 @@ impl Receiver {
     }
 
     fn push_event(&mut self, event: Event) {
-        if self.events.len() >= MAX_QUEUED_EVENTS {
-            self.events.pop_front();
+        if !self.events.push(event) {
             self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
         }
-        self.events.push_back(event);
     }
 
     /// docs/profile.md §3: every discard is counted and logged with its reason,
