@@ -8,9 +8,9 @@ mod ue_support;
 use std::time::Duration;
 
 use mbms_keys::crypto::{Muk, ProtectionKeys, Salt};
-use mbms_keys::mbms::{AckContext, MskUpdate, MtkId, UnverifiedAck, profile};
-use mbms_keys::mikey::{Payload, PolicyParam, ProtType, SecurityPolicy};
-use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig, fuzzing};
+use mbms_keys::mbms::{AckContext, MskUpdate, MtkId, Streaming, UnverifiedAck, profile};
+use mbms_keys::mikey::{Payload, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry};
+use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig, SrtpPolicy, fuzzing};
 use ue_support::*;
 
 fn installed(rx: &Receiver) -> Vec<(u16, u16)> {
@@ -728,14 +728,31 @@ fn mtk_vectors_are_accepted_after_the_msk_vector() {
         let want_salt = v["inputs"]["mtk_salt"]
             .as_str()
             .map(|s| Salt::from_hex(s).unwrap());
+        // The streaming vector: one crypto session under the profile's SRTP policy.
+        let streaming = want_salt.is_some();
+        let want_policy = streaming
+            .then(|| SrtpPolicy::from_sp(Streaming::srtp_default(0x1122_3344, 0).policy))
+            .flatten();
+        let want_ids = if streaming {
+            vec![SrtpIdEntry {
+                policy_no: 0,
+                ssrc: 0x1122_3344,
+                roc: 0,
+            }]
+        } else {
+            vec![]
+        };
         assert_eq!(
             drain(&mut rx),
             [Event::MtkReady {
                 key_domain_id: kd(),
                 msk_id: id(1, 2),
                 mtk_id: MtkId(mtk_id),
+                mki: [0x00, 0x01, 0x00, 0x02, 0x00, mtk_id as u8],
                 mtk: want_mtk,
                 salt: want_salt,
+                policy: want_policy,
+                srtp_ids: want_ids,
             }],
             "{name}"
         );
@@ -743,6 +760,78 @@ fn mtk_vectors_are_accepted_after_the_msk_vector() {
         assert_eq!((info.seqs, info.counter), (mtk_id, Some(counter)));
     }
     assert_eq!(rx.stats().mtk_accepted, 2);
+}
+
+#[test]
+fn mtk_ready_carries_the_mki_and_a_streaming_message_its_policy_and_srtp_ids() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    // The MSK message carries an SRTP policy with 32-bit tags.
+    let mut sp = Streaming::srtp_default(0, 0).policy;
+    sp.params.retain(|p| p.param_type != 11);
+    sp.params.push(PolicyParam {
+        param_type: 11,
+        value: vec![4],
+    });
+    let install = b.new_key(id(1, 1), &msk(1), 0, 100);
+    let install = remac(b.muk.as_bytes(), &install, |m| {
+        let at = m.payloads.len() - 1;
+        m.payloads.insert(at, Payload::Sp(sp.clone()));
+    });
+    rx.handle_datagram(now, &install);
+    drain(&mut rx);
+    let streaming = |mtk_id: u16, counter: u32, keep_sp: bool| {
+        let csb_id = profile::csb_id_for(id(1, 1));
+        let d = mbms_keys::mbms::MtkDelivery {
+            key_domain_id: kd(),
+            msk_id: id(1, 1),
+            csb_id,
+            mtk_id: MtkId(mtk_id),
+            counter,
+            mtk: mtk(2),
+            salt: Some(Salt::from_bytes([3; 14])),
+            streaming: Some(Streaming::srtp_default(0x0a0b_0c0d, 7)),
+        };
+        let keys = mbms_keys::mbms::MtkKeys::new(&msk(1), csb_id);
+        let bytes = mbms_keys::mbms::build_mtk(&keys, &d).unwrap();
+        remac(msk(1).as_bytes(), &bytes, |m| {
+            if !keep_sp {
+                m.payloads.retain(|p| !matches!(p, Payload::Sp(_)));
+            }
+        })
+    };
+    let session = SrtpIdEntry {
+        policy_no: 0,
+        ssrc: 0x0a0b_0c0d,
+        roc: 7,
+    };
+    // Its own SP first; without one, the MSK's.
+    for (mtk_id, keep_sp, suite) in [
+        (1, true, "AES_CM_128_HMAC_SHA1_80"),
+        (2, false, "AES_CM_128_HMAC_SHA1_32"),
+    ] {
+        rx.handle_datagram(now, &streaming(mtk_id, u32::from(mtk_id), keep_sp));
+        match &drain(&mut rx)[..] {
+            [Event::MtkReady {
+                mki,
+                policy: Some(policy),
+                srtp_ids,
+                ..
+            }] => {
+                assert_eq!(*mki, profile::srtp_mki(id(1, 1), MtkId(mtk_id)));
+                assert_eq!(policy.suite(), Some(suite));
+                assert_eq!(srtp_ids, &[session]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A download MTK message: no policy, no crypto sessions, whatever the MSK carried.
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 3, 3, &mtk(4)));
+    assert!(matches!(
+        &drain(&mut rx)[..],
+        [Event::MtkReady { policy: None, srtp_ids, .. }] if srtp_ids.is_empty()
+    ));
 }
 
 #[test]
@@ -941,8 +1030,11 @@ fn event_debug_never_prints_key_material() {
         key_domain_id: kd(),
         msk_id: id(1, 1),
         mtk_id: MtkId(1),
+        mki: profile::srtp_mki(id(1, 1), MtkId(1)),
         mtk: mtk(0xab),
         salt: Some(Salt::from_bytes([0xcd; 14])),
+        policy: None,
+        srtp_ids: vec![],
     };
     let text = format!("{e:?}");
     assert!(text.contains("REDACTED"));

@@ -4,8 +4,11 @@
 use std::fmt;
 
 use crate::crypto::{Mtk, Salt};
+use crate::mbms::profile::SRTP_MKI_LEN;
 use crate::mbms::{KeyDomainId, MskId, MtkId};
-use crate::mikey::SecurityPolicy;
+use crate::mikey::{SecurityPolicy, SrtpIdEntry};
+
+use super::srtp::SrtpPolicy;
 
 /// One outcome of a datagram or a timer, in order. `Debug` never prints key
 /// material (`Mtk` and `Salt` redact themselves).
@@ -43,7 +46,8 @@ pub enum Event {
         /// MSK ID of the MSK.
         msk_id: MskId,
     },
-    /// A verified MTK for the media client (docs/profile.md §3, last step).
+    /// A verified MTK for the media client, with everything it needs to use it
+    /// (docs/profile.md §3, last step of the MTK message).
     MtkReady {
         /// Key Domain ID of the MSK that protected the MTK.
         key_domain_id: KeyDomainId,
@@ -51,10 +55,19 @@ pub enum Event {
         msk_id: MskId,
         /// The MTK ID.
         mtk_id: MtkId,
-        /// The MTK.
+        /// The SRTP MKI that names this MTK in the packets of a streaming service:
+        /// MSK ID ‖ MTK ID (docs/profile.md §2.4, [`crate::mbms::profile::srtp_mki`]).
+        mki: [u8; SRTP_MKI_LEN],
+        /// The MTK (the SRTP master key of a streaming service).
         mtk: Mtk,
-        /// The salt of a TEK+SALT Key data sub-payload, if carried.
+        /// The salt of a TEK+SALT Key data sub-payload, if carried (the SRTP master salt).
         salt: Option<Salt>,
+        /// The SRTP policy of a streaming MTK message: its SP payload, else the one stored with
+        /// the MSK; `None` for a download MTK message (no SRTP-ID map).
+        policy: Option<SrtpPolicy>,
+        /// The crypto sessions of the SRTP-ID map (policy number, SSRC, ROC) of a streaming
+        /// MTK message; empty for a download one.
+        srtp_ids: Vec<SrtpIdEntry>,
     },
     /// Run the MSK request procedure (TS 33.246 6.3.2.2) for this MSK: Key
     /// Number 0 (the current MSK of the Key Group) after a solicited pull,

@@ -4,6 +4,7 @@
 
 mod events;
 mod queue;
+mod srtp;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod receiver;
@@ -16,6 +17,7 @@ pub use receiver::{
     DEFAULT_MISSED_KEY_HOLDOFF, MAX_PENDING, MAX_QUEUED_EVENTS, Receiver, ReceiverConfig,
     StateError,
 };
+pub use srtp::SrtpPolicy;
 pub use state::{MAX_MSKS, MSKS_PER_KEY_GROUP};
 #[cfg(feature = "ue")]
 pub mod driver;

@@ -15,7 +15,7 @@ use mbms_keys::duration;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::ue::driver::{UeClient, UeConfig};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
-use mbms_keys::ue::{Event, ReceiverConfig};
+use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
 use serde_json::{Value, json};
 
 #[derive(Args)]
@@ -113,13 +113,21 @@ pub fn event_json(e: &Event) -> Option<Value> {
             key_domain_id,
             msk_id,
             mtk_id,
+            mki,
             mtk,
             salt,
+            policy,
+            srtp_ids,
         } => json!({
             "event": "MtkReady", "key_domain_id": key_domain_id.to_string(),
             "msk_id": msk_id.to_string(), "mtk_id": mtk_id.0,
+            "mki": hex::encode(mki),
             "mtk": hex::encode(mtk.as_bytes()),
             "salt": salt.as_ref().map(|s| hex::encode(s.as_bytes())),
+            "policy": policy.as_ref().map(policy_json),
+            "srtp_ids": srtp_ids.iter().map(|e| json!({
+                "policy_no": e.policy_no, "ssrc": e.ssrc, "roc": e.roc,
+            })).collect::<Vec<_>>(),
         }),
         Event::MskRequestNeeded {
             key_domain_id,
@@ -130,6 +138,25 @@ pub fn event_json(e: &Event) -> Option<Value> {
         }),
         Event::Discarded { .. } => return None,
         _ => return None,
+    })
+}
+
+/// The SRTP policy of an `MtkReady` line: the suite name when it is a standard one, the
+/// algorithms by name (`null` for a value without one) and the lengths in octets.
+fn policy_json(p: &SrtpPolicy) -> Value {
+    json!({
+        "policy_no": p.policy_no,
+        "suite": p.suite(),
+        "cipher": p.cipher_name(),
+        "cipher_key_len": p.encryption_key_len,
+        "auth": p.auth_name(),
+        "auth_key_len": p.auth_key_len,
+        "auth_tag_len": p.auth_tag_len,
+        "salt_len": p.salt_key_len,
+        "key_derivation_rate": p.key_derivation_rate,
+        "srtp_encryption": p.srtp_encryption,
+        "srtcp_encryption": p.srtcp_encryption,
+        "srtp_authentication": p.srtp_authentication,
     })
 }
 

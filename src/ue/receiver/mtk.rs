@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
-use crate::mbms::UnverifiedMtk;
+use crate::mbms::{UnverifiedMtk, profile};
 use crate::mikey::MessageView;
+use crate::mikey::view::CsIdMapView;
 
 use super::super::events::{DiscardReason, Event};
+use super::super::srtp::SrtpPolicy;
 use super::super::serial::is_newer;
 use super::{Receiver, verify_failure};
 
@@ -26,6 +28,8 @@ impl Receiver {
             self.missed_key(now, un);
             return;
         };
+        // Covered by the MAC: read only once it has verified.
+        let map = un.view().hdr().cs_id_map;
         let checked = if !is_newer(un.counter(), entry.counter) {
             Err(DiscardReason::Replay)
         } else if mtk_id.0 <= entry.seqs {
@@ -43,17 +47,35 @@ impl Receiver {
                 return;
             }
         };
+        // docs/profile.md §3: a streaming MTK message (one with an SRTP-ID map) names its
+        // crypto sessions; its policy is its own SP payload, else the MSK message's.
+        let srtp_ids: Vec<_> = match map {
+            CsIdMapView::SrtpId(entries) => entries.iter().collect(),
+            _ => Vec::new(),
+        };
+        let mut stored_sp = None;
         if let Some(entry) = self.msks.get_mut(key_domain_id, msk_id) {
             entry.seqs = mtk_id.0;
             entry.counter = Some(msg.counter);
+            if msg.sp.is_none() && !srtp_ids.is_empty() {
+                stored_sp.clone_from(&entry.sp);
+            }
         }
+        let policy = if srtp_ids.is_empty() {
+            None
+        } else {
+            msg.sp.or(stored_sp).and_then(SrtpPolicy::from_sp)
+        };
         self.stats.mtk_accepted = self.stats.mtk_accepted.saturating_add(1);
         self.push_event(Event::MtkReady {
             key_domain_id,
             msk_id,
             mtk_id,
+            mki: profile::srtp_mki(msk_id, mtk_id),
             mtk: msg.mtk,
             salt: msg.salt,
+            policy,
+            srtp_ids,
         });
     }
 
