@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::crypto::{OsRandom, Random, StateKey};
-use crate::mbms::keyreq::{MskResponse, RegisterResponse};
+use crate::mbms::keyreq::{MskRef, MskResponse, RegisterResponse};
 use crate::mbms::{KeyDomainId, MskId, MukId};
 
 use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
@@ -105,6 +105,45 @@ enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// One MSK's answer to an MSK request: (Key Domain ID, MSK ID, per-item code or HTTP status).
+type Answer = (KeyDomainId, MskId, u16);
+
+/// Answers queued for the receiver at most; requests are rate limited, so this is ample.
+const ANSWER_QUEUE: usize = 256;
+
+/// What the receiver learns from an MSK request's outcome (docs/profile.md §3): every per-item
+/// status, or for a request refused as a whole with 403 or 404 that status for each MSK asked
+/// for. Transport failures and other statuses are not answers.
+fn answers(requested: &[(KeyDomainId, MskId)], result: &Result<MskResponse, ClientError>) -> Vec<Answer> {
+    match result {
+        Ok(r) => r
+            .statuses
+            .iter()
+            .filter_map(|s| match s.msk {
+                MskRef::Id(kd, id) => Some((kd, id, s.code)),
+                MskRef::Malformed { .. } => None,
+            })
+            .collect(),
+        Err(ClientError::Status(status))
+            if *status == hyper::StatusCode::FORBIDDEN || *status == hyper::StatusCode::NOT_FOUND =>
+        {
+            requested
+                .iter()
+                .map(|(kd, id)| (*kd, *id, status.as_u16()))
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn report(to: &mpsc::Sender<Answer>, requested: &[(KeyDomainId, MskId)], result: &Result<MskResponse, ClientError>) {
+    for a in answers(requested, result) {
+        if to.try_send(a).is_err() {
+            tracing::warn!("MSK request answers queue full: an answer was dropped");
+        }
+    }
+}
+
 /// The events on their way from the receiving task to the application.
 struct Events {
     queue: Mutex<EventQueue>,
@@ -149,6 +188,7 @@ impl Events {
 pub struct UeClient {
     http: Option<Arc<KeyRequestClient>>,
     events: Arc<Events>,
+    answers: mpsc::Sender<Answer>,
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     task: JoinHandle<()>,
@@ -252,11 +292,13 @@ impl UeClient {
         };
         let events = Arc::new(Events::new());
         let (commands, command_rx) = mpsc::channel(4);
+        let (answers, answer_rx) = mpsc::channel(ANSWER_QUEUE);
         let ctx = Loop {
             socket,
             receiver,
             persist,
             events: events.clone(),
+            answers: answers.clone(),
             http: if config.auto_request {
                 http.clone()
             } else {
@@ -267,10 +309,11 @@ impl UeClient {
             keys_expiry: keys.expiry,
             btid: keys.btid.as_str().to_string(),
         };
-        let task = tokio::spawn(ctx.run(command_rx));
+        let task = tokio::spawn(ctx.run(command_rx, answer_rx));
         Ok(Self {
             http,
             events,
+            answers,
             commands,
             local_addr,
             task,
@@ -296,9 +339,13 @@ impl UeClient {
         Ok(self.http()?.deregister(services).await?)
     }
 
-    /// Requests MSKs (TS 33.246 6.3.2.2.1); Key Number 0 = the current MSK.
+    /// Requests MSKs (TS 33.246 6.3.2.2.1); Key Number 0 = the current MSK. The receiver
+    /// learns the answer: an MSK the BM-SC refused is not requested again by the UE until a
+    /// verified MSK message of its Key Group arrives (docs/profile.md §3).
     pub async fn request_msk(&self, msks: &[(KeyDomainId, MskId)]) -> Result<MskResponse, UeError> {
-        Ok(self.http()?.request_msk(msks).await?)
+        let result = self.http()?.request_msk(msks).await;
+        report(&self.answers, msks, &result);
+        Ok(result?)
     }
 
     /// The next event (MSK installed/updated/invalidated, MTK ready, request
@@ -332,6 +379,7 @@ struct Loop {
     receiver: Receiver,
     persist: Option<Persist>,
     events: Arc<Events>,
+    answers: mpsc::Sender<Answer>,
     http: Option<Arc<KeyRequestClient>>,
     provider: Arc<dyn GbaKeyProvider>,
     fqdn: String,
@@ -347,7 +395,11 @@ impl Drop for Loop {
 }
 
 impl Loop {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut answers: mpsc::Receiver<Answer>,
+    ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let timeout = self.receiver.poll_timeout();
@@ -363,6 +415,10 @@ impl Loop {
                 },
                 () = sleep_until(timeout) => {
                     self.receiver.handle_timeout(Instant::now());
+                    self.drain().await;
+                }
+                Some((kd, id, code)) = answers.recv() => {
+                    self.receiver.handle_msk_response(kd, id, code);
                     self.drain().await;
                 }
                 () = tokio::time::sleep(keys_in) => self.refresh_keys(),
@@ -402,16 +458,22 @@ impl Loop {
                     msk_id,
                 } => {
                     if let Some(http) = &self.http {
-                        let (http, kd, id) = (http.clone(), *key_domain_id, *msk_id);
+                        let (http, to) = (http.clone(), self.answers.clone());
+                        let asked = [(*key_domain_id, *msk_id)];
                         tokio::spawn(async move {
-                            match http.request_msk(&[(kd, id)]).await {
+                            let result = http.request_msk(&asked).await;
+                            match &result {
                                 Ok(r) => {
                                     tracing::info!(statuses = ?r.statuses, "MSK request answered")
                                 }
                                 Err(e) => tracing::warn!(error = %e, "MSK request failed"),
                             }
+                            report(&to, &asked, &result);
                         });
                     }
+                }
+                Event::MskRequestFailed { msk_id, code, .. } => {
+                    tracing::warn!(%msk_id, code, "MSK request refused");
                 }
                 _ => changed = true,
             }
@@ -451,5 +513,44 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbms::keyreq::MskStatus;
+
+    #[test]
+    fn refusals_reach_the_receiver_and_transport_failures_do_not() {
+        let kd = KeyDomainId([0, 0xf1, 0x10]);
+        let asked = [(kd, MskId::new(1, 2)), (kd, MskId::new(1, 3))];
+        let statuses = vec![
+            MskStatus {
+                msk: MskRef::Id(kd, MskId::new(1, 2)),
+                code: 200,
+            },
+            MskStatus {
+                msk: MskRef::Id(kd, MskId::new(1, 3)),
+                code: 403,
+            },
+        ];
+        let ok = Ok(MskResponse { statuses });
+        assert_eq!(
+            answers(&asked, &ok),
+            [(kd, MskId::new(1, 2), 200), (kd, MskId::new(1, 3), 403)]
+        );
+        let refused = Err(ClientError::Status(hyper::StatusCode::NOT_FOUND));
+        assert_eq!(
+            answers(&asked, &refused),
+            [(kd, MskId::new(1, 2), 404), (kd, MskId::new(1, 3), 404)]
+        );
+        for e in [
+            ClientError::Status(hyper::StatusCode::INTERNAL_SERVER_ERROR),
+            ClientError::Timeout(Duration::from_secs(1)),
+            ClientError::Unauthorized,
+        ] {
+            assert_eq!(answers(&asked, &Err(e)), []);
+        }
     }
 }

@@ -78,6 +78,17 @@ pub enum Event {
         /// MSK ID to request (Key Number 0 for the Key Group's current MSK).
         msk_id: MskId,
     },
+    /// The BM-SC refused an MSK request (docs/profile.md §3): that MSK ID is not requested
+    /// again until a verified MSK message of its Key Group arrives.
+    MskRequestFailed {
+        /// Key Domain ID of the requested MSK.
+        key_domain_id: KeyDomainId,
+        /// MSK ID requested.
+        msk_id: MskId,
+        /// The per-item code of the answer (docs/profile.md §4: 400, 403, 404, 500), or the
+        /// HTTP status (403, 404) that refused the whole request.
+        code: u16,
+    },
     /// A datagram was dropped; nothing is ever sent back for it.
     Discarded {
         /// Why.
@@ -121,11 +132,14 @@ pub enum DiscardReason {
     UnexpectedAcknowledgement,
     /// A new MSK would exceed the receiver's bound on stored MSKs.
     StoreFull,
+    /// An MTK message for a (Key Domain ID, Key Group) that is not one of the UE's: no MSK
+    /// request follows.
+    UnknownKeyGroup,
 }
 
 impl DiscardReason {
     /// Every reason, in the order of [`Stats`]' counters.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Malformed,
         Self::NotProfileMessage,
         Self::UnknownMuk,
@@ -137,6 +151,7 @@ impl DiscardReason {
         Self::MtkIdNotNewer,
         Self::UnexpectedAcknowledgement,
         Self::StoreFull,
+        Self::UnknownKeyGroup,
     ];
 
     /// Stable snake_case name for logs and metrics labels.
@@ -154,6 +169,7 @@ impl DiscardReason {
             Self::MtkIdNotNewer => "mtk_id_not_newer",
             Self::UnexpectedAcknowledgement => "unexpected_acknowledgement",
             Self::StoreFull => "store_full",
+            Self::UnknownKeyGroup => "unknown_key_group",
         }
     }
 
@@ -170,6 +186,7 @@ impl DiscardReason {
             Self::MtkIdNotNewer => 8,
             Self::UnexpectedAcknowledgement => 9,
             Self::StoreFull => 10,
+            Self::UnknownKeyGroup => 11,
         }
     }
 }
@@ -188,6 +205,7 @@ impl fmt::Display for DiscardReason {
             Self::MtkIdNotNewer => "MTK ID not above SEQs",
             Self::UnexpectedAcknowledgement => "acknowledgement sent to the UE",
             Self::StoreFull => "MSK store full",
+            Self::UnknownKeyGroup => "Key Group not one of the UE's",
         })
     }
 }
@@ -201,6 +219,8 @@ pub struct Stats {
     pub mtk_accepted: u64,
     /// Acknowledgements returned.
     pub acks: u64,
+    /// Missed-key MSK requests not made: within the hold-off, over a rate, or refused before.
+    pub requests_suppressed: u64,
     /// Events dropped because the driver did not drain the queue: discard notices that found
     /// it full, and key events only when it held nothing else.
     pub events_dropped: u64,

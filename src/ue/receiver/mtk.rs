@@ -24,8 +24,13 @@ impl Receiver {
         };
         let (key_domain_id, msk_id, mtk_id) = (un.key_domain_id(), un.msk_id(), un.mtk_id());
         let Some(entry) = self.msks.get(key_domain_id, msk_id) else {
-            self.discard(DiscardReason::UnknownMsk);
-            self.missed_key(now, un);
+            if self.key_group_known(key_domain_id, msk_id.key_group) {
+                self.discard(DiscardReason::UnknownMsk);
+                self.missed_key(now, un);
+            } else {
+                // docs/profile.md §3: not one of the UE's services; no request.
+                self.discard(DiscardReason::UnknownKeyGroup);
+            }
             return;
         };
         // Covered by the MAC: read only once it has verified.
@@ -79,17 +84,25 @@ impl Receiver {
         });
     }
 
-    /// TS 33.246 6.3.2.2.3 (missed key update): an MTK under an MSK the UE
-    /// does not hold asks for that MSK, once per hold-off. The message cannot
-    /// be verified, so a forged MSK ID costs one bounded hold-off entry.
+    /// TS 33.246 6.3.2.2.3 (missed key update): an MTK under an MSK the UE does not hold, in
+    /// one of its Key Groups, asks for that MSK, within the rules of docs/profile.md §3 (MSK
+    /// requests). The message cannot be verified, so a forged MSK ID costs at most one request
+    /// within the rates, and nothing once the BM-SC has refused it.
     fn missed_key(&mut self, now: Instant, un: UnverifiedMtk<'_>) {
         let (key_domain_id, msk_id) = (un.key_domain_id(), un.msk_id());
         let holdoff = self.config.missed_key_holdoff;
-        if self.missed.try_request(now, holdoff, key_domain_id, msk_id) {
-            self.push_event(Event::MskRequestNeeded {
+        let limits = self.config.request_limits;
+        match self
+            .requests
+            .try_request(now, holdoff, &limits, key_domain_id, msk_id)
+        {
+            Ok(()) => self.push_event(Event::MskRequestNeeded {
                 key_domain_id,
                 msk_id,
-            });
+            }),
+            Err(_) => {
+                self.stats.requests_suppressed = self.stats.requests_suppressed.saturating_add(1);
+            }
         }
     }
 }
