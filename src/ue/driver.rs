@@ -20,6 +20,7 @@ use crate::mbms::{KeyDomainId, MskId, MukId};
 
 use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
 use super::http::{ClientConfig, ClientError, KeyRequestClient};
+use super::multicast::{Join, group_socket};
 use super::queue::EventQueue;
 use super::{Event, Receiver, ReceiverConfig, StateError};
 
@@ -52,6 +53,10 @@ pub struct UeConfig {
     pub auto_request: bool,
     /// Settings of the Key Request client (timeouts, local address).
     pub client: ClientConfig,
+    /// Multicast groups carrying MTK messages to join, each on its own socket bound to the
+    /// group address and port (the listen port when none is given). MSK pushes stay unicast
+    /// on the listen socket, and acknowledgements go out from it.
+    pub join: Vec<Join>,
 }
 
 impl UeConfig {
@@ -66,6 +71,7 @@ impl UeConfig {
             receiver: ReceiverConfig::default(),
             auto_request: true,
             client: ClientConfig::default(),
+            join: Vec::new(),
         }
     }
 }
@@ -79,6 +85,14 @@ pub enum UeError {
     Bind {
         /// The address it was to be bound to.
         addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A multicast group could not be joined.
+    #[error("joining {group}: {source}")]
+    Join {
+        /// The group as configured.
+        group: String,
         /// The operating system's error.
         source: std::io::Error,
     },
@@ -279,6 +293,7 @@ impl UeClient {
             addr: config.listen,
             source,
         })?;
+        let (groups, group_rx) = join_groups(&config.join, local_addr.port())?;
         let (mut receiver, persist) = restore_or_new(&config)?;
         let keys = provider.keys().map_err(|e| UeError::Keys(e.to_string()))?;
         receiver.set_muk(muk_id(&config.bmsc_fqdn, &keys), keys.material.muk());
@@ -299,6 +314,7 @@ impl UeClient {
             persist,
             events: events.clone(),
             answers: answers.clone(),
+            groups,
             http: if config.auto_request {
                 http.clone()
             } else {
@@ -309,7 +325,7 @@ impl UeClient {
             keys_expiry: keys.expiry,
             btid: keys.btid.as_str().to_string(),
         };
-        let task = tokio::spawn(ctx.run(command_rx, answer_rx));
+        let task = tokio::spawn(ctx.run(command_rx, answer_rx, group_rx));
         Ok(Self {
             http,
             events,
@@ -374,8 +390,55 @@ impl UeClient {
     }
 }
 
+/// Datagrams from the group sockets queued for the receiver at most; beyond that a reader
+/// waits (and its socket's buffer drops).
+const GROUP_QUEUE: usize = 1024;
+
+/// A datagram read from a group socket, and its sender.
+type GroupDatagram = (Vec<u8>, SocketAddr);
+
+/// Joins every group, each with a task that forwards its datagrams to the receiving loop.
+fn join_groups(
+    joins: &[Join],
+    listen_port: u16,
+) -> Result<(Vec<JoinHandle<()>>, mpsc::Receiver<GroupDatagram>), UeError> {
+    let (tx, rx) = mpsc::channel(GROUP_QUEUE);
+    let mut tasks = Vec::with_capacity(joins.len());
+    for join in joins {
+        let socket = match group_socket(join, listen_port) {
+            Ok(s) => s,
+            Err(source) => {
+                tasks.iter().for_each(JoinHandle::abort);
+                return Err(UeError::Join {
+                    group: join.to_string(),
+                    source,
+                });
+            }
+        };
+        tracing::info!(group = %join, "joined multicast group");
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        let d = buf.get(..n).unwrap_or_default().to_vec();
+                        if tx.send((d, from)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "receiving a group datagram failed"),
+                }
+            }
+        }));
+    }
+    Ok((tasks, rx))
+}
+
 struct Loop {
     socket: UdpSocket,
+    /// The readers of the group sockets, stopped with the loop.
+    groups: Vec<JoinHandle<()>>,
     receiver: Receiver,
     persist: Option<Persist>,
     events: Arc<Events>,
@@ -390,6 +453,7 @@ struct Loop {
 impl Drop for Loop {
     /// However the task ends, the application's `next_event` learns it.
     fn drop(&mut self) {
+        self.groups.iter().for_each(JoinHandle::abort);
         self.events.close();
     }
 }
@@ -399,6 +463,7 @@ impl Loop {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut answers: mpsc::Receiver<Answer>,
+        mut group_datagrams: mpsc::Receiver<GroupDatagram>,
     ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
@@ -417,6 +482,9 @@ impl Loop {
                     self.receiver.handle_timeout(Instant::now());
                     self.drain().await;
                 }
+                // MTK messages of the joined groups: the same receiver, acknowledgements (never
+                // for an MTK message) from the listen socket.
+                Some((d, from)) = group_datagrams.recv() => self.datagram(&d, from).await,
                 Some((kd, id, code)) = answers.recv() => {
                     self.receiver.handle_msk_response(kd, id, code);
                     self.drain().await;

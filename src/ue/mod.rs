@@ -24,3 +24,5 @@ pub mod driver;
 pub mod gba_keys;
 #[cfg(feature = "ue")]
 pub mod http;
+#[cfg(feature = "ue")]
+pub mod multicast;

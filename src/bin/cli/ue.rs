@@ -15,6 +15,7 @@ use mbms_keys::duration;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
+use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
 use serde_json::{Value, json};
@@ -64,6 +65,11 @@ pub struct UeArgs {
     /// these and for the groups of verified MSK messages.
     #[arg(long = "key-group", value_parser = parse_key_group)]
     key_groups: Vec<(KeyDomainId, u16)>,
+    /// A multicast group carrying MTK messages, GROUP[:PORT][%IFACE] (repeatable): PORT defaults
+    /// to the --listen port; IFACE is the interface address for IPv4 (e.g. %127.0.0.1), its name
+    /// or index for IPv6; IPv6 with a port is written [GROUP]:PORT.
+    #[arg(long = "join")]
+    joins: Vec<Join>,
 }
 
 fn parse_key_group(s: &str) -> Result<(KeyDomainId, u16), String> {
@@ -239,6 +245,7 @@ async fn run_async(a: UeArgs) -> ExitCode {
     let mut config = UeConfig::new(&fqdn);
     config.listen = a.listen;
     config.state_file = a.state.clone();
+    config.join = a.joins.clone();
     config.bmsc_url = if a.listen_only { None } else { a.bmsc.clone() };
     config.receiver = ReceiverConfig {
         backoff: a.backoff,
