@@ -252,8 +252,14 @@ fn ue_command_prints_one_json_line_per_event() {
     );
     let p = &l["policy"];
     assert_eq!(p["suite"], "AES_CM_128_HMAC_SHA1_80", "{p}");
-    assert_eq!((&p["cipher"], &p["auth"]), (&"AES-CM".into(), &"HMAC-SHA-1".into()));
-    assert_eq!((&p["cipher_key_len"], &p["auth_tag_len"]), (&16.into(), &10.into()));
+    assert_eq!(
+        (&p["cipher"], &p["auth"]),
+        (&"AES-CM".into(), &"HMAC-SHA-1".into())
+    );
+    assert_eq!(
+        (&p["cipher_key_len"], &p["auth_tag_len"]),
+        (&16.into(), &10.into())
+    );
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

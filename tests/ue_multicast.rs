@@ -82,11 +82,7 @@ async fn mtk_messages_arrive_by_the_joined_group_and_msks_by_unicast() {
     let (group, port) = random_group();
     let mut config = UeConfig::new(FQDN);
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.join = vec![
-        format!("{group}:{port}%127.0.0.1")
-            .parse::<Join>()
-            .unwrap(),
-    ];
+    config.join = vec![format!("{group}:{port}%127.0.0.1").parse::<Join>().unwrap()];
     let mut ue = UeClient::start(config, provider()).await.unwrap();
 
     // The MSK: pushed unicast to the listen socket, acknowledged from it.
@@ -130,9 +126,7 @@ async fn mtk_messages_arrive_by_the_joined_group_and_msks_by_unicast() {
         streaming: Some(Streaming::srtp_default(0x1234_5678, 0)),
     };
     let message = build_mtk(&MtkKeys::new(&msk(), csb_id), &d).unwrap();
-    multicast_sender()
-        .send_to(&message, (group, port))
-        .unwrap();
+    multicast_sender().send_to(&message, (group, port)).unwrap();
     match next_key_event(&mut ue).await {
         Event::MtkReady {
             mtk_id,

@@ -815,12 +815,14 @@ fn mtk_ready_carries_the_mki_and_a_streaming_message_its_policy_and_srtp_ids() {
     ] {
         rx.handle_datagram(now, &streaming(mtk_id, u32::from(mtk_id), keep_sp));
         match &drain(&mut rx)[..] {
-            [Event::MtkReady {
-                mki,
-                policy: Some(policy),
-                srtp_ids,
-                ..
-            }] => {
+            [
+                Event::MtkReady {
+                    mki,
+                    policy: Some(policy),
+                    srtp_ids,
+                    ..
+                },
+            ] => {
                 assert_eq!(*mki, profile::srtp_mki(id(1, 1), MtkId(mtk_id)));
                 assert_eq!(policy.suite(), Some(suite));
                 assert_eq!(srtp_ids, &[session]);

@@ -128,7 +128,10 @@ const ANSWER_QUEUE: usize = 256;
 /// What the receiver learns from an MSK request's outcome (docs/profile.md §3): every per-item
 /// status, or for a request refused as a whole with 403 or 404 that status for each MSK asked
 /// for. Transport failures and other statuses are not answers.
-fn answers(requested: &[(KeyDomainId, MskId)], result: &Result<MskResponse, ClientError>) -> Vec<Answer> {
+fn answers(
+    requested: &[(KeyDomainId, MskId)],
+    result: &Result<MskResponse, ClientError>,
+) -> Vec<Answer> {
     match result {
         Ok(r) => r
             .statuses
@@ -139,7 +142,8 @@ fn answers(requested: &[(KeyDomainId, MskId)], result: &Result<MskResponse, Clie
             })
             .collect(),
         Err(ClientError::Status(status))
-            if *status == hyper::StatusCode::FORBIDDEN || *status == hyper::StatusCode::NOT_FOUND =>
+            if *status == hyper::StatusCode::FORBIDDEN
+                || *status == hyper::StatusCode::NOT_FOUND =>
         {
             requested
                 .iter()
@@ -150,7 +154,11 @@ fn answers(requested: &[(KeyDomainId, MskId)], result: &Result<MskResponse, Clie
     }
 }
 
-fn report(to: &mpsc::Sender<Answer>, requested: &[(KeyDomainId, MskId)], result: &Result<MskResponse, ClientError>) {
+fn report(
+    to: &mpsc::Sender<Answer>,
+    requested: &[(KeyDomainId, MskId)],
+    result: &Result<MskResponse, ClientError>,
+) {
     for a in answers(requested, result) {
         if to.try_send(a).is_err() {
             tracing::warn!("MSK request answers queue full: an answer was dropped");

@@ -3,12 +3,12 @@
 //! around it.
 
 mod events;
-mod queue;
-mod srtp;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod queue;
 mod receiver;
 pub mod serial;
+mod srtp;
 mod state;
 
 pub use crate::crypto::StateKey;

@@ -219,7 +219,10 @@ mod tests {
             assert!(bad.parse::<Join>().is_err(), "{bad}");
         }
         let e = "239.255.1.2%lo".parse::<Join>().unwrap_err();
-        assert!(e.to_string().contains("IPv4: give the interface by its address"));
+        assert!(
+            e.to_string()
+                .contains("IPv4: give the interface by its address")
+        );
     }
 
     #[test]

@@ -131,7 +131,10 @@ mod tests {
     fn the_profile_default_is_aes_cm_128_hmac_sha1_80() {
         let p = SrtpPolicy::from_sp(Streaming::srtp_default(1, 2).policy).unwrap();
         assert_eq!(p.suite(), Some("AES_CM_128_HMAC_SHA1_80"));
-        assert_eq!((p.cipher_name(), p.auth_name()), (Some("AES-CM"), Some("HMAC-SHA-1")));
+        assert_eq!(
+            (p.cipher_name(), p.auth_name()),
+            (Some("AES-CM"), Some("HMAC-SHA-1"))
+        );
         assert_eq!((p.encryption_key_len, p.auth_tag_len), (16, 10));
     }
 

@@ -15,8 +15,8 @@ use mbms_keys::duration;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
-use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
+use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
 use serde_json::{Value, json};
 

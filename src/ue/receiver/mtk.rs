@@ -9,8 +9,8 @@ use crate::mikey::MessageView;
 use crate::mikey::view::CsIdMapView;
 
 use super::super::events::{DiscardReason, Event};
-use super::super::srtp::SrtpPolicy;
 use super::super::serial::is_newer;
+use super::super::srtp::SrtpPolicy;
 use super::{Receiver, verify_failure};
 
 impl Receiver {

@@ -148,8 +148,7 @@ impl Gate {
         // A bucket back to full is the same as none: forget it, so the map stays small.
         self.groups.retain(|_, tat| *tat > now);
         let group_tat = self.groups.get(&group).copied();
-        if !permits(group_tat, now, limits.per_group) || !permits(self.global, now, limits.global)
-        {
+        if !permits(group_tat, now, limits.per_group) || !permits(self.global, now, limits.global) {
             return Err(Refusal::Limited);
         }
         self.holdoff.hold(now, holdoff, kd, msk_id);
@@ -203,7 +202,10 @@ mod tests {
         assert!(!permits(tat, t0, rate));
         assert!(!permits(tat, t0 + S / 2, rate));
         assert!(permits(tat, t0 + S, rate));
-        let none = RequestRate { interval: S, burst: 0 };
+        let none = RequestRate {
+            interval: S,
+            burst: 0,
+        };
         assert!(!permits(None, t0, none));
         assert!(permits(Some(t0 + 1000 * S), t0, RequestRate::UNLIMITED));
     }
