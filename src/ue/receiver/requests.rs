@@ -42,7 +42,7 @@ pub struct RequestLimits {
 }
 
 impl RequestLimits {
-    /// docs/profile.md §3 [CHOICE]: 1 per second with a burst of 4 over all Key Groups, and 1 per
+    /// docs/profile.md §3 \[CHOICE\]: 1 per second with a burst of 4 over all Key Groups, and 1 per
     /// 10 s for each Key Group.
     pub const DEFAULT: Self = Self {
         global: RequestRate {
