@@ -7,10 +7,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use mbms_keys::crypto::{KsNaf, Msk, Mtk, Muk, ProtectionKeys};
+use mbms_keys::crypto::{KsNaf, Msk, Mtk, Muk, ProtectionKeys, Salt};
 use mbms_keys::gba::GbaKeys;
 use mbms_keys::mbms::{
-    AckContext, MskDelivery, MskUpdate, MtkDelivery, MtkKeys, UnverifiedAck, build_msk, build_mtk,
+    AckContext, MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming, UnverifiedAck, build_msk,
+    build_mtk,
 };
 use mbms_keys::mikey::MtkId;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
@@ -59,6 +60,16 @@ fn msk_delivery(counter: u32) -> MskDelivery {
 }
 
 fn mtk_message(mtk_id: u16, counter: u32, mtk: &Mtk) -> Vec<u8> {
+    mtk_message_of(mtk_id, counter, mtk, None)
+}
+
+fn mtk_message_of(
+    mtk_id: u16,
+    counter: u32,
+    mtk: &Mtk,
+    streaming: Option<(Salt, Streaming)>,
+) -> Vec<u8> {
+    let (salt, streaming) = streaming.unzip();
     let d = MtkDelivery {
         key_domain_id: "00f110".parse().unwrap(),
         msk_id: "00010002".parse().unwrap(),
@@ -66,8 +77,8 @@ fn mtk_message(mtk_id: u16, counter: u32, mtk: &Mtk) -> Vec<u8> {
         mtk_id: MtkId(mtk_id),
         counter,
         mtk: mtk.clone(),
-        salt: None,
-        streaming: None,
+        salt,
+        streaming,
     };
     build_mtk(&MtkKeys::new(&msk(), 0x00010002), &d).unwrap()
 }
@@ -220,7 +231,35 @@ fn ue_command_prints_one_json_line_per_event() {
         "the garbage datagram must not produce a stdout line"
     );
     assert_eq!(l["mtk_id"], 7);
+    assert_eq!(l["mki"], "000100020007", "MSK ID ‖ MTK ID");
     assert_eq!(l["mtk"], hex::encode([0x5c; 16]));
+    assert!(l["salt"].is_null() && l["policy"].is_null(), "{l}");
+    assert_eq!(l["srtp_ids"], serde_json::json!([]));
+    // A streaming MTK: the SRTP policy and the crypto sessions for the media client.
+    let streaming = (
+        Salt::from_bytes([0x5d; 14]),
+        Streaming::srtp_default(0xdead_beef, 3),
+    );
+    sock.send_to(&mtk_message_of(8, 2, &mtk, Some(streaming)), addr)
+        .unwrap();
+    let l: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(l["event"], "MtkReady");
+    assert_eq!(l["mki"], "000100020008");
+    assert_eq!(l["salt"], hex::encode([0x5d; 14]));
+    assert_eq!(
+        l["srtp_ids"],
+        serde_json::json!([{"policy_no": 0, "ssrc": 0xdead_beef_u32, "roc": 3}])
+    );
+    let p = &l["policy"];
+    assert_eq!(p["suite"], "AES_CM_128_HMAC_SHA1_80", "{p}");
+    assert_eq!(
+        (&p["cipher"], &p["auth"]),
+        (&"AES-CM".into(), &"HMAC-SHA-1".into())
+    );
+    assert_eq!(
+        (&p["cipher_key_len"], &p["auth_tag_len"]),
+        (&16.into(), &10.into())
+    );
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

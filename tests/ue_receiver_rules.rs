@@ -8,9 +8,11 @@ mod ue_support;
 use std::time::Duration;
 
 use mbms_keys::crypto::{Muk, ProtectionKeys, Salt};
-use mbms_keys::mbms::{AckContext, MskUpdate, MtkId, UnverifiedAck, profile};
-use mbms_keys::mikey::{Payload, PolicyParam, ProtType, SecurityPolicy};
-use mbms_keys::ue::{DiscardReason, Event, Receiver, ReceiverConfig, fuzzing};
+use mbms_keys::mbms::{AckContext, MskId, MskUpdate, MtkId, Streaming, UnverifiedAck, profile};
+use mbms_keys::mikey::{Payload, PolicyParam, ProtType, SecurityPolicy, SrtpIdEntry};
+use mbms_keys::ue::{
+    DiscardReason, Event, Receiver, ReceiverConfig, RequestLimits, SrtpPolicy, fuzzing,
+};
 use ue_support::*;
 
 fn installed(rx: &Receiver) -> Vec<(u16, u16)> {
@@ -728,14 +730,31 @@ fn mtk_vectors_are_accepted_after_the_msk_vector() {
         let want_salt = v["inputs"]["mtk_salt"]
             .as_str()
             .map(|s| Salt::from_hex(s).unwrap());
+        // The streaming vector: one crypto session under the profile's SRTP policy.
+        let streaming = want_salt.is_some();
+        let want_policy = streaming
+            .then(|| SrtpPolicy::from_sp(Streaming::srtp_default(0x1122_3344, 0).policy))
+            .flatten();
+        let want_ids = if streaming {
+            vec![SrtpIdEntry {
+                policy_no: 0,
+                ssrc: 0x1122_3344,
+                roc: 0,
+            }]
+        } else {
+            vec![]
+        };
         assert_eq!(
             drain(&mut rx),
             [Event::MtkReady {
                 key_domain_id: kd(),
                 msk_id: id(1, 2),
                 mtk_id: MtkId(mtk_id),
+                mki: [0x00, 0x01, 0x00, 0x02, 0x00, mtk_id as u8],
                 mtk: want_mtk,
                 salt: want_salt,
+                policy: want_policy,
+                srtp_ids: want_ids,
             }],
             "{name}"
         );
@@ -743,6 +762,80 @@ fn mtk_vectors_are_accepted_after_the_msk_vector() {
         assert_eq!((info.seqs, info.counter), (mtk_id, Some(counter)));
     }
     assert_eq!(rx.stats().mtk_accepted, 2);
+}
+
+#[test]
+fn mtk_ready_carries_the_mki_and_a_streaming_message_its_policy_and_srtp_ids() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    // The MSK message carries an SRTP policy with 32-bit tags.
+    let mut sp = Streaming::srtp_default(0, 0).policy;
+    sp.params.retain(|p| p.param_type != 11);
+    sp.params.push(PolicyParam {
+        param_type: 11,
+        value: vec![4],
+    });
+    let install = b.new_key(id(1, 1), &msk(1), 0, 100);
+    let install = remac(b.muk.as_bytes(), &install, |m| {
+        let at = m.payloads.len() - 1;
+        m.payloads.insert(at, Payload::Sp(sp.clone()));
+    });
+    rx.handle_datagram(now, &install);
+    drain(&mut rx);
+    let streaming = |mtk_id: u16, counter: u32, keep_sp: bool| {
+        let csb_id = profile::csb_id_for(id(1, 1));
+        let d = mbms_keys::mbms::MtkDelivery {
+            key_domain_id: kd(),
+            msk_id: id(1, 1),
+            csb_id,
+            mtk_id: MtkId(mtk_id),
+            counter,
+            mtk: mtk(2),
+            salt: Some(Salt::from_bytes([3; 14])),
+            streaming: Some(Streaming::srtp_default(0x0a0b_0c0d, 7)),
+        };
+        let keys = mbms_keys::mbms::MtkKeys::new(&msk(1), csb_id);
+        let bytes = mbms_keys::mbms::build_mtk(&keys, &d).unwrap();
+        remac(msk(1).as_bytes(), &bytes, |m| {
+            if !keep_sp {
+                m.payloads.retain(|p| !matches!(p, Payload::Sp(_)));
+            }
+        })
+    };
+    let session = SrtpIdEntry {
+        policy_no: 0,
+        ssrc: 0x0a0b_0c0d,
+        roc: 7,
+    };
+    // Its own SP first; without one, the MSK's.
+    for (mtk_id, keep_sp, suite) in [
+        (1, true, "AES_CM_128_HMAC_SHA1_80"),
+        (2, false, "AES_CM_128_HMAC_SHA1_32"),
+    ] {
+        rx.handle_datagram(now, &streaming(mtk_id, u32::from(mtk_id), keep_sp));
+        match &drain(&mut rx)[..] {
+            [
+                Event::MtkReady {
+                    mki,
+                    policy: Some(policy),
+                    srtp_ids,
+                    ..
+                },
+            ] => {
+                assert_eq!(*mki, profile::srtp_mki(id(1, 1), MtkId(mtk_id)));
+                assert_eq!(policy.suite(), Some(suite));
+                assert_eq!(srtp_ids, &[session]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A download MTK message: no policy, no crypto sessions, whatever the MSK carried.
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 3, 3, &mtk(4)));
+    assert!(matches!(
+        &drain(&mut rx)[..],
+        [Event::MtkReady { policy: None, srtp_ids, .. }] if srtp_ids.is_empty()
+    ));
 }
 
 #[test]
@@ -836,6 +929,7 @@ fn mtk_under_unknown_msk_requests_the_missed_key_once_per_holdoff() {
     let holdoff = 30 * SEC;
     let config = ReceiverConfig {
         missed_key_holdoff: holdoff,
+        key_groups: vec![(kd(), 1)],
         ..ReceiverConfig::default()
     };
     let mut rx = receiver_with(config, 0);
@@ -862,7 +956,12 @@ fn mtk_under_unknown_msk_requests_the_missed_key_once_per_holdoff() {
 
 #[test]
 fn missed_key_holdoff_set_is_bounded() {
-    let mut rx = receiver();
+    let config = ReceiverConfig {
+        key_groups: vec![(kd(), 7)],
+        request_limits: RequestLimits::UNLIMITED,
+        ..ReceiverConfig::default()
+    };
+    let mut rx = receiver_with(config, 0);
     let t0 = epoch();
     let flood = 10 * mbms_keys::ue::MAX_PENDING as u16;
     for n in 1..=flood {
@@ -874,6 +973,159 @@ fn missed_key_holdoff_set_is_bounded() {
     rx.handle_datagram(t0, &mtk_msg(&msk(1), id(7, 1), 5, 1, &mtk(1)));
     rx.handle_datagram(t0, &mtk_msg(&msk(1), id(7, flood), 5, 1, &mtk(1)));
     assert_eq!(drain(&mut rx).len(), 3);
+}
+
+// --- MSK requests: no amplification from forged MTK messages ----------------
+
+fn requests(events: &[Event]) -> Vec<MskId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MskRequestNeeded { msk_id, .. } => Some(*msk_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An MTK message under a forged MSK ID: anyone can send one, nobody can verify it.
+fn forged(msk_id: MskId) -> Vec<u8> {
+    mtk_msg(&msk(0xee), msk_id, 1, 1, &mtk(0xee))
+}
+
+#[test]
+fn forged_mtk_messages_for_unknown_groups_trigger_no_request() {
+    let mut rx = receiver_with(
+        ReceiverConfig {
+            key_groups: vec![(kd(), 1)],
+            ..ReceiverConfig::default()
+        },
+        0,
+    );
+    let now = epoch();
+    let mut x = 0x9e37_79b9u32;
+    for _ in 0..40 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        // Any Key Group but the configured one.
+        let msk_id = MskId::from_u32(x | 0x0002_0000);
+        rx.handle_datagram(now, &forged(msk_id));
+    }
+    let events = drain(&mut rx);
+    assert_eq!(requests(&events), []);
+    assert_eq!(discards(&events), [DiscardReason::UnknownKeyGroup; 40]);
+    assert_eq!(rx.stats().discards(DiscardReason::UnknownKeyGroup), 40);
+    // The configured group does ask.
+    rx.handle_datagram(now, &forged(id(1, 9)));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 9)]);
+}
+
+#[test]
+fn key_groups_are_learned_from_verified_msk_messages_and_stored_msks() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let t0 = epoch();
+    rx.handle_datagram(t0, &forged(id(3, 9)));
+    rx.handle_datagram(t0, &forged(id(4, 9)));
+    assert_eq!(
+        discards(&drain(&mut rx)),
+        [DiscardReason::UnknownKeyGroup; 2]
+    );
+    // A verified invalidation of an MSK never stored: group 3 is the UE's now.
+    rx.handle_datagram(t0, &b.push(id(3, 1), invalidate()));
+    // A stored MSK makes its group known, also after a restart.
+    rx.handle_datagram(t0, &b.new_key(id(4, 1), &msk(4), 0, 9));
+    rx.handle_datagram(t0, &forged(id(3, 9)));
+    assert_eq!(requests(&drain(&mut rx)), [id(3, 9)]);
+    let key = mbms_keys::crypto::StateKey::from_bytes([7; 32]);
+    let blob = rx.save(&key);
+    let config = ReceiverConfig::default();
+    let mut rx =
+        Receiver::restore(config, Box::new(mbms_keys::crypto::Fixed(0)), &key, &blob).unwrap();
+    rx.handle_datagram(t0, &forged(id(4, 9)));
+    assert_eq!(requests(&drain(&mut rx)), [id(4, 9)]);
+}
+
+#[test]
+fn requests_for_a_known_group_are_rate_limited() {
+    let groups: Vec<_> = (1..=6).map(|g| (kd(), g)).collect();
+    let mut rx = receiver_with(
+        ReceiverConfig {
+            key_groups: groups,
+            ..ReceiverConfig::default()
+        },
+        0,
+    );
+    let t0 = epoch();
+    // Per group: one request per 10 s, whatever the MSK IDs.
+    for n in 1..=20 {
+        rx.handle_datagram(t0, &forged(id(1, n)));
+    }
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 1)]);
+    assert_eq!(rx.stats().requests_suppressed, 19);
+    rx.handle_datagram(t0 + 9 * SEC, &forged(id(1, 21)));
+    assert_eq!(requests(&drain(&mut rx)), []);
+    rx.handle_datagram(t0 + 10 * SEC, &forged(id(1, 22)));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 22)]);
+    // Over all groups: a burst of 4, then one per second.
+    let t1 = t0 + 100 * SEC;
+    for g in 1..=6 {
+        rx.handle_datagram(t1, &forged(id(g, 1)));
+    }
+    assert_eq!(
+        requests(&drain(&mut rx)),
+        [id(1, 1), id(2, 1), id(3, 1), id(4, 1)]
+    );
+    rx.handle_datagram(t1 + SEC, &forged(id(5, 1)));
+    rx.handle_datagram(t1 + SEC, &forged(id(6, 1)));
+    assert_eq!(requests(&drain(&mut rx)), [id(5, 1)]);
+}
+
+#[test]
+fn a_refused_request_is_not_repeated_until_something_changes() {
+    let mut rx = receiver_with(
+        ReceiverConfig {
+            key_groups: vec![(kd(), 1)],
+            ..ReceiverConfig::default()
+        },
+        0,
+    );
+    let mut b = Bmsc::vectors(&mut rx);
+    let t0 = epoch();
+    rx.handle_datagram(t0, &forged(id(1, 9)));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 9)]);
+    // A success changes nothing; a refusal ends the request with its code.
+    rx.handle_msk_response(kd(), id(1, 9), 200);
+    assert_eq!(drain(&mut rx), []);
+    rx.handle_msk_response(kd(), id(1, 9), 403);
+    assert_eq!(
+        drain(&mut rx),
+        [Event::MskRequestFailed {
+            key_domain_id: kd(),
+            msk_id: id(1, 9),
+            code: 403
+        }]
+    );
+    // Long past the hold-off and the rates: still not asked again.
+    for minute in 1..=5 {
+        rx.handle_datagram(t0 + minute * 60 * SEC, &forged(id(1, 9)));
+        assert_eq!(requests(&drain(&mut rx)), []);
+    }
+    // Another MSK ID of the group may be asked.
+    rx.handle_datagram(t0 + 400 * SEC, &forged(id(1, 8)));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 8)]);
+    // A verified MSK message of the group changes things: asked again.
+    rx.handle_datagram(t0 + 500 * SEC, &b.new_key(id(1, 1), &msk(1), 0, 9));
+    rx.handle_datagram(t0 + 500 * SEC, &forged(id(1, 9)));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 9)]);
+    // So does a solicited pull (a verified MSK message too).
+    rx.handle_msk_response(kd(), id(1, 9), 404);
+    rx.handle_datagram(t0 + 600 * SEC, &forged(id(1, 9)));
+    assert_eq!(requests(&drain(&mut rx)), []);
+    rx.handle_datagram(t0 + 600 * SEC, &b.push(id(1, 0), MskUpdate::SolicitedPull));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 0)]);
+    rx.handle_datagram(t0 + 700 * SEC, &forged(id(1, 9)));
+    assert_eq!(requests(&drain(&mut rx)), [id(1, 9)]);
 }
 
 // --- accounting and safety -------------------------------------------------
@@ -895,6 +1147,7 @@ fn every_discard_is_counted() {
         mtk_msg(&msk(1), id(1, 1), 21, 1, &mtk(1)),                              // outside
         mtk_msg(&msk(1), id(1, 1), 10, 1, &mtk(1)),                              // not newer
         vector("msk-ack"),                                                       // acknowledgement
+        mtk_msg(&msk(1), id(9, 1), 1, 1, &mtk(1)),                               // unknown group
     ];
     for d in &datagrams {
         assert_eq!(rx.handle_datagram(now, d), None);
@@ -913,6 +1166,7 @@ fn every_discard_is_counted() {
             DiscardReason::MtkIdOutsideInterval,
             DiscardReason::MtkIdNotNewer,
             DiscardReason::UnexpectedAcknowledgement,
+            DiscardReason::UnknownKeyGroup,
         ]
     );
     for r in &reasons {
@@ -941,8 +1195,11 @@ fn event_debug_never_prints_key_material() {
         key_domain_id: kd(),
         msk_id: id(1, 1),
         mtk_id: MtkId(1),
+        mki: profile::srtp_mki(id(1, 1), MtkId(1)),
         mtk: mtk(0xab),
         salt: Some(Salt::from_bytes([0xcd; 14])),
+        policy: None,
+        srtp_ids: vec![],
     };
     let text = format!("{e:?}");
     assert!(text.contains("REDACTED"));
@@ -968,6 +1225,39 @@ fn event_queue_is_bounded() {
     assert_eq!(drain(&mut rx).len(), mbms_keys::ue::MAX_QUEUED_EVENTS);
     assert_eq!(rx.stats().events_dropped, 10);
     assert_eq!(rx.stats().discards(DiscardReason::Malformed), n as u64);
+}
+
+#[test]
+fn key_events_are_never_dropped_for_discard_notices() {
+    let mut rx = receiver();
+    let mut b = Bmsc::vectors(&mut rx);
+    let now = epoch();
+    let max = mbms_keys::ue::MAX_QUEUED_EVENTS;
+    // A full queue of discard notices, then keys, then more noise.
+    for _ in 0..max {
+        rx.handle_datagram(now, &[0]);
+    }
+    rx.handle_datagram(now, &b.new_key(id(1, 1), &msk(1), 0, 100));
+    rx.handle_datagram(now, &mtk_msg(&msk(1), id(1, 1), 1, 1, &mtk(1)));
+    for _ in 0..10 {
+        rx.handle_datagram(now, &[0]);
+    }
+    let events = drain(&mut rx);
+    assert_eq!(events.len(), max);
+    let keys: Vec<_> = events.iter().filter(|e| !e.is_discard()).collect();
+    assert!(
+        matches!(
+            keys[..],
+            [Event::MskInstalled { .. }, Event::MtkReady { .. }]
+        ),
+        "{keys:?}"
+    );
+    // The two oldest notices made room; the ten late ones found the queue full.
+    assert_eq!(rx.stats().events_dropped, 12);
+    assert_eq!(
+        rx.stats().discards(DiscardReason::Malformed),
+        max as u64 + 10
+    );
 }
 
 #[test]
@@ -1015,8 +1305,10 @@ fn fuzz_seed_corpus_reaches_past_the_mac() {
     assert_eq!((r.mtk_ready, r.invalidated, r.msk_accepted), (1, 1, 4));
     let r = seed("pull-backoff");
     assert_eq!((r.msk_accepted, r.requests, r.acks), (1, 1, 0));
+    // Two MTKs under one missing MSK, then a third past the 5 s hold-off but within the Key
+    // Group's 10 s rate: one request.
     let r = seed("missed-key");
-    assert_eq!((r.requests, r.discards), (2, 3));
+    assert_eq!((r.requests, r.discards), (1, 3));
     let r = seed("restart");
     assert_eq!((r.restores, r.mtk_ready), (2, 2));
     assert!(r.discards >= 2, "{r:?}");

@@ -191,6 +191,7 @@ fn lost_pushes_recovered_by_msk_request() {
     let holdoff = 20 * SEC;
     let config = ReceiverConfig {
         missed_key_holdoff: holdoff,
+        key_groups: vec![(kd(), 2)],
         ..ReceiverConfig::default()
     };
     let mut rx = receiver_with(config, 0);

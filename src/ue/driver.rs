@@ -6,19 +6,22 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::crypto::{OsRandom, Random, StateKey};
-use crate::mbms::keyreq::{MskResponse, RegisterResponse};
+use crate::mbms::keyreq::{MskRef, MskResponse, RegisterResponse};
 use crate::mbms::{KeyDomainId, MskId, MukId};
 
 use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
 use super::http::{ClientConfig, ClientError, KeyRequestClient};
+use super::multicast::{Join, group_socket};
+use super::queue::EventQueue;
 use super::{Event, Receiver, ReceiverConfig, StateError};
 
 /// The UDP port MIKEY messages are pushed to (docs/profile.md §2.1).
@@ -28,7 +31,8 @@ pub const MIKEY_PORT: u16 = 2269;
 /// refused by the codec.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Events queued for the application before the oldest are dropped.
+/// Events queued for the application at most: when it is full, discard notices are dropped
+/// first and key events are kept (docs/profile.md §3, bounds).
 const EVENT_QUEUE: usize = 4096;
 
 /// Settings of a [`UeClient`].
@@ -49,6 +53,10 @@ pub struct UeConfig {
     pub auto_request: bool,
     /// Settings of the Key Request client (timeouts, local address).
     pub client: ClientConfig,
+    /// Multicast groups carrying MTK messages to join, each on its own socket bound to the
+    /// group address and port (the listen port when none is given). MSK pushes stay unicast
+    /// on the listen socket, and acknowledgements go out from it.
+    pub join: Vec<Join>,
 }
 
 impl UeConfig {
@@ -63,6 +71,7 @@ impl UeConfig {
             receiver: ReceiverConfig::default(),
             auto_request: true,
             client: ClientConfig::default(),
+            join: Vec::new(),
         }
     }
 }
@@ -76,6 +85,14 @@ pub enum UeError {
     Bind {
         /// The address it was to be bound to.
         addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A multicast group could not be joined.
+    #[error("joining {group}: {source}")]
+    Join {
+        /// The group as configured.
+        group: String,
         /// The operating system's error.
         source: std::io::Error,
     },
@@ -102,10 +119,98 @@ enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// One MSK's answer to an MSK request: (Key Domain ID, MSK ID, per-item code or HTTP status).
+type Answer = (KeyDomainId, MskId, u16);
+
+/// Answers queued for the receiver at most; requests are rate limited, so this is ample.
+const ANSWER_QUEUE: usize = 256;
+
+/// What the receiver learns from an MSK request's outcome (docs/profile.md §3): every per-item
+/// status, or for a request refused as a whole with 403 or 404 that status for each MSK asked
+/// for. Transport failures and other statuses are not answers.
+fn answers(
+    requested: &[(KeyDomainId, MskId)],
+    result: &Result<MskResponse, ClientError>,
+) -> Vec<Answer> {
+    match result {
+        Ok(r) => r
+            .statuses
+            .iter()
+            .filter_map(|s| match s.msk {
+                MskRef::Id(kd, id) => Some((kd, id, s.code)),
+                MskRef::Malformed { .. } => None,
+            })
+            .collect(),
+        Err(ClientError::Status(status))
+            if *status == hyper::StatusCode::FORBIDDEN
+                || *status == hyper::StatusCode::NOT_FOUND =>
+        {
+            requested
+                .iter()
+                .map(|(kd, id)| (*kd, *id, status.as_u16()))
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn report(
+    to: &mpsc::Sender<Answer>,
+    requested: &[(KeyDomainId, MskId)],
+    result: &Result<MskResponse, ClientError>,
+) {
+    for a in answers(requested, result) {
+        if to.try_send(a).is_err() {
+            tracing::warn!("MSK request answers queue full: an answer was dropped");
+        }
+    }
+}
+
+/// The events on their way from the receiving task to the application.
+struct Events {
+    queue: Mutex<EventQueue>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Events {
+    fn new() -> Self {
+        Self {
+            queue: Mutex::new(EventQueue::new(EVENT_QUEUE)),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// `false` when an event was dropped for this one.
+    fn push(&self, event: Event) -> bool {
+        let kept = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+        self.ready.notify_one();
+        kept
+    }
+
+    fn pop(&self) -> Option<Event> {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
 /// A running UE: receives pushes, applies them, and talks to the BM-SC.
 pub struct UeClient {
     http: Option<Arc<KeyRequestClient>>,
-    events: mpsc::Receiver<Event>,
+    events: Arc<Events>,
+    answers: mpsc::Sender<Answer>,
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     task: JoinHandle<()>,
@@ -196,6 +301,7 @@ impl UeClient {
             addr: config.listen,
             source,
         })?;
+        let (groups, group_rx) = join_groups(&config.join, local_addr.port())?;
         let (mut receiver, persist) = restore_or_new(&config)?;
         let keys = provider.keys().map_err(|e| UeError::Keys(e.to_string()))?;
         receiver.set_muk(muk_id(&config.bmsc_fqdn, &keys), keys.material.muk());
@@ -207,13 +313,16 @@ impl UeClient {
             )?)),
             None => None,
         };
-        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let events = Arc::new(Events::new());
         let (commands, command_rx) = mpsc::channel(4);
+        let (answers, answer_rx) = mpsc::channel(ANSWER_QUEUE);
         let ctx = Loop {
             socket,
             receiver,
             persist,
-            events: event_tx,
+            events: events.clone(),
+            answers: answers.clone(),
+            groups,
             http: if config.auto_request {
                 http.clone()
             } else {
@@ -224,10 +333,11 @@ impl UeClient {
             keys_expiry: keys.expiry,
             btid: keys.btid.as_str().to_string(),
         };
-        let task = tokio::spawn(ctx.run(command_rx));
+        let task = tokio::spawn(ctx.run(command_rx, answer_rx, group_rx));
         Ok(Self {
             http,
             events,
+            answers,
             commands,
             local_addr,
             task,
@@ -253,15 +363,29 @@ impl UeClient {
         Ok(self.http()?.deregister(services).await?)
     }
 
-    /// Requests MSKs (TS 33.246 6.3.2.2.1); Key Number 0 = the current MSK.
+    /// Requests MSKs (TS 33.246 6.3.2.2.1); Key Number 0 = the current MSK. The receiver
+    /// learns the answer: an MSK the BM-SC refused is not requested again by the UE until a
+    /// verified MSK message of its Key Group arrives (docs/profile.md §3).
     pub async fn request_msk(&self, msks: &[(KeyDomainId, MskId)]) -> Result<MskResponse, UeError> {
-        Ok(self.http()?.request_msk(msks).await?)
+        let result = self.http()?.request_msk(msks).await;
+        report(&self.answers, msks, &result);
+        Ok(result?)
     }
 
     /// The next event (MSK installed/updated/invalidated, MTK ready, request
     /// needed, discard). `None` once the client has stopped.
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        loop {
+            if let Some(event) = self.events.pop() {
+                return Some(event);
+            }
+            if self.events.closed.load(Ordering::Acquire) {
+                // Events pushed before the close are still handed out.
+                return self.events.pop();
+            }
+            // A notification sent while no one waited is kept for this call.
+            self.events.ready.notified().await;
+        }
     }
 
     /// Stops receiving and writes the state file.
@@ -274,11 +398,59 @@ impl UeClient {
     }
 }
 
+/// Datagrams from the group sockets queued for the receiver at most; beyond that a reader
+/// waits (and its socket's buffer drops).
+const GROUP_QUEUE: usize = 1024;
+
+/// A datagram read from a group socket, and its sender.
+type GroupDatagram = (Vec<u8>, SocketAddr);
+
+/// Joins every group, each with a task that forwards its datagrams to the receiving loop.
+fn join_groups(
+    joins: &[Join],
+    listen_port: u16,
+) -> Result<(Vec<JoinHandle<()>>, mpsc::Receiver<GroupDatagram>), UeError> {
+    let (tx, rx) = mpsc::channel(GROUP_QUEUE);
+    let mut tasks = Vec::with_capacity(joins.len());
+    for join in joins {
+        let socket = match group_socket(join, listen_port) {
+            Ok(s) => s,
+            Err(source) => {
+                tasks.iter().for_each(JoinHandle::abort);
+                return Err(UeError::Join {
+                    group: join.to_string(),
+                    source,
+                });
+            }
+        };
+        tracing::info!(group = %join, "joined multicast group");
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        let d = buf.get(..n).unwrap_or_default().to_vec();
+                        if tx.send((d, from)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "receiving a group datagram failed"),
+                }
+            }
+        }));
+    }
+    Ok((tasks, rx))
+}
+
 struct Loop {
     socket: UdpSocket,
+    /// The readers of the group sockets, stopped with the loop.
+    groups: Vec<JoinHandle<()>>,
     receiver: Receiver,
     persist: Option<Persist>,
-    events: mpsc::Sender<Event>,
+    events: Arc<Events>,
+    answers: mpsc::Sender<Answer>,
     http: Option<Arc<KeyRequestClient>>,
     provider: Arc<dyn GbaKeyProvider>,
     fqdn: String,
@@ -286,8 +458,21 @@ struct Loop {
     btid: String,
 }
 
+impl Drop for Loop {
+    /// However the task ends, the application's `next_event` learns it.
+    fn drop(&mut self) {
+        self.groups.iter().for_each(JoinHandle::abort);
+        self.events.close();
+    }
+}
+
 impl Loop {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut answers: mpsc::Receiver<Answer>,
+        mut group_datagrams: mpsc::Receiver<GroupDatagram>,
+    ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let timeout = self.receiver.poll_timeout();
@@ -303,6 +488,13 @@ impl Loop {
                 },
                 () = sleep_until(timeout) => {
                     self.receiver.handle_timeout(Instant::now());
+                    self.drain().await;
+                }
+                // MTK messages of the joined groups: the same receiver, acknowledgements (never
+                // for an MTK message) from the listen socket.
+                Some((d, from)) = group_datagrams.recv() => self.datagram(&d, from).await,
+                Some((kd, id, code)) = answers.recv() => {
+                    self.receiver.handle_msk_response(kd, id, code);
                     self.drain().await;
                 }
                 () = tokio::time::sleep(keys_in) => self.refresh_keys(),
@@ -342,21 +534,27 @@ impl Loop {
                     msk_id,
                 } => {
                     if let Some(http) = &self.http {
-                        let (http, kd, id) = (http.clone(), *key_domain_id, *msk_id);
+                        let (http, to) = (http.clone(), self.answers.clone());
+                        let asked = [(*key_domain_id, *msk_id)];
                         tokio::spawn(async move {
-                            match http.request_msk(&[(kd, id)]).await {
+                            let result = http.request_msk(&asked).await;
+                            match &result {
                                 Ok(r) => {
                                     tracing::info!(statuses = ?r.statuses, "MSK request answered")
                                 }
                                 Err(e) => tracing::warn!(error = %e, "MSK request failed"),
                             }
+                            report(&to, &asked, &result);
                         });
                     }
                 }
+                Event::MskRequestFailed { msk_id, code, .. } => {
+                    tracing::warn!(%msk_id, code, "MSK request refused");
+                }
                 _ => changed = true,
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
-                tracing::warn!("event queue full: event dropped");
+            if !self.events.push(event) {
+                tracing::warn!("event queue full: an event was dropped");
             }
         }
         if changed && let Some(p) = &self.persist {
@@ -391,5 +589,44 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbms::keyreq::MskStatus;
+
+    #[test]
+    fn refusals_reach_the_receiver_and_transport_failures_do_not() {
+        let kd = KeyDomainId([0, 0xf1, 0x10]);
+        let asked = [(kd, MskId::new(1, 2)), (kd, MskId::new(1, 3))];
+        let statuses = vec![
+            MskStatus {
+                msk: MskRef::Id(kd, MskId::new(1, 2)),
+                code: 200,
+            },
+            MskStatus {
+                msk: MskRef::Id(kd, MskId::new(1, 3)),
+                code: 403,
+            },
+        ];
+        let ok = Ok(MskResponse { statuses });
+        assert_eq!(
+            answers(&asked, &ok),
+            [(kd, MskId::new(1, 2), 200), (kd, MskId::new(1, 3), 403)]
+        );
+        let refused = Err(ClientError::Status(hyper::StatusCode::NOT_FOUND));
+        assert_eq!(
+            answers(&asked, &refused),
+            [(kd, MskId::new(1, 2), 404), (kd, MskId::new(1, 3), 404)]
+        );
+        for e in [
+            ClientError::Status(hyper::StatusCode::INTERNAL_SERVER_ERROR),
+            ClientError::Timeout(Duration::from_secs(1)),
+            ClientError::Unauthorized,
+        ] {
+            assert_eq!(answers(&asked, &Err(e)), []);
+        }
     }
 }

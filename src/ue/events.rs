@@ -4,8 +4,11 @@
 use std::fmt;
 
 use crate::crypto::{Mtk, Salt};
+use crate::mbms::profile::SRTP_MKI_LEN;
 use crate::mbms::{KeyDomainId, MskId, MtkId};
-use crate::mikey::SecurityPolicy;
+use crate::mikey::{SecurityPolicy, SrtpIdEntry};
+
+use super::srtp::SrtpPolicy;
 
 /// One outcome of a datagram or a timer, in order. `Debug` never prints key
 /// material (`Mtk` and `Salt` redact themselves).
@@ -43,7 +46,8 @@ pub enum Event {
         /// MSK ID of the MSK.
         msk_id: MskId,
     },
-    /// A verified MTK for the media client (docs/profile.md §3, last step).
+    /// A verified MTK for the media client, with everything it needs to use it
+    /// (docs/profile.md §3, last step of the MTK message).
     MtkReady {
         /// Key Domain ID of the MSK that protected the MTK.
         key_domain_id: KeyDomainId,
@@ -51,10 +55,19 @@ pub enum Event {
         msk_id: MskId,
         /// The MTK ID.
         mtk_id: MtkId,
-        /// The MTK.
+        /// The SRTP MKI that names this MTK in the packets of a streaming service:
+        /// MSK ID ‖ MTK ID (docs/profile.md §2.4, [`crate::mbms::profile::srtp_mki`]).
+        mki: [u8; SRTP_MKI_LEN],
+        /// The MTK (the SRTP master key of a streaming service).
         mtk: Mtk,
-        /// The salt of a TEK+SALT Key data sub-payload, if carried.
+        /// The salt of a TEK+SALT Key data sub-payload, if carried (the SRTP master salt).
         salt: Option<Salt>,
+        /// The SRTP policy of a streaming MTK message: its SP payload, else the one stored with
+        /// the MSK; `None` for a download MTK message (no SRTP-ID map).
+        policy: Option<SrtpPolicy>,
+        /// The crypto sessions of the SRTP-ID map (policy number, SSRC, ROC) of a streaming
+        /// MTK message; empty for a download one.
+        srtp_ids: Vec<SrtpIdEntry>,
     },
     /// Run the MSK request procedure (TS 33.246 6.3.2.2) for this MSK: Key
     /// Number 0 (the current MSK of the Key Group) after a solicited pull,
@@ -65,11 +78,31 @@ pub enum Event {
         /// MSK ID to request (Key Number 0 for the Key Group's current MSK).
         msk_id: MskId,
     },
+    /// The BM-SC refused an MSK request (docs/profile.md §3): that MSK ID is not requested
+    /// again until a verified MSK message of its Key Group arrives.
+    MskRequestFailed {
+        /// Key Domain ID of the requested MSK.
+        key_domain_id: KeyDomainId,
+        /// MSK ID requested.
+        msk_id: MskId,
+        /// The per-item code of the answer (docs/profile.md §4: 400, 403, 404, 500), or the
+        /// HTTP status (403, 404) that refused the whole request.
+        code: u16,
+    },
     /// A datagram was dropped; nothing is ever sent back for it.
     Discarded {
         /// Why.
         reason: DiscardReason,
     },
+}
+
+impl Event {
+    /// Whether this is a discard notice: the only event a full queue gives up for another
+    /// (docs/profile.md §3, bounds). Every other event is a key event.
+    #[must_use]
+    pub fn is_discard(&self) -> bool {
+        matches!(self, Self::Discarded { .. })
+    }
 }
 
 /// Why a datagram was dropped (docs/profile.md §3: every discard is counted and
@@ -99,11 +132,14 @@ pub enum DiscardReason {
     UnexpectedAcknowledgement,
     /// A new MSK would exceed the receiver's bound on stored MSKs.
     StoreFull,
+    /// An MTK message for a (Key Domain ID, Key Group) that is not one of the UE's: no MSK
+    /// request follows.
+    UnknownKeyGroup,
 }
 
 impl DiscardReason {
     /// Every reason, in the order of [`Stats`]' counters.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Malformed,
         Self::NotProfileMessage,
         Self::UnknownMuk,
@@ -115,6 +151,7 @@ impl DiscardReason {
         Self::MtkIdNotNewer,
         Self::UnexpectedAcknowledgement,
         Self::StoreFull,
+        Self::UnknownKeyGroup,
     ];
 
     /// Stable snake_case name for logs and metrics labels.
@@ -132,6 +169,7 @@ impl DiscardReason {
             Self::MtkIdNotNewer => "mtk_id_not_newer",
             Self::UnexpectedAcknowledgement => "unexpected_acknowledgement",
             Self::StoreFull => "store_full",
+            Self::UnknownKeyGroup => "unknown_key_group",
         }
     }
 
@@ -148,6 +186,7 @@ impl DiscardReason {
             Self::MtkIdNotNewer => 8,
             Self::UnexpectedAcknowledgement => 9,
             Self::StoreFull => 10,
+            Self::UnknownKeyGroup => 11,
         }
     }
 }
@@ -166,6 +205,7 @@ impl fmt::Display for DiscardReason {
             Self::MtkIdNotNewer => "MTK ID not above SEQs",
             Self::UnexpectedAcknowledgement => "acknowledgement sent to the UE",
             Self::StoreFull => "MSK store full",
+            Self::UnknownKeyGroup => "Key Group not one of the UE's",
         })
     }
 }
@@ -179,7 +219,10 @@ pub struct Stats {
     pub mtk_accepted: u64,
     /// Acknowledgements returned.
     pub acks: u64,
-    /// Events dropped because the driver did not drain the queue.
+    /// Missed-key MSK requests not made: within the hold-off, over a rate, or refused before.
+    pub requests_suppressed: u64,
+    /// Events dropped because the driver did not drain the queue: discard notices that found
+    /// it full, and key events only when it held nothing else.
     pub events_dropped: u64,
     discards: [u64; DiscardReason::ALL.len()],
 }

@@ -135,6 +135,9 @@ pub fn run_counting(data: &[u8]) -> Reached {
     let config = ReceiverConfig {
         backoff: Some((Duration::from_millis(100), Duration::from_millis(900))),
         missed_key_holdoff: Duration::from_secs(5),
+        // The Key Groups of `msk_id`: MTKs under a missing MSK ask for it.
+        key_groups: vec![(KD, 1), (KD, 2)],
+        ..ReceiverConfig::default()
     };
     let epoch = Instant::now();
     let mut run = Run {
@@ -345,7 +348,7 @@ impl Run {
                 Event::MskInvalidated { .. } => r.invalidated += 1,
                 Event::MskRequestNeeded { .. } => r.requests += 1,
                 Event::Discarded { .. } => r.discards += 1,
-                Event::MskUpdated { .. } => {}
+                Event::MskUpdated { .. } | Event::MskRequestFailed { .. } => {}
             }
         }
     }

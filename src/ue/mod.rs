@@ -5,19 +5,24 @@
 mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod queue;
 mod receiver;
 pub mod serial;
+mod srtp;
 mod state;
 
 pub use crate::crypto::StateKey;
 pub use events::{DiscardReason, Event, MskInfo, Stats};
 pub use receiver::{
-    DEFAULT_MISSED_KEY_HOLDOFF, MAX_PENDING, MAX_QUEUED_EVENTS, Receiver, ReceiverConfig,
-    StateError,
+    DEFAULT_MISSED_KEY_HOLDOFF, MAX_LEARNED_GROUPS, MAX_PENDING, MAX_QUEUED_EVENTS, Receiver,
+    ReceiverConfig, RequestLimits, RequestRate, StateError,
 };
+pub use srtp::SrtpPolicy;
 pub use state::{MAX_MSKS, MSKS_PER_KEY_GROUP};
 #[cfg(feature = "ue")]
 pub mod driver;
 pub mod gba_keys;
 #[cfg(feature = "ue")]
 pub mod http;
+#[cfg(feature = "ue")]
+pub mod multicast;

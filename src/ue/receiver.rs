@@ -13,25 +13,29 @@
 mod msk;
 mod mtk;
 mod persist;
+mod requests;
 mod timers;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::crypto::{Muk, Random};
-use crate::mbms::{MessageError, MukId};
+use crate::mbms::keyreq::code;
+use crate::mbms::{KeyDomainId, MessageError, MskId, MukId};
 use crate::mikey::view::{ExtensionView, KeyIdEntryView, PayloadView};
 use crate::mikey::{DataType, MessageView};
 
 use super::events::{DiscardReason, Event, MskInfo, Stats};
+use super::queue::EventQueue;
 use super::state::{MskStore, MukSlots};
 
 pub use persist::StateError;
+pub use requests::{MAX_LEARNED_GROUPS, RequestLimits, RequestRate};
 pub use timers::MAX_PENDING;
 
-/// Events kept for the driver at most; beyond that the oldest is dropped and
-/// counted in [`Stats::events_dropped`]. A driver drains after every call.
+/// Events kept for the driver at most. Beyond that a discard notice is not queued and a key
+/// event takes the place of the oldest queued notice (or, with none queued, of the oldest
+/// event); each drop is counted in [`Stats::events_dropped`]. A driver drains after every call.
 pub const MAX_QUEUED_EVENTS: usize = 1024;
 
 /// Default [`ReceiverConfig::missed_key_holdoff`].
@@ -46,6 +50,12 @@ pub struct ReceiverConfig {
     /// How long a missed-key request (MTK under an unknown MSK, TS 33.246
     /// 6.3.2.2.3) is not repeated for the same MSK ID.
     pub missed_key_holdoff: Duration,
+    /// The (Key Domain ID, Key Group) of each of the UE's services, as configured. An MTK
+    /// message under an unknown MSK causes a request only for these, for the groups of
+    /// verified MSK messages and for the groups of stored MSKs (docs/profile.md §3).
+    pub key_groups: Vec<(KeyDomainId, u16)>,
+    /// The rates of missed-key requests (docs/profile.md §3).
+    pub request_limits: RequestLimits,
 }
 
 impl Default for ReceiverConfig {
@@ -53,6 +63,8 @@ impl Default for ReceiverConfig {
         Self {
             backoff: None,
             missed_key_holdoff: DEFAULT_MISSED_KEY_HOLDOFF,
+            key_groups: Vec::new(),
+            request_limits: RequestLimits::DEFAULT,
         }
     }
 }
@@ -64,8 +76,8 @@ pub struct Receiver {
     muks: MukSlots,
     msks: MskStore,
     pulls: timers::Pending,
-    missed: timers::Holdoff,
-    events: VecDeque<Event>,
+    requests: requests::Gate,
+    events: EventQueue,
     stats: Stats,
 }
 
@@ -77,7 +89,7 @@ impl fmt::Debug for Receiver {
             .field("previous_muk", &self.muks.previous.as_ref().map(|e| &e.id))
             .field("msks", &self.msks.map.len())
             .field("pending_requests", &self.pulls.len())
-            .field("missed_key_holdoffs", &self.missed.len())
+            .field("request_state", &self.requests.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -101,8 +113,8 @@ impl Receiver {
             muks,
             msks,
             pulls: timers::Pending::default(),
-            missed: timers::Holdoff::default(),
-            events: VecDeque::new(),
+            requests: requests::Gate::default(),
+            events: EventQueue::new(MAX_QUEUED_EVENTS),
             stats: Stats::default(),
         }
     }
@@ -153,7 +165,7 @@ impl Receiver {
 
     /// The oldest queued event, if any; a driver drains them after every call.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     /// The earliest pending timer (a back-off expiry), for the driver's sleep.
@@ -169,6 +181,24 @@ impl Receiver {
                 msk_id,
             });
         }
+    }
+
+    /// The BM-SC's answer to an MSK request for `msk_id`: the per-item `code` of its status
+    /// (docs/profile.md §4), or the HTTP status 403 or 404 that refused the whole request. A
+    /// success (200) changes nothing. Any other code ends the request: an
+    /// [`Event::MskRequestFailed`] is queued, and the receiver asks for that MSK ID again only
+    /// after a verified MSK message of its Key Group (docs/profile.md §3). Transport failures
+    /// are not answers: the hold-off alone spaces the next try.
+    pub fn handle_msk_response(&mut self, key_domain_id: KeyDomainId, msk_id: MskId, code: u16) {
+        if code == code::OK {
+            return;
+        }
+        self.requests.refuse(key_domain_id, msk_id);
+        self.push_event(Event::MskRequestFailed {
+            key_domain_id,
+            msk_id,
+            code,
+        });
     }
 
     /// Counters of accepted messages, acknowledgements, dropped events and discards.
@@ -190,12 +220,18 @@ impl Receiver {
             .map(|e| e.counter)
     }
 
+    /// docs/profile.md §3: a Key Group is the UE's when configured, learned from a verified
+    /// MSK message, or that of a stored MSK.
+    fn key_group_known(&self, kd: KeyDomainId, key_group: u16) -> bool {
+        self.config.key_groups.contains(&(kd, key_group))
+            || self.requests.learned(kd, key_group)
+            || self.msks.holds_group(kd, key_group)
+    }
+
     fn push_event(&mut self, event: Event) {
-        if self.events.len() >= MAX_QUEUED_EVENTS {
-            self.events.pop_front();
+        if !self.events.push(event) {
             self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
         }
-        self.events.push_back(event);
     }
 
     /// docs/profile.md §3: every discard is counted and logged with its reason,

@@ -198,6 +198,14 @@ impl MskStore {
         Ok(NewKeyOutcome::Installed { evicted: evict })
     }
 
+    /// Whether an MSK of this Key Group is stored.
+    pub fn holds_group(&self, kd: KeyDomainId, key_group: u16) -> bool {
+        self.map
+            .range((kd, MskId::new(key_group, 0))..=(kd, MskId::new(key_group, u16::MAX)))
+            .next()
+            .is_some()
+    }
+
     /// Key data len 0: only the interval of a stored MSK changes. `false`
     /// when the MSK is not stored (nothing changes).
     pub fn validity_only(

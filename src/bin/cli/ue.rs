@@ -13,9 +13,11 @@ use clap::Args;
 use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf};
 use mbms_keys::duration;
 use mbms_keys::gba::{Btid, GbaKeys};
+use mbms_keys::mbms::KeyDomainId;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
-use mbms_keys::ue::{Event, ReceiverConfig};
+use mbms_keys::ue::multicast::Join;
+use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
 use serde_json::{Value, json};
 
 #[derive(Args)]
@@ -58,6 +60,30 @@ pub struct UeArgs {
     /// the BM-SC configuration: 500ms, 90s, 10m, 1h, 2h30m).
     #[arg(long, value_parser = parse_window)]
     backoff: Option<(Duration, Duration)>,
+    /// A Key Group of the UE's services, KD:GROUP (6 hex digits : 1-4 hex digits, the first half
+    /// of the MSK ID; repeatable). MTK messages under a missing MSK cause an MSK request only for
+    /// these and for the groups of verified MSK messages.
+    #[arg(long = "key-group", value_parser = parse_key_group)]
+    key_groups: Vec<(KeyDomainId, u16)>,
+    /// A multicast group carrying MTK messages, GROUP[:PORT][%IFACE] (repeatable): PORT defaults
+    /// to the --listen port; IFACE is the interface address for IPv4 (e.g. %127.0.0.1), its name
+    /// or index for IPv6; IPv6 with a port is written [GROUP]:PORT.
+    #[arg(long = "join")]
+    joins: Vec<Join>,
+}
+
+fn parse_key_group(s: &str) -> Result<(KeyDomainId, u16), String> {
+    let (kd, group) = s
+        .split_once(':')
+        .ok_or("expected KD:GROUP, e.g. 00f110:0001")?;
+    let kd = kd
+        .parse::<KeyDomainId>()
+        .map_err(|e| format!("key domain: {e}"))?;
+    if group.is_empty() || group.len() > 4 || !group.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("GROUP must be 1 to 4 hex digits".into());
+    }
+    let group = u16::from_str_radix(group, 16).map_err(|e| e.to_string())?;
+    Ok((kd, group))
 }
 
 fn parse_window(s: &str) -> Result<(Duration, Duration), String> {
@@ -113,13 +139,21 @@ pub fn event_json(e: &Event) -> Option<Value> {
             key_domain_id,
             msk_id,
             mtk_id,
+            mki,
             mtk,
             salt,
+            policy,
+            srtp_ids,
         } => json!({
             "event": "MtkReady", "key_domain_id": key_domain_id.to_string(),
             "msk_id": msk_id.to_string(), "mtk_id": mtk_id.0,
+            "mki": hex::encode(mki),
             "mtk": hex::encode(mtk.as_bytes()),
             "salt": salt.as_ref().map(|s| hex::encode(s.as_bytes())),
+            "policy": policy.as_ref().map(policy_json),
+            "srtp_ids": srtp_ids.iter().map(|e| json!({
+                "policy_no": e.policy_no, "ssrc": e.ssrc, "roc": e.roc,
+            })).collect::<Vec<_>>(),
         }),
         Event::MskRequestNeeded {
             key_domain_id,
@@ -128,8 +162,35 @@ pub fn event_json(e: &Event) -> Option<Value> {
             "event": "MskRequestNeeded", "key_domain_id": key_domain_id.to_string(),
             "msk_id": msk_id.to_string(),
         }),
+        Event::MskRequestFailed {
+            key_domain_id,
+            msk_id,
+            code,
+        } => json!({
+            "event": "MskRequestFailed", "key_domain_id": key_domain_id.to_string(),
+            "msk_id": msk_id.to_string(), "code": code,
+        }),
         Event::Discarded { .. } => return None,
         _ => return None,
+    })
+}
+
+/// The SRTP policy of an `MtkReady` line: the suite name when it is a standard one, the
+/// algorithms by name (`null` for a value without one) and the lengths in octets.
+fn policy_json(p: &SrtpPolicy) -> Value {
+    json!({
+        "policy_no": p.policy_no,
+        "suite": p.suite(),
+        "cipher": p.cipher_name(),
+        "cipher_key_len": p.encryption_key_len,
+        "auth": p.auth_name(),
+        "auth_key_len": p.auth_key_len,
+        "auth_tag_len": p.auth_tag_len,
+        "salt_len": p.salt_key_len,
+        "key_derivation_rate": p.key_derivation_rate,
+        "srtp_encryption": p.srtp_encryption,
+        "srtcp_encryption": p.srtcp_encryption,
+        "srtp_authentication": p.srtp_authentication,
     })
 }
 
@@ -184,9 +245,11 @@ async fn run_async(a: UeArgs) -> ExitCode {
     let mut config = UeConfig::new(&fqdn);
     config.listen = a.listen;
     config.state_file = a.state.clone();
+    config.join = a.joins.clone();
     config.bmsc_url = if a.listen_only { None } else { a.bmsc.clone() };
     config.receiver = ReceiverConfig {
         backoff: a.backoff,
+        key_groups: a.key_groups.clone(),
         ..ReceiverConfig::default()
     };
     let mut client = match UeClient::start(config, Arc::new(StaticGbaKeys::new(keys))).await {
@@ -249,4 +312,19 @@ async fn stop_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_groups_are_a_key_domain_and_up_to_four_hex_digits() {
+        let kd: KeyDomainId = "00f110".parse().unwrap();
+        assert_eq!(parse_key_group("00f110:0001"), Ok((kd, 1)));
+        assert_eq!(parse_key_group("00f110:ab"), Ok((kd, 0xab)));
+        for bad in ["00f110", "00f110:", "00f110:12345", "00f110:xy", "0f110:1"] {
+            assert!(parse_key_group(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -37,6 +37,9 @@ impl Receiver {
                 return None;
             }
         };
+        // docs/profile.md §3: the Key Group is the UE's, and what was refused for it may be
+        // asked again.
+        self.requests.learn(msg.key_domain_id, msg.msk_id.key_group);
         if let Err(reason) = self.apply_msk(now, &msg) {
             self.discard(reason);
             return None;
@@ -72,7 +75,7 @@ impl Receiver {
                                 msk_id: old,
                             });
                         }
-                        self.missed.forget(key_domain_id, msk_id);
+                        self.requests.forget(key_domain_id, msk_id);
                         self.push_event(Event::MskInstalled {
                             key_domain_id,
                             msk_id,

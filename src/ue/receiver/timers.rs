@@ -73,29 +73,22 @@ pub struct Holdoff {
 }
 
 impl Holdoff {
-    /// `true` (and the MSK ID is held off until `now + holdoff`) when no
-    /// request for it was made within the hold-off; `false` otherwise.
-    pub fn try_request(
-        &mut self,
-        now: Instant,
-        holdoff: Duration,
-        kd: KeyDomainId,
-        msk_id: MskId,
-    ) -> bool {
+    /// Whether a request for this MSK ID was made within its hold-off.
+    pub fn holds(&mut self, now: Instant, kd: KeyDomainId, msk_id: MskId) -> bool {
         self.entries.retain(|(until, _, _)| *until > now);
-        if self
-            .entries
+        self.entries
             .iter()
             .any(|(_, d, m)| *d == kd && *m == msk_id)
-        {
-            return false;
-        }
+    }
+
+    /// A request for this MSK ID was made at `now`: held off until `now + holdoff`.
+    pub fn hold(&mut self, now: Instant, holdoff: Duration, kd: KeyDomainId, msk_id: MskId) {
+        self.entries.retain(|(_, d, m)| !(*d == kd && *m == msk_id));
         if self.entries.len() >= MAX_PENDING {
             self.entries.remove(0);
         }
         let until = now.checked_add(holdoff).unwrap_or(now);
         self.entries.push((until, kd, msk_id));
-        true
     }
 
     /// The MSK arrived: a later miss of it may be requested at once.
@@ -130,13 +123,16 @@ mod tests {
         let now = Instant::now();
         let mut p = Pending::default();
         let mut h = Holdoff::default();
+        let kd = KeyDomainId([0; 3]);
         for i in 0..1000u32 {
             let id = MskId::from_u32(i);
-            p.schedule(now, KeyDomainId([0; 3]), id);
-            assert!(h.try_request(now, S, KeyDomainId([0; 3]), id));
+            p.schedule(now, kd, id);
+            assert!(!h.holds(now, kd, id));
+            h.hold(now, S, kd, id);
         }
         assert_eq!((p.len(), h.len()), (MAX_PENDING, MAX_PENDING));
-        assert!(!h.try_request(now, S, KeyDomainId([0; 3]), MskId::from_u32(999)));
-        assert!(h.try_request(now + S, S, KeyDomainId([0; 3]), MskId::from_u32(999)));
+        assert!(h.holds(now, kd, MskId::from_u32(999)));
+        assert!(!h.holds(now, kd, MskId::from_u32(0)), "evicted");
+        assert!(!h.holds(now + S, kd, MskId::from_u32(999)));
     }
 }
