@@ -61,6 +61,10 @@ fn failures_are_logged_with_btid_and_reason_but_no_secret() {
         .finish();
     let b = bench();
     let (ok, bad) = tracing::subscriber::with_default(subscriber, || {
+        // Other tests of this binary run on other threads without a subscriber: should one of
+        // them register a callsite while this one's subscriber is being set, the cached
+        // interest could say "never" for it. Recompute it now that this subscriber is in place.
+        tracing::callsite::rebuild_interest_cache();
         let ok = b.alice(PATH_REGISTER, MIME_REGISTER, &register_body(&[OPEN]));
         let bad = b.post(
             ALICE,
