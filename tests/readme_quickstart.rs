@@ -45,7 +45,7 @@ fn the_readme_ue_prints_mtk_ready_within_one_mtk_interval() {
         .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"))
         .replace("ue_port = 2269", &format!("ue_port = {ue_port}"))
         .replace("239.255.10.1:2269", &format!("{group}:{ue_port}"))
-        .replace("239.255.10.2", &format!("{group}"))
+        .replace("239.255.10.2", &group)
         .replace("./bmsc-data", &data.display().to_string());
     assert_ne!(config, example);
     let config_path = dir.path().join("bmsc.toml");
