@@ -77,3 +77,29 @@ fn bench_http_measures_the_key_request_server() {
     ]);
     assert!(t.contains("| BM-SC registration"), "{t}");
 }
+
+#[test]
+fn bench_srtp_measures_the_protector_and_the_media_driver() {
+    let t = bench(&[
+        "srtp",
+        "--packets",
+        "2000",
+        "--gst-packets",
+        "2000",
+        "--e2e-packets",
+        "2000",
+        "--rate",
+        "1000",
+        "--rate-seconds",
+        "1",
+        "--runs",
+        "1",
+    ]);
+    assert!(t.contains("| mbms-keys `Protector::protect`"), "{t}");
+    // srtpenc measured, or said not to be when GStreamer is missing.
+    assert!(t.contains("| libsrtp2 via GStreamer `srtpenc`"), "{t}");
+    assert!(
+        t.contains("| BM-SC media driver (`run_media`), fixed rate |"),
+        "{t}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod farm;
 pub mod flood;
 pub mod http;
 pub mod push;
+pub mod srtp;
 pub mod ue;
 
 #[derive(Args)]
@@ -46,6 +47,9 @@ enum BenchCmd {
     Http(http::HttpArgs),
     /// MIKEY codec throughput on one message: decode, and decode + encode, in ns/op.
     Codec(codec::CodecArgs),
+    /// SRTP sender: the protect rate against libsrtp2 (GStreamer `srtpenc`), and end to end
+    /// through the media driver on loopback UDP (rate at full load, latency at a fixed rate).
+    Srtp(srtp::SrtpArgs),
 }
 
 /// Runs one bench command.
@@ -57,5 +61,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::UeFlood(args) => flood::run(args),
         BenchCmd::Http(args) => http::run(args),
         BenchCmd::Codec(args) => codec::run(args),
+        BenchCmd::Srtp(args) => srtp::run(args),
     }
 }
