@@ -334,12 +334,17 @@ async fn a_stale_socket_is_replaced_and_anything_else_at_the_path_is_refused() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("started over a live socket"),
     }
-    // Once nobody answers, the socket is stale and replaced.
+    // Once nobody answers, the socket is stale and replaced; so is the private directory a
+    // stop in the middle of a start may leave.
     drop(live);
     assert!(path.exists());
+    let private = dir.path().join(".keys.sock.new");
+    std::fs::create_dir(&private).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(private.join("s")).unwrap());
     let bmsc = Bmsc::start_with(config(dir.path(), &path, 0), Tuning::default())
         .await
         .expect("starts over a stale socket");
+    assert!(!private.exists(), "the private directory is gone");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     wait_for_current(&bmsc).await;

@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,9 +85,9 @@ pub struct ExportListener {
 }
 
 impl ExportListener {
-    /// Binds the socket at `path` with mode 0600: bound under a temporary name in the same
-    /// directory (`.<name>.new`), restricted, then renamed into place, so that it is never
-    /// reachable with wider permissions. A stale socket at `path` (no server answers) is
+    /// Binds the socket at `path` with mode 0600, so that it is never reachable with wider
+    /// permissions: bound in a private directory (mode 0700, `.<name>.new` beside `path`),
+    /// restricted, then renamed into place. A stale socket at `path` (no server answers) is
     /// replaced; anything else there is refused.
     ///
     /// # Errors
@@ -97,29 +97,33 @@ impl ExportListener {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(ExportError::NotASocket(path.to_path_buf()));
         };
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(".new");
-        let tmp = dir.join(tmp_name);
-        // A temporary socket left by a crash is ours to replace; anything else is not.
-        check_replaceable(&tmp).await?;
-        remove_socket(&tmp)?;
-        let listener = UnixListener::bind(&tmp).map_err(io_err("binding", &tmp))?;
-        let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err("restricting", &tmp))
-            .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err("renaming to", path)))
-            .and_then(|()| std::fs::symlink_metadata(path).map_err(io_err("reading", path)));
-        match placed {
-            Ok(meta) => Ok(Self {
-                listener,
-                path: path.to_path_buf(),
-                file: (meta.dev(), meta.ino()),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let mut private_name = std::ffi::OsString::from(".");
+        private_name.push(name);
+        private_name.push(".new");
+        let private = dir.join(private_name);
+        remove_private_dir(&private)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(io_err("creating", &private))?;
+        let tmp = private.join("s");
+        let placed = UnixListener::bind(&tmp)
+            .map_err(io_err("binding", &tmp))
+            .and_then(|listener| {
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io_err("restricting", &tmp))?;
+                std::fs::rename(&tmp, path).map_err(io_err("renaming to", path))?;
+                let meta = std::fs::symlink_metadata(path).map_err(io_err("reading", path))?;
+                Ok(Self {
+                    listener,
+                    path: path.to_path_buf(),
+                    file: (meta.dev(), meta.ino()),
+                })
+            });
+        let removed = remove_private_dir(&private);
+        let this = placed?;
+        removed?;
+        Ok(this)
     }
 
     /// The socket's path.
@@ -154,12 +158,21 @@ async fn check_replaceable(path: &Path) -> Result<(), ExportError> {
     }
 }
 
-/// Removes the socket at `path` if there is one (checked by [`check_replaceable`]).
-fn remove_socket(path: &Path) -> Result<(), ExportError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", path)(e)),
-        _ => Ok(()),
+/// Removes the private directory of [`ExportListener::bind`] with the socket it may hold (left
+/// by a stop in the middle of a start); a file of that name is not touched.
+fn remove_private_dir(private: &Path) -> Result<(), ExportError> {
+    match std::fs::symlink_metadata(private) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("reading", private)(e)),
+        Ok(meta) if !meta.is_dir() => return Err(ExportError::NotASocket(private.to_path_buf())),
+        Ok(_) => {}
     }
+    let tmp = private.join("s");
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("removing", &tmp)(e)),
+        _ => {}
+    }
+    std::fs::remove_dir(private).map_err(io_err("removing", private))
 }
 
 /// The JSON line of `m`, newline included, in a buffer zeroized on drop (it holds the key).
@@ -333,5 +346,50 @@ async fn serve_client(
                 Ok(_) => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::crypto::{Mtk, Salt};
+    use crate::mikey::{KeyDomainId, MskId, MtkId};
+
+    fn mtk(service: &str, salt: Option<Salt>) -> ExportedMtk {
+        ExportedMtk {
+            service: Arc::from(service),
+            key_domain: KeyDomainId([0x00, 0xf1, 0x10]),
+            msk_id: MskId::new(7, 1),
+            mtk_id: MtkId(0x0103),
+            mtk: Mtk::from_bytes([0xab; 16]),
+            salt,
+            valid_from: SystemTime::UNIX_EPOCH + Duration::from_millis(1_893_456_010_250),
+        }
+    }
+
+    #[test]
+    fn a_line_holds_every_field_in_the_documented_form() {
+        let line = export_line(&mtk("urn:tv", Some(Salt::from_bytes([0x01; 14]))));
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap_or_default(),
+            concat!(
+                "{\"service\":\"urn:tv\",\"key_domain\":\"00f110\",\"msk_id\":\"00070001\",",
+                "\"mtk_id\":259,\"mki\":\"000700010103\",",
+                "\"mtk\":\"abababababababababababababababab\",",
+                "\"salt\":\"0101010101010101010101010101\",",
+                "\"valid_from\":\"2030-01-01T00:00:10.250Z\"}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_download_line_has_a_null_salt_and_the_service_id_is_escaped() {
+        let line = export_line(&mtk("a\"b\\c", None));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or(serde_json::Value::Null);
+        assert_eq!(v["service"], "a\"b\\c");
+        assert!(v["salt"].is_null());
+        assert_eq!(line.last(), Some(&b'\n'));
     }
 }
