@@ -150,7 +150,10 @@ fn defaults_apply_to_a_minimal_file() {
     assert_eq!(c.push.retries, 4);
     assert_eq!(c.push.initial_backoff, Duration::from_secs(1));
     assert_eq!(c.push.max_backoff, Duration::from_secs(30));
-    assert_eq!(c.key_export_socket, None, "the key export is off by default");
+    assert_eq!(
+        c.key_export_socket, None,
+        "the key export is off by default"
+    );
     let s = &c.services[0];
     assert_eq!(s.msk_lifetime, Duration::from_secs(3600));
     assert_eq!(s.mtk_interval, Duration::from_secs(10));
