@@ -349,7 +349,7 @@ pub struct Config {
 }
 
 /// Longest `key_export_socket` path in octets: a Unix socket address holds 107, and the socket
-/// is first bound under a temporary name five octets longer (`.<name>.new`).
+/// is first bound under a name seven octets longer (`.<name>.new/s`, in a private directory).
 pub const MAX_EXPORT_SOCKET_PATH: usize = 100;
 
 /// `key_export_socket`: an absolute path of at most [`MAX_EXPORT_SOCKET_PATH`] octets naming a
