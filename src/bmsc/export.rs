@@ -131,9 +131,12 @@ impl ExportListener {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    /// Removes the socket file if it is still the one this listener bound.
-    fn remove_file(&self) {
+impl Drop for ExportListener {
+    /// Removes the socket file if it is still the one this listener bound (also when the start
+    /// fails after binding it).
+    fn drop(&mut self) {
         if let Ok(meta) = std::fs::symlink_metadata(&self.path)
             && (meta.dev(), meta.ino()) == self.file
         {
@@ -289,7 +292,7 @@ pub async fn run_export(
     }
     clients.shutdown().await;
     metrics.key_export_clients.set(0);
-    listener.remove_file();
+    drop(listener);
     tracing::info!("key export stopped");
 }
 
