@@ -150,6 +150,10 @@ fn defaults_apply_to_a_minimal_file() {
     assert_eq!(c.push.retries, 4);
     assert_eq!(c.push.initial_backoff, Duration::from_secs(1));
     assert_eq!(c.push.max_backoff, Duration::from_secs(30));
+    assert_eq!(
+        c.key_export_socket, None,
+        "the key export is off by default"
+    );
     let s = &c.services[0];
     assert_eq!(s.msk_lifetime, Duration::from_secs(3600));
     assert_eq!(s.mtk_interval, Duration::from_secs(10));
@@ -174,6 +178,38 @@ fn the_kek_file_environment_variable_overrides_the_key() {
     assert_eq!(
         parse(&text).expect("parses").kek_file,
         PathBuf::from("/etc/bmsc/kek")
+    );
+}
+
+#[test]
+fn the_key_export_socket_is_an_absolute_path_in_an_existing_directory() {
+    let dir = std::env::temp_dir();
+    let ok = dir.join("mbms-keys.sock");
+    let c = parse(&format!(
+        "key_export_socket = \"{}\"\n{TOP}{SERVICE}",
+        ok.display()
+    ))
+    .expect("accepted");
+    assert_eq!(c.key_export_socket, Some(ok));
+    for (path, problem) in [
+        ("", "must not be empty"),
+        ("keys.sock", "absolute path"),
+        ("run/keys.sock", "absolute path"),
+        ("/nonexistent-mbms-dir/keys.sock", "does not exist"),
+        ("/", "must name a file"),
+        ("/tmp/", "must name a file"),
+    ] {
+        let e = refused(&format!("key_export_socket = \"{path}\"\n{TOP}{SERVICE}"));
+        assert_eq!(e.key, "key_export_socket", "{path:?}: {e}");
+        assert!(e.problem.contains(problem), "{path:?}: {e}");
+    }
+    let long = format!("/tmp/{}.sock", "k".repeat(100));
+    let e = refused(&format!("key_export_socket = \"{long}\"\n{TOP}{SERVICE}"));
+    assert_eq!(e.key, "key_export_socket");
+    assert!(e.problem.contains("at most 100 octets"), "{e}");
+    assert_eq!(
+        refused_key(&format!("key_export_socket = 1\n{TOP}{SERVICE}")),
+        "key_export_socket"
     );
 }
 

@@ -840,3 +840,84 @@ fn a_restart_pushes_again_to_registrations_whose_push_a_stop_may_have_lost() {
     assert_eq!(pushed_to, [ues[1].addr()], "only the recent registration");
     assert_eq!(ues[0].installed(), [1]);
 }
+
+#[test]
+fn exported_mtks_are_what_ues_receive_announced_for_the_switch_then_current() {
+    let dir = TempDir::new("export");
+    let services = service(
+        "s",
+        2,
+        "60s",
+        "10s",
+        DEST_B,
+        "transport = \"streaming\"\n[services.srtp]\nssrc = 0x11223344",
+    );
+    let mut b = start(
+        dir.path(),
+        config(dir.path(), 1, &[], &services),
+        1,
+        t0(),
+        tuning(),
+    );
+    let (held, mut feed) = b.d.current_mtks().subscribe_exported();
+    assert!(held.is_empty(), "no MTK before the first step");
+    let mut ues = [Ue::new(&b, 0, &[DEST_B])];
+    let mut log = Log::default();
+    b.register(0, &["s"], t0());
+    run(&mut b.d, t0(), at(35), &mut ues, &mut log);
+    let mut exported = Vec::new();
+    while let Ok(m) = feed.try_recv() {
+        exported.push(m);
+    }
+    assert!(exported.len() >= 6, "{} exported", exported.len());
+    // Each MTK twice: announced for the planned switch, then current from the switch (virtual
+    // time runs on time: the same instant).
+    let mut previous: Option<SystemTime> = None;
+    for pair in exported.chunks(2) {
+        let [announced, current] = pair else {
+            panic!("an MTK announced and not made current");
+        };
+        assert_eq!(&*announced.service, "s");
+        assert_eq!(announced.key_domain, KD);
+        assert_eq!(
+            (announced.msk_id, announced.mtk_id),
+            (current.msk_id, current.mtk_id)
+        );
+        assert!(announced.mtk == current.mtk && announced.salt == current.salt);
+        assert_eq!(announced.valid_from, current.valid_from);
+        if let Some(p) = previous {
+            assert_eq!(
+                current.valid_from,
+                p + Duration::from_secs(10),
+                "mtk_interval"
+            );
+        }
+        previous = Some(current.valid_from);
+        let received = ues[0]
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::MtkReady {
+                    msk_id,
+                    mtk_id,
+                    mtk,
+                    salt,
+                    ..
+                } if (*msk_id, *mtk_id) == (current.msk_id, current.mtk_id) => {
+                    Some((mtk.clone(), salt.clone()))
+                }
+                _ => None,
+            })
+            .expect("the UE received the exported MTK");
+        assert!(received.0 == current.mtk && received.1 == current.salt);
+        assert!(current.salt.is_some(), "a streaming MTK has a salt");
+    }
+    // A client connecting now gets the current MTK.
+    let (held, _) = b.d.current_mtks().subscribe_exported();
+    let (id, mtk, salt) = b.d.current_mtk("s").expect("current");
+    let now = held
+        .iter()
+        .find(|m| m.mtk_id == id)
+        .expect("the current MTK is held");
+    assert!(now.mtk == mtk && now.salt == salt);
+}

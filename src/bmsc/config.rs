@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-pub use values::{ImpiPattern, check_fqdn, parse_rfc3339};
+pub use values::{ImpiPattern, check_fqdn, format_rfc3339, parse_rfc3339};
 
 use self::read::{
     digest_section, http_section, multicast, push_section, services, socket_addr, subscribers,
@@ -343,6 +343,42 @@ pub struct Config {
     pub multicast: MulticastConfig,
     /// `[[services]]`, in file order.
     pub services: Vec<ServiceConfig>,
+    /// `key_export_socket`: the Unix domain socket that hands the MTKs to external encryptors
+    /// ([`crate::bmsc::export`]); `None` (the default) turns the export off.
+    pub key_export_socket: Option<PathBuf>,
+}
+
+/// Longest `key_export_socket` path in octets: a Unix socket address holds 107, and the socket
+/// is first bound under a name seven octets longer (`.<name>.new/s`, in a private directory).
+pub const MAX_EXPORT_SOCKET_PATH: usize = 100;
+
+/// `key_export_socket`: an absolute path of at most [`MAX_EXPORT_SOCKET_PATH`] octets naming a
+/// file in a directory that exists.
+fn check_export_socket(path: &Path) -> Result<PathBuf, String> {
+    if path.as_os_str().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if !path.is_absolute() {
+        return Err(format!(
+            "must be an absolute path, got {:?}",
+            path.display().to_string()
+        ));
+    }
+    if path.as_os_str().len() > MAX_EXPORT_SOCKET_PATH {
+        return Err(format!(
+            "must be at most {MAX_EXPORT_SOCKET_PATH} octets long (a Unix socket address)"
+        ));
+    }
+    let (Some(dir), Some(_)) = (path.parent(), path.file_name()) else {
+        return Err("must name a file, not a directory".to_owned());
+    };
+    if path.as_os_str().to_string_lossy().ends_with('/') {
+        return Err("must name a file, not a directory".to_owned());
+    }
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    Ok(path.to_path_buf())
 }
 
 impl Config {
@@ -396,6 +432,7 @@ impl Config {
                 "multicast_ttl",
                 "multicast_interface",
                 "services",
+                "key_export_socket",
             ],
         )?;
         let fqdn = top.req_str("fqdn")?;
@@ -459,6 +496,12 @@ impl Config {
         };
         let multicast = multicast(&mut top, MulticastConfig::default())?;
         let services = services(&mut top, &data_dir, ue_port, multicast)?;
+        let key_export_socket = match top.opt_str("key_export_socket")? {
+            None => None,
+            Some(p) => Some(
+                check_export_socket(Path::new(&p)).map_err(|e| top.err("key_export_socket", e))?,
+            ),
+        };
         Ok(Self {
             fqdn,
             http_listen,
@@ -473,6 +516,7 @@ impl Config {
             gba,
             multicast,
             services,
+            key_export_socket,
         })
     }
 

@@ -126,6 +126,14 @@ pub struct Metrics {
     pub media_send_errors: Counter,
     /// Changes of the MTK the media are protected under.
     pub media_key_switches: Counter,
+    /// Key-export clients connected now.
+    pub key_export_clients: Gauge,
+    /// Key-export connections accepted.
+    pub key_export_connections: Counter,
+    /// Key-export clients disconnected because they did not read fast enough.
+    pub key_export_slow_clients: Counter,
+    /// Key-export lines written in full.
+    pub key_export_lines: Counter,
     /// HTTP responses by status, one counter per tracked status (see [`Self::http_status`]).
     pub http_statuses: [Counter; STATUSES.len()],
     /// HTTP responses with a status not tracked separately.
@@ -156,7 +164,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 22] = [
+        let counters: [(&str, &str, &Counter); 25] = [
             (
                 "registrations_accepted_total",
                 "Registrations answered 200",
@@ -263,6 +271,21 @@ impl Metrics {
                 &self.media_key_switches,
             ),
             (
+                "key_export_connections_total",
+                "Key-export connections accepted",
+                &self.key_export_connections,
+            ),
+            (
+                "key_export_slow_clients_total",
+                "Key-export clients disconnected for not reading",
+                &self.key_export_slow_clients,
+            ),
+            (
+                "key_export_lines_total",
+                "Key-export lines written",
+                &self.key_export_lines,
+            ),
+            (
                 "http_responses_other_total",
                 "HTTP responses with another status",
                 &self.http_other_status,
@@ -276,6 +299,16 @@ impl Metrics {
         let _ = writeln!(out, "# HELP mbms_bmsc_registrations Registrations stored.");
         let _ = writeln!(out, "# TYPE mbms_bmsc_registrations gauge");
         let _ = writeln!(out, "mbms_bmsc_registrations {}", self.registrations.get());
+        let _ = writeln!(
+            out,
+            "# HELP mbms_bmsc_key_export_clients Key-export clients connected."
+        );
+        let _ = writeln!(out, "# TYPE mbms_bmsc_key_export_clients gauge");
+        let _ = writeln!(
+            out,
+            "mbms_bmsc_key_export_clients {}",
+            self.key_export_clients.get()
+        );
         let _ = writeln!(
             out,
             "# HELP mbms_bmsc_http_responses_total HTTP responses by status."

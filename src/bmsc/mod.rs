@@ -4,11 +4,13 @@
 //!
 //! - [`config`]: the TOML configuration, checked at start;
 //! - [`store`]: the persistent state behind a trait, with the SQLite implementation;
-//! - [`media`]: the SRTP sender of streaming services.
+//! - [`media`]: the SRTP sender of streaming services;
+//! - [`export`]: the key export for external encryptors (a local Unix socket).
 
 pub mod config;
 pub mod distribution;
 pub mod events;
+pub mod export;
 pub mod http;
 pub mod keyreq;
 pub mod media;

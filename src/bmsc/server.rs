@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::config::{Config, Transport};
 use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
+use super::export::{ClientLimits, ExportError, ExportListener, run_export};
 use super::http::{serve_admin, serve_key_requests};
 use super::keyreq::KeyRequestHandler;
 use super::media::Protector;
@@ -58,6 +59,9 @@ pub enum ServeError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The key-export socket (`key_export_socket`) could not be set up.
+    #[error(transparent)]
+    KeyExport(#[from] ExportError),
     /// A task of the server failed or panicked; names the task where known.
     #[error("a task of the server failed: {0}")]
     Task(String),
@@ -111,6 +115,10 @@ impl Bmsc {
             metrics.clone(),
             Box::new(OsRandom),
         ));
+        let limits = ClientLimits {
+            queue: tuning.export_queue,
+            send_buffer: tuning.export_send_buffer,
+        };
         let distributor = {
             let (config, store, ks, m) = (
                 config.clone(),
@@ -155,6 +163,10 @@ impl Bmsc {
                     .map_err(bind_err("the MIKEY socket", s.mtk_destination))?;
             }
         }
+        let export = match &config.key_export_socket {
+            Some(path) => Some(ExportListener::bind(path).await?),
+            None => None,
+        };
         let mut media = Vec::new();
         for s in &config.services {
             let (Some(m), Transport::Streaming { ssrc, roc }) = (&s.media, &s.transport) else {
@@ -202,6 +214,16 @@ impl Bmsc {
                 "media",
                 tokio::spawn(async move {
                     run_media(id, protector, cfg, sockets, mtks, m, s).await;
+                    Ok(())
+                }),
+            ));
+        }
+        if let Some(listener) = export {
+            let (mtks, m, rx) = (current_mtks.clone(), metrics.clone(), stop_rx.clone());
+            tasks.push((
+                "key export",
+                tokio::spawn(async move {
+                    run_export(listener, mtks, limits, m, rx).await;
                     Ok(())
                 }),
             ));

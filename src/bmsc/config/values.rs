@@ -40,6 +40,41 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The civil date (year, month, day) of a day count from 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+/// `t` as an RFC 3339 UTC time with milliseconds, such as `2030-01-01T00:00:00.000Z`; times
+/// before 1970 are written as 1970-01-01T00:00:00.000Z.
+#[must_use]
+pub fn format_rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
 /// Parses an RFC 3339 date-time (§5.6) such as `2030-01-01T00:00:00Z` or
 /// `2026-06-30T23:59:59.5+02:00`.
 ///
@@ -256,6 +291,19 @@ impl fmt::Display for ImpiPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_times_parse_back() {
+        for text in [
+            "1970-01-01T00:00:00.000Z",
+            "2000-02-29T23:59:59.999Z",
+            "2026-12-02T08:53:10.123Z",
+            "2100-03-01T00:00:00.000Z",
+        ] {
+            let t = parse_rfc3339(text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(format_rfc3339(t), text);
+        }
+    }
 
     #[test]
     fn glob_matching() {

@@ -21,7 +21,7 @@ mod mtk;
 mod push;
 mod retransmit;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use thiserror::Error;
+use tokio::sync::broadcast;
 
 use crate::bmsc::config::{Config, PushConfig, Transport};
 use crate::bmsc::events::KeyRequestEvent;
@@ -37,11 +38,11 @@ use crate::bmsc::store::{Store, StoreError};
 use crate::crypto::{Mtk, OsRandom, Random, Salt};
 use crate::gba::KeySource;
 use crate::mbms::{BuildError, Streaming};
-use crate::mikey::{MskId, MtkId};
+use crate::mikey::{KeyDomainId, MskId, MtkId};
 
 use self::counter::{Counters, DEFAULT_COUNTER_BLOCK};
 use self::fanout::FanOut;
-use self::lifecycle::Group;
+use self::lifecycle::{Group, LiveMtk};
 use self::push::Pushes;
 
 /// Injected randomness for MSKs, MTKs, salts and RANDs.
@@ -86,6 +87,12 @@ pub struct Tuning {
     pub expired_muk_retention: Duration,
     /// Period of the sweep of the MUK cache.
     pub sweep_interval: Duration,
+    /// Lines queued for one key-export client ([`crate::bmsc::export`]) beyond what its
+    /// socket holds (at least the lines of the current keys it gets on connecting): a client
+    /// further behind is disconnected.
+    pub export_queue: usize,
+    /// The send buffer (`SO_SNDBUF`) of each key-export connection; `None`: the system's.
+    pub export_send_buffer: Option<usize>,
 }
 
 impl Default for Tuning {
@@ -99,6 +106,8 @@ impl Default for Tuning {
             max_sequ: u16::MAX,
             expired_muk_retention: Duration::from_secs(24 * 3600),
             sweep_interval: Duration::from_secs(600),
+            export_queue: 256,
+            export_send_buffer: None,
         }
     }
 }
@@ -160,11 +169,56 @@ pub struct MediaKey {
     pub sent: u32,
 }
 
+/// An MTK of one service as the key export hands it to external encryptors
+/// ([`crate::bmsc::export`]): what the service's MTK message carries, and from when it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedMtk {
+    /// The user service.
+    pub service: Arc<str>,
+    /// The Key Domain ID of its MSK.
+    pub key_domain: KeyDomainId,
+    /// The MSK the MTK is delivered under.
+    pub msk_id: MskId,
+    /// The MTK ID.
+    pub mtk_id: MtkId,
+    /// The MTK (the SRTP master key of a streaming service).
+    pub mtk: Mtk,
+    /// The SRTP master salt of a streaming service; `None` for a download service.
+    pub salt: Option<Salt>,
+    /// When the MTK becomes current (announced ahead) or became current.
+    pub valid_from: SystemTime,
+}
+
+/// Exported MTKs queued for the key-export clients together before the slowest is cut off
+/// (each client drains them into a queue of its own at once: see [`Tuning::export_queue`]).
+const EXPORT_CHANNEL: usize = 1024;
+
+/// The exported MTKs of one service: the current one and the one announced for the next switch.
 #[derive(Debug, Default)]
+struct ExportedKeys {
+    current: Option<ExportedMtk>,
+    upcoming: Option<ExportedMtk>,
+}
+
+#[derive(Debug)]
 struct Shared {
     mtks: HashMap<String, MtkInfo>,
     media: HashMap<String, MediaKey>,
     rocs: HashMap<String, u32>,
+    exported: BTreeMap<Arc<str>, ExportedKeys>,
+    export_feed: broadcast::Sender<ExportedMtk>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            mtks: HashMap::new(),
+            media: HashMap::new(),
+            rocs: HashMap::new(),
+            exported: BTreeMap::new(),
+            export_feed: broadcast::Sender::new(EXPORT_CHANNEL),
+        }
+    }
 }
 
 /// A shared view of the current MTK of every service, for the media encryption side while the
@@ -216,6 +270,42 @@ impl CurrentMtks {
         map.rocs.get(service_id).copied()
     }
 
+    /// The exported MTKs held now — of every service, in service id order, the current MTK
+    /// and then the one announced for the next switch — and the MTKs exported from now on.
+    /// Taken together: no MTK falls between the two.
+    #[must_use]
+    pub fn subscribe_exported(&self) -> (Vec<ExportedMtk>, broadcast::Receiver<ExportedMtk>) {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let held = map
+            .exported
+            .values()
+            .flat_map(|k| k.current.iter().chain(k.upcoming.iter()))
+            .cloned()
+            .collect();
+        (held, map.export_feed.subscribe())
+    }
+
+    /// Records `mtk` as its service's current MTK (`current`) or as the one announced for the
+    /// next switch, and hands it to the key-export clients connected now.
+    fn export(&self, mtk: ExportedMtk, current: bool) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let keys = map.exported.entry(mtk.service.clone()).or_default();
+        if current {
+            if keys
+                .upcoming
+                .as_ref()
+                .is_some_and(|u| (u.msk_id, u.mtk_id) == (mtk.msk_id, mtk.mtk_id))
+            {
+                keys.upcoming = None;
+            }
+            keys.current = Some(mtk.clone());
+        } else {
+            keys.upcoming = Some(mtk.clone());
+        }
+        // No receiver (no client connected) is no error.
+        let _ = map.export_feed.send(mtk);
+    }
+
     fn set(&self, service_id: &str, value: Option<MtkInfo>, media: Option<MediaKey>) {
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
         match value {
@@ -232,6 +322,8 @@ impl CurrentMtks {
 /// One user service as the distribution sees it.
 struct ServiceState {
     id: String,
+    /// `id`, shared by its exported MTKs.
+    export_id: Arc<str>,
     group: usize,
     destination: SocketAddr,
     resend: Duration,
@@ -341,6 +433,7 @@ impl Distributor {
             };
             services.push(ServiceState {
                 id: s.id.clone(),
+                export_id: Arc::from(s.id.as_str()),
                 group,
                 destination: s.mtk_destination,
                 resend: s.mtk_resend.max(Duration::from_millis(1)),
@@ -386,6 +479,12 @@ impl Distributor {
         }
         for s in 0..this.services.len() {
             this.publish_mtk(s);
+        }
+        for g in 0..this.groups.len() {
+            // An MTK restored from the store is current again from this start.
+            if let Some(live) = this.groups[g].live.clone() {
+                this.export_mtk(g, &live, now, true);
+            }
         }
         this.repush_recent_registrations(now)?;
         Ok(this)
@@ -534,6 +633,31 @@ impl Distributor {
         if let Some(s) = self.services.get(service) {
             let media = self.media_key(s);
             self.mtk_view.set(&s.id, self.service_mtk(s), media);
+        }
+    }
+
+    /// Hands `live` of group `g` to the key export, one [`ExportedMtk`] per service of the
+    /// group: `current` from `valid_from` on, or else announced for `valid_from`.
+    fn export_mtk(&self, g: usize, live: &LiveMtk, valid_from: SystemTime, current: bool) {
+        let Some(group) = self.groups.get(g) else {
+            return;
+        };
+        for s in &group.services {
+            let Some(svc) = self.services.get(*s) else {
+                continue;
+            };
+            self.mtk_view.export(
+                ExportedMtk {
+                    service: svc.export_id.clone(),
+                    key_domain: group.key_domain,
+                    msk_id: live.msk_id,
+                    mtk_id: live.mtk_id,
+                    mtk: live.mtk.clone(),
+                    salt: svc.streaming.as_ref().and(live.salt.clone()),
+                    valid_from,
+                },
+                current,
+            );
         }
     }
 

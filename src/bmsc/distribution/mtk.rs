@@ -100,7 +100,10 @@ impl Distributor {
         group.upcoming = Some(live.clone());
         self.metrics.mtks_generated.inc();
         tracing::debug!(%msk_id, %mtk_id, "MTK announced");
-        self.emit_mtk_messages(g, &live, now)
+        self.emit_mtk_messages(g, &live, now)?;
+        let switch_at = self.groups[g].switch_at;
+        self.export_mtk(g, &live, switch_at, false);
+        Ok(())
     }
 
     /// The announced MTK becomes current (and with it, possibly, the next MSK).
@@ -115,7 +118,7 @@ impl Distributor {
         };
         let at = group.switch_at;
         let rotating = group.next.as_ref().map(|n| n.msk_id()) == Some(up.msk_id);
-        group.live = Some(up);
+        group.live = Some(up.clone());
         let mut next = at + group.interval;
         if next <= now {
             // Called late (a stalled driver): keep the rhythm from now rather than catch up.
@@ -133,6 +136,8 @@ impl Distributor {
         for s in self.groups[g].services.clone() {
             self.publish_mtk(s);
         }
+        // Exported as current from the moment the media sender may take it.
+        self.export_mtk(g, &up, now, true);
         rotated
     }
 
