@@ -2,46 +2,22 @@
 //! back to the sender, events out, state surviving a restart; and the
 //! `mbms-keys ue --listen-only` command as a media client would run it.
 
+mod ue_driver_support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use mbms_keys::crypto::{KsNaf, Msk, Mtk, Muk, ProtectionKeys, Salt};
-use mbms_keys::gba::GbaKeys;
+use mbms_keys::crypto::{Mtk, ProtectionKeys, Salt};
 use mbms_keys::mbms::{
     AckContext, MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming, UnverifiedAck, build_msk,
     build_mtk,
 };
 use mbms_keys::mikey::MtkId;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
-use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::{DiscardReason, Event};
 use tokio::net::UdpSocket;
-
-const FQDN: &str = "bmsc.example.org";
-const BTID: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
-
-fn ks_naf() -> KsNaf {
-    KsNaf::from_bytes([0x42; 32])
-}
-
-fn provider() -> Arc<StaticGbaKeys> {
-    Arc::new(StaticGbaKeys::new(UeGbaKeys {
-        btid: BTID.parse().unwrap(),
-        material: GbaKeys::Me { ks_naf: ks_naf() },
-        expiry: SystemTime::now() + Duration::from_secs(3600),
-    }))
-}
-
-/// GBA_ME: MUK = Ks_NAF (docs/profile.md §1).
-fn muk() -> Muk {
-    Muk::from_bytes(*ks_naf().as_bytes())
-}
-
-fn msk() -> Msk {
-    Msk::from_bytes([0xb0; 16])
-}
+use ue_driver_support::{BTID, FQDN, ks_naf, msk, muk, provider};
 
 fn msk_delivery(counter: u32) -> MskDelivery {
     MskDelivery::new(

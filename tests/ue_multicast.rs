@@ -3,40 +3,21 @@
 //! when both sides name 127.0.0.1 as the interface; IPv6 needs more than `lo` and is left to the
 //! parsing tests of `ue::multicast`.
 
+mod ue_driver_support;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use mbms_keys::crypto::{KsNaf, Msk, Mtk, Muk, Salt};
-use mbms_keys::gba::GbaKeys;
+use mbms_keys::crypto::{Mtk, Muk, Salt};
 use mbms_keys::mbms::{
     MskDelivery, MskId, MskUpdate, MtkDelivery, MtkId, MtkKeys, Streaming, build_msk, build_mtk,
     profile,
 };
 use mbms_keys::ue::Event;
 use mbms_keys::ue::driver::{UeClient, UeConfig, UeError};
-use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::multicast::Join;
 use socket2::{Domain, Protocol, Socket, Type};
-
-const FQDN: &str = "bmsc.example.org";
-const BTID: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
-
-fn ks_naf() -> KsNaf {
-    KsNaf::from_bytes([0x42; 32])
-}
-
-fn provider() -> Arc<StaticGbaKeys> {
-    Arc::new(StaticGbaKeys::new(UeGbaKeys {
-        btid: BTID.parse().unwrap(),
-        material: GbaKeys::Me { ks_naf: ks_naf() },
-        expiry: SystemTime::now() + Duration::from_secs(3600),
-    }))
-}
-
-fn msk() -> Msk {
-    Msk::from_bytes([0xb0; 16])
-}
+use ue_driver_support::{BTID, FQDN, ks_naf, msk, provider};
 
 fn msk_id() -> MskId {
     MskId::new(1, 2)
