@@ -977,16 +977,6 @@ fn missed_key_holdoff_set_is_bounded() {
 
 // --- MSK requests: no amplification from forged MTK messages ----------------
 
-fn requests(events: &[Event]) -> Vec<MskId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MskRequestNeeded { msk_id, .. } => Some(*msk_id),
-            _ => None,
-        })
-        .collect()
-}
-
 /// An MTK message under a forged MSK ID: anyone can send one, nobody can verify it.
 fn forged(msk_id: MskId) -> Vec<u8> {
     mtk_msg(&msk(0xee), msk_id, 1, 1, &mtk(0xee))

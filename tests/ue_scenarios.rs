@@ -23,16 +23,6 @@ fn ready(events: &[Event]) -> Vec<(MskId, u16)> {
         .collect()
 }
 
-fn requests(events: &[Event]) -> Vec<MskId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MskRequestNeeded { msk_id, .. } => Some(*msk_id),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The BM-SC's MTK stream of one MSK: next MTK ID and counter.
 struct MtkStream {
     key: u8,

@@ -64,6 +64,17 @@ pub fn receiver_with(config: ReceiverConfig, random: u64) -> Receiver {
     Receiver::new(config, Box::new(mbms_keys::crypto::Fixed(random)))
 }
 
+/// The MSK IDs of the `MskRequestNeeded` events among `events`, in order.
+pub fn requests(events: &[Event]) -> Vec<MskId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MskRequestNeeded { msk_id, .. } => Some(*msk_id),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn drain(rx: &mut Receiver) -> Vec<Event> {
     std::iter::from_fn(|| rx.poll_event()).collect()
 }
