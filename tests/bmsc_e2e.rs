@@ -140,9 +140,21 @@ async fn three_ues_register_receive_keys_through_a_rotation_and_deregister() {
     )
     .await;
 
-    // Give the last acknowledgements a moment, then scrape the metrics.
+    // Give the last acknowledgements a moment, then scrape the metrics. MTKs under the next MSK
+    // are announced ahead of its switch, so the switch (the rotation metric) may still be due:
+    // scrape again until it is counted, for as long as one MSK lifetime.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let response = http_get(bmsc.admin_addr(), "/metrics").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let response = loop {
+        let response = http_get(bmsc.admin_addr(), "/metrics").await;
+        let (_, text) = response.split_once("\r\n\r\n").expect("metrics body");
+        if metric(text, "mbms_bmsc_msk_rotations_total") >= 1
+            || tokio::time::Instant::now() >= deadline
+        {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let (_, text) = response.split_once("\r\n\r\n").expect("metrics body");
     let interesting: Vec<&str> = text
         .lines()
