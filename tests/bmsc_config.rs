@@ -789,7 +789,7 @@ fn gba_zn_reads_every_key_and_its_defaults() {
 fn gba_zn_errors_name_the_key() {
     let base = "origin_host = \"b\"\norigin_realm = \"r\"\ndestination_realm = \"d\"\n";
     for (zn, key) in [
-        (format!("{base}"), "gba.zn.peers"),
+        (base.to_owned(), "gba.zn.peers"),
         (format!("peers = []\n{base}"), "gba.zn.peers"),
         (format!("peers = [\"nohost\"]\n{base}"), "gba.zn.peers[0]"),
         (format!("peers = [\"h:0\"]\n{base}"), "gba.zn.peers[0]"),
@@ -810,9 +810,8 @@ fn gba_zn_errors_name_the_key() {
             "gba.zn.bogus",
         ),
         (
-            format!(
-                "peers = [\"h:1\"]\norigin_host = \"a b\"\norigin_realm = \"r\"\ndestination_realm = \"d\"\n"
-            ),
+            "peers = [\"h:1\"]\norigin_host = \"a b\"\norigin_realm = \"r\"\ndestination_realm = \"d\"\n"
+                .to_owned(),
             "gba.zn.origin_host",
         ),
     ] {
