@@ -103,3 +103,23 @@ fn bench_srtp_measures_the_protector_and_the_media_driver() {
         "{t}"
     );
 }
+
+#[test]
+fn bench_zn_measures_lookups_through_the_client() {
+    let dir = mbms_lab::TempDir::new("bench-zn");
+    let file = dir.path().join("btids");
+    std::fs::write(&file, "# B-TIDs\na1@bsf.bench.test\na2@bsf.bench.test\n").expect("write");
+    let t = bench(&[
+        "zn",
+        "--fake-bsf",
+        "--btid-file",
+        file.to_str().expect("utf-8 path"),
+        "--requests",
+        "2000",
+        "--in-flight",
+        "32",
+        "--runs",
+        "2",
+    ]);
+    assert!(t.contains("| median of 2 runs | 2000 | 0 | 0 |"), "{t}");
+}
