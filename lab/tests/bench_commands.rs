@@ -123,3 +123,24 @@ fn bench_zn_measures_lookups_through_the_client() {
     ]);
     assert!(t.contains("| median of 2 runs | 2000 | 0 | 0 |"), "{t}");
 }
+
+#[test]
+fn bench_http_compares_the_zn_source_with_a_warm_cache() {
+    let t = bench(&[
+        "http",
+        "--clients",
+        "4",
+        "--requests",
+        "30",
+        "--runs",
+        "1",
+        "--rates",
+        "0",
+        "--zn",
+    ]);
+    // 4 clients: 4 BIRs, all in the warm-up; the measured registrations use the cache.
+    assert!(
+        t.contains("| BM-SC registration, Zn key source, warm cache (4 BIRs in all)"),
+        "{t}"
+    );
+}
