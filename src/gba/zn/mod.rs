@@ -536,13 +536,14 @@ impl ZnClient {
                 return Err(ZnError::NoPeer);
             };
             let (tx, rx) = oneshot::channel();
-            let sent = peer
-                .jobs
-                .send(Job {
-                    msg: msg.clone(),
-                    reply: tx,
-                })
-                .await;
+            let job = Job {
+                msg: msg.clone(),
+                reply: tx,
+            };
+            let sent = match tokio::time::timeout_at(deadline, peer.jobs.send(job)).await {
+                Err(_) => return Err(ZnError::Timeout),
+                Ok(sent) => sent,
+            };
             let outcome = if sent.is_err() {
                 Err(Lost)
             } else {
