@@ -8,7 +8,8 @@
 //! fan-out uses it, so pushing an MSK to N UEs makes no BSF request (a UE whose keys are not
 //! cached, or have expired, must come back with a Key Request, which looks them up again).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use tracing::warn;
@@ -17,11 +18,18 @@ use super::metrics::Metrics;
 use super::store::Store;
 use crate::gba::{KeySource, KeySourceError, SubscriberKeys};
 
-/// A [`KeySource`] that consults the store's key cache before `inner`.
+/// Keys held in memory in front of the store's sealed cache, at most; when full the memory
+/// layer is emptied and refills from the store (which keeps everything until expiry).
+const MEMORY_ENTRIES: usize = 100_000;
+
+/// A [`KeySource`] that consults the store's key cache before `inner`, with the recent
+/// answers also in memory (the store's copy is sealed: opening it on every request would cost
+/// a read and a decryption; the memory copy is as exposed as the embedded source's keys).
 pub struct CachingKeySource {
     inner: Arc<dyn KeySource>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    memory: Mutex<HashMap<String, SubscriberKeys>>,
 }
 
 impl std::fmt::Debug for CachingKeySource {
@@ -38,6 +46,7 @@ impl CachingKeySource {
             inner,
             store,
             metrics,
+            memory: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,16 +72,39 @@ fn cached(store: &dyn Store, btid: &str, now: SystemTime) -> Option<SubscriberKe
 
 impl KeySource for CachingKeySource {
     fn lookup(&self, btid: &str, now: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
-        if let Some(k) = cached(self.store.as_ref(), btid, now) {
-            self.metrics.gba_cache_hits.inc();
-            return Ok(k);
+        {
+            let mut mem = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            match mem.get(btid) {
+                Some(k) if k.expires > now => {
+                    self.metrics.gba_cache_hits.inc();
+                    return Ok(k.clone());
+                }
+                Some(_) => {
+                    mem.remove(btid);
+                }
+                None => {}
+            }
         }
-        self.metrics.gba_cache_misses.inc();
-        let keys = self.inner.lookup(btid, now)?;
-        if let Err(e) = self.store.cache_keys(&keys) {
-            // The keys are still good for this request; the next one asks again.
-            warn!(btid, error = %e, "GBA keys not cached");
+        let keys = match cached(self.store.as_ref(), btid, now) {
+            Some(k) => {
+                self.metrics.gba_cache_hits.inc();
+                k
+            }
+            None => {
+                self.metrics.gba_cache_misses.inc();
+                let keys = self.inner.lookup(btid, now)?;
+                if let Err(e) = self.store.cache_keys(&keys) {
+                    // The keys are still good for this request; the next one asks again.
+                    warn!(btid, error = %e, "GBA keys not cached");
+                }
+                keys
+            }
+        };
+        let mut mem = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        if mem.len() >= MEMORY_ENTRIES {
+            mem.clear();
         }
+        mem.insert(btid.to_owned(), keys.clone());
         Ok(keys)
     }
 }
