@@ -11,6 +11,7 @@
 //! how TS 33.246 lets one MSK protect several user services. They must then agree on
 //! `msk_lifetime`, a property of the MSK.
 
+mod gba_http;
 mod read;
 mod table;
 mod values;
@@ -22,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
+pub use gba_http::{AanfConfig, NbspConfig};
 pub use values::{ImpiPattern, check_fqdn, format_rfc3339, parse_rfc3339};
 
 use self::read::{
@@ -159,6 +161,10 @@ pub struct SubscriberConfig {
 pub struct GbaConfig {
     /// Subscribers of the embedded key source.
     pub subscribers: Vec<SubscriberConfig>,
+    /// `[gba.nbsp]`: a BSF asked over Nbsp_GBA instead.
+    pub nbsp: Option<NbspConfig>,
+    /// `[gba.aanf]`: an AAnF asked for KAF over Naanf_AKMA instead.
+    pub aanf: Option<AanfConfig>,
 }
 
 /// How a service's MTKs reach the UEs (TS 33.246 6.3.3.2, docs/profile.md §2.3).
@@ -488,11 +494,16 @@ impl Config {
         )?)?;
         let push =
             push_section(top.opt_table("push", &["retries", "initial_backoff", "max_backoff"])?)?;
-        let gba = match top.opt_table("gba", &["subscribers"])? {
+        let gba = match top.opt_table("gba", &["subscribers", "nbsp", "aanf"])? {
             None => GbaConfig::default(),
-            Some(mut g) => GbaConfig {
-                subscribers: subscribers(&mut g)?,
-            },
+            Some(mut g) => {
+                let mut gba = GbaConfig {
+                    subscribers: subscribers(&mut g)?,
+                    ..GbaConfig::default()
+                };
+                gba_http::read(&mut g, &fqdn, &mut gba)?;
+                gba
+            }
         };
         let multicast = multicast(&mut top, MulticastConfig::default())?;
         let services = services(&mut top, &data_dir, ue_port, multicast)?;

@@ -90,7 +90,10 @@ impl Bmsc {
 
     /// [`Bmsc::start`] with explicit distribution [`Tuning`] (tests shorten lead times).
     pub async fn start_with(config: Config, tuning: Tuning) -> Result<Self, ServeError> {
-        let key_source = Arc::new(config.key_source()?);
+        let key_source = match config.http_key_source(&tokio::runtime::Handle::current()) {
+            Some(source) => source,
+            None => Arc::new(config.key_source()?),
+        };
         Self::start_with_keys(config, tuning, key_source).await
     }
 

@@ -50,6 +50,10 @@ pub enum KeySourceError {
     /// The bootstrapping is known but its key lifetime has ended.
     #[error("GBA keys of this B-TID have expired")]
     Expired,
+    /// The bootstrapping is known but the BSF (or AAnF) does not authorize this NAF (AF) to have
+    /// its keys (Zn 5402, HTTP 403 on Nbsp_GBA and Naanf_AKMA): the service is refused (403).
+    #[error("the key source does not authorize this NAF for the B-TID")]
+    NotAuthorized,
     /// The source could not answer (BSF unreachable, timeout): a temporary failure.
     #[error("key source unavailable: {0}")]
     Unavailable(String),

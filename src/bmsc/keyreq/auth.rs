@@ -127,6 +127,10 @@ impl KeyRequestHandler {
             Err(KeySourceError::Expired) => {
                 return Err(self.refuse(now, Some(btid), "GBA key lifetime over", false));
             }
+            Err(KeySourceError::NotAuthorized) => {
+                info!(btid, "key source: NAF not authorized for this B-TID");
+                return Err(Response::text(403, "not authorized by the key source"));
+            }
             Err(KeySourceError::Unavailable(why)) => {
                 warn!(btid, reason = %why, "key source unavailable");
                 return Err(Response::text(503, "key source temporarily unavailable")
