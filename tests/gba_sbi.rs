@@ -587,3 +587,95 @@ async fn bmsc_with_nbsp_serves_a_gba_ue() {
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|s| s.body["btId"] == btid));
 }
+
+/// The `ue` command with `--akid` and `--kaf`: an MSK message to the A-KID under MUK = KAF is
+/// installed; `--akid` without `--kaf`, or with a GBA key, is refused.
+#[test]
+fn ue_command_takes_akid_and_kaf() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    use mbms_keys::crypto::Msk;
+    use mbms_keys::mbms::{MskDelivery, MskUpdate, build_msk};
+
+    let bin = env!("CARGO_BIN_EXE_mbms-keys");
+    let akid = "known@rid0001.akma.example.org";
+    let refused = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args([
+                "ue",
+                "--listen-only",
+                "--idi",
+                FQDN,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .expect("binary runs");
+        assert!(!out.status.success(), "{args:?} accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(refused(&["--akid", akid]).contains("--kaf"));
+    assert!(
+        refused(&["--akid", akid, "--kaf", &hex::encode(KAF), "--btid", "a@b"])
+            .contains("cannot be used")
+    );
+    assert!(
+        refused(&[
+            "--akid",
+            akid,
+            "--kaf",
+            &hex::encode(KAF),
+            "--ks-naf",
+            &hex::encode(KS_NAF)
+        ])
+        .contains("cannot be used")
+    );
+    assert!(refused(&["--akid", akid, "--kaf", "00"]).contains("--kaf"));
+    assert!(refused(&["--akid", "no-realm", "--kaf", &hex::encode(KAF)]).contains("--akid"));
+
+    let mut child = Command::new(bin)
+        .args([
+            "ue",
+            "--listen-only",
+            "--idi",
+            FQDN,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--akid", akid, "--kaf", &hex::encode(KAF)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || -> Value {
+        serde_json::from_str(&lines.next().expect("a line").expect("utf-8")).expect("json")
+    };
+    let first = next();
+    assert_eq!(first["event"], "Listening");
+    let addr: SocketAddr = first["addr"].as_str().expect("addr").parse().expect("addr");
+    let delivery = MskDelivery::new(
+        "00f110".parse().expect("kd"),
+        "00010002".parse().expect("msk id"),
+        9,
+        vec![9; 16],
+        FQDN,
+        akid,
+        MskUpdate::NewKey {
+            msk: Msk::from_bytes([0x5a; 16]),
+            seql: 1,
+            sequ: 100,
+        },
+    );
+    let muk = akma_keys(&Kaf::from_bytes(KAF)).muk();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    sock.send_to(&build_msk(&muk, &delivery).expect("build"), addr)
+        .expect("send");
+    let l = next();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(l["event"], "MskInstalled", "{l}");
+    assert_eq!(l["msk_id"], "00010002");
+}
