@@ -59,6 +59,7 @@ struct Seen {
 struct Peer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn problem(status: u16, cause: &str) -> Response<Full<Bytes>> {
@@ -173,9 +174,11 @@ impl Peer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let s = seen.clone();
+        let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (s, n) = (seen.clone(), connections.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let s = s.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -188,7 +191,11 @@ impl Peer {
                 });
             }
         });
-        Self { addr, seen }
+        Self {
+            addr,
+            seen,
+            connections,
+        }
     }
 
     fn settings(&self, version: HttpVersion, token: Option<PathBuf>) -> SbiSettings {
@@ -348,6 +355,7 @@ async fn a_timeout_or_no_peer_is_unavailable_within_the_request_timeout() {
     let dead = Peer {
         addr: closed,
         seen: Arc::default(),
+        connections: Arc::default(),
     };
     let src = nbsp(&dead, HttpVersion::Http2, None);
     let t0 = Instant::now();
@@ -504,12 +512,12 @@ fn config_takes_one_key_source() {
     }
 }
 
-async fn start_ue(keys: UeGbaKeys, ue_port: u16, http: SocketAddr) -> UeClient {
+async fn start_ue(i: u8, keys: UeGbaKeys, ue_port: u16, http: SocketAddr) -> UeClient {
     let mut c = UeConfig::new(FQDN);
-    c.listen = SocketAddr::new(lab::ue_ip(1), ue_port);
+    c.listen = SocketAddr::new(lab::ue_ip(i), ue_port);
     c.bmsc_url = Some(format!("http://{http}"));
     c.client = ClientConfig {
-        local_addr: Some(lab::ue_ip(1)),
+        local_addr: Some(lab::ue_ip(i)),
         ..ClientConfig::default()
     };
     UeClient::start(c, Arc::new(StaticGbaKeys::new(keys)))
@@ -518,8 +526,14 @@ async fn start_ue(keys: UeGbaKeys, ue_port: u16, http: SocketAddr) -> UeClient {
 }
 
 /// A BM-SC whose only key source is `section`, and one UE with `keys`: the UE registers and
-/// installs the MSK pushed under its MUK.
-async fn register_and_receive_msk(section: String, keys: UeGbaKeys, name: &str) {
+/// installs the MSK pushed under its MUK. Then UEs with the identifiers of `refused` register
+/// and get the error each expects (as its text).
+async fn register_and_receive_msk(
+    section: String,
+    keys: UeGbaKeys,
+    name: &str,
+    refused: &[(&str, &str)],
+) {
     let dir = TempDir::new(name);
     let relay = lab::Relay::start().await;
     let ue_port = lab::free_udp_port();
@@ -528,7 +542,7 @@ async fn register_and_receive_msk(section: String, keys: UeGbaKeys, name: &str) 
     let bmsc = Bmsc::start_with(config, Tuning::default())
         .await
         .expect("BM-SC starts");
-    let mut ue = start_ue(keys, ue_port, bmsc.http_addr()).await;
+    let mut ue = start_ue(1, keys.clone(), ue_port, bmsc.http_addr()).await;
     let r = ue
         .register(&[SERVICE.to_string()])
         .await
@@ -545,6 +559,19 @@ async fn register_and_receive_msk(section: String, keys: UeGbaKeys, name: &str) 
     )
     .await;
     ue.shutdown().await;
+    for (i, (id, want)) in (2u8..).zip(refused) {
+        let other = UeGbaKeys {
+            btid: id.parse().expect("identifier"),
+            ..keys.clone()
+        };
+        let ue = start_ue(i, other, ue_port, bmsc.http_addr()).await;
+        let err = ue
+            .register(&[SERVICE.to_string()])
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains(want), "{id}: {err}");
+        ue.shutdown().await;
+    }
     bmsc.shutdown().await.expect("BM-SC stops");
 }
 
@@ -561,13 +588,18 @@ async fn bmsc_with_aanf_serves_a_ue_with_akid_and_kaf() {
         "[gba.aanf]\napi_root = \"http://{}\"\naf_id = \"af.mbs.example.org\"\n",
         peer.addr
     );
-    register_and_receive_msk(section, keys, "sbi-aanf-e2e").await;
+    let refused = [
+        ("forbidden@rid0001.akma.example.org", "403"),
+        (
+            "unknown@rid0001.akma.example.org",
+            "refused the Digest credentials",
+        ),
+        ("broken@rid0001.akma.example.org", "503"),
+    ];
+    register_and_receive_msk(section, keys, "sbi-aanf-e2e", &refused).await;
     let seen = peer.seen.lock().expect("lock").clone();
-    assert!(!seen.is_empty());
-    assert!(
-        seen.iter()
-            .all(|s| s.body["aKId"] == akid && s.version == Version::HTTP_2)
-    );
+    assert!(seen.iter().any(|s| s.body["aKId"] == akid));
+    assert!(seen.iter().all(|s| s.version == Version::HTTP_2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,10 +614,9 @@ async fn bmsc_with_nbsp_serves_a_gba_ue() {
         expiry: SystemTime::now() + Duration::from_secs(3600),
     };
     let section = format!("[gba.nbsp]\napi_root = \"http://{}\"\n", peer.addr);
-    register_and_receive_msk(section, keys, "sbi-nbsp-e2e").await;
+    register_and_receive_msk(section, keys, "sbi-nbsp-e2e", &[("forbidden@bsf", "403")]).await;
     let seen = peer.seen.lock().expect("lock").clone();
-    assert!(!seen.is_empty());
-    assert!(seen.iter().all(|s| s.body["btId"] == btid));
+    assert!(seen.iter().any(|s| s.body["btId"] == btid));
 }
 
 /// The `ue` command with `--akid` and `--kaf`: an MSK message to the A-KID under MUK = KAF is
@@ -678,4 +709,40 @@ fn ue_command_takes_akid_and_kaf() {
     let _ = child.wait();
     assert_eq!(l["event"], "MskInstalled", "{l}");
     assert_eq!(l["msk_id"], "00010002");
+}
+
+/// Many lookups at once from the blocking pool share one HTTP/2 connection; prints the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_share_one_http2_connection() {
+    let peer = Peer::start().await;
+    let src = nbsp(&peer, HttpVersion::Http2, None);
+    lookup(&src, "known@bsf").await.expect("warm-up");
+    let (threads, per_thread) = (16, 200);
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..threads)
+        .map(|_| {
+            let s = src.clone();
+            tokio::task::spawn_blocking(move || {
+                (0..per_thread)
+                    .filter(|_| s.lookup("known@bsf", SystemTime::now()).is_ok())
+                    .count()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.expect("no panic");
+    }
+    let took = t0.elapsed();
+    assert_eq!(ok, threads * per_thread);
+    assert_eq!(
+        peer.connections.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one HTTP/2 connection"
+    );
+    println!(
+        "{} Nbsp_GBA lookups from {threads} threads in {took:?}: {:.0}/s",
+        ok,
+        ok as f64 / took.as_secs_f64()
+    );
 }
