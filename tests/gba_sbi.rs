@@ -151,6 +151,9 @@ async fn answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response
             ok("{}".into())
         }
         "garbage" => ok("this is not JSON {".into()),
+        "wrongtype" => ok(json!({"meKeyMaterial": 918273645, "kaf": 918273645,
+            "keyExpiryTime": LATER, "expiry": LATER})
+        .to_string()),
         "badhex" => ok(
             json!({"meKeyMaterial": "zz", "kaf": "zz", "keyExpiryTime": LATER,
             "expiry": LATER})
@@ -325,6 +328,17 @@ async fn bad_answers_are_typed_errors_not_panics() {
     let peer = Peer::start().await;
     let src = nbsp(&peer, HttpVersion::Http2, None);
     assert!(unavailable(lookup(&src, "garbage@bsf").await).contains("malformed"));
+    // A value of the wrong type is not quoted in the error (it could be a key).
+    let why = unavailable(lookup(&src, "wrongtype@bsf").await);
+    assert!(
+        why.contains("malformed") && !why.contains("918273645"),
+        "{why}"
+    );
+    let why = unavailable(lookup(&aanf(&peer), "wrongtype@rid.akma").await);
+    assert!(
+        why.contains("malformed") && !why.contains("918273645"),
+        "{why}"
+    );
     assert!(unavailable(lookup(&src, "badhex@bsf").await).contains("meKeyMaterial"));
     assert!(unavailable(lookup(&src, "shortkey@bsf").await).contains("meKeyMaterial"));
     assert!(unavailable(lookup(&src, "huge@bsf").await).contains("body"));

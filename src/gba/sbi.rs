@@ -298,8 +298,14 @@ pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(
     answer: &Answer,
 ) -> Result<T, KeySourceError> {
     serde_json::from_slice(&answer.body).map_err(|e| {
-        // serde_json's message names a line and column, never the value.
-        KeySourceError::Unavailable(format!("{what}: malformed answer: {e}"))
+        // The kind and place only: serde_json's own message may quote a value of the wrong
+        // type, which could be key material.
+        KeySourceError::Unavailable(format!(
+            "{what}: malformed answer ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
     })
 }
 
