@@ -22,7 +22,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use mbms_keys::bmsc::config::Config;
+use mbms_keys::bmsc::config::{Config, KeySourceConfig};
 use mbms_keys::bmsc::distribution::Tuning;
 use mbms_keys::bmsc::server::Bmsc;
 use mbms_keys::crypto::{Kaf, KsNaf};
@@ -461,7 +461,9 @@ fn config_takes_one_key_source() {
         "{base}\n[gba.nbsp]\napi_root = \"http://127.0.0.1:8080\"\nhttp_version = \"1.1\"\nrequest_timeout = \"2s\"\ntoken_file = \"/run/token\"\n"
     ))
     .expect("nbsp config");
-    let n = c.gba.nbsp.expect("nbsp");
+    let KeySourceConfig::Nbsp(n) = c.gba.source else {
+        panic!("expected [gba.nbsp]")
+    };
     assert_eq!(n.settings.http_version, HttpVersion::Http1);
     assert_eq!(n.settings.request_timeout, Duration::from_secs(2));
     assert_eq!(n.settings.token_file, Some(PathBuf::from("/run/token")));
@@ -469,7 +471,9 @@ fn config_takes_one_key_source() {
         "{base}\n[gba.aanf]\napi_root = \"http://aanf.example:80/root\"\n"
     ))
     .expect("aanf config");
-    let a = c.gba.aanf.expect("aanf");
+    let KeySourceConfig::Aanf(a) = c.gba.source else {
+        panic!("expected [gba.aanf]")
+    };
     assert_eq!(a.af_id, FQDN);
     assert_eq!(a.settings.http_version, HttpVersion::Http2);
     assert_eq!(a.settings.request_timeout, Duration::from_secs(5));
@@ -478,7 +482,8 @@ fn config_takes_one_key_source() {
     ))
     .expect_err("two sources");
     assert!(
-        both.to_string().contains("exactly one key source"),
+        both.to_string()
+            .contains("[gba.nbsp] and [gba.aanf] are two key sources"),
         "{both}"
     );
     let with_subs = lab::config_text(
@@ -495,9 +500,20 @@ fn config_takes_one_key_source() {
     .expect_err("subscribers and aanf");
     assert!(
         err.to_string()
-            .contains("[[gba.subscribers]] and [gba.aanf]"),
+            .contains("[gba.aanf] and [[gba.subscribers]] are two key sources"),
         "{err}"
     );
+    let zn = "[gba.zn]\npeers = [\"127.0.0.1:3868\"]\norigin_host = \"bmsc.example\"\norigin_realm = \"example\"\ndestination_realm = \"example\"\n";
+    let err = Config::parse(&format!(
+        "{base}\n{zn}[gba.nbsp]\napi_root = \"http://b\"\n"
+    ))
+    .expect_err("zn and nbsp");
+    assert!(
+        err.to_string()
+            .contains("[gba.zn] and [gba.nbsp] are two key sources"),
+        "{err}"
+    );
+    Config::parse(&format!("{base}\n{zn}")).expect("zn alone");
     for (bad, key) in [
         (
             "[gba.nbsp]\napi_root = \"https://a\"\n",

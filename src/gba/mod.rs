@@ -22,6 +22,8 @@ pub mod key_source;
 pub mod nbsp;
 #[cfg(feature = "bmsc")]
 pub mod sbi;
+#[cfg(feature = "bmsc")]
+pub mod zn;
 
 pub use key_source::{
     EmbeddedKeySource, EmbeddedKeySourceError, EmbeddedSubscriber, KeyMaterial, KeySource,

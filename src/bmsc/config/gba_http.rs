@@ -1,5 +1,5 @@
 //! `[gba.nbsp]` and `[gba.aanf]`: the 5G key sources asked over HTTP (docs/key-sources-5g.md),
-//! and the refusal of more than one key source.
+//! two more arms of [`KeySourceConfig`]; `gba.rs` refuses more than one source.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use super::table::Section;
-use super::{Config, ConfigError, GbaConfig};
+use super::{Config, ConfigError, KeySourceConfig};
 use crate::gba::KeySource;
 use crate::gba::aanf::AanfKeySource;
 use crate::gba::nbsp::NbspKeySource;
@@ -57,59 +57,62 @@ fn settings(s: &mut Section) -> Result<SbiSettings, ConfigError> {
     })
 }
 
-/// Reads `[gba.nbsp]` and `[gba.aanf]` of `g` into `gba`, then refuses more than one key source.
-pub(super) fn read(g: &mut Section, fqdn: &str, gba: &mut GbaConfig) -> Result<(), ConfigError> {
-    if let Some(mut s) = g.opt_table("nbsp", KEYS)? {
-        gba.nbsp = Some(NbspConfig {
+/// Reads `[gba.nbsp]` and `[gba.aanf]` of `g`: the source configured, with its key (`nbsp` or
+/// `aanf`), or `None`; both at once are refused.
+pub(super) fn read(
+    g: &mut Section,
+    fqdn: &str,
+) -> Result<Option<(&'static str, KeySourceConfig)>, ConfigError> {
+    let nbsp = match g.opt_table("nbsp", KEYS)? {
+        None => None,
+        Some(mut s) => Some(NbspConfig {
             settings: settings(&mut s)?,
-        });
-    }
+        }),
+    };
     let mut aanf_keys = KEYS.to_vec();
     aanf_keys.push("af_id");
-    if let Some(mut s) = g.opt_table("aanf", &aanf_keys)? {
-        let settings = settings(&mut s)?;
-        let af_id = s.opt_str("af_id")?.unwrap_or_else(|| fqdn.to_owned());
-        if af_id.is_empty()
-            || af_id.len() > 255
-            || !af_id.bytes().all(|b| (0x21..=0x7e).contains(&b))
-        {
-            return Err(s.err("af_id", "must be 1 to 255 printable ASCII characters"));
+    let aanf = match g.opt_table("aanf", &aanf_keys)? {
+        None => None,
+        Some(mut s) => {
+            let settings = settings(&mut s)?;
+            let af_id = s.opt_str("af_id")?.unwrap_or_else(|| fqdn.to_owned());
+            if af_id.is_empty()
+                || af_id.len() > 255
+                || !af_id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+            {
+                return Err(s.err("af_id", "must be 1 to 255 printable ASCII characters"));
+            }
+            Some(AanfConfig { settings, af_id })
         }
-        gba.aanf = Some(AanfConfig { settings, af_id });
+    };
+    match (nbsp, aanf) {
+        (Some(_), Some(_)) => Err(g.err(
+            "aanf",
+            "[gba.nbsp] and [gba.aanf] are two key sources: configure one",
+        )),
+        (Some(n), None) => Ok(Some(("nbsp", KeySourceConfig::Nbsp(n)))),
+        (None, Some(a)) => Ok(Some(("aanf", KeySourceConfig::Aanf(a)))),
+        (None, None) => Ok(None),
     }
-    let sources = [
-        (!gba.subscribers.is_empty()).then_some("[[gba.subscribers]]"),
-        gba.nbsp.as_ref().map(|_| "[gba.nbsp]"),
-        gba.aanf.as_ref().map(|_| "[gba.aanf]"),
-    ];
-    let named: Vec<&str> = sources.into_iter().flatten().collect();
-    if named.len() > 1 {
-        return Err(ConfigError::new(
-            g.path().to_owned(),
-            format!(
-                "configure exactly one key source, not {}",
-                named.join(" and ")
-            ),
-        ));
-    }
-    Ok(())
 }
 
 impl Config {
     /// The key source of `[gba.nbsp]` or `[gba.aanf]`, its requests running on `handle`'s
-    /// runtime; `None` when the embedded `[[gba.subscribers]]` serve.
+    /// runtime; `None` for the other sources.
     #[must_use]
     pub fn http_key_source(&self, handle: &Handle) -> Option<Arc<dyn KeySource>> {
-        if let Some(n) = &self.gba.nbsp {
-            return Some(Arc::new(NbspKeySource::new(
+        match &self.gba.source {
+            KeySourceConfig::Nbsp(n) => Some(Arc::new(NbspKeySource::new(
                 &self.fqdn,
                 &n.settings,
                 handle.clone(),
-            )));
+            ))),
+            KeySourceConfig::Aanf(a) => Some(Arc::new(AanfKeySource::new(
+                &a.af_id,
+                &a.settings,
+                handle.clone(),
+            ))),
+            KeySourceConfig::Embedded(_) | KeySourceConfig::Zn(_) => None,
         }
-        self.gba.aanf.as_ref().map(|a| {
-            Arc::new(AanfKeySource::new(&a.af_id, &a.settings, handle.clone()))
-                as Arc<dyn KeySource>
-        })
     }
 }
