@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use mbms_keys::crypto::{
-    AuthKey, EncKey, HmacSha1State, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Msk, Mtk, Muk,
+    AuthKey, EncKey, HmacSha1State, Kaf, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Msk, Mtk, Muk,
     ProtectionKeys, Salt, SaltKey, derive_from_tgk,
 };
 use mbms_keys::gba::GbaKeys;
@@ -54,6 +54,7 @@ fn every_secret_type_debug_is_redacted() {
     check(Salt::from_bytes, "Salt");
     check(Ks::from_bytes, "Ks");
     check(KsNaf::from_bytes, "KsNaf");
+    check(Kaf::from_bytes, "Kaf");
     check(KsExtNaf::from_bytes, "KsExtNaf");
     check(KsIntNaf::from_bytes, "KsIntNaf");
     check(EncKey::from_bytes, "EncKey");

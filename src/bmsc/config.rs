@@ -12,6 +12,7 @@
 //! `msk_lifetime`, a property of the MSK.
 
 mod gba;
+mod gba_http;
 mod read;
 mod table;
 mod values;
@@ -23,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
+pub use gba_http::{AanfConfig, NbspConfig};
 pub use values::{ImpiPattern, check_fqdn, format_rfc3339, parse_rfc3339};
 
 use self::read::{
@@ -163,6 +165,10 @@ pub enum KeySourceConfig {
     Embedded(Vec<SubscriberConfig>),
     /// `[gba.zn]`: a BSF over Diameter Zn (TS 29.109).
     Zn(ZnConfig),
+    /// `[gba.nbsp]`: a BSF over Nbsp_GBA (TS 29.309).
+    Nbsp(NbspConfig),
+    /// `[gba.aanf]`: an AAnF over Naanf_AKMA (TS 29.535), 5G MBS with AKMA.
+    Aanf(AanfConfig),
 }
 
 impl Default for KeySourceConfig {
@@ -184,7 +190,7 @@ impl GbaConfig {
     pub fn subscribers(&self) -> &[SubscriberConfig] {
         match &self.source {
             KeySourceConfig::Embedded(s) => s,
-            KeySourceConfig::Zn(_) => &[],
+            KeySourceConfig::Zn(_) | KeySourceConfig::Nbsp(_) | KeySourceConfig::Aanf(_) => &[],
         }
     }
 }
@@ -518,7 +524,7 @@ impl Config {
             push_section(top.opt_table("push", &["retries", "initial_backoff", "max_backoff"])?)?;
         let gba = match top.opt_table("gba", gba::GBA_KEYS)? {
             None => GbaConfig::default(),
-            Some(g) => gba::gba_section(g)?,
+            Some(g) => gba::gba_section(g, &fqdn)?,
         };
         let multicast = multicast(&mut top, MulticastConfig::default())?;
         let services = services(&mut top, &data_dir, ue_port, multicast)?;

@@ -129,6 +129,15 @@ impl Bmsc {
                 }
                 started
             }
+            KeySourceConfig::Nbsp(_) | KeySourceConfig::Aanf(_) => {
+                // The 5G sources (docs/key-sources-5g.md) behind the key cache, as Zn.
+                match config.http_key_source(&tokio::runtime::Handle::current()) {
+                    Some(source) => {
+                        Self::start_with_source(config, tuning, GbaSource::Cached(source)).await
+                    }
+                    None => Err(ServeError::Task("no HTTP key source configured".into())),
+                }
+            }
             KeySourceConfig::Embedded(_) => {
                 let key_source = Arc::new(config.key_source()?);
                 Self::start_with_keys(config, tuning, key_source).await

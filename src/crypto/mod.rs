@@ -28,7 +28,7 @@ pub use prf::{
 };
 pub use random::{Fixed, OsRandom, Random, RngFailure, Seeded};
 pub use secret::{
-    AuthKey, EncKey, KeyLengthError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Msk, Mtk, Muk, Salt,
+    AuthKey, EncKey, Kaf, KeyLengthError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Msk, Mtk, Muk, Salt,
     SaltKey, ct_eq,
 };
 

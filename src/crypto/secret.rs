@@ -225,6 +225,12 @@ secret_bytes!(
     32
 );
 secret_bytes!(
+    /// KAF, the AKMA application key of one AF (TS 33.535 A.4); the MUK of 5G MBS with AKMA
+    /// (TS 33.501 Annex W, docs/key-sources-5g.md).
+    Kaf,
+    32
+);
+secret_bytes!(
     /// RFC 3830 §4.1.4 encryption key: the AES-CM-128 key of the KEMAC (§4.2.3).
     EncKey,
     16

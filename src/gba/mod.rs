@@ -14,7 +14,14 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{KdfError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Muk, hmac_sha256, kdf};
 
+#[cfg(feature = "bmsc")]
+pub mod aanf;
+pub mod akma;
 pub mod key_source;
+#[cfg(feature = "bmsc")]
+pub mod nbsp;
+#[cfg(feature = "bmsc")]
+pub mod sbi;
 #[cfg(feature = "bmsc")]
 pub mod zn;
 

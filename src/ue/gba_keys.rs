@@ -6,14 +6,18 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
-use crate::crypto::{Mrk, Muk};
+use crate::crypto::{Kaf, Mrk, Muk};
+use crate::gba::akma::akma_keys;
 use crate::gba::{Btid, GbaKeys, digest_password};
 use crate::mbms::digest::Credentials;
 
 /// The keys of one bootstrapping for the BM-SC, with their lifetime.
+///
+/// With AKMA (5G MBS, TS 33.501 Annex W) the A-KID stands where the B-TID is and KAF where
+/// Ks_NAF is: see [`UeGbaKeys::akma`].
 #[derive(Clone)]
 pub struct UeGbaKeys {
-    /// The B-TID: the Digest username and the MIKEY IDr.
+    /// The B-TID (or, with AKMA, the A-KID): the Digest username and the MIKEY IDr.
     pub btid: Btid,
     /// The NAF keys (GBA_ME or GBA_U) for the BM-SC's NAF_Id.
     pub material: GbaKeys,
@@ -22,6 +26,18 @@ pub struct UeGbaKeys {
 }
 
 impl UeGbaKeys {
+    /// AKMA keys (TS 33.535, TS 33.501 Annex W): `akid` is the Digest username and the MIKEY
+    /// IDr, MUK = KAF and the MRK is derived from KAF ([`crate::gba::akma::akma_keys`]).
+    /// Parse the A-KID with [`crate::gba::akma::parse_akid`].
+    #[must_use]
+    pub fn akma(akid: Btid, kaf: &Kaf, expiry: SystemTime) -> Self {
+        Self {
+            btid: akid,
+            material: akma_keys(kaf),
+            expiry,
+        }
+    }
+
     /// Whether the keys' lifetime is over at `now`.
     #[must_use]
     pub fn is_expired(&self, now: SystemTime) -> bool {
@@ -129,6 +145,17 @@ mod tests {
         assert!(keys.is_expired(SystemTime::UNIX_EPOCH + Duration::from_secs(10)));
         assert!(!keys.is_expired(SystemTime::UNIX_EPOCH + Duration::from_secs(9)));
         let p = StaticGbaKeys::new(keys);
+        let akma = UeGbaKeys::akma(
+            "A-TID0001@rid.akma.example".parse().expect("akid"),
+            &Kaf::from_bytes([7; 32]),
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(akma.muk().as_bytes(), &[7; 32]);
+        assert_eq!(
+            akma.digest_credentials().username(),
+            "A-TID0001@rid.akma.example"
+        );
+        assert!(!format!("{akma:?}").contains("7, 7"));
         assert_eq!(
             p.keys().map(|k| k.btid.to_string()).ok(),
             Some(c.username().to_owned())

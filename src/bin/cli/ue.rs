@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf};
+use mbms_keys::crypto::{Kaf, KsExtNaf, KsIntNaf, KsNaf};
 use mbms_keys::duration;
+use mbms_keys::gba::akma::parse_akid;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
 use mbms_keys::ue::driver::{UeClient, UeConfig};
@@ -26,15 +27,22 @@ pub struct UeArgs {
     #[arg(long, required_unless_present = "listen_only")]
     bmsc: Option<String>,
     /// The B-TID of the GBA bootstrapping (Digest username, MIKEY IDr).
-    #[arg(long)]
-    btid: String,
+    #[arg(long, required_unless_present = "akid", conflicts_with = "akid")]
+    btid: Option<String>,
     /// Ks_NAF for the BM-SC (GBA_ME), 32 octets hex.
     #[arg(
         long,
-        required_unless_present = "ks_int_naf",
+        required_unless_present_any = ["ks_int_naf", "kaf", "akid"],
         conflicts_with = "ks_int_naf"
     )]
     ks_naf: Option<String>,
+    /// 5G MBS with AKMA (TS 33.501 Annex W): the A-KID (Digest username, MIKEY IDr), in place
+    /// of --btid.
+    #[arg(long, requires = "kaf", conflicts_with_all = ["ks_naf", "ks_ext_naf", "ks_int_naf"])]
+    akid: Option<String>,
+    /// KAF for the BM-SC, 32 octets hex: the MUK (with --akid, in place of the GBA NAF keys).
+    #[arg(long, requires = "akid")]
+    kaf: Option<String>,
     /// Ks_ext_NAF (GBA_U), 32 octets hex: the MRK.
     #[arg(long, requires = "ks_int_naf")]
     ks_ext_naf: Option<String>,
@@ -195,7 +203,19 @@ fn policy_json(p: &SrtpPolicy) -> Value {
 }
 
 fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
-    let btid: Btid = a.btid.parse().map_err(|e| format!("--btid: {e}"))?;
+    // Keys given on the command line do not expire while the process runs.
+    let expiry = SystemTime::now() + Duration::from_secs(10 * 365 * 24 * 3600);
+    if let (Some(akid), Some(kaf)) = (&a.akid, &a.kaf) {
+        let akid = parse_akid(akid).map_err(|e| format!("--akid: {e}"))?;
+        let kaf = Kaf::from_hex(kaf).map_err(|e| format!("--kaf: {e}"))?;
+        return Ok(UeGbaKeys::akma(akid, &kaf, expiry));
+    }
+    let btid: Btid = a
+        .btid
+        .as_deref()
+        .ok_or("give --btid (GBA) or --akid with --kaf (AKMA)")?
+        .parse()
+        .map_err(|e| format!("--btid: {e}"))?;
     let material = match (&a.ks_naf, &a.ks_ext_naf, &a.ks_int_naf) {
         (Some(k), None, None) => GbaKeys::Me {
             ks_naf: KsNaf::from_hex(k).map_err(|e| format!("--ks-naf: {e}"))?,
@@ -209,8 +229,7 @@ fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
     Ok(UeGbaKeys {
         btid,
         material,
-        // Keys given on the command line do not expire while the process runs.
-        expiry: SystemTime::now() + Duration::from_secs(10 * 365 * 24 * 3600),
+        expiry,
     })
 }
 

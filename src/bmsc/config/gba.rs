@@ -22,25 +22,40 @@ const ZN_KEYS: &[&str] = &[
 ];
 
 /// Reads `[gba]`; `g` was opened with the keys of [`GBA_KEYS`].
-pub(super) fn gba_section(mut g: Section) -> Result<GbaConfig, ConfigError> {
+pub(super) fn gba_section(mut g: Section, fqdn: &str) -> Result<GbaConfig, ConfigError> {
     let listed = g.has("subscribers");
     let subs = subscribers(&mut g)?;
     let zn = g.opt_table("zn", ZN_KEYS)?.map(zn_section).transpose()?;
-    let source = match zn {
-        Some(_) if listed => {
+    // `[gba.nbsp]`, `[gba.aanf]` (gba_http.rs), refusing both at once.
+    let sbi = super::gba_http::read(&mut g, fqdn)?;
+    let source = match (zn, sbi) {
+        (Some(_), _) if listed => {
             return Err(g.err(
                 "zn",
                 "[gba.zn] and [[gba.subscribers]] are two key sources: configure one",
             ));
         }
-        Some(z) => KeySourceConfig::Zn(z),
-        None => KeySourceConfig::Embedded(subs),
+        (Some(_), Some((key, _))) => {
+            return Err(g.err(
+                key,
+                format!("[gba.zn] and [gba.{key}] are two key sources: configure one"),
+            ));
+        }
+        (None, Some((key, _))) if listed => {
+            return Err(g.err(
+                key,
+                format!("[gba.{key}] and [[gba.subscribers]] are two key sources: configure one"),
+            ));
+        }
+        (Some(z), None) => KeySourceConfig::Zn(z),
+        (None, Some((_, source))) => source,
+        (None, None) => KeySourceConfig::Embedded(subs),
     };
     Ok(GbaConfig { source })
 }
 
 /// The keys `[gba]` may hold.
-pub(super) const GBA_KEYS: &[&str] = &["subscribers", "zn"];
+pub(super) const GBA_KEYS: &[&str] = &["subscribers", "zn", "nbsp", "aanf"];
 
 /// A DiameterIdentity: a non-empty FQDN of printable ASCII without spaces.
 fn identity(s: &mut Section, key: &str, text: String) -> Result<String, ConfigError> {
