@@ -6,7 +6,8 @@
 //! - [`TempDir`], [`free_port`], [`median`];
 //! - [`lighttpd`]: lighttpd serving a Digest-protected file, the HTTP peer of the tests and of
 //!   `bench http`;
-//! - [`bmsc_config`]: the BM-SC configuration text of the labs.
+//! - [`bmsc_config`]: the BM-SC configuration text of the labs;
+//! - [`bsf`]: Debian's freeDiameterd with our Zn extension as the BSF of the Zn tests and `bench zn`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::time::SystemTime;
 
 pub mod bench;
 pub mod bmsc_config;
+pub mod bsf;
 pub mod lighttpd;
 pub mod oracle;
 

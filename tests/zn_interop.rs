@@ -1,0 +1,697 @@
+//! Zn against a real BSF: Debian's freeDiameterd with our extension `tools/bsf-zn`
+//! (`mbms_lab::bsf`), over loopback TCP (docs/oracles.md, "freeDiameterd as the BSF").
+//!
+//! - The extension alone, driven by a minimal Diameter client written here from RFC 6733 (not
+//!   the project's codec, so that neither side checks itself): CER/CEA, BIR/BIA with the keys
+//!   compared with the project's `gba::ks_naf` / `ks_ext_naf` / `ks_int_naf` (two independent
+//!   implementations of TS 33.220 Annex B must agree), the error answers, odd requests, DWR.
+//! - tshark dissects a capture of that exchange as "3GPP Zn" and shows the values sent and
+//!   derived.
+//!
+//! Skips when freeDiameterd (or make, cc, openssl, the freeDiameter headers; tshark and dumpcap
+//! for the capture) is missing; fails instead when `MBMS_REQUIRE_ORACLES=1`.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mbms_keys::crypto::Ks;
+use mbms_keys::gba::{NafId, ks_ext_naf, ks_int_naf, ks_naf};
+use mbms_lab::bsf::{Bsf, BsfConfig, Subscriber};
+
+const VENDOR_3GPP: u32 = 10415;
+const APP_ZN: u32 = 16_777_220;
+const CMD_CER: u32 = 257;
+const CMD_DWR: u32 = 280;
+const CMD_BI: u32 = 310;
+
+const AVP_USER_NAME: u32 = 1;
+const AVP_HOST_IP: u32 = 257;
+const AVP_AUTH_APP_ID: u32 = 258;
+const AVP_VSAI: u32 = 260;
+const AVP_SESSION_ID: u32 = 263;
+const AVP_ORIGIN_HOST: u32 = 264;
+const AVP_VENDOR_ID: u32 = 266;
+const AVP_RESULT_CODE: u32 = 268;
+const AVP_PRODUCT_NAME: u32 = 269;
+const AVP_DEST_REALM: u32 = 283;
+const AVP_ORIGIN_REALM: u32 = 296;
+const AVP_EXP_RESULT: u32 = 297;
+const AVP_EXP_RESULT_CODE: u32 = 298;
+const AVP_BTID: u32 = 401;
+const AVP_NAF_ID: u32 = 402;
+const AVP_KEY_EXPIRY: u32 = 404;
+const AVP_ME_KEY: u32 = 405;
+const AVP_UICC_KEY: u32 = 406;
+const AVP_GBA_U_AWARE: u32 = 407;
+const AVP_GBA_TYPE: u32 = 410;
+
+const CLIENT_HOST: &str = "bmsc.naf.test";
+const CLIENT_REALM: &str = "naf.test";
+const BSF_REALM: &str = "bsf.test";
+const BMSC_FQDN: &str = "bmsc.mnc001.mcc001.pub.3gppnetwork.org";
+
+// ---------------------------------------------------------------------------------------
+// A minimal Diameter client (RFC 6733 §3, §4): enough to drive the BSF.
+
+/// One AVP as (code, vendor, data); grouped AVPs carry their encoded children as data.
+#[derive(Clone, Debug, PartialEq)]
+struct Avp {
+    code: u32,
+    vendor: Option<u32>,
+    mandatory: bool,
+    data: Vec<u8>,
+}
+
+fn avp(code: u32, data: impl Into<Vec<u8>>) -> Avp {
+    Avp {
+        code,
+        vendor: None,
+        mandatory: true,
+        data: data.into(),
+    }
+}
+
+fn zn(code: u32, data: impl Into<Vec<u8>>) -> Avp {
+    Avp {
+        code,
+        vendor: Some(VENDOR_3GPP),
+        mandatory: true,
+        data: data.into(),
+    }
+}
+
+fn u32_avp(code: u32, v: u32) -> Avp {
+    avp(code, v.to_be_bytes())
+}
+
+fn grouped(code: u32, children: &[Avp]) -> Avp {
+    avp(code, encode_avps(children))
+}
+
+fn vsai() -> Avp {
+    grouped(
+        AVP_VSAI,
+        &[
+            u32_avp(AVP_VENDOR_ID, VENDOR_3GPP),
+            u32_avp(AVP_AUTH_APP_ID, APP_ZN),
+        ],
+    )
+}
+
+fn encode_avps(avps: &[Avp]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in avps {
+        let header = if a.vendor.is_some() { 12 } else { 8 };
+        let len = header + a.data.len();
+        out.extend_from_slice(&a.code.to_be_bytes());
+        let flags = u8::from(a.vendor.is_some()) << 7 | u8::from(a.mandatory) << 6;
+        out.push(flags);
+        out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        if let Some(v) = a.vendor {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&a.data);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+    }
+    out
+}
+
+fn decode_avps(mut b: &[u8]) -> Vec<Avp> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        assert!(b.len() >= 8, "truncated AVP header");
+        let code = u32::from_be_bytes(b[0..4].try_into().unwrap());
+        let flags = b[4];
+        let len = u32::from_be_bytes([0, b[5], b[6], b[7]]) as usize;
+        let (vendor, header) = if flags & 0x80 != 0 {
+            (Some(u32::from_be_bytes(b[8..12].try_into().unwrap())), 12)
+        } else {
+            (None, 8)
+        };
+        assert!(len >= header && len <= b.len(), "AVP {code} length {len}");
+        out.push(Avp {
+            code,
+            vendor,
+            mandatory: flags & 0x40 != 0,
+            data: b[header..len].to_vec(),
+        });
+        b = &b[len.div_ceil(4).min(b.len().div_ceil(4)) * 4..];
+    }
+    out
+}
+
+#[derive(Debug)]
+struct Message {
+    flags: u8,
+    code: u32,
+    app: u32,
+    hbh: u32,
+    e2e: u32,
+    avps: Vec<Avp>,
+}
+
+impl Message {
+    fn get(&self, code: u32) -> Option<&Avp> {
+        self.avps.iter().find(|a| a.code == code)
+    }
+
+    fn u32(&self, code: u32) -> Option<u32> {
+        self.get(code)
+            .and_then(|a| a.data.as_slice().try_into().ok())
+            .map(u32::from_be_bytes)
+    }
+
+    /// Result-Code, or the Experimental-Result-Code of vendor 10415.
+    fn result(&self) -> Option<u32> {
+        if let Some(r) = self.u32(AVP_RESULT_CODE) {
+            return Some(r);
+        }
+        let group = decode_avps(&self.get(AVP_EXP_RESULT)?.data);
+        let vendor = group.iter().find(|a| a.code == AVP_VENDOR_ID)?;
+        assert_eq!(vendor.data, VENDOR_3GPP.to_be_bytes());
+        let code = group.iter().find(|a| a.code == AVP_EXP_RESULT_CODE)?;
+        Some(u32::from_be_bytes(code.data.as_slice().try_into().ok()?))
+    }
+}
+
+fn encode_message(flags: u8, code: u32, app: u32, hbh: u32, avps: &[Avp]) -> Vec<u8> {
+    let body = encode_avps(avps);
+    let len = 20 + body.len();
+    let mut out = vec![1];
+    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+    out.push(flags);
+    out.extend_from_slice(&code.to_be_bytes()[1..]);
+    out.extend_from_slice(&app.to_be_bytes());
+    out.extend_from_slice(&hbh.to_be_bytes());
+    out.extend_from_slice(&(0x5a00_0000 | hbh).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+struct Client {
+    stream: TcpStream,
+    hbh: u32,
+}
+
+impl Client {
+    /// Connects and runs CER/CEA; the CEA must say 2001 and support Zn.
+    fn connect(bsf: &Bsf) -> Self {
+        let stream = TcpStream::connect(bsf.addr()).expect("connect to freeDiameterd");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut c = Self { stream, hbh: 0 };
+        let cea = c.request(
+            0x80,
+            CMD_CER,
+            0,
+            &[
+                avp(AVP_ORIGIN_HOST, CLIENT_HOST),
+                avp(AVP_ORIGIN_REALM, CLIENT_REALM),
+                avp(AVP_HOST_IP, [0, 1, 127, 0, 0, 1]),
+                u32_avp(AVP_VENDOR_ID, 0),
+                avp(AVP_PRODUCT_NAME, "zn_interop"),
+                vsai(),
+            ],
+        );
+        assert_eq!(cea.result(), Some(2001), "CEA: {cea:?}");
+        let vsais: Vec<_> = cea
+            .avps
+            .iter()
+            .filter(|a| a.code == AVP_VSAI)
+            .map(|a| decode_avps(&a.data))
+            .collect();
+        assert!(
+            vsais
+                .iter()
+                .any(|g| g.contains(&u32_avp(AVP_VENDOR_ID, VENDOR_3GPP))
+                    && g.contains(&u32_avp(AVP_AUTH_APP_ID, APP_ZN))),
+            "the CEA advertises Vendor-Specific-Application-Id {{10415, 16777220}}: {cea:?}"
+        );
+        c
+    }
+
+    fn send(&mut self, flags: u8, code: u32, app: u32, avps: &[Avp]) -> u32 {
+        self.hbh += 1;
+        let bytes = encode_message(flags, code, app, self.hbh, avps);
+        self.stream.write_all(&bytes).expect("send");
+        self.hbh
+    }
+
+    fn receive(&mut self) -> Message {
+        let mut header = [0u8; 20];
+        self.stream.read_exact(&mut header).expect("answer header");
+        assert_eq!(header[0], 1, "Diameter version");
+        let len = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
+        assert!((20..1 << 20).contains(&len), "message length {len}");
+        let mut body = vec![0; len - 20];
+        self.stream.read_exact(&mut body).expect("answer body");
+        Message {
+            flags: header[4],
+            code: u32::from_be_bytes([0, header[5], header[6], header[7]]),
+            app: u32::from_be_bytes(header[8..12].try_into().unwrap()),
+            hbh: u32::from_be_bytes(header[12..16].try_into().unwrap()),
+            e2e: u32::from_be_bytes(header[16..20].try_into().unwrap()),
+            avps: decode_avps(&body),
+        }
+    }
+
+    /// Sends a request and returns its answer (requests from the BSF, none expected, fail).
+    fn request(&mut self, flags: u8, code: u32, app: u32, avps: &[Avp]) -> Message {
+        let hbh = self.send(flags, code, app, avps);
+        let answer = self.receive();
+        assert_eq!(
+            answer.flags & 0x80,
+            0,
+            "an answer, not a request: {answer:?}"
+        );
+        assert_eq!((answer.code, answer.app, answer.hbh), (code, app, hbh));
+        assert_eq!(answer.e2e, 0x5a00_0000 | hbh, "end-to-end id echoed");
+        answer
+    }
+
+    fn bir_avps(session: u32, btid: &[u8], naf_id: Option<&[u8]>, gba_u_aware: bool) -> Vec<Avp> {
+        let mut avps = vec![
+            avp(AVP_SESSION_ID, format!("{CLIENT_HOST};1;{session}")),
+            vsai(),
+            avp(AVP_ORIGIN_HOST, CLIENT_HOST),
+            avp(AVP_ORIGIN_REALM, CLIENT_REALM),
+            avp(AVP_DEST_REALM, BSF_REALM),
+            zn(AVP_BTID, btid),
+        ];
+        if let Some(n) = naf_id {
+            avps.push(zn(AVP_NAF_ID, n));
+        }
+        if gba_u_aware {
+            avps.push(zn(AVP_GBA_U_AWARE, 1u32.to_be_bytes()));
+        }
+        avps
+    }
+
+    fn bir(&mut self, btid: &[u8], naf_id: Option<&[u8]>, gba_u_aware: bool) -> Message {
+        let session = self.hbh + 1;
+        let avps = Self::bir_avps(session, btid, naf_id, gba_u_aware);
+        let bia = self.request(0xc0, CMD_BI, APP_ZN, &avps);
+        assert_eq!(bia.flags & 0xc0, 0x40, "BIA: P set, R clear");
+        assert_eq!(
+            bia.avps.first().map(|a| (a.code, a.data.clone())),
+            Some((
+                AVP_SESSION_ID,
+                format!("{CLIENT_HOST};1;{session}").into_bytes()
+            )),
+            "the Session-Id is echoed first"
+        );
+        bia
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Subscribers
+
+fn counting<const N: usize>(start: u8) -> [u8; N] {
+    std::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+/// The reference vector: Ks = 00..1f, RAND = 20..2f.
+fn vector_subscriber() -> Subscriber {
+    Subscriber::me(
+        "ICEiIyQlJicoKSorLC0uLw==@bsf.test",
+        "001010123456789@ims.mnc001.mcc001.3gppnetwork.org",
+        counting(0),
+        counting(0x20),
+    )
+}
+
+fn subscribers() -> Vec<Subscriber> {
+    let mut gba_u = Subscriber::me(
+        "gba-u-user@bsf.test",
+        "001010000000002@ims.mnc001.mcc001.3gppnetwork.org",
+        counting(0x40),
+        counting(0x60),
+    );
+    gba_u.gba_u = true;
+    gba_u.expires = Some(4_000_000_000);
+    let mut denied = Subscriber::me(
+        "denied@bsf.test",
+        "001010000000003@ims.mnc001.mcc001.3gppnetwork.org",
+        counting(0x80),
+        counting(0x90),
+    );
+    denied.not_authorized = true;
+    vec![vector_subscriber(), gba_u, denied]
+}
+
+fn start_bsf() -> Option<Bsf> {
+    if !mbms_lab::bsf::available() {
+        return None;
+    }
+    let config = BsfConfig::new(BSF_REALM, CLIENT_REALM, subscribers());
+    Some(Bsf::start(&config).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn ntp_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2_208_988_800
+}
+
+// ---------------------------------------------------------------------------------------
+// The extension
+
+#[test]
+fn freediameterd_answers_bir_with_the_keys_of_the_projects_kdf() {
+    let Some(bsf) = start_bsf() else { return };
+    let mut c = Client::connect(&bsf);
+    let naf = NafId::mbms(BMSC_FQDN);
+
+    // GBA_ME: ME-Key-Material = Ks_NAF, equal to the project's and to the published vector
+    let s = vector_subscriber();
+    let bia = c.bir(s.btid.as_bytes(), Some(naf.as_bytes()), false);
+    assert_eq!(bia.result(), Some(2001), "{bia:?}");
+    let me = bia.get(AVP_ME_KEY).expect("ME-Key-Material");
+    assert_eq!((me.vendor, me.mandatory), (Some(VENDOR_3GPP), true));
+    let expected = ks_naf(&Ks::from_bytes(s.ks), &s.rand, &s.impi, &naf).unwrap();
+    assert_eq!(me.data, expected.as_bytes());
+    assert_eq!(
+        hex::encode(&me.data),
+        "7075e981aa34117f3600ea992ce645560ad808a80205590fa662094da10d7b3a"
+    );
+    assert!(bia.get(AVP_UICC_KEY).is_none(), "no UICC key for GBA_ME");
+    assert_eq!(
+        bia.get(AVP_USER_NAME).map(|a| a.data.clone()),
+        Some(s.impi.clone().into_bytes())
+    );
+    assert_eq!(bia.u32(AVP_GBA_TYPE), Some(0), "3G GBA");
+    // default lifetime 3600 s from the load
+    let expiry = u64::from(bia.u32(AVP_KEY_EXPIRY).expect("Key-ExpiryTime"));
+    let now = ntp_now();
+    assert!(
+        (now + 3000..=now + 3700).contains(&expiry),
+        "Key-ExpiryTime {expiry} vs now {now}"
+    );
+
+    // another NAF_Id gives another key: the NAF-Id of the request is what is derived from
+    let other = NafId::new(BMSC_FQDN, [1, 0, 0, 0, 3]);
+    let bia = c.bir(s.btid.as_bytes(), Some(other.as_bytes()), false);
+    let expected = ks_naf(&Ks::from_bytes(s.ks), &s.rand, &s.impi, &other).unwrap();
+    assert_eq!(bia.get(AVP_ME_KEY).unwrap().data, expected.as_bytes());
+
+    // GBA_U, GBA_U-aware NAF: ME = Ks_ext_NAF, UICC = Ks_int_NAF, expiry from the file
+    let u = &subscribers()[1];
+    let bia = c.bir(u.btid.as_bytes(), Some(naf.as_bytes()), true);
+    assert_eq!(bia.result(), Some(2001));
+    let ks = Ks::from_bytes(u.ks);
+    assert_eq!(
+        bia.get(AVP_ME_KEY).unwrap().data,
+        ks_ext_naf(&ks, &u.rand, &u.impi, &naf).unwrap().as_bytes()
+    );
+    assert_eq!(
+        bia.get(AVP_UICC_KEY).expect("UICC-Key-Material").data,
+        ks_int_naf(&ks, &u.rand, &u.impi, &naf).unwrap().as_bytes()
+    );
+    assert_eq!(
+        bia.u32(AVP_KEY_EXPIRY).map(u64::from),
+        Some(4_000_000_000 + 2_208_988_800 - (1 << 32))
+    );
+    // the same subscriber for a NAF that is not GBA_U aware: Ks_ext_NAF only
+    let bia = c.bir(u.btid.as_bytes(), Some(naf.as_bytes()), false);
+    assert!(bia.get(AVP_UICC_KEY).is_none());
+    assert_eq!(
+        bia.get(AVP_ME_KEY).unwrap().data,
+        ks_ext_naf(&ks, &u.rand, &u.impi, &naf).unwrap().as_bytes()
+    );
+
+    // unknown B-TID → 5403, not authorized → 5402, neither carries keys
+    for (btid, code) in [
+        (&b"nobody@bsf.test"[..], 5403),
+        (b"denied@bsf.test", 5402),
+        (b"ICEiIyQlJicoKSorLC0uLw==@bsf.tes", 5403),
+        (b"ICEiIyQlJicoKSorLC0uLw==@bsf.test ", 5403),
+    ] {
+        let bia = c.bir(btid, Some(naf.as_bytes()), true);
+        assert_eq!(bia.result(), Some(code), "{btid:?}");
+        assert!(
+            bia.u32(AVP_RESULT_CODE).is_none(),
+            "no Result-Code with Experimental-Result"
+        );
+        assert!(bia.get(AVP_ME_KEY).is_none() && bia.get(AVP_UICC_KEY).is_none());
+        assert!(bia.get(AVP_ORIGIN_HOST).is_some());
+    }
+}
+
+#[test]
+fn freediameterd_bsf_survives_odd_requests() {
+    let Some(bsf) = start_bsf() else { return };
+    let mut c = Client::connect(&bsf);
+    let naf = NafId::mbms(BMSC_FQDN);
+    let s = vector_subscriber();
+
+    // missing NAF-Id, missing B-TID → 5005 DIAMETER_MISSING_AVP
+    let bia = c.bir(s.btid.as_bytes(), None, false);
+    assert_eq!(bia.result(), Some(5005));
+    let mut avps = Client::bir_avps(900, b"", Some(naf.as_bytes()), false);
+    avps.retain(|a| a.code != AVP_BTID);
+    let bia = c.request(0xc0, CMD_BI, APP_ZN, &avps);
+    assert_eq!(bia.result(), Some(5005));
+    // empty or oversized values → 5004 DIAMETER_INVALID_AVP_VALUE
+    for (btid, naf_id) in [
+        (Vec::new(), naf.as_bytes().to_vec()),
+        (vec![b'a'; 256], naf.as_bytes().to_vec()),
+        (s.btid.clone().into_bytes(), Vec::new()),
+        (s.btid.clone().into_bytes(), vec![b'n'; 1025]),
+        // (freeDiameter drops connections carrying messages over 64 KiB itself)
+        (vec![0xff; 20_000], vec![0; 20_000]),
+    ] {
+        let bia = c.bir(&btid, Some(&naf_id), false);
+        assert_eq!(bia.result(), Some(5004), "{} {}", btid.len(), naf_id.len());
+        assert!(bia.get(AVP_ME_KEY).is_none());
+    }
+    // the longest accepted NAF-Id still derives
+    let long = vec![b'x'; 1024];
+    let bia = c.bir(s.btid.as_bytes(), Some(&long), false);
+    assert_eq!(bia.result(), Some(2001));
+    // a repeated B-TID AVP: the first one counts
+    let mut avps = Client::bir_avps(901, s.btid.as_bytes(), Some(naf.as_bytes()), false);
+    avps.push(zn(AVP_BTID, "nobody@bsf.test"));
+    let bia = c.request(0xc0, CMD_BI, APP_ZN, &avps);
+    assert_eq!(bia.result(), Some(2001));
+    // GBA_U-Awareness-Indicator of the wrong size: the daemon refuses the message itself
+    let mut avps = Client::bir_avps(902, s.btid.as_bytes(), Some(naf.as_bytes()), false);
+    avps.push(zn(AVP_GBA_U_AWARE, [1]));
+    let bia = c.request(0xc0, CMD_BI, APP_ZN, &avps);
+    assert_ne!(bia.result(), Some(2001), "{bia:?}");
+    assert!(bia.get(AVP_ME_KEY).is_none());
+
+    // the watchdog is answered, and after all that, a plain BIR is still served
+    let dwa = c.request(
+        0x80,
+        CMD_DWR,
+        0,
+        &[
+            avp(AVP_ORIGIN_HOST, CLIENT_HOST),
+            avp(AVP_ORIGIN_REALM, CLIENT_REALM),
+        ],
+    );
+    assert_eq!(dwa.result(), Some(2001));
+    let bia = c.bir(s.btid.as_bytes(), Some(naf.as_bytes()), false);
+    assert_eq!(bia.result(), Some(2001));
+    assert!(bsf.pid().is_some());
+
+    // many requests in flight on one connection, answered one for one
+    let n = 200;
+    for i in 0..n {
+        let avps = Client::bir_avps(1000 + i, s.btid.as_bytes(), Some(naf.as_bytes()), false);
+        c.send(0xc0, CMD_BI, APP_ZN, &avps);
+    }
+    let first = c.hbh - n + 1;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..n {
+        let bia = c.receive();
+        assert_eq!(bia.result(), Some(2001));
+        assert!(seen.insert(bia.hbh));
+    }
+    assert_eq!(seen, (first..=c.hbh).collect());
+}
+
+#[test]
+fn freediameterd_bsf_restarts_on_the_same_port() {
+    let Some(mut bsf) = start_bsf() else { return };
+    let naf = NafId::mbms(BMSC_FQDN);
+    let s = vector_subscriber();
+    let port = bsf.port;
+    bsf.stop();
+    assert!(TcpStream::connect(bsf.addr()).is_err(), "stopped: refused");
+    bsf.restart().unwrap();
+    assert_eq!(bsf.port, port);
+    let mut c = Client::connect(&bsf);
+    assert_eq!(
+        c.bir(s.btid.as_bytes(), Some(naf.as_bytes()), false)
+            .result(),
+        Some(2001)
+    );
+
+    // frozen: connected, but no answer within a second; thawed: the answer comes
+    bsf.freeze().unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    c.send(
+        0xc0,
+        CMD_BI,
+        APP_ZN,
+        &Client::bir_avps(7, s.btid.as_bytes(), Some(naf.as_bytes()), false),
+    );
+    let mut byte = [0u8; 1];
+    let t = Instant::now();
+    assert!(c.stream.peek(&mut byte).is_err(), "no answer while frozen");
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    bsf.thaw().unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(c.receive().result(), Some(2001));
+}
+
+// ---------------------------------------------------------------------------------------
+// tshark
+
+/// Runs `tshark -r pcap -d tcp.port==P,diameter <args>` and returns its standard output.
+fn tshark(pcap: &Path, port: u16, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .arg("-d")
+        .arg(format!("tcp.port=={port},diameter"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("tshark");
+    assert!(
+        out.status.success(),
+        "tshark {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("tshark output is UTF-8")
+}
+
+#[test]
+fn tshark_decodes_the_bir_and_bia_as_3gpp_zn() {
+    let Some(_) = mbms_lab::oracle("tshark", &[], "apt-get install tshark") else {
+        return;
+    };
+    let Some(dumpcap) = mbms_lab::oracle("dumpcap", &[], "apt-get install tshark") else {
+        return;
+    };
+    let Some(bsf) = start_bsf() else { return };
+    let dir = mbms_lab::TempDir::new("zn-pcap");
+    let pcap = dir.path().join("zn.pcapng");
+    let mut capture = Command::new(dumpcap)
+        .args(["-q", "-i", "lo", "-f"])
+        .arg(format!("tcp port {}", bsf.port))
+        .arg("-w")
+        .arg(&pcap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dumpcap");
+    // dumpcap says "File: ..." on standard error once it captures
+    let mut err = capture.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains("File:") {
+        assert!(Instant::now() < deadline, "dumpcap did not start: {seen:?}");
+        let mut b = [0u8; 256];
+        let n = err.read(&mut b).expect("dumpcap stderr");
+        assert!(n > 0, "dumpcap exited: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+
+    let naf = NafId::mbms(BMSC_FQDN);
+    let s = vector_subscriber();
+    let mut c = Client::connect(&bsf);
+    let ok = c.bir(s.btid.as_bytes(), Some(naf.as_bytes()), false);
+    let unknown = c.bir(b"nobody@bsf.test", Some(naf.as_bytes()), false);
+    assert_eq!((ok.result(), unknown.result()), (Some(2001), Some(5403)));
+    drop(c);
+    std::thread::sleep(Duration::from_millis(500));
+    mbms_lab::bsf::terminate(&mut capture, Duration::from_secs(5));
+
+    let port = bsf.port;
+    let verbose = tshark(&pcap, port, &["-V", "-Y", "diameter.cmd.code == 310"]);
+    assert_eq!(
+        verbose.matches("ApplicationId: 3GPP Zn (16777220)").count(),
+        4,
+        "two BIRs and two BIAs decode as 3GPP Zn:\n{verbose}"
+    );
+    assert!(!verbose.contains("Malformed"), "{verbose}");
+
+    let requests = tshark(
+        &pcap,
+        port,
+        &[
+            "-Y",
+            "diameter.cmd.code == 310 && diameter.flags.request == 1",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.Transaction-Identifier",
+            "-e",
+            "diameter.NAF-Hostname",
+            "-e",
+            "diameter.Destination-Realm",
+        ],
+    );
+    let lines: Vec<&str> = requests.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{}\t{}\t{BSF_REALM}",
+                hex::encode(&s.btid),
+                hex::encode(naf.as_bytes())
+            ),
+            format!(
+                "{}\t{}\t{BSF_REALM}",
+                hex::encode("nobody@bsf.test"),
+                hex::encode(naf.as_bytes())
+            ),
+        ]
+    );
+    assert!(
+        lines[0].contains("0100000001\t"),
+        "NAF-Id ends in the MBMS Ua id"
+    );
+
+    let answers = tshark(
+        &pcap,
+        port,
+        &[
+            "-Y",
+            "diameter.cmd.code == 310 && diameter.flags.request == 0",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.ME-Key-Material",
+            "-e",
+            "diameter.Result-Code",
+            "-e",
+            "diameter.Experimental-Result-Code",
+            "-e",
+            "diameter.User-Name",
+        ],
+    );
+    let expected = ks_naf(&Ks::from_bytes(s.ks), &s.rand, &s.impi, &naf).unwrap();
+    assert_eq!(
+        answers.lines().collect::<Vec<_>>(),
+        [
+            format!("{}\t2001\t\t{}", hex::encode(expected.as_bytes()), s.impi),
+            "\t\t5403\t".to_owned(),
+        ]
+    );
+}
