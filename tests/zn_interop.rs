@@ -524,11 +524,32 @@ fn freediameterd_bsf_restarts_on_the_same_port() {
     let naf = NafId::mbms(BMSC_FQDN);
     let s = vector_subscriber();
     let port = bsf.port;
-    bsf.stop();
+    // SIGTERM: the daemon says goodbye with a DPR (RFC 6733 §5.4), which we answer
+    let mut c = Client::connect(&bsf);
+    std::thread::scope(|scope| {
+        let stopping = scope.spawn(|| bsf.stop());
+        let dpr = c.receive();
+        assert_eq!((dpr.code, dpr.flags & 0x80), (282, 0x80), "DPR: {dpr:?}");
+        let cause = dpr.u32(273).expect("Disconnect-Cause");
+        assert!(cause <= 2, "Disconnect-Cause {cause}");
+        let dpa = encode_message(
+            0,
+            282,
+            0,
+            dpr.hbh,
+            &[
+                u32_avp(AVP_RESULT_CODE, 2001),
+                avp(AVP_ORIGIN_HOST, CLIENT_HOST),
+                avp(AVP_ORIGIN_REALM, CLIENT_REALM),
+            ],
+        );
+        c.stream.write_all(&dpa).expect("DPA");
+        stopping.join().unwrap();
+    });
     assert!(TcpStream::connect(bsf.addr()).is_err(), "stopped: refused");
     bsf.restart().unwrap();
     assert_eq!(bsf.port, port);
-    let mut c = Client::connect(&bsf);
+    c = Client::connect(&bsf);
     assert_eq!(
         c.bir(s.btid.as_bytes(), Some(naf.as_bytes()), false)
             .result(),
