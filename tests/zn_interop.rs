@@ -519,6 +519,48 @@ fn freediameterd_bsf_survives_odd_requests() {
 }
 
 #[test]
+fn a_bad_subscriber_file_stops_the_daemon_at_start_with_the_line_number() {
+    if !mbms_lab::bsf::available() {
+        return;
+    }
+    let good = vector_subscriber().line();
+    let ks = hex::encode(counting::<32>(0));
+    let rand = hex::encode(counting::<16>(0x20));
+    let cases = [
+        format!("short@bsf.test impi {} {rand}", &ks[..62]),
+        format!("nonhex@bsf.test impi {}zz {rand}", &ks[..62]),
+        format!("norand@bsf.test impi {ks}"),
+        format!("opt@bsf.test impi {ks} {rand} gba_x"),
+        format!("exp@bsf.test impi {ks} {rand} expires=-1"),
+        format!("{} impi {ks} {rand}", "b".repeat(256)),
+        format!("long@bsf.test {} {ks} {rand}", "i".repeat(256)),
+        format!("huge@bsf.test impi {ks} {rand} {}", "x".repeat(3000)),
+        "@lifetime soon".to_owned(),
+        good.clone(),
+    ];
+    for (i, bad) in cases.iter().enumerate() {
+        let mut config = BsfConfig::new(BSF_REALM, CLIENT_REALM, vec![vector_subscriber()]);
+        config.raw_lines.push(bad.clone());
+        let err = match Bsf::start(&config) {
+            Ok(_) => panic!("case {i} accepted: {bad}"),
+            Err(e) => e,
+        };
+        // line 1 is the comment, 2 the good subscriber, 3 the bad line
+        let needle = if bad == &good {
+            "appears twice".to_owned()
+        } else {
+            "subscribers.conf:3:".to_owned()
+        };
+        assert!(err.contains(&needle), "case {i}: {err}");
+        // an orderly exit (status 255 after freeDiameter's own clean-up), not a signal
+        assert!(
+            err.contains("exited with exit status: 255"),
+            "case {i}: {err}"
+        );
+    }
+}
+
+#[test]
 fn freediameterd_bsf_restarts_on_the_same_port() {
     let Some(mut bsf) = start_bsf() else { return };
     let naf = NafId::mbms(BMSC_FQDN);

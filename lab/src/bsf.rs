@@ -117,6 +117,8 @@ pub struct BsfConfig {
     pub subscribers: Vec<Subscriber>,
     /// Default key lifetime in seconds (the extension's default is 3600).
     pub lifetime: Option<u64>,
+    /// Lines appended to the subscriber file as they are (for tests of its parser).
+    pub raw_lines: Vec<String>,
 }
 
 impl BsfConfig {
@@ -128,6 +130,7 @@ impl BsfConfig {
             allowed_peers: vec![format!("*.{client_domain}")],
             subscribers,
             lifetime: None,
+            raw_lines: Vec::new(),
         }
     }
 }
@@ -270,8 +273,13 @@ impl Bsf {
         if let Some(l) = config.lifetime {
             let _ = writeln!(subs_text, "@lifetime {l}");
         }
-        for s in &config.subscribers {
-            subs_text.push_str(&s.line());
+        for line in config
+            .subscribers
+            .iter()
+            .map(Subscriber::line)
+            .chain(config.raw_lines.iter().cloned())
+        {
+            subs_text.push_str(&line);
             subs_text.push('\n');
         }
         write(&subs, &subs_text)?;
