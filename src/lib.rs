@@ -4,12 +4,14 @@
 //! - [`mikey`]: the RFC 3830 / RFC 4563 wire codec (no crypto, no I/O);
 //! - [`crypto`]: MIKEY PRF, KEMAC protection, the TS 33.220 KDF and secret types;
 //! - [`gba`]: NAF_Id, B-TID and the MUK/MRK derivations;
+//! - [`diameter`]: the RFC 6733 message and AVP codec with the Zn (TS 29.109) numbers (no I/O);
 //! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "bmsc")]
 pub mod bmsc;
 pub mod crypto;
+pub mod diameter;
 pub mod duration;
 pub mod files;
 pub mod gba;

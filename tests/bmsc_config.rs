@@ -85,7 +85,7 @@ fn the_example_loads_with_every_key() {
     assert_eq!(c.log_format, LogFormat::Human);
     assert_eq!(c.digest.qop, Qop::AuthInt);
     assert_eq!(c.digest.algorithm, DigestAlgorithm::Sha256);
-    assert_eq!(c.gba.subscribers.len(), 2);
+    assert_eq!(c.gba.subscribers().len(), 2);
     assert_eq!(c.services.len(), 2);
     let news = c.service("urn:example:mbms:news").expect("news");
     assert!(matches!(news.transport, Transport::Download { .. }));
@@ -722,7 +722,7 @@ fn rfc3339_time_edges() {
 fn toml_native_datetimes_are_accepted_for_expires() {
     let native = SUBSCRIBER.replace("\"2035-01-01T00:00:00Z\"", "2035-01-01T00:00:00Z");
     let c = parse(&format!("{TOP}{native}")).expect("native datetime");
-    assert_eq!(c.gba.subscribers[0].expires, at("2035-01-01T00:00:00Z"));
+    assert_eq!(c.gba.subscribers()[0].expires, at("2035-01-01T00:00:00Z"));
     let local = SUBSCRIBER.replace("\"2035-01-01T00:00:00Z\"", "2035-01-01T00:00:00");
     assert_eq!(
         refused_key(&format!("{TOP}{local}")),

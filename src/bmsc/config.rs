@@ -11,6 +11,7 @@
 //! how TS 33.246 lets one MSK protect several user services. They must then agree on
 //! `msk_lifetime`, a property of the MSK.
 
+mod gba;
 mod read;
 mod table;
 mod values;
@@ -25,10 +26,10 @@ use thiserror::Error;
 pub use values::{ImpiPattern, check_fqdn, format_rfc3339, parse_rfc3339};
 
 use self::read::{
-    digest_section, http_section, multicast, push_section, services, socket_addr, subscribers,
-    syntax_error,
+    digest_section, http_section, multicast, push_section, services, socket_addr, syntax_error,
 };
 use self::table::Section;
+use crate::gba::zn::ZnConfig;
 use crate::gba::{
     Btid, EmbeddedKeySource, EmbeddedKeySourceError, EmbeddedSubscriber, KeyMaterial, NafId,
 };
@@ -154,11 +155,38 @@ pub struct SubscriberConfig {
     pub expires: SystemTime,
 }
 
+/// Where GBA keys come from: exactly one source.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum KeySourceConfig {
+    /// `[[gba.subscribers]]`: the embedded lab list.
+    Embedded(Vec<SubscriberConfig>),
+    /// `[gba.zn]`: a BSF over Diameter Zn (TS 29.109).
+    Zn(ZnConfig),
+}
+
+impl Default for KeySourceConfig {
+    fn default() -> Self {
+        Self::Embedded(Vec::new())
+    }
+}
+
 /// `[gba]`.
 #[derive(Debug, Clone, Default)]
 pub struct GbaConfig {
-    /// Subscribers of the embedded key source.
-    pub subscribers: Vec<SubscriberConfig>,
+    /// The key source.
+    pub source: KeySourceConfig,
+}
+
+impl GbaConfig {
+    /// The embedded subscribers (none unless the source is [`KeySourceConfig::Embedded`]).
+    #[must_use]
+    pub fn subscribers(&self) -> &[SubscriberConfig] {
+        match &self.source {
+            KeySourceConfig::Embedded(s) => s,
+            KeySourceConfig::Zn(_) => &[],
+        }
+    }
 }
 
 /// How a service's MTKs reach the UEs (TS 33.246 6.3.3.2, docs/profile.md §2.3).
@@ -488,11 +516,9 @@ impl Config {
         )?)?;
         let push =
             push_section(top.opt_table("push", &["retries", "initial_backoff", "max_backoff"])?)?;
-        let gba = match top.opt_table("gba", &["subscribers"])? {
+        let gba = match top.opt_table("gba", gba::GBA_KEYS)? {
             None => GbaConfig::default(),
-            Some(mut g) => GbaConfig {
-                subscribers: subscribers(&mut g)?,
-            },
+            Some(g) => gba::gba_section(g)?,
         };
         let multicast = multicast(&mut top, MulticastConfig::default())?;
         let services = services(&mut top, &data_dir, ue_port, multicast)?;
@@ -539,7 +565,7 @@ impl Config {
     pub fn key_source(&self) -> Result<EmbeddedKeySource, EmbeddedKeySourceError> {
         EmbeddedKeySource::new(
             &self.fqdn,
-            self.gba.subscribers.iter().map(|s| EmbeddedSubscriber {
+            self.gba.subscribers().iter().map(|s| EmbeddedSubscriber {
                 btid: s.btid.clone(),
                 impi: s.impi.clone(),
                 material: s.material.clone(),
@@ -552,7 +578,7 @@ impl Config {
     #[must_use]
     pub fn warnings(&self, now: SystemTime) -> Vec<ConfigWarning> {
         self.gba
-            .subscribers
+            .subscribers()
             .iter()
             .enumerate()
             .filter(|(_, s)| s.expires <= now)

@@ -73,6 +73,23 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// Appends the Prometheus lines of histogram `name` (full metric name) to `out`.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                b.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count());
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
 }
 
 /// HTTP status classes counted separately.
@@ -142,6 +159,12 @@ pub struct Metrics {
     pub http_latency: Histogram,
     /// Duration of one MSK push fan-out.
     pub push_fanout_latency: Histogram,
+    /// GBA key lookups answered from the store's key cache (Zn source only).
+    pub gba_cache_hits: Counter,
+    /// GBA key lookups the key cache could not answer, passed to the key source.
+    pub gba_cache_misses: Counter,
+    /// The Zn client's metrics, when the key source is Zn.
+    pub zn: std::sync::OnceLock<std::sync::Arc<crate::gba::zn::ZnMetrics>>,
 }
 
 impl Metrics {
@@ -164,7 +187,17 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 25] = [
+        let counters: [(&str, &str, &Counter); 27] = [
+            (
+                "gba_cache_hits_total",
+                "GBA key lookups answered from the key cache",
+                &self.gba_cache_hits,
+            ),
+            (
+                "gba_cache_misses_total",
+                "GBA key lookups passed to the key source",
+                &self.gba_cache_misses,
+            ),
             (
                 "registrations_accepted_total",
                 "Registrations answered 200",
@@ -333,19 +366,10 @@ impl Metrics {
                 &self.push_fanout_latency,
             ),
         ] {
-            let _ = writeln!(out, "# HELP mbms_bmsc_{name} {help}.");
-            let _ = writeln!(out, "# TYPE mbms_bmsc_{name} histogram");
-            for (bound, b) in BUCKETS.iter().zip(&h.buckets) {
-                let _ = writeln!(
-                    out,
-                    "mbms_bmsc_{name}_bucket{{le=\"{bound}\"}} {}",
-                    b.load(Ordering::Relaxed)
-                );
-            }
-            let _ = writeln!(out, "mbms_bmsc_{name}_bucket{{le=\"+Inf\"}} {}", h.count());
-            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "mbms_bmsc_{name}_sum {sum}");
-            let _ = writeln!(out, "mbms_bmsc_{name}_count {}", h.count());
+            h.render(&format!("mbms_bmsc_{name}"), help, &mut out);
+        }
+        if let Some(zn) = self.zn.get() {
+            zn.render(&mut out);
         }
         out
     }

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the TOML configuration, checked at start;
 //! - [`store`]: the persistent state behind a trait, with the SQLite implementation;
+//! - [`keycache`]: the store's GBA key cache in front of a network key source (Zn);
 //! - [`media`]: the SRTP sender of streaming services;
 //! - [`export`]: the key export for external encryptors (a local Unix socket).
 
@@ -12,6 +13,7 @@ pub mod distribution;
 pub mod events;
 pub mod export;
 pub mod http;
+pub mod keycache;
 pub mod keyreq;
 pub mod media;
 pub mod metrics;

@@ -15,16 +15,18 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::config::{Config, Transport};
+use super::config::{Config, KeySourceConfig, Transport};
 use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
 use super::export::{ClientLimits, ExportError, ExportListener, run_export};
 use super::http::{serve_admin, serve_key_requests};
+use super::keycache::CachingKeySource;
 use super::keyreq::KeyRequestHandler;
 use super::media::Protector;
 use super::media::driver::{MediaSockets, run_media, set_multicast};
 use super::metrics::Metrics;
 use super::store::{SqliteStore, Store, StoreError};
 use crate::crypto::OsRandom;
+use crate::gba::zn::{ZnClient, ZnKeySource};
 use crate::gba::{EmbeddedKeySourceError, KeySource};
 
 /// Key Request events queued for the distribution before the HTTP side waits.
@@ -34,6 +36,9 @@ const EVENT_QUEUE: usize = 4096;
 /// registration change, and at least how long between two refreshes.
 const GAUGE_PERIOD: Duration = Duration::from_secs(10);
 const GAUGE_MIN_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How often expired GBA keys are deleted from the store's key cache.
+const KEY_CACHE_PURGE: Duration = Duration::from_secs(600);
 
 /// Why the BM-SC could not start or stopped abnormally.
 #[non_exhaustive]
@@ -76,6 +81,17 @@ pub struct Bmsc {
     current_mtks: CurrentMtks,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
+    zn: Option<ZnClient>,
+}
+
+/// Where a started BM-SC gets GBA keys.
+#[non_exhaustive]
+pub enum GbaSource {
+    /// Asked on every lookup, Key Requests and MSK fan-out alike (the embedded list).
+    Direct(Arc<dyn KeySource>),
+    /// A network source behind the store's key cache ([`CachingKeySource`]): Key Requests ask
+    /// it on a cache miss, the MSK fan-out reads the cache only.
+    Cached(Arc<dyn KeySource>),
 }
 
 fn bind_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -89,9 +105,35 @@ impl Bmsc {
     }
 
     /// [`Bmsc::start`] with explicit distribution [`Tuning`] (tests shorten lead times).
+    ///
+    /// With `[gba.zn]` it starts the Zn client (its peers connect in the background) and puts
+    /// it behind the store's key cache ([`GbaSource::Cached`]).
     pub async fn start_with(config: Config, tuning: Tuning) -> Result<Self, ServeError> {
-        let key_source = Arc::new(config.key_source()?);
-        Self::start_with_keys(config, tuning, key_source).await
+        match &config.gba.source {
+            KeySourceConfig::Zn(z) => {
+                let client = ZnClient::start(z.clone());
+                let source = Arc::new(ZnKeySource::new(
+                    client.clone(),
+                    tokio::runtime::Handle::current(),
+                    config.naf_id(),
+                ));
+                let started = Self::start_inner(
+                    config,
+                    tuning,
+                    GbaSource::Cached(source),
+                    Some(client.clone()),
+                )
+                .await;
+                if started.is_err() {
+                    client.shutdown().await;
+                }
+                started
+            }
+            KeySourceConfig::Embedded(_) => {
+                let key_source = Arc::new(config.key_source()?);
+                Self::start_with_keys(config, tuning, key_source).await
+            }
+        }
     }
 
     /// [`Bmsc::start_with`] with GBA keys from `key_source` instead of the configuration's
@@ -101,6 +143,24 @@ impl Bmsc {
         tuning: Tuning,
         key_source: Arc<dyn KeySource>,
     ) -> Result<Self, ServeError> {
+        Self::start_inner(config, tuning, GbaSource::Direct(key_source), None).await
+    }
+
+    /// [`Bmsc::start_with`] with GBA keys from `source` instead of the configuration's `[gba]`.
+    pub async fn start_with_source(
+        config: Config,
+        tuning: Tuning,
+        source: GbaSource,
+    ) -> Result<Self, ServeError> {
+        Self::start_inner(config, tuning, source, None).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        tuning: Tuning,
+        source: GbaSource,
+        zn: Option<ZnClient>,
+    ) -> Result<Self, ServeError> {
         let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
         let store: Arc<dyn Store> = Arc::new(
             tokio::task::spawn_blocking(move || SqliteStore::open_with_kek_file(&data_dir, &kek))
@@ -108,6 +168,19 @@ impl Bmsc {
                 .map_err(|e| ServeError::Task(e.to_string()))??,
         );
         let metrics = Arc::new(Metrics::default());
+        if let Some(z) = &zn {
+            let _ = metrics.zn.set(z.metrics());
+        }
+        // Key Requests ask the source (through the cache); the fan-out reads the cache only.
+        let cached_keys = matches!(source, GbaSource::Cached(_));
+        let (key_source, dist_keys): (Arc<dyn KeySource>, Arc<dyn KeySource>) = match source {
+            GbaSource::Direct(k) => (k.clone(), k),
+            GbaSource::Cached(inner) => {
+                let c = CachingKeySource::new(inner, store.clone(), metrics.clone());
+                let only = Arc::new(c.cached_only());
+                (Arc::new(c), only)
+            }
+        };
         let handler = Arc::new(KeyRequestHandler::new(
             &config,
             key_source.clone(),
@@ -123,7 +196,7 @@ impl Bmsc {
             let (config, store, ks, m) = (
                 config.clone(),
                 store.clone(),
-                key_source.clone(),
+                dist_keys.clone(),
                 metrics.clone(),
             );
             tokio::task::spawn_blocking(move || {
@@ -281,6 +354,28 @@ impl Bmsc {
                 }
             }),
         ));
+        if cached_keys {
+            let (st, mut rx) = (store.clone(), stop_rx.clone());
+            tasks.push((
+                "key cache purge",
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = rx.wait_for(|s| *s) => return Ok(()),
+                            () = tokio::time::sleep(KEY_CACHE_PURGE) => {}
+                        }
+                        let st = st.clone();
+                        let purged = tokio::task::spawn_blocking(move || {
+                            st.purge_expired_keys(SystemTime::now())
+                        })
+                        .await;
+                        if let Ok(Err(e)) = purged {
+                            tracing::warn!(error = %e, "expired GBA keys not purged");
+                        }
+                    }
+                }),
+            ));
+        }
         tracing::info!(%http_addr, %admin_addr, %udp_addr, fqdn = %config.fqdn, services = config.services.len(), "BM-SC started");
         Ok(Self {
             http_addr,
@@ -290,6 +385,7 @@ impl Bmsc {
             current_mtks,
             stop,
             tasks,
+            zn,
         })
     }
 
@@ -328,6 +424,9 @@ impl Bmsc {
                 Ok(Err(e)) => failure = Some(format!("{name}: {e}")),
                 Err(e) => failure = Some(format!("{name}: {e}")),
             }
+        }
+        if let Some(zn) = self.zn {
+            zn.shutdown().await;
         }
         tracing::info!("BM-SC stopped");
         failure.map_or(Ok(()), |e| Err(ServeError::Task(e)))

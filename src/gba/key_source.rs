@@ -1,8 +1,7 @@
 //! Where the BM-SC, as a NAF, gets the GBA keys of a B-TID (TS 33.220 4.5.3, 5.3.3).
 //!
 //! [`KeySource`] is the seam: [`EmbeddedKeySource`] serves lab subscribers listed in the
-//! configuration; a Zn client asking a BSF (Diameter BIR/BIA, TS 29.109) is a later
-//! implementation of the same trait, with the same errors.
+//! configuration; `gba::zn::ZnKeySource` asks a BSF (Diameter BIR/BIA, TS 29.109).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -50,6 +49,10 @@ pub enum KeySourceError {
     /// The bootstrapping is known but its key lifetime has ended.
     #[error("GBA keys of this B-TID have expired")]
     Expired,
+    /// The BSF knows the bootstrapping but refuses this NAF its keys (Zn Experimental-Result
+    /// 5402 DIAMETER_ERROR_NOT_AUTHORIZED).
+    #[error("the BSF does not authorize this NAF for the B-TID")]
+    NotAuthorized,
     /// The source could not answer (BSF unreachable, timeout): a temporary failure.
     #[error("key source unavailable: {0}")]
     Unavailable(String),

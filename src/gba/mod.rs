@@ -15,6 +15,8 @@ use zeroize::Zeroizing;
 use crate::crypto::{KdfError, Ks, KsExtNaf, KsIntNaf, KsNaf, Mrk, Muk, hmac_sha256, kdf};
 
 pub mod key_source;
+#[cfg(feature = "bmsc")]
+pub mod zn;
 
 pub use key_source::{
     EmbeddedKeySource, EmbeddedKeySourceError, EmbeddedSubscriber, KeyMaterial, KeySource,

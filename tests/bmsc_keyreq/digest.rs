@@ -108,7 +108,8 @@ fn an_expired_nonce_gets_401_stale_true_and_a_fresh_nonce_when_the_response_was_
         late,
     );
     assert_eq!(y.resp.status, 200);
-    // A wrong password on an expired nonce is not stale.
+    // The nonce is checked before the key source is asked: a wrong password on an expired
+    // nonce is stale too (RFC 7616 §3.3, docs/profile.md §6), and fails on the fresh one.
     let wrong = credentials(ALICE, 0x99);
     let z = b.send(
         &mut s,
@@ -118,8 +119,18 @@ fn an_expired_nonce_gets_401_stale_true_and_a_fresh_nonce_when_the_response_was_
         body.as_bytes(),
         late,
     );
-    assert!(!is_stale(&z.resp));
-    assert_eq!(b.failures(), 2);
+    assert!(is_stale(&z.resp));
+    let again = b.send(
+        &mut s2,
+        &wrong,
+        PATH_REGISTER,
+        MIME_REGISTER,
+        body.as_bytes(),
+        late,
+    );
+    assert_eq!(again.resp.status, 401);
+    assert!(!is_stale(&again.resp));
+    assert_eq!(b.failures(), 3);
 }
 
 #[test]
@@ -164,7 +175,7 @@ fn a_replayed_nonce_count_is_refused() {
 }
 
 #[test]
-fn an_unknown_nonce_is_refused_stale_when_the_credentials_were_right() {
+fn an_unknown_nonce_is_refused_stale_before_the_credentials_are_checked() {
     let b = bench();
     let body = register_body(&[OPEN]);
     let value = b
@@ -189,7 +200,22 @@ fn an_unknown_nonce_is_refused_stale_when_the_credentials_were_right() {
         t0(),
     );
     assert_eq!(y.resp.status, 401);
-    assert!(!is_stale(&y.resp));
+    assert!(
+        is_stale(&y.resp),
+        "unknown nonce: stale whatever the password"
+    );
+    let mut fresh =
+        ClientSession::new(Challenge::parse(www_authenticate(&y.resp)).expect("parses"));
+    let z = b.send(
+        &mut fresh,
+        &credentials(ALICE, 0x11),
+        PATH_REGISTER,
+        MIME_REGISTER,
+        body.as_bytes(),
+        t0(),
+    );
+    assert_eq!(z.resp.status, 401);
+    assert!(!is_stale(&z.resp), "wrong password on a good nonce");
 }
 
 #[test]
@@ -375,4 +401,82 @@ fn a_failing_nonce_generator_gets_503_not_a_panic() {
     );
     let (resp, _) = b.call(request("POST", PATH_MSK, Some(MIME_MSK), None, b""), t0());
     assert_eq!(resp.status, 503);
+}
+
+/// Every check that needs no key runs before the key source is asked: forged, replayed or
+/// stale headers cost no lookup (a Zn round trip to the BSF).
+#[test]
+fn headers_refused_without_keys_cost_no_key_source_lookup() {
+    let b = bench();
+    let body = register_body(&[OPEN]);
+    let alice = credentials(ALICE, 0x10);
+    let mut s = b.session(PATH_REGISTER, t0());
+    let good = s
+        .authorize(&alice, "POST", PATH_REGISTER, body.as_bytes())
+        .expect("authorize");
+    let send = |a: &str| {
+        b.call(
+            request(
+                "POST",
+                PATH_REGISTER,
+                Some(MIME_REGISTER),
+                Some(a),
+                body.as_bytes(),
+            ),
+            t0(),
+        )
+        .0
+    };
+    let v = good.header_value().to_owned();
+    let nonce = s.challenge().nonce().to_owned();
+    let forged = [
+        v.replace(REALM, "3GPP-bootstrapping@evil.example"),
+        v.replace("uri=\"/keymanagement/register\"", "uri=\"/x\""),
+        v.replace(&nonce, "00112233445566778899aabbccddeeff"),
+        v.replace("opaque=\"", "opaque=\"00"),
+        v.replace("nc=00000001", "nc=00000000"),
+        "Digest username=\"x\"".to_owned(),
+    ];
+    for f in &forged {
+        assert_ne!(&v, f, "the forgery changed something");
+        assert_eq!(send(f).status, 401, "{f}");
+    }
+    assert_eq!(b.source.lookups.load(Ordering::SeqCst), 0);
+    assert_eq!(send(&v).status, 200);
+    assert_eq!(b.source.lookups.load(Ordering::SeqCst), 1);
+    // The same (nonce, nc) again is a replay: refused before the lookup.
+    assert_eq!(send(&v).status, 401);
+    assert_eq!(b.source.lookups.load(Ordering::SeqCst), 1);
+    // A stale nonce too.
+    let late = b
+        .call(
+            request(
+                "POST",
+                PATH_REGISTER,
+                Some(MIME_REGISTER),
+                Some(
+                    s.authorize(&alice, "POST", PATH_REGISTER, body.as_bytes())
+                        .expect("nc 2")
+                        .header_value(),
+                ),
+                body.as_bytes(),
+            ),
+            t0() + Duration::from_secs(3600),
+        )
+        .0;
+    assert!(is_stale(&late));
+    assert_eq!(b.source.lookups.load(Ordering::SeqCst), 1);
+}
+
+/// The BSF's 5402 (not authorized) refuses the whole request with 403: without keys no
+/// per-item answer could be authenticated.
+#[test]
+fn a_bsf_refusal_is_403_without_a_challenge() {
+    let b = bench();
+    b.source.not_authorized.store(true, Ordering::SeqCst);
+    let x = b.alice(PATH_REGISTER, MIME_REGISTER, &register_body(&[OPEN]));
+    assert_eq!(x.resp.status, 403);
+    assert!(x.resp.header("www-authenticate").is_none());
+    assert!(x.events.is_empty());
+    assert_eq!(b.source.lookups.load(Ordering::SeqCst), 1);
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use mbms_keys::bmsc::config::Config;
@@ -134,6 +134,10 @@ pub fn config(qop: &str, algorithm: &str, nonce_lifetime: &str, max_nonces: usiz
 pub struct LabSource {
     subs: HashMap<String, SubscriberKeys>,
     pub unavailable: AtomicBool,
+    /// Answer every lookup as the BSF's 5402 (not authorized).
+    pub not_authorized: AtomicBool,
+    /// Lookups made.
+    pub lookups: AtomicUsize,
 }
 
 impl LabSource {
@@ -166,12 +170,18 @@ impl LabSource {
             .into_iter()
             .collect(),
             unavailable: AtomicBool::new(false),
+            not_authorized: AtomicBool::new(false),
+            lookups: AtomicUsize::new(0),
         }
     }
 }
 
 impl KeySource for LabSource {
     fn lookup(&self, btid: &str, now: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.not_authorized.load(Ordering::SeqCst) {
+            return Err(KeySourceError::NotAuthorized);
+        }
         if self.unavailable.load(Ordering::SeqCst) {
             return Err(KeySourceError::Unavailable("BSF unreachable".into()));
         }

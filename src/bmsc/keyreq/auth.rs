@@ -1,10 +1,16 @@
 //! HTTP Digest authentication of a Key Request (RFC 7616, docs/profile.md §4): username = B-TID,
 //! password = base64(MRK) of the B-TID's GBA keys from the key source.
 //!
-//! Cheap checks (syntax, repeated parameters, realm, uri, algorithm, qop) come before the key
-//! source lookup, which may be a network call; the nonce is checked last, after the response
-//! verified, so that only an authenticated request can advance a nonce's nc (a forged one
-//! cannot burn it).
+//! Every check that needs no key (syntax, repeated parameters, realm, uri, algorithm, qop, and
+//! the nonce: known, fresh, its opaque, (nonce, nc) not seen) comes before the key source
+//! lookup, which may be a Zn round trip to the BSF: a forged or replayed header costs none.
+//! The nonce check there records nothing; nc is recorded after the response verified, so
+//! only an authenticated request can advance a nonce's nc (a forged one cannot burn it).
+//!
+//! \[CHOICE\] docs/profile.md §6 "stale before verify": an unknown or expired nonce is
+//! refused with `stale=true` before the response is verified (RFC 7616 §3.3: stale is set
+//! when the nonce is invalid); a UE with wrong keys then fails on the fresh nonce, `stale`
+//! absent.
 //!
 //! Every refusal but the first, header-less challenge counts in `digest_failures` and is
 //! logged with the B-TID (when known) and the reason, never a response, hash or password.
@@ -118,6 +124,12 @@ impl KeyRequestHandler {
         if let Some(reason) = cheap {
             return Err(self.refuse(now, Some(btid), reason, false));
         }
+        let fresh = self
+            .lock_nonces()
+            .check(digest.nonce(), digest.nc(), digest.opaque(), now);
+        if let Err(refusal) = fresh {
+            return Err(self.refuse(now, Some(btid), refusal.as_str(), refusal.is_stale()));
+        }
         let subscriber = match self.key_source.lookup(btid, now) {
             Ok(s) => s,
             // docs/profile.md §4: the UE must bootstrap again; a fresh challenge, not stale.
@@ -126,6 +138,14 @@ impl KeyRequestHandler {
             }
             Err(KeySourceError::Expired) => {
                 return Err(self.refuse(now, Some(btid), "GBA key lifetime over", false));
+            }
+            // [CHOICE] docs/profile.md §6 "Zn 5402": without keys the request cannot be
+            // authenticated, so no per-item answer can be signed; the BSF's refusal covers
+            // every item, so the whole request is 403.
+            Err(KeySourceError::NotAuthorized) => {
+                self.metrics.digest_failures.inc();
+                info!(btid, "BSF does not authorize this NAF for the B-TID");
+                return Err(Response::text(403, "not authorized for MBMS by the BSF"));
             }
             Err(KeySourceError::Unavailable(why)) => {
                 warn!(btid, reason = %why, "key source unavailable");

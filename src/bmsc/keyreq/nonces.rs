@@ -154,6 +154,51 @@ impl NonceStore {
         Ok(issued)
     }
 
+    /// Whether (nonce, nc) would be accepted at `now`, without recording anything: the
+    /// key-free check made before the key source is asked (a forged or replayed header costs
+    /// no lookup). [`Self::accept`] repeats it and records nc once the response verified.
+    ///
+    /// # Errors
+    /// The [`NonceRefusal`].
+    pub fn check(
+        &self,
+        nonce: &str,
+        nc: u32,
+        opaque: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), NonceRefusal> {
+        let entry = self.entries.get(nonce).ok_or(NonceRefusal::Unknown)?;
+        Self::judge(entry, self.lifetime, nc, opaque, now)
+    }
+
+    /// The checks of [`Self::check`] on one entry.
+    fn judge(
+        entry: &Entry,
+        lifetime: Duration,
+        nc: u32,
+        opaque: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), NonceRefusal> {
+        // A clock stepped back leaves the nonce fresh rather than refusing everyone.
+        let age = now.duration_since(entry.issued_at).unwrap_or_default();
+        if age >= lifetime {
+            return Err(NonceRefusal::Expired);
+        }
+        if opaque != Some(entry.opaque.as_str()) {
+            return Err(NonceRefusal::Opaque);
+        }
+        if nc == 0 {
+            return Err(NonceRefusal::Replayed);
+        }
+        if nc <= entry.last_nc {
+            let below = entry.last_nc - nc;
+            if below >= NC_WINDOW || entry.seen & (1 << below) != 0 {
+                return Err(NonceRefusal::Replayed);
+            }
+        }
+        Ok(())
+    }
+
     /// Accepts (nonce, nc) at `now` for a request whose response already verified: the nonce
     /// must be held and within its lifetime, `opaque` (when sent) must be the issued one, and
     /// nc must not have been accepted before: above the highest so far, or one of the
@@ -168,18 +213,9 @@ impl NonceStore {
         opaque: Option<&str>,
         now: SystemTime,
     ) -> Result<(), NonceRefusal> {
+        let lifetime = self.lifetime;
         let entry = self.entries.get_mut(nonce).ok_or(NonceRefusal::Unknown)?;
-        // A clock stepped back leaves the nonce fresh rather than refusing everyone.
-        let age = now.duration_since(entry.issued_at).unwrap_or_default();
-        if age >= self.lifetime {
-            return Err(NonceRefusal::Expired);
-        }
-        if opaque != Some(entry.opaque.as_str()) {
-            return Err(NonceRefusal::Opaque);
-        }
-        if nc == 0 {
-            return Err(NonceRefusal::Replayed);
-        }
+        Self::judge(entry, lifetime, nc, opaque, now)?;
         if nc > entry.last_nc {
             let shift = nc - entry.last_nc;
             entry.seen = if shift >= NC_WINDOW {
@@ -189,13 +225,9 @@ impl NonceStore {
             };
             entry.seen |= 1;
             entry.last_nc = nc;
-            return Ok(());
+        } else {
+            entry.seen |= 1 << (entry.last_nc - nc);
         }
-        let below = entry.last_nc - nc;
-        if below >= NC_WINDOW || entry.seen & (1 << below) != 0 {
-            return Err(NonceRefusal::Replayed);
-        }
-        entry.seen |= 1 << below;
         Ok(())
     }
 }
@@ -223,11 +255,23 @@ mod tests {
         let mut s = NonceStore::new(Box::new(Counter(0)), Duration::from_secs(10), 4);
         let n = s.issue(at(100)).expect("issued");
         let o = Some(n.opaque.as_str());
+        assert_eq!(s.check(&n.nonce, 1, o, at(101)), Ok(()));
+        assert_eq!(
+            s.check(&n.nonce, 1, o, at(101)),
+            Ok(()),
+            "check records nothing"
+        );
         assert_eq!(s.accept(&n.nonce, 1, o, at(101)), Ok(()));
         assert_eq!(
             s.accept(&n.nonce, 1, o, at(101)),
             Err(NonceRefusal::Replayed)
         );
+        assert_eq!(
+            s.check(&n.nonce, 1, o, at(101)),
+            Err(NonceRefusal::Replayed)
+        );
+        assert_eq!(s.check("00", 1, o, at(101)), Err(NonceRefusal::Unknown));
+        assert_eq!(s.check(&n.nonce, 2, o, at(110)), Err(NonceRefusal::Expired));
         assert_eq!(s.accept(&n.nonce, 3, o, at(101)), Ok(()));
         // Out of order (parallel requests on one nonce) but not seen: accepted once.
         assert_eq!(s.accept(&n.nonce, 2, o, at(101)), Ok(()));
