@@ -17,8 +17,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mbms_keys::crypto::Ks;
-use mbms_keys::gba::{NafId, ks_ext_naf, ks_int_naf, ks_naf};
+use mbms_keys::crypto::{Ks, KsNaf, Muk};
+use mbms_keys::gba::{Btid, NafId, digest_password, ks_ext_naf, ks_int_naf, ks_naf, mrk_gba_me};
+use mbms_keys::mbms::keyreq::{MIME_REGISTER, PATH_REGISTER, RegisterRequest, RegisterResponse};
+use mbms_keys::mbms::{AckContext, MskUpdate, UnverifiedMsk, build_ack};
+use mbms_lab::bmsc_config::{LabConfig, LabService};
 use mbms_lab::bsf::{Bsf, BsfConfig, Subscriber};
 
 const VENDOR_3GPP: u32 = 10415;
@@ -757,4 +760,344 @@ fn tshark_decodes_the_bir_and_bia_as_3gpp_zn() {
             "\t\t5403\t".to_owned(),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The whole BM-SC (`bmsc serve`) with `[gba.zn]` against freeDiameterd
+
+const SERVICE: &str = "urn:lab:zn:news";
+
+/// UE `i` of the end-to-end tests: known to the BSF(s), never to the BM-SC's configuration.
+fn ue(i: u8) -> Subscriber {
+    let rand: [u8; 16] = counting(i.wrapping_mul(13));
+    Subscriber::me(
+        Btid::from_rand(&rand, "bsf.test").as_str(),
+        &format!("00101000000{i:04}@ims.mnc001.mcc001.3gppnetwork.org"),
+        counting(i.wrapping_mul(7)),
+        rand,
+    )
+}
+
+/// The UE's Ks_NAF, derived by the project from what only the BSF was given.
+fn ue_ks_naf(s: &Subscriber) -> KsNaf {
+    ks_naf(
+        &Ks::from_bytes(s.ks),
+        &s.rand,
+        &s.impi,
+        &NafId::mbms(BMSC_FQDN),
+    )
+    .unwrap()
+}
+
+/// A running `mbms-keys bmsc serve` whose key source is Zn.
+struct Bmsc {
+    child: std::process::Child,
+    dir: mbms_lab::TempDir,
+    http: u16,
+    admin: u16,
+    /// The UE's socket: pushes come to 127.0.0.1:ue_port (curl connects from 127.0.0.1).
+    ue: std::net::UdpSocket,
+}
+
+impl Bmsc {
+    fn start(peers: &[&Bsf], zn_extra: &str) -> Self {
+        let dir = mbms_lab::TempDir::new("zn-bmsc");
+        let (http, admin) = (mbms_lab::free_port(), mbms_lab::free_port());
+        let ue_port = mbms_lab::free_port();
+        let ue = std::net::UdpSocket::bind(("127.0.0.1", ue_port)).expect("UE socket");
+        ue.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut config = LabConfig::new(
+            BMSC_FQDN,
+            dir.path().join("data"),
+            ue_port,
+            LabService {
+                id: SERVICE.to_owned(),
+                msk_lifetime: "1h",
+                mtk_interval: "10s",
+                mtk_resend: "1s",
+                mtk_destination: format!("127.0.0.1:{}", mbms_lab::free_port())
+                    .parse()
+                    .unwrap(),
+            },
+        );
+        config.http_port = http;
+        // curl answers qop "auth" only (the default asks for auth-int)
+        config.qop = Some("auth");
+        let peers: Vec<String> = peers
+            .iter()
+            .map(|b| format!("\"127.0.0.1:{}\"", b.port))
+            .collect();
+        let text = config
+            .to_toml()
+            .replace("127.0.0.2:0", &format!("127.0.0.1:{admin}"))
+            + &format!(
+                "\n[gba.zn]\npeers = [{}]\norigin_host = \"{CLIENT_HOST}\"\n\
+                 origin_realm = \"{CLIENT_REALM}\"\ndestination_realm = \"{BSF_REALM}\"\n{zn_extra}",
+                peers.join(", ")
+            );
+        let path = dir.path().join("bmsc.toml");
+        std::fs::write(&path, &text).unwrap();
+        let log = std::fs::File::create(dir.path().join("bmsc.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mbms-keys"))
+            .args(["bmsc", "serve", "--config"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("bmsc serve");
+        let mut this = Self {
+            child,
+            dir,
+            http,
+            admin,
+            ue,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", http)).is_err() {
+            if let Ok(Some(status)) = this.child.try_wait() {
+                panic!("bmsc serve exited with {status}:\n{text}\n{}", this.log());
+            }
+            assert!(Instant::now() < deadline, "bmsc serve did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        this
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bmsc.log")).unwrap_or_default()
+    }
+
+    /// `curl --digest` registers `btid` for the service: (HTTP status, headers and body).
+    fn register(&self, btid: &str, password: &str) -> (u16, String) {
+        let body = self.dir.path().join("register.xml");
+        std::fs::write(
+            &body,
+            RegisterRequest::register(&[SERVICE.to_owned()]).to_xml(),
+        )
+        .unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "-S", "-i", "--max-time", "20", "--digest", "-u"])
+            .arg(format!("{btid}:{password}"))
+            .args(["-H", &format!("Content-Type: {MIME_REGISTER}")])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .args(["-w", "\nstatus %{http_code}\n"])
+            .arg(format!("http://127.0.0.1:{}{PATH_REGISTER}", self.http))
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let status = text
+            .rsplit("\nstatus ")
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("curl: {text} {}", String::from_utf8_lossy(&out.stderr)));
+        (status, text)
+    }
+
+    /// Registers UE `s` with the password derived from the Ks_NAF the project computes.
+    fn register_ue(&self, s: &Subscriber) -> (u16, String) {
+        let password = digest_password(&mrk_gba_me(&ue_ks_naf(s)));
+        self.register(&s.btid, &password)
+    }
+
+    /// Receives the MSK push for `s`, verifies it under its MUK (Ks_NAF) and acknowledges it.
+    fn verify_push(&self, s: &Subscriber) {
+        let mut buf = [0u8; 4096];
+        let (n, from) = self.ue.recv_from(&mut buf).expect("MSK push within 10 s");
+        let un = UnverifiedMsk::parse(&buf[..n]).expect("an MSK message of the profile");
+        assert_eq!(un.idr(), s.btid.as_bytes());
+        let msg = un
+            .verify(&Muk::from_bytes(*ue_ks_naf(s).as_bytes()))
+            .expect("the MSK message verifies under the Ks_NAF the BSF derived");
+        assert!(matches!(msg.update, MskUpdate::NewKey { .. }));
+        let ack = build_ack(&AckContext::of(&msg)).unwrap();
+        self.ue.send_to(&ack, from).unwrap();
+    }
+
+    fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).expect("admin endpoint");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// The value of the metric line starting with `name` (labels included), 0 when absent.
+    fn metric(&self, name: &str) -> f64 {
+        let m = self.metrics();
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `f` holds, for at most `within`.
+    fn wait_until(&self, within: Duration, what: &str, mut f: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + within;
+        while !f(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {within:?}:\n{}\n{}",
+                self.metrics(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Bmsc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("bmsc serve log:\n{}", self.log());
+        }
+        mbms_lab::bsf::terminate(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+fn e2e_bsf(n: u8) -> Option<Vec<Bsf>> {
+    if !mbms_lab::bsf::available() {
+        return None;
+    }
+    mbms_lab::oracle("curl", &[], "apt-get install curl")?;
+    let subs: Vec<Subscriber> = (1..=8).map(ue).collect();
+    Some(
+        (0..n)
+            .map(|_| {
+                Bsf::start(&BsfConfig::new(BSF_REALM, CLIENT_REALM, subs.clone()))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn curl_registers_a_ue_whose_keys_only_freediameterd_knows() {
+    let Some(bsfs) = e2e_bsf(1) else { return };
+    let bmsc = Bmsc::start(&[&bsfs[0]], "");
+    let u = ue(1);
+    let (status, text) = bmsc.register_ue(&u);
+    assert_eq!(status, 200, "{text}");
+    let xml = text
+        .split("\r\n\r\n")
+        .last()
+        .unwrap()
+        .split("\nstatus")
+        .next()
+        .unwrap();
+    let r = RegisterResponse::parse(xml.trim().as_bytes()).expect("register response");
+    assert_eq!(r.statuses[0].code, 200, "{xml}");
+    bmsc.verify_push(&u);
+    assert_eq!(
+        bmsc.metric("mbms_bmsc_zn_answers_total{result=\"success\"}"),
+        1.0
+    );
+
+    // a B-TID the BSF does not know → 401, the UE must bootstrap again
+    let (status, text) = bmsc.register("bm9ib2R5@bsf.test", "whatever");
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("www-authenticate: digest"),
+        "{text}"
+    );
+    assert_eq!(
+        bmsc.metric("mbms_bmsc_zn_answers_total{result=\"unknown_btid\"}"),
+        1.0
+    );
+
+    // the wrong password for a known B-TID → 401 too, after one more BSF answer at most
+    let (status, _) = bmsc.register(&ue(2).btid, "not-the-password");
+    assert_eq!(status, 401);
+
+    // registering UE 1 again asks the BSF nothing: its keys are cached
+    let before = bmsc.metric("mbms_bmsc_zn_requests_total");
+    let (status, _) = bmsc.register_ue(&u);
+    assert_eq!(status, 200);
+    assert_eq!(bmsc.metric("mbms_bmsc_zn_requests_total"), before);
+}
+
+#[test]
+fn bsf_stopped_gives_503_with_retry_after_and_service_resumes_when_it_restarts() {
+    let Some(mut bsfs) = e2e_bsf(1) else { return };
+    let bmsc = Bmsc::start(&[&bsfs[0]], "request_timeout = \"2s\"\n");
+    let (warm, cold) = (ue(3), ue(4));
+    assert_eq!(bmsc.register_ue(&warm).0, 200);
+    bmsc.verify_push(&warm);
+
+    bsfs[0].stop();
+    let (status, text) = bmsc.register_ue(&cold);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.to_ascii_lowercase().contains("retry-after:"), "{text}");
+    // what is already registered is not lost: the cached UE still registers
+    assert_eq!(bmsc.register_ue(&warm).0, 200);
+    bmsc.verify_push(&warm);
+
+    bsfs[0].restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, text) = bmsc.register_ue(&cold);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no 200 within 60 s of the restart:\n{}",
+            bmsc.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bmsc.verify_push(&cold);
+}
+
+#[test]
+fn a_stopped_first_bsf_fails_over_to_the_second() {
+    let Some(mut bsfs) = e2e_bsf(2) else { return };
+    let bmsc = Bmsc::start(&[&bsfs[0], &bsfs[1]], "request_timeout = \"2s\"\n");
+    assert_eq!(bmsc.register_ue(&ue(5)).0, 200);
+    bmsc.verify_push(&ue(5));
+    bsfs[0].stop();
+    for i in [6, 7] {
+        let (status, text) = bmsc.register_ue(&ue(i));
+        assert_eq!(status, 200, "UE {i} via the second BSF: {text}");
+        bmsc.verify_push(&ue(i));
+    }
+    assert_eq!(
+        bmsc.metric("mbms_bmsc_zn_answers_total{result=\"success\"}"),
+        3.0
+    );
+}
+
+#[test]
+fn a_frozen_bsf_is_detected_by_the_watchdog_and_the_client_fails_over() {
+    let Some(mut bsfs) = e2e_bsf(2) else { return };
+    let bmsc = Bmsc::start(
+        &[&bsfs[0], &bsfs[1]],
+        "request_timeout = \"2s\"\nwatchdog = \"1s\"\n",
+    );
+    let first = format!(
+        "mbms_bmsc_zn_peer_state{{peer=\"127.0.0.1:{}\"}}",
+        bsfs[0].port
+    );
+    bmsc.wait_until(Duration::from_secs(10), "the first peer open", |b| {
+        b.metric(&first) == 2.0
+    });
+    assert_eq!(bmsc.register_ue(&ue(1)).0, 200);
+    bmsc.verify_push(&ue(1));
+
+    bsfs[0].freeze().unwrap();
+    // silent: the watchdog marks it suspect (3) or closes it (0, 1) within a few Tw
+    bmsc.wait_until(Duration::from_secs(10), "the frozen peer detected", |b| {
+        b.metric(&first) != 2.0
+    });
+    for i in [2, 3] {
+        let (status, text) = bmsc.register_ue(&ue(i));
+        assert_eq!(status, 200, "UE {i} via the second BSF: {text}");
+        bmsc.verify_push(&ue(i));
+    }
+    bsfs[0].thaw().unwrap();
 }
