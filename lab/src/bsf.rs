@@ -378,7 +378,8 @@ impl Bsf {
         let mut text = self.log.text.lock().map_err(|_| "log lock poisoned")?;
         loop {
             if text.contains("daemon initialized") {
-                return Ok(());
+                drop(text);
+                return self.wait_listening(deadline);
             }
             drop(text);
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
@@ -401,6 +402,32 @@ impl Bsf {
                 .wait_timeout(text, Duration::from_millis(100))
                 .map_err(|_| "log lock poisoned")?
                 .0;
+        }
+    }
+
+    /// Waits until the port accepts connections: under load, the daemon can say "initialized"
+    /// a moment before its listening socket takes connections.
+    fn wait_listening(&mut self, deadline: Instant) -> Result<(), String> {
+        loop {
+            if std::net::TcpStream::connect_timeout(&self.addr(), Duration::from_secs(1)).is_ok() {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Err(format!(
+                    "freeDiameterd exited with {status}:\n{}",
+                    self.log()
+                ));
+            }
+            if Instant::now() > deadline {
+                let log = self.log();
+                self.stop();
+                return Err(format!(
+                    "freeDiameterd did not listen on {}:\n{log}",
+                    self.addr()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
