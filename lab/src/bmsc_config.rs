@@ -32,6 +32,8 @@ pub struct LabConfig {
     pub service: LabService,
     /// `[[gba.subscribers]]`.
     pub subscribers: Vec<LabSubscriber>,
+    /// The body of a `[gba.zn]` table (instead of subscribers).
+    pub zn: Option<String>,
 }
 
 /// The lab's one `[[services]]` entry (download, key domain 00f110, Key Group 1, `"*"`).
@@ -75,6 +77,7 @@ impl LabConfig {
             push_backoff: None,
             service,
             subscribers: Vec::new(),
+            zn: None,
         }
     }
 
@@ -127,6 +130,9 @@ impl LabConfig {
                 sub.impi,
                 hex::encode(sub.ks_naf)
             );
+        }
+        if let Some(zn) = &self.zn {
+            let _ = write!(t, "\n[gba.zn]\n{zn}\n");
         }
         t
     }

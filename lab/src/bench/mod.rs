@@ -15,6 +15,7 @@ pub mod http;
 pub mod push;
 pub mod srtp;
 pub mod ue;
+pub mod zn;
 
 #[derive(Args)]
 /// `bench`: one of the measurements.
@@ -50,6 +51,9 @@ enum BenchCmd {
     /// SRTP sender: the protect rate against libsrtp2 (GStreamer `srtpenc`), and end to end
     /// through the media driver on loopback UDP (rate at full load, latency at a fixed rate).
     Srtp(srtp::SrtpArgs),
+    /// Zn lookups per second through the Zn client (one connection, requests pipelined)
+    /// against a BSF (`--peer`) or the lab's fake BSF (`--fake-bsf`).
+    Zn(zn::ZnArgs),
 }
 
 /// Runs one bench command.
@@ -62,5 +66,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Http(args) => http::run(args),
         BenchCmd::Codec(args) => codec::run(args),
         BenchCmd::Srtp(args) => srtp::run(args),
+        BenchCmd::Zn(args) => zn::run(args),
     }
 }
