@@ -647,6 +647,48 @@ fn tshark(pcap: &Path, port: u16, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("tshark output is UTF-8")
 }
 
+/// dumpcap capturing `tcp port P` on `lo` into a pcapng file of its own directory.
+struct Capture {
+    child: std::process::Child,
+    dir: mbms_lab::TempDir,
+}
+
+impl Capture {
+    fn start(dumpcap: &Path, port: u16) -> Self {
+        let dir = mbms_lab::TempDir::new("zn-pcap");
+        let mut child = Command::new(dumpcap)
+            .args(["-q", "-i", "lo", "-f"])
+            .arg(format!("tcp port {port}"))
+            .arg("-w")
+            .arg(dir.path().join("zn.pcapng"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dumpcap");
+        // dumpcap says "File: ..." on standard error once it captures
+        let mut err = child.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&seen).contains("File:") {
+            assert!(Instant::now() < deadline, "dumpcap did not start: {seen:?}");
+            let mut b = [0u8; 256];
+            let n = err.read(&mut b).expect("dumpcap stderr");
+            assert!(n > 0, "dumpcap exited: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&b[..n]);
+        }
+        Self { child, dir }
+    }
+
+    /// Stops the capture (SIGTERM, so that dumpcap writes everything) and returns the
+    /// directory holding `zn.pcapng`.
+    fn finish(mut self) -> mbms_lab::TempDir {
+        std::thread::sleep(Duration::from_millis(500));
+        mbms_lab::bsf::terminate(&mut self.child, Duration::from_secs(5));
+        self.dir
+    }
+}
+
 #[test]
 fn tshark_decodes_the_bir_and_bia_as_3gpp_zn() {
     let Some(_) = mbms_lab::oracle("tshark", &[], "apt-get install tshark") else {
@@ -656,29 +698,7 @@ fn tshark_decodes_the_bir_and_bia_as_3gpp_zn() {
         return;
     };
     let Some(bsf) = start_bsf() else { return };
-    let dir = mbms_lab::TempDir::new("zn-pcap");
-    let pcap = dir.path().join("zn.pcapng");
-    let mut capture = Command::new(dumpcap)
-        .args(["-q", "-i", "lo", "-f"])
-        .arg(format!("tcp port {}", bsf.port))
-        .arg("-w")
-        .arg(&pcap)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dumpcap");
-    // dumpcap says "File: ..." on standard error once it captures
-    let mut err = capture.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&seen).contains("File:") {
-        assert!(Instant::now() < deadline, "dumpcap did not start: {seen:?}");
-        let mut b = [0u8; 256];
-        let n = err.read(&mut b).expect("dumpcap stderr");
-        assert!(n > 0, "dumpcap exited: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&b[..n]);
-    }
+    let capture = Capture::start(&dumpcap, bsf.port);
 
     let naf = NafId::mbms(BMSC_FQDN);
     let s = vector_subscriber();
@@ -687,8 +707,8 @@ fn tshark_decodes_the_bir_and_bia_as_3gpp_zn() {
     let unknown = c.bir(b"nobody@bsf.test", Some(naf.as_bytes()), false);
     assert_eq!((ok.result(), unknown.result()), (Some(2001), Some(5403)));
     drop(c);
-    std::thread::sleep(Duration::from_millis(500));
-    mbms_lab::bsf::terminate(&mut capture, Duration::from_secs(5));
+    let pcap = capture.finish();
+    let pcap = pcap.path().join("zn.pcapng");
 
     let port = bsf.port;
     let verbose = tshark(&pcap, port, &["-V", "-Y", "diameter.cmd.code == 310"]);
@@ -1102,4 +1122,110 @@ fn a_frozen_bsf_is_detected_by_the_watchdog_and_the_client_fails_over() {
         bmsc.verify_push(&ue(i));
     }
     bsfs[0].thaw().unwrap();
+}
+
+#[test]
+fn tshark_decodes_the_bmscs_own_zn_requests() {
+    let Some(_) = mbms_lab::oracle("tshark", &[], "apt-get install tshark") else {
+        return;
+    };
+    let Some(dumpcap) = mbms_lab::oracle("dumpcap", &[], "apt-get install tshark") else {
+        return;
+    };
+    let Some(bsfs) = e2e_bsf(1) else { return };
+    let capture = Capture::start(&dumpcap, bsfs[0].port);
+    let bmsc = Bmsc::start(&[&bsfs[0]], "");
+    let u = ue(8);
+    assert_eq!(bmsc.register_ue(&u).0, 200);
+    bmsc.verify_push(&u);
+    assert_eq!(bmsc.register("bm9ib2R5@bsf.test", "x").0, 401);
+    drop(bmsc); // DPR on shutdown
+    let dir = capture.finish();
+    let pcap = dir.path().join("zn.pcapng");
+    let port = bsfs[0].port;
+
+    let verbose = tshark(&pcap, port, &["-V", "-Y", "diameter"]);
+    assert!(!verbose.contains("Malformed"), "{verbose}");
+    assert_eq!(
+        verbose.matches("ApplicationId: 3GPP Zn (16777220)").count(),
+        4,
+        "the BM-SC's two BIRs and their BIAs decode as 3GPP Zn:\n{verbose}"
+    );
+    let naf = NafId::mbms(BMSC_FQDN);
+    let requests = tshark(
+        &pcap,
+        port,
+        &[
+            "-Y",
+            "diameter.cmd.code == 310 && diameter.flags.request == 1",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.Transaction-Identifier",
+            "-e",
+            "diameter.NAF-Hostname",
+            "-e",
+            "diameter.Origin-Host",
+            "-e",
+            "diameter.Destination-Realm",
+            "-e",
+            "diameter.flags.proxyable",
+        ],
+    );
+    assert_eq!(
+        requests.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "{}\t{}\t{CLIENT_HOST}\t{BSF_REALM}\t1",
+                hex::encode(&u.btid),
+                hex::encode(naf.as_bytes())
+            ),
+            format!(
+                "{}\t{}\t{CLIENT_HOST}\t{BSF_REALM}\t1",
+                hex::encode("bm9ib2R5@bsf.test"),
+                hex::encode(naf.as_bytes())
+            ),
+        ]
+    );
+    let answers = tshark(
+        &pcap,
+        port,
+        &[
+            "-Y",
+            "diameter.cmd.code == 310 && diameter.flags.request == 0",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.ME-Key-Material",
+            "-e",
+            "diameter.Experimental-Result-Code",
+        ],
+    );
+    assert_eq!(
+        answers.lines().collect::<Vec<_>>(),
+        [
+            format!("{}\t", hex::encode(ue_ks_naf(&u).as_bytes())),
+            "\t5403".to_owned(),
+        ]
+    );
+    // the client's capabilities exchange and its goodbye are in the capture too
+    let base = tshark(
+        &pcap,
+        port,
+        &[
+            "-Y",
+            "diameter.flags.request == 1 && diameter.Origin-Host == \"bmsc.naf.test\"",
+            "-T",
+            "fields",
+            "-e",
+            "diameter.cmd.code",
+        ],
+    );
+    let codes: Vec<&str> = base.lines().collect();
+    assert_eq!(codes.first(), Some(&"257"), "CER first: {codes:?}");
+    assert_eq!(
+        codes.last(),
+        Some(&"282"),
+        "DPR last on shutdown: {codes:?}"
+    );
 }
