@@ -740,3 +740,82 @@ fn debug_of_a_config_never_shows_key_material() {
         "{text}"
     );
 }
+
+const ZN_BASE: &str = "fqdn = \"bmsc.example.test\"\nhttp_listen = \"127.0.0.1:0\"\n\
+                       data_dir = \"/tmp/x\"\n";
+
+#[test]
+fn gba_zn_reads_every_key_and_its_defaults() {
+    use mbms_keys::bmsc::config::KeySourceConfig;
+    let full = format!(
+        "{ZN_BASE}[gba.zn]\npeers = [\"a.example:3868\", \"127.0.0.1:13868\"]\n\
+         origin_host = \"bmsc.example.test\"\norigin_realm = \"example.test\"\n\
+         destination_realm = \"bsf.test\"\ndestination_host = \"bsf1.bsf.test\"\n\
+         request_timeout = \"750ms\"\nwatchdog = \"6s\"\nreconnect_max = \"10s\"\n\
+         max_concurrent = 8\ngba_u_aware = false\n"
+    );
+    let c = parse(&full).expect("parses");
+    let KeySourceConfig::Zn(z) = &c.gba.source else {
+        panic!("expected Zn")
+    };
+    assert_eq!(z.peers, vec!["a.example:3868", "127.0.0.1:13868"]);
+    assert_eq!(z.origin_host, "bmsc.example.test");
+    assert_eq!(z.origin_realm, "example.test");
+    assert_eq!(z.destination_realm, "bsf.test");
+    assert_eq!(z.destination_host.as_deref(), Some("bsf1.bsf.test"));
+    assert_eq!(z.request_timeout, Duration::from_millis(750));
+    assert_eq!(z.watchdog, Duration::from_secs(6));
+    assert_eq!(z.reconnect_max, Duration::from_secs(10));
+    assert_eq!(z.max_concurrent, 8);
+    assert!(!z.gba_u_aware);
+    assert!(c.gba.subscribers().is_empty());
+
+    let min = format!(
+        "{ZN_BASE}[gba.zn]\npeers = \"bsf:3868\"\norigin_host = \"b\"\norigin_realm = \"r\"\n\
+         destination_realm = \"d\"\n"
+    );
+    let c = parse(&min).expect("parses");
+    let KeySourceConfig::Zn(z) = &c.gba.source else {
+        panic!("expected Zn")
+    };
+    assert_eq!(z.request_timeout, Duration::from_secs(2));
+    assert_eq!(z.watchdog, Duration::from_secs(30));
+    assert_eq!(z.max_concurrent, 256);
+    assert!(z.gba_u_aware);
+    assert_eq!(z.destination_host, None);
+}
+
+#[test]
+fn gba_zn_errors_name_the_key() {
+    let base = "origin_host = \"b\"\norigin_realm = \"r\"\ndestination_realm = \"d\"\n";
+    for (zn, key) in [
+        (base.to_owned(), "gba.zn.peers"),
+        (format!("peers = []\n{base}"), "gba.zn.peers"),
+        (format!("peers = [\"nohost\"]\n{base}"), "gba.zn.peers[0]"),
+        (format!("peers = [\"h:0\"]\n{base}"), "gba.zn.peers[0]"),
+        (
+            "peers = [\"h:1\"]\norigin_realm = \"r\"\ndestination_realm = \"d\"\n".to_owned(),
+            "gba.zn.origin_host",
+        ),
+        (
+            format!("peers = [\"h:1\"]\n{base}watchdog = \"0s\"\n"),
+            "gba.zn.watchdog",
+        ),
+        (
+            format!("peers = [\"h:1\"]\n{base}max_concurrent = 0\n"),
+            "gba.zn.max_concurrent",
+        ),
+        (
+            format!("peers = [\"h:1\"]\n{base}bogus = 1\n"),
+            "gba.zn.bogus",
+        ),
+        (
+            "peers = [\"h:1\"]\norigin_host = \"a b\"\norigin_realm = \"r\"\ndestination_realm = \"d\"\n"
+                .to_owned(),
+            "gba.zn.origin_host",
+        ),
+    ] {
+        let e = parse(&format!("{ZN_BASE}[gba.zn]\n{zn}")).expect_err(key);
+        assert_eq!(e.key, key, "{zn}: {e}");
+    }
+}

@@ -265,11 +265,26 @@ fn bia(req: &Message, state: &State) -> Message {
 
 async fn serve(sock: TcpStream, state: Arc<State>) {
     let _ = sock.set_nodelay(true);
-    let (mut read, mut write) = sock.into_split();
+    let (read, mut write) = sock.into_split();
+    let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
     let writer = tokio::spawn(async move {
-        while let Some(Some(b)) = rx.recv().await {
-            if write.write_all(&b).await.is_err() {
+        let mut out = Vec::with_capacity(64 * 1024);
+        'outer: while let Some(Some(b)) = rx.recv().await {
+            out.clear();
+            out.extend_from_slice(&b);
+            // Whatever else is queued goes in the same write.
+            while out.len() < 60 * 1024 {
+                match rx.try_recv() {
+                    Ok(Some(b)) => out.extend_from_slice(&b),
+                    Ok(None) => {
+                        let _ = write.write_all(&out).await;
+                        break 'outer;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if write.write_all(&out).await.is_err() {
                 break;
             }
         }

@@ -103,3 +103,44 @@ fn bench_srtp_measures_the_protector_and_the_media_driver() {
         "{t}"
     );
 }
+
+#[test]
+fn bench_zn_measures_lookups_through_the_client() {
+    let dir = mbms_lab::TempDir::new("bench-zn");
+    let file = dir.path().join("btids");
+    std::fs::write(&file, "# B-TIDs\na1@bsf.bench.test\na2@bsf.bench.test\n").expect("write");
+    let t = bench(&[
+        "zn",
+        "--fake-bsf",
+        "--btid-file",
+        file.to_str().expect("utf-8 path"),
+        "--requests",
+        "2000",
+        "--in-flight",
+        "32",
+        "--runs",
+        "2",
+    ]);
+    assert!(t.contains("| median of 2 runs | 2000 | 0 | 0 |"), "{t}");
+}
+
+#[test]
+fn bench_http_compares_the_zn_source_with_a_warm_cache() {
+    let t = bench(&[
+        "http",
+        "--clients",
+        "4",
+        "--requests",
+        "30",
+        "--runs",
+        "1",
+        "--rates",
+        "0",
+        "--zn",
+    ]);
+    // 4 clients: 4 BIRs, all in the warm-up; the measured registrations use the cache.
+    assert!(
+        t.contains("| BM-SC registration, Zn key source, warm cache (4 BIRs in all)"),
+        "{t}"
+    );
+}

@@ -63,6 +63,10 @@ pub struct HttpArgs {
     /// Seconds each fixed load is offered.
     #[arg(long, default_value_t = 3)]
     paced_seconds: u64,
+    /// Also measure registrations against a second BM-SC whose keys come over Zn (the lab's
+    /// fake BSF on loopback) with a warm key cache, in the same runs as the embedded source.
+    #[arg(long)]
+    zn: bool,
 }
 
 /// One phase's figures.
@@ -118,7 +122,25 @@ fn credentials(i: usize) -> Result<Credentials, String> {
     Ok(keys.digest_credentials())
 }
 
+/// The configuration of `bmsc_config` with `[gba.zn]` towards `bsf` instead of subscribers.
+fn bmsc_config_zn(dir: &Path, bsf: SocketAddr) -> Result<Config, String> {
+    let mut c = Config::parse(&lab_config(dir, 0).to_toml()).map_err(|e| e.to_string())?;
+    let mut z = mbms_keys::gba::zn::ZnConfig::new(
+        vec![bsf.to_string()],
+        FQDN,
+        "bench.example.org",
+        crate::fake_bsf::BSF_REALM,
+    );
+    z.max_concurrent = 4096;
+    c.gba.source = mbms_keys::bmsc::config::KeySourceConfig::Zn(z);
+    Ok(c)
+}
+
 fn bmsc_config(dir: &Path, clients: usize) -> Result<Config, String> {
+    Config::parse(&lab_config(dir, clients).to_toml()).map_err(|e| e.to_string())
+}
+
+fn lab_config(dir: &Path, clients: usize) -> LabConfig {
     let sink = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut c = LabConfig::new(
         FQDN,
@@ -142,7 +164,7 @@ fn bmsc_config(dir: &Path, clients: usize) -> Result<Config, String> {
             ks_naf: *ks_naf(i).as_bytes(),
         })
         .collect();
-    Config::parse(&c.to_toml()).map_err(|e| e.to_string())
+    c
 }
 
 async fn bench(args: HttpArgs) -> Result<(), String> {
@@ -194,9 +216,59 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
         rspauth: false,
     });
 
+    // The Zn side: the lab BSF knows every user; one registration phase warms the cache.
+    let zn = if args.zn {
+        let bsf = crate::fake_bsf::FakeBsf::start()
+            .await
+            .map_err(|e| e.to_string())?;
+        for i in 0..users {
+            bsf.add(
+                &btid(i),
+                crate::fake_bsf::FakeSubscriber {
+                    impi: format!("user{i}@ims.bench.example.org"),
+                    me_key: *ks_naf(i).as_bytes(),
+                    uicc_key: None,
+                    expires: SystemTime::now() + Duration::from_secs(86_400),
+                },
+            );
+        }
+        let b = Bmsc::start_with(
+            bmsc_config_zn(&dir.join("bmsc-zn"), bsf.addr())?,
+            Tuning::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let target = Target {
+            addr: b.http_addr(),
+            ..register.clone()
+        };
+        let mut warm = Phase::default();
+        for _ in 0..50 {
+            warm = phase(&target, clients, 1).await?;
+            if warm.failed == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if warm.failed != 0 {
+            return Err("the Zn BM-SC did not serve the warm-up registrations".into());
+        }
+        Some((bsf, b, target))
+    } else {
+        None
+    };
+    let mut zn_regs = Vec::new();
     let (mut regs, mut msks, mut peers) = (Vec::new(), Vec::new(), Vec::new());
     for k in 0..runs {
         regs.push(phase(&register, clients, requests).await?);
+        if let Some((_, _, t)) = &zn {
+            zn_regs.push(phase(t, clients, requests).await?);
+            eprintln!(
+                "bench http: run {}: register with Zn (warm cache) {:.0}/s",
+                k + 1,
+                zn_regs[k].rate
+            );
+        }
         msks.push(phase(&msk, clients, requests).await?);
         if let Some(p) = &peer {
             peers.push(phase(p, clients, requests).await?);
@@ -231,6 +303,13 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
     }
     drop(lighttpd);
     let _ = bmsc.shutdown().await;
+    let zn_birs = match zn {
+        Some((bsf, b, _)) => {
+            let _ = b.shutdown().await;
+            Some(bsf.seen().birs.load(std::sync::atomic::Ordering::SeqCst))
+        }
+        None => None,
+    };
 
     let (reg, msk) = (median(&regs), median(&msks));
     println!(
@@ -259,6 +338,20 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
         &msk,
         &ratio(&msks),
     );
+    if let Some(birs) = zn_birs {
+        let per_run: Vec<f64> = zn_regs
+            .iter()
+            .zip(&regs)
+            .map(|(z, e)| z.rate / e.rate.max(1e-9))
+            .collect();
+        row(
+            &format!(
+                "BM-SC registration, Zn key source, warm cache ({birs} BIRs in all); last cell: ratio to the embedded source, same run"
+            ),
+            &median(&zn_regs),
+            &format!("{:.2}", median_f64(per_run)),
+        );
+    }
     match peer_med {
         Some(l) => row("lighttpd 1.4 static file (GET, Digest auth)", &l, "1"),
         None => println!(

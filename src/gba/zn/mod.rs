@@ -18,7 +18,7 @@ mod transport;
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -30,7 +30,6 @@ pub use transport::{Stream, Transport};
 
 use super::key_source::{KeySource, KeySourceError, SubscriberKeys};
 use super::{Btid, GbaKeys, NafId};
-use crate::bmsc::metrics::{Counter, Gauge, Histogram};
 use crate::crypto::{KsExtNaf, KsIntNaf, KsNaf};
 use crate::diameter::{Avp, Message, ResultCode, VENDOR_3GPP, app, cmd, code, flags, result, zn};
 use peer::{Job, Lost, PeerCtx};
@@ -187,6 +186,68 @@ const RESULTS: [&str; 7] = [
     "no_peer",
 ];
 
+/// A counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count.
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
+
+/// A latency histogram (cumulative buckets, Prometheus style).
+#[derive(Debug, Default)]
+pub struct Latency {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Latency {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Durations recorded.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} histogram");
+        for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                b.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
 /// The Zn client's counters, exposed by the BM-SC's `/metrics`.
 #[derive(Debug)]
 pub struct ZnMetrics {
@@ -194,10 +255,10 @@ pub struct ZnMetrics {
     pub requests: Counter,
     answers: [Counter; RESULTS.len()],
     /// Request latency, answered requests only.
-    pub latency: Histogram,
+    pub latency: Latency,
     /// Requests sent again on another peer.
     pub failovers: Counter,
-    peers: Vec<(String, Gauge)>,
+    peers: Vec<(String, AtomicU64)>,
 }
 
 impl ZnMetrics {
@@ -205,18 +266,18 @@ impl ZnMetrics {
         Self {
             requests: Counter::default(),
             answers: Default::default(),
-            latency: Histogram::default(),
+            latency: Latency::default(),
             failovers: Counter::default(),
             peers: peers
                 .iter()
-                .map(|p| (p.clone(), Gauge::default()))
+                .map(|p| (p.clone(), AtomicU64::new(0)))
                 .collect(),
         }
     }
 
     fn peer_state(&self, index: usize, s: PeerState) {
         if let Some((_, g)) = self.peers.get(index) {
-            g.set(s as u64);
+            g.store(s as u64, Ordering::Relaxed);
         }
     }
 
@@ -270,7 +331,8 @@ impl ZnMetrics {
              # TYPE {P}_peer_state gauge"
         );
         for (p, g) in &self.peers {
-            let _ = writeln!(out, "{P}_peer_state{{peer=\"{p}\"}} {}", g.get());
+            let v = g.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{P}_peer_state{{peer=\"{p}\"}} {v}");
         }
     }
 }
@@ -474,13 +536,14 @@ impl ZnClient {
                 return Err(ZnError::NoPeer);
             };
             let (tx, rx) = oneshot::channel();
-            let sent = peer
-                .jobs
-                .send(Job {
-                    msg: msg.clone(),
-                    reply: tx,
-                })
-                .await;
+            let job = Job {
+                msg: msg.clone(),
+                reply: tx,
+            };
+            let sent = match tokio::time::timeout_at(deadline, peer.jobs.send(job)).await {
+                Err(_) => return Err(ZnError::Timeout),
+                Ok(sent) => sent,
+            };
             let outcome = if sent.is_err() {
                 Err(Lost)
             } else {

@@ -377,7 +377,9 @@ fn check_cea(cea: &Message, cer: &Header) -> Result<(), String> {
 type Frame = Result<Message, String>;
 
 /// Reads messages until the connection ends or one does not decode; each goes to `tx`.
-async fn read_frames(mut read: ReadHalf<Box<dyn Stream>>, tx: mpsc::Sender<Frame>) {
+async fn read_frames(read: ReadHalf<Box<dyn Stream>>, tx: mpsc::Sender<Frame>) {
+    // Buffered: answers arrive back to back; two reads per message would be two system calls.
+    let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
     let mut head = [0u8; HEADER_LEN];
     loop {
         if read.read_exact(&mut head).await.is_err() {
