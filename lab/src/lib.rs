@@ -7,6 +7,7 @@
 //! - [`lighttpd`]: lighttpd serving a Digest-protected file, the HTTP peer of the tests and of
 //!   `bench http`;
 //! - [`bmsc_config`]: the BM-SC configuration text of the labs;
+//! - [`bsf`]: Debian's freeDiameterd with our Zn extension as the BSF of the Zn tests and `bench zn`;
 //! - [`fake_bsf`]: a scripted Diameter Zn peer (BSF) on loopback.
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 
 pub mod bench;
 pub mod bmsc_config;
+pub mod bsf;
 pub mod fake_bsf;
 pub mod lighttpd;
 pub mod oracle;
