@@ -11,8 +11,10 @@
 
 pub mod event;
 pub mod key;
+pub mod receiver;
 pub mod result;
 
 pub use event::*;
 pub use key::*;
+pub use receiver::*;
 pub use result::*;
