@@ -34,7 +34,7 @@ major=${version%%.*}
 touch "$here/src/lib.rs"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-(cd "$root" && cargo rustc --release --locked -p mbms-keys-capi --lib -- --print native-static-libs) 2>"$log" || {
+(cd "$root" && "${CARGO:-cargo}" rustc --release --locked -p mbms-keys-capi --lib -- --print native-static-libs) 2>"$log" || {
     cat "$log" >&2
     exit 1
 }
