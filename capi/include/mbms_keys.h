@@ -69,8 +69,8 @@
 
 /**
  * \[CHOICE\] docs/c-api.md §5: the size an acknowledgement buffer must have: `mbms_receiver_handle_datagram` refuses a
- * smaller `ack_cap` before it looks at the datagram. An acknowledgement carries the BM-SC FQDN
- * and the B-TID (each at most 255 octets) and stays below this bound.
+ * smaller `ack_cap` before it looks at the datagram. An acknowledgement carries at most the B-TID
+ * (255 octets) as an identity: 297 octets with the longest identities, well below this bound.
  */
 #define MBMS_ACK_MAX_LEN 1024
 

@@ -21,8 +21,8 @@ use crate::result::{
 };
 
 /// \[CHOICE\] docs/c-api.md §5: the size an acknowledgement buffer must have: `mbms_receiver_handle_datagram` refuses a
-/// smaller `ack_cap` before it looks at the datagram. An acknowledgement carries the BM-SC FQDN
-/// and the B-TID (each at most 255 octets) and stays below this bound.
+/// smaller `ack_cap` before it looks at the datagram. An acknowledgement carries at most the B-TID
+/// (255 octets) as an identity: 297 octets with the longest identities, well below this bound.
 pub const MBMS_ACK_MAX_LEN: usize = 1024;
 
 /// Length of the GBA_ME Ks_NAF, and of a state key, in octets.
@@ -579,5 +579,35 @@ mod tests {
             crate::result::MBMS_ERR_NULL,
             crate::result::non_null::<u8>(std::ptr::null()).unwrap_err()
         );
+    }
+
+    #[test]
+    fn an_ack_with_the_longest_identities_fits_the_ack_bound() {
+        use mbms_keys::crypto::{Msk, Muk};
+        use mbms_keys::mbms::{MskDelivery, MskUpdate, build_msk, profile};
+        let fqdn = "f".repeat(MAX_FQDN);
+        let btid = format!("{}@b", "r".repeat(Btid::MAX_LEN - 2));
+        let ks = [0x30u8; MBMS_KEY_LEN];
+        let mut r = mbms_receiver::with(Receiver::new(config(), Box::new(OsRandom)));
+        let id = muk_id(&fqdn, &btid.parse().unwrap());
+        r.rx.set_muk(id, Muk::from_bytes(ks));
+        let d = MskDelivery::new(
+            KeyDomainId([0, 0xf1, 0x10]),
+            MskId::new(1, 1),
+            1,
+            vec![0x60; profile::MSK_RAND_LEN],
+            &fqdn,
+            &btid,
+            MskUpdate::NewKey {
+                msk: Msk::from_bytes([1; 16]),
+                seql: 0,
+                sequ: 9,
+            },
+        );
+        let msg = build_msk(&Muk::from_bytes(ks), &d).unwrap();
+        let ack = r.rx.handle_datagram(Instant::now(), &msg).unwrap();
+        assert!(ack.len() < MBMS_ACK_MAX_LEN, "{}", ack.len());
+        // It carries the B-TID.
+        assert!(ack.len() > Btid::MAX_LEN, "{}", ack.len());
     }
 }
