@@ -6,7 +6,8 @@
 //! - [`TempDir`], [`free_port`], [`median`];
 //! - [`lighttpd`]: lighttpd serving a Digest-protected file, the HTTP peer of the tests and of
 //!   `bench http`;
-//! - [`bmsc_config`]: the BM-SC configuration text of the labs.
+//! - [`bmsc_config`]: the BM-SC configuration text of the labs;
+//! - [`multicast`]: loopback IPv4 multicast groups and joined sockets.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 pub mod bench;
 pub mod bmsc_config;
 pub mod lighttpd;
+pub mod multicast;
 pub mod oracle;
 
 pub use oracle::{find_on_path, oracle};
