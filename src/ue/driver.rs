@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::crypto::{OsRandom, Random, StateKey};
 use crate::mbms::keyreq::{MskRef, MskResponse, RegisterResponse};
-use crate::mbms::{KeyDomainId, MskId, MukId};
+use crate::mbms::{KeyDomainId, MskId};
 
-use super::gba_keys::{GbaKeyProvider, UeGbaKeys};
+use super::gba_keys::GbaKeyProvider;
 use super::http::{ClientConfig, ClientError, KeyRequestClient};
 use super::multicast::{Join, group_socket};
 use super::queue::EventQueue;
@@ -216,10 +216,6 @@ pub struct UeClient {
     task: JoinHandle<()>,
 }
 
-fn muk_id(fqdn: &str, keys: &UeGbaKeys) -> MukId {
-    MukId::new(fqdn.as_bytes(), keys.btid.as_str().as_bytes())
-}
-
 /// Loads the state key next to the state file (`<state>.key`), creating it
 /// with mode 0600 on first use.
 pub fn load_or_create_state_key(state_file: &Path) -> std::io::Result<StateKey> {
@@ -304,7 +300,7 @@ impl UeClient {
         let (groups, group_rx) = join_groups(&config.join, local_addr.port())?;
         let (mut receiver, persist) = restore_or_new(&config)?;
         let keys = provider.keys().map_err(|e| UeError::Keys(e.to_string()))?;
-        receiver.set_muk(muk_id(&config.bmsc_fqdn, &keys), keys.material.muk());
+        receiver.set_muk(keys.muk_id(&config.bmsc_fqdn), keys.material.muk());
         let http = match &config.bmsc_url {
             Some(url) => Some(Arc::new(KeyRequestClient::with_config(
                 url,
@@ -574,7 +570,7 @@ impl Loop {
                 if keys.btid.as_str() != self.btid {
                     self.btid = keys.btid.as_str().to_string();
                     self.receiver
-                        .set_muk(muk_id(&self.fqdn, &keys), keys.material.muk());
+                        .set_muk(keys.muk_id(&self.fqdn), keys.material.muk());
                 }
             }
             Err(e) => {

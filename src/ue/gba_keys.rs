@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use crate::crypto::{Mrk, Muk};
 use crate::gba::{Btid, GbaKeys, digest_password};
+use crate::mbms::MukId;
 use crate::mbms::digest::Credentials;
 
 /// The keys of one bootstrapping for the BM-SC, with their lifetime.
@@ -34,6 +35,12 @@ impl UeGbaKeys {
         self.material.muk()
     }
 
+    /// The MUK ID of these keys for the BM-SC `bmsc_fqdn`: see [`muk_id`].
+    #[must_use]
+    pub fn muk_id(&self, bmsc_fqdn: &str) -> MukId {
+        muk_id(bmsc_fqdn, &self.btid)
+    }
+
     /// The MRK (docs/profile.md §1).
     #[must_use]
     pub fn mrk(&self) -> Mrk {
@@ -55,6 +62,13 @@ impl fmt::Debug for UeGbaKeys {
             .field("expiry", &self.expiry)
             .finish()
     }
+}
+
+/// MUK ID = IDi ‖ IDr = BM-SC FQDN ‖ B-TID (docs/profile.md §1): the identities of the MSK
+/// messages protected under the MUK of this bootstrapping.
+#[must_use]
+pub fn muk_id(bmsc_fqdn: &str, btid: &Btid) -> MukId {
+    MukId::new(bmsc_fqdn.as_bytes(), btid.as_str().as_bytes())
 }
 
 /// The provider could not deliver keys (e.g. bootstrapping failed). The message must not

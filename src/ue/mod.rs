@@ -5,6 +5,7 @@
 mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod mtk_table;
 mod queue;
 mod receiver;
 pub mod serial;
@@ -13,6 +14,7 @@ mod state;
 
 pub use crate::crypto::StateKey;
 pub use events::{DiscardReason, Event, MskInfo, Stats};
+pub use mtk_table::{MAX_MTK_ENTRIES, MtkEntry, MtkTable};
 pub use receiver::{
     DEFAULT_MISSED_KEY_HOLDOFF, MAX_LEARNED_GROUPS, MAX_PENDING, MAX_QUEUED_EVENTS, Receiver,
     ReceiverConfig, RequestLimits, RequestRate, StateError,
