@@ -31,9 +31,8 @@ use tokio::sync::oneshot;
 use crate::event::mbms_event;
 use crate::key::{mbms_srtp_key, write_key};
 use crate::result::{
-    MBMS_ERR_INVALID, MBMS_ERR_IO, MBMS_ERR_KEYS, MBMS_ERR_NOT_FOUND, MBMS_ERR_NULL,
-    MBMS_ERR_REFUSED, MBMS_OK, guard, guard_void, mbms_result, non_null, read_bytes, read_str,
-    write_out,
+    MBMS_ERR_INVALID, MBMS_ERR_IO, MBMS_ERR_KEYS, MBMS_ERR_NOT_FOUND, MBMS_ERR_REFUSED, guard,
+    guard_void, mbms_result, non_null, read_bytes, read_str, write_out,
 };
 
 /// Services, groups and Key Groups a configuration holds at most (each `add` beyond is

@@ -10,12 +10,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mbms_keys::crypto::{Msk, Mtk, Salt};
-use mbms_keys::mbms::{MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming, build_msk, build_mtk};
+use mbms_keys::mbms::{
+    MskDelivery, MskUpdate, MtkDelivery, MtkKeys, Streaming, build_msk, build_mtk,
+};
 use mbms_keys::mikey::MtkId;
 
 use super::*;
 use crate::event::{MBMS_EVENT_MSK_INSTALLED, MBMS_EVENT_MTK_READY};
-use crate::result::MBMS_ERR_STATE;
+use crate::result::{MBMS_ERR_NULL, MBMS_ERR_STATE, MBMS_OK};
 
 const FQDN: &str = "bmsc.example.org";
 const BTID: &str = "ICEiIyQlJicoKSorLC0uLw==@bsf.example.org";
@@ -38,13 +40,19 @@ fn push_only() -> *mut mbms_client_config {
     let cfg = new_config();
     // SAFETY: a live configuration and NUL-terminated strings.
     unsafe {
-        assert_eq!(mbms_client_config_set_bmsc_fqdn(cfg, c(FQDN).as_ptr()), MBMS_OK);
+        assert_eq!(
+            mbms_client_config_set_bmsc_fqdn(cfg, c(FQDN).as_ptr()),
+            MBMS_OK
+        );
         let btid = c(BTID);
         assert_eq!(
             mbms_client_config_set_gba(cfg, btid.as_ptr(), KS_NAF.as_ptr(), 32),
             MBMS_OK
         );
-        assert_eq!(mbms_client_config_set_listen(cfg, c("127.0.0.1:0").as_ptr()), MBMS_OK);
+        assert_eq!(
+            mbms_client_config_set_listen(cfg, c("127.0.0.1:0").as_ptr()),
+            MBMS_OK
+        );
     }
     cfg
 }
@@ -104,11 +112,17 @@ unsafe extern "C" fn record(userdata: *mut c_void, ev: *const mbms_event) {
         let mut key = std::mem::MaybeUninit::<mbms_srtp_key>::uninit();
         // SAFETY: a live client (freed only after the test stops pushing) and a writable key.
         let r = unsafe {
-            mbms_client_key_by_mki(cl as *const mbms_client, ev.mki.as_ptr(), 6, key.as_mut_ptr())
+            mbms_client_key_by_mki(
+                cl as *const mbms_client,
+                ev.mki.as_ptr(),
+                6,
+                key.as_mut_ptr(),
+            )
         };
         if r == MBMS_OK {
             // SAFETY: written on success.
-            seen.keys_in_callback.push((ev.mtk_id.into(), unsafe { key.assume_init() }));
+            seen.keys_in_callback
+                .push((ev.mtk_id.into(), unsafe { key.assume_init() }));
         }
     }
     seen.events.push(ev);
@@ -120,7 +134,10 @@ fn wait_for(pred: impl Fn(&Seen) -> bool) {
         if SEEN.lock().unwrap().as_ref().is_some_and(&pred) {
             return;
         }
-        assert!(Instant::now() < deadline, "the callback was not called in time");
+        assert!(
+            Instant::now() < deadline,
+            "the callback was not called in time"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -144,16 +161,27 @@ fn a_push_only_client_delivers_events_and_keys_are_found_from_inside_the_callbac
     let bmsc = UdpSocket::bind("127.0.0.1:0").unwrap();
     bmsc.send_to(&msk_message(5), ("127.0.0.1", port)).unwrap();
     wait_for(|s| s.events.iter().any(|e| e.kind == MBMS_EVENT_MSK_INSTALLED));
-    bmsc.send_to(&mtk_message(2, 1, 0), ("127.0.0.1", port)).unwrap();
-    bmsc.send_to(&mtk_message(3, 2, 1), ("127.0.0.1", port)).unwrap();
+    bmsc.send_to(&mtk_message(2, 1, 0), ("127.0.0.1", port))
+        .unwrap();
+    bmsc.send_to(&mtk_message(3, 2, 1), ("127.0.0.1", port))
+        .unwrap();
     wait_for(|s| s.keys_in_callback.len() == 2);
 
     {
         let seen = SEEN.lock().unwrap();
         let seen = seen.as_ref().unwrap();
-        let installed = seen.events.iter().find(|e| e.kind == MBMS_EVENT_MSK_INSTALLED).unwrap();
+        let installed = seen
+            .events
+            .iter()
+            .find(|e| e.kind == MBMS_EVENT_MSK_INSTALLED)
+            .unwrap();
         assert_eq!(
-            (installed.key_domain_id, installed.msk_id, installed.seql, installed.sequ),
+            (
+                installed.key_domain_id,
+                installed.msk_id,
+                installed.seql,
+                installed.sequ
+            ),
             (0x00f110, 0x0001_0002, 1, 100)
         );
         let (id, k) = &seen.keys_in_callback[0];
@@ -167,14 +195,18 @@ fn a_push_only_client_delivers_events_and_keys_are_found_from_inside_the_callbac
     // By SSRC: the newest MTK naming it, with its ROC.
     let mut k = std::mem::MaybeUninit::<mbms_srtp_key>::uninit();
     // SAFETY: a live client and a writable key.
-    assert_eq!(unsafe { mbms_client_key_by_ssrc(cl, SSRC, k.as_mut_ptr()) }, MBMS_OK);
+    let r = unsafe { mbms_client_key_by_ssrc(cl, SSRC, k.as_mut_ptr()) };
+    assert_eq!(r, MBMS_OK);
     // SAFETY: written on success.
     let k = unsafe { k.assume_init() };
     assert_eq!((k.mtk_id, k.roc, k.master_key[0]), (3, 1, 3));
     let mut k2 = std::mem::MaybeUninit::<mbms_srtp_key>::uninit();
     // SAFETY: as above.
     unsafe {
-        assert_eq!(mbms_client_key_by_ssrc(cl, 7, k2.as_mut_ptr()), MBMS_ERR_NOT_FOUND);
+        assert_eq!(
+            mbms_client_key_by_ssrc(cl, 7, k2.as_mut_ptr()),
+            MBMS_ERR_NOT_FOUND
+        );
         let unknown = [9u8; 6];
         assert_eq!(
             mbms_client_key_by_mki(cl, unknown.as_ptr(), 6, k2.as_mut_ptr()),
@@ -203,17 +235,38 @@ fn null_pointers_are_refused_and_free_of_null_is_a_no_op() {
     // SAFETY: every call below gets NULL where the function must refuse it.
     unsafe {
         assert_eq!(mbms_client_config_new(null_mut()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_set_bmsc_url(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_set_bmsc_fqdn(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
+        assert_eq!(
+            mbms_client_config_set_bmsc_url(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_config_set_bmsc_fqdn(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
         assert_eq!(
             mbms_client_config_set_gba(null_mut(), s.as_ptr(), KS_NAF.as_ptr(), 32),
             MBMS_ERR_NULL
         );
-        assert_eq!(mbms_client_config_set_listen(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_add_service(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_add_join(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_add_key_group(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_set_state_file(null_mut(), s.as_ptr()), MBMS_ERR_NULL);
+        assert_eq!(
+            mbms_client_config_set_listen(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_config_add_service(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_config_add_join(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_config_add_key_group(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_config_set_state_file(null_mut(), s.as_ptr()),
+            MBMS_ERR_NULL
+        );
         let cfg = new_config();
         assert_eq!(mbms_client_config_set_bmsc_url(cfg, null()), MBMS_ERR_NULL);
         assert_eq!(mbms_client_config_set_bmsc_fqdn(cfg, null()), MBMS_ERR_NULL);
@@ -222,19 +275,40 @@ fn null_pointers_are_refused_and_free_of_null_is_a_no_op() {
             MBMS_ERR_NULL
         );
         let btid = c(BTID);
-        assert_eq!(mbms_client_config_set_gba(cfg, btid.as_ptr(), null(), 32), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_set_gba(cfg, btid.as_ptr(), null(), 0), MBMS_ERR_NULL);
+        assert_eq!(
+            mbms_client_config_set_gba(cfg, btid.as_ptr(), null(), 32),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_config_set_gba(cfg, btid.as_ptr(), null(), 0),
+            MBMS_ERR_NULL
+        );
         assert_eq!(mbms_client_config_set_listen(cfg, null()), MBMS_ERR_NULL);
         assert_eq!(mbms_client_config_add_service(cfg, null()), MBMS_ERR_NULL);
         assert_eq!(mbms_client_config_add_join(cfg, null()), MBMS_ERR_NULL);
         assert_eq!(mbms_client_config_add_key_group(cfg, null()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_config_set_state_file(cfg, null()), MBMS_ERR_NULL);
-        let mut cl = 0x1 as *mut mbms_client;
-        assert_eq!(mbms_client_start(null(), None, null_mut(), &mut cl), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_start(cfg, None, null_mut(), null_mut()), MBMS_ERR_NULL);
+        assert_eq!(
+            mbms_client_config_set_state_file(cfg, null()),
+            MBMS_ERR_NULL
+        );
+        let mut cl = std::ptr::dangling_mut::<mbms_client>();
+        assert_eq!(
+            mbms_client_start(null(), None, null_mut(), &mut cl),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_start(cfg, None, null_mut(), null_mut()),
+            MBMS_ERR_NULL
+        );
         assert_eq!(mbms_client_local_port(null(), &mut port), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_key_by_ssrc(null(), 1, key.as_mut_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_key_by_mki(null(), [0u8; 6].as_ptr(), 6, key.as_mut_ptr()), MBMS_ERR_NULL);
+        assert_eq!(
+            mbms_client_key_by_ssrc(null(), 1, key.as_mut_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_key_by_mki(null(), [0u8; 6].as_ptr(), 6, key.as_mut_ptr()),
+            MBMS_ERR_NULL
+        );
         mbms_client_config_free(cfg);
         mbms_client_config_free(null_mut());
         mbms_client_free(null_mut());
@@ -247,8 +321,14 @@ fn null_pointers_are_refused_and_free_of_null_is_a_no_op() {
         assert_eq!(mbms_client_start(cfg, None, null_mut(), &mut cl), MBMS_OK);
         assert_eq!(mbms_client_local_port(cl, null_mut()), MBMS_ERR_NULL);
         assert_eq!(mbms_client_key_by_ssrc(cl, 1, null_mut()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_key_by_mki(cl, null(), 6, key.as_mut_ptr()), MBMS_ERR_NULL);
-        assert_eq!(mbms_client_key_by_mki(cl, [0u8; 6].as_ptr(), 6, null_mut()), MBMS_ERR_NULL);
+        assert_eq!(
+            mbms_client_key_by_mki(cl, null(), 6, key.as_mut_ptr()),
+            MBMS_ERR_NULL
+        );
+        assert_eq!(
+            mbms_client_key_by_mki(cl, [0u8; 6].as_ptr(), 6, null_mut()),
+            MBMS_ERR_NULL
+        );
         mbms_client_free(cl);
         mbms_client_config_free(cfg);
     }
@@ -261,13 +341,20 @@ fn malformed_settings_are_invalid_and_bounded() {
     // SAFETY: a live configuration and NUL-terminated strings.
     unsafe {
         for url in ["", "ftp://h:1", "http://", "https://bmsc:443"] {
-            assert_eq!(mbms_client_config_set_bmsc_url(cfg, c(url).as_ptr()), MBMS_ERR_INVALID, "{url}");
+            assert_eq!(
+                mbms_client_config_set_bmsc_url(cfg, c(url).as_ptr()),
+                MBMS_ERR_INVALID,
+                "{url}"
+            );
         }
         assert_eq!(
             mbms_client_config_set_bmsc_url(cfg, bad_utf8.as_ptr().cast()),
             MBMS_ERR_INVALID
         );
-        assert_eq!(mbms_client_config_set_bmsc_fqdn(cfg, c("").as_ptr()), MBMS_ERR_INVALID);
+        assert_eq!(
+            mbms_client_config_set_bmsc_fqdn(cfg, c("").as_ptr()),
+            MBMS_ERR_INVALID
+        );
         let btid = c(BTID);
         assert_eq!(
             mbms_client_config_set_gba(cfg, btid.as_ptr(), KS_NAF.as_ptr(), 31),
@@ -278,28 +365,59 @@ fn malformed_settings_are_invalid_and_bounded() {
             MBMS_ERR_INVALID
         );
         for addr in ["", "127.0.0.1", "host:1", "127.0.0.1:99999"] {
-            assert_eq!(mbms_client_config_set_listen(cfg, c(addr).as_ptr()), MBMS_ERR_INVALID, "{addr}");
+            assert_eq!(
+                mbms_client_config_set_listen(cfg, c(addr).as_ptr()),
+                MBMS_ERR_INVALID,
+                "{addr}"
+            );
         }
-        assert_eq!(mbms_client_config_add_service(cfg, c("").as_ptr()), MBMS_ERR_INVALID);
+        assert_eq!(
+            mbms_client_config_add_service(cfg, c("").as_ptr()),
+            MBMS_ERR_INVALID
+        );
         for j in ["", "not-an-ip", "239.1.1.1:x"] {
-            assert_eq!(mbms_client_config_add_join(cfg, c(j).as_ptr()), MBMS_ERR_INVALID, "{j}");
+            assert_eq!(
+                mbms_client_config_add_join(cfg, c(j).as_ptr()),
+                MBMS_ERR_INVALID,
+                "{j}"
+            );
         }
-        for g in ["", "00f110", "00f110:", "00f110:12345", "0f110:1", "00f110:xy"] {
-            assert_eq!(mbms_client_config_add_key_group(cfg, c(g).as_ptr()), MBMS_ERR_INVALID, "{g}");
+        for g in [
+            "",
+            "00f110",
+            "00f110:",
+            "00f110:12345",
+            "0f110:1",
+            "00f110:xy",
+        ] {
+            assert_eq!(
+                mbms_client_config_add_key_group(cfg, c(g).as_ptr()),
+                MBMS_ERR_INVALID,
+                "{g}"
+            );
         }
-        assert_eq!(mbms_client_config_add_key_group(cfg, c("00f110:0001").as_ptr()), MBMS_OK);
-        assert_eq!(mbms_client_config_set_state_file(cfg, c("").as_ptr()), MBMS_ERR_INVALID);
+        assert_eq!(
+            mbms_client_config_add_key_group(cfg, c("00f110:0001").as_ptr()),
+            MBMS_OK
+        );
+        assert_eq!(
+            mbms_client_config_set_state_file(cfg, c("").as_ptr()),
+            MBMS_ERR_INVALID
+        );
         for i in 0..MAX_CONFIG_ITEMS {
             let id = c(&format!("urn:s:{i}"));
             assert_eq!(mbms_client_config_add_service(cfg, id.as_ptr()), MBMS_OK);
         }
-        assert_eq!(mbms_client_config_add_service(cfg, c("urn:one:more").as_ptr()), MBMS_ERR_INVALID);
+        assert_eq!(
+            mbms_client_config_add_service(cfg, c("urn:one:more").as_ptr()),
+            MBMS_ERR_INVALID
+        );
         mbms_client_config_free(cfg);
     }
 }
 
 fn start_code(cfg: *mut mbms_client_config) -> mbms_result {
-    let mut cl = 0x1 as *mut mbms_client;
+    let mut cl = std::ptr::dangling_mut::<mbms_client>();
     // SAFETY: a live configuration and a writable out-pointer.
     let r = unsafe { mbms_client_start(cfg, None, null_mut(), &mut cl) };
     if r == MBMS_OK {
@@ -321,7 +439,10 @@ fn http_answering(status: &'static str) -> (String, std::thread::JoinHandle<()>)
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
     });
     (url, t)
@@ -333,8 +454,14 @@ fn start_failures_have_their_codes_and_leave_no_client() {
     let cfg = new_config();
     // SAFETY: a live configuration.
     unsafe {
-        assert_eq!(mbms_client_config_set_bmsc_fqdn(cfg, c(FQDN).as_ptr()), MBMS_OK);
-        assert_eq!(mbms_client_config_set_listen(cfg, c("127.0.0.1:0").as_ptr()), MBMS_OK);
+        assert_eq!(
+            mbms_client_config_set_bmsc_fqdn(cfg, c(FQDN).as_ptr()),
+            MBMS_OK
+        );
+        assert_eq!(
+            mbms_client_config_set_listen(cfg, c("127.0.0.1:0").as_ptr()),
+            MBMS_OK
+        );
     }
     assert_eq!(start_code(cfg), MBMS_ERR_KEYS);
     // SAFETY: a live configuration.
@@ -345,7 +472,10 @@ fn start_failures_have_their_codes_and_leave_no_client() {
     // SAFETY: a live configuration.
     unsafe {
         let btid = c(BTID);
-        assert_eq!(mbms_client_config_set_gba(cfg, btid.as_ptr(), KS_NAF.as_ptr(), 32), MBMS_OK);
+        assert_eq!(
+            mbms_client_config_set_gba(cfg, btid.as_ptr(), KS_NAF.as_ptr(), 32),
+            MBMS_OK
+        );
     }
     assert_eq!(start_code(cfg), MBMS_ERR_INVALID);
     // SAFETY: a live configuration.
@@ -377,9 +507,18 @@ fn start_failures_have_their_codes_and_leave_no_client() {
     let (url, server) = http_answering("403 Forbidden");
     // SAFETY: a live configuration.
     unsafe {
-        assert_eq!(mbms_client_config_set_listen(cfg, c("127.0.0.1:0").as_ptr()), MBMS_OK);
-        assert_eq!(mbms_client_config_set_bmsc_url(cfg, c(&url).as_ptr()), MBMS_OK);
-        assert_eq!(mbms_client_config_add_service(cfg, c("urn:s:1").as_ptr()), MBMS_OK);
+        assert_eq!(
+            mbms_client_config_set_listen(cfg, c("127.0.0.1:0").as_ptr()),
+            MBMS_OK
+        );
+        assert_eq!(
+            mbms_client_config_set_bmsc_url(cfg, c(&url).as_ptr()),
+            MBMS_OK
+        );
+        assert_eq!(
+            mbms_client_config_add_service(cfg, c("urn:s:1").as_ptr()),
+            MBMS_OK
+        );
     }
     assert_eq!(start_code(cfg), MBMS_ERR_REFUSED);
     server.join().unwrap();
@@ -395,7 +534,10 @@ fn start_failures_have_their_codes_and_leave_no_client() {
 
 #[test]
 fn the_host_of_the_url_is_the_default_fqdn_and_key_groups_parse() {
-    assert_eq!(host_of("http://bmsc.example.org:8080/x").as_deref(), Some("bmsc.example.org"));
+    assert_eq!(
+        host_of("http://bmsc.example.org:8080/x").as_deref(),
+        Some("bmsc.example.org")
+    );
     assert_eq!(host_of("http://[::1]:80").as_deref(), Some("::1"));
     assert_eq!(host_of("http://").as_deref(), None);
     assert_eq!(parse_key_group("00f110:1").map(|(_, g)| g), Some(1));
