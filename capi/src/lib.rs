@@ -12,9 +12,11 @@
 pub mod client;
 pub mod event;
 pub mod key;
+pub mod receiver;
 pub mod result;
 
 pub use client::*;
 pub use event::*;
 pub use key::*;
+pub use receiver::*;
 pub use result::*;
