@@ -94,7 +94,12 @@ fn build_player(dir: &Path) -> Option<PathBuf> {
         return None;
     }
     let dev = Command::new("pkg-config")
-        .args(["--exists", "gstreamer-1.0", "gstreamer-app-1.0", "gio-unix-2.0"])
+        .args([
+            "--exists",
+            "gstreamer-1.0",
+            "gstreamer-app-1.0",
+            "gio-unix-2.0",
+        ])
         .status();
     if !dev.is_ok_and(|s| s.success()) {
         mbms_lab::oracle::missing("the GStreamer development files", HINT);
@@ -190,7 +195,10 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         .args(["--join", &format!("{mtk_group}%127.0.0.1")])
         .args(["--media", &format!("{media_group}%127.0.0.1")])
         .args(["--key-group", "00f110:0001"])
-        .args(["--caps", "media=audio,clock-rate=8000,encoding-name=L16,payload=96"])
+        .args([
+            "--caps",
+            "media=audio,clock-rate=8000,encoding-name=L16,payload=96",
+        ])
         .arg("--out")
         .arg(&out_file)
         .args(["--duration", "60", "--verbose"])
@@ -233,7 +241,11 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         .args(["samplesperbuffer=160", &format!("num-buffers={BUFFERS}")])
         .args(["!", "audio/x-raw,format=S16BE,rate=8000,channels=1"])
         .args(["!", "rtpL16pay", "pt=96", &format!("ssrc={SSRC}")])
-        .args(["seqnum-offset=65400", "min-ptime=20000000", "max-ptime=20000000"])
+        .args([
+            "seqnum-offset=65400",
+            "min-ptime=20000000",
+            "max-ptime=20000000",
+        ])
         .args(["!", "tee", "name=t"])
         .args(["!", "queue", "!", "udpsink", "host=127.0.0.1"])
         .args([&format!("port={}", rtp_input.port()), "sync=false"])
@@ -261,7 +273,10 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
     let _ = err_reader.join();
     let lines = lines.lock().unwrap().clone();
     let err_text = err_text.lock().unwrap().clone();
-    assert!(status.success(), "mbms-play: {status}\n{lines:?}\n{err_text}");
+    assert!(
+        status.success(),
+        "mbms-play: {status}\n{lines:?}\n{err_text}"
+    );
 
     // What the stream itself shows: the MTKs (MKIs) and MSKs (their first four octets) of the
     // SRTP packets carrying the sent RTP.
@@ -277,7 +292,10 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         }
         v
     });
-    let msks: BTreeSet<[u8; 4]> = distinct.iter().map(|m| m[..4].try_into().unwrap()).collect();
+    let msks: BTreeSet<[u8; 4]> = distinct
+        .iter()
+        .map(|m| m[..4].try_into().unwrap())
+        .collect();
 
     let got = std::fs::read(&out_file).expect("the output file");
     let expected: Vec<u8> = plain.iter().flat_map(|(_, p)| p[12..].to_vec()).collect();
@@ -296,11 +314,23 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         msks.len(),
         got.len(),
         expected.len(),
-        err_text.lines().filter(|l| l.starts_with("srtpdec")).collect::<Vec<_>>().join("; ")
+        err_text
+            .lines()
+            .filter(|l| l.starts_with("srtpdec"))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
-    assert!(plain.len() >= BUFFERS * 9 / 10, "plain packets: {}", plain.len());
+    assert!(
+        plain.len() >= BUFFERS * 9 / 10,
+        "plain packets: {}",
+        plain.len()
+    );
     assert!(plain.iter().all(|(_, p)| p.len() == 12 + PAYLOAD_LEN));
-    assert_eq!(mkis.len(), plain.len(), "every sent packet went out protected");
+    assert_eq!(
+        mkis.len(),
+        plain.len(),
+        "every sent packet went out protected"
+    );
     assert!(
         got == expected,
         "the decrypted payloads ({} octets) are the sent ones ({} octets), bit-exact\n{}",
@@ -308,10 +338,17 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         expected.len(),
         err_text
     );
-    assert!(distinct.len() >= 3, "at least two MTK changes: {distinct:02x?}");
+    assert!(
+        distinct.len() >= 3,
+        "at least two MTK changes: {distinct:02x?}"
+    );
     assert!(msks.len() >= 2, "an MSK rotation: {distinct:02x?}");
     assert!(
-        lines.iter().filter(|l| l.starts_with("event MTK_READY")).count() >= distinct.len(),
+        lines
+            .iter()
+            .filter(|l| l.starts_with("event MTK_READY"))
+            .count()
+            >= distinct.len(),
         "{lines:?}"
     );
 }

@@ -197,7 +197,10 @@ mod tests {
             media_destination: "239.255.0.9:5004".parse().unwrap_or_else(|e| panic!("{e}")),
             mki: true,
         });
-        assert!(streaming.contains("transport = \"streaming\""), "{streaming}");
+        assert!(
+            streaming.contains("transport = \"streaming\""),
+            "{streaming}"
+        );
         let parsed = mbms_keys::bmsc::config::Config::parse(&streaming);
         assert!(parsed.is_ok(), "{:?}\n{streaming}", parsed.err());
     }

@@ -46,7 +46,10 @@ impl Capture {
             let mut buf = [0u8; 2048];
             while !flag.load(Ordering::Relaxed) {
                 if let Ok(n) = socket.recv(&mut buf) {
-                    got.push((std::time::Instant::now(), buf.get(..n).unwrap_or_default().to_vec()));
+                    got.push((
+                        std::time::Instant::now(),
+                        buf.get(..n).unwrap_or_default().to_vec(),
+                    ));
                 }
             }
             got
@@ -56,8 +59,7 @@ impl Capture {
 
     /// Stops reading; the datagrams in arrival order.
     pub fn finish(self) -> Vec<(std::time::Instant, Vec<u8>)> {
-        self.stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread
             .join()
             .unwrap_or_else(|_| panic!("capture thread panicked"))
