@@ -75,7 +75,7 @@
 #define MBMS_SRTP_AES_CM_128_HMAC_SHA1_32 2
 
 /**
- * The size an acknowledgement buffer must have: `mbms_receiver_handle_datagram` refuses a
+ * \[CHOICE\] docs/c-api.md §5: the size an acknowledgement buffer must have: `mbms_receiver_handle_datagram` refuses a
  * smaller `ack_cap` before it looks at the datagram. An acknowledgement carries the BM-SC FQDN
  * and the B-TID (each at most 255 octets) and stays below this bound.
  */

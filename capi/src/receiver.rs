@@ -20,7 +20,7 @@ use crate::result::{
     guard_void, mbms_result, non_null, read_bytes, read_str, write_buf, write_out,
 };
 
-/// The size an acknowledgement buffer must have: `mbms_receiver_handle_datagram` refuses a
+/// \[CHOICE\] docs/c-api.md §5: the size an acknowledgement buffer must have: `mbms_receiver_handle_datagram` refuses a
 /// smaller `ack_cap` before it looks at the datagram. An acknowledgement carries the BM-SC FQDN
 /// and the B-TID (each at most 255 octets) and stays below this bound.
 pub const MBMS_ACK_MAX_LEN: usize = 1024;

@@ -17,7 +17,7 @@ use crate::mikey::SrtpIdEntry;
 use super::events::Event;
 use super::srtp::SrtpPolicy;
 
-/// MTKs kept at most. With the profile's two MSKs per Key Group and one MTK in use per MSK at a
+/// \[CHOICE\] docs/c-api.md §2: MTKs kept at most. With the profile's two MSKs per Key Group and one MTK in use per MSK at a
 /// time, 64 leaves room for many services and for the MTKs a decoder still needs around a
 /// switch.
 pub const MAX_MTK_ENTRIES: usize = 64;
