@@ -461,6 +461,7 @@ async fn run(
         }
     };
     if !services.is_empty() {
+        // [CHOICE] docs/c-api.md §8: the start succeeds when at least one service was accepted.
         let refused = match client.register(&services).await {
             Ok(r) if r.statuses.iter().any(|s| s.code == 200) => None,
             Ok(_) => Some(MBMS_ERR_REFUSED),
