@@ -135,6 +135,77 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         return;
     };
 
+    // Bad arguments: a usage error (exit 2), never a crash.
+    let ks = hex::encode(KS_NAF);
+    let out = dir.path().join("unused.raw");
+    let out = out.to_str().unwrap();
+    for args in [
+        vec![
+            "--fqdn",
+            FQDN,
+            "--btid",
+            BTID,
+            "--ks-naf",
+            "00",
+            "--media",
+            "239.1.1.1:5000",
+        ],
+        vec![
+            "--fqdn", FQDN, "--btid", BTID, "--ks-naf", &ks, "--media", "nonsense",
+        ],
+        vec![
+            "--fqdn",
+            FQDN,
+            "--btid",
+            BTID,
+            "--ks-naf",
+            &ks,
+            "--media",
+            "239.1.1.1:0",
+        ],
+        vec!["--fqdn", FQDN, "--btid", BTID, "--ks-naf", &ks],
+        vec![
+            "--bmsc",
+            "http://127.0.0.1:1",
+            "--btid",
+            BTID,
+            "--ks-naf",
+            &ks,
+            "--media",
+            "239.1.1.1:5000",
+        ],
+        vec!["--count", "0"],
+        vec!["--unknown"],
+    ] {
+        let status = Command::new(&player)
+            .args(&args)
+            .args(["--out", out])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mbms-play runs");
+        assert_eq!(status.code(), Some(2), "{args:?}");
+    }
+    // A B-TID the library refuses: MBMS_ERR_INVALID, reported, exit 1.
+    let bad = Command::new(&player)
+        .args(["--fqdn", FQDN, "--btid", "no at sign", "--ks-naf", &ks])
+        .args([
+            "--media",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--out",
+            out,
+        ])
+        .output()
+        .expect("mbms-play runs");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("MBMS_ERR_INVALID"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
     // The BM-SC: MTK every second, MSK lifetime 4 s (the next MSK pushed a second before the
     // switch), the SRTP stream to one multicast group and the MTK messages to another.
     let ue_port = mbms_lab::free_port();
@@ -202,6 +273,8 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
         .arg("--out")
         .arg(&out_file)
         .args(["--duration", "60", "--verbose"])
+        // The rendering branch too (a tee), into a fakesink: the output must not suffer.
+        .args(["--play", "--play-sink", "fakesink sync=false"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

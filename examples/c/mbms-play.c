@@ -652,11 +652,13 @@ static int build_pipeline(struct app *app, GSocket *sock) {
       g_clear_error(&err);
       return -1;
     }
-    GstElement *tee = make("tee", "tee"), *q = make("queue", "q");
-    if (!tee || !q) return -1;
-    gst_bin_add_many(GST_BIN(app->pipeline), tee, q, sink, player, NULL);
-    if (!gst_element_link_pads(dec, "rtp_src", tee, "sink") ||
-        !gst_element_link_many(tee, q, sink, NULL) || !gst_element_link(tee, player)) {
+    /* The appsink branch has no queue: it runs on the streaming thread, as the probe and
+     * request-key do, so their per-SSRC state needs no lock. The player branch has its own. */
+    GstElement *tee = make("tee", "tee");
+    if (!tee) return -1;
+    gst_bin_add_many(GST_BIN(app->pipeline), tee, sink, player, NULL);
+    if (!gst_element_link_pads(dec, "rtp_src", tee, "sink") || !gst_element_link(tee, sink) ||
+        !gst_element_link(tee, player)) {
       fprintf(stderr, "error: cannot link the player branch\n");
       return -1;
     }
