@@ -189,14 +189,8 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
     // A B-TID the library refuses: MBMS_ERR_INVALID, reported, exit 1.
     let bad = Command::new(&player)
         .args(["--fqdn", FQDN, "--btid", "no at sign", "--ks-naf", &ks])
-        .args([
-            "--media",
-            "127.0.0.1:0",
-            "--listen",
-            "127.0.0.1:0",
-            "--out",
-            out,
-        ])
+        .args(["--media", &format!("127.0.0.1:{}", mbms_lab::free_port())])
+        .args(["--listen", "127.0.0.1:0", "--out", out])
         .output()
         .expect("mbms-play runs");
     assert_eq!(bad.status.code(), Some(1));
