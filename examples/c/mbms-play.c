@@ -726,7 +726,11 @@ int main(int argc, char **argv) {
     g_object_unref(sock);
     return 1;
   }
-  if (build_pipeline(app, sock) != 0) goto fail;
+  int built = build_pipeline(app, sock);
+  /* udpsrc holds its own reference to the socket (and closes it); ours goes. */
+  g_object_unref(sock);
+  sock = NULL;
+  if (built != 0) goto fail;
 
   CHECK(mbms_client_config_new(&cfg));
   if (app->opt.bmsc) CHECK(mbms_client_config_set_bmsc_url(cfg, app->opt.bmsc));
@@ -784,9 +788,8 @@ done:
       gst_structure_free(stats);
     }
     gst_object_unref(app->pipeline);
-  } else if (sock) {
-    g_object_unref(sock);
   }
+  if (sock) g_object_unref(sock);
   mbms_client *cl = g_atomic_pointer_get(&app->client);
   g_atomic_pointer_set(&app->client, NULL);
   mbms_client_free(cl);
