@@ -51,7 +51,13 @@ fn new_receiver() -> *mut mbms_receiver {
     let mut r = ptr::null_mut();
     // SAFETY: valid strings, a 32-octet key, a writable out-pointer.
     let rc = unsafe {
-        mbms_receiver_new(FQDN_C.as_ptr(), BTID_C.as_ptr(), KS_NAF.as_ptr(), 32, &mut r)
+        mbms_receiver_new(
+            FQDN_C.as_ptr(),
+            BTID_C.as_ptr(),
+            KS_NAF.as_ptr(),
+            32,
+            &mut r,
+        )
     };
     assert_eq!(rc, MBMS_OK);
     r
@@ -86,7 +92,10 @@ impl Run {
         assert_eq!(rc, MBMS_OK, "{}", name(rc));
         assert!(ack_len <= MBMS_ACK_MAX_LEN);
         if ack_len > 0 {
-            assert!(is_msk, "an acknowledgement for a datagram that is not an MSK message");
+            assert!(
+                is_msk,
+                "an acknowledgement for a datagram that is not an MSK message"
+            );
         }
         if self.history.len() < 8 {
             self.history.push(d.to_vec());
@@ -210,7 +219,10 @@ impl Run {
                     rc => panic!("next_timeout: {}", name(rc)),
                 }
                 // SAFETY: a live receiver.
-                assert_eq!(unsafe { mbms_receiver_handle_timeout(self.r, self.now) }, MBMS_OK);
+                assert_eq!(
+                    unsafe { mbms_receiver_handle_timeout(self.r, self.now) },
+                    MBMS_OK
+                );
                 self.drain(None);
             }
             7 => self.save_restore(b),
@@ -224,14 +236,22 @@ impl Run {
                 };
                 let want_invalid = mki.len() != 6;
                 assert!(
-                    if want_invalid { rc == MBMS_ERR_INVALID } else { rc == MBMS_OK || rc == MBMS_ERR_NOT_FOUND },
+                    if want_invalid {
+                        rc == MBMS_ERR_INVALID
+                    } else {
+                        rc == MBMS_OK || rc == MBMS_ERR_NOT_FOUND
+                    },
                     "key_by_mki: {}",
                     name(rc)
                 );
                 let ssrc = u32::from(b.u8() % 4);
                 // SAFETY: as above.
                 let rc = unsafe { mbms_receiver_key_by_ssrc(self.r, ssrc, key.as_mut_ptr()) };
-                assert!(rc == MBMS_OK || rc == MBMS_ERR_NOT_FOUND, "key_by_ssrc: {}", name(rc));
+                assert!(
+                    rc == MBMS_OK || rc == MBMS_ERR_NOT_FOUND,
+                    "key_by_ssrc: {}",
+                    name(rc)
+                );
                 let kd = u32::from(b.u8()) << 16 | 0xf110;
                 // SAFETY: a live receiver.
                 let rc = unsafe { mbms_receiver_msk_response(self.r, kd, 0x0001_0000, b.u16()) };
@@ -245,21 +265,38 @@ impl Run {
         let mut need = 0usize;
         // SAFETY: a live receiver; NULL buffer with capacity 0; writable length.
         let rc = unsafe {
-            mbms_receiver_save(self.r, STATE_KEY.as_ptr(), 32, ptr::null_mut(), 0, &mut need)
+            mbms_receiver_save(
+                self.r,
+                STATE_KEY.as_ptr(),
+                32,
+                ptr::null_mut(),
+                0,
+                &mut need,
+            )
         };
         assert_eq!(rc, MBMS_ERR_BUFFER_TOO_SMALL, "{}", name(rc));
         let mut blob = vec![0u8; need];
         let mut len = 0usize;
         // SAFETY: as above, with a buffer of `need` octets.
         let rc = unsafe {
-            mbms_receiver_save(self.r, STATE_KEY.as_ptr(), 32, blob.as_mut_ptr(), need, &mut len)
+            mbms_receiver_save(
+                self.r,
+                STATE_KEY.as_ptr(),
+                32,
+                blob.as_mut_ptr(),
+                need,
+                &mut len,
+            )
         };
         assert_eq!((rc, len), (MBMS_OK, need), "{}", name(rc));
         let mode = b.u8() % 3;
         let (key, blob) = match mode {
             0 => (STATE_KEY, blob),
             1 => (OTHER_KEY, blob),
-            _ => (STATE_KEY, b.take(usize::from(b.u8())).to_vec()),
+            _ => {
+                let n = usize::from(b.u8());
+                (STATE_KEY, b.take(n).to_vec())
+            }
         };
         let mut s = ptr::null_mut();
         // SAFETY: valid strings and buffers of the stated lengths; a writable out-pointer.
