@@ -17,9 +17,8 @@ mod bmsc_srtp {
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,7 +28,8 @@ use bmsc_srtp::reference::{self, Keys};
 use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::distribution::Tuning;
 use mbms_keys::bmsc::server::Bmsc;
-use mbms_lab::bmsc_config::{LabConfig, LabService, LabSubscriber};
+use mbms_lab::bmsc_config::{LabConfig, LabService, LabStreaming, LabSubscriber};
+use mbms_lab::multicast::{Capture, free_group, join_group as join};
 use serde_json::Value;
 
 const FQDN: &str = "bmsc.stream.example.org";
@@ -41,56 +41,6 @@ const KS_NAF: [u8; 32] = [0x41; 32];
 const PAYLOAD_LEN: usize = 320;
 const GST_HINT: &str = "apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base \
                         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad";
-
-/// An IPv4 multicast group and port of its own for each call (from a free port).
-fn free_group() -> SocketAddrV4 {
-    let port = mbms_lab::free_port();
-    let [hi, lo] = port.to_be_bytes();
-    SocketAddrV4::new(Ipv4Addr::new(239, 255, hi, lo), port)
-}
-
-/// A socket on `group`, joined with 127.0.0.1 (loopback multicast needs both sides to name it).
-fn join(group: SocketAddrV4) -> UdpSocket {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    s.set_reuse_address(true).unwrap();
-    s.bind(&SocketAddr::V4(group).into()).unwrap();
-    let s: UdpSocket = s.into();
-    s.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST)
-        .unwrap();
-    s
-}
-
-/// Datagrams received on a socket, with their arrival, until stopped.
-struct Capture {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<(Instant, Vec<u8>)>>,
-}
-
-impl Capture {
-    fn start(socket: UdpSocket) -> Self {
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            let mut buf = [0u8; 2048];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok(n) = socket.recv(&mut buf) {
-                    got.push((Instant::now(), buf[..n].to_vec()));
-                }
-            }
-            got
-        });
-        Self { stop, thread }
-    }
-
-    fn finish(self) -> Vec<(Instant, Vec<u8>)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("capture thread")
-    }
-}
 
 fn seq_of(rtp: &[u8]) -> u16 {
     u16::from_be_bytes([rtp[2], rtp[3]])
@@ -145,15 +95,12 @@ impl Chain {
             impi: "001010000000001@ims.stream.example.org".to_owned(),
             ks_naf: KS_NAF,
         });
-        let download = c.to_toml();
-        let text = download.replace("transport = \"download\"", "transport = \"streaming\"");
-        assert_ne!(text, download, "the lab service's transport line");
-        // Top-level keys first; `[services.srtp]` after the subscribers belongs to the last
-        // (the only) `[[services]]` entry.
-        let text = format!(
-            "multicast_interface = \"127.0.0.1\"\n{text}\n[services.srtp]\nssrc = {SSRC}\n\
-             rtp_input = \"{rtp_input}\"\nmedia_destination = \"{media_group}\"\nmki = {mki}\n"
-        );
+        let text = c.to_streaming_toml(&LabStreaming {
+            ssrc: SSRC,
+            rtp_input,
+            media_destination: SocketAddr::V4(media_group),
+            mki,
+        });
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let media = Capture::start(join(media_group));
         let bmsc = Bmsc::start_with(config, Tuning::default())

@@ -21,6 +21,13 @@
 #include <stdint.h>
 
 /**
+ * Services, groups and Key Groups a configuration holds at most (each `add` beyond is
+ * `MBMS_ERR_INVALID`): the configuration comes from the application, but nothing it is handed
+ * grows without bound.
+ */
+#define MAX_CONFIG_ITEMS 64
+
+/**
  * A new MSK was stored (`key_domain_id`, `msk_id`, `seql`, `sequ`).
  */
 #define MBMS_EVENT_MSK_INSTALLED 1
@@ -85,6 +92,16 @@
 #define MBMS_MKI_LEN 6
 
 /**
+ * A running client (opaque).
+ */
+typedef struct mbms_client mbms_client;
+
+/**
+ * The settings of a client, filled by the `mbms_client_config_*` setters.
+ */
+typedef struct mbms_client_config mbms_client_config;
+
+/**
  * A sans-IO UE receiver (opaque). Create with `mbms_receiver_new` or `mbms_receiver_restore`,
  * release with `mbms_receiver_free`.
  */
@@ -141,6 +158,13 @@ typedef struct mbms_event {
    */
   uint32_t ssrc_count;
 } mbms_event;
+
+/**
+ * Called on the library's thread for each receiver event (never for two events at once).
+ * `ev` is valid only during the call. The callback may call `mbms_client_key_by_*` (the
+ * event's MTK is already in the table) but not `mbms_client_free`.
+ */
+typedef void (*mbms_event_cb)(void *userdata, const struct mbms_event *ev);
 
 /**
  * An SRTP master key found by a key lookup, in caller-owned memory. The caller should wipe it
@@ -251,6 +275,228 @@ typedef struct mbms_srtp_key {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates an empty client configuration: listen on `0.0.0.0:2269`, no BM-SC, no GBA keys, no
+ * services, no groups, no state file. Free it with `mbms_client_config_free`.
+ *
+ * Errors: `MBMS_ERR_NULL` when `out` is NULL.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `out` is NULL or writable for one pointer.
+ */
+mbms_result mbms_client_config_new(struct mbms_client_config **out);
+
+/**
+ * Sets the BM-SC's Key Request function, `http://host:port` (registration, MSK requests,
+ * deregistration). Without it the client is push only. The BM-SC FQDN defaults to its host.
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for text that is not UTF-8 or not an `http://`
+ * URL with a host.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `url` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_set_bmsc_url(struct mbms_client_config *c, const char *url);
+
+/**
+ * Sets the BM-SC FQDN (the MIKEY IDi of the MUK ID) when it is not the host of the URL.
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for an empty or non-UTF-8 name.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `fqdn` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_set_bmsc_fqdn(struct mbms_client_config *c, const char *fqdn);
+
+/**
+ * Sets the GBA keys (GBA_ME): the B-TID and Ks_NAF for the BM-SC (`len` = 32). The MUK and the
+ * Digest password are derived inside; the key is copied and the copy is wiped on free.
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for a B-TID that is not one, or `len` other
+ * than 32.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `btid` is NULL or a NUL-terminated string; `ks_naf` is
+ * NULL or points to `len` readable octets.
+ */
+mbms_result mbms_client_config_set_gba(struct mbms_client_config *c,
+                                       const char *btid,
+                                       const uint8_t *ks_naf,
+                                       size_t len);
+
+/**
+ * Sets the local address MIKEY pushes arrive on, e.g. `"0.0.0.0:2269"` (port 0: any free
+ * port, see `mbms_client_local_port`).
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for text that is not `IP:PORT`.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `addr` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_set_listen(struct mbms_client_config *c, const char *addr);
+
+/**
+ * Adds an MBMS user service to register to (at most 64).
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for an empty or non-UTF-8 id, or one too many.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `service_id` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_add_service(struct mbms_client_config *c, const char *service_id);
+
+/**
+ * Adds a multicast group carrying MTK messages, `GROUP[:PORT][%IFACE]` as `mbms-keys ue
+ * --join` (PORT defaults to the listen port; IFACE is the interface address for IPv4, e.g.
+ * `239.255.0.1:5000%127.0.0.1`, its name or index for IPv6, written `[GROUP]:PORT%IFACE`).
+ * At most 64.
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for another syntax, or one too many.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `group` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_add_join(struct mbms_client_config *c, const char *group);
+
+/**
+ * Adds a Key Group of the UE's services, `KD:GROUP` (6 hex digits, a colon, 1 to 4 hex digits,
+ * e.g. `"00f110:0001"`), as `mbms-keys ue --key-group`: an MTK message under a missing MSK of
+ * that group makes the client request the MSK. Groups of verified MSK messages are learned
+ * without it. At most 64.
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for another syntax, or one too many.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `key_group` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_add_key_group(struct mbms_client_config *c, const char *key_group);
+
+/**
+ * Sets the MGV-S state file: restored at start, written when keys change and at free. It is
+ * sealed under a key kept next to it in `<path>.key` (created with mode 0600).
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_INVALID` for an empty or non-UTF-8 path.
+ *
+ * Thread-safety: a configuration is used by one thread at a time.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `path` is NULL or a NUL-terminated string.
+ */
+mbms_result mbms_client_config_set_state_file(struct mbms_client_config *c, const char *path);
+
+/**
+ * Frees a configuration (its Ks_NAF copy is wiped). NULL is a no-op. A client started from it
+ * keeps its own copy.
+ *
+ * Thread-safety: not with any other use of the same configuration.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration from `mbms_client_config_new`, not used afterwards.
+ */
+void mbms_client_config_free(struct mbms_client_config *c);
+
+/**
+ * Starts a client from `c` (copied: `c` may be freed afterwards): binds the MIKEY socket,
+ * joins the groups, restores the state file, starts the library's thread, and registers to
+ * the configured services over HTTP Digest (waiting for the answer, at most about 10 s). From
+ * then on `cb` (may be NULL) is called on the library's thread with each event, `userdata`
+ * passed through untouched; the first calls may come before this function returns.
+ *
+ * Errors: `MBMS_ERR_NULL` (`c` or `out`); `MBMS_ERR_KEYS` without GBA keys;
+ * `MBMS_ERR_INVALID` without a BM-SC FQDN (neither set nor a URL); `MBMS_ERR_IO` for a socket,
+ * group, thread or HTTP failure; `MBMS_ERR_REFUSED` when the BM-SC refused the registration
+ * (HTTP 4xx, Digest credentials, or no service accepted); `MBMS_ERR_STATE` for a state file
+ * that does not open. On error `*out` is NULL and no thread runs.
+ *
+ * Thread-safety: any thread. `cb` and `userdata` must be usable from the library's thread.
+ *
+ * # Safety
+ * `c` is NULL or a live configuration; `out` is NULL or writable for one pointer; `cb`, if not
+ * NULL, is a function of this signature that may be called until `mbms_client_free` returns.
+ */
+mbms_result mbms_client_start(const struct mbms_client_config *c,
+                              mbms_event_cb cb,
+                              void *userdata,
+                              struct mbms_client **out);
+
+/**
+ * The UDP port the MIKEY socket is bound to (useful after a listen port of 0).
+ *
+ * Errors: `MBMS_ERR_NULL`.
+ *
+ * Thread-safety: any thread, concurrently with the other client functions but `_free`.
+ *
+ * # Safety
+ * `cl` is NULL or a live client; `port` is NULL or writable.
+ */
+mbms_result mbms_client_local_port(const struct mbms_client *cl, uint16_t *port);
+
+/**
+ * The MTK whose SRTP MKI is `mki` (MSK ID ‖ MTK ID, 6 octets), as `srtpdec`'s `request-key`
+ * needs, from the MTKs of the MTK_READY events so far (the MTKs of invalidated MSKs are gone).
+ * `out->ssrc` / `out->roc` are the first crypto session of its SRTP-ID map.
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_NOT_FOUND` when no such MTK is held (also for a length
+ * other than 6). `*out` is written only on success.
+ *
+ * Thread-safety: any thread, concurrently with the other client functions but `_free`,
+ * including from inside the event callback.
+ *
+ * # Safety
+ * `cl` is NULL or a live client; `mki` is NULL or points to `mki_len` readable octets; `out`
+ * is NULL or writable for one `mbms_srtp_key`.
+ */
+mbms_result mbms_client_key_by_mki(const struct mbms_client *cl,
+                                   const uint8_t *mki,
+                                   size_t mki_len,
+                                   struct mbms_srtp_key *out);
+
+/**
+ * The newest MTK whose SRTP-ID map names `ssrc`, with that session's ROC (as announced in the
+ * MTK message).
+ *
+ * Errors: `MBMS_ERR_NULL`; `MBMS_ERR_NOT_FOUND` when no held MTK names `ssrc`. `*out` is
+ * written only on success.
+ *
+ * Thread-safety: any thread, concurrently with the other client functions but `_free`,
+ * including from inside the event callback.
+ *
+ * # Safety
+ * `cl` is NULL or a live client; `out` is NULL or writable for one `mbms_srtp_key`.
+ */
+mbms_result mbms_client_key_by_ssrc(const struct mbms_client *cl,
+                                    uint32_t ssrc,
+                                    struct mbms_srtp_key *out);
+
+/**
+ * Stops the client: deregisters from its services (waiting at most 5 s for the answer), stops
+ * the driver (which writes the state file), joins the library's thread (no callback runs after
+ * this returns), and wipes the MTK table. NULL is a no-op. Called from inside the callback it
+ * only asks the thread to stop (it cannot wait for itself); the handle is then freed.
+ *
+ * Thread-safety: not concurrently with any other use of the same client.
+ *
+ * # Safety
+ * `cl` is NULL or a live client from `mbms_client_start`, not used afterwards.
+ */
+void mbms_client_free(struct mbms_client *cl);
 
 /**
  * The name of a discard reason of an `MBMS_EVENT_DISCARDED` event: `"malformed"`,

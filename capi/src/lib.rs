@@ -9,11 +9,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod client;
 pub mod event;
 pub mod key;
 pub mod receiver;
 pub mod result;
 
+pub use client::*;
 pub use event::*;
 pub use key::*;
 pub use receiver::*;

@@ -51,6 +51,20 @@ pub struct LabService {
     pub mtk_destination: SocketAddr,
 }
 
+/// The `[services.srtp]` table that makes the lab's service a streaming one: the BM-SC protects
+/// the RTP arriving on `rtp_input` and sends it to `media_destination`.
+#[derive(Debug, Clone)]
+pub struct LabStreaming {
+    /// `ssrc`.
+    pub ssrc: u32,
+    /// `rtp_input`.
+    pub rtp_input: SocketAddr,
+    /// `media_destination`.
+    pub media_destination: SocketAddr,
+    /// `mki`: whether the packets carry the MKI (MSK ID ‖ MTK ID).
+    pub mki: bool,
+}
+
 /// One `[[gba.subscribers]]` entry with a Ks_NAF, valid until 2040.
 #[derive(Debug, Clone)]
 pub struct LabSubscriber {
@@ -138,6 +152,23 @@ impl LabConfig {
     }
 }
 
+impl LabConfig {
+    /// The TOML text of [`LabConfig::to_toml`] with the service turned into a streaming one
+    /// (`[services.srtp]` from `srtp`), multicast sent from 127.0.0.1 (loopback multicast needs
+    /// the sender to name the interface).
+    pub fn to_streaming_toml(&self, srtp: &LabStreaming) -> String {
+        let download = self.to_toml();
+        let text = download.replace("transport = \"download\"", "transport = \"streaming\"");
+        // Top-level keys first; `[services.srtp]` after the subscribers belongs to the last
+        // (the only) `[[services]]` entry.
+        format!(
+            "multicast_interface = \"127.0.0.1\"\n{text}\n[services.srtp]\nssrc = {}\n\
+             rtp_input = \"{}\"\nmedia_destination = \"{}\"\nmki = {}\n",
+            srtp.ssrc, srtp.rtp_input, srtp.media_destination, srtp.mki
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +197,17 @@ mod tests {
         });
         let parsed = mbms_keys::bmsc::config::Config::parse(&c.to_toml());
         assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), c.to_toml());
+        let streaming = c.to_streaming_toml(&LabStreaming {
+            ssrc: 0x1122_3344,
+            rtp_input: "127.0.0.1:5002".parse().unwrap_or_else(|e| panic!("{e}")),
+            media_destination: "239.255.0.9:5004".parse().unwrap_or_else(|e| panic!("{e}")),
+            mki: true,
+        });
+        assert!(
+            streaming.contains("transport = \"streaming\""),
+            "{streaming}"
+        );
+        let parsed = mbms_keys::bmsc::config::Config::parse(&streaming);
+        assert!(parsed.is_ok(), "{:?}\n{streaming}", parsed.err());
     }
 }

@@ -9,6 +9,7 @@
 //! - [`bmsc_config`]: the BM-SC configuration text of the labs;
 //! - [`bsf`]: Debian's freeDiameterd with our Zn extension as the BSF of the Zn tests and `bench zn`;
 //! - [`fake_bsf`]: a scripted Diameter Zn peer (BSF) on loopback.
+//! - [`multicast`]: loopback IPv4 multicast groups and joined sockets.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ pub mod bmsc_config;
 pub mod bsf;
 pub mod fake_bsf;
 pub mod lighttpd;
+pub mod multicast;
 pub mod oracle;
 
 pub use oracle::{find_on_path, oracle};
