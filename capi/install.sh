@@ -48,10 +48,10 @@ fi
 lib=$prefix/lib
 install -d "$prefix/include" "$lib/pkgconfig"
 install -m 0644 "$here/include/mbms_keys.h" "$prefix/include/mbms_keys.h"
-install -m 0755 "$target/release/libmbms_keys.so" "$lib/libmbms_keys.so.$version"
+install -m 0755 "$target/release/libmbms_keys_capi.so" "$lib/libmbms_keys.so.$version"
 ln -sf "libmbms_keys.so.$version" "$lib/libmbms_keys.so.$major"
 ln -sf "libmbms_keys.so.$major" "$lib/libmbms_keys.so"
-install -m 0644 "$target/release/libmbms_keys.a" "$lib/libmbms_keys.a"
+install -m 0644 "$target/release/libmbms_keys_capi.a" "$lib/libmbms_keys.a"
 cat >"$lib/pkgconfig/mbms-keys.pc" <<PC
 prefix=$prefix
 exec_prefix=\${prefix}
