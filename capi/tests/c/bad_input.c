@@ -203,6 +203,63 @@ static void garbage_datagrams(void) {
     mbms_receiver_free(r);
 }
 
+/* The driver level: NULL pointers, malformed settings, a start without keys or FQDN, lookups
+ * with nothing held, and free of NULL. A push-only client (no BM-SC URL) starts on loopback. */
+static void driver_level(void) {
+    mbms_client_config *c = NULL;
+    CHECK_RC(mbms_client_config_new(NULL), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_new(&c), MBMS_OK);
+    CHECK(c != NULL);
+    CHECK_RC(mbms_client_config_set_bmsc_url(NULL, "http://127.0.0.1:8080"), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_set_bmsc_url(c, NULL), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_set_bmsc_url(c, "ftp://bmsc"), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_set_bmsc_fqdn(c, ""), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_set_bmsc_fqdn(c, "\xff\xfe"), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_set_gba(c, NULL, KS, 32), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_set_gba(c, BTID, NULL, 32), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_set_gba(c, BTID, KS, 31), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_set_gba(c, "no-at-sign", KS, 32), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_set_listen(c, "not an address"), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_add_service(c, ""), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_add_join(c, "not a group"), MBMS_ERR_INVALID);
+    CHECK_RC(mbms_client_config_add_join(NULL, "239.1.1.1:2269"), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_add_key_group(c, NULL), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_config_set_state_file(c, ""), MBMS_ERR_INVALID);
+
+    mbms_client *sentinel = (mbms_client *)(uintptr_t)0x1;
+    mbms_client *cl = sentinel;
+    CHECK_RC(mbms_client_start(NULL, NULL, NULL, &cl), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_start(c, NULL, NULL, NULL), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_start(c, NULL, NULL, &cl), MBMS_ERR_KEYS); /* no GBA keys yet */
+    CHECK_RC(mbms_client_config_set_gba(c, BTID, KS, 32), MBMS_OK);
+    CHECK_RC(mbms_client_start(c, NULL, NULL, &cl), MBMS_ERR_INVALID); /* no FQDN nor URL */
+    CHECK(cl == NULL); /* set to NULL on error, as documented */
+    CHECK_RC(mbms_client_config_set_bmsc_fqdn(c, FQDN), MBMS_OK);
+    CHECK_RC(mbms_client_config_set_listen(c, "127.0.0.1:0"), MBMS_OK);
+    CHECK_RC(mbms_client_start(c, NULL, NULL, &cl), MBMS_OK);
+    CHECK(cl != sentinel && cl != NULL);
+    mbms_client_config_free(c);
+
+    uint16_t port = 0;
+    mbms_srtp_key key;
+    static const uint8_t mki[6] = {0, 0, 0, 1, 0, 1};
+    CHECK_RC(mbms_client_local_port(cl, &port), MBMS_OK);
+    CHECK(port != 0);
+    CHECK_RC(mbms_client_local_port(NULL, &port), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_local_port(cl, NULL), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_key_by_mki(cl, mki, sizeof mki, &key), MBMS_ERR_NOT_FOUND);
+    CHECK_RC(mbms_client_key_by_mki(cl, mki, 2, &key), MBMS_ERR_NOT_FOUND);
+    CHECK_RC(mbms_client_key_by_mki(cl, NULL, sizeof mki, &key), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_key_by_mki(cl, mki, sizeof mki, NULL), MBMS_ERR_NULL);
+    CHECK_RC(mbms_client_key_by_ssrc(cl, 0x11223344u, &key), MBMS_ERR_NOT_FOUND);
+    CHECK_RC(mbms_client_key_by_ssrc(NULL, 0x11223344u, &key), MBMS_ERR_NULL);
+    mbms_client_free(cl);
+    mbms_client_free(NULL);
+    mbms_client_free(NULL);
+    mbms_client_config_free(NULL);
+    CHECK(1);
+}
+
 int main(void) {
     for (int i = 0; i < 32; i++) KS[i] = (uint8_t)(0x30 + i);
     names();
@@ -211,5 +268,6 @@ int main(void) {
     calls_with_bad_arguments();
     state_blobs();
     garbage_datagrams();
+    driver_level();
     return report("bad_input");
 }
