@@ -17,4 +17,6 @@ pub mod files;
 pub mod gba;
 pub mod mbms;
 pub mod mikey;
+#[cfg(feature = "bmsc")]
+pub mod telemetry;
 pub mod ue;

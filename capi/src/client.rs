@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use mbms_keys::crypto::KsNaf;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
-use mbms_keys::ue::driver::{UeClient, UeConfig, UeError};
+use mbms_keys::ue::driver::{UeClient, UeConfig, UeError, host_of};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::http::ClientError;
 use mbms_keys::ue::multicast::Join;
@@ -72,17 +72,6 @@ impl Default for mbms_client_config {
             state_file: None,
         }
     }
-}
-
-/// The host of `http://host:port/...` (brackets of an IPv6 literal removed).
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    (!host.is_empty()).then(|| host.trim_matches(['[', ']']).to_string())
 }
 
 /// `KD:GROUP`: 6 hex digits, a colon, 1 to 4 hex digits (as `mbms-keys ue --key-group`).

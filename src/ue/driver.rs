@@ -35,6 +35,20 @@ const MAX_DATAGRAM: usize = 65_535;
 /// first and key events are kept (docs/profile.md §3, bounds).
 const EVENT_QUEUE: usize = 4096;
 
+/// The host of a Key Request URL `http://host:port/...` (the brackets of an IPv6 literal
+/// removed): the BM-SC FQDN a UE uses when none is given (IDi of the MUK ID, docs/profile.md §1).
+/// `None` for a URL without a host.
+#[must_use]
+pub fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    (!host.is_empty()).then(|| host.trim_matches(['[', ']']).to_string())
+}
+
 /// Settings of a [`UeClient`].
 #[derive(Debug, Clone)]
 pub struct UeConfig {

@@ -15,7 +15,7 @@ use mbms_keys::duration;
 use mbms_keys::gba::akma::parse_akid;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
-use mbms_keys::ue::driver::{UeClient, UeConfig};
+use mbms_keys::ue::driver::{UeClient, UeConfig, host_of};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
@@ -103,16 +103,6 @@ fn parse_window(s: &str) -> Result<(Duration, Duration), String> {
         return Err("MIN must not exceed MAX".into());
     }
     Ok((a, b))
-}
-
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    (!host.is_empty()).then(|| host.trim_matches(['[', ']']).to_string())
 }
 
 /// One JSON object per event; `None` for discards, which go to standard error.

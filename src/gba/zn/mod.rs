@@ -32,6 +32,7 @@ use super::key_source::{KeySource, KeySourceError, SubscriberKeys};
 use super::{Btid, GbaKeys, NafId};
 use crate::crypto::{KsExtNaf, KsIntNaf, KsNaf};
 use crate::diameter::{Avp, Message, ResultCode, VENDOR_3GPP, app, cmd, code, flags, result, zn};
+use crate::telemetry::{Counter, Histogram};
 use peer::{Job, Lost, PeerCtx};
 
 /// `[gba.zn]`: how the BM-SC reaches its BSFs.
@@ -186,68 +187,6 @@ const RESULTS: [&str; 7] = [
     "no_peer",
 ];
 
-/// A counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The count.
-    #[must_use]
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
-
-/// A latency histogram (cumulative buckets, Prometheus style).
-#[derive(Debug, Default)]
-pub struct Latency {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Latency {
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    /// Durations recorded.
-    #[must_use]
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} histogram");
-        for (bound, b) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                b.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
-    }
-}
-
 /// The Zn client's counters, exposed by the BM-SC's `/metrics`.
 #[derive(Debug)]
 pub struct ZnMetrics {
@@ -255,7 +194,7 @@ pub struct ZnMetrics {
     pub requests: Counter,
     answers: [Counter; RESULTS.len()],
     /// Request latency, answered requests only.
-    pub latency: Latency,
+    pub latency: Histogram,
     /// Requests sent again on another peer.
     pub failovers: Counter,
     peers: Vec<(String, AtomicU64)>,
@@ -266,7 +205,7 @@ impl ZnMetrics {
         Self {
             requests: Counter::default(),
             answers: Default::default(),
-            latency: Latency::default(),
+            latency: Histogram::default(),
             failovers: Counter::default(),
             peers: peers
                 .iter()
