@@ -563,7 +563,7 @@ async fn register_and_receive_msk(
     keys: UeGbaKeys,
     name: &str,
     refused: &[(&str, &str)],
-) {
+) -> String {
     let dir = TempDir::new(name);
     let relay = lab::Relay::start().await;
     let ue_port = lab::free_udp_port();
@@ -602,7 +602,16 @@ async fn register_and_receive_msk(
         assert!(err.to_string().contains(want), "{id}: {err}");
         ue.shutdown().await;
     }
+    let metrics = bmsc.metrics().render();
     bmsc.shutdown().await.expect("BM-SC stops");
+    metrics
+}
+
+/// The value of the metric line `name` (with its labels) in `text`.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,8 +635,21 @@ async fn bmsc_with_aanf_serves_a_ue_with_akid_and_kaf() {
         ),
         ("broken@rid0001.akma.example.org", "503"),
     ];
-    register_and_receive_msk(section, keys, "sbi-aanf-e2e", &refused).await;
+    let metrics = register_and_receive_msk(section, keys, "sbi-aanf-e2e", &refused).await;
     let seen = peer.seen.lock().expect("lock").clone();
+    // Every request the AAnF saw is counted, each under one outcome.
+    let requests = metric(&metrics, "mbms_bmsc_aanf_requests_total");
+    assert_eq!(requests, seen.len() as u64, "{metrics}");
+    let outcomes: u64 = ["2xx", "4xx", "5xx", "other_status", "no_answer", "busy"]
+        .iter()
+        .map(|r| {
+            metric(
+                &metrics,
+                &format!("mbms_bmsc_aanf_answers_total{{result=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(outcomes, requests, "{metrics}");
     // Behind the key cache: asked once for the registration, never for the MSK push.
     assert_eq!(seen.iter().filter(|s| s.body["aKId"] == akid).count(), 1);
     assert!(seen.iter().all(|s| s.version == Version::HTTP_2));
@@ -645,9 +667,31 @@ async fn bmsc_with_nbsp_serves_a_gba_ue() {
         expiry: SystemTime::now() + Duration::from_secs(3600),
     };
     let section = format!("[gba.nbsp]\napi_root = \"http://{}\"\n", peer.addr);
-    register_and_receive_msk(section, keys, "sbi-nbsp-e2e", &[("forbidden@bsf", "403")]).await;
+    let metrics =
+        register_and_receive_msk(section, keys, "sbi-nbsp-e2e", &[("forbidden@bsf", "403")]).await;
     let seen = peer.seen.lock().expect("lock").clone();
     assert_eq!(seen.iter().filter(|s| s.body["btId"] == btid).count(), 1);
+    // The known B-TID answered 200, the forbidden one 403: one request each.
+    assert_eq!(
+        metric(&metrics, "mbms_bmsc_nbsp_requests_total"),
+        2,
+        "{metrics}"
+    );
+    let answers = |r: &str| {
+        metric(
+            &metrics,
+            &format!("mbms_bmsc_nbsp_answers_total{{result=\"{r}\"}}"),
+        )
+    };
+    assert_eq!(
+        (answers("2xx"), answers("4xx"), answers("no_answer")),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        metric(&metrics, "mbms_bmsc_nbsp_request_seconds_count"),
+        2,
+        "{metrics}"
+    );
 }
 
 /// The `ue` command with `--akid` and `--kaf`: an MSK message to the A-KID under MUK = KAF is

@@ -79,6 +79,8 @@ pub struct Metrics {
     pub gba_cache_misses: Counter,
     /// The Zn client's metrics, when the key source is Zn.
     pub zn: std::sync::OnceLock<std::sync::Arc<crate::gba::zn::ZnMetrics>>,
+    /// The HTTP key source's metrics, when the key source is Nbsp_GBA or Naanf_AKMA.
+    pub sbi: std::sync::OnceLock<std::sync::Arc<crate::gba::sbi::SbiMetrics>>,
 }
 
 impl Metrics {
@@ -284,6 +286,9 @@ impl Metrics {
         }
         if let Some(zn) = self.zn.get() {
             zn.render(&mut out);
+        }
+        if let Some(sbi) = self.sbi.get() {
+            sbi.render(&mut out);
         }
         out
     }

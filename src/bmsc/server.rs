@@ -132,8 +132,12 @@ impl Bmsc {
             KeySourceConfig::Nbsp(_) | KeySourceConfig::Aanf(_) => {
                 // The 5G sources (docs/key-sources-5g.md) behind the key cache, as Zn.
                 match config.http_key_source(&tokio::runtime::Handle::current()) {
-                    Some(source) => {
-                        Self::start_with_source(config, tuning, GbaSource::Cached(source)).await
+                    Some((source, counters)) => {
+                        let bmsc =
+                            Self::start_with_source(config, tuning, GbaSource::Cached(source))
+                                .await?;
+                        let _ = bmsc.metrics().sbi.set(counters);
+                        Ok(bmsc)
                     }
                     None => Err(ServeError::Task("no HTTP key source configured".into())),
                 }

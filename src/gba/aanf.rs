@@ -58,9 +58,15 @@ impl AanfKeySource {
     #[must_use]
     pub fn new(af_id: &str, settings: &SbiSettings, handle: Handle) -> Self {
         Self {
-            client: SbiClient::new(settings, handle),
+            client: SbiClient::new(settings, handle, "aanf"),
             af_id: af_id.to_owned(),
         }
+    }
+
+    /// The client's counters (requests, outcomes, latency), for the BM-SC's `/metrics`.
+    #[must_use]
+    pub fn metrics(&self) -> std::sync::Arc<super::sbi::SbiMetrics> {
+        self.client.metrics()
     }
 }
 

@@ -67,9 +67,15 @@ impl NbspKeySource {
     #[must_use]
     pub fn new(fqdn: &str, settings: &SbiSettings, handle: Handle) -> Self {
         Self {
-            client: SbiClient::new(settings, handle),
+            client: SbiClient::new(settings, handle, "nbsp"),
             naf_id: NafId::mbms(fqdn),
         }
+    }
+
+    /// The client's counters (requests, outcomes, latency), for the BM-SC's `/metrics`.
+    #[must_use]
+    pub fn metrics(&self) -> std::sync::Arc<super::sbi::SbiMetrics> {
+        self.client.metrics()
     }
 }
 

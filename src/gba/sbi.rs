@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use super::KeySourceError;
+use crate::telemetry::{Counter, Histogram};
 
 /// The largest answer body read (a 200 answer is a few hundred octets; a `ProblemDetails` a few
 /// kilo-octets).
@@ -172,6 +173,80 @@ fn read_token(path: &Path) -> Result<HeaderValue, String> {
     Ok(value)
 }
 
+/// Request outcomes counted in `mbms_bmsc_<service>_answers_total{result=...}`: the HTTP status
+/// class of an answer, or why there was none.
+const OUTCOMES: [&str; 6] = ["2xx", "4xx", "5xx", "other_status", "no_answer", "busy"];
+
+/// The counters of one HTTP key source (Nbsp_GBA or Naanf_AKMA), exposed by the BM-SC's
+/// `/metrics` as `mbms_bmsc_<service>_requests_total`, `_answers_total{result=...}` and
+/// `_request_seconds`.
+#[derive(Debug)]
+pub struct SbiMetrics {
+    service: &'static str,
+    /// Requests started.
+    pub requests: Counter,
+    answers: [Counter; OUTCOMES.len()],
+    /// Time to an answer (answered requests only).
+    pub latency: Histogram,
+}
+
+impl SbiMetrics {
+    /// Counters for `service` (`nbsp`, `aanf`: the metric name prefix after `mbms_bmsc_`).
+    #[must_use]
+    pub fn new(service: &'static str) -> Self {
+        Self {
+            service,
+            requests: Counter::default(),
+            answers: Default::default(),
+            latency: Histogram::default(),
+        }
+    }
+
+    fn outcome(&self, label: &str) {
+        if let Some(c) = OUTCOMES
+            .iter()
+            .position(|o| *o == label)
+            .and_then(|i| self.answers.get(i))
+        {
+            c.inc();
+        }
+    }
+
+    /// Requests counted under `label` (`2xx`, `4xx`, `5xx`, `other_status`, `no_answer`,
+    /// `busy`).
+    #[must_use]
+    pub fn answers(&self, label: &str) -> u64 {
+        OUTCOMES
+            .iter()
+            .position(|o| *o == label)
+            .and_then(|i| self.answers.get(i))
+            .map_or(0, Counter::get)
+    }
+
+    /// Appends the Prometheus text lines.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let p = format!("mbms_bmsc_{}", self.service);
+        let _ = writeln!(
+            out,
+            "# HELP {p}_requests_total Key requests to the {} peer.\n\
+             # TYPE {p}_requests_total counter\n{p}_requests_total {}",
+            self.service,
+            self.requests.get()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {p}_answers_total Outcomes by HTTP status class, or no answer.\n\
+             # TYPE {p}_answers_total counter"
+        );
+        for (label, c) in OUTCOMES.iter().zip(&self.answers) {
+            let _ = writeln!(out, "{p}_answers_total{{result=\"{label}\"}} {}", c.get());
+        }
+        self.latency
+            .render(&format!("{p}_request_seconds"), "Time to an answer", out);
+    }
+}
+
 /// A JSON-over-HTTP client for one service, bridged to synchronous callers.
 pub(crate) struct SbiClient {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -180,6 +255,7 @@ pub(crate) struct SbiClient {
     timeout: Duration,
     handle: Handle,
     in_flight: Arc<Semaphore>,
+    metrics: Arc<SbiMetrics>,
 }
 
 impl fmt::Debug for SbiClient {
@@ -194,7 +270,7 @@ impl fmt::Debug for SbiClient {
 
 impl SbiClient {
     /// A client whose requests run on `handle`'s runtime.
-    pub(crate) fn new(settings: &SbiSettings, handle: Handle) -> Self {
+    pub(crate) fn new(settings: &SbiSettings, handle: Handle, service: &'static str) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.request_timeout));
@@ -218,7 +294,13 @@ impl SbiClient {
             timeout: settings.request_timeout,
             handle,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            metrics: Arc::new(SbiMetrics::new(service)),
         }
+    }
+
+    /// The client's counters.
+    pub(crate) fn metrics(&self) -> Arc<SbiMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// `POST {apiRoot}{path}` with a JSON body, waiting at most the request timeout.
@@ -228,9 +310,35 @@ impl SbiClient {
     /// in flight, an unreadable token file, no connection, a timeout, an oversize body.
     pub(crate) fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Answer, KeySourceError> {
         let unavailable = |why: String| KeySourceError::Unavailable(why);
-        let permit = Arc::clone(&self.in_flight)
-            .try_acquire_owned()
-            .map_err(|_| unavailable("too many requests in flight".into()))?;
+        self.metrics.requests.inc();
+        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            self.metrics.outcome("busy");
+            return Err(unavailable("too many requests in flight".into()));
+        };
+        let started = std::time::Instant::now();
+        let answer = self.exchange(path, body, permit);
+        match &answer {
+            Ok(a) => {
+                self.metrics.latency.observe(started.elapsed());
+                self.metrics.outcome(match a.status.as_u16() {
+                    200..=299 => "2xx",
+                    400..=499 => "4xx",
+                    500..=599 => "5xx",
+                    _ => "other_status",
+                });
+            }
+            Err(_) => self.metrics.outcome("no_answer"),
+        }
+        answer
+    }
+
+    fn exchange(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Answer, KeySourceError> {
+        let unavailable = |why: String| KeySourceError::Unavailable(why);
         let uri: Uri = format!("{}{path}", self.api_root)
             .parse()
             .map_err(|e| unavailable(format!("request URI: {e}")))?;

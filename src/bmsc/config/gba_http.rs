@@ -11,7 +11,7 @@ use super::{Config, ConfigError, KeySourceConfig};
 use crate::gba::KeySource;
 use crate::gba::aanf::AanfKeySource;
 use crate::gba::nbsp::NbspKeySource;
-use crate::gba::sbi::{HttpVersion, SbiSettings, parse_api_root};
+use crate::gba::sbi::{HttpVersion, SbiMetrics, SbiSettings, parse_api_root};
 
 /// `[gba.nbsp]`: the BSF asked over Nbsp_GBA (TS 29.309).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,20 +98,23 @@ pub(super) fn read(
 
 impl Config {
     /// The key source of `[gba.nbsp]` or `[gba.aanf]`, its requests running on `handle`'s
-    /// runtime; `None` for the other sources.
+    /// runtime, with its counters; `None` for the other sources.
     #[must_use]
-    pub fn http_key_source(&self, handle: &Handle) -> Option<Arc<dyn KeySource>> {
+    pub fn http_key_source(
+        &self,
+        handle: &Handle,
+    ) -> Option<(Arc<dyn KeySource>, Arc<SbiMetrics>)> {
         match &self.gba.source {
-            KeySourceConfig::Nbsp(n) => Some(Arc::new(NbspKeySource::new(
-                &self.fqdn,
-                &n.settings,
-                handle.clone(),
-            ))),
-            KeySourceConfig::Aanf(a) => Some(Arc::new(AanfKeySource::new(
-                &a.af_id,
-                &a.settings,
-                handle.clone(),
-            ))),
+            KeySourceConfig::Nbsp(n) => {
+                let source = NbspKeySource::new(&self.fqdn, &n.settings, handle.clone());
+                let metrics = source.metrics();
+                Some((Arc::new(source), metrics))
+            }
+            KeySourceConfig::Aanf(a) => {
+                let source = AanfKeySource::new(&a.af_id, &a.settings, handle.clone());
+                let metrics = source.metrics();
+                Some((Arc::new(source), metrics))
+            }
             KeySourceConfig::Embedded(_) | KeySourceConfig::Zn(_) => None,
         }
     }
