@@ -118,6 +118,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// Runs a bench to its end on a fresh [`runtime`]: exit 0, or 1 with its error on standard
+/// error.
+pub fn block_on_bench(bench: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(bench) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Reads the octets named by `arg`: hex (white space allowed), `@FILE` holding hex, or `-` for
 /// standard input.
 pub fn read_hex_arg(arg: &str) -> Result<Vec<u8>, String> {

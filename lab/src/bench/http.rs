@@ -92,17 +92,7 @@ struct Target {
 }
 
 pub fn run(args: HttpArgs) -> ExitCode {
-    let rt = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    crate::block_on_bench(bench(args))
 }
 
 fn btid(i: usize) -> String {

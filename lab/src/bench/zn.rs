@@ -53,17 +53,7 @@ pub struct ZnArgs {
 }
 
 pub fn run(args: ZnArgs) -> ExitCode {
-    let rt = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    crate::block_on_bench(bench(args))
 }
 
 /// One run's figures.
