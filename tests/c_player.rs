@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mbms_lab::bmsc_config::{LabConfig, LabService, LabStreaming, LabSubscriber};
-use mbms_lab::multicast::{Capture, free_group, join_group};
+use mbms_lab::multicast::{Capture, free_group, join_group, l16_sender};
 
 const FQDN: &str = "bmsc.play.example.org";
 const SERVICE: &str = "urn:stream:play";
@@ -303,23 +303,15 @@ fn the_c_player_decrypts_the_broadcast_bit_exact_across_mtk_changes_and_an_msk_r
     let plain_rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let plain_port = plain_rx.local_addr().unwrap().port();
     let plain = Capture::start(plain_rx);
-    let sent = Command::new("gst-launch-1.0")
-        .args(["-q", "audiotestsrc", "is-live=true", "wave=white-noise"])
-        .args(["samplesperbuffer=160", &format!("num-buffers={BUFFERS}")])
-        .args(["!", "audio/x-raw,format=S16BE,rate=8000,channels=1"])
-        .args(["!", "rtpL16pay", "pt=96", &format!("ssrc={SSRC}")])
-        .args([
-            "seqnum-offset=65400",
-            "min-ptime=20000000",
-            "max-ptime=20000000",
-        ])
-        .args(["!", "tee", "name=t"])
-        .args(["!", "queue", "!", "udpsink", "host=127.0.0.1"])
-        .args([&format!("port={}", rtp_input.port()), "sync=false"])
-        .args(["t.", "!", "queue", "!", "udpsink", "host=127.0.0.1"])
-        .args([&format!("port={plain_port}"), "sync=false"])
-        .output()
-        .expect("gst-launch-1.0 runs");
+    let sent = l16_sender(
+        "gst-launch-1.0",
+        BUFFERS,
+        SSRC,
+        rtp_input.port(),
+        plain_port,
+    )
+    .output()
+    .expect("gst-launch-1.0 runs");
     assert!(
         sent.status.success(),
         "sender: {}",

@@ -29,7 +29,7 @@ use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::distribution::Tuning;
 use mbms_keys::bmsc::server::Bmsc;
 use mbms_lab::bmsc_config::{LabConfig, LabService, LabStreaming, LabSubscriber};
-use mbms_lab::multicast::{Capture, free_group, join_group as join};
+use mbms_lab::multicast::{Capture, free_group, join_group as join, l16_sender};
 use serde_json::Value;
 
 const FQDN: &str = "bmsc.stream.example.org";
@@ -250,21 +250,7 @@ async fn gstreamer_srtpdec_decrypts_the_broadcast_with_the_ues_keys() {
     chain.first_key(Duration::from_secs(15)).await;
     // 8 s of 20 ms packets, the sequence number wrapping after about 3 s.
     let buffers = 400;
-    let mut sender = Command::new(&gst)
-        .args(["-q", "audiotestsrc", "is-live=true", "wave=white-noise"])
-        .args(["samplesperbuffer=160", &format!("num-buffers={buffers}")])
-        .args(["!", "audio/x-raw,format=S16BE,rate=8000,channels=1"])
-        .args(["!", "rtpL16pay", "pt=96", &format!("ssrc={SSRC}")])
-        .args([
-            "seqnum-offset=65400",
-            "min-ptime=20000000",
-            "max-ptime=20000000",
-        ])
-        .args(["!", "tee", "name=t"])
-        .args(["!", "queue", "!", "udpsink", "host=127.0.0.1"])
-        .args([&format!("port={}", chain.rtp_input.port()), "sync=false"])
-        .args(["t.", "!", "queue", "!", "udpsink", "host=127.0.0.1"])
-        .args([&format!("port={plain_port}"), "sync=false"])
+    let mut sender = l16_sender(&gst, buffers, SSRC, chain.rtp_input.port(), plain_port)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

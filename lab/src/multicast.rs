@@ -65,3 +65,32 @@ impl Capture {
             .unwrap_or_else(|_| panic!("capture thread panicked"))
     }
 }
+
+/// The tests' plain RTP source: `gst` (gst-launch-1.0) sending `buffers` 20 ms packets of L16
+/// white noise with SSRC `ssrc`, the sequence number starting at 65400 so that it wraps within
+/// a few seconds, to `127.0.0.1:rtp_port` and, through a tee, the same packets to
+/// `127.0.0.1:plain_port` (what was sent, to compare with what is decrypted).
+pub fn l16_sender(
+    gst: impl AsRef<std::ffi::OsStr>,
+    buffers: usize,
+    ssrc: u32,
+    rtp_port: u16,
+    plain_port: u16,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(gst);
+    c.args(["-q", "audiotestsrc", "is-live=true", "wave=white-noise"])
+        .args(["samplesperbuffer=160", &format!("num-buffers={buffers}")])
+        .args(["!", "audio/x-raw,format=S16BE,rate=8000,channels=1"])
+        .args(["!", "rtpL16pay", "pt=96", &format!("ssrc={ssrc}")])
+        .args([
+            "seqnum-offset=65400",
+            "min-ptime=20000000",
+            "max-ptime=20000000",
+        ])
+        .args(["!", "tee", "name=t"])
+        .args(["!", "queue", "!", "udpsink", "host=127.0.0.1"])
+        .args([&format!("port={rtp_port}"), "sync=false"])
+        .args(["t.", "!", "queue", "!", "udpsink", "host=127.0.0.1"])
+        .args([&format!("port={plain_port}"), "sync=false"]);
+    c
+}
