@@ -96,6 +96,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Every file of the database (main, WAL, shared memory) that exists.
+fn write_0600(path: &Path, content: &[u8]) {
+    std::fs::write(path, content).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+fn kek_check_rows(dir: &TempDir) -> i64 {
+    rusqlite::Connection::open(dir.path().join("bmsc.sqlite"))
+        .expect("raw")
+        .query_row("SELECT count(*) FROM kek_check", [], |r| r.get(0))
+        .expect("count")
+}
+
 fn db_files(dir: &TempDir) -> Vec<(PathBuf, Vec<u8>)> {
     ["bmsc.sqlite", "bmsc.sqlite-wal", "bmsc.sqlite-shm"]
         .iter()
@@ -292,7 +304,7 @@ fn everything_acknowledged_survives_a_reopen() {
         store
             .cache_keys(&gba_keys("a@bsf", at(2_000_000_000)))
             .expect("cache");
-        assert_eq!(store.schema_version().expect("version"), 1);
+        assert_eq!(store.schema_version().expect("version"), 2);
     }
     let store = open(&dir);
     assert_eq!(
@@ -307,7 +319,7 @@ fn everything_acknowledged_survives_a_reopen() {
             .expect("cache")
             .is_some()
     );
-    assert_eq!(store.schema_version().expect("version"), 1);
+    assert_eq!(store.schema_version().expect("version"), 2);
 }
 
 /// The child half of [`acknowledged_writes_survive_kill_9`]: does nothing unless started by it.
@@ -509,19 +521,19 @@ fn the_kek_file_is_created_0600_and_reused() {
 fn kek_files_given_by_the_operator_may_be_raw_or_hex_but_not_garbage() {
     let dir = TempDir::new("kek-forms");
     let raw = dir.path().join("raw");
-    std::fs::write(&raw, [0x42; 32]).expect("write");
+    write_0600(&raw, &[0x42; 32]);
     assert_eq!(
         load_or_create_kek(&raw).expect("raw"),
         StateKey::from_bytes([0x42; 32])
     );
     let hex = dir.path().join("hex");
-    std::fs::write(&hex, format!("{}\r\n", "42".repeat(32))).expect("write");
+    write_0600(&hex, format!("{}\r\n", "42".repeat(32)).as_bytes());
     assert_eq!(
         load_or_create_kek(&hex).expect("hex"),
         StateKey::from_bytes([0x42; 32])
     );
     let bad = dir.path().join("bad");
-    std::fs::write(&bad, "not a key").expect("write");
+    write_0600(&bad, b"not a key");
     let err = load_or_create_kek(&bad).expect_err("garbage");
     assert!(matches!(err, StoreError::Kek { .. }), "{err}");
     assert!(!err.to_string().contains("not a key\""));
@@ -531,14 +543,26 @@ fn kek_files_given_by_the_operator_may_be_raw_or_hex_but_not_garbage() {
 fn a_wrong_kek_opens_no_key() {
     let dir = TempDir::new("wrong-kek");
     open(&dir).put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
-    let other = SqliteStore::open(dir.path(), StateKey::from_bytes([0x5b; 32])).expect("open");
-    let err = other.msk(KD, MskId::new(1, 1)).expect_err("wrong KEK");
+    // Refused at open, by the check value recorded when the store was created.
+    let err = SqliteStore::open(dir.path(), StateKey::from_bytes([0x5b; 32])).expect_err("open");
     assert!(
-        matches!(err, StoreError::Corrupt { what: "MSK", .. }),
+        matches!(&err, StoreError::WrongKek { kek_file: None, .. }),
         "{err}"
     );
-    // Non-secret data stays readable.
-    assert_eq!(other.counter_ceiling().expect("ceiling"), 0);
+    // Without the check value (removed by hand), the sealed MSK itself refuses the key, and
+    // nothing is recorded under it.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("bmsc.sqlite")).expect("raw");
+        conn.execute("DELETE FROM kek_check", []).expect("delete");
+    }
+    let err = SqliteStore::open(dir.path(), StateKey::from_bytes([0x5b; 32])).expect_err("open");
+    assert!(matches!(&err, StoreError::WrongKek { .. }), "{err}");
+    assert_eq!(kek_check_rows(&dir), 0);
+    // The right key still opens everything.
+    assert_eq!(
+        open(&dir).msk(KD, MskId::new(1, 1)).expect("read"),
+        Some(msk_record(1, MSK_OCTETS))
+    );
 }
 
 #[test]
@@ -674,7 +698,7 @@ fn a_database_from_a_newer_program_is_refused() {
     match SqliteStore::open(dir.path(), kek()) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -697,13 +721,235 @@ fn store_errors_carry_no_key_material() {
     let dir = TempDir::new("errors");
     let store = open(&dir);
     store.put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
-    let err = SqliteStore::open(dir.path(), StateKey::from_bytes([1; 32]))
-        .expect("open")
-        .msk(KD, MskId::new(1, 1))
-        .expect_err("wrong kek");
+    drop(store);
+    let wrong = StateKey::from_bytes([1; 32]);
+    let err = SqliteStore::open(dir.path(), wrong).expect_err("wrong kek");
     let text = format!("{err} {err:?}");
     assert!(!text.contains(&hex::encode(MSK_OCTETS)));
+    assert!(!text.contains(&hex::encode([1u8; 32])), "{text}");
     assert!(!text.contains("195, 94, 145"), "{text}");
+}
+
+/// A store with one MSK, created through its KEK file `<dir>/secrets/kek`; the data dir.
+fn store_with_kek_file(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let (data, kek_path) = (dir.path().join("data"), dir.path().join("secrets/kek"));
+    SqliteStore::open_with_kek_file(&data, &kek_path)
+        .expect("create")
+        .put_msk(&msk_record(1, MSK_OCTETS))
+        .expect("put");
+    (data, kek_path)
+}
+
+#[test]
+fn a_missing_kek_for_an_existing_store_is_refused_and_not_created() {
+    let dir = TempDir::new("kek-missing");
+    let (data, _) = store_with_kek_file(&dir);
+    // A wrong MBMS_KEK_FILE: a path where there is no key.
+    let elsewhere = dir.path().join("typo/kek");
+    let err = SqliteStore::open_with_kek_file(&data, &elsewhere).expect_err("refused");
+    match &err {
+        StoreError::KekMissing { path, store } => {
+            assert_eq!(path, &elsewhere);
+            assert_eq!(store, &data.join("bmsc.sqlite"));
+        }
+        other => panic!("expected KekMissing, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&elsewhere.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !elsewhere.exists(),
+        "a KEK was created for an existing store"
+    );
+    assert!(!dir.path().join("typo").exists());
+}
+
+#[test]
+fn a_kek_is_created_with_a_new_database_only() {
+    let dir = TempDir::new("kek-new");
+    let (data, kek_path) = (dir.path().join("data"), dir.path().join("kek"));
+    // A new store: the KEK is created with it.
+    drop(SqliteStore::open_with_kek_file(&data, &kek_path).expect("create"));
+    assert!(kek_path.exists());
+    // An empty database file (a start that stopped before creating the schema) is still new.
+    let data2 = dir.path().join("data2");
+    std::fs::create_dir(&data2).expect("mkdir");
+    std::fs::write(data2.join("bmsc.sqlite"), b"").expect("empty db");
+    let kek2 = dir.path().join("kek2");
+    drop(SqliteStore::open_with_kek_file(&data2, &kek2).expect("create"));
+    assert!(kek2.exists());
+    // An existing store without any MSK yet is not new: its KEK is not replaced either.
+    std::fs::remove_file(&kek2).expect("remove");
+    let err = SqliteStore::open_with_kek_file(&data2, &kek2).expect_err("refused");
+    assert!(matches!(err, StoreError::KekMissing { .. }), "{err}");
+    assert!(!kek2.exists());
+}
+
+#[test]
+fn a_kek_that_does_not_open_the_store_is_refused() {
+    let dir = TempDir::new("kek-wrong-file");
+    let (data, kek_path) = store_with_kek_file(&dir);
+    let other = dir.path().join("other-kek");
+    write_0600(&other, "5b".repeat(32).as_bytes());
+    let err = SqliteStore::open_with_kek_file(&data, &other).expect_err("refused");
+    match &err {
+        StoreError::WrongKek { kek_file, .. } => assert_eq!(kek_file.as_ref(), Some(&other)),
+        other => panic!("expected WrongKek, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&other.display().to_string()),
+        "{err}"
+    );
+    // The right one still opens it.
+    assert!(
+        SqliteStore::open_with_kek_file(&data, &kek_path)
+            .expect("reopen")
+            .msk(KD, MskId::new(1, 1))
+            .expect("read")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_kek_open_to_group_or_others_is_refused() {
+    let dir = TempDir::new("kek-mode");
+    let (data, kek_path) = store_with_kek_file(&dir);
+    for mode in [0o640, 0o604, 0o620, 0o644] {
+        std::fs::set_permissions(&kek_path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let err = SqliteStore::open_with_kek_file(&data, &kek_path).expect_err("refused");
+        match &err {
+            StoreError::KekPermissions { path, mode: m } => {
+                assert_eq!(path, &kek_path);
+                assert_eq!(*m, mode);
+            }
+            other => panic!("expected KekPermissions, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("chmod 600") && text.contains(&format!("{mode:o}")),
+            "{text}"
+        );
+        assert!(matches!(
+            mbms_keys::bmsc::store::kek::read_kek(&kek_path),
+            Err(StoreError::KekPermissions { .. })
+        ));
+    }
+    // 0400 (a read-only secret mount) is accepted.
+    std::fs::set_permissions(&kek_path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    drop(SqliteStore::open_with_kek_file(&data, &kek_path).expect("0400 opens"));
+}
+
+#[test]
+fn a_store_from_before_the_check_value_records_it_once_its_keys_open() {
+    let dir = TempDir::new("kek-migrate");
+    open(&dir).put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
+    // Back to schema version 1: no check value.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("bmsc.sqlite")).expect("raw");
+        conn.execute_batch("DROP TABLE kek_check; DELETE FROM schema_version WHERE version = 2;")
+            .expect("downgrade");
+    }
+    let wrong = StateKey::from_bytes([0x5b; 32]);
+    let err = SqliteStore::open(dir.path(), wrong.clone()).expect_err("wrong key");
+    assert!(matches!(err, StoreError::WrongKek { .. }), "{err}");
+    // Refused in the migration's transaction: still version 1, no check value.
+    let version: i64 = rusqlite::Connection::open(dir.path().join("bmsc.sqlite"))
+        .expect("raw")
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 1);
+    // The right key migrates and records the check value; the wrong one is then refused by it.
+    assert_eq!(open(&dir).schema_version().expect("version"), 2);
+    assert_eq!(kek_check_rows(&dir), 1);
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("bmsc.sqlite")).expect("raw");
+        conn.execute("DELETE FROM msks", []).expect("empty");
+    }
+    let err = SqliteStore::open(dir.path(), wrong).expect_err("check value");
+    assert!(matches!(err, StoreError::WrongKek { .. }), "{err}");
+}
+
+/// Every file under `dir`, with its length.
+fn listing(dir: &Path) -> BTreeSet<(PathBuf, u64)> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::metadata(&p).expect("metadata");
+            if meta.is_dir() {
+                todo.push(p.clone());
+            }
+            out.insert((p, meta.len()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_read_only_open_creates_nothing() {
+    let dir = TempDir::new("ro-fresh");
+    let (data, kek_path) = (dir.path().join("data"), dir.path().join("data/kek"));
+    let err = SqliteStore::open_read_only(&data, &kek_path).expect_err("no store");
+    match &err {
+        StoreError::NoStore { path } => assert_eq!(path, &data.join("bmsc.sqlite")),
+        other => panic!("expected NoStore, got {other:?}"),
+    }
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+
+    // An existing store whose KEK file is missing: refused, no KEK created.
+    let (data, kek_path) = store_with_kek_file(&dir);
+    let elsewhere = dir.path().join("nokek");
+    let err = SqliteStore::open_read_only(&data, &elsewhere).expect_err("no kek");
+    assert!(matches!(err, StoreError::KekMissing { .. }), "{err}");
+    assert!(!elsewhere.exists());
+
+    // An existing store: read, never written. SQLite may open its WAL index files (-wal,
+    // -shm) beside the database, but writes nothing to them, and nothing else appears.
+    let wal_files = |l: BTreeSet<(PathBuf, u64)>| -> BTreeSet<(PathBuf, u64)> {
+        l.into_iter()
+            .filter(|(p, _)| !p.to_string_lossy().ends_with("-shm"))
+            .filter(|(p, len)| !(p.to_string_lossy().ends_with("-wal") && *len == 0))
+            .collect()
+    };
+    let before = listing(dir.path());
+    let db_before = std::fs::read(data.join("bmsc.sqlite")).expect("db");
+    let store = SqliteStore::open_read_only(&data, &kek_path).expect("read-only");
+    assert!(store.msk(KD, MskId::new(1, 1)).expect("read").is_some());
+    assert!(store.register(&reg(1, "news")).is_err());
+    assert!(store.raise_counter_ceiling(5).is_err());
+    drop(store);
+    assert_eq!(wal_files(listing(dir.path())), wal_files(before));
+    assert_eq!(
+        std::fs::read(data.join("bmsc.sqlite")).expect("db"),
+        db_before
+    );
+}
+
+#[test]
+fn a_read_only_open_refuses_a_wrong_kek_and_does_not_migrate() {
+    let dir = TempDir::new("ro-old");
+    let (data, kek_path) = store_with_kek_file(&dir);
+    let db = data.join("bmsc.sqlite");
+    let other = dir.path().join("other-kek");
+    write_0600(&other, "5b".repeat(32).as_bytes());
+    let err = SqliteStore::open_read_only(&data, &other).expect_err("wrong");
+    assert!(matches!(err, StoreError::WrongKek { .. }), "{err}");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("raw");
+        conn.execute_batch("DROP TABLE kek_check; DELETE FROM schema_version WHERE version = 2;")
+            .expect("downgrade");
+    }
+    // A version 1 store is read as it is, still checked against its sealed MSK.
+    let store = SqliteStore::open_read_only(&data, &kek_path).expect("read-only");
+    assert!(store.msk(KD, MskId::new(1, 1)).expect("read").is_some());
+    assert_eq!(store.schema_version().expect("version"), 1);
+    drop(store);
+    assert!(matches!(
+        SqliteStore::open_read_only(&data, &other),
+        Err(StoreError::WrongKek { .. })
+    ));
 }
 
 /// Run with `cargo test --release --test bmsc_store -- --ignored --nocapture`.

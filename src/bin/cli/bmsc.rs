@@ -32,6 +32,8 @@ enum BmscCmd {
         config: PathBuf,
     },
     /// Print services, current MSK/MTK IDs and registration counts from the store (never keys).
+    /// Opens the store read-only beside a running BM-SC and creates nothing: without a store it
+    /// says so and exits 1.
     Status {
         /// The BM-SC configuration file (TOML).
         #[arg(long)]
@@ -86,7 +88,7 @@ fn status_cmd(path: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match SqliteStore::open_with_kek_file(&config.data_dir, &config.kek_file) {
+    let store = match SqliteStore::open_read_only(&config.data_dir, &config.kek_file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

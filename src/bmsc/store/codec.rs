@@ -20,6 +20,8 @@ use crate::mikey::{KeyDomainId, MskId, MtkId};
 const MSK_LABEL: &[u8] = b"mbms-keys bmsc msk v1\0";
 /// Associated-data label of a sealed GBA key cache row.
 const GBA_LABEL: &[u8] = b"mbms-keys bmsc gba-cache v1\0";
+/// Associated-data label of the store's KEK check value.
+const KEK_CHECK_LABEL: &[u8] = b"mbms-keys bmsc kek-check v1\0";
 
 /// A time as signed nanoseconds since the Unix epoch (years 1678 to 2262).
 ///
@@ -200,6 +202,22 @@ pub fn open_gba_keys(
         keys,
         expires: nanos_to_time(expires_nanos),
     })
+}
+
+/// The store's KEK check value: nothing sealed under the KEK, recorded when the store is
+/// created, so a wrong KEK is refused at open rather than at the first MSK it cannot open.
+///
+/// # Panics
+/// Only when the operating system's random generator fails.
+#[must_use]
+pub fn seal_kek_check(kek: &StateKey) -> Vec<u8> {
+    seal_with(kek, KEK_CHECK_LABEL, &[])
+}
+
+/// Whether `sealed` is a check value of [`seal_kek_check`] under `kek`.
+#[must_use]
+pub fn kek_opens_check(kek: &StateKey, sealed: &[u8]) -> bool {
+    open_with(kek, KEK_CHECK_LABEL, sealed).is_ok_and(|plain| plain.is_empty())
 }
 
 #[cfg(test)]

@@ -1,11 +1,17 @@
 //! The key-encryption key (KEK) of the store: 32 random octets in a file of its own, apart
 //! from the database, so a copy of the database alone reveals no key.
 //!
-//! The file is created on first start with mode 0600 (the directory, when created, 0700) and
-//! holds 64 hex digits and a newline; a file given by the operator may also hold the 32 raw
-//! octets. A file readable by group or others is used, with a warning: secret mounts of
-//! container platforms are often 0644 and refusing them would only push operators to weaker
-//! workarounds.
+//! The file is created with mode 0600 (the directory, when created, 0700) together with a new,
+//! empty database, and only then: for an existing store a missing file is refused
+//! ([`StoreError::KekMissing`]), since a new key would not open it, and a key that does not
+//! open the store's check value is refused too ([`StoreError::WrongKek`]). It holds 64 hex
+//! digits and a newline; a file given by the operator may also hold the 32 raw octets.
+//!
+//! A file open to group or others is refused ([`StoreError::KekPermissions`]), not merely
+//! warned about: the KEK opens every key the BM-SC ever stored, and a warning in a log nobody
+//! reads protects nothing. Secret mounts of container platforms can be made 0400 or 0600
+//! (Kubernetes `defaultMode: 0400`, Docker secrets `mode: 0400`), so the rule costs operators
+//! one line of their deployment.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -33,6 +39,9 @@ fn kek_err(path: &Path, problem: impl Into<String>) -> StoreError {
 
 /// Reads the KEK at `path`, creating it (0600, fresh random octets) when there is no file.
 ///
+/// Only for a store being created: [`super::SqliteStore::open_with_kek_file`] calls it for a
+/// new, empty database and [`read_kek`] for an existing one.
+///
 /// # Errors
 /// [`StoreError::Io`] when the file cannot be read or created, [`StoreError::Kek`] when its
 /// content is not a key.
@@ -51,21 +60,24 @@ pub fn load_or_create_kek(path: &Path) -> Result<StateKey, StoreError> {
     }
 }
 
-/// Reads an existing KEK file.
+/// Reads an existing KEK file; creates nothing.
 ///
 /// # Errors
-/// As [`load_or_create_kek`].
+/// [`StoreError::Io`] when the file cannot be read (`NotFound` when there is none),
+/// [`StoreError::KekPermissions`] when group or others may access it, [`StoreError::Kek`] when
+/// its content is not a key.
 pub fn read_kek(path: &Path) -> Result<StateKey, StoreError> {
     let mut file = File::open(path).map_err(io(path))?;
     let meta = file.metadata().map_err(io(path))?;
     if !meta.is_file() {
         return Err(kek_err(path, "not a regular file"));
     }
-    if meta.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(
-            path = %path.display(),
-            "the key-encryption key file is readable by group or others; chmod 600 it"
-        );
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(StoreError::KekPermissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
     if meta.len() > 256 {
         return Err(kek_err(path, "too long for a key"));

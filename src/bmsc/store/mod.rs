@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod kek;
+pub mod lock;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::time::SystemTime;
 use thiserror::Error;
 
 pub use kek::load_or_create_kek;
+pub use lock::StoreLock;
 pub use sqlite::SqliteStore;
 
 use crate::crypto::{Msk, Mtk, Salt};
@@ -45,6 +47,56 @@ pub enum StoreError {
         path: PathBuf,
         /// What is wrong (never the key).
         problem: String,
+    },
+    /// Another BM-SC holds the store's lock: one BM-SC per store.
+    #[error(
+        "{path}: the store is in use by another BM-SC{}; stop it first",
+        lock::holder_note(*.pid)
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's process ID, when it has written it.
+        pid: Option<u32>,
+    },
+    /// The store exists but its key-encryption key file does not. A new key would not open the
+    /// store, so none is created: a KEK is only ever created with a new, empty database.
+    #[error(
+        "key-encryption key {path} does not exist, but the store {store} does: point kek_file \
+         or MBMS_KEK_FILE at the key the store was created with"
+    )]
+    KekMissing {
+        /// The KEK file looked for.
+        path: PathBuf,
+        /// The existing database.
+        store: PathBuf,
+    },
+    /// The key-encryption key does not open the store's check value (or, in a store from before
+    /// the check value, its sealed rows): it is not the key the store was created with.
+    #[error(
+        "the key-encryption key{} does not open the store {store}: it is not the key the \
+         store was created with",
+        kek_file.as_ref().map_or_else(String::new, |p| format!(" {}", p.display()))
+    )]
+    WrongKek {
+        /// The database.
+        store: PathBuf,
+        /// The KEK file, when the key came from one.
+        kek_file: Option<PathBuf>,
+    },
+    /// The key-encryption key file is readable or writable by group or others.
+    #[error("key-encryption key {path} has mode {mode:o}, open to group or others: chmod 600 it")]
+    KekPermissions {
+        /// The KEK file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// There is no store in the data directory (read-only opens create none).
+    #[error("no store at {path}: `bmsc serve` creates it on its first start")]
+    NoStore {
+        /// The database file looked for.
+        path: PathBuf,
     },
     /// The database refused or failed an operation.
     #[error("database: {0}")]

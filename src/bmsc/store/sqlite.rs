@@ -4,65 +4,34 @@
 //! when the call returns and survives `kill -9` or a power cut. One writer connection
 //! serialises writes; a few read connections let reads (paging a million registrations for an
 //! MSK push) run beside them, which WAL allows. Schema changes are numbered migrations
-//! recorded in `schema_version`.
+//! recorded in `schema_version` ([`schema`]).
+//!
+//! A read-write open takes the store's lock ([`StoreLock`]: one BM-SC per store) and creates a
+//! KEK only with a new, empty database; [`SqliteStore::open_read_only`] takes no lock, opens the
+//! database read-only and creates nothing.
+
+mod open;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
-use super::kek::load_or_create_kek;
-use super::{Member, MskRecord, MskState, Registration, Store, StoreError};
+use super::{Member, MskRecord, MskState, Registration, Store, StoreError, StoreLock};
 use crate::crypto::StateKey;
 use crate::gba::{Btid, SubscriberKeys};
 use crate::mikey::{KeyDomainId, MskId};
 
-/// Numbered schema migrations; entry `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: registrations, MSKs, counter ceiling, GBA key cache.
-    "CREATE TABLE registrations (
-         service_id    TEXT    NOT NULL,
-         btid          TEXT    NOT NULL,
-         ue_addr       TEXT    NOT NULL,
-         registered_at INTEGER NOT NULL,
-         PRIMARY KEY (service_id, btid)
-     ) WITHOUT ROWID;
-     CREATE INDEX registrations_by_btid ON registrations (btid);
-     CREATE TABLE msks (
-         key_domain   BLOB    NOT NULL CHECK (length(key_domain) = 3),
-         msk_id       INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
-         seql         INTEGER NOT NULL,
-         sequ         INTEGER NOT NULL,
-         created_at   INTEGER NOT NULL,
-         activates_at INTEGER NOT NULL,
-         expires_at   INTEGER NOT NULL,
-         state        TEXT    NOT NULL CHECK (state IN ('next', 'current', 'retired')),
-         mtk_next_id  INTEGER NOT NULL,
-         sealed       BLOB    NOT NULL,
-         PRIMARY KEY (key_domain, msk_id)
-     );
-     CREATE TABLE counter (
-         id      INTEGER PRIMARY KEY CHECK (id = 0),
-         ceiling INTEGER NOT NULL
-     );
-     INSERT INTO counter (id, ceiling) VALUES (0, 0);
-     CREATE TABLE gba_key_cache (
-         btid       TEXT    PRIMARY KEY,
-         expires_at INTEGER NOT NULL,
-         sealed     BLOB    NOT NULL
-     );
-     CREATE INDEX gba_key_cache_by_expiry ON gba_key_cache (expires_at);",
-];
-
 /// Read connections beside the writer.
-const READERS: usize = 2;
+pub(super) const READERS: usize = 2;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -71,6 +40,8 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     kek: StateKey,
+    /// Held for the store's life by a read-write open; `None` when read-only.
+    _lock: Option<StoreLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -89,64 +60,6 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock left no transaction open (a dropped transaction rolls
     // back), so the connection is still usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
-    conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(db)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!(
-            "cannot use WAL journal mode (got {mode})"
-        )));
-    }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(db)?;
-    if reader {
-        conn.pragma_update(None, "query_only", true).map_err(db)?;
-    }
-    Ok(())
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-             version    INTEGER PRIMARY KEY,
-             applied_at INTEGER NOT NULL
-         );",
-    )
-    .map_err(db)?;
-    let current: i64 = tx
-        .query_row(
-            "SELECT coalesce(max(version), 0) FROM schema_version",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(db)?;
-    let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    if current > latest {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            supported: latest,
-        });
-    }
-    let now = time_to_nanos(SystemTime::now())?;
-    for (version, sql) in (1i64..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(current).unwrap_or(0))
-    {
-        tx.execute_batch(sql).map_err(db)?;
-        tx.execute(
-            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-            params![version, now],
-        )
-        .map_err(db)?;
-    }
-    tx.commit().map_err(db)
 }
 
 fn member_of(row: &Row<'_>) -> rusqlite::Result<(String, String)> {
@@ -174,51 +87,6 @@ const MSK_COLUMNS: &str = "key_domain, msk_id, seql, sequ, created_at, activates
 impl SqliteStore {
     /// The database file name inside `data_dir`.
     pub const FILE_NAME: &'static str = "bmsc.sqlite";
-
-    /// Opens (creating when needed) the store in `data_dir`, with the KEK read from — or
-    /// created at — `kek_file`.
-    ///
-    /// # Errors
-    /// [`StoreError`] for an unusable directory, KEK file or database.
-    pub fn open_with_kek_file(data_dir: &Path, kek_file: &Path) -> Result<Self, StoreError> {
-        let kek = load_or_create_kek(kek_file)?;
-        Self::open(data_dir, kek)
-    }
-
-    /// Opens (creating when needed, directory mode 0700) the store in `data_dir`, migrating
-    /// the schema to the latest version.
-    ///
-    /// # Errors
-    /// [`StoreError`] for an unusable directory or database, [`StoreError::SchemaTooNew`].
-    pub fn open(data_dir: &Path, kek: StateKey) -> Result<Self, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|source| StoreError::Io {
-                path: data_dir.to_owned(),
-                source,
-            })?;
-        let path = data_dir.join(Self::FILE_NAME);
-        let mut writer = Connection::open(&path).map_err(db)?;
-        configure(&writer, false)?;
-        migrate(&mut writer)?;
-        let readers = (0..READERS)
-            .map(|_| {
-                let c = Connection::open(&path).map_err(db)?;
-                configure(&c, true)?;
-                Ok(Mutex::new(c))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self {
-            path,
-            writer: Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
-            kek,
-        })
-    }
 
     /// The database file.
     #[must_use]
