@@ -81,7 +81,9 @@ fn the_example_loads_with_every_key() {
     );
     assert_eq!(c.ue_port, 2269);
     assert_eq!(c.data_dir, PathBuf::from("./bmsc-data"));
-    assert_eq!(c.kek_file, PathBuf::from("./bmsc-data/kek"));
+    // Apart from data_dir, as its comment says.
+    assert_eq!(c.kek_file, PathBuf::from("./bmsc-secrets/kek"));
+    assert!(!c.kek_file.starts_with(&c.data_dir));
     assert_eq!(c.log_format, LogFormat::Human);
     assert_eq!(c.digest.qop, Qop::AuthInt);
     assert_eq!(c.digest.algorithm, DigestAlgorithm::Sha256);

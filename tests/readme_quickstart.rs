@@ -46,7 +46,11 @@ fn the_readme_ue_prints_mtk_ready_within_one_mtk_interval() {
         .replace("ue_port = 2269", &format!("ue_port = {ue_port}"))
         .replace("239.255.10.1:2269", &format!("{group}:{ue_port}"))
         .replace("239.255.10.2", &group)
-        .replace("./bmsc-data", &data.display().to_string());
+        .replace("./bmsc-data", &data.display().to_string())
+        .replace(
+            "./bmsc-secrets",
+            &dir.path().join("bmsc-secrets").display().to_string(),
+        );
     assert_ne!(config, example);
     let config_path = dir.path().join("bmsc.toml");
     std::fs::write(&config_path, config).expect("config written");

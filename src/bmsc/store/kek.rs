@@ -73,6 +73,7 @@ pub fn read_kek(path: &Path) -> Result<StateKey, StoreError> {
         return Err(kek_err(path, "not a regular file"));
     }
     let mode = meta.permissions().mode() & 0o7777;
+    // [CHOICE] docs/profile.md §6 "KEK file permissions": any group or other bit is refused.
     if mode & 0o077 != 0 {
         return Err(StoreError::KekPermissions {
             path: path.to_owned(),

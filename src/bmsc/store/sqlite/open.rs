@@ -93,6 +93,7 @@ impl SqliteStore {
         let path = data_dir.join(Self::FILE_NAME);
         match std::fs::metadata(&path) {
             Ok(_) => {}
+            // [CHOICE] docs/profile.md §6 "`bmsc status` without a store".
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NoStore { path });
             }

@@ -184,6 +184,7 @@ fn check_kek(
             };
         }
     }
+    // [CHOICE] docs/profile.md §6 "KEK check of a store from before the check value".
     let msk: Option<(Vec<u8>, u32, Vec<u8>)> = conn
         .query_row(
             "SELECT key_domain, msk_id, sealed FROM msks LIMIT 1",
