@@ -264,4 +264,22 @@ mod tests {
             Err(StoreError::TimeOutOfRange)
         ));
     }
+
+    #[test]
+    fn the_kek_check_value_opens_under_its_key_only() {
+        let kek = StateKey::from_bytes([3; 32]);
+        let check = seal_kek_check(&kek);
+        assert!(kek_opens_check(&kek, &check));
+        assert!(!kek_opens_check(&StateKey::from_bytes([4; 32]), &check));
+        // Not interchangeable with a sealed MSK of the same key.
+        let msk = seal_msk(
+            &kek,
+            KeyDomainId([0; 3]),
+            MskId::new(1, 1),
+            &Msk::from_bytes([1; 16]),
+            None,
+        );
+        assert!(!kek_opens_check(&kek, &msk));
+        assert!(!kek_opens_check(&kek, &[]));
+    }
 }

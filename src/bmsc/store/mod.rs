@@ -7,6 +7,8 @@
 //! key-encryption key kept in a separate file ([`kek`]), with the row identity as associated
 //! data (see [`codec`]), so the database alone reveals no key and a sealed value copied to
 //! another row does not open.
+//!
+//! One BM-SC per store: a read-write open holds the store's [`lock`] for the store's life.
 
 pub mod codec;
 pub mod kek;
