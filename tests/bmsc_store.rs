@@ -827,7 +827,7 @@ fn a_kek_open_to_group_or_others_is_refused() {
         }
         let text = err.to_string();
         assert!(
-            text.contains("chmod 600") && text.contains(&format!("{mode:o}")),
+            text.contains("chmod 600") && text.contains(&format!("mode {mode:04o}")),
             "{text}"
         );
         assert!(matches!(

@@ -87,7 +87,7 @@ pub enum StoreError {
         kek_file: Option<PathBuf>,
     },
     /// The key-encryption key file is readable or writable by group or others.
-    #[error("key-encryption key {path} has mode {mode:o}, open to group or others: chmod 600 it")]
+    #[error("key-encryption key {path} has mode {mode:04o}, open to group or others: chmod 600 it")]
     KekPermissions {
         /// The KEK file.
         path: PathBuf,
