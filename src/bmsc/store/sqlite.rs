@@ -4,7 +4,7 @@
 //! when the call returns and survives `kill -9` or a power cut. One writer connection
 //! serialises writes; a few read connections let reads (paging a million registrations for an
 //! MSK push) run beside them, which WAL allows. Schema changes are numbered migrations
-//! recorded in `schema_version` ([`schema`]).
+//! recorded in `schema_version` (`sqlite/schema.rs`).
 //!
 //! A read-write open takes the store's lock ([`StoreLock`]: one BM-SC per store) and creates a
 //! KEK only with a new, empty database; [`SqliteStore::open_read_only`] takes no lock, opens the
