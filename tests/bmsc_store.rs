@@ -1,5 +1,7 @@
-//! The BM-SC store on SQLite: every operation, durability across reopen, the KEK file, key
-//! material sealed at rest and bound to its row, the counter ceiling, and bulk registrations.
+//! The BM-SC store on SQLite: every operation, durability across reopen, the KEK file (created
+//! only with a new store, refused when missing, wrong or open to group or others), read-only
+//! opens, key material sealed at rest and bound to its row, the counter ceiling, and bulk
+//! registrations.
 
 mod common;
 
