@@ -7,7 +7,9 @@
 //! blocking pool, the distributor moved in and back out, so the runtime's threads never wait
 //! on SQLite or a BSF. [`Distributor::on_datagram`] runs inline: matching and verifying an
 //! acknowledgement touches neither (a few microseconds of HMAC). A fan-out is cut into
-//! batches by the distributor, and the loop reads acknowledgements between them.
+//! batches by the distributor, and the loop reads acknowledgements between them. Each call
+//! gets both clocks as read then ([`clocks`]); the loop sleeps until the distributor's next
+//! deadline on the monotonic clock, so a step of the wall clock moves no timer.
 //!
 //! Datagrams go out in batches with `sendmmsg(2)` on Linux (one system call per up to
 //! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A sender task of its own

@@ -2,7 +2,8 @@
 //!
 //! [`Distributor`] owns the MSK life cycle of every (Key Domain ID, Key Group), the MTK schedule
 //! under it, and the MSK pushes to the registered UEs with their acknowledgements. It never
-//! reads a clock, a socket or a global RNG: `now` is an argument, randomness is injected, and
+//! reads a clock, a socket or a global RNG: `now` is an argument (both clocks, [`Now`]: every
+//! deadline is monotonic, wall time is for the protocol), randomness is injected, and
 //! what is to be sent or written comes out as [`Action`]s. The store and the key source are
 //! called synchronously (both traits are blocking by design); the tokio driver
 //! ([`crate::bmsc::udp`]) runs the calls that may reach them on the blocking pool.
