@@ -1,5 +1,5 @@
 //! The two clocks of the distribution: monotonic time for every schedule, wall time where the
-//! protocol needs it (docs/profile.md §5 [CHOICE] clocks).
+//! protocol needs it (docs/profile.md §5 \[CHOICE\] clocks).
 //!
 //! Timers (MTK announce, switch and repetition, MSK creation and switch-over, retransmissions,
 //! fan-out steps, sweeps) run on [`Now::mono`], so a step of the wall clock (an NTP

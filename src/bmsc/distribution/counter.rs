@@ -30,12 +30,12 @@ use crate::bmsc::store::{Store, StoreError};
 /// The ceiling is raised this far ahead of the value needed (one store write per block).
 pub const DEFAULT_COUNTER_BLOCK: u32 = 0x1_0000;
 
-/// docs/profile.md §5 [CHOICE] counter floor: counter values per second of wall time by
+/// docs/profile.md §5 \[CHOICE\] counter floor: counter values per second of wall time by
 /// which the floor rises — the message rate, averaged over time, below which a lost store
 /// never makes the counter go back.
 pub const COUNTER_RATE: u64 = 1024;
 
-/// docs/profile.md §5 [CHOICE] counter floor: `COUNTER_RATE × (milliseconds since 1970-01-01
+/// docs/profile.md §5 \[CHOICE\] counter floor: `COUNTER_RATE × (milliseconds since 1970-01-01
 /// UTC) / 1000`, modulo 2^32 (it wraps every 2^32 / 1024 s, about 48.5 days, which RFC 1982
 /// order absorbs). A wall time before 1970 gives 0.
 #[must_use]
