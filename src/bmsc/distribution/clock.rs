@@ -30,11 +30,16 @@ impl Now {
     }
 
     /// The monotonic instant at which the wall clock, running on as it reads now, shows
-    /// `wall`. A time too far in the past for the monotonic clock is taken as now (it is due).
+    /// `wall`. A time too far in the past for the monotonic clock is taken as now (it is due);
+    /// one too far ahead for it, as a century from now.
     #[must_use]
     pub fn mono_at(self, wall: SystemTime) -> Instant {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
         match wall.duration_since(self.wall) {
-            Ok(ahead) => self.mono + ahead,
+            Ok(ahead) => self
+                .mono
+                .checked_add(ahead)
+                .unwrap_or_else(|| self.mono + CENTURY),
             Err(e) => self.mono.checked_sub(e.duration()).unwrap_or(self.mono),
         }
     }
