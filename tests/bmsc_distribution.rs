@@ -4,7 +4,9 @@
 
 mod common;
 mod bmsc_distribution {
+    mod clock_steps;
     pub mod harness;
+    mod lost_store;
     mod measure;
 }
 
@@ -260,7 +262,7 @@ fn a_late_acknowledgement_still_counts_and_stops_the_retransmissions() {
     assert_eq!(to_ue.len(), 2);
     let mut ue = Ue::new(&b, 0, &[]);
     let ack = ue.handle(at(2), &to_ue[1].1).expect("acknowledged");
-    b.d.on_datagram(ue.addr(), &ack, at(2));
+    b.d.on_datagram(ue.addr(), &ack, vt(at(2)));
     assert_eq!(b.metrics.pushes_acked.get(), 1);
     let before = log.sent.len();
     run(&mut b.d, at(2), at(10), &mut [], &mut log);
@@ -289,9 +291,9 @@ fn acknowledgements_that_do_not_match_or_verify_are_rejected() {
     let wrong = PreparedMuk::new(&b.muk(1));
     let keys = wrong.keys(un.csb_id(), un.view().rand().expect("rand"));
     let forged = AckContext::new(keys, un.csb_id(), un.counter(), FQDN.as_bytes(), un.idr());
-    b.d.on_datagram(ue_addr, &build_ack(&forged).expect("ack"), t0());
+    b.d.on_datagram(ue_addr, &build_ack(&forged).expect("ack"), vt(t0()));
     // Garbage, and an acknowledgement of a counter never used.
-    b.d.on_datagram(ue_addr, &[0x01, 0x02, 0x03], t0());
+    b.d.on_datagram(ue_addr, &[0x01, 0x02, 0x03], vt(t0()));
     let right = PreparedMuk::new(&b.muk(0));
     let keys = right.keys(un.csb_id(), un.view().rand().expect("rand"));
     let other = AckContext::new(
@@ -301,7 +303,7 @@ fn acknowledgements_that_do_not_match_or_verify_are_rejected() {
         FQDN.as_bytes(),
         un.idr(),
     );
-    b.d.on_datagram(ue_addr, &build_ack(&other).expect("ack"), t0());
+    b.d.on_datagram(ue_addr, &build_ack(&other).expect("ack"), vt(t0()));
     assert_eq!(b.metrics.acks_rejected.get(), 3);
     assert_eq!(b.metrics.pushes_acked.get(), 0);
     assert_eq!(b.d.pending_pushes(), 1);
@@ -580,12 +582,13 @@ fn a_deregistration_invalidates_the_msks_no_remaining_service_uses() {
         remaining: remaining.iter().map(|s| (*s).to_owned()).collect(),
     };
     // "a" shares its MSK with "c", which the UE keeps: nothing to invalidate.
-    b.d.on_event(dereg(&["a"], &["b", "c"]), at(2))
+    b.d.on_event(dereg(&["a"], &["b", "c"]), vt(at(2)))
         .expect("event");
     drain(&mut b.d, at(2), &mut ues, &mut log);
     assert_eq!(b.metrics.invalidations_sent.get(), 0);
     // "b" was the only user of key group 2.
-    b.d.on_event(dereg(&["b"], &["c"]), at(3)).expect("event");
+    b.d.on_event(dereg(&["b"], &["c"]), vt(at(3)))
+        .expect("event");
     drain(&mut b.d, at(3), &mut ues, &mut log);
     assert_eq!(b.metrics.invalidations_sent.get(), 1);
     let last = &log.to(ues[0].addr()).last().expect("sent").1.clone();
@@ -623,7 +626,7 @@ fn expired_key_material_gets_a_solicited_pull_under_the_last_muk() {
         ue_addr: ue_ip(0),
         msks: vec![(KD, MskId::new(1, 0))],
     };
-    b.d.on_event(ev, at(200)).expect("event");
+    b.d.on_event(ev, vt(at(200))).expect("event");
     drain(&mut b.d, at(200), &mut ues, &mut log);
     let last = log.to(ues[0].addr()).last().expect("sent").1.clone();
     let (un, update) = msk_of(&last, &b.muk(0));

@@ -414,6 +414,24 @@ fn the_counter_ceiling_only_rises_in_serial_order_and_persists() {
 }
 
 #[test]
+fn a_fresh_store_takes_any_first_ceiling_then_only_raises() {
+    // A fresh store's counters start at the wall-clock floor (docs/profile.md §5), which may
+    // be in the upper half of the 32-bit range: not after 0 in RFC 1982 order.
+    let dir = TempDir::new("counter-fresh");
+    let store = open(&dir);
+    assert_eq!(store.counter_ceiling().expect("fresh"), 0);
+    store
+        .raise_counter_ceiling(0xc000_0000)
+        .expect("first ceiling");
+    assert_eq!(store.counter_ceiling().expect("ceiling"), 0xc000_0000);
+    // From then on only a raise in RFC 1982 order.
+    assert!(matches!(
+        store.raise_counter_ceiling(0x8000_0000),
+        Err(StoreError::CeilingNotRaised { .. })
+    ));
+}
+
+#[test]
 fn gba_key_cache_gets_puts_and_purges() {
     let dir = TempDir::new("cache");
     let store = open(&dir);

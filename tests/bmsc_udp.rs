@@ -144,7 +144,7 @@ async fn pushes_are_acknowledged_and_rotated_over_loopback() {
         keys.clone(),
         metrics.clone(),
         os_rng(),
-        SystemTime::now(),
+        mbms_keys::bmsc::udp::clocks(),
     )
     .expect("distributor");
     let mtks = d.current_mtks();

@@ -213,7 +213,15 @@ impl Bmsc {
                 metrics.clone(),
             );
             tokio::task::spawn_blocking(move || {
-                Distributor::with_tuning(&config, store, ks, m, os_rng(), SystemTime::now(), tuning)
+                Distributor::with_tuning(
+                    &config,
+                    store,
+                    ks,
+                    m,
+                    os_rng(),
+                    super::udp::clocks(),
+                    tuning,
+                )
             })
             .await
             .map_err(|e| ServeError::Task(e.to_string()))??

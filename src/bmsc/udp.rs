@@ -7,7 +7,9 @@
 //! blocking pool, the distributor moved in and back out, so the runtime's threads never wait
 //! on SQLite or a BSF. [`Distributor::on_datagram`] runs inline: matching and verifying an
 //! acknowledgement touches neither (a few microseconds of HMAC). A fan-out is cut into
-//! batches by the distributor, and the loop reads acknowledgements between them.
+//! batches by the distributor, and the loop reads acknowledgements between them. Each call
+//! gets both clocks as read then ([`clocks`]); the loop sleeps until the distributor's next
+//! deadline on the monotonic clock, so a step of the wall clock moves no timer.
 //!
 //! Datagrams go out in batches with `sendmmsg(2)` on Linux (one system call per up to
 //! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A sender task of its own
@@ -27,8 +29,9 @@ use thiserror::Error;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinError;
+use tokio::time::Instant;
 
-use crate::bmsc::distribution::{Action, Datagram, DistributionError, Distributor};
+use crate::bmsc::distribution::{Action, Datagram, DistributionError, Distributor, Now};
 use crate::bmsc::events::KeyRequestEvent;
 
 /// Largest datagram read: acknowledgements are under 100 octets; anything longer is not one.
@@ -46,6 +49,13 @@ const SEND_QUEUE: usize = 2;
 
 /// After `on_timeout` failed (store unavailable), timers wait this long before the next try.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Both clocks, read now: the monotonic one (tokio's, so that a test with a paused runtime
+/// drives it) for the distributor's schedule, the wall clock for protocol times.
+#[must_use]
+pub fn clocks() -> Now {
+    Now::new(Instant::now().into_std(), SystemTime::now())
+}
 
 /// The driver stopped abnormally.
 #[non_exhaustive]
@@ -99,7 +109,7 @@ async fn drive(
     let mut d = distributor;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut events_open = true;
-    let mut paused_until: Option<SystemTime> = None;
+    let mut paused_until: Option<std::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         flush(&mut d, to_sender).await?;
@@ -107,21 +117,19 @@ async fn drive(
             (Some(t), Some(p)) => Some(t.max(p)),
             (t, _) => t,
         };
-        let wait = deadline.map(|t| {
-            t.duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO)
-        });
+        // Deadlines are monotonic: a step of the wall clock moves none of them.
+        let wake = deadline.map(Instant::from_std);
         tokio::select! {
             () = &mut shutdown => break,
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
-                    d.on_datagram(from, buf.get(..n).unwrap_or_default(), SystemTime::now());
+                    d.on_datagram(from, buf.get(..n).unwrap_or_default(), clocks());
                     for _ in 1..MAX_DRAIN {
                         match socket.try_recv_from(&mut buf) {
                             Ok((n, from)) => d.on_datagram(
                                 from,
                                 buf.get(..n).unwrap_or_default(),
-                                SystemTime::now(),
+                                clocks(),
                             ),
                             Err(_) => break,
                         }
@@ -132,7 +140,7 @@ async fn drive(
             event = events.recv(), if events_open => match event {
                 Some(event) => {
                     let (back, result) =
-                        blocking(d, move |d| d.on_event(event, SystemTime::now())).await?;
+                        blocking(d, move |d| d.on_event(event, clocks())).await?;
                     d = back;
                     if let Err(e) = result {
                         tracing::warn!("key request event not distributed: {e}");
@@ -140,14 +148,14 @@ async fn drive(
                 }
                 None => events_open = false,
             },
-            () = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)), if wait.is_some() => {
-                let (back, result) = blocking(d, |d| d.on_timeout(SystemTime::now())).await?;
+            () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                let (back, result) = blocking(d, |d| d.on_timeout(clocks())).await?;
                 d = back;
                 paused_until = match result {
                     Ok(()) => None,
                     Err(e) => {
                         tracing::warn!("key distribution: {e}");
-                        Some(SystemTime::now() + ERROR_PAUSE)
+                        Some(clocks().mono + ERROR_PAUSE)
                     }
                 };
             }

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use mbms_keys::bmsc::config::Config;
-use mbms_keys::bmsc::distribution::{Action, Datagram, Distributor, Rng, Tuning};
+use mbms_keys::bmsc::distribution::{Action, Datagram, Distributor, Now, Rng, Tuning};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::metrics::Metrics;
 use mbms_keys::bmsc::store::{Registration, SqliteStore, Store};
@@ -32,6 +32,33 @@ pub fn t0() -> SystemTime {
 
 pub fn at(secs: u64) -> SystemTime {
     t0() + Duration::from_secs(secs)
+}
+
+/// The monotonic instant that stands for `t0()` in these tests.
+fn mono_t0() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Virtual time with both clocks in step: `t` on the wall clock, `t - t0()` after `mono_t0()`
+/// on the monotonic one.
+pub fn vt(t: SystemTime) -> Now {
+    let mono = match t.duration_since(t0()) {
+        Ok(d) => mono_t0() + d,
+        Err(e) => mono_t0()
+            .checked_sub(e.duration())
+            .expect("virtual time within the monotonic clock's range"),
+    };
+    Now::new(mono, t)
+}
+
+/// The wall time of the monotonic instant `i` while both clocks are in step ([`vt`]).
+pub fn wall_of(i: Instant) -> SystemTime {
+    if i >= mono_t0() {
+        t0() + (i - mono_t0())
+    } else {
+        t0() - (mono_t0() - i)
+    }
 }
 
 pub fn btid(i: u32) -> String {
@@ -132,7 +159,7 @@ pub fn start(dir: &Path, config: Config, seed: u64, now: SystemTime, tuning: Tun
         keys.clone(),
         metrics.clone(),
         test_rng(seed),
-        now,
+        vt(now),
         tuning,
     )
     .expect("distributor starts");
@@ -178,7 +205,7 @@ impl Bmsc {
                     ue_addr: ue_ip(i),
                     service_ids: services.iter().map(|s| (*s).to_owned()).collect(),
                 },
-                now,
+                vt(now),
             )
             .expect("event");
     }
@@ -276,13 +303,26 @@ pub fn deliver(
     ues: &mut [Ue],
     log: &mut Log,
 ) {
+    deliver_with(d, now, vt(now), action, ues, log);
+}
+
+/// [`deliver`] with the distributor's clocks as given (`clocks`), while the UEs and the log
+/// keep virtual time `now`.
+pub fn deliver_with(
+    d: &mut Distributor,
+    now: SystemTime,
+    clocks: Now,
+    action: Action,
+    ues: &mut [Ue],
+    log: &mut Log,
+) {
     match action {
         Action::SendUdp(batch) => {
             for dg in batch {
                 for ue in ues.iter_mut() {
                     if dg.to == ue.addr() {
                         if let Some(ack) = ue.handle(now, &dg.bytes) {
-                            d.on_datagram(ue.addr(), &ack, now);
+                            d.on_datagram(ue.addr(), &ack, clocks);
                         }
                     } else if ue.listens.contains(&dg.to) {
                         ue.handle(now, &dg.bytes);
@@ -312,12 +352,14 @@ pub fn run(
     let mut now = from;
     drain(d, now, ues, log);
     for _ in 0..1_000_000 {
-        let Some(t) = d.poll_timeout() else { return };
+        let Some(t) = d.poll_timeout().map(wall_of) else {
+            return;
+        };
         if t > until {
             return;
         }
         now = now.max(t);
-        d.on_timeout(now).expect("on_timeout");
+        d.on_timeout(vt(now)).expect("on_timeout");
         drain(d, now, ues, log);
     }
     panic!("the distributor does not settle");

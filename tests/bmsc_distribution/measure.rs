@@ -86,7 +86,7 @@ fn measure_msk_messages_for_100k_ues() {
         keys.clone(),
         metrics.clone(),
         test_rng(1),
-        t0(),
+        vt(t0()),
         Tuning::default(),
     )
     .expect("distributor");
@@ -97,10 +97,10 @@ fn measure_msk_messages_for_100k_ues() {
     let mut fanout_wall = Duration::ZERO;
     let mut largest_batch = 0;
     while metrics.push_fanout_latency.count() == 0 {
-        let t = d.poll_timeout().expect("a deadline");
+        let t = wall_of(d.poll_timeout().expect("a deadline"));
         now = now.max(t);
         let wall = Instant::now();
-        d.on_timeout(now).expect("on_timeout");
+        d.on_timeout(vt(now)).expect("on_timeout");
         while let Some(a) = d.poll_action() {
             if let Action::SendUdp(batch) = a {
                 largest_batch = largest_batch.max(batch.len());

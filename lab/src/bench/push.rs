@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use mbms_keys::bmsc::config::Config;
@@ -247,7 +247,7 @@ fn child(template: &Path, timeout: Duration) -> Result<RunResult, String> {
         Arc::new(SyntheticKeys),
         metrics.clone(),
         os_rng(),
-        SystemTime::now(),
+        mbms_keys::bmsc::udp::clocks(),
         Tuning::default(),
     )
     .map_err(|e| e.to_string())?;

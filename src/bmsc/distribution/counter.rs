@@ -14,11 +14,36 @@
 //! persisted ceiling ([`Store::counter_ceiling`]); before a value at or over the ceiling is
 //! used, the ceiling is raised durably by a block. A restart continues at the persisted ceiling,
 //! so the values between the last one used and the ceiling are skipped, never reused.
+//!
+//! A floor from the wall clock (docs/profile.md §5, [`counter_floor`]): no value is handed out
+//! below the floor of the current wall time, and a fresh store (ceiling 0) starts at it. The
+//! counter thus runs at least as fast as the floor, and a BM-SC that lost its store starts above
+//! every value the lost store used, so UEs that kept their state accept its messages (limits in
+//! docs/profile.md §5). Following the floor, values pass at [`COUNTER_RATE`] per second even
+//! when idle: the RFC 1982 window above is then `2^31 / COUNTER_RATE` seconds (24 days), still
+//! far longer than an MSK lifetime or the gap between a registered UE's pushes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::bmsc::store::{Store, StoreError};
 
 /// The ceiling is raised this far ahead of the value needed (one store write per block).
 pub const DEFAULT_COUNTER_BLOCK: u32 = 0x1_0000;
+
+/// docs/profile.md §5 \[CHOICE\] counter floor: counter values per second of wall time by
+/// which the floor rises — the message rate, averaged over time, below which a lost store
+/// never makes the counter go back.
+pub const COUNTER_RATE: u64 = 1024;
+
+/// docs/profile.md §5 \[CHOICE\] counter floor: `COUNTER_RATE × (milliseconds since 1970-01-01
+/// UTC) / 1000`, modulo 2^32 (it wraps every 2^32 / 1024 s, about 48.5 days, which RFC 1982
+/// order absorbs). A wall time before 1970 gives 0.
+#[must_use]
+pub fn counter_floor(wall: SystemTime) -> u32 {
+    let ms = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let v = ms.saturating_mul(u128::from(COUNTER_RATE)) / 1000;
+    u32::try_from(v % (1 << 32)).unwrap_or(0)
+}
 
 /// RFC 1982 (32 bits): whether `a` is before `b`.
 pub(crate) fn serial_before(a: u32, b: u32) -> bool {
@@ -35,21 +60,51 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Continues after a restart (or starts on a new store) at the persisted ceiling.
-    pub(crate) fn load(store: &dyn Store, block: u32) -> Result<Self, StoreError> {
+    /// Continues after a restart at the persisted ceiling, or starts a fresh store (ceiling 0)
+    /// at the floor of `wall`.
+    pub(crate) fn load(
+        store: &dyn Store,
+        block: u32,
+        wall: SystemTime,
+    ) -> Result<Self, StoreError> {
         let ceiling = store.counter_ceiling()?;
+        let block = block.clamp(1, 0x4000_0000);
+        if ceiling == 0 {
+            let floor = counter_floor(wall);
+            tracing::info!(
+                floor,
+                "fresh store: MIKEY counters start at the wall-clock floor"
+            );
+            // Nothing below the floor is durable yet: the first allocation raises the ceiling.
+            return Ok(Self {
+                next: floor,
+                ceiling: floor,
+                block,
+            });
+        }
         Ok(Self {
             next: ceiling,
             ceiling,
-            block: block.clamp(1, 0x4000_0000),
+            block,
         })
     }
 
-    /// `n` consecutive values (at least one) for one batch of messages; returns the first.
-    /// The range never wraps past `u32::MAX` (values are skipped to 0 instead), so a batch is
-    /// a plain integer range.
-    pub(crate) fn allocate(&mut self, store: &dyn Store, n: usize) -> Result<u32, StoreError> {
+    /// `n` consecutive values (at least one) for one batch of messages, none below the floor
+    /// of `wall`; returns the first. The range never wraps past `u32::MAX` (values are
+    /// skipped to 0 instead), so a batch is a plain integer range.
+    pub(crate) fn allocate(
+        &mut self,
+        store: &dyn Store,
+        n: usize,
+        wall: SystemTime,
+    ) -> Result<u32, StoreError> {
         let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX).min(0x4000_0000);
+        let floor = counter_floor(wall);
+        // A floor 2^31 or more ahead reads as behind (RFC 1982): the counter then keeps its
+        // own course, which is what UEs holding its recent values accept.
+        if serial_before(self.next, floor) {
+            self.next = floor;
+        }
         if self.next.checked_add(n - 1).is_none() {
             // Skipping values is harmless: 0 is after 0xffffffff in RFC 1982 order.
             self.next = 0;
@@ -57,7 +112,11 @@ impl Counters {
         let first = self.next;
         let last = first + (n - 1);
         if !serial_before(last, self.ceiling) {
-            let new = last.wrapping_add(1).wrapping_add(self.block);
+            let mut new = last.wrapping_add(1).wrapping_add(self.block);
+            if new == 0 {
+                // 0 is the ceiling of a fresh store only.
+                new = 1;
+            }
             store.raise_counter_ceiling(new)?;
             self.ceiling = new;
         }
@@ -147,7 +206,7 @@ mod tests {
                 .0
                 .lock()
                 .map_err(|_| StoreError::Backend("poisoned".into()))?;
-            if new != g.0 && !serial_before(g.0, new) {
+            if g.0 != 0 && new != g.0 && !serial_before(g.0, new) {
                 return Err(StoreError::CeilingNotRaised {
                     current: g.0,
                     requested: new,
@@ -171,12 +230,19 @@ mod tests {
         }
     }
 
+    /// A wall time whose floor is `v` (rounded down by at most one).
+    fn wall_with_floor(v: u32) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_millis(u64::from(v) * 1000 / 1024 + 1)
+    }
+
+    const EPOCH: SystemTime = UNIX_EPOCH;
+
     #[test]
     fn one_store_write_per_block_not_per_message() {
         let store = Ceiling::default();
-        let mut c = Counters::load(&store, 100).expect("load");
+        let mut c = Counters::load(&store, 100, EPOCH).expect("load");
         for want in 0..250u32 {
-            assert_eq!(c.allocate(&store, 1).expect("allocate"), want);
+            assert_eq!(c.allocate(&store, 1, EPOCH).expect("allocate"), want);
         }
         assert_eq!(store.writes(), 3);
         assert!(serial_before(
@@ -189,30 +255,91 @@ mod tests {
     fn a_restart_continues_above_every_value_handed_out() {
         let store = Ceiling::default();
         let last = {
-            let mut c = Counters::load(&store, 1000).expect("load");
+            let mut c = Counters::load(&store, 1000, EPOCH).expect("load");
             let mut last = 0;
             for _ in 0..10 {
-                last = c.allocate(&store, 7).expect("allocate") + 6;
+                last = c.allocate(&store, 7, EPOCH).expect("allocate") + 6;
             }
             last
             // A crash: the allocator is gone without saving anything.
         };
-        let mut again = Counters::load(&store, 1000).expect("reload");
-        let next = again.allocate(&store, 1).expect("allocate");
+        let mut again = Counters::load(&store, 1000, EPOCH).expect("reload");
+        let next = again.allocate(&store, 1, EPOCH).expect("allocate");
         assert!(serial_before(last, next));
     }
 
     #[test]
     fn a_batch_never_wraps_and_the_sequence_stays_increasing() {
         let store = Ceiling(Mutex::new((0xffff_fff0, 0)));
-        let mut c = Counters::load(&store, 16).expect("load");
-        assert_eq!(c.allocate(&store, 10).expect("allocate"), 0xffff_fff0);
+        // A floor well behind the counter.
+        let wall = wall_with_floor(0x8000_0000);
+        let mut c = Counters::load(&store, 16, wall).expect("load");
+        assert_eq!(c.allocate(&store, 10, wall).expect("allocate"), 0xffff_fff0);
         assert_eq!(c.peek(), 0xffff_fffa);
         // 10 more would pass u32::MAX: the batch starts at 0, still after in RFC 1982 order.
-        let first = c.allocate(&store, 10).expect("allocate");
+        let first = c.allocate(&store, 10, wall).expect("allocate");
         assert_eq!(first, 0);
         assert!(serial_before(0xffff_fff9, first));
         assert!(serial_before(9, store.counter_ceiling().expect("ceiling")));
+    }
+
+    #[test]
+    fn the_floor_rises_at_the_counter_rate_and_wraps_in_2_to_the_32() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(counter_floor(UNIX_EPOCH), 0);
+        assert_eq!(counter_floor(UNIX_EPOCH + s(1)), 1024);
+        assert_eq!(counter_floor(UNIX_EPOCH + s(3600)), 3600 * 1024);
+        // 2^32 / 1024 s after the epoch: the floor wraps to 0.
+        assert_eq!(counter_floor(UNIX_EPOCH + s(1 << 22)), 0);
+        assert_eq!(counter_floor(UNIX_EPOCH + s((1 << 22) + 2)), 2048);
+        assert_eq!(counter_floor(UNIX_EPOCH - s(1)), 0);
+    }
+
+    #[test]
+    fn a_fresh_store_starts_at_the_floor_of_the_wall_clock() {
+        let store = Ceiling::default();
+        // Upper half of the 32-bit range: not after 0 in RFC 1982 order, still taken.
+        let wall = wall_with_floor(0xc000_0000);
+        let mut c = Counters::load(&store, 100, wall).expect("load");
+        let first = c.allocate(&store, 1, wall).expect("allocate");
+        assert_eq!(first, counter_floor(wall));
+        assert!(serial_before(
+            first,
+            store.counter_ceiling().expect("ceiling")
+        ));
+    }
+
+    #[test]
+    fn no_value_is_handed_out_below_the_floor_and_a_step_back_changes_nothing() {
+        let store = Ceiling(Mutex::new((1000, 0)));
+        let mut c = Counters::load(&store, 100, EPOCH).expect("load");
+        assert_eq!(c.allocate(&store, 1, EPOCH).expect("allocate"), 1000);
+        let later = wall_with_floor(1_000_000);
+        let v = c.allocate(&store, 1, later).expect("allocate");
+        assert_eq!(v, counter_floor(later));
+        // The wall clock set back an hour: the counter goes on, it does not go back.
+        let back = later - std::time::Duration::from_secs(3600);
+        assert_eq!(c.allocate(&store, 1, back).expect("allocate"), v + 1);
+    }
+
+    #[test]
+    fn a_lost_store_is_followed_by_counters_above_every_value_it_used() {
+        let hour = std::time::Duration::from_secs(3600);
+        let start = wall_with_floor(0x1234_5678);
+        let lost = Ceiling::default();
+        let mut c = Counters::load(&lost, 0x1_0000, start).expect("load");
+        let mut last = 0;
+        // A day at 1000 messages per minute (below the rate bound), in bursts of 1000.
+        for minute in 0..24 * 60 {
+            let wall = start + std::time::Duration::from_secs(60 * minute);
+            last = c.allocate(&lost, 1000, wall).expect("allocate") + 999;
+        }
+        // The store is lost; a new one starts a minute after the last message.
+        let fresh = Ceiling::default();
+        let restart = start + hour * 24 + std::time::Duration::from_secs(60);
+        let mut again = Counters::load(&fresh, 0x1_0000, restart).expect("load");
+        let next = again.allocate(&fresh, 1, restart).expect("allocate");
+        assert!(serial_before(last, next), "{last:#x} then {next:#x}");
     }
 
     #[test]

@@ -9,13 +9,13 @@
 //! once (the fan-out's epoch is marked in its MUK cache entry). Fan-outs run one at a time,
 //! in the order the MSKs were created.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::gba::Btid;
 use crate::mikey::MskId;
 
 use super::push::{Pull, PushKind, Resolved, Target};
-use super::{DistributionError, Distributor};
+use super::{DistributionError, Distributor, Now};
 
 /// Wait before a fan-out step is retried after a store error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
@@ -29,14 +29,14 @@ pub(super) struct FanOut {
     /// Last B-TID of the previous page of that service.
     after: Option<Btid>,
     epoch: u32,
-    started: SystemTime,
+    started: Instant,
     /// Not before this time (after a store error).
-    pub(super) not_before: SystemTime,
+    pub(super) not_before: Instant,
 }
 
 impl Distributor {
     /// Queues the push of group `g`'s MSK `msk_id` to every registered UE.
-    pub(super) fn queue_fanout(&mut self, g: usize, msk_id: MskId, now: SystemTime) {
+    pub(super) fn queue_fanout(&mut self, g: usize, msk_id: MskId, now: Instant) {
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.wrapping_add(1).max(1);
         self.fanouts.push_back(FanOut {
@@ -92,11 +92,11 @@ impl Distributor {
     }
 
     /// One page of the running fan-out.
-    pub(super) fn fanout_step(&mut self, now: SystemTime) -> Result<(), DistributionError> {
+    pub(super) fn fanout_step(&mut self, now: Now) -> Result<(), DistributionError> {
         let Some(f) = self.fanouts.front() else {
             return Ok(());
         };
-        if now < f.not_before {
+        if now.mono < f.not_before {
             return Ok(());
         }
         let group = &self.groups[f.group];
@@ -105,7 +105,7 @@ impl Distributor {
             return Ok(());
         }
         let Some(&service) = group.services.get(f.service) else {
-            let took = now.duration_since(f.started).unwrap_or_default();
+            let took = now.mono.saturating_duration_since(f.started);
             self.metrics.push_fanout_latency.observe(took);
             tracing::info!(msk_id = %f.msk_id, ?took, "MSK fan-out done");
             self.fanouts.pop_front();
@@ -129,7 +129,7 @@ impl Distributor {
             Ok(page) => page,
             Err(e) => {
                 if let Some(f) = self.fanouts.front_mut() {
-                    f.not_before = now + RETRY_AFTER_ERROR;
+                    f.not_before = now.mono + RETRY_AFTER_ERROR;
                 }
                 return Err(e.into());
             }
@@ -143,12 +143,12 @@ impl Distributor {
             }
         }
         let btids: Vec<&str> = page.iter().map(|m| m.btid.as_str()).collect();
-        self.prefetch_muks(&btids, now);
+        self.prefetch_muks(&btids, now.wall);
         let mut targets = Vec::with_capacity(page.len());
         let mut pulls: Vec<Pull> = Vec::new();
         let mut failed = 0u64;
         for m in page {
-            let (key, fresh) = match self.resolve(m.btid.as_str(), now) {
+            let (key, fresh) = match self.resolve(m.btid.as_str(), now.wall) {
                 Resolved::Fresh(k) => (k, true),
                 Resolved::Stale(k) => (k, false),
                 Resolved::Missing(e) => {

@@ -20,10 +20,15 @@
 //! deleted from the store after [`Tuning::retired_grace`]. Key Numbers increase by one at each
 //! rotation, skip 0 (it means "the current MSK", docs/profile.md §1) and wrap from `ffff` to 1.
 //!
+//! Every deadline here is monotonic ([`super::clock`]): the MSK record's wall times are what
+//! the store keeps (and what a restart reads back), while the running schedule holds their
+//! monotonic counterparts in [`MskSlot`]. A step of the wall clock changes no rotation; the
+//! records written after it carry wall times read after it.
+//!
 //! [`Tuning::max_sequ`]: super::Tuning::max_sequ
 //! [`Tuning::retired_grace`]: super::Tuning::retired_grace
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::bmsc::config::ServiceConfig;
 use crate::bmsc::store::{MskRecord, MskState};
@@ -32,7 +37,7 @@ use crate::mbms::MtkKeys;
 use crate::mbms::profile::csb_id_for;
 use crate::mikey::{KeyDomainId, MskId, MtkId};
 
-use super::{DistributionError, Distributor};
+use super::{DistributionError, Distributor, Now};
 
 /// docs/profile.md §3: SEQl of every MSK; the first MTK ID is SEQl + 1.
 pub(super) const SEQL: u16 = 0;
@@ -70,16 +75,27 @@ pub(super) fn ids_left(r: &MskRecord) -> u32 {
     }
 }
 
-/// An MSK in memory with the keys of its MTK messages (derived once).
+/// An MSK in memory with the keys of its MTK messages (derived once), and its creation and
+/// expiry on the monotonic clock.
 pub(super) struct MskSlot {
     pub(super) record: MskRecord,
     pub(super) keys: MtkKeys,
+    /// `record.created_at` on the monotonic clock.
+    pub(super) created: Instant,
+    /// `record.expires_at` on the monotonic clock.
+    pub(super) expires: Instant,
 }
 
 impl MskSlot {
-    pub(super) fn new(record: MskRecord) -> Self {
+    /// A slot for `record`, its wall times read on the monotonic clock as of `now`.
+    pub(super) fn new(record: MskRecord, now: Now) -> Self {
         let keys = MtkKeys::new(&record.msk, csb_id_for(record.msk_id));
-        Self { record, keys }
+        Self {
+            created: now.mono_at(record.created_at),
+            expires: now.mono_at(record.expires_at),
+            record,
+            keys,
+        }
     }
 
     pub(super) fn msk_id(&self) -> MskId {
@@ -119,9 +135,9 @@ pub(super) struct Group {
     /// The MTK announced for `switch_at`, once generated.
     pub(super) upcoming: Option<LiveMtk>,
     /// The next MTK switch.
-    pub(super) switch_at: SystemTime,
+    pub(super) switch_at: Instant,
     /// When the next MSK is to be created (meaningful while `next` is `None`).
-    pub(super) next_msk_at: SystemTime,
+    pub(super) next_msk_at: Instant,
     /// How long a retired MSK is kept.
     pub(super) retired_grace: Duration,
 }
@@ -130,7 +146,7 @@ impl Group {
     /// Feeds every deadline of the group to `consider`; the next MTK's only when it is not
     /// `waiting` for the fan-out of its MSK (that fan-out's steps are deadlines of their own,
     /// and the MTK follows the last one).
-    pub(super) fn deadlines(&self, waiting: bool, consider: &mut impl FnMut(SystemTime)) {
+    pub(super) fn deadlines(&self, waiting: bool, consider: &mut impl FnMut(Instant)) {
         if self.next.is_none() {
             consider(self.next_msk_at);
         }
@@ -144,24 +160,24 @@ impl Group {
         }
     }
 
-    pub(super) fn announce_at(&self) -> SystemTime {
+    pub(super) fn announce_at(&self) -> Instant {
         self.switch_at
             .checked_sub(self.announce)
             .unwrap_or(self.switch_at)
     }
 
-    fn delete_at(&self, r: &MskSlot) -> SystemTime {
-        r.record.expires_at + self.retired_grace
+    fn delete_at(&self, r: &MskSlot) -> Instant {
+        r.expires + self.retired_grace
     }
 
     /// Whether the MTK for the next switch goes under the next MSK.
     pub(super) fn rotation_due(&self) -> bool {
-        ids_left(&self.current.record) == 0 || self.switch_at >= self.current.record.expires_at
+        ids_left(&self.current.record) == 0 || self.switch_at >= self.current.expires
     }
 
     /// When the current MSK will be switched over, from the MTK switches still to come
     /// (module documentation).
-    pub(super) fn rotation_estimate(&self) -> SystemTime {
+    pub(super) fn rotation_estimate(&self) -> Instant {
         let cur = &self.current.record;
         if let Some(up) = &self.upcoming
             && Some(up.msk_id) == self.next.as_ref().map(MskSlot::msk_id)
@@ -175,10 +191,10 @@ impl Group {
             self.switch_at
         };
         let by_ids = ids_left(cur);
-        let by_time = match cur.expires_at.duration_since(base) {
-            Ok(d) => u32::try_from(d.as_nanos().div_ceil(self.interval.as_nanos().max(1)))
+        let by_time = match self.current.expires.checked_duration_since(base) {
+            Some(d) => u32::try_from(d.as_nanos().div_ceil(self.interval.as_nanos().max(1)))
                 .unwrap_or(u32::MAX),
-            Err(_) => 0,
+            None => 0,
         };
         let steps = by_ids.min(by_time);
         base + self.interval.saturating_mul(steps)
@@ -217,7 +233,7 @@ impl Distributor {
         services: Vec<usize>,
         specs: &[&ServiceConfig],
         records: &[MskRecord],
-        now: SystemTime,
+        now: Now,
     ) -> Result<(Group, Option<MskId>), DistributionError> {
         let lifetime = specs
             .iter()
@@ -264,7 +280,7 @@ impl Distributor {
         for r in &mut retired {
             if r.state != MskState::Retired {
                 r.state = MskState::Retired;
-                r.expires_at = r.expires_at.min(now);
+                r.expires_at = r.expires_at.min(now.wall);
                 self.store.put_msk(r)?;
             }
         }
@@ -273,8 +289,8 @@ impl Distributor {
         {
             // A crash between retiring the old current and promoting the next.
             n.state = MskState::Current;
-            n.activates_at = now;
-            n.expires_at = now + lifetime;
+            n.activates_at = now.wall;
+            n.expires_at = now.wall + lifetime;
             self.store.put_msk(&n)?;
             promoted_on_load = Some(n.msk_id);
             current = Some(n);
@@ -284,11 +300,11 @@ impl Distributor {
             // already, so the switch-over is finished now rather than going back.
             if let (Some(mut old), Some(mut n)) = (current.take(), next.take()) {
                 old.state = MskState::Retired;
-                old.expires_at = now;
+                old.expires_at = now.wall;
                 self.store.put_msk(&old)?;
                 n.state = MskState::Current;
-                n.activates_at = now;
-                n.expires_at = now + lifetime;
+                n.activates_at = now.wall;
+                n.expires_at = now.wall + lifetime;
                 self.store.put_msk(&n)?;
                 retired.push(old);
                 promoted_on_load = Some(n.msk_id);
@@ -310,9 +326,9 @@ impl Distributor {
                     msk_id,
                     sequ,
                     MskState::Current,
-                    now,
-                    now,
-                    now + lifetime,
+                    now.wall,
+                    now.wall,
+                    now.wall + lifetime,
                 );
                 // Durable before the MSK is used for anything.
                 self.store.put_msk(&record)?;
@@ -336,20 +352,20 @@ impl Distributor {
             lead,
             sequ,
             salted,
-            current: MskSlot::new(current),
-            next: next.map(MskSlot::new),
-            retired: retired.into_iter().map(MskSlot::new).collect(),
+            current: MskSlot::new(current, now),
+            next: next.map(|n| MskSlot::new(n, now)),
+            retired: retired.into_iter().map(|r| MskSlot::new(r, now)).collect(),
             live,
             upcoming: None,
             // A (re)start begins a fresh MTK at once: IDs continue from the stored mtk_next_id.
-            switch_at: now,
-            next_msk_at: now,
+            switch_at: now.mono,
+            next_msk_at: now.mono,
             retired_grace: self.tuning.retired_grace,
         };
         group.next_msk_at = group
             .rotation_estimate()
             .checked_sub(group.lead)
-            .unwrap_or(now);
+            .unwrap_or(now.mono);
         let repush = group
             .next
             .as_ref()
@@ -386,11 +402,7 @@ impl Distributor {
     }
 
     /// Creates, persists and queues the push of the next MSK of group `g`.
-    pub(super) fn create_next(
-        &mut self,
-        g: usize,
-        now: SystemTime,
-    ) -> Result<(), DistributionError> {
+    pub(super) fn create_next(&mut self, g: usize, now: Now) -> Result<(), DistributionError> {
         let group = &self.groups[g];
         let mut key_number = next_key_number(group.current.msk_id().key_number);
         while group.key_number_in_use(key_number) {
@@ -398,58 +410,63 @@ impl Distributor {
         }
         let (key_domain, sequ, lifetime) = (group.key_domain, group.sequ, group.lifetime);
         let msk_id = MskId::new(group.key_group, key_number);
-        let activates = group.rotation_estimate().max(now + group.lead);
+        let activates = now.wall_at(group.rotation_estimate().max(now.mono + group.lead));
         let record = self.new_record(
             key_domain,
             msk_id,
             sequ,
             MskState::Next,
-            now,
+            now.wall,
             activates,
             activates + lifetime,
         );
         self.store.put_msk(&record)?;
         tracing::info!(%key_domain, %msk_id, "next MSK created");
-        self.groups[g].next = Some(MskSlot::new(record));
-        self.queue_fanout(g, msk_id, now);
+        self.groups[g].next = Some(MskSlot::new(record, now));
+        self.queue_fanout(g, msk_id, now.mono);
         Ok(())
     }
 
     /// Everything of group `g` due at `now`, in order.
-    pub(super) fn step_group(
-        &mut self,
-        g: usize,
-        now: SystemTime,
-    ) -> Result<(), DistributionError> {
+    pub(super) fn step_group(&mut self, g: usize, now: Now) -> Result<(), DistributionError> {
         // Bounded: each round makes progress; a restart may find several steps due at once.
         for _ in 0..8 {
             let group = &self.groups[g];
             let waiting = self.mtk_waits_for_fanout(g);
-            if group.next.is_none() && now >= group.next_msk_at {
+            if group.next.is_none() && now.mono >= group.next_msk_at {
                 self.create_next(g, now)?;
-            } else if group.upcoming.is_none() && now >= group.announce_at() && !waiting {
+            } else if group.upcoming.is_none() && now.mono >= group.announce_at() && !waiting {
                 self.announce_mtk(g, now)?;
-            } else if group.upcoming.is_some() && now >= group.switch_at && !waiting {
+            } else if group.upcoming.is_some() && now.mono >= group.switch_at && !waiting {
                 self.switch_mtk(g, now)?;
             } else {
                 break;
             }
         }
-        self.delete_retired(g, now)
+        self.delete_retired(g, now.mono)
     }
 
-    /// At the switch to the first MTK under the next MSK: Next → Current, Current → Retired.
-    pub(super) fn rotate(&mut self, g: usize, at: SystemTime) -> Result<(), DistributionError> {
+    /// At the switch to the first MTK under the next MSK (at `at`, a monotonic instant not
+    /// after `now`): Next → Current, Current → Retired.
+    pub(super) fn rotate(
+        &mut self,
+        g: usize,
+        at: Instant,
+        now: Now,
+    ) -> Result<(), DistributionError> {
         let group = &mut self.groups[g];
         let Some(mut next) = group.next.take() else {
             return Ok(());
         };
+        let at_wall = now.wall_at(at);
         next.record.state = MskState::Current;
-        next.record.activates_at = at;
-        next.record.expires_at = at + group.lifetime;
+        next.record.activates_at = at_wall;
+        next.record.expires_at = at_wall + group.lifetime;
+        next.expires = at + group.lifetime;
         let mut old = std::mem::replace(&mut group.current, next);
         old.record.state = MskState::Retired;
-        old.record.expires_at = at;
+        old.record.expires_at = at_wall;
+        old.expires = at;
         // Old first: a crash in between leaves a Next and no Current, which a restart promotes.
         let persisted = self
             .store
@@ -466,7 +483,7 @@ impl Distributor {
     }
 
     /// Deletes the retired MSKs of group `g` whose grace period is over.
-    fn delete_retired(&mut self, g: usize, now: SystemTime) -> Result<(), DistributionError> {
+    fn delete_retired(&mut self, g: usize, now: Instant) -> Result<(), DistributionError> {
         let group = &self.groups[g];
         let due: Vec<MskId> = group
             .retired

@@ -2,11 +2,13 @@
 //!
 //! [`Distributor`] owns the MSK life cycle of every (Key Domain ID, Key Group), the MTK schedule
 //! under it, and the MSK pushes to the registered UEs with their acknowledgements. It never
-//! reads a clock, a socket or a global RNG: `now` is an argument, randomness is injected, and
+//! reads a clock, a socket or a global RNG: `now` is an argument (both clocks, [`Now`]: every
+//! deadline is monotonic, wall time is for the protocol), randomness is injected, and
 //! what is to be sent or written comes out as [`Action`]s. The store and the key source are
 //! called synchronously (both traits are blocking by design); the tokio driver
 //! ([`crate::bmsc::udp`]) runs the calls that may reach them on the blocking pool.
 //!
+//! - [`clock`]: [`Now`], monotonic time for schedules and wall time for the protocol;
 //! - [`counter`]: the one MIKEY counter of all messages, durable without a write per message;
 //! - `lifecycle`: MSK creation, rotation and retirement, SEQu sizing, lead time;
 //! - `mtk`: MTK generation, the announce ahead of each switch, repetition;
@@ -14,6 +16,7 @@
 //! - `retransmit`: acknowledgements, retransmissions;
 //! - `fanout`: the push of a new MSK to every registered UE, a batch at a time.
 
+pub mod clock;
 pub mod counter;
 mod fanout;
 mod lifecycle;
@@ -25,7 +28,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -40,6 +43,7 @@ use crate::gba::KeySource;
 use crate::mbms::{BuildError, Streaming};
 use crate::mikey::{KeyDomainId, MskId, MtkId};
 
+pub use self::clock::Now;
 use self::counter::{Counters, DEFAULT_COUNTER_BLOCK};
 use self::fanout::FanOut;
 use self::lifecycle::{Group, LiveMtk};
@@ -331,7 +335,7 @@ struct ServiceState {
     object_dir: Option<PathBuf>,
     /// The MTK message being repeated (the latest announced MTK).
     message: Option<Bytes>,
-    next_send_at: Option<SystemTime>,
+    next_send_at: Option<Instant>,
     /// Sends in this run of the messages of the last two MTKs announced (the current and the
     /// upcoming one), by (MSK ID, MTK ID): what [`MediaKey::sent`] reports.
     sends: VecDeque<((MskId, MtkId), u32)>,
@@ -355,8 +359,9 @@ pub struct Distributor {
     next_epoch: u32,
     actions: VecDeque<Action>,
     mtk_view: CurrentMtks,
-    sweep_at: SystemTime,
-    last_now: SystemTime,
+    sweep_at: Instant,
+    /// The clocks as of the last input: the counter floor follows its wall time.
+    last_now: Now,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -386,7 +391,7 @@ impl Distributor {
         key_source: Arc<dyn KeySource>,
         metrics: Arc<Metrics>,
         rng: Rng,
-        now: SystemTime,
+        now: Now,
     ) -> Result<Self, DistributionError> {
         Self::with_tuning(
             config,
@@ -409,10 +414,10 @@ impl Distributor {
         key_source: Arc<dyn KeySource>,
         metrics: Arc<Metrics>,
         rng: Rng,
-        now: SystemTime,
+        now: Now,
         tuning: Tuning,
     ) -> Result<Self, DistributionError> {
-        let counters = Counters::load(store.as_ref(), tuning.counter_block)?;
+        let counters = Counters::load(store.as_ref(), tuning.counter_block, now.wall)?;
         let mut services = Vec::with_capacity(config.services.len());
         let mut group_keys = Vec::new();
         for s in &config.services {
@@ -461,10 +466,10 @@ impl Distributor {
             next_epoch: 1,
             actions: VecDeque::new(),
             mtk_view: CurrentMtks::default(),
-            sweep_at: now,
+            sweep_at: now.mono,
             last_now: now,
         };
-        this.sweep_at = now + this.tuning.sweep_interval;
+        this.sweep_at = now.mono + this.tuning.sweep_interval;
         let records = this.store.msks()?;
         for (i, key) in group_keys.into_iter().enumerate() {
             let members: Vec<usize> = (0..this.services.len())
@@ -474,7 +479,7 @@ impl Distributor {
             let (group, repush) = this.load_group(key, members.clone(), &specs, &records, now)?;
             this.groups.push(group);
             if let Some(msk_id) = repush {
-                this.queue_fanout(i, msk_id, now);
+                this.queue_fanout(i, msk_id, now.mono);
             }
         }
         for s in 0..this.services.len() {
@@ -483,7 +488,7 @@ impl Distributor {
         for g in 0..this.groups.len() {
             // An MTK restored from the store is current again from this start.
             if let Some(live) = this.groups[g].live.clone() {
-                this.export_mtk(g, &live, now, true);
+                this.export_mtk(g, &live, now.wall, true);
             }
         }
         this.repush_recent_registrations(now)?;
@@ -497,11 +502,7 @@ impl Distributor {
     ///
     /// # Errors
     /// [`DistributionError::Store`] when the counter ceiling cannot be raised: nothing is sent.
-    pub fn on_event(
-        &mut self,
-        event: KeyRequestEvent,
-        now: SystemTime,
-    ) -> Result<(), DistributionError> {
+    pub fn on_event(&mut self, event: KeyRequestEvent, now: Now) -> Result<(), DistributionError> {
         self.last_now = now;
         match event {
             KeyRequestEvent::Registered {
@@ -526,7 +527,7 @@ impl Distributor {
     /// A datagram on the distribution socket: an MSK acknowledgement (docs/profile.md §2.2), matched
     /// to its push by (IDr or the sender's address, CSB ID, counter) and verified. Anything else
     /// is counted in `acks_rejected` and dropped.
-    pub fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: SystemTime) {
+    pub fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Now) {
         self.last_now = now;
         self.handle_ack(from, bytes);
     }
@@ -537,7 +538,7 @@ impl Distributor {
     /// # Errors
     /// [`DistributionError::Store`] when a new MSK, an MTK state or the counter ceiling cannot
     /// be made durable; what depends on it is not sent and is retried at the next call.
-    pub fn on_timeout(&mut self, now: SystemTime) -> Result<(), DistributionError> {
+    pub fn on_timeout(&mut self, now: Now) -> Result<(), DistributionError> {
         self.last_now = now;
         let mut first_error = None;
         for g in 0..self.groups.len() {
@@ -546,28 +547,29 @@ impl Distributor {
                 first_error.get_or_insert(e);
             }
         }
-        self.resend_mtks(now);
-        if let Err(e) = self.retransmit_due(now) {
+        self.resend_mtks(now.mono);
+        if let Err(e) = self.retransmit_due(now.mono) {
             first_error.get_or_insert(e);
         }
         if let Err(e) = self.fanout_step(now) {
             tracing::warn!("MSK fan-out: {e}");
             first_error.get_or_insert(e);
         }
-        if now >= self.sweep_at {
-            self.sweep(now);
-            self.sweep_at = now + self.tuning.sweep_interval;
+        if now.mono >= self.sweep_at {
+            self.sweep(now.wall);
+            self.sweep_at = now.mono + self.tuning.sweep_interval;
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    /// When [`Distributor::on_timeout`] is next due. A time not after the last `now` means
-    /// "as soon as possible": a fan-out or a retransmission round continues after the driver
-    /// has sent the previous batch and read the acknowledgements that arrived meanwhile.
+    /// When [`Distributor::on_timeout`] is next due, on the monotonic clock ([`Now::mono`]).
+    /// A time not after the last `now` means "as soon as possible": a fan-out or a
+    /// retransmission round continues after the driver has sent the previous batch and read
+    /// the acknowledgements that arrived meanwhile.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<SystemTime> {
-        let mut at: Option<SystemTime> = None;
-        let mut consider = |t: SystemTime| {
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut at: Option<Instant> = None;
+        let mut consider = |t: Instant| {
             at = Some(at.map_or(t, |a| a.min(t)));
         };
         for (i, g) in self.groups.iter().enumerate() {
@@ -677,6 +679,13 @@ impl Distributor {
             salt: live.salt.clone()?,
             sent,
         })
+    }
+
+    /// `n` consecutive MIKEY counters (at least one), the first returned: above the floor of
+    /// the wall time of the last input ([`counter::counter_floor`]).
+    fn allocate_counters(&mut self, n: usize) -> Result<u32, StoreError> {
+        self.counters
+            .allocate(self.store.as_ref(), n, self.last_now.wall)
     }
 
     fn send(&mut self, datagrams: Vec<Datagram>) {

@@ -11,7 +11,7 @@
 //! repetitions carry the new MTK. The MTK ID and the MTK are persisted in the MSK record
 //! before the first message carrying them leaves, so a restart never reuses an MTK ID.
 
-use std::time::SystemTime;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -22,7 +22,7 @@ use crate::mbms::{BuildError, MtkDelivery, Streaming, build_mtk};
 use crate::mikey::{MtkId, SrtpParam};
 
 use super::lifecycle::{LiveMtk, ids_left};
-use super::{Action, Datagram, DistributionError, Distributor};
+use super::{Action, Datagram, DistributionError, Distributor, Now};
 
 /// The SRTP part of a streaming service's MTK messages (docs/profile.md §2.3), with the
 /// authentication tag length of its suite (10 octets by default, 4 for `_32`).
@@ -41,11 +41,7 @@ pub(super) fn streaming(ssrc: u32, roc: u32, tag_len: usize) -> Streaming {
 impl Distributor {
     /// Generates the MTK for the group's next switch and sends it for the first time; or, when
     /// the switch would go to a next MSK pushed less than the lead time ago, postpones it.
-    pub(super) fn announce_mtk(
-        &mut self,
-        g: usize,
-        now: SystemTime,
-    ) -> Result<(), DistributionError> {
+    pub(super) fn announce_mtk(&mut self, g: usize, now: Now) -> Result<(), DistributionError> {
         let mut use_next = self.groups[g].rotation_due();
         if use_next {
             if self.groups[g].next.is_none() {
@@ -55,7 +51,7 @@ impl Distributor {
             let ready = group
                 .next
                 .as_ref()
-                .map_or(now, |n| n.record.created_at + group.lead);
+                .map_or(now.mono, |n| n.created + group.lead);
             if ready > group.switch_at {
                 // The next MSK went out less than the lead time ago (a restart after a long
                 // stop): the current MSK carries on, with a new MTK while it has IDs left, or
@@ -100,18 +96,14 @@ impl Distributor {
         group.upcoming = Some(live.clone());
         self.metrics.mtks_generated.inc();
         tracing::debug!(%msk_id, %mtk_id, "MTK announced");
-        self.emit_mtk_messages(g, &live, now)?;
-        let switch_at = self.groups[g].switch_at;
+        self.emit_mtk_messages(g, &live, now.mono)?;
+        let switch_at = now.wall_at(self.groups[g].switch_at);
         self.export_mtk(g, &live, switch_at, false);
         Ok(())
     }
 
     /// The announced MTK becomes current (and with it, possibly, the next MSK).
-    pub(super) fn switch_mtk(
-        &mut self,
-        g: usize,
-        now: SystemTime,
-    ) -> Result<(), DistributionError> {
+    pub(super) fn switch_mtk(&mut self, g: usize, now: Now) -> Result<(), DistributionError> {
         let group = &mut self.groups[g];
         let Some(up) = group.upcoming.take() else {
             return Ok(());
@@ -120,24 +112,28 @@ impl Distributor {
         let rotating = group.next.as_ref().map(|n| n.msk_id()) == Some(up.msk_id);
         group.live = Some(up.clone());
         let mut next = at + group.interval;
-        if next <= now {
+        if next <= now.mono {
             // Called late (a stalled driver): keep the rhythm from now rather than catch up.
-            next = now + group.interval;
+            next = now.mono + group.interval;
         }
         group.switch_at = next;
-        let rotated = if rotating { self.rotate(g, at) } else { Ok(()) };
+        let rotated = if rotating {
+            self.rotate(g, at, now)
+        } else {
+            Ok(())
+        };
         let group = &mut self.groups[g];
         if group.next.is_none() {
             group.next_msk_at = group
                 .rotation_estimate()
                 .checked_sub(group.lead)
-                .unwrap_or(now);
+                .unwrap_or(now.mono);
         }
         for s in self.groups[g].services.clone() {
             self.publish_mtk(s);
         }
         // Exported as current from the moment the media sender may take it.
-        self.export_mtk(g, &up, now, true);
+        self.export_mtk(g, &up, now.wall, true);
         rotated
     }
 
@@ -147,17 +143,15 @@ impl Distributor {
         &mut self,
         g: usize,
         live: &LiveMtk,
-        now: SystemTime,
+        now: Instant,
     ) -> Result<(), DistributionError> {
+        let services = self.groups[g].services.clone();
+        let first = self.allocate_counters(services.len())?;
         let group = &self.groups[g];
         let Some(slot) = group.slot(live.msk_id) else {
             return Err(BuildError::Invalid("the MTK's MSK is not held").into());
         };
         let key_domain = group.key_domain;
-        let services = group.services.clone();
-        let first = self
-            .counters
-            .allocate(self.store.as_ref(), services.len())?;
         let mut built = Vec::with_capacity(services.len());
         for (i, s) in services.iter().enumerate() {
             let svc = &self.services[*s];
@@ -207,7 +201,7 @@ impl Distributor {
     }
 
     /// Repeats every service's MTK message that is due (identical bytes).
-    pub(super) fn resend_mtks(&mut self, now: SystemTime) {
+    pub(super) fn resend_mtks(&mut self, now: Instant) {
         let mut datagrams = Vec::new();
         let mut resent = Vec::new();
         for (i, svc) in self.services.iter_mut().enumerate() {

@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -27,7 +27,7 @@ use crate::mbms::{MskDelivery, MskUpdate, PreparedMuk, build_msk_prepared};
 use crate::mikey::{KeyDomainId, MskId};
 
 use super::lifecycle::Group;
-use super::{Datagram, DistributionError, Distributor, par_map};
+use super::{Datagram, DistributionError, Distributor, Now, par_map};
 
 /// A cached MUK and the per-UE bookkeeping of the distribution.
 pub(super) struct MukEntry {
@@ -88,7 +88,7 @@ pub(super) struct Batch {
     pub(super) targets: Vec<Target>,
     pub(super) remaining: usize,
     pub(super) attempts: u32,
-    pub(super) next_at: SystemTime,
+    pub(super) next_at: Instant,
 }
 
 /// A solicited pull to send: B-TID, address, Key Domain ID, Key Group.
@@ -101,7 +101,7 @@ pub(super) struct Pushes {
     /// By first counter; a counter identifies its push (one allocator for everything).
     pub(super) batches: BTreeMap<u32, Batch>,
     /// (retransmission time, batch); stale entries are skipped when popped.
-    pub(super) timers: BinaryHeap<Reverse<(SystemTime, u32)>>,
+    pub(super) timers: BinaryHeap<Reverse<(Instant, u32)>>,
     pub(super) pending: usize,
 }
 
@@ -136,7 +136,7 @@ impl Pushes {
         true
     }
 
-    pub(super) fn next_deadline(&self) -> Option<SystemTime> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((t, _))| *t)
     }
 }
@@ -309,7 +309,7 @@ impl Distributor {
         btid: &Btid,
         ip: IpAddr,
         service_ids: &[String],
-        now: SystemTime,
+        now: Now,
     ) -> Result<(), DistributionError> {
         let groups = self.groups_of(service_ids);
         let mut wanted = Vec::new();
@@ -335,12 +335,12 @@ impl Distributor {
     /// (and a UE that never got the key requests it when it sees an MTK under it).
     pub(super) fn repush_recent_registrations(
         &mut self,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(), DistributionError> {
         let span = (0..=self.push.retries).fold(Duration::ZERO, |sum, attempt| {
             sum.saturating_add(self.backoff(attempt))
         });
-        let since = now.checked_sub(span).unwrap_or(SystemTime::UNIX_EPOCH);
+        let since = now.wall.checked_sub(span).unwrap_or(SystemTime::UNIX_EPOCH);
         let recent = self.store.registrations_since(since, REPUSH_LIMIT)?;
         let mut by_ue: BTreeMap<String, (Btid, IpAddr, Vec<String>)> = BTreeMap::new();
         for r in recent {
@@ -370,7 +370,7 @@ impl Distributor {
         ip: IpAddr,
         removed: &[String],
         remaining: &[String],
-        now: SystemTime,
+        now: Now,
     ) -> Result<(), DistributionError> {
         let keep = self.groups_of(remaining);
         let mut targets = Vec::new();
@@ -379,7 +379,7 @@ impl Distributor {
             .into_iter()
             .filter(|g| !keep.contains(g))
             .collect();
-        let key = match self.resolve(btid.as_str(), now) {
+        let key = match self.resolve(btid.as_str(), now.wall) {
             Resolved::Fresh(k) | Resolved::Stale(k) => Some(k),
             Resolved::Missing(e) => {
                 tracing::warn!(%btid, "no MUK for the invalidation: {e}");
@@ -417,7 +417,7 @@ impl Distributor {
         btid: &Btid,
         ip: IpAddr,
         msks: &[(KeyDomainId, MskId)],
-        now: SystemTime,
+        now: Now,
     ) -> Result<(), DistributionError> {
         let mut wanted = Vec::new();
         for (key_domain, msk_id) in msks {
@@ -448,12 +448,12 @@ impl Distributor {
         ip: IpAddr,
         wanted: &[(usize, MskId)],
         kind: PushKind,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(), DistributionError> {
         if wanted.is_empty() {
             return Ok(());
         }
-        match self.resolve(btid.as_str(), now) {
+        match self.resolve(btid.as_str(), now.wall) {
             Resolved::Fresh(key) => {
                 let mut targets = Vec::with_capacity(wanted.len());
                 for (g, msk_id) in wanted {
@@ -500,12 +500,12 @@ impl Distributor {
     pub(super) fn send_pushes(
         &mut self,
         mut targets: Vec<Target>,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(), DistributionError> {
         if targets.is_empty() {
             return Ok(());
         }
-        let first = self.counters.allocate(self.store.as_ref(), targets.len())?;
+        let first = self.allocate_counters(targets.len())?;
         // One call to the generator for the whole batch (one system call, not one per UE).
         let mut rands = vec![0u8; targets.len() * MSK_RAND_LEN];
         super::fill(&mut self.rng, &mut rands);
@@ -545,7 +545,7 @@ impl Distributor {
         self.metrics.invalidations_sent.add(invalidations);
         let remaining = datagrams.len();
         if remaining > 0 {
-            let next_at = now + self.backoff(0);
+            let next_at = now.mono + self.backoff(0);
             self.pushes.batches.insert(
                 first,
                 Batch {
@@ -567,7 +567,7 @@ impl Distributor {
         if pulls.is_empty() {
             return Ok(());
         }
-        let first = self.counters.allocate(self.store.as_ref(), pulls.len())?;
+        let first = self.allocate_counters(pulls.len())?;
         let mut datagrams = Vec::with_capacity(pulls.len());
         for (i, (btid, ip, key_domain, key_group)) in pulls.into_iter().enumerate() {
             let rand: [u8; MSK_RAND_LEN] = self.random();

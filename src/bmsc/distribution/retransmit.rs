@@ -13,7 +13,7 @@
 
 use std::cmp::Reverse;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -75,7 +75,7 @@ impl Distributor {
 
     /// Retransmits the batches due at `now` (at most a few batches' worth of messages per call;
     /// the rest stays due), and gives up those past the retry limit.
-    pub(super) fn retransmit_due(&mut self, now: SystemTime) -> Result<(), DistributionError> {
+    pub(super) fn retransmit_due(&mut self, now: Instant) -> Result<(), DistributionError> {
         let mut budget = self.tuning.batch_size.max(1).saturating_mul(4);
         while budget > 0 {
             let Some(&Reverse((at, first))) = self.pushes.timers.peek() else {

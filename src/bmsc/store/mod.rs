@@ -332,11 +332,12 @@ pub trait Store: Send + Sync {
     fn counter_ceiling(&self) -> Result<u32, StoreError>;
 
     /// Raises the ceiling to `new`, durable on return. Setting the current value again is a
-    /// no-op.
+    /// no-op. A ceiling of 0 is a fresh store's: any value raises it (a fresh store's counters
+    /// start at the wall-clock floor, docs/profile.md §5); the distributor never sets 0.
     ///
     /// # Errors
     /// [`StoreError::CeilingNotRaised`] unless `new` is the current value or after it in
-    /// RFC 1982 order (less than 2^31 ahead).
+    /// RFC 1982 order (less than 2^31 ahead), or the current ceiling is 0.
     fn raise_counter_ceiling(&self, new: u32) -> Result<(), StoreError>;
 
     /// Cached GBA keys of `btid` still valid at `now` (for a Zn key source).

@@ -445,7 +445,8 @@ impl Store for SqliteStore {
             if new == current {
                 return Ok(());
             }
-            if !serial_after(new, current) {
+            // 0: a fresh store, whose first ceiling is the counter floor (docs/profile.md §5).
+            if current != 0 && !serial_after(new, current) {
                 return Err(StoreError::CeilingNotRaised {
                     current,
                     requested: new,
