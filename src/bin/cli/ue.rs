@@ -21,6 +21,8 @@ use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
 use serde_json::{Value, json};
 
+use crate::input::key;
+
 #[derive(Args)]
 pub struct UeArgs {
     /// The BM-SC Key Request function, e.g. http://bmsc.example.org:8080.
@@ -29,9 +31,10 @@ pub struct UeArgs {
     /// The B-TID of the GBA bootstrapping (Digest username, MIKEY IDr).
     #[arg(long, required_unless_present = "akid", conflicts_with = "akid")]
     btid: Option<String>,
-    /// Ks_NAF for the BM-SC (GBA_ME), 32 octets hex.
+    /// Ks_NAF for the BM-SC (GBA_ME), 32 octets.
     #[arg(
         long,
+        value_name = "HEX|@FILE", env = "MBMS_KS_NAF", hide_env_values = true,
         required_unless_present_any = ["ks_int_naf", "kaf", "akid"],
         conflicts_with = "ks_int_naf"
     )]
@@ -40,14 +43,32 @@ pub struct UeArgs {
     /// of --btid.
     #[arg(long, requires = "kaf", conflicts_with_all = ["ks_naf", "ks_ext_naf", "ks_int_naf"])]
     akid: Option<String>,
-    /// KAF for the BM-SC, 32 octets hex: the MUK (with --akid, in place of the GBA NAF keys).
-    #[arg(long, requires = "akid")]
+    /// KAF for the BM-SC, 32 octets: the MUK (with --akid, in place of the GBA NAF keys).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KAF",
+        hide_env_values = true,
+        requires = "akid"
+    )]
     kaf: Option<String>,
-    /// Ks_ext_NAF (GBA_U), 32 octets hex: the MRK.
-    #[arg(long, requires = "ks_int_naf")]
+    /// Ks_ext_NAF (GBA_U), 32 octets: the MRK.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KS_EXT_NAF",
+        hide_env_values = true,
+        requires = "ks_int_naf"
+    )]
     ks_ext_naf: Option<String>,
-    /// Ks_int_NAF (GBA_U), 32 octets hex: the MUK.
-    #[arg(long, requires = "ks_ext_naf")]
+    /// Ks_int_NAF (GBA_U), 32 octets: the MUK.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KS_INT_NAF",
+        hide_env_values = true,
+        requires = "ks_ext_naf"
+    )]
     ks_int_naf: Option<String>,
     /// An MBMS user service to register to (repeatable).
     #[arg(long = "service", required_unless_present = "listen_only")]
@@ -197,7 +218,7 @@ fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
     let expiry = SystemTime::now() + Duration::from_secs(10 * 365 * 24 * 3600);
     if let (Some(akid), Some(kaf)) = (&a.akid, &a.kaf) {
         let akid = parse_akid(akid).map_err(|e| format!("--akid: {e}"))?;
-        let kaf = Kaf::from_hex(kaf).map_err(|e| format!("--kaf: {e}"))?;
+        let kaf = key("--kaf", kaf, Kaf::from_slice)?;
         return Ok(UeGbaKeys::akma(akid, &kaf, expiry));
     }
     let btid: Btid = a
@@ -208,11 +229,11 @@ fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
         .map_err(|e| format!("--btid: {e}"))?;
     let material = match (&a.ks_naf, &a.ks_ext_naf, &a.ks_int_naf) {
         (Some(k), None, None) => GbaKeys::Me {
-            ks_naf: KsNaf::from_hex(k).map_err(|e| format!("--ks-naf: {e}"))?,
+            ks_naf: key("--ks-naf", k, KsNaf::from_slice)?,
         },
         (None, Some(ext), Some(int)) => GbaKeys::U {
-            ks_ext_naf: KsExtNaf::from_hex(ext).map_err(|e| format!("--ks-ext-naf: {e}"))?,
-            ks_int_naf: KsIntNaf::from_hex(int).map_err(|e| format!("--ks-int-naf: {e}"))?,
+            ks_ext_naf: key("--ks-ext-naf", ext, KsExtNaf::from_slice)?,
+            ks_int_naf: key("--ks-int-naf", int, KsIntNaf::from_slice)?,
         },
         _ => return Err("give --ks-naf (GBA_ME) or --ks-ext-naf with --ks-int-naf (GBA_U)".into()),
     };
