@@ -15,7 +15,7 @@ use mbms_keys::duration;
 use mbms_keys::gba::akma::parse_akid;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
-use mbms_keys::ue::driver::{UeClient, UeConfig, host_of};
+use mbms_keys::ue::driver::{MIKEY_PORT, UeClient, UeConfig, host_of};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
@@ -73,7 +73,10 @@ pub struct UeArgs {
     /// An MBMS user service to register to (repeatable).
     #[arg(long = "service", required_unless_present = "listen_only")]
     services: Vec<String>,
-    /// Where MIKEY pushes arrive.
+    /// Where MIKEY pushes arrive. The BM-SC sends MSK messages to the UE's address at the port
+    /// of its own configuration (`ue_port`, 2269 by default): registration does not carry the
+    /// UE's port, so another port here receives pushes only from a BM-SC whose ue_port is that
+    /// port (a note on standard error says so).
     #[arg(long, default_value = "0.0.0.0:2269")]
     listen: SocketAddr,
     /// The MGV-S state file (sealed; its key is kept in FILE.key, mode 0600).
@@ -291,6 +294,14 @@ async fn run_async(a: UeArgs) -> ExitCode {
     };
     print(&json!({ "event": "Listening", "addr": client.local_addr().to_string() }));
     let registered = !a.listen_only;
+    let port = client.local_addr().port();
+    // [CHOICE] docs/profile.md §6 "ue --listen on a port other than 2269": told, not refused.
+    if registered && port != MIKEY_PORT {
+        eprintln!(
+            "note: listening on port {port}, but the BM-SC pushes MSK messages to the port of its \
+             ue_port setting ({MIKEY_PORT} by default): registration does not tell it this port"
+        );
+    }
     if registered {
         match client.register(&a.services).await {
             Ok(r) => print(&json!({
