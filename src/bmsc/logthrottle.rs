@@ -60,9 +60,10 @@ pub struct Summary {
     pub count: u64,
     /// Failures of this kind since the start.
     pub total: u64,
-    /// `reason=count` pairs, escaped, comma separated, most frequent first.
+    /// The reasons with their counts, most frequent first, escaped:
+    /// `{"unknown nonce": 9, "other": 2}`.
     pub reasons: String,
-    /// Up to three distinct subjects (B-TIDs, peers), escaped, comma separated (`-` for none).
+    /// Up to three distinct subjects (B-TIDs, peers), escaped: `["a", "b"]`.
     pub samples: String,
 }
 
@@ -106,24 +107,22 @@ impl Window {
     fn take(&mut self, now: SystemTime) -> Summary {
         let mut reasons = std::mem::take(&mut self.reasons);
         reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-        let mut text = reasons
+        let mut items: Vec<String> = reasons
             .iter()
-            .map(|(r, n)| format!("{r}={n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .map(|(r, n)| format!("\"{r}\": {n}"))
+            .collect();
         if self.other_reasons > 0 {
-            let _ = write!(text, ", other={}", self.other_reasons);
+            items.push(format!("\"other\": {}", self.other_reasons));
         }
-        let samples = std::mem::take(&mut self.samples);
+        let samples: Vec<String> = std::mem::take(&mut self.samples)
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect();
         let summary = Summary {
             count: self.pending,
             total: self.total,
-            reasons: text,
-            samples: if samples.is_empty() {
-                "-".to_owned()
-            } else {
-                samples.join(", ")
-            },
+            reasons: format!("{{{}}}", items.join(", ")),
+            samples: format!("[{}]", samples.join(", ")),
         };
         self.pending = 0;
         self.other_reasons = 0;
@@ -225,15 +224,15 @@ mod tests {
             .record(at(10), Some("b3"), "bad response")
             .expect("interval over");
         assert_eq!((second.count, second.total), (10, 11));
-        assert_eq!(second.reasons, "unknown nonce=9, bad response=1");
-        assert_eq!(second.samples, "b2, b3");
+        assert_eq!(second.reasons, r#"{"unknown nonce": 9, "bad response": 1}"#);
+        assert_eq!(second.samples, r#"["b2", "b3"]"#);
         assert_eq!(t.flush(at(11)), None, "nothing pending");
         assert_eq!(t.record(at(12), None, "x"), None);
         assert_eq!(t.flush(at(15)), None, "interval not over");
         let third = t.flush(at(20)).expect("pending and due");
         assert_eq!(
             (third.count, third.total, third.samples.as_str()),
-            (1, 12, "-")
+            (1, 12, "[]")
         );
         assert_eq!(t.record(at(100), None, "y").map(|s| s.count), Some(1));
     }
@@ -249,7 +248,7 @@ mod tests {
         let s = t.flush_all(at(2)).expect("pending");
         assert_eq!(s.count, 50);
         assert_eq!(s.reasons.split(", ").count(), MAX_REASONS + 1);
-        assert!(s.reasons.ends_with(", other=42"), "{}", s.reasons);
-        assert_eq!(s.samples, "0, 1, 2");
+        assert!(s.reasons.ends_with(r#", "other": 42}"#), "{}", s.reasons);
+        assert_eq!(s.samples, r#"["0", "1", "2"]"#);
     }
 }

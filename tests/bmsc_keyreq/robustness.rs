@@ -212,15 +212,15 @@ fn flood_log_alone() {
     // The Digest parser refuses a header with control characters before naming a B-TID;
     // quotes and backslashes a quoted-string can carry are escaped, long B-TIDs cut.
     assert!(
-        log.contains("Digest header is not printable ASCII=1"),
+        log.contains(r#""Digest header is not printable ASCII": 1"#),
         "{log}"
     );
     assert!(
-        log.contains(r#"btids=q\"uote\\x, "#),
+        log.contains(r#"btids=["q\"uote\\x", "#),
         "B-TID not escaped:\n{log}"
     );
     assert!(!log.contains(r#"q"uote"#), "{log}");
-    let cut = format!("{}..., ", "L".repeat(64));
+    let cut = format!("\"{}...\", ", "L".repeat(64));
     assert!(log.contains(&cut), "long B-TID not cut:\n{log}");
     assert!(!log.contains(&"L".repeat(65)), "{log}");
 }

@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::{KeyRequestHandler, Request, Response};
+use crate::bmsc::logthrottle::escape;
 use crate::gba::{KeySourceError, SubscriberKeys, digest_password};
 use crate::mbms::digest::{
     ChallengeParams, DigestResponse, Expectation, challenge, parse_auth_params,
@@ -96,7 +97,7 @@ impl KeyRequestHandler {
         now: SystemTime,
     ) -> Result<Authenticated, Response> {
         let Some(header) = req.authorization.as_deref() else {
-            debug!(path = %req.path, "no Authorization: challenging");
+            debug!(path = %escape(&req.path), "no Authorization: challenging");
             return Err(self.challenge_response(now, false));
         };
         let digest = match DigestResponse::parse(header) {
