@@ -13,6 +13,7 @@ use std::io::Read;
 use zeroize::Zeroizing;
 
 /// Whether `bytes` is text to read as hex: printable ASCII and white space only.
+/// [CHOICE] docs/profile.md §6 "command-line keys and messages".
 fn is_text(bytes: &[u8]) -> bool {
     bytes
         .iter()
