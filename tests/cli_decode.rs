@@ -217,3 +217,61 @@ fn non_hex_input_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("hex"));
 }
+
+fn temp_bytes(name: &str, contents: &[u8]) -> PathBuf {
+    let path = temp_file(name, "");
+    std::fs::write(&path, contents).expect("temp file");
+    path
+}
+
+/// `aa:bb:cc`, as Wireshark copies bytes.
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[test]
+fn a_binary_mikey_file_decodes_like_its_hex() {
+    let (message, _) = vector();
+    let want = decode(&[&hex::encode(&message)], None);
+    assert_eq!(want.status.code(), Some(0));
+    let path = temp_bytes("msk.mikey", &message);
+    let from_binary = decode(&[&format!("@{}", path.display())], None);
+    assert_eq!(
+        from_binary.status.code(),
+        Some(0),
+        "{}",
+        stderr(&from_binary)
+    );
+    assert_eq!(stdout(&from_binary), stdout(&want));
+    // A binary file that is not MIKEY is malformed input, exit 2, not a hex error.
+    let junk = temp_bytes("junk.mikey", &[0x01, 0xff, 0x00]);
+    let out = decode(&[&format!("@{}", junk.display())], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("malformed MIKEY"), "{}", stderr(&out));
+}
+
+#[test]
+fn colon_separated_and_0x_prefixed_hex_are_accepted_everywhere() {
+    let (message, _) = vector();
+    let want = stdout(&decode(&[&hex::encode(&message)], None));
+    let colons = colon_hex(&message);
+    let from_arg = decode(&[&colons], None);
+    assert_eq!(from_arg.status.code(), Some(0), "{}", stderr(&from_arg));
+    assert_eq!(stdout(&from_arg), want);
+    let from_stdin = decode(&["-"], Some(&format!("{colons}\n")));
+    assert_eq!(from_stdin.status.code(), Some(0), "{}", stderr(&from_stdin));
+    assert_eq!(stdout(&from_stdin), want);
+    let path = temp_file("msk.colons", &format!("0x{}\n", hex::encode(&message)));
+    let from_file = decode(&[&format!("@{}", path.display())], None);
+    assert_eq!(from_file.status.code(), Some(0), "{}", stderr(&from_file));
+    assert_eq!(stdout(&from_file), want);
+    // Text that is not hex stays a hex error.
+    let bad = temp_file("bad.hex", "01:zz\n");
+    let out = decode(&[&format!("@{}", bad.display())], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid hex"), "{}", stderr(&out));
+}

@@ -158,3 +158,85 @@ fn bad_input_exits_2() {
         "b",
     ]);
 }
+
+#[test]
+fn key_options_from_a_file_or_the_environment() {
+    let v = load("mrk-01");
+    let ks_naf = field(&v, &["intermediates", "ks_naf"]);
+    let want = stdout_ok(&["mrk", "--ks-naf", ks_naf]);
+    let dir = std::env::temp_dir().join(format!("mbms-keys-cli-gba-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let raw = dir.join("ks_naf.bin");
+    fs::write(&raw, hex::decode(ks_naf).expect("hex")).expect("write");
+    let text = dir.join("ks_naf.hex");
+    fs::write(&text, format!("{ks_naf}\n")).expect("write");
+    for path in [&raw, &text] {
+        let arg = format!("@{}", path.display());
+        assert_eq!(stdout_ok(&["mrk", "--ks-naf", &arg]), want, "{arg}");
+    }
+    let out = Command::new(BIN)
+        .args(["gba", "mrk"])
+        .env("MBMS_KS_NAF", ks_naf)
+        .output()
+        .expect("run mbms-keys");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).expect("UTF-8"), want);
+
+    let k = load("ks-naf-01");
+    let ks = field(&k, &["intermediates", "ks"]);
+    let mut args = vec!["gba"];
+    args.extend(
+        ks_naf_args(&k, ks)
+            .into_iter()
+            .filter(|a| *a != "--ks" && *a != ks),
+    );
+    let out = Command::new(BIN)
+        .args(&args)
+        .env("MBMS_KS", ks)
+        .output()
+        .expect("run mbms-keys");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).expect("UTF-8"),
+        stdout_ok(&ks_naf_args(&k, ks))
+    );
+    let out = Command::new(BIN)
+        .args([
+            "gba",
+            "ks-naf",
+            "--rand",
+            field(&k, &["inputs", "rand"]),
+            "--impi",
+            field(&k, &["inputs", "impi"]),
+            "--naf-fqdn",
+            field(&k, &["inputs", "naf_fqdn"]),
+        ])
+        .env("MBMS_CK", field(&k, &["inputs", "ck"]))
+        .env("MBMS_IK", field(&k, &["inputs", "ik"]))
+        .output()
+        .expect("run mbms-keys");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).expect("UTF-8"),
+        format!("{}\n", field(&k, &["expected", "ks_naf"]))
+    );
+    let missing = gba(&["mrk", "--ks-naf", "@/nonexistent/ks_naf"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("--ks-naf: reading /nonexistent/ks_naf"),
+        "{err}"
+    );
+}

@@ -238,3 +238,138 @@ fn verify_of_malformed_input_exits_2_with_the_parse_error() {
         "{err}"
     );
 }
+
+#[test]
+fn verify_of_an_acknowledgement_without_of_is_a_usage_error() {
+    let ack = common::load("msk-ack");
+    let muk = input(&common::load("msk-message-normal"), "muk");
+    let (code, out, err) = run(&[
+        "mikey",
+        "verify",
+        "--key",
+        &muk,
+        ack["message"].as_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no report when no MAC was checked: {out}");
+    assert!(err.contains("--of"), "{err}");
+}
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mbms-keys"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn temp_path(name: &str, contents: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("mbms-keys-cli-mikey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("temp file");
+    path.display().to_string()
+}
+
+#[test]
+fn key_options_read_hex_files_raw_files_and_the_environment_alike() {
+    let v = common::load("mtk-message-download");
+    let msk = input(&v, "msk");
+    let base = [
+        "mikey",
+        "build-mtk",
+        "--key-domain",
+        &input(&v, "key_domain_id"),
+        "--msk-id",
+        &input(&v, "msk_id"),
+        "--mtk-id",
+        &dec(&v, "mtk_id"),
+        "--counter",
+        &dec(&v, "counter"),
+    ];
+    let mtk = input(&v, "mtk");
+    let build = |msk_arg: Option<&str>, mtk_arg: Option<&str>, env: &[(&str, &str)]| {
+        let mut args = base.to_vec();
+        if let Some(m) = msk_arg {
+            args.extend(["--msk", m]);
+        }
+        if let Some(m) = mtk_arg {
+            args.extend(["--mtk", m]);
+        }
+        run_env(&args, env)
+    };
+    let (code, want, err) = build(Some(&msk), Some(&mtk), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(want, v["message"].as_str().unwrap());
+
+    let hex_file = format!("@{}", temp_path("msk.hex", format!("{msk}\n").as_bytes()));
+    let raw_file = format!("@{}", temp_path("msk.bin", &hex::decode(&msk).unwrap()));
+    for (msk_arg, env) in [
+        (Some(hex_file.as_str()), vec![]),
+        (Some(raw_file.as_str()), vec![]),
+        (None, vec![("MBMS_MSK", msk.as_str())]),
+        (None, vec![("MBMS_MSK", hex_file.as_str())]),
+    ] {
+        let (code, out, err) = build(msk_arg, Some(&mtk), &env);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, want.as_str()),
+            "{msk_arg:?} {env:?}: {err}"
+        );
+    }
+    let (code, out, err) = build(Some(&msk), None, &[("MBMS_MTK", mtk.as_str())]);
+    assert_eq!((code, out.as_str()), (0, want.as_str()), "{err}");
+
+    // verify --key from the environment.
+    let (code, out, err) = run_env(
+        &["mikey", "verify", "--json", v["message"].as_str().unwrap()],
+        &[("MBMS_KEY", msk.as_str())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"mac_ok\":true"), "{out}");
+}
+
+#[test]
+fn a_missing_key_file_or_a_bad_key_is_exit_2_without_the_key() {
+    let v = common::load("msk-ack");
+    let muk = input(&v, "muk");
+    let missing = temp_path("placeholder", b"") + ".absent";
+    let (code, _, err) = run(&[
+        "mikey",
+        "build-ack",
+        "--muk",
+        &format!("@{missing}"),
+        "--of",
+        &input(&v, "request"),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--muk") && err.contains(&missing), "{err}");
+    // One octet short: the length is named, the key is not echoed.
+    let short = &muk[..muk.len() - 2];
+    for (args, env) in [
+        (vec!["--muk", short], vec![]),
+        (vec![], vec![("MBMS_MUK", short)]),
+    ] {
+        let mut all = vec!["mikey", "build-ack", "--of"];
+        let request = input(&v, "request");
+        all.push(&request);
+        all.extend(args);
+        let (code, _, err) = run_env(&all, &env);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--muk"), "{err}");
+        assert!(!err.contains(short), "key echoed: {err}");
+    }
+    // --help names the variable but never shows its value.
+    let (code, out, _) = run_env(
+        &["mikey", "build-ack", "--help"],
+        &[("MBMS_MUK", muk.as_str())],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("MBMS_MUK"), "{out}");
+    assert!(!out.contains(&muk), "{out}");
+}

@@ -21,9 +21,19 @@ mod ue;
 #[path = "cli/verify.rs"]
 mod verify;
 
+/// How every key option (`--muk`, `--msk`, `--mtk`, `--salt`, `--key`, `--ks`, `--ck`, `--ik`,
+/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`) is given: see `input`.
+const KEY_HELP: &str = "\
+Keys: every key option takes HEX, or @FILE: a file holding the key as hex text \
+(white space and ':' allowed) or as its raw octets (a file that is not printable text). \
+Each is also read from an environment variable, named in the option's help \
+(e.g. MBMS_MUK for --muk, MBMS_KS_NAF for --ks-naf), so the key does not show in the \
+process list; a variable counts as giving the option, and the option on the command line \
+wins. --help never prints a variable's value.";
+
 /// MBMS key delivery after 3GPP TS 33.246: MIKEY tools, GBA derivations, the UE.
 #[derive(Parser)]
-#[command(name = "mbms-keys", version, about, long_about = None)]
+#[command(name = "mbms-keys", version, about, long_about = None, after_help = KEY_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -43,6 +43,7 @@ use self::conn::{ConnClock, Expiry, Watched, after};
 use super::config::HttpConfig;
 use super::events::KeyRequestEvent;
 use super::keyreq::{KeyRequestHandler, Request, Response};
+use super::logthrottle::{LOG_INTERVAL, LogThrottle};
 use super::metrics::Metrics;
 
 /// Largest request head (request line and headers) read; hyper answers 431 beyond.
@@ -222,7 +223,13 @@ async fn serve_connection(
                 if hard_deadline.is_some_and(|h| h <= now)
                     || due.is_some_and(|(d, e)| e == Expiry::Request && d <= now)
                 {
-                    info!(%peer, "request not completed in time: closing the connection");
+                    // Throttled (bmsc::logthrottle): a slowloris flood gives counts.
+                    static LATE: LogThrottle = LogThrottle::new(LOG_INTERVAL);
+                    let reason = "request not completed in time";
+                    if let Some(s) = LATE.record(SystemTime::now(), Some(&peer.to_string()), reason) {
+                        info!(count = s.count, total = s.total, peers = %s.samples,
+                            "request not completed in time: closing the connection");
+                    }
                     return;
                 }
                 if due.is_some_and(|(d, e)| e == Expiry::Idle && d <= now) {
@@ -352,7 +359,12 @@ async fn respond(
         Ok(Ok(resp)) => (resp, false),
         Ok(Err(_)) => (Response::text(500, "internal error"), true),
         Err(_) => {
-            warn!(%peer, "request not answered within request_timeout");
+            static UNANSWERED: LogThrottle = LogThrottle::new(LOG_INTERVAL);
+            let reason = "request not answered in time";
+            if let Some(s) = UNANSWERED.record(SystemTime::now(), Some(&peer.to_string()), reason) {
+                warn!(count = s.count, total = s.total, peers = %s.samples,
+                    "request not answered within request_timeout");
+            }
             (
                 Response::text(503, "request could not be completed in time"),
                 true,

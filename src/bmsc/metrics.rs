@@ -18,7 +18,7 @@ pub struct Metrics {
     pub registrations_accepted: Counter,
     /// Deregistration items answered 200.
     pub deregistrations: Counter,
-    /// MSK request items answered 200.
+    /// MSK request items granted (item code 200; each MSK once per request).
     pub msk_requests: Counter,
     /// MSK messages sent for the first time.
     pub pushes_sent: Counter,
@@ -126,7 +126,7 @@ impl Metrics {
             ),
             (
                 "msk_requests_total",
-                "MSK requests answered 200",
+                "MSK request items granted (item code 200; each MSK once per request)",
                 &self.msk_requests,
             ),
             (
@@ -314,5 +314,16 @@ mod tests {
         assert!(text.contains("mbms_bmsc_http_request_seconds_bucket{le=\"0.002\"} 1\n"));
         assert!(text.contains("mbms_bmsc_http_request_seconds_count 1\n"));
         assert_eq!(m.http_status_count(401), 1);
+    }
+
+    #[test]
+    fn msk_requests_help_says_it_counts_granted_items() {
+        let text = Metrics::default().render();
+        let help = text
+            .lines()
+            .find(|l| l.starts_with("# HELP mbms_bmsc_msk_requests_total "))
+            .expect("HELP line");
+        assert!(help.contains("items granted"), "{help}");
+        assert!(!help.contains("answered 200"), "{help}");
     }
 }

@@ -15,6 +15,7 @@ pub mod export;
 pub mod http;
 pub mod keycache;
 pub mod keyreq;
+pub mod logthrottle;
 pub mod media;
 pub mod metrics;
 pub mod server;

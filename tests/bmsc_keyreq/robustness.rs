@@ -115,6 +115,116 @@ fn failure_log_alone() {
     assert!(!log.contains(rspauth));
 }
 
+/// A Digest header that parses and passes the cheap checks but answers a nonce never issued.
+fn forged(btid: &str) -> String {
+    format!(
+        "Digest username=\"{btid}\", realm=\"{REALM}\", nonce=\"{:032x}\", \
+         uri=\"{PATH_REGISTER}\", response=\"{}\", qop=auth-int, nc=00000001, \
+         cnonce=\"c\", algorithm=SHA-256",
+        0xdead_u32,
+        "ab".repeat(32)
+    )
+}
+
+#[test]
+fn a_flood_of_forged_headers_gives_a_few_counted_escaped_lines() {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "robustness::flood_log_alone",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+#[test]
+#[ignore = "run alone by a_flood_of_forged_headers_gives_a_few_counted_escaped_lines"]
+fn flood_log_alone() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let b = bench();
+    let evil = "evil\n\u{1b}[31mred";
+    let step = Duration::from_millis(100);
+    let end = t0() + step * 300;
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..300u32 {
+            let btid = match i {
+                0 => evil.to_owned(),
+                // On the wire `q\"uote\\x`: the B-TID is q"uote\x.
+                1 => r#"q\"uote\\x"#.to_owned(),
+                2 => "L".repeat(100),
+                _ => format!("forged-{i}@bsf.example.org"),
+            };
+            let header = forged(&btid);
+            let req = request(
+                "POST",
+                PATH_REGISTER,
+                Some(MIME_REGISTER),
+                Some(&header),
+                b"",
+            );
+            let (resp, events) = b.call(req, t0() + step * i);
+            assert_eq!(resp.status, 401, "{i}");
+            assert!(events.is_empty());
+        }
+        // The driver's periodic flush: the tail of the burst is logged.
+        b.handler.flush_logs(end + Duration::from_secs(10));
+    });
+    assert_eq!(b.failures(), 300, "the metric counts every failure");
+    let log = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Digest authentication refused"))
+        .collect();
+    assert!((2..=5).contains(&lines.len()), "{log}");
+    let field = |line: &str, name: &str| -> u64 {
+        let at = line.find(&format!(" {name}=")).expect("field") + name.len() + 2;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("number")
+    };
+    let counts: u64 = lines.iter().map(|l| field(l, "count")).sum();
+    assert_eq!(counts, 300, "{log}");
+    assert_eq!(lines.last().map(|l| field(l, "total")), Some(300), "{log}");
+    assert!(log.contains("unknown nonce"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "raw escape character logged:\n{log}"
+    );
+    assert!(!log.contains("evil\n"), "raw newline logged:\n{log}");
+    // The Digest parser refuses a header with control characters before naming a B-TID;
+    // quotes and backslashes a quoted-string can carry are escaped, long B-TIDs cut.
+    assert!(
+        log.contains(r#""Digest header is not printable ASCII": 1"#),
+        "{log}"
+    );
+    assert!(
+        log.contains(r#"btids=["q\"uote\\x", "#),
+        "B-TID not escaped:\n{log}"
+    );
+    assert!(!log.contains(r#"q"uote"#), "{log}");
+    let cut = format!("\"{}...\", ", "L".repeat(64));
+    assert!(log.contains(&cut), "long B-TID not cut:\n{log}");
+    assert!(!log.contains(&"L".repeat(65)), "{log}");
+}
+
 fn junk_request() -> impl Strategy<Value = Request> {
     let method = prop_oneof![
         Just("POST".to_owned()),

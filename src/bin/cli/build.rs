@@ -11,12 +11,17 @@ use mbms_keys::mbms::{
 };
 use mbms_keys::mikey::{KeyDomainId, MskId, MtkId};
 
-use crate::input::{parse_hex, read_hex_arg};
+use crate::input::{key, parse_hex, read_hex_arg};
 
 #[derive(Args)]
 pub struct BuildMskArgs {
-    /// The MUK (32 octets, hex).
-    #[arg(long)]
+    /// The MUK (32 octets).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_MUK",
+        hide_env_values = true
+    )]
     muk: String,
     /// Key Domain ID (3 octets, hex).
     #[arg(long)]
@@ -24,8 +29,13 @@ pub struct BuildMskArgs {
     /// MSK ID (4 octets, hex): Key Group ‖ Key Number.
     #[arg(long)]
     msk_id: MskId,
-    /// The MSK (16 octets, hex); omit for a validity-only update.
-    #[arg(long)]
+    /// The MSK (16 octets); omit for a validity-only update.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_MSK",
+        hide_env_values = true
+    )]
     msk: Option<String>,
     /// SEQl, the first MTK ID of the validity interval (decimal).
     #[arg(long, required_unless_present_any = ["invalidate", "solicited_pull"])]
@@ -61,8 +71,13 @@ pub struct BuildMskArgs {
 
 #[derive(Args)]
 pub struct BuildMtkArgs {
-    /// The MSK (16 octets, hex).
-    #[arg(long)]
+    /// The MSK (16 octets).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_MSK",
+        hide_env_values = true
+    )]
     msk: String,
     #[arg(long)]
     key_domain: KeyDomainId,
@@ -71,11 +86,21 @@ pub struct BuildMtkArgs {
     /// MTK ID (decimal).
     #[arg(long)]
     mtk_id: u16,
-    /// The MTK (16 octets, hex).
-    #[arg(long)]
+    /// The MTK (16 octets).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_MTK",
+        hide_env_values = true
+    )]
     mtk: String,
-    /// The MTK salt (14 octets, hex): TEK+SALT.
-    #[arg(long)]
+    /// The MTK salt (14 octets): TEK+SALT.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_SALT",
+        hide_env_values = true
+    )]
     salt: Option<String>,
     /// The BM-SC's counter for this MSK (decimal).
     #[arg(long)]
@@ -93,8 +118,13 @@ pub struct BuildMtkArgs {
 
 #[derive(Args)]
 pub struct BuildAckArgs {
-    /// The MUK (32 octets, hex).
-    #[arg(long)]
+    /// The MUK (32 octets).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_MUK",
+        hide_env_values = true
+    )]
     muk: String,
     /// The MSK message being acknowledged: hex, @FILE or -.
     #[arg(long)]
@@ -117,9 +147,9 @@ fn emit(result: Result<Vec<u8>, impl std::fmt::Display>) -> ExitCode {
 }
 
 pub fn msk(a: BuildMskArgs) -> ExitCode {
-    let muk = match Muk::from_hex(&a.muk) {
+    let muk = match key("--muk", &a.muk, Muk::from_slice) {
         Ok(k) => k,
-        Err(e) => return fail(format!("--muk: {e}")),
+        Err(e) => return fail(e),
     };
     let rand = match parse_hex(&a.rand) {
         Ok(r) => r,
@@ -136,9 +166,9 @@ pub fn msk(a: BuildMskArgs) -> ExitCode {
         let (Some(seql), Some(sequ)) = (a.seql, a.sequ) else {
             return fail("--seql and --sequ are required");
         };
-        match a.msk.as_deref().map(Msk::from_hex) {
+        match a.msk.as_deref().map(|m| key("--msk", m, Msk::from_slice)) {
             Some(Ok(msk)) => MskUpdate::NewKey { msk, seql, sequ },
-            Some(Err(e)) => return fail(format!("--msk: {e}")),
+            Some(Err(e)) => return fail(e),
             None => MskUpdate::ValidityOnly { seql, sequ },
         }
     };
@@ -159,17 +189,22 @@ pub fn msk(a: BuildMskArgs) -> ExitCode {
 }
 
 pub fn mtk(a: BuildMtkArgs) -> ExitCode {
-    let msk = match Msk::from_hex(&a.msk) {
+    let msk = match key("--msk", &a.msk, Msk::from_slice) {
         Ok(k) => k,
-        Err(e) => return fail(format!("--msk: {e}")),
+        Err(e) => return fail(e),
     };
-    let mtk = match Mtk::from_hex(&a.mtk) {
+    let mtk = match key("--mtk", &a.mtk, Mtk::from_slice) {
         Ok(k) => k,
-        Err(e) => return fail(format!("--mtk: {e}")),
+        Err(e) => return fail(e),
     };
-    let salt = match a.salt.as_deref().map(Salt::from_hex).transpose() {
+    let salt = match a
+        .salt
+        .as_deref()
+        .map(|s| key("--salt", s, Salt::from_slice))
+        .transpose()
+    {
         Ok(s) => s,
-        Err(e) => return fail(format!("--salt: {e}")),
+        Err(e) => return fail(e),
     };
     let csb_id = a.csb_id.unwrap_or_else(|| profile::csb_id_for(a.msk_id));
     let streaming = a
@@ -190,9 +225,9 @@ pub fn mtk(a: BuildMtkArgs) -> ExitCode {
 }
 
 pub fn ack(a: BuildAckArgs) -> ExitCode {
-    let muk = match Muk::from_hex(&a.muk) {
+    let muk = match key("--muk", &a.muk, Muk::from_slice) {
         Ok(k) => k,
-        Err(e) => return fail(format!("--muk: {e}")),
+        Err(e) => return fail(e),
     };
     let of = match read_hex_arg(&a.of) {
         Ok(b) => b,

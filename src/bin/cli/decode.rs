@@ -9,7 +9,9 @@ use crate::input::read_hex_arg;
 
 #[derive(Args)]
 pub struct DecodeArgs {
-    /// The message: hex (white space allowed), @FILE holding hex, or - for standard input.
+    /// The message: hex (white space, `:` separators as in aa:bb:cc, and a 0x prefix allowed),
+    /// @FILE holding hex text or the binary message (e.g. a BM-SC `.mikey` object), or - for
+    /// standard input (hex or binary).
     message: String,
     /// Print the decoded message as one JSON object.
     #[arg(long)]

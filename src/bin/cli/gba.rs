@@ -7,6 +7,8 @@ use zeroize::Zeroizing;
 use mbms_keys::crypto::{Ks, KsExtNaf, KsNaf};
 use mbms_keys::gba::{self, Btid, NafId};
 
+use crate::input::{key, key_octets};
+
 /// GBA key derivations (TS 33.220 Annex B) and B-TIDs.
 #[derive(Debug, clap::Args)]
 pub struct GbaArgs {
@@ -26,14 +28,26 @@ enum GbaCmd {
 
 #[derive(Debug, clap::Args)]
 struct KsNafArgs {
-    /// Ks = CK ‖ IK, 32 octets in hex.
-    #[arg(long, value_name = "HEX", required_unless_present_all = ["ck", "ik"], conflicts_with_all = ["ck", "ik"])]
+    /// Ks = CK ‖ IK, 32 octets.
+    #[arg(long, value_name = "HEX|@FILE", env = "MBMS_KS", hide_env_values = true, required_unless_present_all = ["ck", "ik"], conflicts_with_all = ["ck", "ik"])]
     ks: Option<String>,
-    /// CK, 16 octets in hex (with --ik instead of --ks).
-    #[arg(long, value_name = "HEX", requires = "ik")]
+    /// CK, 16 octets (with --ik instead of --ks).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_CK",
+        hide_env_values = true,
+        requires = "ik"
+    )]
     ck: Option<String>,
-    /// IK, 16 octets in hex (with --ck instead of --ks).
-    #[arg(long, value_name = "HEX", requires = "ck")]
+    /// IK, 16 octets (with --ck instead of --ks).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_IK",
+        hide_env_values = true,
+        requires = "ck"
+    )]
     ik: Option<String>,
     /// The bootstrapping RAND, 16 octets in hex.
     #[arg(long, value_name = "HEX")]
@@ -52,11 +66,21 @@ struct KsNafArgs {
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 struct MrkArgs {
-    /// GBA_ME: Ks_NAF, 32 octets in hex.
-    #[arg(long, value_name = "HEX")]
+    /// GBA_ME: Ks_NAF, 32 octets.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KS_NAF",
+        hide_env_values = true
+    )]
     ks_naf: Option<String>,
-    /// GBA_U: Ks_ext_NAF, 32 octets in hex.
-    #[arg(long, value_name = "HEX")]
+    /// GBA_U: Ks_ext_NAF, 32 octets.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KS_EXT_NAF",
+        hide_env_values = true
+    )]
     ks_ext_naf: Option<String>,
 }
 
@@ -91,7 +115,7 @@ pub fn run(args: GbaArgs) -> ExitCode {
 
 fn ks_naf(a: &KsNafArgs) -> Result<Zeroizing<String>, String> {
     let ks = match (&a.ks, &a.ck, &a.ik) {
-        (Some(ks), _, _) => Ks::from_hex(ks).map_err(|e| format!("--ks: {e}"))?,
+        (Some(ks), _, _) => key("--ks", ks, Ks::from_slice)?,
         (None, Some(ck), Some(ik)) => {
             let ck = half_key(ck, "--ck")?;
             let ik = half_key(ik, "--ik")?;
@@ -112,12 +136,8 @@ fn ks_naf(a: &KsNafArgs) -> Result<Zeroizing<String>, String> {
 
 fn mrk(a: &MrkArgs) -> Result<Zeroizing<String>, String> {
     let mrk = match (&a.ks_naf, &a.ks_ext_naf) {
-        (Some(k), None) => {
-            gba::mrk_gba_me(&KsNaf::from_hex(k).map_err(|e| format!("--ks-naf: {e}"))?)
-        }
-        (None, Some(k)) => {
-            gba::mrk_gba_u(&KsExtNaf::from_hex(k).map_err(|e| format!("--ks-ext-naf: {e}"))?)
-        }
+        (Some(k), None) => gba::mrk_gba_me(&key("--ks-naf", k, KsNaf::from_slice)?),
+        (None, Some(k)) => gba::mrk_gba_u(&key("--ks-ext-naf", k, KsExtNaf::from_slice)?),
         _ => return Err("give exactly one of --ks-naf, --ks-ext-naf".to_owned()),
     };
     Ok(Zeroizing::new(hex::encode(mrk.as_bytes())))
@@ -131,14 +151,14 @@ fn btid(a: &BtidArgs) -> Result<String, String> {
     Ok(checked.to_string())
 }
 
-/// 16 octets of CK or IK, wiped after use.
+/// 16 octets of CK or IK (`HEX` or `@FILE`), wiped after use.
 fn half_key(text: &str, flag: &str) -> Result<Zeroizing<[u8; 16]>, String> {
+    let octets = key_octets(flag, text)?;
     let mut out = Zeroizing::new([0u8; 16]);
-    if text.len() != 32 {
-        return Err(format!("{flag}: expected 16 octets (32 hex digits)"));
+    if octets.len() != out.len() {
+        return Err(format!("{flag}: expected 16 octets, got {}", octets.len()));
     }
-    hex::decode_to_slice(text, out.as_mut_slice())
-        .map_err(|_| format!("{flag}: not a hex string"))?;
+    out.copy_from_slice(&octets);
     Ok(out)
 }
 

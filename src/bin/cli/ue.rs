@@ -15,11 +15,13 @@ use mbms_keys::duration;
 use mbms_keys::gba::akma::parse_akid;
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::KeyDomainId;
-use mbms_keys::ue::driver::{UeClient, UeConfig, host_of};
+use mbms_keys::ue::driver::{MIKEY_PORT, UeClient, UeConfig, host_of};
 use mbms_keys::ue::gba_keys::{StaticGbaKeys, UeGbaKeys};
 use mbms_keys::ue::multicast::Join;
 use mbms_keys::ue::{Event, ReceiverConfig, SrtpPolicy};
 use serde_json::{Value, json};
+
+use crate::input::key;
 
 #[derive(Args)]
 pub struct UeArgs {
@@ -29,9 +31,10 @@ pub struct UeArgs {
     /// The B-TID of the GBA bootstrapping (Digest username, MIKEY IDr).
     #[arg(long, required_unless_present = "akid", conflicts_with = "akid")]
     btid: Option<String>,
-    /// Ks_NAF for the BM-SC (GBA_ME), 32 octets hex.
+    /// Ks_NAF for the BM-SC (GBA_ME), 32 octets.
     #[arg(
         long,
+        value_name = "HEX|@FILE", env = "MBMS_KS_NAF", hide_env_values = true,
         required_unless_present_any = ["ks_int_naf", "kaf", "akid"],
         conflicts_with = "ks_int_naf"
     )]
@@ -40,19 +43,40 @@ pub struct UeArgs {
     /// of --btid.
     #[arg(long, requires = "kaf", conflicts_with_all = ["ks_naf", "ks_ext_naf", "ks_int_naf"])]
     akid: Option<String>,
-    /// KAF for the BM-SC, 32 octets hex: the MUK (with --akid, in place of the GBA NAF keys).
-    #[arg(long, requires = "akid")]
+    /// KAF for the BM-SC, 32 octets: the MUK (with --akid, in place of the GBA NAF keys).
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KAF",
+        hide_env_values = true,
+        requires = "akid"
+    )]
     kaf: Option<String>,
-    /// Ks_ext_NAF (GBA_U), 32 octets hex: the MRK.
-    #[arg(long, requires = "ks_int_naf")]
+    /// Ks_ext_NAF (GBA_U), 32 octets: the MRK.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KS_EXT_NAF",
+        hide_env_values = true,
+        requires = "ks_int_naf"
+    )]
     ks_ext_naf: Option<String>,
-    /// Ks_int_NAF (GBA_U), 32 octets hex: the MUK.
-    #[arg(long, requires = "ks_ext_naf")]
+    /// Ks_int_NAF (GBA_U), 32 octets: the MUK.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KS_INT_NAF",
+        hide_env_values = true,
+        requires = "ks_ext_naf"
+    )]
     ks_int_naf: Option<String>,
     /// An MBMS user service to register to (repeatable).
     #[arg(long = "service", required_unless_present = "listen_only")]
     services: Vec<String>,
-    /// Where MIKEY pushes arrive.
+    /// Where MIKEY pushes arrive. The BM-SC sends MSK messages to the UE's address at the port
+    /// of its own configuration (`ue_port`, 2269 by default): registration does not carry the
+    /// UE's port, so another port here receives pushes only from a BM-SC whose ue_port is that
+    /// port (a note on standard error says so).
     #[arg(long, default_value = "0.0.0.0:2269")]
     listen: SocketAddr,
     /// The MGV-S state file (sealed; its key is kept in FILE.key, mode 0600).
@@ -197,7 +221,7 @@ fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
     let expiry = SystemTime::now() + Duration::from_secs(10 * 365 * 24 * 3600);
     if let (Some(akid), Some(kaf)) = (&a.akid, &a.kaf) {
         let akid = parse_akid(akid).map_err(|e| format!("--akid: {e}"))?;
-        let kaf = Kaf::from_hex(kaf).map_err(|e| format!("--kaf: {e}"))?;
+        let kaf = key("--kaf", kaf, Kaf::from_slice)?;
         return Ok(UeGbaKeys::akma(akid, &kaf, expiry));
     }
     let btid: Btid = a
@@ -208,11 +232,11 @@ fn keys(a: &UeArgs) -> Result<UeGbaKeys, String> {
         .map_err(|e| format!("--btid: {e}"))?;
     let material = match (&a.ks_naf, &a.ks_ext_naf, &a.ks_int_naf) {
         (Some(k), None, None) => GbaKeys::Me {
-            ks_naf: KsNaf::from_hex(k).map_err(|e| format!("--ks-naf: {e}"))?,
+            ks_naf: key("--ks-naf", k, KsNaf::from_slice)?,
         },
         (None, Some(ext), Some(int)) => GbaKeys::U {
-            ks_ext_naf: KsExtNaf::from_hex(ext).map_err(|e| format!("--ks-ext-naf: {e}"))?,
-            ks_int_naf: KsIntNaf::from_hex(int).map_err(|e| format!("--ks-int-naf: {e}"))?,
+            ks_ext_naf: key("--ks-ext-naf", ext, KsExtNaf::from_slice)?,
+            ks_int_naf: key("--ks-int-naf", int, KsIntNaf::from_slice)?,
         },
         _ => return Err("give --ks-naf (GBA_ME) or --ks-ext-naf with --ks-int-naf (GBA_U)".into()),
     };
@@ -270,6 +294,14 @@ async fn run_async(a: UeArgs) -> ExitCode {
     };
     print(&json!({ "event": "Listening", "addr": client.local_addr().to_string() }));
     let registered = !a.listen_only;
+    let port = client.local_addr().port();
+    // [CHOICE] docs/profile.md §6 "ue --listen on a port other than 2269": told, not refused.
+    if registered && port != MIKEY_PORT {
+        eprintln!(
+            "note: listening on port {port}, but the BM-SC pushes MSK messages to the port of its \
+             ue_port setting ({MIKEY_PORT} by default): registration does not tell it this port"
+        );
+    }
     if registered {
         match client.register(&a.services).await {
             Ok(r) => print(&json!({

@@ -1,23 +1,29 @@
-//! `mbms-keys mikey verify --key HEX [--of HEX] <HEX|@FILE|->`
+//! `mbms-keys mikey verify --key HEX|@FILE [--of HEX|@FILE|-] <HEX|@FILE|->`
 
 use std::process::ExitCode;
 
 use clap::Args;
-use mbms_keys::mbms::inspect::{Report, inspect, interval};
+use mbms_keys::mbms::inspect::{Kind, Report, inspect, interval};
 use serde_json::{Value, json};
 
-use crate::input::{parse_hex, read_hex_arg};
+use crate::input::{key_octets, read_hex_arg};
 
 #[derive(Args)]
 pub struct VerifyArgs {
     /// The key protecting the message: the MUK for MSK messages and
-    /// acknowledgements, the MSK for MTK messages (hex).
-    #[arg(long)]
+    /// acknowledgements, the MSK for MTK messages.
+    #[arg(
+        long,
+        value_name = "HEX|@FILE",
+        env = "MBMS_KEY",
+        hide_env_values = true
+    )]
     key: String,
-    /// For an acknowledgement: the MSK message it acknowledges (hex, @FILE or -).
+    /// For an acknowledgement (required): the MSK message it acknowledges (hex, @FILE or -).
     #[arg(long)]
     of: Option<String>,
-    /// The message: hex (white space allowed), @FILE holding hex, or - for standard input.
+    /// The message: hex (white space and `:` allowed), @FILE (hex text or binary), or - for
+    /// standard input.
     message: String,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -50,10 +56,10 @@ fn report_json(r: &Report) -> Value {
 }
 
 pub fn run(a: VerifyArgs) -> ExitCode {
-    let key = match parse_hex(&a.key) {
+    let key = match key_octets("--key", &a.key) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("error: --key: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -78,6 +84,14 @@ pub fn run(a: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if report.kind == Kind::MskAck && of.is_none() {
+        // No MAC was checked: a usage error, not a failed verification.
+        eprintln!(
+            "error: the message is an acknowledgement: give the MSK message it acknowledges \
+             with --of HEX|@FILE|- (its MAC key is derived from that message)"
+        );
+        return ExitCode::from(2);
+    }
     let v = report_json(&report);
     if a.json {
         println!("{v}");

@@ -13,15 +13,17 @@
 //! absent.
 //!
 //! Every refusal but the first, header-less challenge counts in `digest_failures` and is
-//! logged with the B-TID (when known) and the reason, never a response, hash or password.
+//! logged with the B-TID (when known) and the reason, never a response, hash or password;
+//! the lines are throttled and escaped (`faillog`): a flood gives counts, not one line each.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::{KeyRequestHandler, Request, Response};
+use crate::bmsc::logthrottle::escape;
 use crate::gba::{KeySourceError, SubscriberKeys, digest_password};
 use crate::mbms::digest::{
     ChallengeParams, DigestResponse, Expectation, challenge, parse_auth_params,
@@ -84,10 +86,7 @@ impl KeyRequestHandler {
     /// Counts and logs a refusal, then challenges afresh.
     fn refuse(&self, now: SystemTime, btid: Option<&str>, reason: &str, stale: bool) -> Response {
         self.metrics.digest_failures.inc();
-        info!(
-            btid = btid.unwrap_or("-"),
-            reason, stale, "Digest authentication refused"
-        );
+        self.failure_logs.digest(now, btid, reason);
         self.challenge_response(now, stale)
     }
 
@@ -98,7 +97,7 @@ impl KeyRequestHandler {
         now: SystemTime,
     ) -> Result<Authenticated, Response> {
         let Some(header) = req.authorization.as_deref() else {
-            debug!(path = %req.path, "no Authorization: challenging");
+            debug!(path = %escape(&req.path), "no Authorization: challenging");
             return Err(self.challenge_response(now, false));
         };
         let digest = match DigestResponse::parse(header) {
@@ -144,11 +143,11 @@ impl KeyRequestHandler {
             // every item, so the whole request is 403.
             Err(KeySourceError::NotAuthorized) => {
                 self.metrics.digest_failures.inc();
-                info!(btid, "BSF does not authorize this NAF for the B-TID");
+                self.failure_logs.bsf_refused(now, btid);
                 return Err(Response::text(403, "not authorized for MBMS by the BSF"));
             }
             Err(KeySourceError::Unavailable(why)) => {
-                warn!(btid, reason = %why, "key source unavailable");
+                self.failure_logs.unavailable(now, btid, &why.to_string());
                 return Err(Response::text(503, "key source temporarily unavailable")
                     .with_header("retry-after", "5".into()));
             }

@@ -24,6 +24,7 @@
 //! `deregistrations`, `msk_requests` each count items answered 200).
 
 mod auth;
+mod faillog;
 mod nonces;
 mod ops;
 
@@ -155,6 +156,8 @@ pub struct KeyRequestHandler {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     nonces: Mutex<NonceStore>,
+    /// Failure lines, throttled per kind.
+    failure_logs: faillog::FailureLogs,
 }
 
 impl std::fmt::Debug for KeyRequestHandler {
@@ -202,6 +205,7 @@ impl KeyRequestHandler {
             store,
             metrics,
             nonces: Mutex::new(NonceStore::new(rng, d.nonce_lifetime, d.max_nonces)),
+            failure_logs: faillog::FailureLogs::default(),
         }
     }
 
@@ -221,6 +225,13 @@ impl KeyRequestHandler {
     #[must_use]
     pub fn nonces_held(&self) -> usize {
         self.lock_nonces().len()
+    }
+
+    /// Logs the failures not yet logged whose interval is over (the driver calls it every
+    /// [`LOG_INTERVAL`](crate::bmsc::logthrottle::LOG_INTERVAL), so a burst's count is not
+    /// held back until the next failure; the rest is logged when the handler is dropped).
+    pub fn flush_logs(&self, now: SystemTime) {
+        self.failure_logs.flush(now, false);
     }
 
     fn lock_nonces(&self) -> MutexGuard<'_, NonceStore> {

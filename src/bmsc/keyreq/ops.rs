@@ -91,7 +91,7 @@ impl KeyRequestHandler {
                     code::MALFORMED
                 } else if let Some(service) = self.services.get(id) {
                     if !service.authorized.allows(&who.subscriber.impi) {
-                        info!(btid = %btid, service = %id, "registration not authorized");
+                        self.failure_logs.registration_forbidden(now, btid.as_str(), id);
                         code::FORBIDDEN
                     } else {
                         let reg = Registration {
