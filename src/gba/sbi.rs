@@ -188,6 +188,8 @@ pub struct SbiMetrics {
     answers: [Counter; OUTCOMES.len()],
     /// Time to an answer (answered requests only).
     pub latency: Histogram,
+    /// Whether the last request that reached the wire failed (`5xx` or no answer).
+    last_failed: std::sync::atomic::AtomicBool,
 }
 
 impl SbiMetrics {
@@ -199,10 +201,23 @@ impl SbiMetrics {
             requests: Counter::default(),
             answers: Default::default(),
             latency: Histogram::default(),
+            last_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// Whether the peer counts as reachable for the BM-SC's readiness: no request yet, or the
+    /// last one got an answer other than `5xx` (`busy` is local and does not count).
+    #[must_use]
+    pub fn reachable(&self) -> bool {
+        !self.last_failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn outcome(&self, label: &str) {
+        if label != "busy" {
+            let failed = matches!(label, "5xx" | "no_answer");
+            self.last_failed
+                .store(failed, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(c) = OUTCOMES
             .iter()
             .position(|o| *o == label)
