@@ -10,6 +10,8 @@ mod bmsc_e2e {
 }
 
 use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -318,7 +320,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn_server(config: &std::path::Path, fault: Option<&str>) -> Server {
+fn spawn_server(config: &std::path::Path, fault: Option<&str>, notify: Option<&Path>) -> Server {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mbms-keys"));
     c.args(["bmsc", "serve", "--config"])
         .arg(config)
@@ -326,6 +328,9 @@ fn spawn_server(config: &std::path::Path, fault: Option<&str>) -> Server {
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if let Some(path) = notify {
+        c.env("NOTIFY_SOCKET", path);
+    }
     if let Some(task) = fault {
         // Only the exit message and a few log lines: small enough for the pipe.
         c.env("MBMS_FAULT_ABORT_TASK", task)
@@ -375,7 +380,7 @@ async fn bmsc_serve_exits_with_status_3_when_an_essential_task_ends() {
     let (text, _) = process_config(&dir, relay.addr, &[1]);
     let path = dir.path().join("bmsc.toml");
     std::fs::write(&path, text).expect("write");
-    let mut server = spawn_server(&path, Some("key distribution"));
+    let mut server = spawn_server(&path, Some("key distribution"), None);
     let status = wait_exit(&mut server, Duration::from_secs(20));
     let mut stderr = String::new();
     if let Some(mut e) = server.0.stderr.take() {
@@ -387,7 +392,7 @@ async fn bmsc_serve_exits_with_status_3_when_an_essential_task_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_makes_bmsc_serve_reload_its_subscribers() {
+async fn bmsc_serve_notifies_readiness_and_reloads_its_subscribers_on_sighup() {
     let dir = TempDir::new("ops-sighup");
     let relay = Relay::start().await;
     let (text, admin) = process_config(&dir, relay.addr, &[1]);
@@ -399,7 +404,16 @@ async fn sighup_makes_bmsc_serve_reload_its_subscribers() {
     let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
     let path = dir.path().join("bmsc.toml");
     std::fs::write(&path, &text).expect("write");
-    let mut server = spawn_server(&path, None);
+    // systemd's side of Type=notify.
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut server = spawn_server(&path, None, Some(&notify_path));
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 arrives");
+    assert_eq!(&buf[..n], b"READY=1");
     let mut up = false;
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(admin).await.is_ok() {
@@ -449,4 +463,6 @@ async fn sighup_makes_bmsc_serve_reload_its_subscribers() {
     assert!(term.success());
     let status = wait_exit(&mut server, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
+    let n = notify.recv(&mut buf).expect("STOPPING=1 arrives");
+    assert_eq!(&buf[..n], b"STOPPING=1");
 }
