@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod notify;
 pub mod reload;
 pub mod server;
+mod signals;
 pub mod status;
 pub mod store;
 pub mod supervise;

@@ -26,6 +26,7 @@ use super::media::Protector;
 use super::media::driver::{MediaSockets, run_media, set_multicast};
 use super::metrics::Metrics;
 use super::reload::{ReloadOutcome, Reloader, SwappableKeySource};
+use super::signals::{OsSignals, Signal};
 use super::store::{SqliteStore, Store, StoreError};
 use super::supervise::{Signals, TaskEnded, Tasks, supervise};
 use crate::crypto::OsRandom;
@@ -571,7 +572,7 @@ impl Bmsc {
 pub async fn serve(config: Config, config_path: Option<&Path>) -> Result<(), ServeError> {
     let bmsc = Bmsc::start(config).await?;
     super::notify::notify("READY=1");
-    inject_fault(&bmsc);
+    super::signals::inject_fault(&bmsc);
     let mut signals = OsSignals::new();
     loop {
         tokio::select! {
@@ -596,79 +597,4 @@ pub async fn serve(config: Config, config_path: Option<&Path>) -> Result<(), Ser
     }
     super::notify::notify("STOPPING=1");
     bmsc.shutdown().await
-}
-
-/// Fault injection for the process tests (feature `fuzzing`, which only the test builds
-/// enable): `MBMS_FAULT_ABORT_TASK=<task name>` cancels that task once started.
-#[cfg(feature = "fuzzing")]
-fn inject_fault(bmsc: &Bmsc) {
-    if let Ok(name) = std::env::var("MBMS_FAULT_ABORT_TASK") {
-        tracing::warn!(task = %name, "fault injection: cancelling a task");
-        bmsc.abort_task(&name);
-    }
-}
-
-#[cfg(not(feature = "fuzzing"))]
-fn inject_fault(_: &Bmsc) {}
-
-enum Signal {
-    Stop,
-    Reload,
-}
-
-/// SIGTERM and Ctrl-C stop, SIGHUP reloads.
-struct OsSignals {
-    #[cfg(unix)]
-    term: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    hup: Option<tokio::signal::unix::Signal>,
-}
-
-impl OsSignals {
-    fn new() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Self {
-                term: signal(SignalKind::terminate()).ok(),
-                hup: signal(SignalKind::hangup()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Self {}
-        }
-    }
-
-    async fn next(&mut self) -> Signal {
-        #[cfg(unix)]
-        {
-            let term = async {
-                match &mut self.term {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            let hup = async {
-                match &mut self.hup {
-                    Some(h) => {
-                        h.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = term => Signal::Stop,
-                _ = tokio::signal::ctrl_c() => Signal::Stop,
-                () = hup => Signal::Reload,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            Signal::Stop
-        }
-    }
 }
