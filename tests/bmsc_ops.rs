@@ -175,6 +175,35 @@ async fn a_zn_source_without_an_open_peer_is_not_ready_and_says_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nbsp_source_whose_last_request_got_no_answer_is_not_ready() {
+    let dir = TempDir::new("ops-nbsp");
+    let relay = Relay::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let bsf = closed.local_addr().expect("addr");
+    drop(closed);
+    let ue_port = lab::free_udp_port();
+    let text = format!(
+        "{}\n[gba.nbsp]\napi_root = \"http://{bsf}\"\nhttp_version = \"1.1\"\nrequest_timeout = \"500ms\"\n",
+        lab::config_text(dir.path(), ue_port, relay.addr, &[], "1h", 2)
+    );
+    let bmsc = Bmsc::start_with(Config::parse(&text).expect("config"), Tuning::default())
+        .await
+        .expect("BM-SC starts");
+    // No request yet: nothing says the source is unreachable.
+    let r = http_get(bmsc.admin_addr(), "/health/ready").await;
+    assert_eq!(status_of(&r), 200, "{r}");
+    let ue = start_ue(1, ue_port, bmsc.http_addr(), None).await;
+    assert!(ue.register(&[SERVICE.to_string()]).await.is_err());
+    let r = http_get(bmsc.admin_addr(), "/health/ready").await;
+    assert_eq!(status_of(&r), 503, "{r}");
+    assert!(
+        body_of(&r).contains("key_source: the last request to the key source got no usable answer"),
+        "{r}"
+    );
+    bmsc.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_whose_push_cannot_be_queued_is_answered_503() {
     let dir = TempDir::new("ops-503");
     let relay = Relay::start().await;

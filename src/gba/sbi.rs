@@ -448,6 +448,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reachable_follows_the_last_outcome_and_ignores_busy() {
+        let m = SbiMetrics::new("nbsp");
+        assert!(m.reachable(), "no request yet");
+        m.outcome("no_answer");
+        assert!(!m.reachable());
+        m.outcome("busy");
+        assert!(!m.reachable(), "a local limit says nothing of the peer");
+        m.outcome("4xx");
+        assert!(m.reachable());
+        m.outcome("5xx");
+        assert!(!m.reachable());
+        m.outcome("2xx");
+        assert!(m.reachable());
+    }
+
+    #[test]
     fn api_roots_are_http_with_a_host() {
         assert!(parse_api_root("http://bsf.example:8080").is_ok());
         assert!(parse_api_root("http://127.0.0.1:1/prefix/").is_ok());
