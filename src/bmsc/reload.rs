@@ -93,7 +93,7 @@ pub enum ReloadOutcome {
 }
 
 /// The keys that differ between `old` and `new` and cannot change live: everything but the
-/// embedded subscriber list and `services[].authorized`. [CHOICE] (docs/profile.md §6): what
+/// embedded subscriber list and `services[].authorized`. \[CHOICE\] (docs/profile.md §6): what
 /// needs no rebinding or re-keying changes live; stored registrations are always kept.
 #[must_use]
 pub fn fixed_differences(old: &Config, new: &Config) -> Vec<String> {

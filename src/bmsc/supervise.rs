@@ -15,7 +15,7 @@ use tokio::task::{AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 
 use super::health::Readiness;
 
-/// The exit status of `bmsc serve` when an essential task ended unexpectedly. [CHOICE]
+/// The exit status of `bmsc serve` when an essential task ended unexpectedly. \[CHOICE\]
 /// (docs/profile.md §6): every task is essential; status 3 is distinct from 1 (start or
 /// other error) and 2 (invalid configuration).
 pub const EXIT_TASK_ENDED: u8 = 3;

@@ -206,7 +206,7 @@ impl SbiMetrics {
     }
 
     /// Whether the peer counts as reachable for the BM-SC's readiness: no request yet, or the
-    /// last one got an answer other than `5xx` (`busy` is local and does not count). [CHOICE]
+    /// last one got an answer other than `5xx` (`busy` is local and does not count). \[CHOICE\]
     /// (docs/profile.md §6): these sources have no watchdog, the last outcome is the evidence.
     #[must_use]
     pub fn reachable(&self) -> bool {
