@@ -4,6 +4,10 @@
 //! services, the admin listener — and its
 //! graceful shutdown (in-flight HTTP requests finish; the distribution's
 //! state is persisted as it goes).
+//!
+//! Every task is essential and supervised (`supervise`): one that ends unexpectedly stops the
+//! server through the same graceful path. Readiness (`health`) is what `/health/ready` serves;
+//! SIGHUP reloads the subscribers and authorizations (`reload`).
 
 use std::net::SocketAddr;
 use std::path::Path;
