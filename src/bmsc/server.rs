@@ -32,7 +32,7 @@ use super::metrics::Metrics;
 use super::reload::{ReloadOutcome, Reloader, SwappableKeySource};
 use super::signals::{OsSignals, Signal};
 use super::store::{SqliteStore, Store, StoreError};
-use super::supervise::{Signals, TaskEnded, Tasks, supervise};
+use super::supervise::{Phase, Signals, TaskEnded, Tasks, supervise};
 use crate::crypto::OsRandom;
 use crate::gba::zn::{ZnClient, ZnKeySource};
 use crate::gba::{EmbeddedKeySourceError, KeySource};
@@ -304,7 +304,9 @@ impl Bmsc {
         }
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (traffic, stop_rx) = watch::channel(false);
+        // The front tasks (taking traffic in) stop first, the back ones once they ended.
+        let (front, stop_rx) = watch::channel(false);
+        let (back, back_rx) = watch::channel(false);
         let (admin_stop, admin_rx) = watch::channel(false);
         let (failed_tx, failed) = watch::channel(None);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -321,8 +323,8 @@ impl Bmsc {
         let mut tasks = Tasks::default();
 
         let guard = readiness.guard(Check::Distribution);
-        let dist_stop = stopped(stop_rx.clone());
-        tasks.spawn("key distribution", async move {
+        let dist_stop = stopped(back_rx.clone());
+        tasks.spawn("key distribution", Phase::Back, async move {
             let _guard = guard;
             let r = super::udp::run_distribution(distributor, udp, events_rx, dist_stop).await;
             r.map(drop).map_err(|e| e.to_string())
@@ -334,7 +336,7 @@ impl Bmsc {
                 current_mtks.clone(),
             );
             let guard = readiness.guard(Check::Listeners);
-            tasks.spawn("media", async move {
+            tasks.spawn("media", Phase::Front, async move {
                 let _guard = guard;
                 run_media(id, protector, cfg, sockets, mtks, m, s).await;
                 Ok(())
@@ -343,7 +345,7 @@ impl Bmsc {
         if let Some(listener) = export {
             let (mtks, m, rx) = (current_mtks.clone(), metrics.clone(), stop_rx.clone());
             let guard = readiness.guard(Check::Listeners);
-            tasks.spawn("key export", async move {
+            tasks.spawn("key export", Phase::Front, async move {
                 let _guard = guard;
                 run_export(listener, mtks, limits, m, rx).await;
                 Ok(())
@@ -352,7 +354,7 @@ impl Bmsc {
         let http_cfg = config.http.clone();
         let (m, s) = (metrics.clone(), stopped(stop_rx.clone()));
         let guard = readiness.guard(Check::Listeners);
-        tasks.spawn("key requests", async move {
+        tasks.spawn("key requests", Phase::Front, async move {
             let _guard = guard;
             serve_key_requests(http, handler, events_tx, http_cfg, m, s).await;
             Ok(())
@@ -369,8 +371,8 @@ impl Bmsc {
             Ok(())
         });
         let notify = changed.clone();
-        let mut rx = stop_rx.clone();
-        tasks.spawn("key request events", async move {
+        let mut rx = back_rx.clone();
+        tasks.spawn("key request events", Phase::Back, async move {
             // When the Key Distribution function is gone, the channel from the Key Request
             // server is closed at once, so that no registration is answered 200 without its
             // push queued (the server answers 503).
@@ -401,10 +403,10 @@ impl Bmsc {
         let (m, st, mut rx, ready) = (
             metrics.clone(),
             store.clone(),
-            stop_rx.clone(),
+            back_rx.clone(),
             readiness.clone(),
         );
-        tasks.spawn("registrations gauge", async move {
+        tasks.spawn("registrations gauge", Phase::Back, async move {
             loop {
                 let st = st.clone();
                 match tokio::task::spawn_blocking(move || st.count_registrations_by_service()).await
@@ -430,8 +432,8 @@ impl Bmsc {
             }
         });
         if cached_keys {
-            let (st, mut rx) = (store.clone(), stop_rx.clone());
-            tasks.spawn("key cache purge", async move {
+            let (st, mut rx) = (store.clone(), back_rx.clone());
+            tasks.spawn("key cache purge", Phase::Back, async move {
                 loop {
                     tokio::select! {
                         _ = rx.wait_for(|s| *s) => return Ok(()),
@@ -454,7 +456,8 @@ impl Bmsc {
             admin_task,
             Signals {
                 shutdown: shutdown_rx,
-                traffic,
+                front,
+                back,
                 admin: admin_stop,
                 failed: failed_tx,
             },

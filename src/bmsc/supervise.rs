@@ -2,9 +2,12 @@
 //!
 //! Every task of the assembled server is essential: if one ends — returns, fails, panics or
 //! is cancelled — while no shutdown was asked for, the supervisor logs which and why, marks the
-//! server not ready, and stops the others through the same graceful path as SIGTERM (the
-//! traffic tasks first; the admin listener last, when the owner shuts down, so `/health/ready`
-//! answers 503 meanwhile). `bmsc serve` then exits with [`EXIT_TASK_ENDED`].
+//! server not ready, and stops the others through the same graceful path as SIGTERM. That path
+//! has three steps: the [`Phase::Front`] tasks (Key Requests, media, key export) stop and drain,
+//! so that a request still in flight has its event taken by a running Key Distribution; then the
+//! [`Phase::Back`] tasks (the distribution and the housekeeping); the admin listener last, when
+//! the owner shuts down, so `/health/ready` answers 503 meanwhile. `bmsc serve` then exits with
+//! [`EXIT_TASK_ENDED`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,24 +35,51 @@ pub struct TaskEnded {
     pub why: String,
 }
 
+/// When a task is stopped (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// First: the tasks that take traffic in.
+    Front,
+    /// Once every front task has ended.
+    Back,
+}
+
 /// The traffic tasks (everything but the admin listener), spawned into one set.
 #[derive(Default)]
 pub struct Tasks {
     set: JoinSet<TaskResult>,
-    names: HashMap<Id, &'static str>,
+    names: HashMap<Id, (&'static str, Phase)>,
     handles: Vec<(&'static str, AbortHandle)>,
+    front: usize,
 }
 
 impl Tasks {
-    /// Spawns `fut` as the essential task `name`.
+    /// Spawns `fut` as the essential task `name`, stopped in `phase`.
     pub fn spawn(
         &mut self,
         name: &'static str,
+        phase: Phase,
         fut: impl Future<Output = TaskResult> + Send + 'static,
     ) {
         let h = self.set.spawn(fut);
-        self.names.insert(h.id(), name);
+        self.names.insert(h.id(), (name, phase));
         self.handles.push((name, h));
+        if phase == Phase::Front {
+            self.front += 1;
+        }
+    }
+
+    /// The name of the task that ended, and counts a front task gone.
+    fn ended(&mut self, id: Id) -> &'static str {
+        match self.names.get(&id) {
+            Some((name, phase)) => {
+                if *phase == Phase::Front {
+                    self.front = self.front.saturating_sub(1);
+                }
+                name
+            }
+            None => "a task",
+        }
     }
 
     /// The abort handles by name (for fault injection in tests).
@@ -71,8 +101,10 @@ fn describe(joined: Result<TaskResult, JoinError>) -> Result<(), String> {
 pub struct Signals {
     /// Set by the owner to shut down (dropping it shuts down too).
     pub shutdown: watch::Receiver<bool>,
-    /// Set by the supervisor to stop the traffic tasks.
-    pub traffic: watch::Sender<bool>,
+    /// Set by the supervisor to stop the [`Phase::Front`] tasks.
+    pub front: watch::Sender<bool>,
+    /// Set by the supervisor to stop the [`Phase::Back`] tasks, once the front ones ended.
+    pub back: watch::Sender<bool>,
     /// Set by the supervisor to stop the admin listener, last.
     pub admin: watch::Sender<bool>,
     /// The first unexpected end, for whoever waits on it.
@@ -89,7 +121,8 @@ pub async fn supervise(
 ) -> Result<Result<(), String>, TaskEnded> {
     let Signals {
         mut shutdown,
-        traffic,
+        front,
+        back,
         admin: admin_stop,
         failed,
     } = signals;
@@ -102,7 +135,7 @@ pub async fn supervise(
         }
         tracing::error!(task, why = %why, "an essential task ended: stopping the BM-SC");
         readiness.halt(&format!("{task} ended ({why})"));
-        let _ = traffic.send(true);
+        let _ = front.send(true);
         let e = TaskEnded { task, why };
         let _ = failed.send(Some(e.clone()));
         *first = Some(e);
@@ -119,27 +152,35 @@ pub async fn supervise(
             }
             Some(joined) = tasks.set.join_next_with_id() => {
                 let (name, outcome) = match joined {
-                    Ok((id, r)) => (tasks.names.get(&id).copied(), describe(Ok(r))),
-                    Err(e) => (tasks.names.get(&e.id()).copied(), describe(Err(e))),
+                    Ok((id, r)) => (tasks.ended(id), describe(Ok(r))),
+                    Err(e) => (tasks.ended(e.id()), describe(Err(e))),
                 };
-                let name = name.unwrap_or("a task");
                 match (&first, outcome) {
                     (None, Err(why)) => ended(name, why, &mut first),
                     (Some(_), Err(why)) if why != "returned" => errors.push(format!("{name}: {why}")),
                     _ => {}
                 }
+                if first.is_some() && tasks.front == 0 {
+                    let _ = back.send(true);
+                }
             }
         }
     }
     readiness.halt("shutting down");
-    let _ = traffic.send(true);
+    let _ = front.send(true);
+    if tasks.front == 0 {
+        let _ = back.send(true);
+    }
     while let Some(joined) = tasks.set.join_next_with_id().await {
         let (name, r) = match joined {
-            Ok((id, r)) => (tasks.names.get(&id).copied(), r),
-            Err(e) => (tasks.names.get(&e.id()).copied(), Err(e.to_string())),
+            Ok((id, r)) => (tasks.ended(id), r),
+            Err(e) => (tasks.ended(e.id()), Err(e.to_string())),
         };
         if let Err(e) = r {
-            errors.push(format!("{}: {e}", name.unwrap_or("a task")));
+            errors.push(format!("{name}: {e}"));
+        }
+        if tasks.front == 0 {
+            let _ = back.send(true);
         }
     }
     let _ = admin_stop.send(true);
@@ -161,26 +202,32 @@ pub async fn supervise(
 mod tests {
     use super::*;
 
-    fn signals() -> (
-        watch::Sender<bool>,
-        Signals,
-        watch::Receiver<bool>,
-        watch::Receiver<bool>,
-    ) {
+    struct Rx {
+        front: watch::Receiver<bool>,
+        back: watch::Receiver<bool>,
+        admin: watch::Receiver<bool>,
+    }
+
+    fn signals() -> (watch::Sender<bool>, Signals, Rx) {
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let (traffic, traffic_rx) = watch::channel(false);
+        let (front, front_rx) = watch::channel(false);
+        let (back, back_rx) = watch::channel(false);
         let (admin, admin_rx) = watch::channel(false);
         let (failed, _) = watch::channel(None);
         (
             shutdown_tx,
             Signals {
                 shutdown,
-                traffic,
+                front,
+                back,
                 admin,
                 failed,
             },
-            traffic_rx,
-            admin_rx,
+            Rx {
+                front: front_rx,
+                back: back_rx,
+                admin: admin_rx,
+            },
         )
     }
 
@@ -191,16 +238,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_task_stops_the_others_and_is_named() {
-        let (shutdown, signals, traffic_rx, admin_rx) = signals();
+        let (shutdown, signals, rx) = signals();
         let readiness = Arc::new(Readiness::default());
         readiness.set_started();
         let mut tasks = Tasks::default();
-        tasks.spawn("key requests", until(traffic_rx.clone()));
-        tasks.spawn("key distribution", async {
+        tasks.spawn("key requests", Phase::Front, until(rx.front.clone()));
+        tasks.spawn("registrations gauge", Phase::Back, until(rx.back.clone()));
+        tasks.spawn("key distribution", Phase::Back, async {
             tokio::task::yield_now().await;
             panic!("injected");
         });
-        let admin = tokio::spawn(until(admin_rx.clone()));
+        let admin = tokio::spawn(until(rx.admin.clone()));
         let mut failed = signals.failed.subscribe();
         let sup = tokio::spawn(supervise(tasks, admin, signals, readiness.clone()));
         let e = failed
@@ -213,9 +261,15 @@ mod tests {
             Some(("key distribution", "panicked".into()))
         );
         assert!(!readiness.is_ready());
-        // The traffic tasks stop at once; the admin listener waits for the owner.
-        assert!(*traffic_rx.borrow());
-        assert!(!*admin_rx.borrow());
+        // The front tasks stop at once, then the back ones; the admin listener waits for the
+        // owner.
+        assert!(*rx.front.borrow());
+        let mut back = rx.back.clone();
+        tokio::time::timeout(std::time::Duration::from_secs(5), back.wait_for(|s| *s))
+            .await
+            .expect("the back tasks are stopped once the front ones ended")
+            .expect("signal");
+        assert!(!*rx.admin.borrow());
         shutdown.send(true).expect("supervisor listens");
         let out = sup.await.expect("supervisor");
         assert_eq!(
@@ -223,16 +277,16 @@ mod tests {
             Err("key distribution"),
             "the first unexpected end is the result"
         );
-        assert!(*admin_rx.borrow());
+        assert!(*rx.admin.borrow());
     }
 
     #[tokio::test]
     async fn a_task_that_returns_is_an_unexpected_end_too() {
-        let (_shutdown, signals, traffic_rx, admin_rx) = signals();
+        let (_shutdown, signals, rx) = signals();
         let mut tasks = Tasks::default();
-        tasks.spawn("registrations gauge", async { Ok(()) });
-        tasks.spawn("key requests", until(traffic_rx));
-        let admin = tokio::spawn(until(admin_rx));
+        tasks.spawn("registrations gauge", Phase::Back, async { Ok(()) });
+        tasks.spawn("key requests", Phase::Front, until(rx.front));
+        let admin = tokio::spawn(until(rx.admin));
         let mut failed = signals.failed.subscribe();
         let readiness = Arc::new(Readiness::default());
         let _sup = tokio::spawn(supervise(tasks, admin, signals, readiness));
@@ -248,12 +302,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_shutdown_is_not_a_failure() {
-        let (shutdown, signals, traffic_rx, admin_rx) = signals();
+    async fn a_shutdown_stops_the_back_tasks_only_after_the_front_ones_ended() {
+        let (shutdown, signals, rx) = signals();
         let mut tasks = Tasks::default();
-        tasks.spawn("key requests", until(traffic_rx.clone()));
-        tasks.spawn("key distribution", until(traffic_rx));
-        let admin = tokio::spawn(until(admin_rx));
+        // A front task that drains for a while after its stop.
+        let (mut front_rx, back_rx) = (rx.front.clone(), rx.back.clone());
+        tasks.spawn("key requests", Phase::Front, async move {
+            let _ = front_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if *back_rx.borrow() {
+                return Err("the back tasks were stopped while draining".into());
+            }
+            Ok(())
+        });
+        tasks.spawn("key distribution", Phase::Back, until(rx.back));
+        let admin = tokio::spawn(until(rx.admin));
         let readiness = Arc::new(Readiness::default());
         let sup = tokio::spawn(supervise(tasks, admin, signals, readiness));
         shutdown.send(true).expect("supervisor listens");
