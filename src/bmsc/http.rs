@@ -42,6 +42,7 @@ use tracing::{debug, error, info, warn};
 use self::conn::{ConnClock, Expiry, Watched, after};
 use super::config::HttpConfig;
 use super::events::KeyRequestEvent;
+use super::health::HealthCheck;
 use super::keyreq::{KeyRequestHandler, Request, Response};
 use super::logthrottle::{LOG_INTERVAL, LogThrottle};
 use super::metrics::Metrics;
@@ -340,9 +341,12 @@ async fn respond(
             tokio::task::spawn_blocking(move || handler.handle(request, SystemTime::now())).await;
         let resp = match ran {
             Ok((resp, evs)) => {
+                let mut resp = resp;
                 for ev in evs {
                     if events.send(ev).await.is_err() {
-                        warn!("Key Distribution channel closed: event dropped");
+                        // No 200 without its push queued: the change stays durable.
+                        warn!("Key Distribution channel closed: event dropped, answering 503");
+                        resp = Response::text(503, "key distribution not running");
                         break;
                     }
                 }
@@ -392,12 +396,14 @@ fn to_hyper(resp: Response, close: bool) -> hyper::Response<Full<Bytes>> {
     out
 }
 
-/// Serves `GET /metrics` (Prometheus text, [`METRICS_CONTENT_TYPE`]) and `GET /health`
-/// (200 `ok` when `health()` holds, else 503) on `listener` until `shutdown` completes.
+/// Serves on `listener` until `shutdown` completes: `GET /metrics` (Prometheus text,
+/// [`METRICS_CONTENT_TYPE`]); `GET /health/live` (200 `live` while the process serves);
+/// `GET /health/ready` and `GET /health` (200 when `health` holds, else 503; the body names
+/// each check and the one that failed).
 pub async fn serve_admin(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    health: impl Fn() -> bool + Send + Sync + 'static,
+    health: impl HealthCheck,
     shutdown: impl Future,
 ) {
     let health = Arc::new(health);
@@ -452,9 +458,12 @@ fn admin_response(
     method: &Method,
     path: &str,
     metrics: &Metrics,
-    health: &dyn Fn() -> bool,
+    health: &dyn HealthCheck,
 ) -> Response {
-    let known = matches!(path, "/metrics" | "/health");
+    let known = matches!(
+        path,
+        "/metrics" | "/health" | "/health/ready" | "/health/live"
+    );
     if !known {
         return Response::text(404, "no such resource");
     }
@@ -470,9 +479,11 @@ fn admin_response(
             body: Bytes::from(metrics.render()),
         };
     }
-    if health() {
-        Response::text(200, "ok")
-    } else {
-        Response::text(503, "unavailable")
+    if path == "/health/live" {
+        return Response::text(200, "live");
     }
+    let (ready, body) = health.check();
+    let mut r = Response::text(if ready { 200 } else { 503 }, body.trim_end());
+    r.headers.push(("cache-control", "no-store".to_owned()));
+    r
 }

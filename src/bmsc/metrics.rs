@@ -81,6 +81,8 @@ pub struct Metrics {
     pub zn: std::sync::OnceLock<std::sync::Arc<crate::gba::zn::ZnMetrics>>,
     /// The HTTP key source's metrics, when the key source is Nbsp_GBA or Naanf_AKMA.
     pub sbi: std::sync::OnceLock<std::sync::Arc<crate::gba::sbi::SbiMetrics>>,
+    /// Configuration reloads by result (SIGHUP).
+    pub reloads: super::reload::ReloadMetrics,
 }
 
 impl Metrics {
@@ -290,6 +292,7 @@ impl Metrics {
         if let Some(sbi) = self.sbi.get() {
             sbi.render(&mut out);
         }
+        self.reloads.render(&mut out);
         out
     }
 }

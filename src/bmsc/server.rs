@@ -4,27 +4,35 @@
 //! services, the admin listener — and its
 //! graceful shutdown (in-flight HTTP requests finish; the distribution's
 //! state is persisted as it goes).
+//!
+//! Every task is essential and supervised (`supervise`): one that ends unexpectedly stops the
+//! server through the same graceful path. Readiness (`health`) is what `/health/ready` serves;
+//! SIGHUP reloads the subscribers and authorizations (`reload`).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::config::{Config, KeySourceConfig, Transport};
 use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
 use super::export::{ClientLimits, ExportError, ExportListener, run_export};
+use super::health::{Check, KeySourceProbe, Readiness, SharedReadiness};
 use super::http::{serve_admin, serve_key_requests};
 use super::keycache::CachingKeySource;
 use super::keyreq::KeyRequestHandler;
 use super::media::Protector;
 use super::media::driver::{MediaSockets, run_media, set_multicast};
 use super::metrics::Metrics;
+use super::reload::{ReloadOutcome, Reloader, SwappableKeySource};
+use super::signals::{OsSignals, Signal};
 use super::store::{SqliteStore, Store, StoreError};
+use super::supervise::{Phase, Signals, TaskEnded, Tasks, supervise};
 use crate::crypto::OsRandom;
 use crate::gba::zn::{ZnClient, ZnKeySource};
 use crate::gba::{EmbeddedKeySourceError, KeySource};
@@ -70,6 +78,15 @@ pub enum ServeError {
     /// A task of the server failed or panicked; names the task where known.
     #[error("a task of the server failed: {0}")]
     Task(String),
+    /// An essential task ended while the server was running: the server stopped
+    /// (`bmsc serve` exits with [`super::supervise::EXIT_TASK_ENDED`]).
+    #[error("the BM-SC stopped because its {task} task ended unexpectedly ({why})")]
+    TaskEnded {
+        /// The task, e.g. `key distribution`.
+        task: String,
+        /// How it ended: `returned`, `failed: ...`, `panicked`, `cancelled`.
+        why: String,
+    },
 }
 
 /// A running BM-SC.
@@ -79,8 +96,13 @@ pub struct Bmsc {
     udp_addr: SocketAddr,
     metrics: Arc<Metrics>,
     current_mtks: CurrentMtks,
-    stop: watch::Sender<bool>,
-    tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
+    /// Set to shut down; dropping the `Bmsc` shuts it down too.
+    shutdown: watch::Sender<bool>,
+    supervisor: JoinHandle<Result<Result<(), String>, TaskEnded>>,
+    failed: watch::Receiver<Option<TaskEnded>>,
+    readiness: Arc<Readiness>,
+    reloader: Reloader,
+    aborts: Vec<(&'static str, AbortHandle)>,
     zn: Option<ZnClient>,
 }
 
@@ -122,6 +144,7 @@ impl Bmsc {
                     tuning,
                     GbaSource::Cached(source),
                     Some(client.clone()),
+                    None,
                 )
                 .await;
                 if started.is_err() {
@@ -143,8 +166,10 @@ impl Bmsc {
                 }
             }
             KeySourceConfig::Embedded(_) => {
-                let key_source = Arc::new(config.key_source()?);
-                Self::start_with_keys(config, tuning, key_source).await
+                // Behind a swappable source, so that a reload can replace the list.
+                let keys = Arc::new(SwappableKeySource::new(Arc::new(config.key_source()?)));
+                let source = GbaSource::Direct(keys.clone());
+                Self::start_inner(config, tuning, source, None, Some(keys)).await
             }
         }
     }
@@ -156,7 +181,7 @@ impl Bmsc {
         tuning: Tuning,
         key_source: Arc<dyn KeySource>,
     ) -> Result<Self, ServeError> {
-        Self::start_inner(config, tuning, GbaSource::Direct(key_source), None).await
+        Self::start_inner(config, tuning, GbaSource::Direct(key_source), None, None).await
     }
 
     /// [`Bmsc::start_with`] with GBA keys from `source` instead of the configuration's `[gba]`.
@@ -165,7 +190,7 @@ impl Bmsc {
         tuning: Tuning,
         source: GbaSource,
     ) -> Result<Self, ServeError> {
-        Self::start_inner(config, tuning, source, None).await
+        Self::start_inner(config, tuning, source, None, None).await
     }
 
     async fn start_inner(
@@ -173,6 +198,7 @@ impl Bmsc {
         tuning: Tuning,
         source: GbaSource,
         zn: Option<ZnClient>,
+        embedded: Option<Arc<SwappableKeySource>>,
     ) -> Result<Self, ServeError> {
         let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
         let store: Arc<dyn Store> = Arc::new(
@@ -184,6 +210,14 @@ impl Bmsc {
         if let Some(z) = &zn {
             let _ = metrics.zn.set(z.metrics());
         }
+        let readiness = Arc::new(Readiness::default());
+        readiness.set_key_source(match (&config.gba.source, &zn) {
+            (KeySourceConfig::Zn(_), Some(z)) => KeySourceProbe::Zn(z.clone()),
+            (KeySourceConfig::Nbsp(_) | KeySourceConfig::Aanf(_), _) => {
+                KeySourceProbe::Http(metrics.clone())
+            }
+            _ => KeySourceProbe::Local,
+        });
         // Key Requests ask the source (through the cache); the fan-out reads the cache only.
         let cached_keys = matches!(source, GbaSource::Cached(_));
         let (key_source, dist_keys): (Arc<dyn KeySource>, Arc<dyn KeySource>) = match source {
@@ -277,7 +311,12 @@ impl Bmsc {
             ));
         }
 
-        let (stop, stop_rx) = watch::channel(false);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        // The front tasks (taking traffic in) stop first, the back ones once they ended.
+        let (front, stop_rx) = watch::channel(false);
+        let (back, back_rx) = watch::channel(false);
+        let (admin_stop, admin_rx) = watch::channel(false);
+        let (failed_tx, failed) = watch::channel(None);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
@@ -285,42 +324,40 @@ impl Bmsc {
         let (dist_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         // Registration changes also refresh the registrations gauge.
         let changed = Arc::new(tokio::sync::Notify::new());
-        let alive = Arc::new(AtomicBool::new(true));
-        let mut tasks = Vec::new();
+        let reloader = Reloader::new(config.clone(), embedded, handler.clone(), metrics.clone());
+        // Every task below is essential (crate::bmsc::supervise); the guards clear their
+        // readiness flag the moment their task ends.
+        readiness.set_started();
+        let mut tasks = Tasks::default();
 
-        let dist_alive = alive.clone();
-        let dist_stop = stopped(stop_rx.clone());
-        tasks.push((
-            "key distribution",
-            tokio::spawn(async move {
-                let r = super::udp::run_distribution(distributor, udp, events_rx, dist_stop).await;
-                dist_alive.store(false, Ordering::Relaxed);
-                r.map(drop).map_err(|e| e.to_string())
-            }),
-        ));
+        let guard = readiness.guard(Check::Distribution);
+        let dist_stop = stopped(back_rx.clone());
+        tasks.spawn("key distribution", Phase::Back, async move {
+            let _guard = guard;
+            let r = super::udp::run_distribution(distributor, udp, events_rx, dist_stop).await;
+            r.map(drop).map_err(|e| e.to_string())
+        });
         for (id, protector, cfg, sockets) in media {
             let (m, s, mtks) = (
                 metrics.clone(),
                 stopped(stop_rx.clone()),
                 current_mtks.clone(),
             );
-            tasks.push((
-                "media",
-                tokio::spawn(async move {
-                    run_media(id, protector, cfg, sockets, mtks, m, s).await;
-                    Ok(())
-                }),
-            ));
+            let guard = readiness.guard(Check::Listeners);
+            tasks.spawn("media", Phase::Front, async move {
+                let _guard = guard;
+                run_media(id, protector, cfg, sockets, mtks, m, s).await;
+                Ok(())
+            });
         }
         if let Some(listener) = export {
             let (mtks, m, rx) = (current_mtks.clone(), metrics.clone(), stop_rx.clone());
-            tasks.push((
-                "key export",
-                tokio::spawn(async move {
-                    run_export(listener, mtks, limits, m, rx).await;
-                    Ok(())
-                }),
-            ));
+            let guard = readiness.guard(Check::Listeners);
+            tasks.spawn("key export", Phase::Front, async move {
+                let _guard = guard;
+                run_export(listener, mtks, limits, m, rx).await;
+                Ok(())
+            });
         }
         let (h, mut rx) = (handler.clone(), stop_rx.clone());
         tasks.push((
@@ -338,79 +375,116 @@ impl Bmsc {
         ));
         let http_cfg = config.http.clone();
         let (m, s) = (metrics.clone(), stopped(stop_rx.clone()));
-        tasks.push((
-            "key requests",
-            tokio::spawn(async move {
-                serve_key_requests(http, handler, events_tx, http_cfg, m, s).await;
-                Ok(())
-            }),
-        ));
-        let (m, s, health) = (metrics.clone(), stopped(stop_rx.clone()), alive.clone());
-        tasks.push((
-            "admin",
-            tokio::spawn(async move {
-                serve_admin(admin, m, move || health.load(Ordering::Relaxed), s).await;
-                Ok(())
-            }),
-        ));
+        let guard = readiness.guard(Check::Listeners);
+        tasks.spawn("key requests", Phase::Front, async move {
+            let _guard = guard;
+            serve_key_requests(http, handler, events_tx, http_cfg, m, s).await;
+            Ok(())
+        });
+        let (m, s, health) = (
+            metrics.clone(),
+            stopped(admin_rx),
+            SharedReadiness(readiness.clone()),
+        );
+        let guard = readiness.guard(Check::Listeners);
+        let admin_task = tokio::spawn(async move {
+            let _guard = guard;
+            serve_admin(admin, m, health, s).await;
+            Ok(())
+        });
         let notify = changed.clone();
-        tasks.push((
-            "key request events",
-            tokio::spawn(async move {
-                while let Some(event) = http_events.recv().await {
-                    notify.notify_one();
-                    if dist_tx.send(event).await.is_err() {
-                        break;
+        let mut rx = back_rx.clone();
+        tasks.spawn("key request events", Phase::Back, async move {
+            // When the Key Distribution function is gone, the channel from the Key Request
+            // server is closed at once, so that no registration is answered 200 without its
+            // push queued (the server answers 503).
+            let mut gone = false;
+            loop {
+                tokio::select! {
+                    () = dist_tx.closed(), if !gone => {
+                        gone = true;
+                        http_events.close();
                     }
+                    event = http_events.recv() => match event {
+                        Some(event) => {
+                            notify.notify_one();
+                            if dist_tx.send(event).await.is_err() {
+                                gone = true;
+                                http_events.close();
+                            }
+                        }
+                        None => break,
+                    },
                 }
-                Ok(())
-            }),
-        ));
-        let (m, st, mut rx) = (metrics.clone(), store.clone(), stop_rx.clone());
-        tasks.push((
-            "registrations gauge",
-            tokio::spawn(async move {
-                loop {
-                    let st = st.clone();
-                    if let Ok(Ok(counts)) =
-                        tokio::task::spawn_blocking(move || st.count_registrations_by_service())
-                            .await
-                    {
+            }
+            // Ends with the Key Request server, or after the stop when the distribution
+            // ended first (the supervisor then names the distribution).
+            let _ = rx.wait_for(|s| *s).await;
+            Ok(())
+        });
+        let (m, st, mut rx, ready) = (
+            metrics.clone(),
+            store.clone(),
+            back_rx.clone(),
+            readiness.clone(),
+        );
+        tasks.spawn("registrations gauge", Phase::Back, async move {
+            loop {
+                let st = st.clone();
+                match tokio::task::spawn_blocking(move || st.count_registrations_by_service()).await
+                {
+                    Ok(Ok(counts)) => {
+                        ready.set_store(true);
                         m.registrations.set(counts.values().sum());
                     }
-                    let notified = tokio::select! {
+                    Ok(Err(e)) => {
+                        ready.set_store(false);
+                        tracing::warn!(error = %e, "the store did not answer");
+                    }
+                    Err(_) => ready.set_store(false),
+                }
+                let notified = tokio::select! {
+                    _ = rx.wait_for(|s| *s) => return Ok(()),
+                    () = tokio::time::sleep(GAUGE_PERIOD) => false,
+                    () = changed.notified() => true,
+                };
+                if notified {
+                    tokio::time::sleep(GAUGE_MIN_INTERVAL).await;
+                }
+            }
+        });
+        if cached_keys {
+            let (st, mut rx) = (store.clone(), back_rx.clone());
+            tasks.spawn("key cache purge", Phase::Back, async move {
+                loop {
+                    tokio::select! {
                         _ = rx.wait_for(|s| *s) => return Ok(()),
-                        () = tokio::time::sleep(GAUGE_PERIOD) => false,
-                        () = changed.notified() => true,
-                    };
-                    if notified {
-                        tokio::time::sleep(GAUGE_MIN_INTERVAL).await;
+                        () = tokio::time::sleep(KEY_CACHE_PURGE) => {}
+                    }
+                    let st = st.clone();
+                    let purged = tokio::task::spawn_blocking(move || {
+                        st.purge_expired_keys(SystemTime::now())
+                    })
+                    .await;
+                    if let Ok(Err(e)) = purged {
+                        tracing::warn!(error = %e, "expired GBA keys not purged");
                     }
                 }
-            }),
-        ));
-        if cached_keys {
-            let (st, mut rx) = (store.clone(), stop_rx.clone());
-            tasks.push((
-                "key cache purge",
-                tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = rx.wait_for(|s| *s) => return Ok(()),
-                            () = tokio::time::sleep(KEY_CACHE_PURGE) => {}
-                        }
-                        let st = st.clone();
-                        let purged = tokio::task::spawn_blocking(move || {
-                            st.purge_expired_keys(SystemTime::now())
-                        })
-                        .await;
-                        if let Ok(Err(e)) = purged {
-                            tracing::warn!(error = %e, "expired GBA keys not purged");
-                        }
-                    }
-                }),
-            ));
+            });
         }
+        let aborts = tasks.handles();
+        let supervisor = tokio::spawn(supervise(
+            tasks,
+            admin_task,
+            Signals {
+                shutdown: shutdown_rx,
+                front,
+                back,
+                admin: admin_stop,
+                failed: failed_tx,
+            },
+            readiness.clone(),
+        ));
         tracing::info!(%http_addr, %admin_addr, %udp_addr, fqdn = %config.fqdn, services = config.services.len(), "BM-SC started");
         Ok(Self {
             http_addr,
@@ -418,8 +492,12 @@ impl Bmsc {
             udp_addr,
             metrics,
             current_mtks,
-            stop,
-            tasks,
+            shutdown,
+            supervisor,
+            failed,
+            readiness,
+            reloader,
+            aborts,
             zn,
         })
     }
@@ -449,51 +527,103 @@ impl Bmsc {
         &self.current_mtks
     }
 
-    /// Stops accepting, lets in-flight requests finish, stops the tasks.
-    pub async fn shutdown(self) -> Result<(), ServeError> {
-        let _ = self.stop.send(true);
-        let mut failure = None;
-        for (name, task) in self.tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = Some(format!("{name}: {e}")),
-                Err(e) => failure = Some(format!("{name}: {e}")),
+    /// Readiness as `/health/ready` reports it.
+    pub fn readiness(&self) -> &Arc<Readiness> {
+        &self.readiness
+    }
+
+    /// Waits until an essential task ends unexpectedly (the server is then stopping: call
+    /// [`Bmsc::shutdown`] to finish) and says which and why.
+    pub async fn task_ended(&self) -> TaskEnded {
+        let mut rx = self.failed.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(e) => e.clone().unwrap_or_else(|| TaskEnded {
+                task: "supervisor",
+                why: "ended".into(),
+            }),
+            Err(_) => TaskEnded {
+                task: "supervisor",
+                why: "ended".into(),
+            },
+        }
+    }
+
+    /// Re-reads the configuration at `path` and swaps in what can change live
+    /// ([`crate::bmsc::reload`]); what SIGHUP does.
+    pub fn reload_file(&self, path: &Path) -> ReloadOutcome {
+        self.reloader.reload_file(path)
+    }
+
+    /// [`Bmsc::reload_file`] with an already parsed configuration.
+    pub fn reload(&self, config: Config) -> ReloadOutcome {
+        self.reloader.apply(config)
+    }
+
+    /// Fault injection for tests: cancels the essential task `name` (e.g. `key
+    /// distribution`) as if it had ended. Whether such a task exists.
+    #[doc(hidden)]
+    pub fn abort_task(&self, name: &str) -> bool {
+        let mut found = false;
+        for (n, h) in &self.aborts {
+            if *n == name {
+                h.abort();
+                found = true;
             }
         }
+        found
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the tasks (the admin listener
+    /// last). [`ServeError::TaskEnded`] when an essential task had ended unexpectedly.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(true);
+        let outcome = self.supervisor.await;
         if let Some(zn) = self.zn {
             zn.shutdown().await;
         }
         tracing::info!("BM-SC stopped");
-        failure.map_or(Ok(()), |e| Err(ServeError::Task(e)))
-    }
-}
-
-/// Runs the BM-SC until SIGTERM or Ctrl-C, then shuts it down gracefully.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let bmsc = Bmsc::start(config).await?;
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    bmsc.shutdown().await
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        match outcome {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(ServeError::Task(e)),
+            Ok(Err(e)) => Err(ServeError::TaskEnded {
+                task: e.task.to_owned(),
+                why: e.why,
+            }),
+            Err(e) => Err(ServeError::Task(format!("supervisor: {e}"))),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs the BM-SC until SIGTERM or Ctrl-C, then shuts it down gracefully; on SIGHUP re-reads
+/// `config_path` (when given) and swaps in what can change live. Stops on its own, with
+/// [`ServeError::TaskEnded`], when an essential task ends. Tells systemd `READY=1` once
+/// started and `STOPPING=1` when stopping ([`crate::bmsc::notify`]).
+pub async fn serve(config: Config, config_path: Option<&Path>) -> Result<(), ServeError> {
+    let bmsc = Bmsc::start(config).await?;
+    super::notify::notify("READY=1");
+    super::signals::inject_fault(&bmsc);
+    let mut signals = OsSignals::new();
+    loop {
+        tokio::select! {
+            e = bmsc.task_ended() => {
+                tracing::error!(task = e.task, why = %e.why, "stopping");
+                break;
+            }
+            s = signals.next() => match s {
+                Signal::Stop => {
+                    tracing::info!("shutting down");
+                    break;
+                }
+                Signal::Reload => match config_path {
+                    Some(path) => {
+                        tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
+                        let _ = bmsc.reload_file(path);
+                    }
+                    None => tracing::warn!("SIGHUP: no configuration file to reload"),
+                },
+            },
+        }
     }
+    super::notify::notify("STOPPING=1");
+    bmsc.shutdown().await
 }

@@ -188,6 +188,8 @@ pub struct SbiMetrics {
     answers: [Counter; OUTCOMES.len()],
     /// Time to an answer (answered requests only).
     pub latency: Histogram,
+    /// Whether the last request that reached the wire failed (`5xx` or no answer).
+    last_failed: std::sync::atomic::AtomicBool,
 }
 
 impl SbiMetrics {
@@ -199,10 +201,24 @@ impl SbiMetrics {
             requests: Counter::default(),
             answers: Default::default(),
             latency: Histogram::default(),
+            last_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// Whether the peer counts as reachable for the BM-SC's readiness: no request yet, or the
+    /// last one got an answer other than `5xx` (`busy` is local and does not count). \[CHOICE\]
+    /// (docs/profile.md §6): these sources have no watchdog, the last outcome is the evidence.
+    #[must_use]
+    pub fn reachable(&self) -> bool {
+        !self.last_failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn outcome(&self, label: &str) {
+        if label != "busy" {
+            let failed = matches!(label, "5xx" | "no_answer");
+            self.last_failed
+                .store(failed, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(c) = OUTCOMES
             .iter()
             .position(|o| *o == label)
@@ -430,6 +446,22 @@ pub(crate) fn hex_key<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reachable_follows_the_last_outcome_and_ignores_busy() {
+        let m = SbiMetrics::new("nbsp");
+        assert!(m.reachable(), "no request yet");
+        m.outcome("no_answer");
+        assert!(!m.reachable());
+        m.outcome("busy");
+        assert!(!m.reachable(), "a local limit says nothing of the peer");
+        m.outcome("4xx");
+        assert!(m.reachable());
+        m.outcome("5xx");
+        assert!(!m.reachable());
+        m.outcome("2xx");
+        assert!(m.reachable());
+    }
 
     #[test]
     fn api_roots_are_http_with_a_host() {

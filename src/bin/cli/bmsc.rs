@@ -25,7 +25,12 @@ impl BmscArgs {
 #[derive(Subcommand)]
 enum BmscCmd {
     /// Run the BM-SC: Key Request function (HTTP), Key Distribution function (UDP), admin
-    /// listener (/metrics, /health). Stops gracefully on SIGTERM or Ctrl-C.
+    /// listener (/metrics, /health/live, /health/ready, /health). Stops gracefully on SIGTERM
+    /// or Ctrl-C; SIGHUP re-reads the file and swaps in the subscribers and service
+    /// authorizations (any other change is refused and logged). Exit status: 0 after a
+    /// signal, 1 when it cannot start or stops on an error, 2 for an invalid configuration,
+    /// 3 when an essential task (Key Requests, key distribution, admin, media, export, ...)
+    /// ended unexpectedly and the server stopped.
     Serve {
         /// The BM-SC configuration file (TOML); see examples/bmsc.toml.
         #[arg(long)]
@@ -67,8 +72,12 @@ fn serve_cmd(path: &std::path::Path) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runtime.block_on(server::serve(config)) {
+    match runtime.block_on(server::serve(config, Some(path))) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ server::ServeError::TaskEnded { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(mbms_keys::bmsc::supervise::EXIT_TASK_ENDED)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)

@@ -30,14 +30,14 @@ mod ops;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
 pub use nonces::{Issued, NonceRefusal, NonceStore};
 
-use super::config::{Config, DigestAlgorithm, Qop as QopConfig, ServiceConfig};
+use super::config::{Authorized, Config, DigestAlgorithm, Qop as QopConfig, ServiceConfig};
 use super::events::KeyRequestEvent;
 use super::metrics::Metrics;
 use super::store::Store;
@@ -144,6 +144,14 @@ fn content_type_is(content_type: Option<&str>, mime: &str) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(mime))
 }
 
+fn authorizations_of(config: &Config) -> HashMap<String, Authorized> {
+    config
+        .services
+        .iter()
+        .map(|s| (s.id.clone(), s.authorized.clone()))
+        .collect()
+}
+
 /// The Key Request function: Digest authentication, registration, deregistration and MSK
 /// requests. `Send + Sync`: one instance serves every connection.
 pub struct KeyRequestHandler {
@@ -152,6 +160,9 @@ pub struct KeyRequestHandler {
     qop: QopOffer,
     max_body: usize,
     services: HashMap<String, ServiceConfig>,
+    /// Who may register to each service: the services' `authorized`, replaced as a whole by
+    /// a configuration reload ([`KeyRequestHandler::set_authorizations`]).
+    authorizations: RwLock<Arc<HashMap<String, Authorized>>>,
     key_source: Arc<dyn KeySource>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
@@ -201,6 +212,7 @@ impl KeyRequestHandler {
                 .iter()
                 .map(|s| (s.id.clone(), s.clone()))
                 .collect(),
+            authorizations: RwLock::new(Arc::new(authorizations_of(config))),
             key_source,
             store,
             metrics,
@@ -219,6 +231,28 @@ impl KeyRequestHandler {
     #[must_use]
     pub fn max_body(&self) -> usize {
         self.max_body
+    }
+
+    /// Replaces who may register to each service with the `authorized` of `config`'s services
+    /// (a reload: services themselves are not added or removed here). Registrations already
+    /// stored are kept.
+    pub fn set_authorizations(&self, config: &Config) {
+        let new = Arc::new(authorizations_of(config));
+        *self
+            .authorizations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = new;
+    }
+
+    /// Whether `impi` may register to `service` under the current authorizations.
+    fn authorizes(&self, service: &str, impi: &str) -> bool {
+        let map = Arc::clone(
+            &self
+                .authorizations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        map.get(service).is_some_and(|a| a.allows(impi))
     }
 
     /// Nonces currently held (bounded by `digest.max_nonces`).

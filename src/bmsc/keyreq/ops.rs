@@ -89,8 +89,8 @@ impl KeyRequestHandler {
             .map(|id| {
                 let code = if check_service_id(id).is_err() {
                     code::MALFORMED
-                } else if let Some(service) = self.services.get(id) {
-                    if !service.authorized.allows(&who.subscriber.impi) {
+                } else if self.services.contains_key(id) {
+                    if !self.authorizes(id, &who.subscriber.impi) {
                         self.failure_logs.registration_forbidden(now, btid.as_str(), id);
                         code::FORBIDDEN
                     } else {
