@@ -359,20 +359,17 @@ impl Bmsc {
                 Ok(())
             });
         }
-        let (h, mut rx) = (handler.clone(), stop_rx.clone());
-        tasks.push((
-            "failure logs",
-            tokio::spawn(async move {
-                // The counts of a burst are logged within an interval, not at the next failure.
-                loop {
-                    tokio::select! {
-                        _ = rx.wait_for(|s| *s) => return Ok(()),
-                        () = tokio::time::sleep(super::logthrottle::LOG_INTERVAL) => {}
-                    }
-                    h.flush_logs(SystemTime::now());
+        let (h, mut rx) = (handler.clone(), back_rx.clone());
+        tasks.spawn("failure logs", Phase::Back, async move {
+            // The counts of a burst are logged within an interval, not at the next failure.
+            loop {
+                tokio::select! {
+                    _ = rx.wait_for(|s| *s) => return Ok(()),
+                    () = tokio::time::sleep(super::logthrottle::LOG_INTERVAL) => {}
                 }
-            }),
-        ));
+                h.flush_logs(SystemTime::now());
+            }
+        });
         let http_cfg = config.http.clone();
         let (m, s) = (metrics.clone(), stopped(stop_rx.clone()));
         let guard = readiness.guard(Check::Listeners);
