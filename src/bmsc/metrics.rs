@@ -81,6 +81,8 @@ pub struct Metrics {
     pub zn: std::sync::OnceLock<std::sync::Arc<crate::gba::zn::ZnMetrics>>,
     /// The HTTP key source's metrics, when the key source is Nbsp_GBA or Naanf_AKMA.
     pub sbi: std::sync::OnceLock<std::sync::Arc<crate::gba::sbi::SbiMetrics>>,
+    /// The store's group-commit counts (commits, batch sizes).
+    pub store: std::sync::OnceLock<std::sync::Arc<crate::bmsc::store::CommitStats>>,
 }
 
 impl Metrics {
@@ -289,6 +291,9 @@ impl Metrics {
         }
         if let Some(sbi) = self.sbi.get() {
             sbi.render(&mut out);
+        }
+        if let Some(store) = self.store.get() {
+            store.render(&mut out);
         }
         out
     }

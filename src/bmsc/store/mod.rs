@@ -8,6 +8,7 @@
 //! data (see [`codec`]), so the database alone reveals no key and a sealed value copied to
 //! another row does not open.
 
+pub mod batch;
 pub mod codec;
 pub mod kek;
 pub mod sqlite;
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
+pub use batch::{CommitStats, GroupCommitLimits};
 pub use kek::load_or_create_kek;
 pub use sqlite::SqliteStore;
 

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::batch::{CommitStats, GroupCommit, GroupCommitLimits};
 use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
@@ -71,6 +72,8 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     kek: StateKey,
+    /// Registrations share durable commits ([`GroupCommit`]).
+    registrations: GroupCommit<Registration, ()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -217,7 +220,50 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             kek,
+            registrations: GroupCommit::new(GroupCommitLimits::default()),
         })
+    }
+
+    /// The store with registrations group-committed within `limits` (default:
+    /// [`GroupCommitLimits::default`]).
+    #[must_use]
+    pub fn with_group_commit(mut self, limits: GroupCommitLimits) -> Self {
+        self.registrations = GroupCommit::new(limits);
+        self
+    }
+
+    /// The counts of the registrations' group commits (`/metrics`).
+    #[must_use]
+    pub fn commit_stats(&self) -> std::sync::Arc<CommitStats> {
+        self.registrations.stats()
+    }
+
+    /// Writes a batch of registrations in one transaction, each in its own savepoint so that
+    /// one failing registration leaves the others; one result per registration.
+    fn register_batch(&self, batch: &[Registration]) -> Vec<Result<(), StoreError>> {
+        let all_failed = |e: &rusqlite::Error| {
+            batch
+                .iter()
+                .map(|_| Err(StoreError::Backend(e.to_string())))
+                .collect()
+        };
+        let mut conn = lock(&self.writer);
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return all_failed(&e),
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for r in batch {
+            let one = tx.savepoint().map_err(db).and_then(|sp| {
+                upsert_registration(&sp, r)?;
+                sp.commit().map_err(db)
+            });
+            out.push(one);
+        }
+        match tx.commit() {
+            Ok(()) => out,
+            Err(e) => all_failed(&e),
+        }
     }
 
     /// The database file.
@@ -325,7 +371,7 @@ impl SqliteStore {
     }
 }
 
-fn upsert_registration(tx: &rusqlite::Transaction<'_>, r: &Registration) -> Result<(), StoreError> {
+fn upsert_registration(tx: &Connection, r: &Registration) -> Result<(), StoreError> {
     let at = time_to_nanos(r.registered_at)?;
     tx.prepare_cached(
         "INSERT INTO registrations (service_id, btid, ue_addr, registered_at)
@@ -352,7 +398,8 @@ fn serial_after(new: u32, current: u32) -> bool {
 
 impl Store for SqliteStore {
     fn register(&self, registration: &Registration) -> Result<(), StoreError> {
-        self.write(|tx| upsert_registration(tx, registration))
+        self.registrations
+            .submit(registration.clone(), |batch| self.register_batch(&batch))
     }
 
     fn register_many(&self, registrations: &[Registration]) -> Result<(), StoreError> {
