@@ -254,6 +254,24 @@ pub trait Store: Send + Sync {
         key_group: u16,
     ) -> Result<Vec<MskRecord>, StoreError>;
 
+    /// The MSK IDs and states of one (Key Domain ID, Key Group), by MSK ID, without opening
+    /// the keys: what answering an MSK request needs. The default reads
+    /// [`Store::msks_of_group`]; a backend overrides it to leave the sealed keys unread.
+    ///
+    /// # Errors
+    /// A backend error (and, from the default, as [`Store::msk`]).
+    fn msk_states_of_group(
+        &self,
+        key_domain: KeyDomainId,
+        key_group: u16,
+    ) -> Result<Vec<(MskId, MskState)>, StoreError> {
+        Ok(self
+            .msks_of_group(key_domain, key_group)?
+            .into_iter()
+            .map(|m| (m.msk_id, m.state))
+            .collect())
+    }
+
     /// Every MSK, by (Key Domain ID, MSK ID): what a restart reloads.
     ///
     /// # Errors

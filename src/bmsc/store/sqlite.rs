@@ -586,6 +586,38 @@ impl Store for SqliteStore {
         )
     }
 
+    fn msk_states_of_group(
+        &self,
+        key_domain: KeyDomainId,
+        key_group: u16,
+    ) -> Result<Vec<(MskId, MskState)>, StoreError> {
+        let low = MskId::new(key_group, 0).to_u32();
+        let high = MskId::new(key_group, u16::MAX).to_u32();
+        let rows: Vec<(i64, String)> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT msk_id, state FROM msks
+                 WHERE key_domain = ?1 AND msk_id BETWEEN ?2 AND ?3 ORDER BY msk_id",
+            )
+            .map_err(db)?
+            .query_map(params![key_domain.0.as_slice(), low, high], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })?;
+        rows.into_iter()
+            .map(|(id, state)| {
+                let corrupt = || StoreError::Corrupt {
+                    what: "MSK",
+                    id: format!("{key_domain}/{id}"),
+                };
+                let msk_id = MskId::from_u32(u32::try_from(id).map_err(|_| corrupt())?);
+                Ok((msk_id, MskState::from_name(&state).ok_or_else(corrupt)?))
+            })
+            .collect()
+    }
+
     fn msks(&self) -> Result<Vec<MskRecord>, StoreError> {
         self.msks_where("", &[])
     }
