@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
@@ -99,8 +99,12 @@ impl CommitStats {
     }
 }
 
+/// A queued job: its id, the job, and the condition its submitter waits on (one each, so a
+/// finished batch wakes its own waiters and the next leader, not every waiter).
+type Queued<J> = (u64, J, Arc<Condvar>);
+
 struct State<J, R> {
-    queue: VecDeque<(u64, J)>,
+    queue: VecDeque<Queued<J>>,
     results: HashMap<u64, Result<R, StoreError>>,
     leading: bool,
     next_id: u64,
@@ -110,11 +114,9 @@ struct State<J, R> {
 pub struct GroupCommit<J, R> {
     limits: GroupCommitLimits,
     state: Mutex<State<J, R>>,
-    /// A batch was answered, or the leader stepped down.
-    done: Condvar,
     /// A job was queued (wakes a lingering leader).
     arrived: Condvar,
-    stats: std::sync::Arc<CommitStats>,
+    stats: Arc<CommitStats>,
 }
 
 impl<J, R> std::fmt::Debug for GroupCommit<J, R> {
@@ -128,7 +130,7 @@ impl<J, R> std::fmt::Debug for GroupCommit<J, R> {
 /// Answers the jobs of a batch when dropped, also when the commit function panicked.
 struct Leader<'a, J, R> {
     gc: &'a GroupCommit<J, R>,
-    ids: Vec<u64>,
+    ids: Vec<(u64, Arc<Condvar>)>,
     results: Vec<Result<R, StoreError>>,
 }
 
@@ -136,17 +138,25 @@ impl<J, R> Drop for Leader<'_, J, R> {
     fn drop(&mut self) {
         let mut st = self.gc.lock();
         let mut results = std::mem::take(&mut self.results).into_iter();
-        for id in self.ids.drain(..) {
+        let mut wake = Vec::with_capacity(self.ids.len() + 1);
+        for (id, cv) in self.ids.drain(..) {
             let r = results.next().unwrap_or_else(|| {
                 Err(StoreError::Backend(
                     "the write batch was abandoned".to_owned(),
                 ))
             });
             st.results.insert(id, r);
+            wake.push(cv);
         }
         st.leading = false;
+        // The oldest waiting job's submitter leads the next batch.
+        if let Some((_, _, cv)) = st.queue.front() {
+            wake.push(Arc::clone(cv));
+        }
         drop(st);
-        self.gc.done.notify_all();
+        for cv in wake {
+            cv.notify_one();
+        }
     }
 }
 
@@ -165,9 +175,8 @@ impl<J, R> GroupCommit<J, R> {
                 leading: false,
                 next_id: 0,
             }),
-            done: Condvar::new(),
             arrived: Condvar::new(),
-            stats: std::sync::Arc::default(),
+            stats: Arc::default(),
         }
     }
 
@@ -179,8 +188,8 @@ impl<J, R> GroupCommit<J, R> {
 
     /// The commit counts.
     #[must_use]
-    pub fn stats(&self) -> std::sync::Arc<CommitStats> {
-        std::sync::Arc::clone(&self.stats)
+    pub fn stats(&self) -> Arc<CommitStats> {
+        Arc::clone(&self.stats)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<J, R>> {
@@ -199,23 +208,29 @@ impl<J, R> GroupCommit<J, R> {
         job: J,
         commit: impl Fn(Vec<J>) -> Vec<Result<R, StoreError>>,
     ) -> Result<R, StoreError> {
+        let mine = Arc::new(Condvar::new());
         let mut st = self.lock();
         let id = st.next_id;
         st.next_id = st.next_id.wrapping_add(1);
-        st.queue.push_back((id, job));
+        st.queue.push_back((id, job, Arc::clone(&mine)));
         self.arrived.notify_one();
         loop {
             if let Some(r) = st.results.remove(&id) {
                 return r;
             }
             if st.leading {
-                st = self.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = mine.wait(st).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
             st.leading = true;
             st = self.linger(st);
             let n = st.queue.len().min(self.limits.max_batch);
-            let (ids, jobs): (Vec<u64>, Vec<J>) = st.queue.drain(..n).unzip();
+            let mut ids = Vec::with_capacity(n);
+            let mut jobs = Vec::with_capacity(n);
+            for (id, job, cv) in st.queue.drain(..n) {
+                ids.push((id, cv));
+                jobs.push(job);
+            }
             drop(st);
             let mut leader = Leader {
                 gc: self,
@@ -253,7 +268,7 @@ impl<J, R> GroupCommit<J, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Barrier};
+    use std::sync::Barrier;
 
     #[test]
     fn concurrent_jobs_share_commits_and_get_their_own_results() {
@@ -294,6 +309,35 @@ mod tests {
         assert_eq!(gc.stats().commits(), 1);
         assert_eq!(gc.stats().jobs(), 8);
         assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn many_submitters_in_small_batches_all_finish() {
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(GroupCommitLimits {
+            max_batch: 3,
+            max_wait: Duration::ZERO,
+        }));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for t in 0..16u32 {
+            let (gc, tx) = (Arc::clone(&gc), tx.clone());
+            std::thread::spawn(move || {
+                for k in 0..200u32 {
+                    let job = t * 1000 + k;
+                    let r = gc.submit(job, |jobs| jobs.into_iter().map(Ok).collect());
+                    assert_eq!(r.expect("ok"), job);
+                }
+                let _ = tx.send(t);
+            });
+        }
+        drop(tx);
+        for _ in 0..16 {
+            // A lost wake-up would leave a submitter waiting for ever.
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("every submitter finishes");
+        }
+        let stats = gc.stats();
+        assert_eq!(stats.jobs(), 16 * 200);
+        assert!(stats.commits() >= 16 * 200 / 3);
     }
 
     #[test]
