@@ -175,7 +175,9 @@ pub struct MskRecord {
     pub current_mtk: Option<CurrentMtk>,
 }
 
-/// The BM-SC's persistent state. Synchronous, `Send + Sync`; each method is one transaction.
+/// The BM-SC's persistent state. Synchronous, `Send + Sync`; each method is one transaction,
+/// except that a backend may write concurrent [`Store::register`] calls in one shared
+/// transaction ([`batch`]): each call still returns only once its registration is durable.
 pub trait Store: Send + Sync {
     /// Records (or refreshes: upsert) a registration; durable on return.
     ///
