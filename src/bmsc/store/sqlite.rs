@@ -106,6 +106,13 @@ fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(db)?;
+    // Without the query planner stability guarantee, this build of SQLite (STAT4) re-prepares
+    // a cached statement whenever a bound value changes, i.e. on nearly every call.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(db)?;
     if reader {
         conn.pragma_update(None, "query_only", true).map_err(db)?;
     }
@@ -715,7 +722,40 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::serial_after;
+    use super::{SqliteStore, configure, serial_after};
+    use crate::bmsc::store::{Registration, Store};
+    use crate::crypto::StateKey;
+    use rusqlite::{Connection, StatementStatus};
+
+    #[test]
+    fn cached_statements_are_not_prepared_again_for_new_values() {
+        let dir = std::env::temp_dir().join(format!("mbms-qpsg-{}", std::process::id()));
+        let store = SqliteStore::open(&dir, StateKey::from_bytes([7; 32])).expect("open");
+        for i in 0..4 {
+            store
+                .register(&Registration {
+                    btid: format!("b{i}@bsf.example.org").parse().expect("btid"),
+                    service_id: "news".to_owned(),
+                    ue_addr: std::net::IpAddr::from([10, 0, 0, 1]),
+                    registered_at: std::time::SystemTime::now(),
+                })
+                .expect("register");
+        }
+        let conn = Connection::open(store.path()).expect("open");
+        configure(&conn, true).expect("configure");
+        let sql = "SELECT service_id FROM registrations WHERE btid = ?1";
+        for i in 0..4 {
+            let mut stmt = conn.prepare_cached(sql).expect("prepare");
+            let rows = stmt
+                .query_map([format!("b{i}@bsf.example.org")], |_| Ok(()))
+                .expect("query")
+                .count();
+            assert_eq!(rows, 1);
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        }
+        drop((conn, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn serial_order_is_rfc_1982() {
