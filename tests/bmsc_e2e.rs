@@ -186,6 +186,10 @@ async fn three_ues_register_receive_keys_through_a_rotation_and_deregister() {
         "stored after one deregistration"
     );
     assert_eq!(metric(text, "mbms_bmsc_deregistrations_total"), 1);
+    // The three registrations went through the store's group commit: at most one commit each.
+    assert_eq!(metric(text, "mbms_bmsc_store_batch_size_sum"), 3);
+    let commits = metric(text, "mbms_bmsc_store_commits_total");
+    assert!((1..=3).contains(&commits), "{commits} commits");
     // 3 first MSKs + 3 next MSKs + 1 invalidation (or 2, current and next) at least.
     assert!(metric(text, "mbms_bmsc_pushes_sent_total") >= 7);
     assert!(metric(text, "mbms_bmsc_pushes_acked_total") >= 6);

@@ -1003,3 +1003,39 @@ fn one_million_registrations_insert_and_stream() {
         size / 1_000_000
     );
 }
+
+#[test]
+fn msk_states_of_group_match_the_records_without_opening_keys() {
+    let dir = TempDir::new("msk-states");
+    let store = open(&dir);
+    let mut current = msk_record(2, MSK_OCTETS);
+    current.state = MskState::Current;
+    let mut retired = msk_record(1, MSK_OCTETS);
+    retired.state = MskState::Retired;
+    let mut other_group = msk_record(3, MSK_OCTETS);
+    other_group.msk_id = MskId::new(2, 3);
+    for r in [&msk_record(3, MSK_OCTETS), &current, &retired, &other_group] {
+        store.put_msk(r).expect("put");
+    }
+    let states = store.msk_states_of_group(KD, 1).expect("states");
+    assert_eq!(
+        states,
+        vec![
+            (MskId::new(1, 1), MskState::Retired),
+            (MskId::new(1, 2), MskState::Current),
+            (MskId::new(1, 3), MskState::Next),
+        ]
+    );
+    let from_records: Vec<_> = store
+        .msks_of_group(KD, 1)
+        .expect("records")
+        .into_iter()
+        .map(|m| (m.msk_id, m.state))
+        .collect();
+    assert_eq!(states, from_records);
+    // Under another KEK the keys do not open, but the states still read.
+    drop(store);
+    let other = SqliteStore::open(dir.path(), StateKey::from_bytes([0x11; 32])).expect("open");
+    assert!(other.msks_of_group(KD, 1).is_err());
+    assert_eq!(other.msk_states_of_group(KD, 1).expect("states"), states);
+}

@@ -34,7 +34,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 use tracing::{debug, error, info, warn};
@@ -331,37 +331,29 @@ async fn respond(
         body,
         peer,
     };
-    let (tx, rx) = oneshot::channel();
     let handler = Arc::clone(&ctx.handler);
     let events = ctx.events.clone();
-    // Detached: once the handler has changed the store, its events are forwarded even if
-    // the client is gone or the request timed out.
-    tokio::spawn(async move {
-        let ran =
-            tokio::task::spawn_blocking(move || handler.handle(request, SystemTime::now())).await;
-        let resp = match ran {
-            Ok((resp, evs)) => {
-                let mut resp = resp;
-                for ev in evs {
-                    if events.send(ev).await.is_err() {
-                        // No 200 without its push queued: the change stays durable.
-                        warn!("Key Distribution channel closed: event dropped, answering 503");
-                        resp = Response::text(503, "key distribution not running");
-                        break;
-                    }
-                }
-                resp
+    // One hand-off to the blocking pool, which also forwards the events: a blocking task runs
+    // to its end even when its handle is dropped, so once the handler has changed the store
+    // its events are forwarded even if the client is gone or the request timed out.
+    let ran = tokio::task::spawn_blocking(move || {
+        let (mut resp, evs) = handler.handle(request, SystemTime::now());
+        for ev in evs {
+            if events.blocking_send(ev).is_err() {
+                // No 200 without its push queued: the change stays durable.
+                warn!("Key Distribution channel closed: event dropped, answering 503");
+                resp = Response::text(503, "key distribution not running");
+                break;
             }
-            Err(e) => {
-                error!(error = %e, "Key Request handler failed");
-                Response::text(500, "internal error")
-            }
-        };
-        let _ = tx.send(resp);
+        }
+        resp
     });
-    match timeout_at(deadline, rx).await {
+    match timeout_at(deadline, ran).await {
         Ok(Ok(resp)) => (resp, false),
-        Ok(Err(_)) => (Response::text(500, "internal error"), true),
+        Ok(Err(e)) => {
+            error!(error = %e, "Key Request handler failed");
+            (Response::text(500, "internal error"), true)
+        }
         Err(_) => {
             static UNANSWERED: LogThrottle = LogThrottle::new(LOG_INTERVAL);
             let reason = "request not answered in time";

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub sbi: std::sync::OnceLock<std::sync::Arc<crate::gba::sbi::SbiMetrics>>,
     /// Configuration reloads by result (SIGHUP).
     pub reloads: super::reload::ReloadMetrics,
+    /// The store's group-commit counts (commits, batch sizes).
+    pub store: std::sync::OnceLock<std::sync::Arc<crate::bmsc::store::CommitStats>>,
 }
 
 impl Metrics {
@@ -293,6 +295,9 @@ impl Metrics {
             sbi.render(&mut out);
         }
         self.reloads.render(&mut out);
+        if let Some(store) = self.store.get() {
+            store.render(&mut out);
+        }
         out
     }
 }

@@ -201,12 +201,15 @@ impl Bmsc {
         embedded: Option<Arc<SwappableKeySource>>,
     ) -> Result<Self, ServeError> {
         let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
-        let store: Arc<dyn Store> = Arc::new(
+        let group_commit = tuning.group_commit;
+        let sqlite =
             tokio::task::spawn_blocking(move || SqliteStore::open_with_kek_file(&data_dir, &kek))
                 .await
-                .map_err(|e| ServeError::Task(e.to_string()))??,
-        );
+                .map_err(|e| ServeError::Task(e.to_string()))??
+                .with_group_commit(group_commit);
         let metrics = Arc::new(Metrics::default());
+        let _ = metrics.store.set(sqlite.commit_stats());
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         if let Some(z) = &zn {
             let _ = metrics.zn.set(z.metrics());
         }

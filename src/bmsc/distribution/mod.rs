@@ -97,6 +97,9 @@ pub struct Tuning {
     pub export_queue: usize,
     /// The send buffer (`SO_SNDBUF`) of each key-export connection; `None`: the system's.
     pub export_send_buffer: Option<usize>,
+    /// Group commit of registrations: most per transaction, longest wait for a batch to fill
+    /// ([`crate::bmsc::store::batch`]).
+    pub group_commit: crate::bmsc::store::GroupCommitLimits,
 }
 
 impl Default for Tuning {
@@ -112,6 +115,7 @@ impl Default for Tuning {
             sweep_interval: Duration::from_secs(600),
             export_queue: 256,
             export_send_buffer: None,
+            group_commit: crate::bmsc::store::GroupCommitLimits::default(),
         }
     }
 }

@@ -265,17 +265,21 @@ impl KeyRequestHandler {
     }
 
     /// Whether the store can serve MSK `id` of `kd`: Key Number 0 needs a current MSK of the
-    /// Key Group; another needs that MSK, not retired.
+    /// Key Group; another needs that MSK, not retired. Only states are read: the keys stay
+    /// sealed until the Key Distribution function pushes them.
     fn msk_status(&self, kd: KeyDomainId, id: MskId) -> u16 {
-        let found = if id.is_current() {
-            self.store
-                .msks_of_group(kd, id.key_group)
-                .map(|msks| msks.iter().any(|m| m.state == MskState::Current))
-        } else {
-            self.store
-                .msk(kd, id)
-                .map(|m| m.is_some_and(|m| m.state != MskState::Retired))
-        };
+        let found = self
+            .store
+            .msk_states_of_group(kd, id.key_group)
+            .map(|states| {
+                states.iter().any(|(m, state)| {
+                    if id.is_current() {
+                        *state == MskState::Current
+                    } else {
+                        *m == id && *state != MskState::Retired
+                    }
+                })
+            });
         match found {
             Ok(true) => code::OK,
             Ok(false) => code::NOT_FOUND,

@@ -10,6 +10,7 @@
 //!
 //! One BM-SC per store: a read-write open holds the store's [`lock`] for the store's life.
 
+pub mod batch;
 pub mod codec;
 pub mod kek;
 pub mod lock;
@@ -22,6 +23,7 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
+pub use batch::{CommitStats, GroupCommitLimits};
 pub use kek::load_or_create_kek;
 pub use lock::StoreLock;
 pub use sqlite::SqliteStore;
@@ -227,7 +229,9 @@ pub struct MskRecord {
     pub current_mtk: Option<CurrentMtk>,
 }
 
-/// The BM-SC's persistent state. Synchronous, `Send + Sync`; each method is one transaction.
+/// The BM-SC's persistent state. Synchronous, `Send + Sync`; each method is one transaction,
+/// except that a backend may write concurrent [`Store::register`] calls in one shared
+/// transaction ([`batch`]): each call still returns only once its registration is durable.
 pub trait Store: Send + Sync {
     /// Records (or refreshes: upsert) a registration; durable on return.
     ///
@@ -305,6 +309,24 @@ pub trait Store: Send + Sync {
         key_domain: KeyDomainId,
         key_group: u16,
     ) -> Result<Vec<MskRecord>, StoreError>;
+
+    /// The MSK IDs and states of one (Key Domain ID, Key Group), by MSK ID, without opening
+    /// the keys: what answering an MSK request needs. The default reads
+    /// [`Store::msks_of_group`]; a backend overrides it to leave the sealed keys unread.
+    ///
+    /// # Errors
+    /// A backend error (and, from the default, as [`Store::msk`]).
+    fn msk_states_of_group(
+        &self,
+        key_domain: KeyDomainId,
+        key_group: u16,
+    ) -> Result<Vec<(MskId, MskState)>, StoreError> {
+        Ok(self
+            .msks_of_group(key_domain, key_group)?
+            .into_iter()
+            .map(|m| (m.msk_id, m.state))
+            .collect())
+    }
 
     /// Every MSK, by (Key Domain ID, MSK ID): what a restart reloads.
     ///

@@ -22,6 +22,7 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::batch::{CommitStats, GroupCommit, GroupCommitLimits};
 use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     kek: StateKey,
     /// Held for the store's life by a read-write open; `None` when read-only.
     _lock: Option<StoreLock>,
+    /// Registrations share durable commits ([`GroupCommit`]).
+    registrations: GroupCommit<Registration, ()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -87,6 +90,48 @@ const MSK_COLUMNS: &str = "key_domain, msk_id, seql, sequ, created_at, activates
 impl SqliteStore {
     /// The database file name inside `data_dir`.
     pub const FILE_NAME: &'static str = "bmsc.sqlite";
+
+    /// The store with registrations group-committed within `limits` (default:
+    /// [`GroupCommitLimits::default`]).
+    #[must_use]
+    pub fn with_group_commit(mut self, limits: GroupCommitLimits) -> Self {
+        self.registrations = GroupCommit::new(limits);
+        self
+    }
+
+    /// The counts of the registrations' group commits (`/metrics`).
+    #[must_use]
+    pub fn commit_stats(&self) -> std::sync::Arc<CommitStats> {
+        self.registrations.stats()
+    }
+
+    /// Writes a batch of registrations in one transaction, each in its own savepoint so that
+    /// one failing registration leaves the others; one result per registration.
+    fn register_batch(&self, batch: &[Registration]) -> Vec<Result<(), StoreError>> {
+        let all_failed = |e: &rusqlite::Error| {
+            batch
+                .iter()
+                .map(|_| Err(StoreError::Backend(e.to_string())))
+                .collect()
+        };
+        let mut conn = lock(&self.writer);
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return all_failed(&e),
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for r in batch {
+            let one = tx.savepoint().map_err(db).and_then(|sp| {
+                upsert_registration(&sp, r)?;
+                sp.commit().map_err(db)
+            });
+            out.push(one);
+        }
+        match tx.commit() {
+            Ok(()) => out,
+            Err(e) => all_failed(&e),
+        }
+    }
 
     /// The database file.
     #[must_use]
@@ -193,7 +238,7 @@ impl SqliteStore {
     }
 }
 
-fn upsert_registration(tx: &rusqlite::Transaction<'_>, r: &Registration) -> Result<(), StoreError> {
+fn upsert_registration(tx: &Connection, r: &Registration) -> Result<(), StoreError> {
     let at = time_to_nanos(r.registered_at)?;
     tx.prepare_cached(
         "INSERT INTO registrations (service_id, btid, ue_addr, registered_at)
@@ -220,7 +265,8 @@ fn serial_after(new: u32, current: u32) -> bool {
 
 impl Store for SqliteStore {
     fn register(&self, registration: &Registration) -> Result<(), StoreError> {
-        self.write(|tx| upsert_registration(tx, registration))
+        self.registrations
+            .submit(registration.clone(), |batch| self.register_batch(&batch))
     }
 
     fn register_many(&self, registrations: &[Registration]) -> Result<(), StoreError> {
@@ -407,6 +453,38 @@ impl Store for SqliteStore {
         )
     }
 
+    fn msk_states_of_group(
+        &self,
+        key_domain: KeyDomainId,
+        key_group: u16,
+    ) -> Result<Vec<(MskId, MskState)>, StoreError> {
+        let low = MskId::new(key_group, 0).to_u32();
+        let high = MskId::new(key_group, u16::MAX).to_u32();
+        let rows: Vec<(i64, String)> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT msk_id, state FROM msks
+                 WHERE key_domain = ?1 AND msk_id BETWEEN ?2 AND ?3 ORDER BY msk_id",
+            )
+            .map_err(db)?
+            .query_map(params![key_domain.0.as_slice(), low, high], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })?;
+        rows.into_iter()
+            .map(|(id, state)| {
+                let corrupt = || StoreError::Corrupt {
+                    what: "MSK",
+                    id: format!("{key_domain}/{id}"),
+                };
+                let msk_id = MskId::from_u32(u32::try_from(id).map_err(|_| corrupt())?);
+                Ok((msk_id, MskState::from_name(&state).ok_or_else(corrupt)?))
+            })
+            .collect()
+    }
+
     fn msks(&self) -> Result<Vec<MskRecord>, StoreError> {
         self.msks_where("", &[])
     }
@@ -505,7 +583,41 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::serial_after;
+    use super::open::configure;
+    use super::{SqliteStore, serial_after};
+    use crate::bmsc::store::{Registration, Store};
+    use crate::crypto::StateKey;
+    use rusqlite::{Connection, StatementStatus};
+
+    #[test]
+    fn cached_statements_are_not_prepared_again_for_new_values() {
+        let dir = std::env::temp_dir().join(format!("mbms-qpsg-{}", std::process::id()));
+        let store = SqliteStore::open(&dir, StateKey::from_bytes([7; 32])).expect("open");
+        for i in 0..4 {
+            store
+                .register(&Registration {
+                    btid: format!("b{i}@bsf.example.org").parse().expect("btid"),
+                    service_id: "news".to_owned(),
+                    ue_addr: std::net::IpAddr::from([10, 0, 0, 1]),
+                    registered_at: std::time::SystemTime::now(),
+                })
+                .expect("register");
+        }
+        let conn = Connection::open(store.path()).expect("open");
+        configure(&conn, true).expect("configure");
+        let sql = "SELECT service_id FROM registrations WHERE btid = ?1";
+        for i in 0..4 {
+            let mut stmt = conn.prepare_cached(sql).expect("prepare");
+            let rows = stmt
+                .query_map([format!("b{i}@bsf.example.org")], |_| Ok(()))
+                .expect("query")
+                .count();
+            assert_eq!(rows, 1);
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        }
+        drop((conn, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn serial_order_is_rfc_1982() {

@@ -8,11 +8,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{READERS, SqliteStore, db, schema};
+use crate::bmsc::store::batch::{GroupCommit, GroupCommitLimits};
 use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
 use crate::bmsc::store::{StoreError, StoreLock};
 use crate::crypto::StateKey;
 
-fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
+pub(super) fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -24,6 +25,13 @@ fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(db)?;
+    // Without the query planner stability guarantee, this build of SQLite (STAT4) re-prepares
+    // a cached statement whenever a bound value changes, i.e. on nearly every call.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(db)?;
     if reader {
         conn.pragma_update(None, "query_only", true).map_err(db)?;
     }
@@ -124,6 +132,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             kek,
             _lock: None,
+            registrations: GroupCommit::new(GroupCommitLimits::default()),
         })
     }
 
@@ -167,6 +176,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             kek,
             _lock: Some(lock),
+            registrations: GroupCommit::new(GroupCommitLimits::default()),
         })
     }
 }

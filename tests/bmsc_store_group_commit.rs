@@ -1,0 +1,156 @@
+//! Group commit of registrations in the SQLite store: concurrent registrations share durable
+//! commits, every waiter gets its own result, a bad registration does not fail its batch, the
+//! batch's bounded wait is kept, and what was acknowledged is there after reopening.
+
+mod common;
+
+use common::TempDir;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use mbms_keys::bmsc::store::{GroupCommitLimits, Registration, SqliteStore, Store, StoreError};
+use mbms_keys::crypto::StateKey;
+use mbms_keys::gba::Btid;
+
+fn open(dir: &TempDir, limits: GroupCommitLimits) -> SqliteStore {
+    SqliteStore::open(dir.path(), StateKey::from_bytes([0x5a; 32]))
+        .expect("store opens")
+        .with_group_commit(limits)
+}
+
+fn btid(i: u32) -> Btid {
+    format!("gc{i:08}@bsf.example.org").parse().expect("btid")
+}
+
+fn reg(i: u32) -> Registration {
+    Registration {
+        btid: btid(i),
+        service_id: "news".to_owned(),
+        ue_addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)),
+        registered_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    }
+}
+
+/// A registration the store cannot represent (after year 2262): refused on its own.
+fn bad_reg(i: u32) -> Registration {
+    Registration {
+        registered_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10_000_000_000),
+        ..reg(i)
+    }
+}
+
+/// `n` threads released together, each registering `make(i)`; their results in order.
+fn register_together(
+    store: &Arc<SqliteStore>,
+    n: u32,
+    make: impl Fn(u32) -> Registration,
+) -> Vec<Result<(), StoreError>> {
+    let barrier = Arc::new(Barrier::new(n as usize));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, barrier, r) = (Arc::clone(store), Arc::clone(&barrier), make(i));
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.register(&r)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect()
+}
+
+fn stored(store: &SqliteStore, i: u32) -> bool {
+    !store
+        .registrations_of_btid(&btid(i))
+        .expect("read")
+        .is_empty()
+}
+
+#[test]
+fn concurrent_registrations_share_commits_and_survive_reopen() {
+    let dir = TempDir::new("gc-share");
+    let n = 48;
+    {
+        let store = Arc::new(open(&dir, GroupCommitLimits::default()));
+        let results = register_together(&store, n, reg);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let stats = store.commit_stats();
+        assert_eq!(stats.jobs(), u64::from(n));
+        assert!(
+            stats.commits() < u64::from(n),
+            "{n} concurrent registrations took {} commits",
+            stats.commits()
+        );
+    }
+    let store = open(&dir, GroupCommitLimits::default());
+    assert!((0..n).all(|i| stored(&store, i)));
+}
+
+#[test]
+fn a_full_batch_is_one_commit_and_a_bad_registration_fails_alone() {
+    let dir = TempDir::new("gc-batch");
+    let n = 16;
+    let store = Arc::new(open(
+        &dir,
+        GroupCommitLimits {
+            max_batch: n as usize,
+            max_wait: Duration::from_secs(10),
+        },
+    ));
+    let started = Instant::now();
+    let results = register_together(&store, n, |i| if i == 5 { bad_reg(i) } else { reg(i) });
+    // The batch filled: no lingering for the 10 s.
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(store.commit_stats().commits(), 1);
+    for (i, r) in (0..n).zip(&results) {
+        if i == 5 {
+            assert!(matches!(r, Err(StoreError::TimeOutOfRange)), "{r:?}");
+            assert!(!stored(&store, i));
+        } else {
+            assert!(r.is_ok(), "registration {i}: {r:?}");
+            assert!(stored(&store, i), "registration {i} not stored");
+        }
+    }
+}
+
+#[test]
+fn the_batch_wait_is_bounded() {
+    let dir = TempDir::new("gc-wait");
+    let wait = Duration::from_millis(300);
+    let store = open(
+        &dir,
+        GroupCommitLimits {
+            max_batch: 64,
+            max_wait: wait,
+        },
+    );
+    let started = Instant::now();
+    store.register(&reg(1)).expect("register");
+    let took = started.elapsed();
+    // A lone registration waits for company at most `max_wait`, then commits alone.
+    assert!(took >= wait, "committed after {took:?}");
+    assert!(took < wait * 10, "committed after {took:?}");
+    assert_eq!(store.commit_stats().commits(), 1);
+    assert!(stored(&store, 1));
+}
+
+#[test]
+fn batches_are_capped_at_max_batch() {
+    let dir = TempDir::new("gc-cap");
+    let store = Arc::new(open(
+        &dir,
+        GroupCommitLimits {
+            max_batch: 4,
+            max_wait: Duration::from_millis(200),
+        },
+    ));
+    let results = register_together(&store, 12, reg);
+    assert!(results.iter().all(Result::is_ok));
+    let stats = store.commit_stats();
+    assert_eq!(stats.jobs(), 12);
+    assert!(stats.commits() >= 3, "{} commits", stats.commits());
+}
