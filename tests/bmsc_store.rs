@@ -6,6 +6,7 @@
 mod common;
 
 use common::TempDir;
+use mbms_lab::listing;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -888,23 +889,6 @@ fn a_store_from_before_the_check_value_records_it_once_its_keys_open() {
     }
     let err = SqliteStore::open(dir.path(), wrong).expect_err("check value");
     assert!(matches!(err, StoreError::WrongKek { .. }), "{err}");
-}
-
-/// Every file under `dir`, with its length.
-fn listing(dir: &Path) -> BTreeSet<(PathBuf, u64)> {
-    let mut out = BTreeSet::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            let meta = std::fs::metadata(&p).expect("metadata");
-            if meta.is_dir() {
-                todo.push(p.clone());
-            }
-            out.insert((p, meta.len()));
-        }
-    }
-    out
 }
 
 #[test]

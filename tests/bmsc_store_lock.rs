@@ -3,7 +3,6 @@
 //! when the holder is killed. `bmsc status` opens the store read-only beside a running BM-SC and
 //! creates nothing on a fresh configuration.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use mbms_keys::bmsc::store::{SqliteStore, StoreError};
 use mbms_keys::crypto::StateKey;
 use mbms_lab::bmsc_config::{LabConfig, LabService, LabSubscriber};
-use mbms_lab::{TempDir, free_port};
+use mbms_lab::{TempDir, free_port, listing};
 
 fn exe() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mbms-keys"));
@@ -103,23 +102,6 @@ fn status(config: &Path) -> Output {
         .arg(config)
         .output()
         .expect("bmsc status")
-}
-
-/// Every file under `dir`, with its length.
-fn listing(dir: &Path) -> BTreeSet<(PathBuf, u64)> {
-    let mut out = BTreeSet::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            let meta = std::fs::metadata(&p).expect("metadata");
-            if meta.is_dir() {
-                todo.push(p.clone());
-            }
-            out.insert((p, meta.len()));
-        }
-    }
-    out
 }
 
 #[test]

@@ -68,6 +68,27 @@ impl Drop for TempDir {
     }
 }
 
+/// Every file and directory under `dir`, with its length: two listings compare equal when a
+/// command created, removed or resized nothing.
+///
+/// # Panics
+/// When `dir` cannot be read (for tests).
+pub fn listing(dir: &std::path::Path) -> std::collections::BTreeSet<(PathBuf, u64)> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::metadata(&p).expect("metadata");
+            if meta.is_dir() {
+                todo.push(p.clone());
+            }
+            out.insert((p, meta.len()));
+        }
+    }
+    out
+}
+
 /// A port free on 127.0.0.1 for both UDP and TCP. It is drawn below the system's ephemeral
 /// range (32768 and up on Linux), so that no socket bound to port 0 in the meantime (the
 /// BM-SC's own, another test's) can be handed the same one. Panics after 1000 tries.

@@ -50,17 +50,14 @@ impl Write for Capture {
     }
 }
 
-/// `tracing` caches per call site whether anyone listens. A scoped subscriber set on this thread
-/// races with the other tests of this binary registering the same call sites on their threads
-/// (the cache can end up "never" for this one), so the check runs alone in a child process of
-/// this test binary, where no other test thread exists.
-#[test]
-fn failures_are_logged_with_btid_and_reason_but_no_secret() {
+/// Runs the ignored test `robustness::<name>` alone in a child process of this test binary
+/// and asserts that it passed.
+fn run_alone(name: &str) {
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
         .args([
             "--exact",
-            "robustness::failure_log_alone",
+            &format!("robustness::{name}"),
             "--ignored",
             "--test-threads=1",
         ])
@@ -73,6 +70,15 @@ fn failures_are_logged_with_btid_and_reason_but_no_secret() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// `tracing` caches per call site whether anyone listens. A scoped subscriber set on this thread
+/// races with the other tests of this binary registering the same call sites on their threads
+/// (the cache can end up "never" for this one), so the check runs alone in a child process of
+/// this test binary, where no other test thread exists.
+#[test]
+fn failures_are_logged_with_btid_and_reason_but_no_secret() {
+    run_alone("failure_log_alone");
 }
 
 #[test]
@@ -128,23 +134,7 @@ fn forged(btid: &str) -> String {
 
 #[test]
 fn a_flood_of_forged_headers_gives_a_few_counted_escaped_lines() {
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "robustness::flood_log_alone",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run the test binary");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
+    run_alone("flood_log_alone");
 }
 
 #[test]

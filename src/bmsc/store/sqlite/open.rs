@@ -125,15 +125,26 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| connect().map(Mutex::new))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self {
+        Ok(Self::assemble(path, writer, readers, kek, None))
+    }
+
+    /// The store over its opened connections; `lock` is `None` for a read-only open.
+    fn assemble(
+        path: PathBuf,
+        writer: Connection,
+        readers: Vec<Mutex<Connection>>,
+        kek: StateKey,
+        lock: Option<StoreLock>,
+    ) -> Self {
+        Self {
             path,
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
             kek,
-            _lock: None,
+            _lock: lock,
             registrations: GroupCommit::new(GroupCommitLimits::default()),
-        })
+        }
     }
 
     fn create_and_lock(data_dir: &Path) -> Result<(StoreLock, PathBuf, Connection), StoreError> {
@@ -169,14 +180,6 @@ impl SqliteStore {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self {
-            path,
-            writer: Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
-            kek,
-            _lock: Some(lock),
-            registrations: GroupCommit::new(GroupCommitLimits::default()),
-        })
+        Ok(Self::assemble(path, writer, readers, kek, Some(lock)))
     }
 }
