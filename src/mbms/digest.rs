@@ -116,6 +116,13 @@ impl Qop {
         }
     }
 
+    fn to_crate(self) -> digest_auth::Qop {
+        match self {
+            Self::Auth => digest_auth::Qop::AUTH,
+            Self::AuthInt => digest_auth::Qop::AUTH_INT,
+        }
+    }
+
     fn from_crate(q: digest_auth::Qop) -> Self {
         match q {
             digest_auth::Qop::AUTH => Self::Auth,
@@ -245,6 +252,8 @@ fn digest_params(value: &str) -> Result<&str, DigestError> {
 /// Parses RFC 7235 auth-params (`name=token` or `name="quoted"`, comma separated). Input is
 /// already printable ASCII of bounded length.
 pub fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
+    #[cfg(test)]
+    PARSES.with(|n| n.set(n.get() + 1));
     let b = s.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -308,6 +317,18 @@ pub fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, DigestError> 
         }
         out.push((name.to_ascii_lowercase(), value));
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread ran [`parse_auth_params`].
+    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread ran [`parse_auth_params`].
+#[cfg(test)]
+fn auth_param_parses() -> u64 {
+    PARSES.with(std::cell::Cell::get)
 }
 
 /// `\` and `"` escaped for a quoted-string (RFC 7230 §3.2.6).
