@@ -39,6 +39,15 @@ impl KeySource for SwappableKeySource {
         let current = Arc::clone(&self.inner.read().unwrap_or_else(PoisonError::into_inner));
         current.lookup(btid, now)
     }
+
+    /// The current source's answer: a reload may swap an embedded list for another, never
+    /// the kind of source (that is refused).
+    fn may_block(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .may_block()
+    }
 }
 
 /// `mbms_bmsc_config_reloads_total{result="applied|refused|invalid"}`.
