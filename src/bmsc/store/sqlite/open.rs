@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::checkpoint::Checkpointer;
 use super::{READERS, SqliteStore, db, schema};
 use crate::bmsc::store::batch::{GroupCommit, GroupCommitLimits};
 use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
@@ -34,6 +35,10 @@ pub(super) fn configure(conn: &Connection, reader: bool) -> Result<(), StoreErro
     .map_err(db)?;
     if reader {
         conn.pragma_update(None, "query_only", true).map_err(db)?;
+    } else {
+        // The checkpoint runs on its own thread (`checkpoint.rs`), not inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(db)?;
     }
     Ok(())
 }
@@ -133,6 +138,7 @@ impl SqliteStore {
             kek,
             _lock: None,
             registrations: GroupCommit::new(GroupCommitLimits::default()),
+            checkpointer: None,
         })
     }
 
@@ -169,6 +175,7 @@ impl SqliteStore {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(Self {
             path,
             writer: Mutex::new(writer),
@@ -177,6 +184,7 @@ impl SqliteStore {
             kek,
             _lock: Some(lock),
             registrations: GroupCommit::new(GroupCommitLimits::default()),
+            checkpointer: Some(checkpointer),
         })
     }
 }
