@@ -41,7 +41,7 @@ pub(super) const READERS: usize = 2;
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: std::sync::Arc<Mutex<Connection>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     kek: StateKey,

@@ -1,8 +1,8 @@
 //! Opening the SQLite store: read-write (locked, creating, migrating) or read-only.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -132,7 +132,7 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Self {
             path,
-            writer: Mutex::new(writer),
+            writer: Arc::new(Mutex::new(writer)),
             readers,
             next_reader: AtomicUsize::new(0),
             kek,
@@ -175,10 +175,11 @@ impl SqliteStore {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let checkpointer = Checkpointer::start(&path)?;
+        let writer = Arc::new(Mutex::new(writer));
+        let checkpointer = Checkpointer::start(&path, Arc::clone(&writer))?;
         Ok(Self {
             path,
-            writer: Mutex::new(writer),
+            writer,
             readers,
             next_reader: AtomicUsize::new(0),
             kek,
