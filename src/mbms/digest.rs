@@ -285,6 +285,15 @@ pub fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, DigestError> 
         let mut value = String::new();
         if b.get(i) == Some(&b'"') {
             i += 1;
+            // Without an escape the value is the slice up to the closing quote.
+            let plain = b
+                .get(i..)
+                .and_then(|rest| rest.iter().position(|c| *c == b'"' || *c == b'\\'))
+                .filter(|end| b.get(i + end) == Some(&b'"'));
+            if let Some(end) = plain {
+                value.push_str(s.get(i..i + end).ok_or(DigestError::Syntax)?);
+                i += end;
+            }
             loop {
                 match b.get(i) {
                     None => return Err(DigestError::Syntax),
@@ -331,9 +340,13 @@ fn auth_param_parses() -> u64 {
     PARSES.with(std::cell::Cell::get)
 }
 
-/// `\` and `"` escaped for a quoted-string (RFC 7230 §3.2.6).
-fn quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+/// `\` and `"` escaped for a quoted-string (RFC 7230 §3.2.6); borrowed when there is none.
+fn quote(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\\', '"']) {
+        s.replace('\\', "\\\\").replace('"', "\\\"").into()
+    } else {
+        s.into()
+    }
 }
 
 /// A fresh cnonce: 16 random octets as hex.

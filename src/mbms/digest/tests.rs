@@ -489,3 +489,21 @@ fn the_authorization_header_is_parsed_once() {
     DigestResponse::parse(header).expect("parses");
     assert_eq!(super::auth_param_parses() - before, 1);
 }
+
+#[test]
+fn quoted_values_with_and_without_escapes_parse_and_quote_back() {
+    let got = parse_auth_params(r#"a="x\"y\\z", b="plain", c=tok, d="""#).expect("parses");
+    let want = [("a", r#"x"y\z"#), ("b", "plain"), ("c", "tok"), ("d", "")];
+    assert_eq!(
+        got.iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert_eq!(quote(r#"x"y\z"#), r#"x\"y\\z"#);
+    assert_eq!(quote("plain"), "plain");
+    assert_eq!(
+        parse_auth_params(r#"a="unterminated"#),
+        Err(DigestError::Syntax)
+    );
+}
