@@ -254,3 +254,29 @@ fn same_subscribers(a: &Config, b: &Config) -> bool {
             .zip(b)
             .all(|(x, y)| x.btid == y.btid && x.impi == y.impi && x.expires == y.expires)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use super::SwappableKeySource;
+    use crate::gba::{EmbeddedKeySource, KeySource, KeySourceError, SubscriberKeys};
+
+    struct Remote;
+
+    impl KeySource for Remote {
+        fn lookup(&self, _: &str, _: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
+            Err(KeySourceError::UnknownBtid)
+        }
+    }
+
+    #[test]
+    fn the_swappable_source_blocks_as_its_current_source_does() {
+        let embedded = EmbeddedKeySource::new("bmsc.example.org", []).expect("empty list");
+        let s = SwappableKeySource::new(Arc::new(embedded));
+        assert!(!s.may_block(), "an embedded list is memory");
+        s.replace(Arc::new(Remote));
+        assert!(s.may_block());
+    }
+}
