@@ -144,6 +144,65 @@ async fn the_ue_client_registers_requests_msks_and_deregisters() {
     s.stop().await;
 }
 
+/// With the embedded key source an MSK request reads only memory and the store, so it runs on
+/// the runtime: it is answered while every blocking thread is busy (through the blocking
+/// pool it would wait past `request_timeout` and get 503).
+#[test]
+fn msk_requests_are_answered_while_the_blocking_pool_is_busy() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut s = start(config("auth-int", "SHA-256")).await;
+        let ue = client(&s, alice_keys());
+        let alice: Btid = ALICE.parse().expect("btid");
+        let r = ue.register(&ids(&[OPEN])).await.expect("register");
+        assert_eq!(codes(&r), vec![(OPEN.into(), 200)]);
+        s.next_event().await;
+        s.store
+            .put_msk(&lab::msk_record(1, 5, MskState::Current))
+            .expect("seed MSK");
+
+        let (started_tx, started_rx) = oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::task::spawn_blocking(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+        });
+        started_rx.await.expect("the blocking thread runs");
+        let probe = tokio::task::spawn_blocking(|| ());
+        sleep(Duration::from_millis(50)).await;
+        assert!(!probe.is_finished(), "the blocking pool is busy");
+
+        let m = timeout(IO_LIMIT, ue.request_msk(&[(KD, MskId::new(1, 5))]))
+            .await
+            .expect("answered in time")
+            .expect("msk request");
+        let got: Vec<u16> = m.statuses.iter().map(|st| st.code).collect();
+        assert_eq!(got, vec![200]);
+        assert_eq!(
+            s.next_event().await,
+            KeyRequestEvent::MskRequested {
+                btid: alice,
+                ue_addr: LOCALHOST,
+                msks: vec![(KD, MskId::new(1, 5))],
+            }
+        );
+        assert!(
+            !probe.is_finished(),
+            "still busy: the request did not use it"
+        );
+
+        release_tx.send(()).expect("release");
+        busy.await.expect("busy task");
+        probe.await.expect("probe");
+        s.stop().await;
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ue_client_works_with_md5_and_qop_auth_too() {
     let mut s = start(config("auth", "MD5")).await;

@@ -7,6 +7,7 @@ mod common;
 use common::TempDir;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -153,4 +154,52 @@ fn batches_are_capped_at_max_batch() {
     let stats = store.commit_stats();
     assert_eq!(stats.jobs(), 12);
     assert!(stats.commits() >= 3, "{} commits", stats.commits());
+}
+
+/// The WAL is checkpointed by the store's own thread, not inside commits: while many commits
+/// are made it stays bounded, once they stop it is emptied (SQLite's automatic checkpoint
+/// never empties the file), and every registration is there after reopening.
+#[test]
+fn the_wal_is_checkpointed_in_the_background_and_emptied_when_idle() {
+    let dir = TempDir::new("gc-wal");
+    let wal = dir.path().join(format!("{}-wal", SqliteStore::FILE_NAME));
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let per = 20u32;
+    let mut batches = 0u32;
+    {
+        let store = open(&dir, GroupCommitLimits::default());
+        let stats = store
+            .checkpoint_stats()
+            .expect("a read-write store checkpoints");
+        let mut largest = 0;
+        // Commits without a pause, until the WAL has been started over a few times.
+        let until = Instant::now() + Duration::from_secs(30);
+        while stats.under_writer_lock.load(Ordering::Relaxed) < 3 || batches < 400 {
+            assert!(Instant::now() < until, "the WAL was never started over");
+            let batch: Vec<_> = (0..per).map(|i| reg(batches * per + i)).collect();
+            store.register_many(&batch).expect("register");
+            largest = largest.max(wal_len());
+            batches += 1;
+        }
+        assert!(
+            stats.complete.load(Ordering::Relaxed) > 0,
+            "no complete checkpoint while writing"
+        );
+        assert!(
+            largest < 64 << 20,
+            "the WAL grew to {largest} octets in {batches} commits"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while wal_len() > 0 || stats.truncated.load(Ordering::Relaxed) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the WAL of an idle store is still {} octets",
+                wal_len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(stored(&store, 0) && stored(&store, batches * per - 1));
+    }
+    let store = open(&dir, GroupCommitLimits::default());
+    assert!((0..batches * per).all(|i| stored(&store, i)));
 }

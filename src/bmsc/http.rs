@@ -34,6 +34,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
@@ -331,6 +332,9 @@ async fn respond(
         body,
         peer,
     };
+    if ctx.handler.runs_inline(&request) {
+        return respond_inline(request, ctx, deadline).await;
+    }
     let handler = Arc::clone(&ctx.handler);
     let events = ctx.events.clone();
     // One hand-off to the blocking pool, which also forwards the events: a blocking task runs
@@ -367,6 +371,29 @@ async fn respond(
             )
         }
     }
+}
+
+/// Runs the handler on the runtime (it reads memory and the store only, see
+/// [`KeyRequestHandler::runs_inline`](super::keyreq::KeyRequestHandler::runs_inline)) and
+/// forwards its events. Such a request changes nothing in the store, so an event not queued
+/// because the client left meanwhile loses nothing durable: the UE asks again.
+async fn respond_inline(request: Request, ctx: &Ctx, deadline: Instant) -> (Response, bool) {
+    let (mut resp, evs) = ctx.handler.handle(request, SystemTime::now());
+    for ev in evs {
+        let queued = match ctx.events.try_send(ev) {
+            Ok(()) => true,
+            Err(TrySendError::Full(ev)) => {
+                matches!(timeout_at(deadline, ctx.events.send(ev)).await, Ok(Ok(())))
+            }
+            Err(TrySendError::Closed(_)) => false,
+        };
+        if !queued {
+            warn!("Key Distribution channel closed or full past the deadline: answering 503");
+            resp = Response::text(503, "key distribution not running");
+            break;
+        }
+    }
+    (resp, false)
 }
 
 fn to_hyper(resp: Response, close: bool) -> hyper::Response<Full<Bytes>> {

@@ -39,6 +39,15 @@ impl KeySource for SwappableKeySource {
         let current = Arc::clone(&self.inner.read().unwrap_or_else(PoisonError::into_inner));
         current.lookup(btid, now)
     }
+
+    /// The current source's answer: a reload may swap an embedded list for another, never
+    /// the kind of source (that is refused).
+    fn may_block(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .may_block()
+    }
 }
 
 /// `mbms_bmsc_config_reloads_total{result="applied|refused|invalid"}`.
@@ -244,4 +253,30 @@ fn same_subscribers(a: &Config, b: &Config) -> bool {
         && a.iter()
             .zip(b)
             .all(|(x, y)| x.btid == y.btid && x.impi == y.impi && x.expires == y.expires)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use super::SwappableKeySource;
+    use crate::gba::{EmbeddedKeySource, KeySource, KeySourceError, SubscriberKeys};
+
+    struct Remote;
+
+    impl KeySource for Remote {
+        fn lookup(&self, _: &str, _: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
+            Err(KeySourceError::UnknownBtid)
+        }
+    }
+
+    #[test]
+    fn the_swappable_source_blocks_as_its_current_source_does() {
+        let embedded = EmbeddedKeySource::new("bmsc.example.org", []).expect("empty list");
+        let s = SwappableKeySource::new(Arc::new(embedded));
+        assert!(!s.may_block(), "an embedded list is memory");
+        s.replace(Arc::new(Remote));
+        assert!(s.may_block());
+    }
 }

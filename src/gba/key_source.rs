@@ -69,17 +69,32 @@ pub trait KeySource: Send + Sync {
     /// [`KeySourceError::UnknownBtid`], [`KeySourceError::Expired`] when the key lifetime ended
     /// at or before `now`, [`KeySourceError::Unavailable`] on a temporary failure.
     fn lookup(&self, btid: &str, now: SystemTime) -> Result<SubscriberKeys, KeySourceError>;
+
+    /// Whether [`lookup`](Self::lookup) may wait on anything (a network round trip, a lock held
+    /// across one): then the driver calls it from the blocking pool. A source that only reads
+    /// memory says `false`, so a Key Request that writes nothing can run on the runtime.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 impl<T: KeySource + ?Sized> KeySource for Arc<T> {
     fn lookup(&self, btid: &str, now: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
         (**self).lookup(btid, now)
     }
+
+    fn may_block(&self) -> bool {
+        (**self).may_block()
+    }
 }
 
 impl<T: KeySource + ?Sized> KeySource for Box<T> {
     fn lookup(&self, btid: &str, now: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
         (**self).lookup(btid, now)
+    }
+
+    fn may_block(&self) -> bool {
+        (**self).may_block()
     }
 }
 
@@ -259,6 +274,11 @@ impl KeySource for EmbeddedKeySource {
         }
         Ok(keys.clone())
     }
+
+    /// A map lookup in memory.
+    fn may_block(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -375,5 +395,22 @@ mod tests {
         let text = format!("{keys:?} {src:?}");
         assert!(text.contains("[REDACTED]"));
         assert!(!text.contains("abab") && !text.contains("171"));
+    }
+
+    #[test]
+    fn only_the_embedded_source_says_it_does_not_block_also_behind_arc_and_box() {
+        struct Remote;
+        impl KeySource for Remote {
+            fn lookup(&self, _: &str, _: SystemTime) -> Result<SubscriberKeys, KeySourceError> {
+                Err(KeySourceError::UnknownBtid)
+            }
+        }
+        let m = KeyMaterial::KsNaf(KsNaf::from_bytes([1; 32]));
+        let embedded = EmbeddedKeySource::new(NAF, [sub(BTID, m, at(1))]).expect("build");
+        let shared: Arc<dyn KeySource> = Arc::new(embedded);
+        let boxed: Box<dyn KeySource> = Box::new(Arc::clone(&shared));
+        assert!(!shared.may_block() && !boxed.may_block());
+        let remote: Box<dyn KeySource> = Box::new(Arc::new(Remote));
+        assert!(remote.may_block());
     }
 }

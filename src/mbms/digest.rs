@@ -116,6 +116,13 @@ impl Qop {
         }
     }
 
+    fn to_crate(self) -> digest_auth::Qop {
+        match self {
+            Self::Auth => digest_auth::Qop::AUTH,
+            Self::AuthInt => digest_auth::Qop::AUTH_INT,
+        }
+    }
+
     fn from_crate(q: digest_auth::Qop) -> Self {
         match q {
             digest_auth::Qop::AUTH => Self::Auth,
@@ -245,6 +252,8 @@ fn digest_params(value: &str) -> Result<&str, DigestError> {
 /// Parses RFC 7235 auth-params (`name=token` or `name="quoted"`, comma separated). Input is
 /// already printable ASCII of bounded length.
 pub fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
+    #[cfg(test)]
+    PARSES.with(|n| n.set(n.get() + 1));
     let b = s.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -276,6 +285,15 @@ pub fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, DigestError> 
         let mut value = String::new();
         if b.get(i) == Some(&b'"') {
             i += 1;
+            // Without an escape the value is the slice up to the closing quote.
+            let plain = b
+                .get(i..)
+                .and_then(|rest| rest.iter().position(|c| *c == b'"' || *c == b'\\'))
+                .filter(|end| b.get(i + end) == Some(&b'"'));
+            if let Some(end) = plain {
+                value.push_str(s.get(i..i + end).ok_or(DigestError::Syntax)?);
+                i += end;
+            }
             loop {
                 match b.get(i) {
                     None => return Err(DigestError::Syntax),
@@ -310,9 +328,25 @@ pub fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, DigestError> 
     }
 }
 
-/// `\` and `"` escaped for a quoted-string (RFC 7230 §3.2.6).
-fn quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread ran [`parse_auth_params`].
+    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread ran [`parse_auth_params`].
+#[cfg(test)]
+fn auth_param_parses() -> u64 {
+    PARSES.with(std::cell::Cell::get)
+}
+
+/// `\` and `"` escaped for a quoted-string (RFC 7230 §3.2.6); borrowed when there is none.
+fn quote(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\\', '"']) {
+        s.replace('\\', "\\\\").replace('"', "\\\"").into()
+    } else {
+        s.into()
+    }
 }
 
 /// A fresh cnonce: 16 random octets as hex.

@@ -16,7 +16,6 @@
 //! logged with the B-TID (when known) and the reason, never a response, hash or password;
 //! the lines are throttled and escaped (`faillog`): a flood gives counts, not one line each.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
 use tracing::{debug, warn};
@@ -25,23 +24,7 @@ use zeroize::Zeroizing;
 use super::{KeyRequestHandler, Request, Response};
 use crate::bmsc::logthrottle::escape;
 use crate::gba::{KeySourceError, SubscriberKeys, digest_password};
-use crate::mbms::digest::{
-    ChallengeParams, DigestResponse, Expectation, challenge, parse_auth_params,
-};
-
-/// The first parameter name that occurs twice in a Digest `Authorization` value that
-/// [`DigestResponse::parse`] accepted. RFC 9110 §11.2 has each name occur once in a challenge;
-/// credentials are held to the same: of a repeated name, the syntax check reads the first
-/// value and the hashing the last, so such a header would be read two ways.
-fn repeated_parameter(header: &str) -> Option<String> {
-    let params = header.trim().get("Digest".len()..)?;
-    let mut seen = HashSet::new();
-    parse_auth_params(params)
-        .ok()?
-        .into_iter()
-        .map(|(name, _)| name)
-        .find(|name| !seen.insert(name.clone()))
-}
+use crate::mbms::digest::{ChallengeParams, DigestResponse, Expectation, challenge};
 
 /// A request whose Digest credentials verified.
 pub(super) struct Authenticated {
@@ -105,7 +88,9 @@ impl KeyRequestHandler {
             Err(e) => return Err(self.refuse(now, None, &e.to_string(), false)),
         };
         let btid = digest.username();
-        if let Some(name) = repeated_parameter(header) {
+        // RFC 9110 §11.2 has each name occur once in a challenge; credentials are held to the
+        // same, so a header cannot be read two ways.
+        if let Some(name) = digest.repeated_parameter() {
             let reason = format!("Digest parameter {name} repeated");
             return Err(self.refuse(now, Some(btid), &reason, false));
         }
@@ -176,27 +161,5 @@ impl KeyRequestHandler {
             digest,
             password,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::repeated_parameter;
-
-    #[test]
-    fn a_repeated_parameter_is_found_in_any_case_and_quoting() {
-        let ok = "Digest username=\"a\", nc=00000001, qop=auth-int";
-        assert_eq!(repeated_parameter(ok), None);
-        for (header, name) in [
-            ("Digest nc=00000001, username=\"a\", nc=00000001", "nc"),
-            ("digest URI=\"/x\", uri=\"/y\"", "uri"),
-            ("Digest  realm=r, realm=\"r\"", "realm"),
-        ] {
-            assert_eq!(
-                repeated_parameter(header).as_deref(),
-                Some(name),
-                "{header}"
-            );
-        }
     }
 }

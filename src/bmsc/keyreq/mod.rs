@@ -2,7 +2,8 @@
 //! [`Request`] and `now` in, a [`Response`] and the [`KeyRequestEvent`]s for the Key
 //! Distribution function out. No socket, clock or global RNG: the hyper driver
 //! (`bmsc::http`) reads the request, calls [`KeyRequestHandler::handle`] from
-//! `spawn_blocking` (the key source and the store are synchronous) and forwards the events.
+//! `spawn_blocking` (the key source and the store are synchronous), or on the runtime when
+//! [`KeyRequestHandler::runs_inline`] says nothing in it can block, and forwards the events.
 //!
 //! # Order of checks
 //! 1. Route: an unknown path is 404 (before the method: an unknown resource has no `Allow`).
@@ -300,6 +301,20 @@ impl KeyRequestHandler {
     #[must_use]
     pub fn too_large(&self) -> Response {
         Response::text(413, &format!("request body over {} octets", self.max_body))
+    }
+
+    /// Whether handling `req` waits on nothing but memory and store reads of microseconds, so
+    /// the driver may run it on the runtime instead of the blocking pool: a request without
+    /// `Authorization` (it is answered with a challenge), and an MSK request when the key
+    /// source does not block ([`KeySource::may_block`]). A registration waits for its group
+    /// commit and a deregistration writes, so both go to the blocking pool, as does every
+    /// lookup in a network key source.
+    #[must_use]
+    pub fn runs_inline(&self, req: &Request) -> bool {
+        if req.authorization.is_none() {
+            return true;
+        }
+        Route::of(&req.path) == Some(Route::Msk) && !self.key_source.may_block()
     }
 
     /// Handles one request at `now`: the response, and the events to forward once it is

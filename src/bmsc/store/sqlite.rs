@@ -1,7 +1,8 @@
 //! [`Store`] on SQLite (rusqlite, bundled), in `<data_dir>/bmsc.sqlite`.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so every committed transaction is on disk
-//! when the call returns and survives `kill -9` or a power cut. One writer connection
+//! when the call returns and survives `kill -9` or a power cut. The WAL is checkpointed by a
+//! thread of its own, not inside commits (`sqlite/checkpoint.rs`). One writer connection
 //! serialises writes; a few read connections let reads (paging a million registrations for an
 //! MSK push) run beside them, which WAL allows. Schema changes are numbered migrations
 //! recorded in `schema_version` (`sqlite/schema.rs`).
@@ -10,8 +11,11 @@
 //! KEK only with a new, empty database; [`SqliteStore::open_read_only`] takes no lock, opens the
 //! database read-only and creates nothing.
 
+mod checkpoint;
 mod open;
 mod schema;
+
+pub use checkpoint::CheckpointStats;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -37,14 +41,18 @@ pub(super) const READERS: usize = 2;
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: std::sync::Arc<Mutex<Connection>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     kek: StateKey,
-    /// Held for the store's life by a read-write open; `None` when read-only.
-    _lock: Option<StoreLock>,
     /// Registrations share durable commits ([`GroupCommit`]).
     registrations: GroupCommit<Registration, ()>,
+    /// Checkpoints the WAL outside commits; `None` when read-only. Stopped (dropped) before the
+    /// lock is released.
+    checkpointer: Option<checkpoint::Checkpointer>,
+    /// Held for the store's life by a read-write open; `None` when read-only. Last, so that it
+    /// is released only after every connection of the store has closed.
+    _lock: Option<StoreLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -107,6 +115,14 @@ impl SqliteStore {
 
     /// Writes a batch of registrations in one transaction, each in its own savepoint so that
     /// one failing registration leaves the others; one result per registration.
+    /// What the WAL checkpoint thread did (`None` for a read-only store, which has none).
+    #[must_use]
+    pub fn checkpoint_stats(&self) -> Option<std::sync::Arc<CheckpointStats>> {
+        self.checkpointer
+            .as_ref()
+            .map(checkpoint::Checkpointer::stats)
+    }
+
     fn register_batch(&self, batch: &[Registration]) -> Vec<Result<(), StoreError>> {
         let all_failed = |e: &rusqlite::Error| {
             batch

@@ -7,7 +7,8 @@ use digest_auth::{AuthContext, AuthorizationHeader, HttpMethod};
 use thiserror::Error;
 
 use super::{
-    Algorithm, DigestError, Qop, QopOffer, digest_params, parse_auth_params, quote, rspauth_of,
+    Algorithm, DigestError, Qop, QopOffer, clip, digest_params, parse_auth_params, quote,
+    rspauth_of,
 };
 use crate::crypto::ct_eq;
 
@@ -91,6 +92,80 @@ pub struct DigestResponse {
     inner: AuthorizationHeader,
     algorithm: Algorithm,
     qop: Qop,
+    repeated: Option<String>,
+}
+
+/// The parameters of an `Authorization` the server reads, each the last value given.
+#[derive(Default)]
+struct Fields {
+    username: Option<String>,
+    realm: Option<String>,
+    nonce: Option<String>,
+    uri: Option<String>,
+    response: Option<String>,
+    qop: Option<String>,
+    nc: Option<String>,
+    cnonce: Option<String>,
+    opaque: Option<String>,
+    algorithm: Option<String>,
+    userhash: Option<String>,
+}
+
+impl Fields {
+    /// The checks, in the order the header used to be checked: required parameters, qop, nc,
+    /// algorithm, cnonce with qop, then the profile's algorithm, userhash and qop.
+    fn build(self, repeated: Option<String>) -> Result<DigestResponse, DigestError> {
+        let username = self.username.ok_or(DigestError::Missing("username"))?;
+        let realm = self.realm.ok_or(DigestError::Missing("realm"))?;
+        let nonce = self.nonce.ok_or(DigestError::Missing("nonce"))?;
+        let uri = self.uri.ok_or(DigestError::Missing("uri"))?;
+        let response = self.response.ok_or(DigestError::Missing("response"))?;
+        let qop = match self.qop.as_deref() {
+            None => None,
+            Some("auth") => Some(Qop::Auth),
+            Some("auth-int") => Some(Qop::AuthInt),
+            Some(other) => return Err(DigestError::UnsupportedQop(clip(other))),
+        };
+        let nc = match self.nc.as_deref() {
+            None => 1,
+            Some(hex) => u32::from_str_radix(hex, 16).map_err(|_| DigestError::BadNc)?,
+        };
+        // The tokens are matched exactly, as RFC 7616 §3.3 spells them.
+        let algorithm = match self.algorithm.as_deref() {
+            None | Some("MD5") => Algorithm::Md5,
+            Some("SHA-256") => Algorithm::Sha256,
+            Some(other) => return Err(DigestError::UnsupportedAlgorithm(clip(other))),
+        };
+        if qop.is_some() && self.cnonce.is_none() {
+            return Err(DigestError::Missing("cnonce"));
+        }
+        if self
+            .userhash
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return Err(DigestError::Userhash);
+        }
+        let qop = qop.ok_or(DigestError::NoQop)?;
+        let inner = AuthorizationHeader {
+            realm,
+            nonce,
+            opaque: self.opaque,
+            userhash: false,
+            algorithm: algorithm.to_crate(),
+            response,
+            username,
+            uri,
+            qop: Some(qop.to_crate()),
+            cnonce: self.cnonce,
+            nc,
+        };
+        Ok(DigestResponse {
+            inner,
+            algorithm,
+            qop,
+            repeated,
+        })
+    }
 }
 
 impl fmt::Debug for DigestResponse {
@@ -106,27 +181,52 @@ impl fmt::Debug for DigestResponse {
 impl DigestResponse {
     /// Parses an `Authorization` value: Digest with qop, MD5 or SHA-256, no userhash.
     ///
+    /// The header is read once, by [`parse_auth_params`]; parameter names are matched in any
+    /// case (RFC 7235 §2.1). A name that occurs twice does not fail here: the first such name
+    /// is kept for [`DigestResponse::repeated_parameter`], so the caller can refuse it with the
+    /// username known. Of a repeated name, the last value is used.
+    ///
     /// # Errors
     /// [`DigestError`] naming what is missing or unsupported.
     pub fn parse(value: &str) -> Result<Self, DigestError> {
         let params = digest_params(value)?;
-        let checked = parse_auth_params(params)?;
-        if let Some((_, nc)) = checked.iter().find(|(n, _)| n == "nc")
-            && (nc.len() != 8 || !nc.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(DigestError::BadNc);
+        let list = parse_auth_params(params)?;
+        let repeated = list
+            .iter()
+            .enumerate()
+            .find(|(i, (name, _))| list.iter().take(*i).any(|(seen, _)| seen == name))
+            .map(|(_, (name, _))| name.clone());
+        let mut fields = Fields::default();
+        for (name, value) in list {
+            let slot = match name.as_str() {
+                "username" => &mut fields.username,
+                "realm" => &mut fields.realm,
+                "nonce" => &mut fields.nonce,
+                "uri" => &mut fields.uri,
+                "response" => &mut fields.response,
+                "qop" => &mut fields.qop,
+                "nc" => {
+                    if value.len() != 8 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(DigestError::BadNc);
+                    }
+                    &mut fields.nc
+                }
+                "cnonce" => &mut fields.cnonce,
+                "opaque" => &mut fields.opaque,
+                "algorithm" => &mut fields.algorithm,
+                "userhash" => &mut fields.userhash,
+                _ => continue,
+            };
+            *slot = Some(value);
         }
-        let inner = AuthorizationHeader::parse(params)?;
-        let algorithm = Algorithm::from_crate(inner.algorithm)?;
-        if inner.userhash {
-            return Err(DigestError::Userhash);
-        }
-        let qop = inner.qop.map(Qop::from_crate).ok_or(DigestError::NoQop)?;
-        Ok(Self {
-            inner,
-            algorithm,
-            qop,
-        })
+        fields.build(repeated)
+    }
+
+    /// The first parameter name that occurs twice (RFC 9110 §11.2 has each name occur once in
+    /// a challenge; credentials are held to the same).
+    #[must_use]
+    pub fn repeated_parameter(&self) -> Option<&str> {
+        self.repeated.as_deref()
     }
 
     /// The username (B-TID), to look up the password.

@@ -441,3 +441,69 @@ fn debug_output_is_redacted() {
     let got = DigestResponse::parse(auth.header_value()).expect("parse");
     assert!(!format!("{got:?}").contains(auth.response()));
 }
+
+#[test]
+fn a_repeated_parameter_is_found_in_any_case_and_quoting() {
+    let base = "username=\"a\", realm=\"r\", nonce=\"n\", uri=\"/x\", response=\"00\", \
+                cnonce=\"c\", nc=00000001, qop=auth-int";
+    let ok = DigestResponse::parse(&format!("Digest {base}")).expect("parses");
+    assert_eq!(ok.repeated_parameter(), None);
+    for (extra, name) in [
+        (", nc=00000001", "nc"),
+        (", URI=\"/y\"", "uri"),
+        (", foo=1, Foo=\"2\"", "foo"),
+        (", Realm=r", "realm"),
+    ] {
+        let header = format!("digest {base}{extra}");
+        let parsed = DigestResponse::parse(&header).expect("parses");
+        assert_eq!(parsed.repeated_parameter(), Some(name), "{header}");
+    }
+}
+
+#[test]
+fn parameter_names_match_in_any_case() {
+    // RFC 7235 §2.1: auth-param names are case-insensitive.
+    let header = "Digest USERNAME=\"a\", Realm=\"r\", NONCE=\"n\", Uri=\"/x\", Response=\"00\", \
+                  CNonce=\"c\", NC=0000000a, QOP=auth, Algorithm=SHA-256";
+    let d = DigestResponse::parse(header).expect("parses");
+    assert_eq!(
+        (
+            d.username(),
+            d.realm(),
+            d.nonce(),
+            d.uri(),
+            d.cnonce(),
+            d.nc()
+        ),
+        ("a", "r", "n", "/x", "c", 10)
+    );
+    assert_eq!((d.qop(), d.algorithm()), (Qop::Auth, Algorithm::Sha256));
+    assert_eq!(d.repeated_parameter(), None);
+}
+
+#[test]
+fn the_authorization_header_is_parsed_once() {
+    let header = "Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"/x\", \
+                  response=\"00\", cnonce=\"c\", nc=00000001, qop=auth-int";
+    let before = super::auth_param_parses();
+    DigestResponse::parse(header).expect("parses");
+    assert_eq!(super::auth_param_parses() - before, 1);
+}
+
+#[test]
+fn quoted_values_with_and_without_escapes_parse_and_quote_back() {
+    let got = parse_auth_params(r#"a="x\"y\\z", b="plain", c=tok, d="""#).expect("parses");
+    let want = [("a", r#"x"y\z"#), ("b", "plain"), ("c", "tok"), ("d", "")];
+    assert_eq!(
+        got.iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert_eq!(quote(r#"x"y\z"#), r#"x\"y\\z"#);
+    assert_eq!(quote("plain"), "plain");
+    assert_eq!(
+        parse_auth_params(r#"a="unterminated"#),
+        Err(DigestError::Syntax)
+    );
+}

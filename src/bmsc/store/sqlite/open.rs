@@ -1,12 +1,13 @@
 //! Opening the SQLite store: read-write (locked, creating, migrating) or read-only.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::checkpoint::Checkpointer;
 use super::{READERS, SqliteStore, db, schema};
 use crate::bmsc::store::batch::{GroupCommit, GroupCommitLimits};
 use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
@@ -34,6 +35,10 @@ pub(super) fn configure(conn: &Connection, reader: bool) -> Result<(), StoreErro
     .map_err(db)?;
     if reader {
         conn.pragma_update(None, "query_only", true).map_err(db)?;
+    } else {
+        // The checkpoint runs on its own thread (`checkpoint.rs`), not inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(db)?;
     }
     Ok(())
 }
@@ -125,25 +130,35 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| connect().map(Mutex::new))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self::assemble(path, writer, readers, kek, None))
+        Ok(Self::assemble(
+            path,
+            Arc::new(Mutex::new(writer)),
+            readers,
+            kek,
+            None,
+            None,
+        ))
     }
 
-    /// The store over its opened connections; `lock` is `None` for a read-only open.
+    /// The store over its opened connections; `checkpointer` and `lock` are `None` for a
+    /// read-only open.
     fn assemble(
         path: PathBuf,
-        writer: Connection,
+        writer: Arc<Mutex<Connection>>,
         readers: Vec<Mutex<Connection>>,
         kek: StateKey,
+        checkpointer: Option<Checkpointer>,
         lock: Option<StoreLock>,
     ) -> Self {
         Self {
             path,
-            writer: Mutex::new(writer),
+            writer,
             readers,
             next_reader: AtomicUsize::new(0),
             kek,
             _lock: lock,
             registrations: GroupCommit::new(GroupCommitLimits::default()),
+            checkpointer,
         }
     }
 
@@ -180,6 +195,15 @@ impl SqliteStore {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self::assemble(path, writer, readers, kek, Some(lock)))
+        let writer = Arc::new(Mutex::new(writer));
+        let checkpointer = Checkpointer::start(&path, Arc::clone(&writer))?;
+        Ok(Self::assemble(
+            path,
+            writer,
+            readers,
+            kek,
+            Some(checkpointer),
+            Some(lock),
+        ))
     }
 }
