@@ -364,6 +364,24 @@ fn an_msk_lifetime_beyond_the_mtk_id_space_is_refused() {
 }
 
 #[test]
+fn an_msk_lifetime_beyond_the_counter_window_is_refused() {
+    // 2^31 / 1024 s (24 d 6 h 32 m 32 s) is the RFC 1982 window of the counter floor.
+    let with = |lifetime: &str| {
+        format!(
+            "{TOP}{}",
+            SERVICE.replace(
+                "key_group = 1",
+                &format!("key_group = 1\nmsk_lifetime = \"{lifetime}\"\nmtk_interval = \"1h\"")
+            )
+        )
+    };
+    let e = refused(&with("25d"));
+    assert_eq!(e.key, "services[0].msk_lifetime");
+    assert!(e.to_string().contains("replay"), "{e}");
+    assert!(parse(&with("24d")).is_ok());
+}
+
+#[test]
 fn push_backoff_bounds_are_ordered() {
     assert_eq!(
         refused_key(&format!(

@@ -493,6 +493,17 @@ pub(super) fn services(
                 ),
             ));
         }
+        if msk_lifetime >= crate::bmsc::distribution::counter::COUNTER_WINDOW {
+            return Err(s.err(
+                "msk_lifetime",
+                format!(
+                    "must be shorter than {} (the window of the MIKEY counter that follows the \
+                     wall clock, docs/profile.md §5): a UE that gets nothing under its MUK for \
+                     that long discards the next push as a replay",
+                    format_duration(crate::bmsc::distribution::counter::COUNTER_WINDOW)
+                ),
+            ));
+        }
         if msk_lifetime.as_millis() / mtk_interval.as_millis().max(1) > MAX_MTKS_PER_MSK {
             return Err(s.err(
                 "msk_lifetime",

@@ -23,7 +23,7 @@
 //! when idle: the RFC 1982 window above is then `2^31 / COUNTER_RATE` seconds (24 days), still
 //! far longer than an MSK lifetime or the gap between a registered UE's pushes.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::bmsc::store::{Store, StoreError};
 
@@ -34,6 +34,12 @@ pub const DEFAULT_COUNTER_BLOCK: u32 = 0x1_0000;
 /// which the floor rises — the message rate, averaged over time, below which a lost store
 /// never makes the counter go back.
 pub const COUNTER_RATE: u64 = 1024;
+
+/// The RFC 1982 window of a counter that follows the floor, `2^31 / COUNTER_RATE` seconds (about
+/// 24.3 days): a UE that got nothing under a MUK or an MSK for this long takes the next counter
+/// for an old one. An MSK lifetime must stay below it (the configuration refuses longer ones),
+/// so every registered UE gets a message under its MUK, and under each MSK, more often.
+pub const COUNTER_WINDOW: Duration = Duration::from_secs((1 << 31) / COUNTER_RATE);
 
 /// docs/profile.md §5 \[CHOICE\] counter floor: `COUNTER_RATE × (milliseconds since 1970-01-01
 /// UTC) / 1000`, modulo 2^32 (it wraps every 2^32 / 1024 s, about 48.5 days, which RFC 1982
