@@ -40,7 +40,7 @@ pub struct CheckpointStats {
     pub complete: AtomicU64,
     /// `TRUNCATE` checkpoints that emptied the WAL file.
     pub truncated: AtomicU64,
-    /// Checkpoints finished under the writer's lock, the WAL being over [`RESTART_FRAMES`].
+    /// Checkpoints finished under the writer's lock, the WAL being over `RESTART_FRAMES`.
     pub under_writer_lock: AtomicU64,
 }
 
