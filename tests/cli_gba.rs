@@ -21,15 +21,26 @@ fn field<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 }
 
 fn gba(args: &[&str]) -> Output {
+    gba_with_env(args, &[])
+}
+
+/// `mbms-keys gba ARGS` with the environment variables `env` set.
+fn gba_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .arg("gba")
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run mbms-keys")
 }
 
 fn stdout_ok(args: &[&str]) -> String {
-    let out = gba(args);
+    stdout_ok_with_env(args, &[])
+}
+
+/// The standard output of a successful `mbms-keys gba ARGS` with `env` set.
+fn stdout_ok_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = gba_with_env(args, env);
     assert!(
         out.status.success(),
         "gba {args:?}: {}",
@@ -174,62 +185,37 @@ fn key_options_from_a_file_or_the_environment() {
         let arg = format!("@{}", path.display());
         assert_eq!(stdout_ok(&["mrk", "--ks-naf", &arg]), want, "{arg}");
     }
-    let out = Command::new(BIN)
-        .args(["gba", "mrk"])
-        .env("MBMS_KS_NAF", ks_naf)
-        .output()
-        .expect("run mbms-keys");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        stdout_ok_with_env(&["mrk"], &[("MBMS_KS_NAF", ks_naf)]),
+        want
     );
-    assert_eq!(String::from_utf8(out.stdout).expect("UTF-8"), want);
 
     let k = load("ks-naf-01");
     let ks = field(&k, &["intermediates", "ks"]);
-    let mut args = vec!["gba"];
-    args.extend(
-        ks_naf_args(&k, ks)
-            .into_iter()
-            .filter(|a| *a != "--ks" && *a != ks),
-    );
-    let out = Command::new(BIN)
-        .args(&args)
-        .env("MBMS_KS", ks)
-        .output()
-        .expect("run mbms-keys");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let without_ks: Vec<&str> = ks_naf_args(&k, ks)
+        .into_iter()
+        .filter(|a| *a != "--ks" && *a != ks)
+        .collect();
     assert_eq!(
-        String::from_utf8(out.stdout).expect("UTF-8"),
+        stdout_ok_with_env(&without_ks, &[("MBMS_KS", ks)]),
         stdout_ok(&ks_naf_args(&k, ks))
     );
-    let out = Command::new(BIN)
-        .args([
-            "gba",
-            "ks-naf",
-            "--rand",
-            field(&k, &["inputs", "rand"]),
-            "--impi",
-            field(&k, &["inputs", "impi"]),
-            "--naf-fqdn",
-            field(&k, &["inputs", "naf_fqdn"]),
-        ])
-        .env("MBMS_CK", field(&k, &["inputs", "ck"]))
-        .env("MBMS_IK", field(&k, &["inputs", "ik"]))
-        .output()
-        .expect("run mbms-keys");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8(out.stdout).expect("UTF-8"),
+        stdout_ok_with_env(
+            &[
+                "ks-naf",
+                "--rand",
+                field(&k, &["inputs", "rand"]),
+                "--impi",
+                field(&k, &["inputs", "impi"]),
+                "--naf-fqdn",
+                field(&k, &["inputs", "naf_fqdn"]),
+            ],
+            &[
+                ("MBMS_CK", field(&k, &["inputs", "ck"])),
+                ("MBMS_IK", field(&k, &["inputs", "ik"])),
+            ]
+        ),
         format!("{}\n", field(&k, &["expected", "ks_naf"]))
     );
     let missing = gba(&["mrk", "--ks-naf", "@/nonexistent/ks_naf"]);

@@ -50,6 +50,20 @@ impl Write for Capture {
     }
 }
 
+/// Runs `f` with every `tracing` event written to a buffer; its result and the log text.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let log = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    (out, log)
+}
+
 /// Runs the ignored test `robustness::<name>` alone in a child process of this test binary
 /// and asserts that it passed.
 fn run_alone(name: &str) {
@@ -84,15 +98,8 @@ fn failures_are_logged_with_btid_and_reason_but_no_secret() {
 #[test]
 #[ignore = "run alone by failures_are_logged_with_btid_and_reason_but_no_secret"]
 fn failure_log_alone() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
     let b = bench();
-    let (ok, bad) = tracing::subscriber::with_default(subscriber, || {
+    let ((ok, bad), log) = logged(|| {
         let ok = b.alice(PATH_REGISTER, MIME_REGISTER, &register_body(&[OPEN]));
         let bad = b.post(
             ALICE,
@@ -104,7 +111,6 @@ fn failure_log_alone() {
         (ok, bad)
     });
     assert_eq!((ok.resp.status, bad.resp.status), (200, 401));
-    let log = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
     assert!(log.contains(ALICE), "{log}");
     assert!(log.contains("Digest response does not verify"), "{log}");
     for secret in [
@@ -140,18 +146,11 @@ fn a_flood_of_forged_headers_gives_a_few_counted_escaped_lines() {
 #[test]
 #[ignore = "run alone by a_flood_of_forged_headers_gives_a_few_counted_escaped_lines"]
 fn flood_log_alone() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
     let b = bench();
     let evil = "evil\n\u{1b}[31mred";
     let step = Duration::from_millis(100);
     let end = t0() + step * 300;
-    tracing::subscriber::with_default(subscriber, || {
+    let ((), log) = logged(|| {
         for i in 0..300u32 {
             let btid = match i {
                 0 => evil.to_owned(),
@@ -176,7 +175,6 @@ fn flood_log_alone() {
         b.handler.flush_logs(end + Duration::from_secs(10));
     });
     assert_eq!(b.failures(), 300, "the metric counts every failure");
-    let log = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("Digest authentication refused"))
