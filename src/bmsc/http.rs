@@ -45,7 +45,6 @@ use super::config::HttpConfig;
 use super::events::KeyRequestEvent;
 use super::health::HealthCheck;
 use super::keyreq::{KeyRequestHandler, Request, Response};
-use super::logthrottle::{LOG_INTERVAL, LogThrottle};
 use super::metrics::Metrics;
 
 /// Largest request head (request line and headers) read; hyper answers 431 beyond.
@@ -225,13 +224,8 @@ async fn serve_connection(
                 if hard_deadline.is_some_and(|h| h <= now)
                     || due.is_some_and(|(d, e)| e == Expiry::Request && d <= now)
                 {
-                    // Throttled (bmsc::logthrottle): a slowloris flood gives counts.
-                    static LATE: LogThrottle = LogThrottle::new(LOG_INTERVAL);
-                    let reason = "request not completed in time";
-                    if let Some(s) = LATE.record(SystemTime::now(), Some(&peer.to_string()), reason) {
-                        info!(count = s.count, total = s.total, peers = %s.samples,
-                            "request not completed in time: closing the connection");
-                    }
+                    ctx.handler
+                        .log_request_late(SystemTime::now(), &peer.to_string());
                     return;
                 }
                 if due.is_some_and(|(d, e)| e == Expiry::Idle && d <= now) {
@@ -359,12 +353,8 @@ async fn respond(
             (Response::text(500, "internal error"), true)
         }
         Err(_) => {
-            static UNANSWERED: LogThrottle = LogThrottle::new(LOG_INTERVAL);
-            let reason = "request not answered in time";
-            if let Some(s) = UNANSWERED.record(SystemTime::now(), Some(&peer.to_string()), reason) {
-                warn!(count = s.count, total = s.total, peers = %s.samples,
-                    "request not answered within request_timeout");
-            }
+            ctx.handler
+                .log_request_unanswered(SystemTime::now(), &peer.to_string());
             (
                 Response::text(503, "request could not be completed in time"),
                 true,

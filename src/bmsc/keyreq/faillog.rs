@@ -15,6 +15,8 @@ pub(super) struct FailureLogs {
     bsf_refused: LogThrottle,
     unavailable: LogThrottle,
     registration_forbidden: LogThrottle,
+    request_late: LogThrottle,
+    request_unanswered: LogThrottle,
 }
 
 impl Default for FailureLogs {
@@ -24,6 +26,8 @@ impl Default for FailureLogs {
             bsf_refused: LogThrottle::new(LOG_INTERVAL),
             unavailable: LogThrottle::new(LOG_INTERVAL),
             registration_forbidden: LogThrottle::new(LOG_INTERVAL),
+            request_late: LogThrottle::new(LOG_INTERVAL),
+            request_unanswered: LogThrottle::new(LOG_INTERVAL),
         }
     }
 }
@@ -46,6 +50,16 @@ fn unavailable_line(s: &Summary) {
 fn forbidden_line(s: &Summary) {
     info!(count = s.count, total = s.total, services = %s.reasons, btids = %s.samples,
         "registration not authorized");
+}
+
+fn late_line(s: &Summary) {
+    info!(count = s.count, total = s.total, peers = %s.samples,
+        "request not completed in time: closing the connection");
+}
+
+fn unanswered_line(s: &Summary) {
+    warn!(count = s.count, total = s.total, peers = %s.samples,
+        "request not answered within request_timeout");
 }
 
 impl FailureLogs {
@@ -77,6 +91,24 @@ impl FailureLogs {
         }
     }
 
+    /// A request from `peer` not completed in time (a slowloris flood gives counts).
+    pub(super) fn request_late(&self, now: SystemTime, peer: &str) {
+        if let Some(s) = self
+            .request_late
+            .record(now, Some(peer), "request not completed in time")
+        {
+            late_line(&s);
+        }
+    }
+
+    /// A request from `peer` not answered within `request_timeout`.
+    pub(super) fn request_unanswered(&self, now: SystemTime, peer: &str) {
+        let reason = "request not answered in time";
+        if let Some(s) = self.request_unanswered.record(now, Some(peer), reason) {
+            unanswered_line(&s);
+        }
+    }
+
     /// Logs what is pending of each kind whose interval is over (`all`: interval or not).
     pub(super) fn flush(&self, now: SystemTime, all: bool) {
         let pick = |t: &LogThrottle| if all { t.flush_all(now) } else { t.flush(now) };
@@ -91,6 +123,12 @@ impl FailureLogs {
         }
         if let Some(s) = pick(&self.registration_forbidden) {
             forbidden_line(&s);
+        }
+        if let Some(s) = pick(&self.request_late) {
+            late_line(&s);
+        }
+        if let Some(s) = pick(&self.request_unanswered) {
+            unanswered_line(&s);
         }
     }
 }

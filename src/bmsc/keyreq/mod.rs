@@ -269,6 +269,18 @@ impl KeyRequestHandler {
         self.failure_logs.flush(now, false);
     }
 
+    /// Counts and logs, throttled with the other failure lines, a request from `peer` whose
+    /// head or body did not arrive in time (the connection is closed).
+    pub fn log_request_late(&self, now: SystemTime, peer: &str) {
+        self.failure_logs.request_late(now, peer);
+    }
+
+    /// Counts and logs, throttled with the other failure lines, a request from `peer` not
+    /// answered within `request_timeout`.
+    pub fn log_request_unanswered(&self, now: SystemTime, peer: &str) {
+        self.failure_logs.request_unanswered(now, peer);
+    }
+
     fn lock_nonces(&self) -> MutexGuard<'_, NonceStore> {
         // The store's invariants hold between calls, so a panic elsewhere leaves it usable.
         self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
