@@ -243,6 +243,19 @@ fn aanf(peer: &Peer) -> Arc<dyn KeySource> {
     ))
 }
 
+/// The peer's refusals of `unknown@REALM`, `forbidden@REALM` and `expired@REALM` map to
+/// `UnknownBtid`, `NotAuthorized` and `Expired`.
+async fn assert_refusals_map(src: &Arc<dyn KeySource>, realm: &str) {
+    for (user, want) in [
+        ("unknown", KeySourceError::UnknownBtid),
+        ("forbidden", KeySourceError::NotAuthorized),
+        ("expired", KeySourceError::Expired),
+    ] {
+        let id = format!("{user}@{realm}");
+        assert_eq!(lookup(src, &id).await.map(|_| ()), Err(want), "{id}");
+    }
+}
+
 fn unavailable<T: std::fmt::Debug>(r: Result<T, KeySourceError>) -> String {
     match r {
         Err(KeySourceError::Unavailable(why)) => why,
@@ -294,18 +307,7 @@ async fn nbsp_success_maps_the_answer_to_subscriber_keys_over_http2() {
 async fn nbsp_error_answers_map_to_unknown_not_authorized_expired_and_unavailable() {
     let peer = Peer::start().await;
     let src = nbsp(&peer, HttpVersion::Http2, None);
-    assert_eq!(
-        lookup(&src, "unknown@bsf").await.map(|_| ()),
-        Err(KeySourceError::UnknownBtid)
-    );
-    assert_eq!(
-        lookup(&src, "forbidden@bsf").await.map(|_| ()),
-        Err(KeySourceError::NotAuthorized)
-    );
-    assert_eq!(
-        lookup(&src, "expired@bsf").await.map(|_| ()),
-        Err(KeySourceError::Expired)
-    );
+    assert_refusals_map(&src, "bsf").await;
     let why = unavailable(lookup(&src, "broken@bsf").await);
     assert!(
         why.contains("500") && why.contains("SYSTEM_FAILURE"),
@@ -430,18 +432,7 @@ async fn aanf_kaf_becomes_the_muk_and_the_akid_the_identifier() {
         seen.body,
         json!({"afId": "af.mbs.example.org", "aKId": akid})
     );
-    assert_eq!(
-        lookup(&src, "unknown@rid.akma").await.map(|_| ()),
-        Err(KeySourceError::UnknownBtid)
-    );
-    assert_eq!(
-        lookup(&src, "forbidden@rid.akma").await.map(|_| ()),
-        Err(KeySourceError::NotAuthorized)
-    );
-    assert_eq!(
-        lookup(&src, "expired@rid.akma").await.map(|_| ()),
-        Err(KeySourceError::Expired)
-    );
+    assert_refusals_map(&src, "rid.akma").await;
     assert!(unavailable(lookup(&src, "noexpiry@rid.akma").await).contains("expiry"));
     assert!(unavailable(lookup(&src, "broken@rid.akma").await).contains("500"));
 }
