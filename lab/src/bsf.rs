@@ -463,6 +463,17 @@ impl Bsf {
         let pid = self.pid().ok_or("freeDiameterd is not running")?;
         kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).map_err(|e| e.to_string())?;
         self.frozen = true;
+        // The stop is delivered asynchronously: a thread running on the other core may still
+        // answer a request sent right after kill(2) returns. Wait until every thread is stopped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "freeDiameterd ({pid}) not stopped 5 s after SIGSTOP"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Ok(())
     }
 
@@ -473,6 +484,21 @@ impl Bsf {
         self.frozen = false;
         Ok(())
     }
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in `/proc/PID/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
 }
 
 impl Drop for Bsf {
