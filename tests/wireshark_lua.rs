@@ -1,5 +1,5 @@
-//! The Wireshark Lua dissector `tools/wireshark/mbms_mikey.lua` (docs/oracles.md,
-//! "Wireshark Lua dissector") against the codec: every MIKEY message of
+//! The Wireshark Lua dissector `tools/wireshark/mbms_mikey.lua` (docs/oracles.md
+//! §4e) against the codec: every MIKEY message of
 //! `proto-vectors/`, the messages of a BM-SC (MSK pushes, MTK messages, the
 //! acknowledgements they draw, MTK objects), one of them as an HTTP body, a
 //! MIKEY-SAKKE-shaped message, and malformed ones (every truncation, lying

@@ -24,7 +24,7 @@
 local proto = Proto("mbms_mikey", "MBMS MIKEY (TS 33.246 Key ID, MIKEY-SAKKE additions)")
 
 -- Value names. RFC 3830 §6.1, RFC 4563 §4/§5, RFC 6043 §6.1/§6.6, and the
--- MIKEY-SAKKE profile of TS 33.180 (docs/oracles.md, "Wireshark Lua dissector").
+-- MIKEY-SAKKE profile of TS 33.180 (docs/oracles.md §4e).
 local map_type_names = {
     [0] = "SRTP-ID",
     [1] = "Empty map",
@@ -41,6 +41,9 @@ local key_id_type_names = {
     [1] = "MBMS Service Key ID",
     [2] = "MBMS Traffic Key ID",
 }
+-- [CHOICE] (docs/profile.md §6): roles 8 and 9 are named by what MIKEY-SAKKE
+-- messages carry there (the UIDs of initiator and responder), as is EXT type 7
+-- above; their registered names were not at hand.
 local idr_role_names = {
     [1] = "Initiator (IDRi)",
     [2] = "Responder (IDRr)",
