@@ -244,6 +244,32 @@ fn an_http_response_with_a_mikey_body_shows_the_codec_values() {
     ));
 }
 
+/// MIKEY bodies inside a multipart HTTP body: a well-formed one reads as the
+/// codec reads it, an empty one is marked as cut short.
+#[test]
+fn multipart_parts_of_type_application_mikey_are_dissected() {
+    let Some(t) = tshark() else { return };
+    let (name, msg) = common::all_messages()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("msk-message"))
+        .expect("an MSK vector");
+    for (case, part) in [("whole", msg.as_slice()), ("empty", &[][..])] {
+        let mut body = b"--b\r\nContent-Type: application/mikey\r\n\r\n".to_vec();
+        body.extend_from_slice(part);
+        body.extend_from_slice(b"\r\n--b--\r\n");
+        let row = t.http_response_of_type(
+            &format!("multipart-{case}"),
+            "multipart/mixed; boundary=b",
+            &body,
+        );
+        if part.is_empty() {
+            assert!(!row["mbms_mikey.truncated"].is_empty(), "{case}");
+        } else {
+            check(&name, part, &row);
+        }
+    }
+}
+
 /// A MIKEY-SAKKE-shaped message (the payload order of TS 33.180 I_MESSAGEs):
 /// HDR (type SAKKE, PRF 1, GENERIC-ID map), T, RAND, IDR roles 8, 9, 6, SP,
 /// SAKKE, EXT type 7 (key parameters), SIGN. The codec does not read IDR or

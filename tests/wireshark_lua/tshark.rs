@@ -167,8 +167,13 @@ impl Tshark {
     /// `body` as the body of one HTTP response (`Content-Type:
     /// application/mikey`) in one TCP segment from port 80, dissected.
     pub fn http_response(&self, name: &str, body: &[u8]) -> Row {
+        self.http_response_of_type(name, "application/mikey", body)
+    }
+
+    /// `body` of type `content_type` as one HTTP response, dissected.
+    pub fn http_response_of_type(&self, name: &str, content_type: &str, body: &[u8]) -> Row {
         let mut segment = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/mikey\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
