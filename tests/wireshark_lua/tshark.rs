@@ -57,8 +57,8 @@ pub struct Tshark {
     script: PathBuf,
 }
 
-/// tshark and text2pcap, or `None` (after saying why) when either is absent
-/// and oracles are not required.
+/// tshark (built with Lua) and text2pcap, or `None` (after saying why) when
+/// either is absent and oracles are not required.
 pub fn tshark() -> Option<Tshark> {
     oracle::oracle("tshark", &[], "Debian package `tshark`")?;
     oracle::oracle(
@@ -66,6 +66,14 @@ pub fn tshark() -> Option<Tshark> {
         &[],
         "Debian package `wireshark-common`, with `tshark`",
     )?;
+    let version = Command::new("tshark").arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&version.stdout);
+    // A build without Lua ignores `-X lua_script:`.
+    if !version.contains("with Lua") {
+        oracle::missing("tshark with Lua", "Debian's `tshark` is built with Lua 5.2");
+        return None;
+    }
+    say(version.lines().next().unwrap_or("tshark"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/wireshark/mbms_mikey.lua");
     assert!(script.is_file(), "{} is missing", script.display());
     Some(Tshark {
