@@ -387,6 +387,26 @@ fn malformed_messages_are_marked_without_a_lua_error() {
         );
     }
 
+    // Types of unknown length: the first payload of type 13 (unassigned), and
+    // CS ID map type 9 with crypto sessions. The walk stops with a warning.
+    let mut unknown = Vec::new();
+    for (_, bytes) in &good {
+        let mut b = bytes.clone();
+        b[2] = 13;
+        unknown.push(b);
+        let mut b = bytes.clone();
+        b[8] = b[8].max(1);
+        b[9] = 9;
+        unknown.push(b);
+    }
+    for (i, row) in t.udp("unknown", &unknown).iter().enumerate() {
+        let name = &good[i / 2].0;
+        assert!(
+            !row["mbms_mikey.unknown"].is_empty(),
+            "{name} ({i}): not marked"
+        );
+    }
+
     // Octets after the last payload.
     let trailing: Vec<Vec<u8>> = good
         .iter()
@@ -423,10 +443,12 @@ fn malformed_messages_are_marked_without_a_lua_error() {
     t.udp("noise", &noise);
     say(&format!(
         "malformed: {} truncations, {} lying lengths, {} with trailing octets, {} corrupted \
-         or fuzz-corpus inputs ({from_corpus} from the corpus): all marked, no Lua error",
+         or fuzz-corpus inputs ({from_corpus} from the corpus), {} of unknown types: all \
+         marked, no Lua error",
         cut.len(),
         lies.len(),
         trailing.len(),
-        noise.len()
+        noise.len(),
+        unknown.len()
     ));
 }
