@@ -370,3 +370,67 @@ fn secrets_are_redacted() {
     let pair = ksak.issue(b"id", &mut Script(h(&e, "v"))).unwrap();
     assert!(!format!("{pair:?}").contains(&hex::encode(pair.ssk.as_bytes())));
 }
+
+fn user<'a>(v: &'a Value, uri: &str) -> &'a Value {
+    v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["uri"] == uri)
+        .unwrap_or_else(|| panic!("no user {uri}"))
+}
+
+/// A KMS we did not write: every key set of `streamwide-mikey-sakke.json` is for the UID format 2
+/// of its user, and its RSK and SSK/PVT validate against the KMS's Z and KPAK.
+#[test]
+fn streamwide_key_sets_validate() {
+    let v = vectors("streamwide-mikey-sakke.json");
+    let kms = &v["kms"];
+    let zs = SakkePublic::from_octets(&h(kms, "z")).unwrap();
+    let kpak = Kpak::from_octets(&h(kms, "kpak")).unwrap();
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 4);
+    for u in users {
+        let uid = uid_format2(
+            u["uri"].as_str().unwrap(),
+            kms["kms_uri"].as_str().unwrap(),
+            kms["user_key_period"].as_u64().unwrap(),
+            kms["user_key_offset"].as_u64().unwrap(),
+            u["period_no"].as_u64().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(uid.to_vec(), h(u, "uid"), "{}", u["uri"]);
+        let rsk = Rsk::from_slice(&h(u, "rsk")).unwrap();
+        sakke::validate_rsk(&zs, &uid, &rsk).unwrap();
+        let ssk = Ssk::from_slice(&h(u, "ssk")).unwrap();
+        eccsi::validate(&kpak, &uid, &ssk, &h(u, "pvt")).unwrap();
+    }
+}
+
+/// MIKEY-SAKKE messages we did not write: the SAKKE data decapsulates under the responder's RSK
+/// to the key the vectors state, and the initiator's ECCSI signature over the message up to the
+/// signature (SIGN payload header included) verifies, and fails one octet shorter.
+#[test]
+fn streamwide_messages_decapsulate_and_their_signatures_verify() {
+    let v = vectors("streamwide-mikey-sakke.json");
+    let kms = &v["kms"];
+    let zs = SakkePublic::from_octets(&h(kms, "z")).unwrap();
+    let kpak = Kpak::from_octets(&h(kms, "kpak")).unwrap();
+    let messages = v["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    for m in messages {
+        let resp = user(&v, m["responder_uri"].as_str().unwrap());
+        let init = user(&v, m["initiator_uri"].as_str().unwrap());
+        let rsk = Rsk::from_slice(&h(resp, "rsk")).unwrap();
+        let ssv = sakke::decapsulate(&zs, &h(resp, "uid"), &rsk, &h(m, "sakke_data")).unwrap();
+        assert_eq!(ssv.as_bytes().to_vec(), h(m, "key"), "{}", m["name"]);
+        let msg = h(m, "message");
+        let signed = m["sign_payload_offset"].as_u64().unwrap() as usize + 2;
+        let sig = h(m, "signature");
+        eccsi::verify(&kpak, &h(init, "uid"), &msg[..signed], &sig).unwrap();
+        assert_eq!(
+            eccsi::verify(&kpak, &h(init, "uid"), &msg[..signed - 1], &sig),
+            Err(IbeError::BadSignature)
+        );
+    }
+}
