@@ -310,6 +310,13 @@ fn rfc6508_refusals() {
         SakkePublic::from_octets(&zb).err(),
         Some(IbeError::NotOnCurve { what: "Z" })
     );
+    // (0, 0) is on the curve with order 2: outside the subgroup of order q.
+    let mut two = vec![0u8; 257];
+    two[0] = 4;
+    assert_eq!(
+        SakkePublic::from_octets(&two).err(),
+        Some(IbeError::NotInSubgroup { what: "Z" })
+    );
     // Identifiers: empty, too long.
     let ssv = Ssv::from_slice(&h(&v, "SSV")).unwrap();
     assert_eq!(

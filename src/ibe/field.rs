@@ -261,15 +261,36 @@ impl Point {
         r0
     }
 
-    /// Projective equality: X1·Z2 = X2·Z1 and Y1·Z2 = Y2·Z1.
+    /// Projective equality: X1·Z2 = X2·Z1 and Y1·Z2 = Y2·Z1, and neither is the degenerate
+    /// (0 : 0 : 0), which would equal anything.
     pub(crate) fn equals(&self, o: &Self) -> bool {
         let a = self.x.mul(&o.z).ct_eq(&o.x.mul(&self.z));
         let b = self.y.mul(&o.z).ct_eq(&o.y.mul(&self.z));
-        bool::from(a.and(b))
+        bool::from(a.and(b)) && !self.is_degenerate() && !o.is_degenerate()
     }
 
+    fn is_degenerate(&self) -> bool {
+        bool::from(
+            self.x
+                .ct_eq(&Fp::ZERO)
+                .and(self.y.ct_eq(&Fp::ZERO))
+                .and(self.z.ct_eq(&Fp::ZERO)),
+        )
+    }
+
+    /// (0 : Y : 0) with Y ≠ 0; the degenerate (0 : 0 : 0), which the complete formulas give
+    /// only for inputs differing by a point of order 2, is not the identity.
     pub(crate) fn is_identity(&self) -> bool {
-        bool::from(self.z.ct_eq(&Fp::ZERO))
+        bool::from(self.z.ct_eq(&Fp::ZERO).and(self.y.ct_eq(&Fp::ZERO).not()))
+    }
+
+    /// Whether the point is of order q: not of order 2 (y ≠ 0, where the ladder's formulas would
+    /// be exceptional) and [q]P = O. E(F_p) has order 4q.
+    pub(crate) fn in_subgroup(&self) -> bool {
+        let Some((_, y)) = self.affine() else {
+            return false;
+        };
+        !bool::from(y.ct_eq(&Fp::ZERO)) && self.mul(&Q).is_identity()
     }
 }
 
@@ -324,4 +345,51 @@ pub(crate) fn pairing(r: &Point, q: &Point) -> Option<Fp> {
     }
     // Final exponentiation by c = (p + 1) / q = 4.
     v.square().square().representative()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_torsion() -> Point {
+        Point {
+            x: Fp::ZERO,
+            y: Fp::ZERO,
+            z: Fp::ONE,
+        }
+    }
+
+    #[test]
+    fn subgroup_check_refuses_points_with_a_component_of_order_2() {
+        let p = Point::generator();
+        assert!(p.in_subgroup());
+        let t = two_torsion();
+        assert!(!t.in_subgroup());
+        // P + T has order 2q: on the curve, decodes, not in the subgroup.
+        let pt = p.add(&t).to_octets().unwrap();
+        let decoded = Point::from_octets(&pt).unwrap();
+        assert!(!decoded.in_subgroup());
+        // [2](P + T) = [2]P is back in it.
+        assert!(decoded.double().equals(&p.double()));
+        assert!(decoded.double().in_subgroup());
+    }
+
+    #[test]
+    fn ladder_agrees_with_repeated_addition() {
+        let p = Point::generator();
+        let mut acc = Point::IDENTITY;
+        for k in 0u64..20 {
+            assert!(p.mul(&U1024::from_u64(k)).equals(&acc), "k = {k}");
+            acc = acc.add(&p);
+        }
+        assert!(p.mul(&U1024::ZERO).is_identity());
+        // The degenerate triple equals nothing, not even itself.
+        let zero = Point {
+            x: Fp::ZERO,
+            y: Fp::ZERO,
+            z: Fp::ZERO,
+        };
+        assert!(!zero.equals(&p) && !p.equals(&zero) && !zero.equals(&zero));
+        assert!(!zero.is_identity());
+    }
 }

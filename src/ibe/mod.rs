@@ -76,6 +76,12 @@ pub enum IbeError {
         /// The field.
         what: &'static str,
     },
+    /// A point on the curve but not of the prime order q.
+    #[error("{what}: not in the subgroup of order q")]
+    NotInSubgroup {
+        /// The field.
+        what: &'static str,
+    },
     /// A scalar is zero or not below the group order, or a computation met the identity.
     #[error("{what}: out of range")]
     OutOfRange {

@@ -29,12 +29,18 @@ impl core::fmt::Debug for SakkePublic {
 }
 
 impl SakkePublic {
-    /// Decodes Z_S from `04 ‖ x ‖ y` (257 octets), checking that it is on the curve.
+    /// Decodes Z_S from `04 ‖ x ‖ y` (257 octets), checking that it is on the curve and of
+    /// order q (E(F_p) has cofactor 4: a point outside the subgroup is refused here, once, rather
+    /// than giving keys and data that never validate).
     ///
     /// # Errors
-    /// [`IbeError::Length`], [`IbeError::NotUncompressed`], [`IbeError::NotOnCurve`].
+    /// [`IbeError::Length`], [`IbeError::NotUncompressed`], [`IbeError::NotOnCurve`],
+    /// [`IbeError::NotInSubgroup`].
     pub fn from_octets(b: &[u8]) -> Result<Self, IbeError> {
         let p = point_from(b, "Z")?;
+        if !p.in_subgroup() {
+            return Err(IbeError::NotInSubgroup { what: "Z" });
+        }
         Ok(Self(p))
     }
 
