@@ -18,7 +18,7 @@ use super::params::{ECCSI_N, ECCSI_POINT_LEN, ECCSI_SIG_LEN};
 use super::{IbeError, Ksak, Ssk};
 use crate::crypto::Random;
 
-/// The KMS Public Authentication Key KPAK = [KSAK]G (RFC 6507 §2.2).
+/// The KMS Public Authentication Key KPAK = \[KSAK\]G (RFC 6507 §2.2).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Kpak(AffinePoint);
 
@@ -71,7 +71,7 @@ fn point_octets(p: &AffinePoint) -> [u8; ECCSI_POINT_LEN] {
     out
 }
 
-/// A scalar from exactly 32 octets in [1, q−1].
+/// A scalar from exactly 32 octets in \[1, q−1\].
 fn scalar_from(b: &[u8], what: &'static str) -> Result<Scalar, IbeError> {
     let arr: [u8; ECCSI_N] = b.try_into().map_err(|_| IbeError::Length {
         what,
@@ -90,7 +90,7 @@ fn reduce(b: &[u8; ECCSI_N]) -> Scalar {
     <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(*b))
 }
 
-/// A fresh scalar in [1, q−1], by rejection from 32 random octets.
+/// A fresh scalar in \[1, q−1\], by rejection from 32 random octets.
 fn random_scalar(rng: &mut dyn Random) -> Result<Scalar, IbeError> {
     for _ in 0..64 {
         let mut b = Zeroizing::new([0u8; ECCSI_N]);
@@ -122,7 +122,7 @@ impl Ksak {
         Ok(Self::from_bytes(s.to_repr().into()))
     }
 
-    /// The public KPAK = [KSAK]G.
+    /// The public KPAK = \[KSAK\]G.
     ///
     /// # Errors
     /// [`IbeError::OutOfRange`] when the stored octets are 0 or not below q.
@@ -131,7 +131,7 @@ impl Ksak {
         Ok(Kpak((ProjectivePoint::GENERATOR * k).to_affine()))
     }
 
-    /// Issues the SSK and PVT of `id` (RFC 6507 §5.1.1): v random, PVT = [v]G,
+    /// Issues the SSK and PVT of `id` (RFC 6507 §5.1.1): v random, PVT = \[v\]G,
     /// SSK = KSAK + HS·v mod q.
     ///
     /// # Errors
@@ -165,7 +165,7 @@ pub struct EccsiKeyPair {
     pub pvt: [u8; ECCSI_POINT_LEN],
 }
 
-/// RFC 6507 §5.1.2: PVT on the curve, and KPAK = [SSK]G − [HS]PVT.
+/// RFC 6507 §5.1.2: PVT on the curve, and KPAK = \[SSK\]G − \[HS\]PVT.
 ///
 /// # Errors
 /// [`IbeError::InvalidKeyPair`] when the equation fails; decoding errors of SSK or PVT.

@@ -1,5 +1,5 @@
 //! The arithmetic of SAKKE parameter set 1: F_p and F_q in Montgomery form (`crypto-bigint`),
-//! F_p² = F_p[i]/(i² + 1), the points of E: y² = x³ − 3x over F_p (RFC 6508 §2.1) and the
+//! F_p² = F_p\[i\]/(i² + 1), the points of E: y² = x³ − 3x over F_p (RFC 6508 §2.1) and the
 //! Tate–Lichtenbaum pairing of RFC 6508 §3.2.
 //!
 //! Points are projective (X : Y : Z) and use the complete addition and doubling of
@@ -285,7 +285,7 @@ impl Point {
     }
 
     /// Whether the point is of order q: not of order 2 (y ≠ 0, where the ladder's formulas would
-    /// be exceptional) and [q]P = O. E(F_p) has order 4q.
+    /// be exceptional) and \[q\]P = O. E(F_p) has order 4q.
     pub(crate) fn in_subgroup(&self) -> bool {
         let Some((_, y)) = self.affine() else {
             return false;
@@ -309,7 +309,7 @@ pub(crate) enum PointError {
 }
 
 /// The Tate–Lichtenbaum pairing ⟨R, Q⟩ of RFC 6508 §3.2, as the F_p representative of its
-/// PF_p class; `None` when the Miller value degenerates (inputs outside E[q]).
+/// PF_p class; `None` when the Miller value degenerates (inputs outside E\[q\]).
 ///
 /// The lines l_{C,C} and l_{C,R} are evaluated at the distortion image (−Q_x, i·Q_y) and
 /// scaled by powers of C's Z, which PF_p ignores (its elements are classes modulo F_p*).

@@ -14,7 +14,7 @@ use super::params::{SAKKE_ENCAP_LEN, SAKKE_G_HEX, SAKKE_L, SAKKE_POINT_LEN, SAKK
 use super::{IbeError, Rsk, SakkeMaster, Ssv, check_id};
 use crate::crypto::Random;
 
-/// The KMS's public SAKKE key Z_S = [z]P (RFC 6508 §2.2), a point of E(F_p).
+/// The KMS's public SAKKE key Z_S = \[z\]P (RFC 6508 §2.2), a point of E(F_p).
 #[derive(Clone, Copy)]
 pub struct SakkePublic(Point);
 
@@ -69,7 +69,7 @@ fn scalar_of(f: &Fq) -> U1024 {
 }
 
 impl SakkeMaster {
-    /// A fresh z in [1, q−1], by rejection from 128 random octets.
+    /// A fresh z in \[1, q−1\], by rejection from 128 random octets.
     ///
     /// # Errors
     /// [`IbeError::Random`] when the generator fails or yields no acceptable value.
@@ -91,7 +91,7 @@ impl SakkeMaster {
         (v < field::Q && v != U1024::ZERO).then_some(v)
     }
 
-    /// The public Z_S = [z]P.
+    /// The public Z_S = \[z\]P.
     ///
     /// # Errors
     /// [`IbeError::OutOfRange`] when z is 0 or not below q.
@@ -100,7 +100,7 @@ impl SakkeMaster {
         Ok(SakkePublic(Point::generator().mul(&z)))
     }
 
-    /// The RSK of identifier `id`: K_(b,S) = [(b + z)^−1]P (RFC 6508 §6.1.1).
+    /// The RSK of identifier `id`: K_(b,S) = \[(b + z)^−1\]P (RFC 6508 §6.1.1).
     ///
     /// # Errors
     /// [`IbeError::OutOfRange`] for a bad z or when b + z ≡ 0 (mod q); identifier errors.
@@ -121,7 +121,7 @@ impl SakkeMaster {
     }
 }
 
-/// [b]P + Z_S, the receiver's point.
+/// \[b\]P + Z_S, the receiver's point.
 fn receiver_point(z: &SakkePublic, id: &[u8]) -> Result<Point, IbeError> {
     check_id(id, SAKKE_L)?;
     let b = fq_from_octets_reduced(id).ok_or(IbeError::IdentifierTooLong)?;
@@ -132,7 +132,7 @@ fn g() -> field::Fp {
     field::Fp::new(&U1024::from_be_hex(SAKKE_G_HEX))
 }
 
-/// RFC 6508 §6.1.2: ⟨[b]P + Z_S, RSK⟩ = g, with RSK on the curve.
+/// RFC 6508 §6.1.2: ⟨\[b\]P + Z_S, RSK⟩ = g, with RSK on the curve.
 ///
 /// # Errors
 /// [`IbeError::InvalidRsk`] when the pairing differs from g; decoding errors of the RSK.
@@ -294,7 +294,7 @@ mod tests {
         field::to_octets(&f.retrieve()).to_vec()
     }
 
-    /// RFC 6508 Appendix A: a + z mod q, [b]P + Z, r, g^r, the mask, H and w = ⟨R, RSK⟩.
+    /// RFC 6508 Appendix A: a + z mod q, \[b\]P + Z, r, g^r, the mask, H and w = ⟨R, RSK⟩.
     #[test]
     fn appendix_a_intermediates() {
         let v = rfc();
