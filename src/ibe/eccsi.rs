@@ -10,13 +10,12 @@ use p256::elliptic_curve::ops::Reduce;
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
 use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::params::{ECCSI_N, ECCSI_POINT_LEN, ECCSI_SIG_LEN};
 use super::{IbeError, Ksak, Ssk};
-use crate::crypto::Random;
+use crate::crypto::{Random, sha256};
 
 /// The KMS Public Authentication Key KPAK = \[KSAK\]G (RFC 6507 §2.2).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,12 +103,12 @@ fn random_scalar(rng: &mut dyn Random) -> Result<Scalar, IbeError> {
 
 /// HS = hash(G ‖ KPAK ‖ ID ‖ PVT) (RFC 6507 §5.1.1 step 3).
 fn hs(kpak: &Kpak, id: &[u8], pvt: &AffinePoint) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(point_octets(&AffinePoint::GENERATOR));
-    h.update(kpak.to_octets());
-    h.update(id);
-    h.update(point_octets(pvt));
-    h.finalize().into()
+    sha256(&[
+        &point_octets(&AffinePoint::GENERATOR),
+        &kpak.to_octets(),
+        id,
+        &point_octets(pvt),
+    ])
 }
 
 impl Ksak {
@@ -261,11 +260,7 @@ const P256_P: [u8; ECCSI_N] = [
 
 /// HE = hash(HS ‖ r ‖ M) (RFC 6507 §5.2.1 step 3).
 fn he_of(hs: &[u8; 32], r: &[u8; ECCSI_N], msg: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(hs);
-    h.update(r);
-    h.update(msg);
-    h.finalize().into()
+    sha256(&[hs, r, msg])
 }
 
 /// RFC 6507 §5.2.2: verifies `sig` = `r ‖ s ‖ PVT` on `msg` by `id` under `kpak`.

@@ -6,13 +6,12 @@
 //! 32-octet UID), at most 128 octets, reduced mod q where a scalar is needed.
 
 use crypto_bigint::{CtEq, U1024};
-use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::field::{self, Fq, Point, PointError, fq_from_octets_reduced, pairing};
 use super::params::{SAKKE_ENCAP_LEN, SAKKE_G_HEX, SAKKE_L, SAKKE_POINT_LEN, SAKKE_SSV_LEN};
 use super::{IbeError, Rsk, SakkeMaster, Ssv, check_id};
-use crate::crypto::Random;
+use crate::crypto::{Random, sha256};
 
 /// The KMS's public SAKKE key Z_S = \[z\]P (RFC 6508 §2.2), a point of E(F_p).
 #[derive(Clone, Copy)]
@@ -150,19 +149,12 @@ pub fn validate_rsk(z: &SakkePublic, id: &[u8], rsk: &Rsk) -> Result<(), IbeErro
 /// HashToIntegerRange(s, n, SHA-256) of RFC 6508 §5.1, as the 32·l octets v' = v_1 ‖ … ‖ v_l
 /// before the reduction mod n (the caller reduces).
 fn hash_blocks(s: &[&[u8]], l: usize) -> Zeroizing<Vec<u8>> {
-    let mut ha = Sha256::new();
-    for part in s {
-        ha.update(part);
-    }
-    let a = ha.finalize();
+    let a = Zeroizing::new(sha256(s));
     let mut h = [0u8; 32];
     let mut out = Zeroizing::new(Vec::with_capacity(32 * l));
     for _ in 0..l {
-        h = Sha256::digest(h).into();
-        let mut vi = Sha256::new();
-        vi.update(h);
-        vi.update(a);
-        out.extend_from_slice(&vi.finalize());
+        h = sha256(&[&h]);
+        out.extend_from_slice(&sha256(&[&h, &a[..]]));
     }
     out
 }

@@ -3,8 +3,9 @@
 //! URI, P2 the KMS URI, P3 the user key period, P4 its offset, P5 the key period number, and each
 //! Li the 2-octet big-endian length of Pi.
 
-use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use crate::crypto::sha256;
 
 /// Octets of a UID.
 pub const UID_LEN: usize = 32;
@@ -56,7 +57,7 @@ pub fn uid_format2(
     push_param(&mut s, &minimal_be(period), "period")?;
     push_param(&mut s, &minimal_be(offset), "offset")?;
     push_param(&mut s, &minimal_be(period_no), "period number")?;
-    Ok(Sha256::digest(&s).into())
+    Ok(sha256(&[&s]))
 }
 
 #[cfg(test)]
