@@ -3,6 +3,7 @@
 //! Layers, each depending only on the ones above it in this list:
 //! - [`mikey`]: the RFC 3830 / RFC 4563 wire codec (no crypto, no I/O);
 //! - [`crypto`]: MIKEY PRF, KEMAC protection, the TS 33.220 KDF and secret types;
+//! - [`ibe`] (feature `mcx`): ECCSI (RFC 6507), SAKKE (RFC 6508) and UID format 2 (TS 33.180);
 //! - [`gba`]: NAF_Id, B-TID and the MUK/MRK derivations;
 //! - [`diameter`]: the RFC 6733 message and AVP codec with the Zn (TS 29.109) numbers (no I/O);
 //! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers.
@@ -15,6 +16,8 @@ pub mod diameter;
 pub mod duration;
 pub mod files;
 pub mod gba;
+#[cfg(feature = "mcx")]
+pub mod ibe;
 pub mod mbms;
 pub mod mikey;
 #[cfg(feature = "bmsc")]

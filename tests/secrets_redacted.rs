@@ -99,3 +99,20 @@ fn gba_keys_debug_is_redacted() {
     assert_hides(&text, &pattern::<32>());
     assert_hides(&text, &[0x5c; 32]);
 }
+
+#[cfg(feature = "mcx")]
+#[test]
+fn ibe_secret_types_debug_is_redacted() {
+    use mbms_keys::ibe::{EccsiKeyPair, Ksak, Rsk, SakkeMaster, Ssk, Ssv};
+    check(Ksak::from_bytes, "Ksak");
+    check(Ssk::from_bytes, "Ssk");
+    check(SakkeMaster::from_bytes, "SakkeMaster");
+    check(Rsk::from_bytes, "Rsk");
+    check(Ssv::from_bytes, "Ssv");
+    let ssk = pattern::<32>();
+    let pair = EccsiKeyPair {
+        ssk: Ssk::from_bytes(ssk),
+        pvt: [4u8; 65],
+    };
+    assert_hides(&format!("{pair:?}"), &ssk);
+}

@@ -12,6 +12,8 @@ mod build;
 mod decode;
 #[path = "cli/gba.rs"]
 mod gba;
+#[path = "cli/ibe.rs"]
+mod ibe;
 #[path = "cli/input.rs"]
 mod input;
 #[path = "cli/mikey.rs"]
@@ -22,7 +24,8 @@ mod ue;
 mod verify;
 
 /// How every key option (`--muk`, `--msk`, `--mtk`, `--salt`, `--key`, `--ks`, `--ck`, `--ik`,
-/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`) is given: see `input`.
+/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`, `--ssk`, `--rsk`, `--ssv`) is given: see
+/// `input`.
 const KEY_HELP: &str = "\
 Keys: every key option takes HEX, or @FILE: a file holding the key as hex text \
 (white space and ':' allowed) or as its raw octets (a file that is not printable text). \
@@ -45,6 +48,8 @@ enum Command {
     Mikey(mikey::MikeyArgs),
     /// GBA (TS 33.220) derivations: Ks_NAF, MRK, B-TID.
     Gba(gba::GbaArgs),
+    /// ECCSI and SAKKE (RFC 6507, RFC 6508) and UID format 2 (TS 33.180) for mission-critical keys.
+    Ibe(ibe::IbeArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
+        Command::Ibe(args) => ibe::run(args),
         Command::Bmsc(args) => bmsc::run(args),
         Command::Ue(args) => ue::run(*args),
     }

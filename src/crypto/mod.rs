@@ -32,6 +32,17 @@ pub use secret::{
     SaltKey, ct_eq,
 };
 
+/// SHA-256 of the concatenation of `parts` (for the ECCSI and SAKKE hashes of `crate::ibe`,
+/// which keeps this module the only one naming the hash crates).
+#[must_use]
+pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    for part in parts {
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
 /// An HMAC keyed with any key length, without a fallible constructor.
 ///
 /// RFC 2104 §2: a key longer than the block is hashed first, a shorter one is zero-padded to the
@@ -65,6 +76,14 @@ mod tests {
         let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
+    }
+
+    #[test]
+    fn sha256_hashes_the_concatenation_of_its_parts() {
+        // FIPS 180-2 Appendix B.1: SHA-256("abc").
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hex::encode(sha256(&[b"abc"])), abc);
+        assert_eq!(hex::encode(sha256(&[b"a", b"", b"bc"])), abc);
     }
 
     #[test]

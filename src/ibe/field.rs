@@ -1,0 +1,395 @@
+//! The arithmetic of SAKKE parameter set 1: F_p and F_q in Montgomery form (`crypto-bigint`),
+//! F_p² = F_p\[i\]/(i² + 1), the points of E: y² = x³ − 3x over F_p (RFC 6508 §2.1) and the
+//! Tate–Lichtenbaum pairing of RFC 6508 §3.2.
+//!
+//! Points are projective (X : Y : Z) and use the complete addition and doubling of
+//! Renes–Costello–Batina 2015 (Algorithms 4 and 6, a = −3, here b = 0), so a scalar
+//! multiplication is a fixed sequence of the same operations whatever the scalar: the Montgomery
+//! ladder of [`Point::mul`] swaps its registers with constant-time selection and always runs
+//! 1024 steps (docs/architecture.md principle 6). The pairing's loop depends only on q and on
+//! public points; the secret operand enters only through field operations, which are
+//! constant-time.
+
+use crypto_bigint::modular::ConstMontyForm;
+use crypto_bigint::{Choice, CtAssign, CtEq, NonZero, U1024, const_monty_params};
+
+use super::params::{
+    SAKKE_L, SAKKE_P_HEX, SAKKE_POINT_LEN, SAKKE_PX_HEX, SAKKE_PY_HEX, SAKKE_Q_HEX,
+};
+
+const_monty_params!(PMod, U1024, SAKKE_P_HEX, "The SAKKE prime p.");
+const_monty_params!(QMod, U1024, SAKKE_Q_HEX, "The SAKKE group order q.");
+
+/// An element of F_p.
+pub(crate) type Fp = ConstMontyForm<PMod, { U1024::LIMBS }>;
+/// An element of F_q (scalars).
+pub(crate) type Fq = ConstMontyForm<QMod, { U1024::LIMBS }>;
+
+/// p as an integer.
+pub(crate) const P: U1024 = U1024::from_be_hex(SAKKE_P_HEX);
+/// q as an integer.
+pub(crate) const Q: U1024 = U1024::from_be_hex(SAKKE_Q_HEX);
+
+/// The 128 big-endian octets of an integer below 2^1024.
+pub(crate) fn to_octets(v: &U1024) -> [u8; SAKKE_L] {
+    let mut out = [0u8; SAKKE_L];
+    out.copy_from_slice(v.to_be_bytes().as_ref());
+    out
+}
+
+/// An F_p element from exactly 128 octets; `None` when the value is not below p.
+pub(crate) fn fp_from_octets(b: &[u8]) -> Option<Fp> {
+    if b.len() != SAKKE_L {
+        return None;
+    }
+    let v = U1024::from_be_slice(b);
+    (v < P).then(|| Fp::new(&v))
+}
+
+/// An integer of at most 128 octets, reduced mod q.
+pub(crate) fn fq_from_octets_reduced(b: &[u8]) -> Option<Fq> {
+    if b.len() > SAKKE_L {
+        return None;
+    }
+    let mut wide = [0u8; SAKKE_L];
+    wide.get_mut(SAKKE_L - b.len()..)?.copy_from_slice(b);
+    let v = U1024::from_be_slice(&wide);
+    let q = NonZero::new(Q).into_option()?;
+    Some(Fq::new(&v.rem(&q)))
+}
+
+fn small(v: u64) -> Fp {
+    Fp::new(&U1024::from_u64(v))
+}
+
+/// An element a + b·i of F_p² (i² = −1, since p ≡ 3 mod 4).
+#[derive(Clone, Copy)]
+pub(crate) struct Fp2 {
+    pub(crate) re: Fp,
+    pub(crate) im: Fp,
+}
+
+impl Fp2 {
+    pub(crate) const ONE: Self = Self {
+        re: Fp::ONE,
+        im: Fp::ZERO,
+    };
+
+    pub(crate) fn mul(&self, o: &Self) -> Self {
+        // Karatsuba: three multiplications.
+        let ac = self.re.mul(&o.re);
+        let bd = self.im.mul(&o.im);
+        let cross = self.re.add(&self.im).mul(&o.re.add(&o.im));
+        Self {
+            re: ac.sub(&bd),
+            im: cross.sub(&ac).sub(&bd),
+        }
+    }
+
+    pub(crate) fn square(&self) -> Self {
+        let ab = self.re.mul(&self.im);
+        Self {
+            re: self.re.add(&self.im).mul(&self.re.sub(&self.im)),
+            im: ab.double(),
+        }
+    }
+
+    fn ct_assign(&mut self, o: &Self, c: Choice) {
+        self.re.ct_assign(&o.re, c);
+        self.im.ct_assign(&o.im, c);
+    }
+
+    /// `self^e` for a secret exponent below 2^1024: a ladder of 1024 steps with
+    /// constant-time swaps.
+    pub(crate) fn pow_ct(&self, e: &U1024) -> Self {
+        let mut r0 = Self::ONE;
+        let mut r1 = *self;
+        for i in (0..U1024::BITS).rev() {
+            let bit = e.bit(i);
+            cswap_fp2(&mut r0, &mut r1, bit);
+            r1 = r0.mul(&r1);
+            r0 = r0.square();
+            cswap_fp2(&mut r0, &mut r1, bit);
+        }
+        r0
+    }
+
+    /// The F_p representative b / a of the PF_p class of a + b·i (RFC 6508 §2.1); `None` when
+    /// a = 0.
+    pub(crate) fn representative(&self) -> Option<Fp> {
+        let inv = self.re.invert().into_option()?;
+        Some(self.im.mul(&inv))
+    }
+}
+
+fn cswap_fp2(a: &mut Fp2, b: &mut Fp2, c: Choice) {
+    let t = *a;
+    a.ct_assign(b, c);
+    b.ct_assign(&t, c);
+}
+
+/// A point of E(F_p), projective; the identity is (0 : 1 : 0).
+#[derive(Clone, Copy)]
+pub(crate) struct Point {
+    x: Fp,
+    y: Fp,
+    z: Fp,
+}
+
+impl Point {
+    pub(crate) const IDENTITY: Self = Self {
+        x: Fp::ZERO,
+        y: Fp::ONE,
+        z: Fp::ZERO,
+    };
+
+    /// The generator P of parameter set 1.
+    pub(crate) fn generator() -> Self {
+        Self {
+            x: Fp::new(&U1024::from_be_hex(SAKKE_PX_HEX)),
+            y: Fp::new(&U1024::from_be_hex(SAKKE_PY_HEX)),
+            z: Fp::ONE,
+        }
+    }
+
+    /// Whether the affine point (x, y) satisfies y² = x³ − 3x.
+    fn on_curve(x: &Fp, y: &Fp) -> bool {
+        let rhs = x.square().sub(&small(3)).mul(x);
+        bool::from(y.square().ct_eq(&rhs))
+    }
+
+    /// Decodes `04 ‖ x ‖ y` (257 octets).
+    pub(crate) fn from_octets(b: &[u8]) -> Result<Self, PointError> {
+        if b.len() != SAKKE_POINT_LEN {
+            return Err(PointError::Length(b.len()));
+        }
+        let (tag, xy) = b.split_first().ok_or(PointError::Length(0))?;
+        if *tag != 0x04 {
+            return Err(PointError::NotUncompressed);
+        }
+        let (xb, yb) = xy
+            .split_at_checked(SAKKE_L)
+            .ok_or(PointError::Length(b.len()))?;
+        let x = fp_from_octets(xb).ok_or(PointError::NotOnCurve)?;
+        let y = fp_from_octets(yb).ok_or(PointError::NotOnCurve)?;
+        if !Self::on_curve(&x, &y) {
+            return Err(PointError::NotOnCurve);
+        }
+        Ok(Self { x, y, z: Fp::ONE })
+    }
+
+    /// The affine coordinates; `None` for the identity.
+    pub(crate) fn affine(&self) -> Option<(Fp, Fp)> {
+        let zi = self.z.invert().into_option()?;
+        Some((self.x.mul(&zi), self.y.mul(&zi)))
+    }
+
+    /// `04 ‖ x ‖ y`; `None` for the identity.
+    pub(crate) fn to_octets(self) -> Option<[u8; SAKKE_POINT_LEN]> {
+        let (x, y) = self.affine()?;
+        let mut out = [0u8; SAKKE_POINT_LEN];
+        let (tag, xy) = out.split_first_mut()?;
+        *tag = 0x04;
+        let (xo, yo) = xy.split_at_mut(SAKKE_L);
+        xo.copy_from_slice(&to_octets(&x.retrieve()));
+        yo.copy_from_slice(&to_octets(&y.retrieve()));
+        Some(out)
+    }
+
+    /// Complete addition, RCB 2015 Algorithm 4 with b = 0.
+    pub(crate) fn add(&self, o: &Self) -> Self {
+        let xx = self.x.mul(&o.x);
+        let yy = self.y.mul(&o.y);
+        let zz = self.z.mul(&o.z);
+        let xy = self.x.add(&self.y).mul(&o.x.add(&o.y)).sub(&xx.add(&yy));
+        let yz = self.y.add(&self.z).mul(&o.y.add(&o.z)).sub(&yy.add(&zz));
+        let xz = self.x.add(&self.z).mul(&o.x.add(&o.z)).sub(&xx.add(&zz));
+        let bzz3 = xz.double().add(&xz);
+        let ym = yy.sub(&bzz3);
+        let yp = yy.add(&bzz3);
+        let zz3 = zz.double().add(&zz);
+        let bxz = zz3.add(&xx).neg();
+        let bxz3 = bxz.double().add(&bxz);
+        let xx3m = xx.double().add(&xx).sub(&zz3);
+        Self {
+            x: yp.mul(&xy).sub(&yz.mul(&bxz3)),
+            y: yp.mul(&ym).add(&xx3m.mul(&bxz3)),
+            z: ym.mul(&yz).add(&xy.mul(&xx3m)),
+        }
+    }
+
+    /// Complete doubling, RCB 2015 Algorithm 6 with b = 0.
+    pub(crate) fn double(&self) -> Self {
+        let xx = self.x.square();
+        let yy = self.y.square();
+        let zz = self.z.square();
+        let xy2 = self.x.mul(&self.y).double();
+        let xz2 = self.x.mul(&self.z).double();
+        let bzz = xz2.neg();
+        let bzz3 = bzz.double().add(&bzz);
+        let ym = yy.sub(&bzz3);
+        let yp = yy.add(&bzz3);
+        let zz3 = zz.double().add(&zz);
+        let bxz2 = zz3.add(&xx).neg();
+        let bxz6 = bxz2.double().add(&bxz2);
+        let xx3m = xx.double().add(&xx).sub(&zz3);
+        let yz2 = self.y.mul(&self.z).double();
+        Self {
+            x: ym.mul(&xy2).sub(&bxz6.mul(&yz2)),
+            y: yp.mul(&ym).add(&xx3m.mul(&bxz6)),
+            z: yz2.mul(&yy).double().double(),
+        }
+    }
+
+    fn ct_assign(&mut self, o: &Self, c: Choice) {
+        self.x.ct_assign(&o.x, c);
+        self.y.ct_assign(&o.y, c);
+        self.z.ct_assign(&o.z, c);
+    }
+
+    /// `[k]self`, a Montgomery ladder over all 1024 bits of k with constant-time swaps.
+    pub(crate) fn mul(&self, k: &U1024) -> Self {
+        let mut r0 = Self::IDENTITY;
+        let mut r1 = *self;
+        for i in (0..U1024::BITS).rev() {
+            let bit = k.bit(i);
+            cswap_point(&mut r0, &mut r1, bit);
+            r1 = r0.add(&r1);
+            r0 = r0.double();
+            cswap_point(&mut r0, &mut r1, bit);
+        }
+        r0
+    }
+
+    /// Projective equality: X1·Z2 = X2·Z1 and Y1·Z2 = Y2·Z1, and neither is the degenerate
+    /// (0 : 0 : 0), which would equal anything.
+    pub(crate) fn equals(&self, o: &Self) -> bool {
+        let a = self.x.mul(&o.z).ct_eq(&o.x.mul(&self.z));
+        let b = self.y.mul(&o.z).ct_eq(&o.y.mul(&self.z));
+        bool::from(a.and(b)) && !self.is_degenerate() && !o.is_degenerate()
+    }
+
+    fn is_degenerate(&self) -> bool {
+        bool::from(
+            self.x
+                .ct_eq(&Fp::ZERO)
+                .and(self.y.ct_eq(&Fp::ZERO))
+                .and(self.z.ct_eq(&Fp::ZERO)),
+        )
+    }
+
+    /// (0 : Y : 0) with Y ≠ 0; the degenerate (0 : 0 : 0), which the complete formulas give
+    /// only for inputs differing by a point of order 2, is not the identity.
+    pub(crate) fn is_identity(&self) -> bool {
+        bool::from(self.z.ct_eq(&Fp::ZERO).and(self.y.ct_eq(&Fp::ZERO).not()))
+    }
+
+    /// Whether the point is of order q: not of order 2 (y ≠ 0, where the ladder's formulas would
+    /// be exceptional) and \[q\]P = O. E(F_p) has order 4q.
+    pub(crate) fn in_subgroup(&self) -> bool {
+        let Some((_, y)) = self.affine() else {
+            return false;
+        };
+        !bool::from(y.ct_eq(&Fp::ZERO)) && self.mul(&Q).is_identity()
+    }
+}
+
+fn cswap_point(a: &mut Point, b: &mut Point, c: Choice) {
+    let t = *a;
+    a.ct_assign(b, c);
+    b.ct_assign(&t, c);
+}
+
+/// Why octets are not a point of E(F_p).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PointError {
+    Length(usize),
+    NotUncompressed,
+    NotOnCurve,
+}
+
+/// The Tate–Lichtenbaum pairing ⟨R, Q⟩ of RFC 6508 §3.2, as the F_p representative of its
+/// PF_p class; `None` when the Miller value degenerates (inputs outside E\[q\]).
+///
+/// The lines l_{C,C} and l_{C,R} are evaluated at the distortion image (−Q_x, i·Q_y) and
+/// scaled by powers of C's Z, which PF_p ignores (its elements are classes modulo F_p*).
+pub(crate) fn pairing(r: &Point, q: &Point) -> Option<Fp> {
+    let (rx, ry) = r.affine()?;
+    let (qx, qy) = q.affine()?;
+    let r_aff = Point {
+        x: rx,
+        y: ry,
+        z: Fp::ONE,
+    };
+    let three = small(3);
+    let n = Q.wrapping_sub(&U1024::ONE);
+    let mut v = Fp2::ONE;
+    let mut c = r_aff;
+    for i in (0..n.bits_vartime().saturating_sub(1)).rev() {
+        // Tangent at C: 3(X² − Z²)(Qx·Z + X) − 2Y²Z + i·2YZ²Qy (the RFC's line times Z³).
+        let qxz_x = qx.mul(&c.z).add(&c.x);
+        let re = three
+            .mul(&c.x.square().sub(&c.z.square()))
+            .mul(&qxz_x)
+            .sub(&c.y.square().mul(&c.z).double());
+        let im = c.y.mul(&c.z.square()).mul(&qy).double();
+        v = v.square().mul(&Fp2 { re, im });
+        c = c.double();
+        if n.bit_vartime(i) {
+            // Chord through C and R: (Qx + Rx)Y − (Qx·Z + X)Ry + i(X − Rx·Z)Qy (times Z).
+            let re = qx.add(&rx).mul(&c.y).sub(&qx.mul(&c.z).add(&c.x).mul(&ry));
+            let im = c.x.sub(&rx.mul(&c.z)).mul(&qy);
+            v = v.mul(&Fp2 { re, im });
+            c = c.add(&r_aff);
+        }
+    }
+    // Final exponentiation by c = (p + 1) / q = 4.
+    v.square().square().representative()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_torsion() -> Point {
+        Point {
+            x: Fp::ZERO,
+            y: Fp::ZERO,
+            z: Fp::ONE,
+        }
+    }
+
+    #[test]
+    fn subgroup_check_refuses_points_with_a_component_of_order_2() {
+        let p = Point::generator();
+        assert!(p.in_subgroup());
+        let t = two_torsion();
+        assert!(!t.in_subgroup());
+        // P + T has order 2q: on the curve, decodes, not in the subgroup.
+        let pt = p.add(&t).to_octets().unwrap();
+        let decoded = Point::from_octets(&pt).unwrap();
+        assert!(!decoded.in_subgroup());
+        // [2](P + T) = [2]P is back in it.
+        assert!(decoded.double().equals(&p.double()));
+        assert!(decoded.double().in_subgroup());
+    }
+
+    #[test]
+    fn ladder_agrees_with_repeated_addition() {
+        let p = Point::generator();
+        let mut acc = Point::IDENTITY;
+        for k in 0u64..20 {
+            assert!(p.mul(&U1024::from_u64(k)).equals(&acc), "k = {k}");
+            acc = acc.add(&p);
+        }
+        assert!(p.mul(&U1024::ZERO).is_identity());
+        // The degenerate triple equals nothing, not even itself.
+        let zero = Point {
+            x: Fp::ZERO,
+            y: Fp::ZERO,
+            z: Fp::ZERO,
+        };
+        assert!(!zero.equals(&p) && !p.equals(&zero) && !zero.equals(&zero));
+        assert!(!zero.is_identity());
+    }
+}
