@@ -5,7 +5,9 @@
 //! - [`crypto`]: MIKEY PRF, KEMAC protection, the TS 33.220 KDF and secret types;
 //! - [`gba`]: NAF_Id, B-TID and the MUK/MRK derivations;
 //! - [`diameter`]: the RFC 6733 message and AVP codec with the Zn (TS 29.109) numbers (no I/O);
-//! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers.
+//! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers;
+//! - `kms` (feature `mcx`): the TS 33.180 Annex D KMS documents, their TrK/InK protection and
+//!   the access token (docs/mcx.md).
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "bmsc")]
@@ -15,6 +17,8 @@ pub mod diameter;
 pub mod duration;
 pub mod files;
 pub mod gba;
+#[cfg(feature = "mcx")]
+pub mod kms;
 pub mod mbms;
 pub mod mikey;
 #[cfg(feature = "bmsc")]
