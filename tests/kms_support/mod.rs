@@ -11,15 +11,15 @@ use mbms_keys::kms::messages::{
 use mbms_keys::kms::transport::{Mode, TransportKeys};
 use mbms_keys::kms::{KeyId, Secret};
 
-/// Octets `0x04 ‖ (seed + i)…` of length `len` (a point-like value).
+/// `0x04 ‖ pseudo-random octets` of length `len`, distinct for each `seed` (a point-like value).
 pub fn octets(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = (u64::from(seed) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (0..len)
         .map(|i| {
-            if i == 0 {
-                0x04
-            } else {
-                seed.wrapping_add((i * 31) as u8)
-            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i == 0 { 0x04 } else { (x >> 24) as u8 }
         })
         .collect()
 }
