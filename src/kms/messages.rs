@@ -35,7 +35,7 @@ pub struct KmsRequest {
     /// The URL requested.
     pub client_req_url: String,
     /// The TrK-ID in the client's trusted store (Rel-17), as the extension element
-    /// `ext:TrkId` ([`EXT_NS`], docs/mcx.md §2 [CHOICE]).
+    /// `ext:TrkId` ([`EXT_NS`], docs/mcx.md §2 \[CHOICE\]).
     pub trk_id: Option<KeyId>,
     /// The InK-ID (extension element `ext:InkId`).
     pub ink_id: Option<KeyId>,

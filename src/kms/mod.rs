@@ -25,7 +25,7 @@ pub const DS_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// XML Encryption 1.0.
 pub const XENC_NS: &str = "http://www.w3.org/2001/04/xmlenc#";
 /// The namespace of this implementation's request extension elements (the TrK-ID and InK-ID a
-/// client announces); see [`messages::KmsRequest`] and docs/mcx.md §2 [CHOICE].
+/// client announces); see [`messages::KmsRequest`] and docs/mcx.md §2.
 pub const EXT_NS: &str = "urn:mbms-keys:ns:mcsecKMSExt:1.0";
 
 /// Longest KMS document read (a KmsKeyProv with a few key sets is a few kilobytes).

@@ -17,7 +17,7 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Longest JWKS document read.
 pub const MAX_JWKS_LEN: usize = 256 * 1024;
 
-/// [CHOICE] docs/mcx.md §4 (profile.md §6): the claims that carry a user's MC service
+/// \[CHOICE\] docs/mcx.md §4 (profile.md §6): the claims that carry a user's MC service
 /// identities, after TS 24.482 (`mcptt_id`, `mcvideo_id`, `mcdata_id`), each a string.
 pub const IDENTITY_CLAIMS: [&str; 3] = ["mcptt_id", "mcvideo_id", "mcdata_id"];
 

@@ -46,7 +46,7 @@ pub enum Mode {
     /// exactly the key.
     Standard,
     /// The TrK-ID, and the InK-ID when the client has an InK, are inside the encrypted content
-    /// ([`bound_plaintext`]); the client compares them with its trusted store.
+    /// (`bound_plaintext`, docs/mcx.md §3.2); the client compares them with its trusted store.
     Bound,
 }
 
@@ -81,7 +81,7 @@ impl TransportKeys {
     }
 }
 
-/// [CHOICE] docs/mcx.md §3.2 (profile.md §6): the bound-mode plaintext of an EncryptedKey is
+/// \[CHOICE\] docs/mcx.md §3.2 (profile.md §6): the bound-mode plaintext of an EncryptedKey is
 /// `TrK-ID (4 octets, big-endian) ‖ [InK-ID (4 octets, big-endian), when the client has an InK]
 /// ‖ key`, wrapped with RFC 5649 ([`KW_AES256_PAD`]) under the TrK. This function and
 /// [`unbind`] are the only places that know the layout.
@@ -118,7 +118,7 @@ fn unbind(keys: &TransportKeys, plain: &[u8], element: &'static str) -> Result<S
     Ok(Secret::new(rest.to_vec()))
 }
 
-/// Encrypts one key for the client. [CHOICE] docs/mcx.md §3.1: standard mode uses RFC 3394
+/// Encrypts one key for the client. \[CHOICE\] docs/mcx.md §3.1: standard mode uses RFC 3394
 /// [`KW_AES256`] (the algorithm TS 33.180 deployments name) when the key is a multiple of 8
 /// octets (SSK, TrK, InK), and AES-256-GCM ([`AES256_GCM`]) otherwise (PVT 65, RSK 257
 /// octets), because RFC 3394 cannot wrap them and XML Security libraries do not all have

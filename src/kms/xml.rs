@@ -3,7 +3,7 @@
 //! The reader refuses what a KMS document never needs before it can cost memory or time: a DTD
 //! (so no entity beyond the five predefined ones), processing instructions inside the document
 //! element, more than [`MAX_DEPTH`] levels, more than [`MAX_NODES`] elements, input over
-//! [`MAX_DOCUMENT_LEN`](super::MAX_DOCUMENT_LEN). Comments are dropped (they are not part of the
+//! [`MAX_DOCUMENT_LEN`]. Comments are dropped (they are not part of the
 //! canonical form the signature covers).
 //!
 //! The writer is Exclusive XML Canonicalization 1.0 without comments

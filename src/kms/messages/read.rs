@@ -434,7 +434,7 @@ impl KmsResponse {
     }
 
     /// Reads an unprotected response document: a `KmsResponse`, or a `SignedKmsResponse`
-    /// whose signature is **not** checked (use [`super::transport`] for protected responses).
+    /// whose signature is **not** checked (use [`crate::kms::transport`] for protected responses).
     ///
     /// # Errors
     /// [`KmsError`] for XML or structure errors.
