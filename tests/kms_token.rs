@@ -226,3 +226,41 @@ fn garbage_tokens_and_jwks_are_refused_without_panic() {
         Err(TokenError::Jwks(_))
     ));
 }
+
+#[test]
+fn a_kms_request_is_401_without_a_good_token_and_403_for_another_identity() {
+    use mbms_keys::kms::routes::{RequestError, authorize};
+    let bearer = format!("Bearer {}", good_es256());
+    let ok = authorize(
+        Some(&bearer),
+        "sip:alice@example.org",
+        &jwks(),
+        &policy(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(ok.subject.as_deref(), Some("alice"));
+    let e = authorize(
+        Some(&bearer),
+        "sip:bob@example.org",
+        &jwks(),
+        &policy(),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!((e.clone(), e.status()), (RequestError::Forbidden, 403));
+    let e = authorize(
+        Some(&bearer),
+        "sip:alice@example.org",
+        &jwks(),
+        &policy(),
+        NOW + 7200,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.clone(), e.status()),
+        (RequestError::Token(TokenError::Expired), 401)
+    );
+    let e = authorize(None, "sip:alice@example.org", &jwks(), &policy(), NOW).unwrap_err();
+    assert_eq!(e.status(), 401);
+}

@@ -47,12 +47,21 @@ impl KmsRequest {
     }
 }
 
+/// An element name cut for an error message (names come from the peer).
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 fn unexpected(parent: &str, e: &Element) -> KmsError {
-    KmsError::Structure(format!("unexpected element {} in {parent}", e.local))
+    KmsError::Structure(format!(
+        "unexpected element {} in {}",
+        clip(&e.local),
+        clip(parent)
+    ))
 }
 
 fn missing(parent: &str, local: &str) -> KmsError {
-    KmsError::Structure(format!("{parent}: missing {local}"))
+    KmsError::Structure(format!("{}: missing {local}", clip(parent)))
 }
 
 /// Walks the child elements of one element in schema order.
