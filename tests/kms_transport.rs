@@ -333,3 +333,30 @@ fn secrets_are_redacted() {
     assert!(shown.contains("Secret([REDACTED])"));
     assert!(!shown.contains("100, 101"));
 }
+
+#[test]
+fn no_mutation_of_a_protected_response_changes_what_the_client_gets() {
+    // Random octet changes never panic, and whatever still opens is the original response.
+    for mode in [Mode::Standard, Mode::Bound] {
+        let k = keys(mode, true);
+        let original = keyprov_response();
+        let doc = protect(&original, &k).into_bytes();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut opened = 0;
+        for _ in 0..1500 {
+            let mut d = doc.clone();
+            for _ in 0..1 + (x % 3) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % d.len();
+                d[i] = (x >> 40) as u8;
+            }
+            if let Ok(r) = transport::open(&d, &k) {
+                assert_eq!(r, original);
+                opened += 1;
+            }
+        }
+        assert!(opened < 1500, "mutations must mostly be refused");
+    }
+}
