@@ -360,3 +360,13 @@ fn no_mutation_of_a_protected_response_changes_what_the_client_gets() {
         assert!(opened < 1500, "mutations must mostly be refused");
     }
 }
+
+#[test]
+fn a_trk_of_the_wrong_length_is_a_typed_error() {
+    let mut k = keys(Mode::Standard, false);
+    k.trk = Secret::new(vec![1; 16]);
+    assert_eq!(
+        transport::protect(&keyprov_response(), &k, &mut Seeded::new(1)),
+        Err(KmsError::TrkLength)
+    );
+}

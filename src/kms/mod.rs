@@ -169,6 +169,9 @@ pub enum KmsError {
         /// ErrorMsg (from the peer, clipped).
         message: String,
     },
+    /// A transport key of the store is not 256 bits.
+    #[error("the TrK is not 32 octets")]
+    TrkLength,
     /// No randomness for an IV.
     #[error("no randomness available")]
     Rng,

@@ -68,7 +68,7 @@ impl TransportKeys {
         self.trk
             .expose()
             .try_into()
-            .map_err(|_| KmsError::Structure("the TrK is not 32 octets".into()))
+            .map_err(|_| KmsError::TrkLength)
     }
 
     /// The key the signature is made with and its identifier (Signature-ID): the InK, or the
@@ -247,7 +247,7 @@ fn signed_info(digest: &[u8]) -> Element {
 /// says) and returns the `SignedKmsResponse` document signed under its InK (or TrK).
 ///
 /// # Errors
-/// [`KmsError::Rng`] when no IV can be drawn; [`KmsError::Structure`] for a TrK that is not
+/// [`KmsError::Rng`] when no IV can be drawn; [`KmsError::TrkLength`] for a TrK that is not
 /// 32 octets.
 pub fn protect(
     response: &KmsResponse,
