@@ -6,7 +6,9 @@
 //! - [`ibe`] (feature `mcx`): ECCSI (RFC 6507), SAKKE (RFC 6508) and UID format 2 (TS 33.180);
 //! - [`gba`]: NAF_Id, B-TID and the MUK/MRK derivations;
 //! - [`diameter`]: the RFC 6733 message and AVP codec with the Zn (TS 29.109) numbers (no I/O);
-//! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers.
+//! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers;
+//! - `kms` (feature `mcx`): the TS 33.180 Annex D KMS documents, their TrK/InK protection and
+//!   the access token (docs/mcx.md).
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "bmsc")]
@@ -18,6 +20,8 @@ pub mod files;
 pub mod gba;
 #[cfg(feature = "mcx")]
 pub mod ibe;
+#[cfg(feature = "mcx")]
+pub mod kms;
 pub mod mbms;
 pub mod mikey;
 #[cfg(feature = "bmsc")]

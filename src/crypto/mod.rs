@@ -11,6 +11,8 @@
 pub mod at_rest;
 pub mod kdf;
 pub mod kemac;
+#[cfg(feature = "mcx")]
+pub mod keywrap;
 pub mod prf;
 pub mod random;
 pub mod secret;

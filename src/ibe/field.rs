@@ -325,7 +325,7 @@ pub(crate) fn pairing(r: &Point, q: &Point) -> Option<Fp> {
     let n = Q.wrapping_sub(&U1024::ONE);
     let mut v = Fp2::ONE;
     let mut c = r_aff;
-    for i in (0..n.bits_vartime().saturating_sub(1)).rev() {
+    for i in (0..n.bit_width_vartime().saturating_sub(1)).rev() {
         // Tangent at C: 3(X² − Z²)(Qx·Z + X) − 2Y²Z + i·2YZ²Qy (the RFC's line times Z³).
         let qxz_x = qx.mul(&c.z).add(&c.x);
         let re = three
