@@ -102,6 +102,37 @@ fn bench_srtp_measures_the_protector_and_the_media_driver() {
         t.contains("| BM-SC media driver (`run_media`), fixed rate |"),
         "{t}"
     );
+    assert!(
+        t.contains("| plain relay, same runtime, no protection, full load |"),
+        "{t}"
+    );
+    assert!(t.contains("32 per system call"), "{t}");
+}
+
+#[test]
+fn bench_srtp_io_batch_1_is_one_system_call_per_packet_for_the_generator_and_the_relay() {
+    let t = bench(&[
+        "srtp",
+        "--packets",
+        "1000",
+        "--gst-packets",
+        "1000",
+        "--e2e-packets",
+        "2000",
+        "--rate",
+        "1000",
+        "--rate-seconds",
+        "1",
+        "--runs",
+        "1",
+        "--io-batch",
+        "1",
+    ]);
+    assert!(t.contains("1 per system call"), "{t}");
+    assert!(
+        t.contains("| plain relay, same runtime, no protection, full load |"),
+        "{t}"
+    );
 }
 
 #[test]

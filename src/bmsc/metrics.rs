@@ -46,6 +46,8 @@ pub struct Metrics {
     pub media_packets_in: Counter,
     /// SRTP packets sent to `media_destination`.
     pub media_packets_sent: Counter,
+    /// Reads of `rtp_input`, each of up to `MEDIA_BATCH` datagrams (`recvmmsg`).
+    pub media_input_reads: Counter,
     /// Datagrams on `rtp_input` that are not RTP (not version 2, truncated, over 1500 octets,
     /// bad padding): dropped.
     pub media_rtp_invalid: Counter,
@@ -107,7 +109,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 27] = [
+        let counters: [(&str, &str, &Counter); 28] = [
             (
                 "gba_cache_hits_total",
                 "GBA key lookups answered from the key cache",
@@ -197,6 +199,11 @@ impl Metrics {
                 "media_packets_sent_total",
                 "SRTP packets sent to media_destination",
                 &self.media_packets_sent,
+            ),
+            (
+                "media_input_reads_total",
+                "Reads of rtp_input (each up to 32 datagrams)",
+                &self.media_input_reads,
             ),
             (
                 "media_rtp_invalid_total",

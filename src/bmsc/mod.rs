@@ -21,6 +21,7 @@ pub mod keyreq;
 pub mod logthrottle;
 pub mod media;
 pub mod metrics;
+pub mod mmsg;
 pub mod notify;
 pub mod reload;
 pub mod server;

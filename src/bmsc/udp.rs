@@ -12,7 +12,8 @@
 //! deadline on the monotonic clock, so a step of the wall clock moves no timer.
 //!
 //! Datagrams go out in batches with `sendmmsg(2)` on Linux (one system call per up to
-//! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere. A sender task of its own
+//! [`SENDMMSG_CHUNK`] datagrams), `send_to` one by one elsewhere (`bmsc::mmsg`, shared with the
+//! media driver). A sender task of its own
 //! does the sending, fed in order through a queue of `SEND_QUEUE` (2) batches: while it sends
 //! one page of a fan-out (the kernel's share of the work, loopback delivery included), the
 //! distributor already builds the next page on the other core. A send error concerns one
@@ -21,7 +22,6 @@
 //! in the same directory, then a rename (the FLUTE sender ignores dot files).
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -33,15 +33,13 @@ use tokio::time::Instant;
 
 use crate::bmsc::distribution::{Action, Datagram, DistributionError, Distributor, Now};
 use crate::bmsc::events::KeyRequestEvent;
+pub use crate::bmsc::mmsg::{SENDMMSG_CHUNK, send_batch};
 
 /// Largest datagram read: acknowledgements are under 100 octets; anything longer is not one.
 const RECV_BUFFER: usize = 2048;
 
 /// Datagrams read per wake-up before timers and events get their turn.
 const MAX_DRAIN: usize = 1024;
-
-/// Datagrams per `sendmmsg` call.
-pub const SENDMMSG_CHUNK: usize = 256;
 
 /// Batches queued for the sender task before the driver waits for it (bounds the memory held
 /// by built but unsent messages to this many pages).
@@ -201,66 +199,4 @@ async fn flush(
         }
     }
     Ok(())
-}
-
-/// Sends a batch of datagrams: `sendmmsg(2)` in chunks of [`SENDMMSG_CHUNK`].
-///
-/// `sendmmsg` stops at the first datagram that fails: that one is logged and skipped, and the
-/// rest of the batch goes on; a full socket buffer waits for writability.
-#[cfg(target_os = "linux")]
-pub async fn send_batch(socket: &UdpSocket, batch: &[Datagram]) {
-    let mut rest = batch;
-    while !rest.is_empty() {
-        let chunk = rest.get(..rest.len().min(SENDMMSG_CHUNK)).unwrap_or(rest);
-        let sent = socket
-            .async_io(tokio::io::Interest::WRITABLE, || sendmmsg(socket, chunk))
-            .await;
-        let skip = match sent {
-            Ok(n) if n > 0 => n,
-            Ok(_) => 1,
-            Err(e) => {
-                if let Some(dg) = chunk.first() {
-                    tracing::debug!(to = %dg.to, "datagram not sent: {e}");
-                }
-                1
-            }
-        };
-        rest = rest.get(skip..).unwrap_or_default();
-    }
-}
-
-/// One `sendmmsg(2)` call for `chunk`; how many datagrams left.
-#[cfg(target_os = "linux")]
-fn sendmmsg(socket: &UdpSocket, chunk: &[Datagram]) -> io::Result<usize> {
-    use std::io::IoSlice;
-    use std::os::fd::AsRawFd;
-
-    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
-
-    let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|d| [IoSlice::new(&d.bytes)]).collect();
-    let addrs: Vec<Option<SockaddrStorage>> = chunk
-        .iter()
-        .map(|d| Some(SockaddrStorage::from(d.to)))
-        .collect();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-    let cmsgs: [ControlMessage<'_>; 0] = [];
-    let results = nix::sys::socket::sendmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        &slices,
-        &addrs,
-        cmsgs,
-        MsgFlags::empty(),
-    )?;
-    Ok(results.count())
-}
-
-/// Sends a batch of datagrams, one `send_to` each (no `sendmmsg` here).
-#[cfg(not(target_os = "linux"))]
-pub async fn send_batch(socket: &UdpSocket, batch: &[Datagram]) {
-    for dg in batch {
-        if let Err(e) = socket.send_to(&dg.bytes, dg.to).await {
-            tracing::debug!(to = %dg.to, "datagram not sent: {e}");
-        }
-    }
 }

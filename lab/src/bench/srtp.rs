@@ -12,7 +12,14 @@
 //!    it can) the delivered rate; at a fixed offered rate the latency the path adds, from the
 //!    RTP timestamp the sender stamps (microseconds since the start, in the header, which SRTP
 //!    leaves in the clear) to the SRTP packet's arrival. A plain relay on the same runtime (the
-//!    same receive/send loop without protection) is measured beside it.
+//!    same receive/send loop without protection, batched the same way: up to
+//!    [`MEDIA_BATCH`] datagrams per `recvmmsg` and per `sendmmsg`) is measured beside it.
+//!
+//! The load generator shares the two cores with the path it measures, so at full load its
+//! sender thread sends `--io-batch` packets per `sendmmsg(2)` call and its receiver thread
+//! reads up to as many per `recvmmsg(2)` call (default 32; `--io-batch 1` is one system call
+//! per packet, as the bench did before the driver batched). The fixed-rate (latency) runs send
+//! and receive one packet per call, whatever `--io-batch`, so each arrival has its own time.
 
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,13 +32,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use mbms_keys::bmsc::config::{MulticastConfig, SrtpSenderConfig, SrtpSuite};
 use mbms_keys::bmsc::distribution::{CurrentMtks, MediaKey};
-use mbms_keys::bmsc::media::Protector;
-use mbms_keys::bmsc::media::driver::{MediaSockets, run_media};
+use mbms_keys::bmsc::media::driver::{MEDIA_BATCH, MediaSockets, run_media};
+use mbms_keys::bmsc::media::{MAX_RTP_PACKET, Protector};
 use mbms_keys::bmsc::metrics::Metrics;
+use mbms_keys::bmsc::mmsg::{Outbound, RecvBatch, send_batch};
 use mbms_keys::crypto::{Mtk, Salt};
 use mbms_keys::mbms::profile::srtp_mki;
 use mbms_keys::mikey::{MskId, MtkId};
-use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, setsockopt, sockopt};
 
 use crate::{TempDir, find_on_path};
 
@@ -62,6 +70,10 @@ pub struct SrtpArgs {
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Packets per system call of the load generator at full load (its sender's `sendmmsg`,
+    /// its receiver's `recvmmsg`) and of the plain relay; 1: one call per packet.
+    #[arg(long, default_value_t = 32)]
+    io_batch: usize,
 }
 
 fn key() -> MediaKey {
@@ -209,9 +221,19 @@ struct Received {
     latency_us: Vec<u32>,
 }
 
-/// Receives until `idle` passes without a packet once `done` is set.
-fn receive(sock: &UdpSocket, base: Instant, done: &AtomicBool, keep_latency: bool) -> Received {
+/// Receives until `idle` passes without a packet once `done` is set; `batch` packets per call
+/// when no latency is kept.
+fn receive(
+    sock: &UdpSocket,
+    base: Instant,
+    done: &AtomicBool,
+    keep_latency: bool,
+    batch: usize,
+) -> Received {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(300)));
+    if !keep_latency && batch > 1 {
+        return receive_batched(sock, done, batch);
+    }
     let mut buf = [0u8; 2048];
     let (mut count, mut first, mut last) = (0u64, None, None);
     let mut latency_us = Vec::new();
@@ -243,12 +265,65 @@ fn receive(sock: &UdpSocket, base: Instant, done: &AtomicBool, keep_latency: boo
     }
 }
 
-/// Sends `n` packets to `to`, as fast as possible when `rate` is `None`, else paced; each
-/// stamped with microseconds since `base` in its RTP timestamp. Returns the send duration.
-fn send(to: SocketAddr, payload: usize, n: u64, rate: Option<u32>, base: Instant) -> Duration {
+/// [`receive`] with up to `batch` packets per `recvmmsg(2)` call (`MSG_WAITFORONE`: it waits
+/// for the first only); no latency kept.
+fn receive_batched(sock: &UdpSocket, done: &AtomicBool, batch: usize) -> Received {
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    let mut bufs = vec![[0u8; 2048]; batch];
+    let (mut count, mut first, mut last) = (0u64, None, None);
+    loop {
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch, None);
+        let got = nix::sys::socket::recvmmsg(
+            sock.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )
+        .map(Iterator::count);
+        match got {
+            Ok(n) if n > 0 => {
+                let now = Instant::now();
+                count += n as u64;
+                first.get_or_insert(now);
+                last = Some(now);
+            }
+            _ if done.load(Ordering::Acquire) => break,
+            _ => {}
+        }
+    }
+    let span = match (first, last) {
+        (Some(a), Some(b)) => b.duration_since(a),
+        _ => Duration::ZERO,
+    };
+    Received {
+        count,
+        span,
+        latency_us: Vec::new(),
+    }
+}
+
+/// Sends `n` packets to `to`, as fast as possible when `rate` is `None` (`batch` per
+/// `sendmmsg(2)` call), else paced one per call; each stamped with microseconds since `base`
+/// in its RTP timestamp. Returns the send duration.
+fn send(
+    to: SocketAddr,
+    payload: usize,
+    n: u64,
+    rate: Option<u32>,
+    base: Instant,
+    batch: usize,
+) -> Duration {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
     big_buffers(&sock);
     sock.connect(to).expect("connect");
+    if rate.is_none() && batch > 1 {
+        return send_batched(&sock, payload, n, base, batch);
+    }
     let mut packet = rtp_packet(payload);
     let start = Instant::now();
     for i in 0..n {
@@ -262,6 +337,42 @@ fn send(to: SocketAddr, payload: usize, n: u64, rate: Option<u32>, base: Instant
         let stamp = Instant::now().duration_since(base).as_micros() as u32;
         set_header(&mut packet, i as u16, stamp);
         let _ = sock.send(&packet);
+    }
+    start.elapsed()
+}
+
+/// [`send`] at full load, `batch` packets per `sendmmsg(2)` call on the connected `sock`.
+fn send_batched(sock: &UdpSocket, payload: usize, n: u64, base: Instant, batch: usize) -> Duration {
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let mut packets = vec![rtp_packet(payload); batch];
+    let to: Vec<Option<SockaddrStorage>> = vec![None; batch];
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch, None);
+    let start = Instant::now();
+    let mut i = 0u64;
+    while i < n {
+        let k = usize::try_from(n - i).map_or(batch, |left| left.min(batch));
+        let stamp = Instant::now().duration_since(base).as_micros() as u32;
+        for (j, p) in packets[..k].iter_mut().enumerate() {
+            set_header(p, (i + j as u64) as u16, stamp);
+        }
+        let slices: Vec<[IoSlice<'_>; 1]> =
+            packets[..k].iter().map(|p| [IoSlice::new(p)]).collect();
+        let sent = nix::sys::socket::sendmmsg(
+            sock.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &to[..k],
+            [],
+            MsgFlags::empty(),
+        )
+        .map(Iterator::count);
+        // A datagram the kernel refused counts as sent and lost, as `send` does.
+        i += match sent {
+            Ok(c) if c > 0 => c as u64,
+            _ => 1,
+        };
     }
     start.elapsed()
 }
@@ -283,6 +394,7 @@ fn e2e_run(
     payload: usize,
     n: u64,
     rate: Option<u32>,
+    batch: usize,
 ) -> Result<(f64, Received), String> {
     let out = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     big_buffers(&out);
@@ -319,8 +431,17 @@ fn e2e_run(
                 .map_err(|e| e.to_string())?;
             big_buffers(&i);
             big_buffers(&o);
+            // As the driver: a batch read, each datagram copied to a reused buffer, the batch
+            // sent (only the protection left out).
+            let slots = if batch > 1 { MEDIA_BATCH } else { 1 };
             rt.spawn(async move {
-                let mut buf = vec![0u8; 65_536];
+                let mut input = RecvBatch::new(slots, MAX_RTP_PACKET + 1);
+                let mut output: Vec<Outbound> = (0..slots)
+                    .map(|_| Outbound {
+                        to: dest,
+                        bytes: Vec::with_capacity(1600),
+                    })
+                    .collect();
                 let stop = async move {
                     let _ = stop_rx.await;
                 };
@@ -328,11 +449,18 @@ fn e2e_run(
                 loop {
                     let r = tokio::select! {
                         () = &mut stop => return,
-                        r = i.recv_from(&mut buf) => r,
+                        r = input.recv(&i) => r,
                     };
-                    if let Ok((len, _)) = r {
-                        let _ = o.send_to(&buf[..len], dest).await;
+                    if r.is_err() {
+                        continue;
                     }
+                    let mut ready = 0;
+                    for (packet, slot) in input.iter().zip(output.iter_mut()) {
+                        slot.bytes.clear();
+                        slot.bytes.extend_from_slice(packet.bytes);
+                        ready += 1;
+                    }
+                    let _ = send_batch(&o, &output[..ready]).await;
                 }
             })
         }
@@ -340,8 +468,8 @@ fn e2e_run(
     let base = Instant::now();
     let done = AtomicBool::new(false);
     let (sent_for, received) = std::thread::scope(|s| {
-        let rx = s.spawn(|| receive(&out, base, &done, rate.is_some()));
-        let sent_for = send(input, payload, n, rate, base);
+        let rx = s.spawn(|| receive(&out, base, &done, rate.is_some(), batch));
+        let sent_for = send(input, payload, n, rate, base, batch);
         done.store(true, Ordering::Release);
         (sent_for, rx.join().expect("receiver"))
     });
@@ -374,11 +502,12 @@ fn e2e(
     n: u64,
     rate: Option<u32>,
     runs: usize,
+    batch: usize,
 ) -> Result<E2e, String> {
     let (mut offered, mut delivered, mut lost, mut p50, mut p99) =
         (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
-        let (o, mut r) = e2e_run(rt, path, payload, n, rate)?;
+        let (o, mut r) = e2e_run(rt, path, payload, n, rate, batch)?;
         offered.push(o);
         let rate_in = if r.count > 1 {
             (r.count - 1) as f64 / r.span.as_secs_f64()
@@ -463,6 +592,7 @@ pub fn run(args: SrtpArgs) -> ExitCode {
         Err(code) => return code,
     };
     let e2e_n = u64::from(args.e2e_packets.max(1));
+    let io_batch = args.io_batch.clamp(1, 1024);
     let rate = args.rate.max(1);
     let paced_n = u64::from(rate) * u64::from(args.rate_seconds.max(1));
     println!();
@@ -478,7 +608,7 @@ pub fn run(args: SrtpArgs) -> ExitCode {
             (e2e_n, None, "full load"),
             (paced_n, Some(rate), "fixed rate"),
         ] {
-            match e2e(&rt, path, payload, count, r, runs) {
+            match e2e(&rt, path, payload, count, r, runs, io_batch) {
                 Ok(m) => println!(
                     "| {name}, {load} | {} | {} | {:.2}% | {} | {} |",
                     thousands(m.offered),
@@ -503,7 +633,7 @@ pub fn run(args: SrtpArgs) -> ExitCode {
         }
     }
     println!(
-        "\n({runs} runs, medians; full load: {e2e_n} packets sent as fast as one thread can; fixed rate: {paced_n} packets at {rate}/s; latency from the RTP timestamp the sender stamps to arrival, both on this host)"
+        "\n({runs} runs, medians; full load: {e2e_n} packets sent as fast as one thread can, {io_batch} per system call; fixed rate: {paced_n} packets at {rate}/s, one per call; latency from the RTP timestamp the sender stamps to arrival, both on this host)"
     );
     ExitCode::SUCCESS
 }

@@ -13,11 +13,21 @@ use tokio::net::UdpSocket;
 use crate::bmsc::config::{MulticastConfig, MulticastInterface, SrtpSenderConfig};
 use crate::bmsc::distribution::CurrentMtks;
 use crate::bmsc::metrics::Metrics;
+use crate::mbms::profile::SRTP_MKI_LEN;
+
+use crate::bmsc::mmsg::{Outbound, Received, RecvBatch, send_batch};
 
 use super::protector::{MediaError, Protector};
+use super::rtp::MAX_RTP_PACKET;
 
 /// How often the driver looks for a new MTK while no packet arrives.
 const KEY_POLL: Duration = Duration::from_millis(20);
+
+/// Datagrams read from `rtp_input` (and sent to `media_destination`) per system call.
+pub const MEDIA_BATCH: usize = 32;
+
+/// Room for a protected packet: the largest RTP packet accepted, the MKI and the longest tag.
+const MAX_SRTP_PACKET: usize = MAX_RTP_PACKET + SRTP_MKI_LEN + 10;
 
 /// Sets the multicast options of `socket` for datagrams to `to`: TTL / hop limit, outgoing
 /// interface, loopback on (so receivers on this host get them too). Nothing for unicast.
@@ -91,6 +101,11 @@ impl MediaSockets {
 
 /// One streaming service's SRTP sender until `stop`: every datagram on `rtp_input` is protected
 /// under the current MTK and sent to `media_destination`, or counted and dropped.
+///
+/// The datagrams are read in batches of up to [`MEDIA_BATCH`] (one `recvmmsg(2)` on Linux),
+/// protected in arrival order into buffers reused from batch to batch, and the protected ones
+/// sent in the same order (one `sendmmsg(2)`). A key change takes effect between batches, so
+/// still at a packet boundary; the rollover counter is reported after each batch.
 pub async fn run_media(
     service_id: String,
     mut protector: Protector,
@@ -101,9 +116,14 @@ pub async fn run_media(
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    // One octet more than a UDP payload can hold, so no datagram is cut short unseen.
-    let mut buf = vec![0u8; 65_536];
-    let mut out = Vec::with_capacity(2048);
+    // One octet more than the largest packet accepted, so that a longer one shows as such.
+    let mut input = RecvBatch::new(MEDIA_BATCH, MAX_RTP_PACKET + 1);
+    let mut output: Vec<Outbound> = (0..MEDIA_BATCH)
+        .map(|_| Outbound {
+            to: cfg.media_destination,
+            bytes: Vec::with_capacity(MAX_SRTP_PACKET),
+        })
+        .collect();
     let mut known = None;
     let mut reported = None;
     let mut poll = tokio::time::interval(KEY_POLL);
@@ -112,7 +132,7 @@ pub async fn run_media(
         let received = tokio::select! {
             () = &mut stop => return,
             _ = poll.tick() => None,
-            r = sockets.input.recv_from(&mut buf) => Some(r),
+            r = input.recv(&sockets.input) => Some(r),
         };
         // Keys change between packets only.
         if mtks.media_key_changed(&service_id, known)
@@ -128,44 +148,71 @@ pub async fn run_media(
                 Err(e) => tracing::warn!(service = %service_id, "MTK refused by SRTP: {e}"),
             }
         }
-        let len = match received {
+        match received {
             None => continue,
-            Some(Ok((len, _from))) => len,
+            Some(Ok(_)) => metrics.media_input_reads.inc(),
             Some(Err(e)) => {
                 tracing::debug!(service = %service_id, "rtp_input: {e}");
                 continue;
             }
-        };
-        metrics.media_packets_in.inc();
-        let packet = buf.get(..len).unwrap_or_default();
-        match protector.protect(packet, &mut out) {
-            Ok(()) => {}
-            Err(MediaError::Rtp(e)) => {
-                metrics.media_rtp_invalid.inc();
-                tracing::debug!(service = %service_id, "rtp_input: dropped: {e}");
-                continue;
-            }
-            Err(MediaError::NoKey) => {
-                metrics.media_no_key.inc();
-                continue;
-            }
-            Err(e) => {
-                metrics.media_rejected.inc();
-                tracing::debug!(service = %service_id, "rtp_input: dropped: {e}");
-                continue;
+        }
+        let mut ready = 0;
+        for packet in input.iter() {
+            let Some(slot) = output.get_mut(ready) else {
+                break;
+            };
+            if protect_one(
+                &service_id,
+                &mut protector,
+                packet,
+                &mut slot.bytes,
+                &metrics,
+            ) {
+                ready += 1;
             }
         }
-        match sockets.output.send_to(&out, cfg.media_destination).await {
-            Ok(_) => metrics.media_packets_sent.inc(),
-            Err(e) => {
-                metrics.media_send_errors.inc();
-                tracing::debug!(service = %service_id, "media_destination: {e}");
-            }
+        if ready > 0 {
+            let sent = send_batch(&sockets.output, output.get(..ready).unwrap_or_default()).await;
+            metrics.media_packets_sent.add(sent.sent as u64);
+            metrics.media_send_errors.add(sent.failed as u64);
         }
         let roc = protector.roc();
         if reported != Some(roc) {
             mtks.report_roc(&service_id, roc);
             reported = Some(roc);
+        }
+    }
+}
+
+/// Counts one datagram of `rtp_input` and protects it into `out`; whether it is to be sent.
+fn protect_one(
+    service_id: &str,
+    protector: &mut Protector,
+    packet: Received<'_>,
+    out: &mut Vec<u8>,
+    metrics: &Metrics,
+) -> bool {
+    metrics.media_packets_in.inc();
+    if packet.truncated {
+        metrics.media_rtp_invalid.inc();
+        tracing::debug!(service = %service_id, "rtp_input: dropped: datagram over {MAX_RTP_PACKET} octets");
+        return false;
+    }
+    match protector.protect(packet.bytes, out) {
+        Ok(()) => true,
+        Err(MediaError::Rtp(e)) => {
+            metrics.media_rtp_invalid.inc();
+            tracing::debug!(service = %service_id, "rtp_input: dropped: {e}");
+            false
+        }
+        Err(MediaError::NoKey) => {
+            metrics.media_no_key.inc();
+            false
+        }
+        Err(e) => {
+            metrics.media_rejected.inc();
+            tracing::debug!(service = %service_id, "rtp_input: dropped: {e}");
+            false
         }
     }
 }

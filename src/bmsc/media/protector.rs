@@ -193,6 +193,9 @@ impl Protector {
     /// Protects one RTP packet into `out` (cleared first): `header | encrypted payload | [MKI]
     /// | tag` (RFC 3711 §3.1).
     ///
+    /// `out`'s buffer is reused: with room for the protected packet, protecting allocates no
+    /// buffer.
+    ///
     /// # Errors
     /// [`MediaError`]: not RTP, another SSRC, no usable key yet, an index already used; `out`
     /// is then empty and nothing is to be sent.
@@ -202,7 +205,7 @@ impl Protector {
         if header.ssrc != self.ssrc {
             return Err(MediaError::OtherSsrc(header.ssrc));
         }
-        let (Some(session), Some(mki)) = (self.session.as_mut(), self.current_mki.as_ref()) else {
+        let (Some(session), Some(_)) = (self.session.as_mut(), self.current_mki.as_ref()) else {
             return Err(MediaError::NoKey);
         };
         let index = match self.highest {
@@ -215,8 +218,12 @@ impl Protector {
             step_index(session, self.ssrc, target)?;
             self.fresh = false;
         }
-        let protected = session.rtp_protect_mki(rtp.to_vec(), &Some(mki.clone()))?;
-        *out = protected;
+        // The transform takes the packet by value and hands it back grown by the MKI and the
+        // tag: `out`'s buffer goes in with room for both, so no packet needs an allocation of
+        // its own (the transform's tag computation still makes one small one).
+        out.extend_from_slice(rtp);
+        out.reserve(SRTP_MKI_LEN + self.suite.tag_len());
+        *out = session.rtp_protect_mki(std::mem::take(out), &self.current_mki)?;
         if !self.mki_on_wire {
             // The MKI is not authenticated (RFC 3711 §3.1): dropping it leaves a valid packet
             // for a receiver that knows the one key.
