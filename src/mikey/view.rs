@@ -19,11 +19,11 @@ mod payload;
 pub(crate) use owned::decode_owned;
 
 pub use ext::{ExtensionView, KeyIdEntries, KeyIdEntryView};
-pub use hdr::{CsIdMapView, HdrView, SrtpIdMap};
+pub use hdr::{CsIdMapView, GenericIdEntryView, GenericIdMap, HdrView, SrtpIdMap};
 pub use keydata::{EncrDataBuf, EncrDataTooLong, KeyDataChain, KeyDataView, KeyValidityView};
 pub use payload::{
-    CertView, ChashView, DhView, IdView, KemacView, PayloadView, PkeView, PolicyParamView,
-    SecurityPolicyView, SignView, VerificationView,
+    CertView, ChashView, DhView, IdView, IdrView, KemacView, PayloadView, PkeView, PolicyParamView,
+    SakkeView, SecurityPolicyView, SignView, VerificationView,
 };
 
 use super::error::{DecodeError, PayloadName, Reason};

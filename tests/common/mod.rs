@@ -64,6 +64,8 @@ pub fn all_messages() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+pub mod sakke;
+
 // Not every test file uses all three.
 #[allow(unused_imports)]
 pub use mbms_lab::{TempDir, free_port, oracle};
