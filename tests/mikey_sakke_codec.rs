@@ -344,3 +344,36 @@ fn values_that_do_not_fit_are_encode_errors() {
         })
     ));
 }
+
+/// The seeds of the `mikey_decode` and `mikey_roundtrip` fuzz targets hold
+/// MIKEY-SAKKE messages, so that fuzzing starts from IDR, SAKKE, GENERIC-ID
+/// and ECCSI SIGN payloads; the targets' oracles pass on them.
+#[test]
+fn the_fuzz_seeds_reach_the_mikey_sakke_payloads() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for target in ["mikey_decode", "mikey_roundtrip"] {
+        let mut reached = (0, 0, 0, 0);
+        for entry in std::fs::read_dir(corpus.join(target)).expect("corpus") {
+            let seed = std::fs::read(entry.expect("entry").path()).expect("seed");
+            mbms_keys::mikey::fuzzing::decode_never_panics(&seed);
+            mbms_keys::mikey::fuzzing::roundtrip(&seed);
+            mbms_keys::mikey::fuzzing::view_matches_owned(&seed);
+            let Ok(rx) = Message::decode(&seed) else {
+                continue;
+            };
+            let m = rx.message();
+            reached.0 += usize::from(m.idrs().next().is_some());
+            reached.1 += usize::from(m.sakke().is_some());
+            reached.2 += usize::from(matches!(m.hdr.cs_id_map, CsIdMap::GenericId(_)));
+            reached.3 += usize::from(
+                m.payloads
+                    .iter()
+                    .any(|p| matches!(p, Payload::Sign(s) if s.eccsi().is_some())),
+            );
+        }
+        assert!(
+            reached.0 > 0 && reached.1 > 0 && reached.2 > 0 && reached.3 > 0,
+            "{target}: {reached:?}"
+        );
+    }
+}
