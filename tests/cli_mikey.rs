@@ -436,7 +436,7 @@ fn decode_json_shows_every_mikey_sakke_field() {
         .find(|p| p["payload"] == "General Extension")
         .expect("EXT");
     assert_eq!(ext["ext_type"]["value"], 7);
-    assert_eq!(ext["ext_type"]["name"], "3GPP key parameters");
+    assert_eq!(ext["ext_type"]["name"], "Key parameters (TS 33.180)");
     assert!(
         ext["data"]
             .as_str()
@@ -475,7 +475,7 @@ fn decode_text_shows_every_mikey_sakke_field() {
         "SAKKE params: Parameter Set 1 (1)",
         "ID scheme: MIKEY-SAKKE UID (2)",
         "SAKKE data len: 273",
-        "EXT type: 3GPP key parameters (7)",
+        "EXT type: Key parameters (TS 33.180) (7)",
         "Sign type: ECCSI (2)",
         "PVT: 0468a24d49b184d7",
     ] {

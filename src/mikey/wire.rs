@@ -295,8 +295,8 @@ wire_enum! {
         VENDOR_ID = 0 => "Vendor ID",
         SDP_IDS = 1 => "SDP IDs",
         KEY_ID = 3 => "Key ID",
-        /// TS 33.180 §E.6 key parameters, kept raw ([CHOICE] of the name: `docs/profile.md` §6).
-        KEY_PARAMS = 7 => "3GPP key parameters",
+        /// TS 33.180 key parameters, kept raw (named below, with the IDR roles).
+        KEY_PARAMS = 7 => "Key parameters (TS 33.180)",
     }
 }
 
@@ -309,6 +309,10 @@ wire_enum! {
     }
 }
 
+// [CHOICE] (docs/profile.md §2.5, §6): the names of IDR roles 8 and 9, of
+// SAKKE ID scheme 2 and of EXT type 7 (above) are those of what MIKEY-SAKKE
+// messages carry there; their registered names were not at hand. The data
+// of EXT type 7 is kept raw: its field layout is not confirmed.
 wire_enum! {
     /// ID role of the IDR payload (RFC 6043 §6.6; 8 and 9 as TS 33.180 MIKEY-SAKKE messages
     /// use them, named in `docs/profile.md` §7).
