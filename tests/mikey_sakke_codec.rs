@@ -179,6 +179,15 @@ fn the_borrowed_reading_gives_the_same_fields() {
             "{name}"
         );
         assert_eq!(pvt, Some(0x04), "{name}");
+        let uid = view.idr(IdRole::IDRUIDR).expect("IDRuidr").data;
+        assert_eq!(
+            Some(uid),
+            owned.message().idr(IdRole::IDRUIDR).map(|i| &i.data[..])
+        );
+        assert_eq!(view.sakke().map(|s| s.data.len()), Some(273), "{name}");
+        let sign = view.sign().expect("SIGN");
+        assert_eq!(sign.sign_type, SignType::ECCSI, "{name}");
+        assert_eq!(view.mac_value(), Some(sign.signature), "{name}");
     }
 }
 
@@ -376,4 +385,44 @@ fn the_fuzz_seeds_reach_the_mikey_sakke_payloads() {
             "{target}: {reached:?}"
         );
     }
+}
+
+/// The streaming writer gives the octets of `Message::encode` for a
+/// MIKEY-SAKKE message (without SP, which the writer does not write), and
+/// the signature field where the encoder says.
+#[test]
+fn the_message_writer_writes_the_same_octets() {
+    use mbms_keys::mikey::{Extension, MessageWriter};
+    for hdr in [common::sakke::gmk_hdr(), common::sakke::pck_hdr()] {
+        let mut m = common::sakke::message(hdr.clone());
+        m.payloads.retain(|p| !matches!(p, Payload::Sp(_)));
+        let (want, want_field) = m.encode_with_mac_field().expect("encodes");
+        let mut w = MessageWriter::new(&hdr, want.len()).expect("HDR");
+        let mut signature = None;
+        for p in &m.payloads {
+            match p {
+                Payload::T(t) => w.timestamp(*t),
+                Payload::Rand(r) => w.rand(r).expect("RAND"),
+                Payload::Idr(i) => w.idr(i.role, i.id_type, &i.data).expect("IDR"),
+                Payload::Sakke(s) => w.sakke(s.params, s.id_scheme, &s.data).expect("SAKKE"),
+                Payload::Ext(Extension::Other { ext_type, data }) => {
+                    w.extension(*ext_type, data).expect("EXT")
+                }
+                Payload::Sign(s) => signature = Some(s.clone()),
+                other => panic!("{other:?}"),
+            }
+        }
+        let sign = signature.expect("SIGN");
+        let (mut got, field) = w.sign(sign.sign_type, sign.signature.len()).expect("SIGN");
+        assert!(got[field.offset..].iter().all(|&b| b == 0), "zeroed field");
+        got[field.offset..field.offset + field.len].copy_from_slice(&sign.signature);
+        assert_eq!(Some(field), want_field);
+        assert_eq!(hex::encode(&got), hex::encode(&want));
+    }
+    // A signature longer than its 12-bit length field is an error.
+    let w = MessageWriter::new(&common::sakke::pck_hdr(), 0).expect("HDR");
+    assert!(matches!(
+        w.sign(SignType::ECCSI, 0x1000),
+        Err(EncodeError::TooLong { max: 0x0fff, .. })
+    ));
 }
