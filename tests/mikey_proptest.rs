@@ -40,7 +40,7 @@ fn srtp_id_entry() -> impl Strategy<Value = SrtpIdEntry> {
     })
 }
 
-/// A GENERIC-ID map entry (RFC 6043 §6.1.1).
+/// A GENERIC-ID map entry (RFC 6043 §6.1).
 fn generic_id_entry() -> impl Strategy<Value = GenericIdEntry> {
     (
         any::<u8>(),

@@ -34,11 +34,12 @@ pub enum CsIdMap {
     SrtpId(Vec<SrtpIdEntry>),
     /// Map type 1, RFC 4563 §5: no map info; policy is conveyed outside MIKEY.
     Empty,
-    /// Map type 2, RFC 6043 §6.1.1: one GENERIC-ID entry per crypto session.
+    /// Map type 2, RFC 6043 §6.1: one GENERIC-ID entry per crypto session.
     GenericId(Vec<GenericIdEntry>),
     /// Any other map type. RFC 3830 gives map info no length field, so a map
     /// type whose layout is not known here is accepted only with #CS = 0,
-    /// where its map info is empty.
+    /// where its map info is empty. (Decoding never gives it for types 0–2,
+    /// which have their variants.)
     Other(CsIdMapType),
 }
 
@@ -65,7 +66,7 @@ pub struct SrtpIdEntry {
     pub roc: u32,
 }
 
-/// One GENERIC-ID map entry (RFC 6043 §6.1.1): `CS ID (1) ‖ Prot type (1) ‖
+/// One GENERIC-ID map entry (RFC 6043 §6.1): `CS ID (1) ‖ Prot type (1) ‖
 /// S (1 bit) ‖ #P (7 bits) ‖ Ps (#P) ‖ Session Data Length (2) ‖ Session Data ‖
 /// SPI Length (1) ‖ SPI`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub enum CsIdMapView<'a> {
     SrtpId(SrtpIdMap<'a>),
     /// Map type 1 (RFC 4563 §5): no map info.
     Empty,
-    /// Map type 2 (RFC 6043 §6.1.1): #CS GENERIC-ID entries.
+    /// Map type 2 (RFC 6043 §6.1): #CS GENERIC-ID entries.
     GenericId(GenericIdMap<'a>),
     /// Another map type, only with #CS = 0 (its layout is not known).
     Other(CsIdMapType),
