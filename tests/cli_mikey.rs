@@ -1,4 +1,5 @@
-//! `mbms-keys mikey build-msk | build-mtk | build-ack | verify` against the vectors.
+//! `mbms-keys mikey build-msk | build-mtk | build-ack | verify` against the vectors, and
+//! `mikey decode` (text and `--json`) of a MIKEY-SAKKE message.
 
 mod common;
 
@@ -372,4 +373,115 @@ fn a_missing_key_file_or_a_bad_key_is_exit_2_without_the_key() {
     assert_eq!(code, 0);
     assert!(out.contains("MBMS_MUK"), "{out}");
     assert!(!out.contains(&muk), "{out}");
+}
+
+/// The Streamwide GMK I_MESSAGE of `proto-vectors/` (MIKEY-SAKKE).
+fn sakke_vector() -> String {
+    let v = common::load("streamwide-mikey-sakke");
+    v["messages"][0]["message"]
+        .as_str()
+        .expect("message")
+        .to_string()
+}
+
+#[test]
+fn decode_json_shows_every_mikey_sakke_field() {
+    let (code, out, err) = run(&["mikey", "decode", "--json", &sakke_vector()]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let hdr = &v["hdr"];
+    assert_eq!(hdr["data_type"]["name"], "SAKKE");
+    assert_eq!(hdr["prf_func"]["value"], 1);
+    assert_eq!(hdr["prf_func"]["name"], "PRF-HMAC-SHA-256");
+    assert_eq!(hdr["cs_id_map_type"]["name"], "GENERIC-ID");
+    let entry = &hdr["generic_id_map"][0];
+    assert_eq!(entry["cs_id"], 4);
+    assert_eq!(entry["prot_type"]["name"], "SRTP");
+    assert_eq!(entry["s"], false);
+    assert_eq!(entry["policy_nos"], serde_json::json!([0]));
+    assert_eq!(entry["session_data"], "");
+    assert_eq!(entry["spi"], "0df9bc3906a12aea");
+    let p = v["payloads"].as_array().expect("payloads");
+    assert_eq!(p[0]["payload"], "T");
+    assert_eq!(p[0]["ts_type"]["name"], "NTP-UTC");
+    assert_eq!(p[0]["ts_value"], "ec898da800000000");
+    let idr: Vec<&Value> = p.iter().filter(|p| p["payload"] == "IDR").collect();
+    let roles: Vec<&str> = idr
+        .iter()
+        .map(|i| i["id_role"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "Initiator UID",
+            "Responder UID",
+            "Initiator's KMS (IDRkmsi)",
+            "Responder's KMS (IDRkmsr)"
+        ]
+    );
+    assert_eq!(idr[0]["id_role"]["value"], 8);
+    assert_eq!(idr[0]["id_type"]["name"], "URI");
+    assert_eq!(idr[0]["id_len"], 32);
+    assert_eq!(
+        idr[0]["id_data_hex"],
+        "15a4d5b12856538d02d91fedbb766e6dd377b014c92e216666c8fb678608d20e"
+    );
+    assert!(idr[0].get("id_text").is_none(), "a binary UID is not text");
+    assert_eq!(idr[2]["id_text"], "kms.mydev.streamwide.com");
+    let sakke = p.iter().find(|p| p["payload"] == "SAKKE").expect("SAKKE");
+    assert_eq!(sakke["sakke_params"]["name"], "Parameter Set 1");
+    assert_eq!(sakke["id_scheme"]["value"], 2);
+    assert_eq!(sakke["id_scheme"]["name"], "MIKEY-SAKKE UID");
+    assert_eq!(sakke["sakke_data_len"], 273);
+    assert_eq!(sakke["sakke_data"].as_str().unwrap().len(), 546);
+    let ext = p
+        .iter()
+        .find(|p| p["payload"] == "General Extension")
+        .expect("EXT");
+    assert_eq!(ext["ext_type"]["value"], 7);
+    assert_eq!(ext["ext_type"]["name"], "Key parameters (TS 33.180)");
+    assert!(
+        ext["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("4300000000010000")
+    );
+    let sign = p.last().expect("SIGN");
+    assert_eq!(sign["payload"], "SIGN");
+    assert_eq!(sign["sign_type"]["name"], "ECCSI");
+    assert_eq!(sign["signature_len"], 129);
+    assert_eq!(
+        sign["eccsi"]["pvt"],
+        "0468a24d49b184d7008d22f63a415debd38bfa9295f066fa6ada5951c2322d2eca1d6f1d994f22710daef776d9c54d9a338f32395080d6f2bdffb6c7895f12cda2"
+    );
+    assert_eq!(sign["eccsi"]["r"].as_str().unwrap().len(), 64);
+    assert_eq!(sign["eccsi"]["s"].as_str().unwrap().len(), 64);
+    assert_eq!(v["mac_field"]["payload"], "SIGN");
+    assert_eq!(v["mac_field"]["len"], 129);
+}
+
+#[test]
+fn decode_text_shows_every_mikey_sakke_field() {
+    let (code, out, err) = run(&["mikey", "decode", &sakke_vector()]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "Data type: SAKKE (26)",
+        "PRF func: PRF-HMAC-SHA-256 (1)",
+        "CS ID map type: GENERIC-ID (2)",
+        "SPI: 0df9bc3906a12aea",
+        "TS type: NTP-UTC (0)",
+        "IDR payload (offset 53)",
+        "ID role: Initiator UID (8)",
+        "ID role: Responder UID (9)",
+        "ID text: kms.mydev.streamwide.com",
+        "SAKKE payload (offset 217)",
+        "SAKKE params: Parameter Set 1 (1)",
+        "ID scheme: MIKEY-SAKKE UID (2)",
+        "SAKKE data len: 273",
+        "EXT type: Key parameters (TS 33.180) (7)",
+        "Sign type: ECCSI (2)",
+        "PVT: 0468a24d49b184d7",
+    ] {
+        assert!(out.contains(line), "{line} not in\n{out}");
+    }
 }

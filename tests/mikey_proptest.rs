@@ -15,6 +15,7 @@ use mbms_keys::mikey::{
     Payload, PayloadType, Pke, PolicyParam, PrfFunc, ProtType, SecurityPolicy, Sign, SignType,
     SrtpIdEntry, Timestamp, Verification, fuzzing,
 };
+use mbms_keys::mikey::{GenericIdEntry, IdRole, Idr, Sakke, SakkeIdScheme, SakkeParams};
 
 /// Well-formed messages generated for the round trip.
 const ROUNDTRIP_CASES: u32 = 2000;
@@ -39,13 +40,37 @@ fn srtp_id_entry() -> impl Strategy<Value = SrtpIdEntry> {
     })
 }
 
+/// A GENERIC-ID map entry (RFC 6043 §6.1).
+fn generic_id_entry() -> impl Strategy<Value = GenericIdEntry> {
+    (
+        any::<u8>(),
+        any::<u8>(),
+        any::<bool>(),
+        vec(any::<u8>(), 0..=3),
+        bytes(8),
+        bytes(12),
+    )
+        .prop_map(
+            |(cs_id, prot_type, s, policies, session_data, spi)| GenericIdEntry {
+                cs_id,
+                prot_type,
+                s,
+                policies,
+                session_data,
+                spi,
+            },
+        )
+}
+
 /// HDR with every map kind: SRTP-ID with #CS entries, the RFC 4563 empty map
-/// (any #CS), and map types of unknown layout, which only #CS = 0 allows.
+/// (any #CS), GENERIC-ID with #CS entries, and map types of unknown layout,
+/// which only #CS = 0 allows.
 fn hdr() -> impl Strategy<Value = Hdr> {
     let map = prop_oneof![
         vec(srtp_id_entry(), 0..=4).prop_map(|e| (e.len() as u8, CsIdMap::SrtpId(e))),
         any::<u8>().prop_map(|n| (n, CsIdMap::Empty)),
-        (2u8..=0xff).prop_map(|t| (0, CsIdMap::Other(CsIdMapType(t)))),
+        vec(generic_id_entry(), 0..=3).prop_map(|e| (e.len() as u8, CsIdMap::GenericId(e))),
+        (3u8..=0xff).prop_map(|t| (0, CsIdMap::Other(CsIdMapType(t)))),
     ];
     (
         any::<u8>(),
@@ -250,6 +275,20 @@ fn chained_payload() -> impl Strategy<Value = Payload> {
             }))
             .boxed(),
         extension().prop_map(Payload::Ext).boxed(),
+        (any::<u8>(), any::<u8>(), bytes(48))
+            .prop_map(|(role, t, data)| Payload::Idr(Idr {
+                role: IdRole(role),
+                id_type: IdType(t),
+                data
+            }))
+            .boxed(),
+        (any::<u8>(), any::<u8>(), bytes(300))
+            .prop_map(|(params, scheme, data)| Payload::Sakke(Sakke {
+                params: SakkeParams(params),
+                id_scheme: SakkeIdScheme(scheme),
+                data
+            }))
+            .boxed(),
     ]
 }
 
@@ -277,7 +316,13 @@ fn message() -> impl Strategy<Value = Message> {
 /// known types (mostly) or any value.
 fn after_valid_hdr() -> impl Strategy<Value = Vec<u8>> {
     let next = prop_oneof![
-        4 => prop_oneof![0u8..=12, Just(PayloadType::KEY_DATA.0), Just(PayloadType::GENERAL_EXT.0)],
+        4 => prop_oneof![
+            0u8..=12,
+            Just(PayloadType::IDR.0),
+            Just(PayloadType::KEY_DATA.0),
+            Just(PayloadType::GENERAL_EXT.0),
+            Just(PayloadType::SAKKE.0),
+        ],
         1 => any::<u8>(),
     ];
     (hdr(), next, bytes(256)).prop_map(|(hdr, next, tail)| {

@@ -70,6 +70,38 @@ fn reading_any_vector_message_allocates_nothing() {
     }
 }
 
+/// The MIKEY-SAKKE fields a verifier reads (the GENERIC-ID map, the UIDs, the
+/// SAKKE data, the ECCSI signature and the octets it covers) are read in place.
+#[test]
+fn reading_the_mikey_sakke_fields_allocates_nothing() {
+    use mbms_keys::mikey::IdRole;
+    use mbms_keys::mikey::view::CsIdMapView;
+    let mut read = 0;
+    for (name, bytes) in common::all_messages() {
+        if !name.starts_with("streamwide-mikey-sakke") {
+            continue;
+        }
+        let (n, found) = allocations(|| {
+            let view = MessageView::decode(&bytes).expect("vector reads");
+            let spi = match view.hdr().cs_id_map {
+                CsIdMapView::GenericId(map) => map.iter().map(|e| e.spi.len()).sum(),
+                _ => 0,
+            };
+            let uids = (view.idr(IdRole::IDRUIDI), view.idr(IdRole::IDRUIDR));
+            let sakke = view.sakke();
+            let eccsi = view.sign().and_then(|s| s.eccsi());
+            (spi, uids, sakke, eccsi, view.mac_input().map(<[u8]>::len))
+        });
+        assert_eq!(n, 0, "{name}: {found:?}");
+        assert!(
+            found.1.0.is_some() && found.2.is_some() && found.3.is_some(),
+            "{name}"
+        );
+        read += 1;
+    }
+    assert_eq!(read, 4);
+}
+
 #[test]
 fn verifying_an_mtk_message_allocates_only_the_sp_it_returns() {
     for name in ["mtk-message-download", "mtk-message-streaming"] {

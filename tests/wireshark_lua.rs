@@ -19,7 +19,7 @@ mod tshark;
 
 use std::collections::BTreeMap;
 
-use mbms_keys::mikey::{Extension, KeyIdEntry, Message, Payload};
+use mbms_keys::mikey::{ExtType, Extension, KeyIdEntry, Message, Payload};
 
 use harness::{DEST_A, DEST_B, Log, TempDir, Ue, at, config, download, run, service, start, t0};
 use tshark::{EXPERTS, Row, say, tshark};
@@ -35,8 +35,18 @@ fn expected(m: &Message) -> BTreeMap<&'static str, String> {
     );
     let mut keys: Option<(Option<String>, Option<String>, Option<String>)> = None;
     for p in &m.payloads {
+        if let Payload::Idr(idr) = p {
+            push("mbms_mikey.idr.role", idr.role.0.to_string());
+        }
         let Payload::Ext(ext) = p else { continue };
         push("mbms_mikey.ext.type", ext.ext_type().0.to_string());
+        if let Extension::Other {
+            ext_type: ExtType::KEY_PARAMS,
+            data,
+        } = ext
+        {
+            push("mbms_mikey.key_params", hex::encode(data));
+        }
         let Extension::KeyId(entries) = ext else {
             continue;
         };
@@ -270,43 +280,24 @@ fn multipart_parts_of_type_application_mikey_are_dissected() {
     }
 }
 
-/// A MIKEY-SAKKE-shaped message (the payload order of TS 33.180 I_MESSAGEs):
-/// HDR (type SAKKE, PRF 1, GENERIC-ID map), T, RAND, IDR roles 8, 9, 6, SP,
-/// SAKKE, EXT type 7 (key parameters), SIGN. The codec does not read IDR or
-/// SAKKE, so the expected values are those written here.
+/// A MIKEY-SAKKE-shaped message (the payload order of TS 33.180 I_MESSAGEs),
+/// built by the codec: HDR (type SAKKE, PRF 1, GENERIC-ID map), T, RAND, IDR
+/// roles 8, 9, 6, SP, SAKKE, EXT type 7 (key parameters), SIGN (ECCSI).
 fn sakke_shaped() -> Vec<u8> {
-    let mut m = vec![0x01, 26, 5, 0x01, 0x06, 0xa1, 0x2a, 0xea, 0x01, 0x02];
-    // GENERIC-ID entry: CS ID, Prot type, S/#P, Ps, Session Data Length, SPI Length, SPI.
-    m.extend([0x04, 0x00, 0x01, 0x00, 0x00, 0x00, 0x08]);
-    m.extend([0x0d, 0xf9, 0xbc, 0x39, 0x06, 0xa1, 0x2a, 0xea]);
-    m.extend([11, 0x00, 0xec, 0x89, 0x8d, 0xa8, 0, 0, 0, 0]); // T, NTP-UTC
-    m.extend([14, 16]); // RAND
-    m.extend([0x5a; 16]);
-    for (next, role, id) in [
-        (14u8, 8u8, &[0x11u8; 32][..]),
-        (14, 9, &[0x22; 32][..]),
-        (10, 6, b"kms.example.org"),
-    ] {
-        m.extend([next, role, 0x01, 0x00, id.len() as u8]);
-        m.extend(id);
-    }
-    m.extend([
-        26, 0x00, 0x00, 0x00, 0x06, 0x00, 0x01, 0x06, 0x01, 0x01, 0x10,
-    ]); // SP
-    m.extend([21, 0x01, 0x02, 0x01, 0x11]); // SAKKE, 273 octets
-    m.extend([0x04; 273]);
-    m.extend([4, 0x07, 0x00, 0x08]); // EXT type 7
-    m.extend([0x43, 0, 0, 0, 0, 0x01, 0, 0]);
-    m.extend([0x20, 0x81]); // SIGN: ECCSI, 129 octets
-    m.extend([0x77; 129]);
-    m
+    common::sakke::message(common::sakke::gmk_hdr())
+        .encode()
+        .expect("encodes")
 }
 
 #[test]
 fn a_mikey_sakke_shaped_message_shows_its_roles_and_key_parameters() {
     let Some(t) = tshark() else { return };
-    let rows = t.udp("sakke", &[sakke_shaped()]);
+    let bytes = sakke_shaped();
+    let rows = t.udp("sakke", std::slice::from_ref(&bytes));
     let row = &rows[0];
+    // The script's values are the codec's ...
+    check("MIKEY-SAKKE-shaped", &bytes, row);
+    // ... and those the message was built with.
     assert_eq!(row["mbms_mikey.cs_id_map_type"], "2");
     assert_eq!(row["mbms_mikey.idr.role"], "8,9,6");
     assert_eq!(row["mbms_mikey.ext.type"], "7");
@@ -371,11 +362,17 @@ fn malformed_messages_are_marked_without_a_lua_error() {
                     lies.push((format!("{name}: KEMAC len"), lying(bytes, at + 2, 2)));
                 }
                 Payload::Id(_) => lies.push((format!("{name}: ID len"), lying(bytes, at + 2, 2))),
+                // IDR: next ‖ role ‖ type ‖ len (16); SAKKE: next ‖ params ‖ scheme ‖ len (16).
+                Payload::Idr(_) => lies.push((format!("{name}: IDR len"), lying(bytes, at + 3, 2))),
+                Payload::Sakke(_) => {
+                    lies.push((format!("{name}: SAKKE len"), lying(bytes, at + 3, 2)))
+                }
                 _ => {}
             }
         }
     }
     assert!(lies.iter().any(|(n, _)| n.ends_with("Key ID length")));
+    assert!(lies.iter().any(|(n, _)| n.ends_with("SAKKE len")));
     let rows = t.udp(
         "lying",
         &lies.iter().map(|l| l.1.clone()).collect::<Vec<_>>(),

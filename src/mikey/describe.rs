@@ -80,9 +80,42 @@ fn payload(p: &Payload) -> Map<String, Value> {
             }
             f
         }
-        Payload::Sign(s) => json!({
-            "sign_type": named(s.sign_type.0, s.sign_type.name()),
-            "signature": hex::encode(&s.signature),
+        Payload::Sign(s) => {
+            let mut f = json!({
+                "sign_type": named(s.sign_type.0, s.sign_type.name()),
+                "signature_len": s.signature.len(),
+                "signature": hex::encode(&s.signature),
+            });
+            if let Some(e) = s.eccsi() {
+                insert(
+                    &mut f,
+                    "eccsi",
+                    json!({
+                        "r": hex::encode(e.r),
+                        "s": hex::encode(e.s),
+                        "pvt": hex::encode(e.pvt),
+                    }),
+                );
+            }
+            f
+        }
+        Payload::Idr(idr) => {
+            let mut f = json!({
+                "id_role": named(idr.role.0, idr.role.name()),
+                "id_type": named(idr.id_type.0, idr.id_type.name()),
+                "id_len": idr.data.len(),
+                "id_data_hex": hex::encode(&idr.data),
+            });
+            if let Some(text) = printable(&idr.data) {
+                insert(&mut f, "id_text", json!(text));
+            }
+            f
+        }
+        Payload::Sakke(sk) => json!({
+            "sakke_params": named(sk.params.0, sk.params.name()),
+            "id_scheme": named(sk.id_scheme.0, sk.id_scheme.name()),
+            "sakke_data_len": sk.data.len(),
+            "sakke_data": hex::encode(&sk.data),
         }),
         Payload::T(ts) => {
             let value = match ts {
@@ -170,6 +203,13 @@ fn payload(p: &Payload) -> Map<String, Value> {
     o
 }
 
+/// The octets as text when they are printable ASCII (an URI), `None` for
+/// binary data (a UID).
+fn printable(data: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(data).ok()?;
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')).then_some(text)
+}
+
 /// Sets `key` of `object` (a JSON object made by `json!`) to `value`.
 fn insert(object: &mut Value, key: &str, value: Value) {
     if let Value::Object(map) = object {
@@ -194,6 +234,22 @@ pub fn describe(received: &Received) -> Value {
         "cs_count": h.cs_count,
         "cs_id_map_type": named(h.cs_id_map.map_type().0, h.cs_id_map.map_type().name()),
     });
+    if let CsIdMap::GenericId(entries) = &h.cs_id_map {
+        let entries = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "cs_id": e.cs_id,
+                    "prot_type": named(e.prot_type, super::ProtType(e.prot_type).name()),
+                    "s": e.s,
+                    "policy_nos": e.policies,
+                    "session_data": hex::encode(&e.session_data),
+                    "spi": hex::encode(&e.spi),
+                })
+            })
+            .collect();
+        insert(&mut hdr, "generic_id_map", Value::Array(entries));
+    }
     if let CsIdMap::SrtpId(entries) = &h.cs_id_map {
         insert(&mut hdr, "srtp_id_map", Value::Array(
             entries
@@ -266,9 +322,9 @@ pub fn render_text(v: &Value) -> String {
 }
 
 /// Words shown in capitals in the text tree.
-const ACRONYMS: [&str; 16] = [
+const ACRONYMS: [&str; 19] = [
     "csb", "cs", "id", "prf", "ts", "mac", "rand", "kv", "spi", "srtp", "ssrc", "roc", "ext",
-    "mtk", "msk", "dh",
+    "mtk", "msk", "dh", "sakke", "eccsi", "pvt",
 ];
 
 fn label(key: &str) -> String {

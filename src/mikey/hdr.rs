@@ -1,6 +1,7 @@
 //! The common header HDR (RFC 3830 §6.1) with its CS ID map.
 
 use super::error::EncodeError;
+use super::put::{put_len8, put_len16};
 use super::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
 
 /// MIKEY version 1, the only one defined (RFC 3830 §6.1).
@@ -33,9 +34,12 @@ pub enum CsIdMap {
     SrtpId(Vec<SrtpIdEntry>),
     /// Map type 1, RFC 4563 §5: no map info; policy is conveyed outside MIKEY.
     Empty,
+    /// Map type 2, RFC 6043 §6.1: one GENERIC-ID entry per crypto session.
+    GenericId(Vec<GenericIdEntry>),
     /// Any other map type. RFC 3830 gives map info no length field, so a map
     /// type whose layout is not known here is accepted only with #CS = 0,
-    /// where its map info is empty.
+    /// where its map info is empty. (Decoding never gives it for types 0–2,
+    /// which have their variants.)
     Other(CsIdMapType),
 }
 
@@ -45,6 +49,7 @@ impl CsIdMap {
         match self {
             Self::SrtpId(_) => CsIdMapType::SRTP_ID,
             Self::Empty => CsIdMapType::EMPTY,
+            Self::GenericId(_) => CsIdMapType::GENERIC_ID,
             Self::Other(map_type) => *map_type,
         }
     }
@@ -59,6 +64,47 @@ pub struct SrtpIdEntry {
     pub ssrc: u32,
     /// The SRTP rollover counter of the crypto session.
     pub roc: u32,
+}
+
+/// One GENERIC-ID map entry (RFC 6043 §6.1): `CS ID (1) ‖ Prot type (1) ‖
+/// S (1 bit) ‖ #P (7 bits) ‖ Ps (#P) ‖ Session Data Length (2) ‖ Session Data ‖
+/// SPI Length (1) ‖ SPI`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenericIdEntry {
+    /// The crypto session's ID.
+    pub cs_id: u8,
+    /// The security protocol (0: SRTP).
+    pub prot_type: u8,
+    /// The S flag: the session data of the crypto session is signalled elsewhere.
+    pub s: bool,
+    /// The numbers of the SP payloads that apply (#P of them, at most 127).
+    pub policies: Vec<u8>,
+    /// Session Data, for the security protocol.
+    pub session_data: Vec<u8>,
+    /// The Security Parameter Index (TS 33.180: the key IDs).
+    pub spi: Vec<u8>,
+}
+
+impl GenericIdEntry {
+    /// Appends the entry.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.push(self.cs_id);
+        out.push(self.prot_type);
+        if self.policies.len() > 0x7f {
+            return Err(EncodeError::TooLong {
+                field: "GENERIC-ID Ps",
+                len: self.policies.len(),
+                max: 0x7f,
+            });
+        }
+        out.push(u8::from(self.s) << 7 | self.policies.len() as u8);
+        out.extend_from_slice(&self.policies);
+        put_len16(out, "GENERIC-ID Session Data", self.session_data.len())?;
+        out.extend_from_slice(&self.session_data);
+        put_len8(out, "GENERIC-ID SPI", self.spi.len())?;
+        out.extend_from_slice(&self.spi);
+        Ok(())
+    }
 }
 
 impl Hdr {
@@ -92,6 +138,18 @@ impl Hdr {
                 }
             }
             CsIdMap::Empty => {}
+            CsIdMap::GenericId(entries) => {
+                if entries.len() != usize::from(self.cs_count) {
+                    return Err(EncodeError::WrongLength {
+                        field: "GENERIC-ID map (entries vs #CS)",
+                        expected: self.cs_count.into(),
+                        len: entries.len(),
+                    });
+                }
+                for e in entries {
+                    e.encode(out)?;
+                }
+            }
             CsIdMap::Other(_) => {
                 if self.cs_count != 0 {
                     return Err(EncodeError::WrongLength {

@@ -32,18 +32,18 @@ pub mod view;
 
 pub use error::{DecodeError, EncodeError, PayloadName, Reason};
 pub use ext::{Extension, KeyIdEntry};
-pub use hdr::{CsIdMap, Hdr, MIKEY_VERSION, SrtpIdEntry};
+pub use hdr::{CsIdMap, GenericIdEntry, Hdr, MIKEY_VERSION, SrtpIdEntry};
 pub use kemac::{Kemac, KeyData, KeyValidity};
 pub use keyid::{IdParseError, KeyDomainId, MskId, MtkId};
 pub use payload::{
-    Cert, Chash, Dh, ErrorPayload, Id, MacField, Payload, Pke, PolicyParam, SecurityPolicy, Sign,
-    Timestamp, Verification,
+    Cert, Chash, Dh, ECCSI_SIGNATURE_LEN, EccsiParts, ErrorPayload, Id, Idr, MacField, Payload,
+    Pke, PolicyParam, Sakke, SecurityPolicy, Sign, Timestamp, Verification,
 };
 pub use view::MessageView;
 pub use wire::{
-    CertType, CsIdMapType, DataType, DhGroup, EncrAlg, ErrNo, ExtType, HashFunc, IdType,
-    KeyDataType, KeyIdType, KvType, MacAlg, PayloadType, PrfFunc, ProtType, SignType, SrtpParam,
-    TsType,
+    CertType, CsIdMapType, DataType, DhGroup, EncrAlg, ErrNo, ExtType, HashFunc, IdRole, IdType,
+    KeyDataType, KeyIdType, KvType, MacAlg, PayloadType, PrfFunc, ProtType, SakkeIdScheme,
+    SakkeParams, SignType, SrtpParam, TsType,
 };
 pub use writer::{KemacFields, KeyDataRef, MessageWriter};
 
@@ -182,6 +182,27 @@ impl Message {
     pub fn ids(&self) -> impl Iterator<Item = &Id> {
         self.payloads.iter().filter_map(|p| match p {
             Payload::Id(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// The IDR payloads in wire order.
+    pub fn idrs(&self) -> impl Iterator<Item = &Idr> {
+        self.payloads.iter().filter_map(|p| match p {
+            Payload::Idr(idr) => Some(idr),
+            _ => None,
+        })
+    }
+
+    /// The first IDR payload of `role`.
+    pub fn idr(&self, role: IdRole) -> Option<&Idr> {
+        self.idrs().find(|idr| idr.role == role)
+    }
+
+    /// The first SAKKE payload.
+    pub fn sakke(&self) -> Option<&Sakke> {
+        self.payloads.iter().find_map(|p| match p {
+            Payload::Sakke(s) => Some(s),
             _ => None,
         })
     }

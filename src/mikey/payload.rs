@@ -6,7 +6,8 @@ use super::ext::Extension;
 use super::kemac::{Kemac, KeyValidity, check_mac_len};
 use super::put::{put_len8, put_len16};
 use super::wire::{
-    CertType, DhGroup, ErrNo, HashFunc, IdType, MacAlg, PayloadType, ProtType, SignType, TsType,
+    CertType, DhGroup, ErrNo, HashFunc, IdRole, IdType, MacAlg, PayloadType, ProtType,
+    SakkeIdScheme, SakkeParams, SignType, TsType,
 };
 
 /// One payload of the chain.
@@ -36,8 +37,35 @@ pub enum Payload {
     Rand(Vec<u8>),
     /// ERR (type 12).
     Err(ErrorPayload),
+    /// IDR (type 14, RFC 6043 §6.6).
+    Idr(Idr),
     /// General Extension (type 21).
     Ext(Extension),
+    /// SAKKE (type 26, RFC 6509 §4.2).
+    Sakke(Sakke),
+}
+
+/// IDR (RFC 6043 §6.6): `ID Role ‖ ID Type ‖ ID len (16) ‖ ID data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idr {
+    /// The role of the identity (initiator, responder, their KMSs, their UIDs, ...).
+    pub role: IdRole,
+    /// The ID type (NAI, URI, byte string).
+    pub id_type: IdType,
+    /// The identity: a URI, or in roles 8 and 9 a 32-octet UID.
+    pub data: Vec<u8>,
+}
+
+/// SAKKE (RFC 6509 §4.2): `SAKKE params ‖ ID scheme ‖ SAKKE data len (16) ‖
+/// SAKKE data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sakke {
+    /// The SAKKE parameter set.
+    pub params: SakkeParams,
+    /// How the receiver's identifier is formed.
+    pub id_scheme: SakkeIdScheme,
+    /// The SAKKE Encapsulated Data: for parameter set 1, `04 ‖ Rx ‖ Ry (257) ‖ H (16)`.
+    pub data: Vec<u8>,
 }
 
 /// PKE (RFC 3830 §6.3): `C (2 bits) ‖ Data len (14 bits) ‖ Data`.
@@ -187,6 +215,46 @@ pub struct MacField {
     pub len: usize,
 }
 
+/// The parts of an ECCSI signature (RFC 6507 §5.2.1, parameter set 1 of
+/// RFC 6509): `r (32) ‖ s (32) ‖ PVT (65, an uncompressed point)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EccsiParts<'a> {
+    /// r, 32 octets.
+    pub r: &'a [u8; 32],
+    /// s, 32 octets.
+    pub s: &'a [u8; 32],
+    /// The signer's Public Validation Token, `04 ‖ x ‖ y`.
+    pub pvt: &'a [u8; 65],
+}
+
+/// Octets of an ECCSI signature over P-256.
+pub const ECCSI_SIGNATURE_LEN: usize = 129;
+
+impl<'a> EccsiParts<'a> {
+    /// Splits a signature of S type ECCSI and of the P-256 length; `None`
+    /// for another type or length (the codec keeps such a signature as it is).
+    pub fn split(sign_type: SignType, signature: &'a [u8]) -> Option<Self> {
+        if sign_type != SignType::ECCSI {
+            return None;
+        }
+        let whole: &[u8; ECCSI_SIGNATURE_LEN] = signature.try_into().ok()?;
+        let (r, rest) = whole.split_first_chunk::<32>()?;
+        let (s, pvt) = rest.split_first_chunk::<32>()?;
+        Some(Self {
+            r,
+            s,
+            pvt: pvt.try_into().ok()?,
+        })
+    }
+}
+
+impl Sign {
+    /// The parts of an ECCSI signature of the P-256 length.
+    pub fn eccsi(&self) -> Option<EccsiParts<'_>> {
+        EccsiParts::split(self.sign_type, &self.signature)
+    }
+}
+
 impl Payload {
     /// The payload type that the previous next-payload field names.
     pub fn payload_type(&self) -> PayloadType {
@@ -203,7 +271,9 @@ impl Payload {
             Self::Sp(_) => PayloadType::SP,
             Self::Rand(_) => PayloadType::RAND,
             Self::Err(_) => PayloadType::ERR,
+            Self::Idr(_) => PayloadType::IDR,
             Self::Ext(_) => PayloadType::GENERAL_EXT,
+            Self::Sakke(_) => PayloadType::SAKKE,
         }
     }
 
@@ -322,7 +392,19 @@ impl Payload {
                 out.push(e.err_no.0);
                 out.extend_from_slice(&e.reserved.to_be_bytes());
             }
+            Self::Idr(idr) => {
+                out.push(idr.role.0);
+                out.push(idr.id_type.0);
+                put_len16(out, "IDR ID data", idr.data.len())?;
+                out.extend_from_slice(&idr.data);
+            }
             Self::Ext(ext) => ext.encode(out)?,
+            Self::Sakke(sk) => {
+                out.push(sk.params.0);
+                out.push(sk.id_scheme.0);
+                put_len16(out, "SAKKE data", sk.data.len())?;
+                out.extend_from_slice(&sk.data);
+            }
         }
         Ok(())
     }

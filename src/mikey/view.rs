@@ -19,16 +19,16 @@ mod payload;
 pub(crate) use owned::decode_owned;
 
 pub use ext::{ExtensionView, KeyIdEntries, KeyIdEntryView};
-pub use hdr::{CsIdMapView, HdrView, SrtpIdMap};
+pub use hdr::{CsIdMapView, GenericIdEntryView, GenericIdMap, HdrView, SrtpIdMap};
 pub use keydata::{EncrDataBuf, EncrDataTooLong, KeyDataChain, KeyDataView, KeyValidityView};
 pub use payload::{
-    CertView, ChashView, DhView, IdView, KemacView, PayloadView, PkeView, PolicyParamView,
-    SecurityPolicyView, SignView, VerificationView,
+    CertView, ChashView, DhView, IdView, IdrView, KemacView, PayloadView, PkeView, PolicyParamView,
+    SakkeView, SecurityPolicyView, SignView, VerificationView,
 };
 
 use super::error::{DecodeError, PayloadName, Reason};
 use super::payload::{MacField, Timestamp};
-use super::wire::PayloadType;
+use super::wire::{IdRole, PayloadType};
 #[cfg(doc)]
 use super::{Message, Received};
 use fail::{Fail, decode_error};
@@ -227,6 +227,30 @@ impl<'a> MessageView<'a> {
     pub fn kemac(&self) -> Option<KemacView<'a>> {
         self.payloads().find_map(|(_, p)| match p {
             PayloadView::Kemac(k) => Some(k),
+            _ => None,
+        })
+    }
+
+    /// The first IDR payload of `role`.
+    pub fn idr(&self, role: IdRole) -> Option<IdrView<'a>> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::Idr(i) if i.role == role => Some(i),
+            _ => None,
+        })
+    }
+
+    /// The first SAKKE payload.
+    pub fn sakke(&self) -> Option<SakkeView<'a>> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::Sakke(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The SIGN payload (always the last one).
+    pub fn sign(&self) -> Option<SignView<'a>> {
+        self.payloads().find_map(|(_, p)| match p {
+            PayloadView::Sign(s) => Some(s),
             _ => None,
         })
     }

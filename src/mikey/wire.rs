@@ -63,6 +63,10 @@ wire_enum! {
         DHHMAC_RESP = 8 => "DHHMAC resp",
         RSA_R_INIT = 9 => "RSA-R I_MSG",
         RSA_R_RESP = 10 => "RSA-R R_MSG",
+        /// MIKEY-SAKKE I_MESSAGE (RFC 6509 §4.1).
+        SAKKE = 26 => "SAKKE",
+        /// CS ID map update (Wireshark's name; not used by this project).
+        CS_ID_MAP_UPDATE = 27 => "CS Id map Update",
     }
 }
 
@@ -82,8 +86,12 @@ wire_enum! {
         SP = 10 => "SP",
         RAND = 11 => "RAND",
         ERR = 12 => "ERR",
+        /// RFC 6043 §6.6: ID with a role.
+        IDR = 14 => "IDR",
         KEY_DATA = 20 => "Key data",
         GENERAL_EXT = 21 => "General Extension",
+        /// RFC 6509 §4.2: SAKKE Encapsulated Data.
+        SAKKE = 26 => "SAKKE",
     }
 }
 
@@ -114,10 +122,11 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// ID type of the ID payload (RFC 3830 §6.7).
+    /// ID type of the ID and IDR payloads (RFC 3830 §6.7; 2 is RFC 6043's byte string).
     IdType(u8) {
         NAI = 0 => "NAI",
         URI = 1 => "URI",
+        BYTE_STRING = 2 => "Byte string",
     }
 }
 
@@ -185,6 +194,8 @@ wire_enum! {
     SignType(u8) {
         RSA_PKCS1 = 0 => "RSA/PKCS#1/1.5",
         RSA_PSS = 1 => "RSA/PSS",
+        /// RFC 6509 §4.3: ECCSI (RFC 6507), `r (32) ‖ s (32) ‖ PVT (65)` for parameter set 1.
+        ECCSI = 2 => "ECCSI",
     }
 }
 
@@ -284,6 +295,8 @@ wire_enum! {
         VENDOR_ID = 0 => "Vendor ID",
         SDP_IDS = 1 => "SDP IDs",
         KEY_ID = 3 => "Key ID",
+        /// TS 33.180 key parameters, kept raw (named below, with the IDR roles).
+        KEY_PARAMS = 7 => "Key parameters (TS 33.180)",
     }
 }
 
@@ -293,5 +306,40 @@ wire_enum! {
         KEY_DOMAIN_ID = 0 => "MBMS Key Domain ID",
         MSK_ID = 1 => "MBMS Service Key ID",
         MTK_ID = 2 => "MBMS Traffic Key ID",
+    }
+}
+
+// [CHOICE] (docs/profile.md §2.5, §6): the names of IDR roles 8 and 9, of
+// SAKKE ID scheme 2 and of EXT type 7 (above) are those of what MIKEY-SAKKE
+// messages carry there; their registered names were not at hand. The data
+// of EXT type 7 is kept raw: its field layout is not confirmed.
+wire_enum! {
+    /// ID role of the IDR payload (RFC 6043 §6.6; 8 and 9 as TS 33.180 MIKEY-SAKKE messages
+    /// use them, named in `docs/profile.md` §7).
+    IdRole(u8) {
+        IDRI = 1 => "Initiator (IDRi)",
+        IDRR = 2 => "Responder (IDRr)",
+        IDRKMS = 3 => "KMS (IDRkms)",
+        IDRPSK = 4 => "Pre-Shared Key (IDRpsk)",
+        IDRAPP = 5 => "Application (IDRapp)",
+        IDRKMSI = 6 => "Initiator's KMS (IDRkmsi)",
+        IDRKMSR = 7 => "Responder's KMS (IDRkmsr)",
+        IDRUIDI = 8 => "Initiator UID",
+        IDRUIDR = 9 => "Responder UID",
+    }
+}
+
+wire_enum! {
+    /// SAKKE params of the SAKKE payload (RFC 6509 §4.2).
+    SakkeParams(u8) {
+        PARAMETER_SET_1 = 1 => "Parameter Set 1",
+    }
+}
+
+wire_enum! {
+    /// ID scheme of the SAKKE payload (RFC 6509 §4.2; 2 as TS 33.180 messages use it).
+    SakkeIdScheme(u8) {
+        TEL_URI_MONTHLY = 1 => "tel URI with monthly keys",
+        UID = 2 => "MIKEY-SAKKE UID",
     }
 }

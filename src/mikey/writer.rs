@@ -11,7 +11,8 @@
 use super::ext::encode_key_id_ext;
 use super::put::{put_len8, put_len16, put_with_len16};
 use super::{
-    EncodeError, EncrAlg, Hdr, IdType, KeyDataType, KeyIdEntry, KvType, MacAlg, PayloadType, TsType,
+    EncodeError, EncrAlg, ExtType, Hdr, IdRole, IdType, KeyDataType, KeyIdEntry, KvType, MacAlg,
+    MacField, PayloadType, SakkeIdScheme, SakkeParams, SignType, Timestamp, TsType,
 };
 
 /// The output of a message being written.
@@ -127,6 +128,97 @@ impl MessageWriter {
             encr_data,
             mac: (mac_at, mac_len),
         })
+    }
+
+    /// A T payload.
+    pub fn timestamp(&mut self, t: Timestamp) {
+        self.begin(PayloadType::T);
+        self.out.push(t.ts_type().0);
+        match t {
+            Timestamp::NtpUtc(v) | Timestamp::Ntp(v) => {
+                self.out.extend_from_slice(&v.to_be_bytes())
+            }
+            Timestamp::Counter(v) => self.out.extend_from_slice(&v.to_be_bytes()),
+        }
+    }
+
+    /// An IDR payload (RFC 6043 §6.6).
+    ///
+    /// # Errors
+    /// More than 65535 octets.
+    pub fn idr(&mut self, role: IdRole, id_type: IdType, data: &[u8]) -> Result<(), EncodeError> {
+        self.begin(PayloadType::IDR);
+        self.out.push(role.0);
+        self.out.push(id_type.0);
+        put_len16(&mut self.out, "IDR ID data", data.len())?;
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// A SAKKE payload (RFC 6509 §4.2).
+    ///
+    /// # Errors
+    /// More than 65535 octets.
+    pub fn sakke(
+        &mut self,
+        params: SakkeParams,
+        id_scheme: SakkeIdScheme,
+        data: &[u8],
+    ) -> Result<(), EncodeError> {
+        self.begin(PayloadType::SAKKE);
+        self.out.push(params.0);
+        self.out.push(id_scheme.0);
+        put_len16(&mut self.out, "SAKKE data", data.len())?;
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// A General Extension payload of `ext_type` with `data` as it is (e.g. the
+    /// TS 33.180 key parameters, type 7).
+    ///
+    /// # Errors
+    /// More than 65535 octets.
+    pub fn extension(&mut self, ext_type: ExtType, data: &[u8]) -> Result<(), EncodeError> {
+        self.begin(PayloadType::GENERAL_EXT);
+        self.out.push(ext_type.0);
+        put_len16(&mut self.out, "EXT data", data.len())?;
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Ends the message with a SIGN payload whose signature field, `len`
+    /// octets, is zeros; returns the message and where the field lies. The
+    /// signed octets are those before the field (the SIGN type/length
+    /// octets included); the caller writes the signature in place.
+    ///
+    /// # Errors
+    /// An S type above 15 or a signature longer than 4095 octets.
+    pub fn sign(
+        mut self,
+        sign_type: SignType,
+        len: usize,
+    ) -> Result<(Vec<u8>, MacField), EncodeError> {
+        if sign_type.0 > 0x0f || len > 0x0fff {
+            return Err(EncodeError::TooLong {
+                field: "Signature",
+                len,
+                max: 0x0fff,
+            });
+        }
+        // SIGN has no next-payload octet of its own.
+        if let Some(b) = self.out.get_mut(self.next_at) {
+            *b = PayloadType::SIGN.0;
+        }
+        let word = u16::from(sign_type.0) << 12 | len as u16;
+        self.out.extend_from_slice(&word.to_be_bytes());
+        let offset = self.out.len();
+        self.out.resize(offset + len, 0);
+        let field = MacField {
+            payload: PayloadType::SIGN,
+            offset,
+            len,
+        };
+        Ok((self.out, field))
     }
 
     /// The octets written so far.

@@ -53,16 +53,23 @@ pub fn all_messages() -> Vec<(String, Vec<u8>)> {
         }
         if let Some(list) = v.get("messages").and_then(Value::as_array) {
             for m in list {
-                let n = m["name"].as_str().expect("name").to_string();
-                out.push((
-                    n,
-                    hex::decode(m["hex"].as_str().expect("hex")).expect("hex"),
-                ));
+                let n = m["name"].as_str().expect("name");
+                // A list of bare messages (`hex`), or of messages with their keys (`message`).
+                let (n, hex) = match m.get("hex").and_then(Value::as_str) {
+                    Some(hex) => (n.to_string(), hex),
+                    None => (
+                        format!("{name}-{n}"),
+                        m["message"].as_str().expect("hex or message"),
+                    ),
+                };
+                out.push((n, hex::decode(hex).expect("hex")));
             }
         }
     }
     out
 }
+
+pub mod sakke;
 
 // Not every test file uses all three.
 #[allow(unused_imports)]

@@ -26,6 +26,8 @@ pub fn subtree(p: &Payload) -> &'static str {
         Payload::Rand(_) => "mikey.rand",
         Payload::Err(_) => "mikey.err",
         Payload::Ext(_) => "mikey.ext",
+        Payload::Idr(_) => "mikey.idr",
+        Payload::Sakke(_) => "mikey.sakke",
     }
 }
 
@@ -168,6 +170,25 @@ impl Expected {
                     e.push("mikey.v.auth_alg", v.auth_alg.0);
                     e.push("mikey.v.ver_data", hex::encode(&v.ver_data));
                 }
+                Payload::Idr(idr) => {
+                    // tshark 4.0 shows the IDR with the ID payload's fields
+                    // and the role.
+                    e.push("mikey.id.role", idr.role.0);
+                    e.push("mikey.id.type", idr.id_type.0);
+                    e.push("mikey.id.len", idr.data.len());
+                    e.push("mikey.id.data", id_text(&idr.data));
+                }
+                Payload::Sakke(sk) => {
+                    e.push("mikey.sakke.params", sk.params.0);
+                    e.push("mikey.sakke.idscheme", sk.id_scheme.0);
+                    e.push("mikey.sakke.len", sk.data.len());
+                    e.push("mikey.sakke.data", hex::encode(&sk.data));
+                }
+                Payload::Sign(sign) => {
+                    e.push("mikey.sign.type", sign.sign_type.0);
+                    e.push("mikey.sign.len", sign.signature.len());
+                    e.push("mikey.sign.data", hex::encode(&sign.signature));
+                }
                 Payload::Err(err) => {
                     e.push("mikey.err.no", err.err_no.0);
                     e.push(
@@ -188,6 +209,12 @@ impl Expected {
         }
         out
     }
+}
+
+/// How `-T fields` prints an ID: its octets as they are (control
+/// characters included). Only UTF-8 IDs have an expectation written.
+fn id_text(data: &[u8]) -> String {
+    String::from_utf8(data.to_vec()).expect("no expectation written for a non-UTF-8 ID")
 }
 
 /// tshark's field for an SRTP policy parameter type (RFC 3830 Table 6.10.1.a).

@@ -6,7 +6,7 @@ use nom::combinator::recognize;
 use nom::multi::fold_many_m_n;
 
 use super::fail::{Fail, Res, fail};
-use super::field::{uint8, uint32};
+use super::field::{bytes, items, len8_bytes, len16_bytes, uint8, uint32};
 use crate::mikey::error::Reason;
 use crate::mikey::hdr::SrtpIdEntry;
 use crate::mikey::wire::{CsIdMapType, DataType, PayloadType, PrfFunc};
@@ -37,6 +37,8 @@ pub enum CsIdMapView<'a> {
     SrtpId(SrtpIdMap<'a>),
     /// Map type 1 (RFC 4563 §5): no map info.
     Empty,
+    /// Map type 2 (RFC 6043 §6.1): #CS GENERIC-ID entries.
+    GenericId(GenericIdMap<'a>),
     /// Another map type, only with #CS = 0 (its layout is not known).
     Other(CsIdMapType),
 }
@@ -75,12 +77,68 @@ impl<'a> SrtpIdMap<'a> {
     }
 }
 
+/// The GENERIC-ID map entries as received, checked when the message was
+/// decoded and read again on each iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenericIdMap<'a>(&'a [u8]);
+
+/// One GENERIC-ID map entry, as [`crate::mikey::GenericIdEntry`], borrowing its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenericIdEntryView<'a> {
+    /// The crypto session's ID.
+    pub cs_id: u8,
+    /// The security protocol (0: SRTP).
+    pub prot_type: u8,
+    /// The S flag.
+    pub s: bool,
+    /// The numbers of the SP payloads that apply.
+    pub policies: &'a [u8],
+    /// Session Data.
+    pub session_data: &'a [u8],
+    /// The Security Parameter Index.
+    pub spi: &'a [u8],
+}
+
+impl<'a> GenericIdMap<'a> {
+    /// The entries, one per crypto session, in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = GenericIdEntryView<'a>> + Clone + 'a {
+        items(self.0, || generic_id_entry)
+    }
+}
+
+/// `CS ID ‖ Prot type ‖ S/#P ‖ Ps ‖ Session Data Length (16) ‖ Session Data ‖
+/// SPI Length (8) ‖ SPI`.
+fn generic_id_entry(i: &[u8]) -> Res<'_, GenericIdEntryView<'_>> {
+    let (i, (cs_id, prot_type, s_p)) = (
+        uint8("GENERIC-ID CS ID"),
+        uint8("GENERIC-ID Prot type"),
+        uint8("GENERIC-ID S/#P"),
+    )
+        .parse_complete(i)?;
+    let (i, (policies, session_data, spi)) = (
+        bytes("GENERIC-ID Ps", usize::from(s_p & 0x7f)),
+        len16_bytes("GENERIC-ID Session Data Length", "GENERIC-ID Session Data"),
+        len8_bytes("GENERIC-ID SPI Length", "GENERIC-ID SPI"),
+    )
+        .parse_complete(i)?;
+    let entry = GenericIdEntryView {
+        cs_id,
+        prot_type,
+        s: s_p & 0x80 != 0,
+        policies,
+        session_data,
+        spi,
+    };
+    Ok((i, entry))
+}
+
 impl CsIdMapView<'_> {
     /// The CS ID map type of this map info.
     pub fn map_type(&self) -> CsIdMapType {
         match self {
             Self::SrtpId(_) => CsIdMapType::SRTP_ID,
             Self::Empty => CsIdMapType::EMPTY,
+            Self::GenericId(_) => CsIdMapType::GENERIC_ID,
             Self::Other(map_type) => *map_type,
         }
     }
@@ -105,6 +163,15 @@ impl<'a> HdrView<'a> {
                 .map(|entries| CsIdMapView::SrtpId(SrtpIdMap(entries)))
                 .parse_complete(i)?,
             CsIdMapType::EMPTY => (i, CsIdMapView::Empty),
+            CsIdMapType::GENERIC_ID => {
+                let mut rest = i;
+                for _ in 0..cs_count {
+                    rest = generic_id_entry(rest)?.0;
+                }
+                let used = i.len().saturating_sub(rest.len());
+                let entries = i.get(..used).unwrap_or_default();
+                (rest, CsIdMapView::GenericId(GenericIdMap(entries)))
+            }
             other if cs_count == 0 => (i, CsIdMapView::Other(other)),
             other => {
                 return fail(

@@ -1,8 +1,9 @@
 //! Copies of the views into the owned types of the codec.
 
 use crate::mikey::{
-    Cert, Chash, CsIdMap, DecodeError, Dh, Extension, Hdr, Id, Kemac, KeyData, KeyIdEntry,
-    KeyValidity, Message, Payload, Pke, PolicyParam, Received, SecurityPolicy, Sign, Verification,
+    Cert, Chash, CsIdMap, DecodeError, Dh, Extension, GenericIdEntry, Hdr, Id, Idr, Kemac, KeyData,
+    KeyIdEntry, KeyValidity, Message, Payload, Pke, PolicyParam, Received, Sakke, SecurityPolicy,
+    Sign, Verification,
 };
 
 use super::{
@@ -81,6 +82,16 @@ impl From<HdrView<'_>> for Hdr {
             cs_id_map: match h.cs_id_map {
                 CsIdMapView::SrtpId(map) => CsIdMap::SrtpId(map.iter().collect()),
                 CsIdMapView::Empty => CsIdMap::Empty,
+                CsIdMapView::GenericId(map) => {
+                    CsIdMap::GenericId(collect_exact(map.iter(), |e| GenericIdEntry {
+                        cs_id: e.cs_id,
+                        prot_type: e.prot_type,
+                        s: e.s,
+                        policies: e.policies.to_vec(),
+                        session_data: e.session_data.to_vec(),
+                        spi: e.spi.to_vec(),
+                    }))
+                }
                 CsIdMapView::Other(t) => CsIdMap::Other(t),
             },
         }
@@ -109,6 +120,16 @@ impl From<PayloadView<'_>> for Payload {
             PayloadView::Id(id) => Self::Id(Id {
                 id_type: id.id_type,
                 data: id.data.to_vec(),
+            }),
+            PayloadView::Idr(idr) => Self::Idr(Idr {
+                role: idr.role,
+                id_type: idr.id_type,
+                data: idr.data.to_vec(),
+            }),
+            PayloadView::Sakke(sk) => Self::Sakke(Sakke {
+                params: sk.params,
+                id_scheme: sk.id_scheme,
+                data: sk.data.to_vec(),
             }),
             PayloadView::Cert(c) => Self::Cert(Cert {
                 cert_type: c.cert_type,

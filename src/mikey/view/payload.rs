@@ -11,8 +11,8 @@ use super::field::{
 use crate::mikey::error::{PayloadName, Reason};
 use crate::mikey::payload::{ErrorPayload, Timestamp};
 use crate::mikey::wire::{
-    CertType, DhGroup, EncrAlg, ErrNo, HashFunc, IdType, KvType, MacAlg, PayloadType, ProtType,
-    SignType, TsType,
+    CertType, DhGroup, EncrAlg, ErrNo, HashFunc, IdRole, IdType, KvType, MacAlg, PayloadType,
+    ProtType, SakkeIdScheme, SakkeParams, SignType, TsType,
 };
 
 use super::ext::ExtensionView;
@@ -46,8 +46,34 @@ pub enum PayloadView<'a> {
     Rand(&'a [u8]),
     /// ERR (type 12).
     Err(ErrorPayload),
+    /// IDR (type 14, RFC 6043 §6.6).
+    Idr(IdrView<'a>),
     /// General Extension (type 21).
     Ext(ExtensionView<'a>),
+    /// SAKKE (type 26, RFC 6509 §4.2).
+    Sakke(SakkeView<'a>),
+}
+
+/// IDR (RFC 6043 §6.6), as [`crate::mikey::Idr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdrView<'a> {
+    /// The role of the identity.
+    pub role: IdRole,
+    /// The ID type.
+    pub id_type: IdType,
+    /// The identity.
+    pub data: &'a [u8],
+}
+
+/// SAKKE (RFC 6509 §4.2), as [`crate::mikey::Sakke`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SakkeView<'a> {
+    /// The SAKKE parameter set.
+    pub params: SakkeParams,
+    /// How the receiver's identifier is formed.
+    pub id_scheme: SakkeIdScheme,
+    /// The SAKKE Encapsulated Data.
+    pub data: &'a [u8],
 }
 
 /// KEMAC (RFC 3830 §6.2); Encr data as transported.
@@ -92,6 +118,13 @@ pub struct SignView<'a> {
     pub sign_type: SignType,
     /// The signature.
     pub signature: &'a [u8],
+}
+
+impl<'a> SignView<'a> {
+    /// The parts of an ECCSI signature of the P-256 length.
+    pub fn eccsi(&self) -> Option<crate::mikey::EccsiParts<'a>> {
+        crate::mikey::EccsiParts::split(self.sign_type, self.signature)
+    }
 }
 
 /// ID (RFC 3830 §6.7).
@@ -228,6 +261,32 @@ impl<'a> PayloadView<'a> {
                 .parse_complete(i)?,
             PayloadType::ERR => (uint8("Err no").map(ErrNo), uint16("Reserved"))
                 .map(|(err_no, reserved)| Self::Err(ErrorPayload { err_no, reserved }))
+                .parse_complete(i)?,
+            PayloadType::IDR => (
+                uint8("ID Role").map(IdRole),
+                uint8("ID Type").map(IdType),
+                len16_bytes("ID len", "ID data"),
+            )
+                .map(|(role, id_type, data)| {
+                    Self::Idr(IdrView {
+                        role,
+                        id_type,
+                        data,
+                    })
+                })
+                .parse_complete(i)?,
+            PayloadType::SAKKE => (
+                uint8("SAKKE params").map(SakkeParams),
+                uint8("ID scheme").map(SakkeIdScheme),
+                len16_bytes("SAKKE data len", "SAKKE data"),
+            )
+                .map(|(params, id_scheme, data)| {
+                    Self::Sakke(SakkeView {
+                        params,
+                        id_scheme,
+                        data,
+                    })
+                })
                 .parse_complete(i)?,
             PayloadType::GENERAL_EXT => ExtensionView::parse(i).map(|(i, e)| (i, Self::Ext(e)))?,
             PayloadType::KEY_DATA => return fail(start, Reason::KeyDataOutsideKemac),
