@@ -336,7 +336,7 @@ fn to_hyper(resp: Response, close: bool) -> hyper::Response<Full<Bytes>> {
         StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
     for (name, value) in resp.headers {
-        match HeaderValue::from_str(&value) {
+        match HeaderValue::try_from(value) {
             Ok(v) => {
                 headers.append(HeaderName::from_static(name), v);
             }
