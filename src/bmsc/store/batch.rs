@@ -30,7 +30,7 @@ use crate::telemetry::Counter;
 pub struct GroupCommitLimits {
     /// Most jobs in one transaction (at least 1).
     pub max_batch: usize,
-    /// How long the leader waits for a batch to fill before committing what it has. Zero
+    /// How long the writer waits for a batch to fill before committing what it has. Zero
     /// (the default): no lingering; a batch is what queued during the previous commit.
     pub max_wait: Duration,
 }
