@@ -32,7 +32,7 @@ use tokio::time::{sleep, timeout};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::http::serve_admin;
 use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::store::{MskState, Store};
+use mbms_keys::bmsc::store::{GroupCommitLimits, MskState, Store};
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::digest::RspauthStatus;
 use mbms_keys::mbms::keyreq::{
@@ -272,6 +272,58 @@ fn registrations_await_their_commit_without_a_blocking_thread() {
         probe.await.expect("probe");
         s.stop().await;
     });
+}
+
+/// A registration whose client leaves while its batch is still being formed is stored and
+/// reported all the same: the rest of a dropped registration goes on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_whose_client_leaves_before_its_commit_is_stored_and_reported() {
+    let mut s = start_with_group_commit(
+        config("auth-int", "SHA-256"),
+        GroupCommitLimits {
+            max_batch: 64,
+            max_wait: Duration::from_millis(600),
+        },
+    )
+    .await;
+    let alice = lab::credentials(ALICE, 0x10);
+    let mut sess = session(s.addr, PATH_REGISTER).await;
+    let body = register_body(&[OPEN]);
+    let auth = sess
+        .authorize(&alice, "POST", PATH_REGISTER, body.as_bytes())
+        .expect("authorize");
+    let mut conn = TcpStream::connect(s.addr).await.expect("connect");
+    conn.write_all(&request_bytes(
+        "POST",
+        PATH_REGISTER,
+        &[
+            ("content-type", MIME_REGISTER),
+            ("authorization", auth.header_value()),
+        ],
+        body.as_bytes(),
+    ))
+    .await
+    .expect("write");
+    // Read and queued; the batch lingers for company while the client goes.
+    sleep(Duration::from_millis(150)).await;
+    drop(conn);
+    let alice_btid: Btid = ALICE.parse().expect("btid");
+    assert_eq!(
+        s.next_event().await,
+        KeyRequestEvent::Registered {
+            btid: alice_btid.clone(),
+            ue_addr: LOCALHOST,
+            service_ids: ids(&[OPEN]),
+        }
+    );
+    assert_eq!(
+        s.store
+            .registrations_of_btid(&alice_btid)
+            .expect("read")
+            .len(),
+        1
+    );
+    s.stop().await;
 }
 
 /// A registration whose durable write fails is answered 500 for that service (with a verified
