@@ -14,6 +14,7 @@
 mod checkpoint;
 mod open;
 mod schema;
+mod writer;
 
 pub use checkpoint::CheckpointStats;
 
@@ -71,11 +72,11 @@ fn read_only() -> StoreError {
     StoreError::Backend("the store is open read-only".to_owned())
 }
 
-fn db(e: rusqlite::Error) -> StoreError {
+pub(super) fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+pub(super) fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock left no transaction open (a dropped transaction rolls
     // back), so the connection is still usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -113,7 +114,7 @@ impl SqliteStore {
     /// # Errors
     /// The writer thread of the new group commit could not be started.
     pub fn with_group_commit(mut self, limits: GroupCommitLimits) -> Result<Self, StoreError> {
-        self.registrations = Some(registration_writer(&self.writer, limits)?);
+        self.registrations = Some(writer::registration_writer(&self.writer, limits)?);
         Ok(self)
     }
 
@@ -238,50 +239,7 @@ impl SqliteStore {
     }
 }
 
-/// The group commit of registrations over the `writer` connection, with its writer thread.
-pub(super) fn registration_writer(
-    writer: &std::sync::Arc<Mutex<Connection>>,
-    limits: GroupCommitLimits,
-) -> Result<GroupCommit<Registration, ()>, StoreError> {
-    let conn = std::sync::Arc::clone(writer);
-    GroupCommit::start(limits, "bmsc-store-writer", move |batch| {
-        register_batch(&conn, &batch)
-    })
-    .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))
-}
-
-/// Writes a batch of registrations in one transaction, each in its own savepoint so that one
-/// failing registration leaves the others; one result per registration.
-fn register_batch(
-    writer: &Mutex<Connection>,
-    batch: &[Registration],
-) -> Vec<Result<(), StoreError>> {
-    let all_failed = |e: &rusqlite::Error| {
-        batch
-            .iter()
-            .map(|_| Err(StoreError::Backend(e.to_string())))
-            .collect()
-    };
-    let mut conn = lock(writer);
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return all_failed(&e),
-    };
-    let mut out = Vec::with_capacity(batch.len());
-    for r in batch {
-        let one = tx.savepoint().map_err(db).and_then(|sp| {
-            upsert_registration(&sp, r)?;
-            sp.commit().map_err(db)
-        });
-        out.push(one);
-    }
-    match tx.commit() {
-        Ok(()) => out,
-        Err(e) => all_failed(&e),
-    }
-}
-
-fn upsert_registration(tx: &Connection, r: &Registration) -> Result<(), StoreError> {
+pub(super) fn upsert_registration(tx: &Connection, r: &Registration) -> Result<(), StoreError> {
     let at = time_to_nanos(r.registered_at)?;
     tx.prepare_cached(
         "INSERT INTO registrations (service_id, btid, ue_addr, registered_at)

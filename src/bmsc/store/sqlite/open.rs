@@ -8,7 +8,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::checkpoint::Checkpointer;
-use super::{READERS, SqliteStore, db, registration_writer, schema};
+use super::writer::registration_writer;
+use super::{READERS, SqliteStore, db, schema};
 use crate::bmsc::store::batch::{GroupCommit, GroupCommitLimits};
 use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
 use crate::bmsc::store::{Registration, StoreError, StoreLock};
