@@ -32,7 +32,7 @@ use tokio::time::{sleep, timeout};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::http::serve_admin;
 use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::store::{MskState, Store};
+use mbms_keys::bmsc::store::{GroupCommitLimits, MskState, Store};
 use mbms_keys::gba::{Btid, GbaKeys};
 use mbms_keys::mbms::digest::RspauthStatus;
 use mbms_keys::mbms::keyreq::{
@@ -201,6 +201,159 @@ fn msk_requests_are_answered_while_the_blocking_pool_is_busy() {
         probe.await.expect("probe");
         s.stop().await;
     });
+}
+
+/// A registration queues its row to the store's writer and awaits the commit on the runtime:
+/// with the only blocking thread busy, concurrent registrations are all answered 200 once
+/// durable, with their events (through the blocking pool, or with a thread parked per
+/// registration, they would wait past `request_timeout` and get 503).
+#[test]
+fn registrations_await_their_commit_without_a_blocking_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut s = start(config("auth-int", "SHA-256")).await;
+        // Each UE client fetches its GBA keys once, on the blocking pool: before it is busy.
+        let n = 16;
+        let ues: Vec<_> = (0..n).map(|_| Arc::new(client(&s, alice_keys()))).collect();
+        for ue in &ues {
+            ue.register(&ids(&[OPEN]))
+                .await
+                .expect("first registration");
+            s.next_event().await;
+        }
+        let before = s.store.inner.commit_stats().jobs();
+
+        let (started_tx, started_rx) = oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::task::spawn_blocking(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+        });
+        started_rx.await.expect("the blocking thread runs");
+        let probe = tokio::task::spawn_blocking(|| ());
+        sleep(Duration::from_millis(50)).await;
+        assert!(!probe.is_finished(), "the blocking pool is busy");
+
+        let mut set = tokio::task::JoinSet::new();
+        for ue in &ues {
+            let ue = Arc::clone(ue);
+            set.spawn(async move { ue.register(&ids(&[OPEN])).await });
+        }
+        let answers = timeout(IO_LIMIT, set.join_all())
+            .await
+            .expect("answered in time");
+        for r in answers {
+            assert_eq!(codes(&r.expect("register")), vec![(OPEN.into(), 200)]);
+        }
+        for _ in 0..n {
+            assert!(matches!(
+                s.next_event().await,
+                KeyRequestEvent::Registered { .. }
+            ));
+        }
+        let alice: Btid = ALICE.parse().expect("btid");
+        assert_eq!(
+            s.store.registrations_of_btid(&alice).expect("read").len(),
+            1
+        );
+        assert_eq!(
+            s.store.inner.commit_stats().jobs() - before,
+            n as u64,
+            "every registration went through the group commit"
+        );
+        assert!(!probe.is_finished(), "still busy: no registration used it");
+        release_tx.send(()).expect("release");
+        busy.await.expect("busy task");
+        probe.await.expect("probe");
+        s.stop().await;
+    });
+}
+
+/// A registration whose client leaves while its batch is still being formed is stored and
+/// reported all the same: the rest of a dropped registration goes on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_whose_client_leaves_before_its_commit_is_stored_and_reported() {
+    let mut s = start_with_group_commit(
+        config("auth-int", "SHA-256"),
+        GroupCommitLimits {
+            max_batch: 64,
+            max_wait: Duration::from_millis(600),
+        },
+    )
+    .await;
+    let alice = lab::credentials(ALICE, 0x10);
+    let mut sess = session(s.addr, PATH_REGISTER).await;
+    let body = register_body(&[OPEN]);
+    let auth = sess
+        .authorize(&alice, "POST", PATH_REGISTER, body.as_bytes())
+        .expect("authorize");
+    let mut conn = TcpStream::connect(s.addr).await.expect("connect");
+    conn.write_all(&request_bytes(
+        "POST",
+        PATH_REGISTER,
+        &[
+            ("content-type", MIME_REGISTER),
+            ("authorization", auth.header_value()),
+        ],
+        body.as_bytes(),
+    ))
+    .await
+    .expect("write");
+    // Read and queued; the batch lingers for company while the client goes.
+    sleep(Duration::from_millis(150)).await;
+    drop(conn);
+    let alice_btid: Btid = ALICE.parse().expect("btid");
+    assert_eq!(
+        s.next_event().await,
+        KeyRequestEvent::Registered {
+            btid: alice_btid.clone(),
+            ue_addr: LOCALHOST,
+            service_ids: ids(&[OPEN]),
+        }
+    );
+    assert_eq!(
+        s.store
+            .registrations_of_btid(&alice_btid)
+            .expect("read")
+            .len(),
+        1
+    );
+    s.stop().await;
+}
+
+/// A registration whose durable write fails is answered 500 for that service (with a verified
+/// rspauth, as before the write was queued), never 200, and reports no event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_registration_commit_is_500_and_reports_nothing() {
+    let mut s = start(config("auth-int", "SHA-256")).await;
+    let ue = client(&s, alice_keys());
+    s.store.fail_writes.store(true, Ordering::SeqCst);
+    let r = ue.register(&ids(&[OPEN, VIP])).await.expect("register");
+    assert_eq!(codes(&r), vec![(OPEN.into(), 500), (VIP.into(), 403)]);
+    sleep(Duration::from_millis(100)).await;
+    s.no_event();
+    let alice: Btid = ALICE.parse().expect("btid");
+    s.store.fail_writes.store(false, Ordering::SeqCst);
+    assert!(
+        s.store
+            .registrations_of_btid(&alice)
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(s.metrics.registrations_accepted.get(), 0);
+    // The same request once the store writes again: 200 and its event.
+    let r = ue.register(&ids(&[OPEN])).await.expect("register");
+    assert_eq!(codes(&r), vec![(OPEN.into(), 200)]);
+    assert!(matches!(
+        s.next_event().await,
+        KeyRequestEvent::Registered { .. }
+    ));
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ fn open(dir: &TempDir, limits: GroupCommitLimits) -> SqliteStore {
     SqliteStore::open(dir.path(), StateKey::from_bytes([0x5a; 32]))
         .expect("store opens")
         .with_group_commit(limits)
+        .expect("store writer starts")
 }
 
 fn btid(i: u32) -> Btid {
@@ -202,4 +203,39 @@ fn the_wal_is_checkpointed_in_the_background_and_emptied_when_idle() {
     }
     let store = open(&dir, GroupCommitLimits::default());
     assert!((0..batches * per).all(|i| stored(&store, i)));
+}
+
+/// `register_queued` returns at once: one thread queues a whole batch, which commits as one
+/// transaction; every completion then reports success and the rows survive reopening.
+#[test]
+fn queued_registrations_complete_without_a_thread_each() {
+    let dir = TempDir::new("gc-queued");
+    let n = 12;
+    {
+        let store = open(
+            &dir,
+            GroupCommitLimits {
+                max_batch: n as usize,
+                max_wait: Duration::from_secs(10),
+            },
+        );
+        assert!(store.queues_registrations());
+        let started = Instant::now();
+        let pending: Vec<_> = (0..n)
+            .map(|i| store.register_queued(if i == 4 { bad_reg(i) } else { reg(i) }))
+            .collect();
+        for (i, rx) in (0..n).zip(pending) {
+            let r = rx.blocking_recv().expect("completed");
+            if i == 4 {
+                assert!(matches!(r, Err(StoreError::TimeOutOfRange)), "{r:?}");
+            } else {
+                assert!(r.is_ok(), "registration {i}: {r:?}");
+            }
+        }
+        // The batch filled from one thread: no lingering for the 10 s, one commit.
+        assert!(started.elapsed() < Duration::from_secs(8));
+        assert_eq!(store.commit_stats().commits(), 1);
+    }
+    let store = open(&dir, GroupCommitLimits::default());
+    assert!((0..n).all(|i| (i == 4) != stored(&store, i)));
 }

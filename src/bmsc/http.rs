@@ -6,15 +6,17 @@
 //! it (slowloris); idle connections close after `idle_timeout` (see `conn`). At most
 //! `max_connections` connections: beyond, a connection gets an immediate `503` and is closed.
 //! Bodies over `max_body` get `413` from `Content-Length` or as soon as the limit is crossed,
-//! without reading the rest (and the connection closes). The handler runs on the blocking pool
-//! (key source and store are synchronous); its events go to the Key Distribution channel
-//! before the response is released, so a UE answered 200 has its push queued (when the channel
-//! stays full past `request_timeout` the UE gets 503, the change stays durable and its event is
-//! still delivered). On shutdown the
+//! without reading the rest (and the connection closes). The handler runs on the runtime or on
+//! the blocking pool (key source and store are synchronous), and a registration awaits its
+//! durable write without holding a thread (`handoff`); its events go to the Key Distribution
+//! channel before the response is released, so a UE answered 200 has its push queued (when the
+//! channel stays full past `request_timeout` the UE gets 503, the change stays durable and its
+//! event is still delivered). On shutdown the
 //! server stops accepting, lets in-flight requests finish and closes idle connections,
 //! waiting at most `request_timeout` (plus a grace) before aborting the rest.
 
 mod conn;
+mod handoff;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,7 +36,6 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
@@ -326,64 +327,7 @@ async fn respond(
         body,
         peer,
     };
-    if ctx.handler.runs_inline(&request) {
-        return respond_inline(request, ctx, deadline).await;
-    }
-    let handler = Arc::clone(&ctx.handler);
-    let events = ctx.events.clone();
-    // One hand-off to the blocking pool, which also forwards the events: a blocking task runs
-    // to its end even when its handle is dropped, so once the handler has changed the store
-    // its events are forwarded even if the client is gone or the request timed out.
-    let ran = tokio::task::spawn_blocking(move || {
-        let (mut resp, evs) = handler.handle(request, SystemTime::now());
-        for ev in evs {
-            if events.blocking_send(ev).is_err() {
-                // No 200 without its push queued: the change stays durable.
-                warn!("Key Distribution channel closed: event dropped, answering 503");
-                resp = Response::text(503, "key distribution not running");
-                break;
-            }
-        }
-        resp
-    });
-    match timeout_at(deadline, ran).await {
-        Ok(Ok(resp)) => (resp, false),
-        Ok(Err(e)) => {
-            error!(error = %e, "Key Request handler failed");
-            (Response::text(500, "internal error"), true)
-        }
-        Err(_) => {
-            ctx.handler
-                .log_request_unanswered(SystemTime::now(), &peer.to_string());
-            (
-                Response::text(503, "request could not be completed in time"),
-                true,
-            )
-        }
-    }
-}
-
-/// Runs the handler on the runtime (it reads memory and the store only, see
-/// [`KeyRequestHandler::runs_inline`](super::keyreq::KeyRequestHandler::runs_inline)) and
-/// forwards its events. Such a request changes nothing in the store, so an event not queued
-/// because the client left meanwhile loses nothing durable: the UE asks again.
-async fn respond_inline(request: Request, ctx: &Ctx, deadline: Instant) -> (Response, bool) {
-    let (mut resp, evs) = ctx.handler.handle(request, SystemTime::now());
-    for ev in evs {
-        let queued = match ctx.events.try_send(ev) {
-            Ok(()) => true,
-            Err(TrySendError::Full(ev)) => {
-                matches!(timeout_at(deadline, ctx.events.send(ev)).await, Ok(Ok(())))
-            }
-            Err(TrySendError::Closed(_)) => false,
-        };
-        if !queued {
-            warn!("Key Distribution channel closed or full past the deadline: answering 503");
-            resp = Response::text(503, "key distribution not running");
-            break;
-        }
-    }
-    (resp, false)
+    handoff::run(request, ctx, deadline).await
 }
 
 fn to_hyper(resp: Response, close: bool) -> hyper::Response<Full<Bytes>> {
@@ -392,7 +336,7 @@ fn to_hyper(resp: Response, close: bool) -> hyper::Response<Full<Bytes>> {
         StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
     for (name, value) in resp.headers {
-        match HeaderValue::from_str(&value) {
+        match HeaderValue::try_from(value) {
             Ok(v) => {
                 headers.append(HeaderName::from_static(name), v);
             }

@@ -206,7 +206,7 @@ impl Bmsc {
             tokio::task::spawn_blocking(move || SqliteStore::open_with_kek_file(&data_dir, &kek))
                 .await
                 .map_err(|e| ServeError::Task(e.to_string()))??
-                .with_group_commit(group_commit);
+                .with_group_commit(group_commit)?;
         let metrics = Arc::new(Metrics::default());
         let _ = metrics.store.set(sqlite.commit_stats());
         let store: Arc<dyn Store> = Arc::new(sqlite);

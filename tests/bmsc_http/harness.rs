@@ -16,6 +16,7 @@ use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::http::serve_key_requests;
 use mbms_keys::bmsc::keyreq::KeyRequestHandler;
 use mbms_keys::bmsc::metrics::Metrics;
+use mbms_keys::bmsc::store::GroupCommitLimits;
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::gba::{GbaKeys, KeySource};
 use mbms_keys::mbms::keyreq::{RegisterRequest, RegisterResponse};
@@ -40,7 +41,20 @@ pub struct Server {
 
 pub async fn start(config: Config) -> Server {
     let dir = TempDir::new("http");
-    let store = Arc::new(FlakyStore::open(&dir));
+    let store = FlakyStore::open(&dir);
+    start_on(config, store, dir).await
+}
+
+/// As [`start`], with the store's registrations group-committed within `limits`.
+pub async fn start_with_group_commit(config: Config, limits: GroupCommitLimits) -> Server {
+    let dir = TempDir::new("http");
+    let mut store = FlakyStore::open(&dir);
+    store.inner = store.inner.with_group_commit(limits).expect("store writer");
+    start_on(config, store, dir).await
+}
+
+async fn start_on(config: Config, store: FlakyStore, dir: TempDir) -> Server {
+    let store = Arc::new(store);
     let source: Arc<dyn KeySource> = Arc::new(config.key_source().expect("key source"));
     let metrics = Arc::new(Metrics::default());
     let handler = Arc::new(KeyRequestHandler::new(

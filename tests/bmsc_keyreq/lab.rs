@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use mbms_keys::bmsc::config::Config;
 use mbms_keys::bmsc::store::{
-    Member, MskRecord, MskState, Registration, SqliteStore, Store, StoreError,
+    Committed, Member, MskRecord, MskState, Registration, SqliteStore, Store, StoreError, committed,
 };
 use mbms_keys::crypto::{KsNaf, Msk, StateKey};
 use mbms_keys::gba::{
@@ -232,6 +232,15 @@ impl Store for FlakyStore {
     fn register(&self, r: &Registration) -> Result<(), StoreError> {
         self.write()?;
         self.inner.register(r)
+    }
+    fn register_queued(&self, r: Registration) -> Committed {
+        match self.write() {
+            Ok(()) => self.inner.register_queued(r),
+            Err(e) => committed(Err(e)),
+        }
+    }
+    fn queues_registrations(&self) -> bool {
+        self.inner.queues_registrations()
     }
     fn register_many(&self, r: &[Registration]) -> Result<(), StoreError> {
         self.write()?;

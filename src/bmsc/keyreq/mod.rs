@@ -1,9 +1,12 @@
 //! The BM-SC Key Request function (TS 33.246 6.3.2.3, docs/profile.md §4), sans-IO: a
 //! [`Request`] and `now` in, a [`Response`] and the [`KeyRequestEvent`]s for the Key
 //! Distribution function out. No socket, clock or global RNG: the hyper driver
-//! (`bmsc::http`) reads the request, calls [`KeyRequestHandler::handle`] from
+//! (`bmsc::http`) reads the request, calls [`KeyRequestHandler::begin`] from
 //! `spawn_blocking` (the key source and the store are synchronous), or on the runtime when
 //! [`KeyRequestHandler::runs_inline`] says nothing in it can block, and forwards the events.
+//! A registration is split around its durable write: `begin` queues it to the store and
+//! returns a [`PendingRegister`], which the driver answers with
+//! [`KeyRequestHandler::finish_register`] once the writes completed.
 //!
 //! # Order of checks
 //! 1. Route: an unknown path is 404 (before the method: an unknown resource has no `Allow`).
@@ -37,16 +40,18 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 pub use nonces::{Issued, NonceRefusal, NonceStore};
+pub use ops::PendingRegister;
 
 use super::config::{Authorized, Config, DigestAlgorithm, Qop as QopConfig, ServiceConfig};
 use super::events::KeyRequestEvent;
 use super::metrics::Metrics;
-use super::store::Store;
+use super::store::{Store, StoreError};
 use crate::crypto::Random;
 use crate::gba::KeySource;
 use crate::mbms::digest::{Algorithm, QopOffer, realm_for};
 use crate::mbms::keyreq::{
     MIME_DEREGISTER, MIME_MSK, MIME_REGISTER, PATH_DEREGISTER, PATH_MSK, PATH_REGISTER,
+    RegisterKind,
 };
 
 /// `Content-Type` of the short error bodies.
@@ -315,34 +320,69 @@ impl KeyRequestHandler {
         Response::text(413, &format!("request body over {} octets", self.max_body))
     }
 
-    /// Whether handling `req` waits on nothing but memory and store reads of microseconds, so
-    /// the driver may run it on the runtime instead of the blocking pool: a request without
-    /// `Authorization` (it is answered with a challenge), and an MSK request when the key
-    /// source does not block ([`KeySource::may_block`]). A registration waits for its group
-    /// commit and a deregistration writes, so both go to the blocking pool, as does every
-    /// lookup in a network key source.
+    /// Whether [`KeyRequestHandler::begin`] of `req` waits on nothing but memory and store
+    /// reads of microseconds, so the driver may run it on the runtime instead of the blocking
+    /// pool: a request without `Authorization` (it is answered with a challenge), and, when
+    /// the key source does not block ([`KeySource::may_block`]), an MSK request and a
+    /// registration whose store queues its writes ([`Store::queues_registrations`]: the
+    /// registration's commit is then awaited, not waited for on a thread). A deregistration
+    /// writes, so it goes to the blocking pool, as does every lookup in a network key source.
     #[must_use]
     pub fn runs_inline(&self, req: &Request) -> bool {
         if req.authorization.is_none() {
             return true;
         }
-        Route::of(&req.path) == Some(Route::Msk) && !self.key_source.may_block()
+        match Route::of(&req.path) {
+            Some(Route::Msk) => !self.key_source.may_block(),
+            Some(Route::Register) => {
+                !self.key_source.may_block() && self.store.queues_registrations()
+            }
+            _ => false,
+        }
     }
 
     /// Handles one request at `now`: the response, and the events to forward once it is
-    /// decided (every change they report is already durable in the store).
+    /// decided (every change they report is already durable in the store). A registration
+    /// waits here for its store writes: the driver uses [`KeyRequestHandler::begin`] instead.
     pub fn handle(&self, req: Request, now: SystemTime) -> (Response, Vec<KeyRequestEvent>) {
+        match self.run(req, now, false) {
+            Begun::Done(response, events) => (response, events),
+            Begun::Registering(mut pending) => {
+                // Written synchronously: every completion is already there.
+                let results = pending
+                    .take_commits()
+                    .into_iter()
+                    .map(|mut c| {
+                        c.try_recv().unwrap_or_else(|_| {
+                            Err(StoreError::Backend("registration not written".to_owned()))
+                        })
+                    })
+                    .collect();
+                self.finish_register(*pending, results)
+            }
+        }
+    }
+
+    /// Handles one request at `now` up to a registration's durable writes, which it queues
+    /// ([`Store::register_queued`]) instead of waiting for them: the driver awaits
+    /// [`PendingRegister::take_commits`] and answers with
+    /// [`KeyRequestHandler::finish_register`]. Every other request is answered here.
+    pub fn begin(&self, req: Request, now: SystemTime) -> Begun {
+        self.run(req, now, true)
+    }
+
+    fn run(&self, req: Request, now: SystemTime, queue: bool) -> Begun {
         if let Some(early) =
             self.early_response(&req.method, &req.path, Some(req.body.len() as u64))
         {
-            return (early, Vec::new());
+            return Begun::Done(early, Vec::new());
         }
         let Some(route) = Route::of(&req.path) else {
-            return (Response::text(404, "no such resource"), Vec::new());
+            return Begun::Done(Response::text(404, "no such resource"), Vec::new());
         };
         let authed = match self.authenticate(&req, now) {
             Ok(a) => a,
-            Err(refusal) => return (refusal, Vec::new()),
+            Err(refusal) => return Begun::Done(refusal, Vec::new()),
         };
         let (response, events) = if !content_type_is(req.content_type.as_deref(), route.mime()) {
             (
@@ -351,12 +391,28 @@ impl KeyRequestHandler {
             )
         } else {
             match route {
-                Route::Register => self.register(&authed, &req, now),
+                Route::Register => match self.parse_register(&req, RegisterKind::Register) {
+                    Ok(parsed) => {
+                        return Begun::Registering(Box::new(
+                            self.register(parsed, authed, &req, now, queue),
+                        ));
+                    }
+                    Err(refused) => refused,
+                },
                 Route::Deregister => self.deregister(&authed, &req),
                 Route::Msk => self.msk_request(&authed, &req),
             }
         };
         let info = authed.authentication_info(&response.body);
-        (response.with_header("authentication-info", info), events)
+        Begun::Done(response.with_header("authentication-info", info), events)
     }
+}
+
+/// What [`KeyRequestHandler::begin`] leaves to do.
+#[derive(Debug)]
+pub enum Begun {
+    /// The answer, and the events to forward.
+    Done(Response, Vec<KeyRequestEvent>),
+    /// A registration whose store writes are under way.
+    Registering(Box<PendingRegister>),
 }

@@ -3,6 +3,7 @@
 //! answered 200 or reported as an event.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use tracing::{error, info};
 use super::auth::Authenticated;
 use super::{KeyRequestHandler, Request, Response};
 use crate::bmsc::events::KeyRequestEvent;
-use crate::bmsc::store::{MskState, Registration};
+use crate::bmsc::store::{Committed, MskState, Registration, StoreError, committed};
 use crate::mbms::keyreq::{
     MIME_MSK_RESPONSE, MIME_REGISTER_RESPONSE, MskRef, MskRequest, MskResponse, MskStatus,
     RegisterKind, RegisterRequest, RegisterResponse, ServiceStatus, XmlError, check_service_id,
@@ -20,6 +21,39 @@ use crate::mbms::keyreq::{
 use crate::mikey::{KeyDomainId, MskId};
 
 type Outcome = (Response, Vec<KeyRequestEvent>);
+
+/// A requested service of a registration: its code, or the index of its store write.
+#[derive(Debug)]
+enum Item {
+    Code(u16),
+    Written(usize),
+}
+
+/// A registration authenticated and checked whose store writes are under way: the driver
+/// awaits [`PendingRegister::take_commits`], then calls
+/// [`KeyRequestHandler::finish_register`]. No 200 goes out before the writes are durable.
+pub struct PendingRegister {
+    who: Authenticated,
+    peer: IpAddr,
+    items: Vec<(String, Item)>,
+    commits: Vec<Committed>,
+}
+
+impl std::fmt::Debug for PendingRegister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRegister")
+            .field("btid", &self.who.subscriber.btid)
+            .field("items", &self.items)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingRegister {
+    /// The completions of the registration's store writes, in order (taken once).
+    pub fn take_commits(&mut self) -> Vec<Committed> {
+        std::mem::take(&mut self.commits)
+    }
+}
 
 fn xml_response(mime: &str, xml: String) -> Response {
     Response {
@@ -52,7 +86,7 @@ fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 impl KeyRequestHandler {
-    fn parse_register(
+    pub(super) fn parse_register(
         &self,
         req: &Request,
         kind: RegisterKind,
@@ -74,48 +108,96 @@ impl KeyRequestHandler {
         Ok(parsed)
     }
 
-    /// `<mbmsRegister>` (TS 33.246 6.3.2.3): per service 400 (malformed id), 404 (unknown),
-    /// 403 (IMPI not authorized), 500 (store failure) or 200 (stored, upsert).
-    pub(super) fn register(&self, who: &Authenticated, req: &Request, now: SystemTime) -> Outcome {
-        let parsed = match self.parse_register(req, RegisterKind::Register) {
-            Ok(p) => p,
-            Err(o) => return o,
-        };
+    /// `<mbmsRegister>` (TS 33.246 6.3.2.3) once its body parsed, up to its durable writes: per service 400
+    /// (malformed id), 404 (unknown) or 403 (IMPI not authorized) at once; the others are
+    /// handed to the store, queued ([`Store::register_queued`](crate::bmsc::store::Store)) when
+    /// `queue`, else written before this returns. [`KeyRequestHandler::finish_register`] answers
+    /// once they completed.
+    pub(super) fn register(
+        &self,
+        parsed: RegisterRequest,
+        who: Authenticated,
+        req: &Request,
+        now: SystemTime,
+        queue: bool,
+    ) -> PendingRegister {
         let btid = &who.subscriber.btid;
-        let mut registered = Vec::new();
-        let statuses = parsed
+        let mut commits = Vec::new();
+        let items = parsed
             .service_ids
-            .iter()
+            .into_iter()
             .map(|id| {
-                let code = if check_service_id(id).is_err() {
-                    code::MALFORMED
-                } else if self.services.contains_key(id) {
-                    if !self.authorizes(id, &who.subscriber.impi) {
-                        self.failure_logs.registration_forbidden(now, btid.as_str(), id);
-                        code::FORBIDDEN
-                    } else {
-                        let reg = Registration {
-                            btid: btid.clone(),
-                            service_id: id.clone(),
-                            ue_addr: req.peer,
-                            registered_at: now,
-                        };
-                        match self.store.register(&reg) {
-                            Ok(()) => {
-                                registered.push(id.clone());
-                                code::OK
-                            }
-                            Err(e) => {
-                                error!(btid = %btid, service = %id, error = %e, "storing registration failed");
-                                code::INTERNAL
-                            }
-                        }
-                    }
+                let item = if check_service_id(&id).is_err() {
+                    Item::Code(code::MALFORMED)
+                } else if !self.services.contains_key(&id) {
+                    Item::Code(code::NOT_FOUND)
+                } else if !self.authorizes(&id, &who.subscriber.impi) {
+                    self.failure_logs
+                        .registration_forbidden(now, btid.as_str(), &id);
+                    Item::Code(code::FORBIDDEN)
                 } else {
-                    code::NOT_FOUND
+                    let reg = Registration {
+                        btid: btid.clone(),
+                        service_id: id.clone(),
+                        ue_addr: req.peer,
+                        registered_at: now,
+                    };
+                    commits.push(if queue {
+                        self.store.register_queued(reg)
+                    } else {
+                        committed(self.store.register(&reg))
+                    });
+                    Item::Written(commits.len() - 1)
+                };
+                (id, item)
+            })
+            .collect();
+        PendingRegister {
+            who,
+            peer: req.peer,
+            items,
+            commits,
+        }
+    }
+
+    /// Answers a registration whose writes completed with `results` (one per
+    /// [`PendingRegister::take_commits`] entry, in order): per service 500 when its write
+    /// failed, else 200 (stored, upsert); the event names the services stored.
+    #[must_use]
+    pub fn finish_register(
+        &self,
+        pending: PendingRegister,
+        results: Vec<Result<(), StoreError>>,
+    ) -> (Response, Vec<KeyRequestEvent>) {
+        let PendingRegister {
+            who, peer, items, ..
+        } = pending;
+        let btid = &who.subscriber.btid;
+        let mut results: Vec<Option<Result<(), StoreError>>> =
+            results.into_iter().map(Some).collect();
+        let mut registered = Vec::new();
+        let statuses = items
+            .into_iter()
+            .map(|(id, item)| {
+                let code = match item {
+                    Item::Code(c) => c,
+                    Item::Written(i) => match results.get_mut(i).and_then(Option::take) {
+                        Some(Ok(())) => {
+                            registered.push(id.clone());
+                            code::OK
+                        }
+                        Some(Err(e)) => {
+                            error!(btid = %btid, service = %id, error = %e, "storing registration failed");
+                            code::INTERNAL
+                        }
+                        None => {
+                            error!(btid = %btid, service = %id, "storing registration: no result");
+                            code::INTERNAL
+                        }
+                    },
                 };
                 ServiceStatus {
-                    service_id: id.clone(),
+                    service_id: id,
                     code,
                 }
             })
@@ -127,14 +209,16 @@ impl KeyRequestHandler {
             self.metrics
                 .registrations_accepted
                 .add(service_ids.len() as u64);
-            info!(btid = %btid, ue = %req.peer, services = ?service_ids, "registered");
+            info!(btid = %btid, ue = %peer, services = ?service_ids, "registered");
             events.push(KeyRequestEvent::Registered {
                 btid: btid.clone(),
-                ue_addr: req.peer,
+                ue_addr: peer,
                 service_ids,
             });
         }
-        (xml_response(MIME_REGISTER_RESPONSE, xml), events)
+        let response = xml_response(MIME_REGISTER_RESPONSE, xml);
+        let info = who.authentication_info(&response.body);
+        (response.with_header("authentication-info", info), events)
     }
 
     /// `<mbmsDeregister>`: per service 400 (malformed id), 404 (unknown), 500 (store failure)

@@ -1,23 +1,26 @@
 //! Group commit: many writers share one durable commit (docs/architecture.md §4, the store).
 //!
-//! A writer hands its job to [`GroupCommit::submit`] and blocks until the transaction holding
-//! it has committed (or failed). No dedicated thread: whoever finds no batch being written
-//! becomes the *leader*: it may linger up to [`GroupCommitLimits::max_wait`] for the batch to
-//! fill to [`GroupCommitLimits::max_batch`], takes up to `max_batch` queued jobs, runs them
-//! through the backend's commit function (one transaction, one fsync) and hands each waiter
-//! its own result. Jobs that arrive while a batch is being written queue for the next one, so
-//! under load a batch holds what arrived during the previous fsync. The backend's commit
+//! A writer queues its job, either with [`GroupCommit::queue`], which returns at once with a
+//! receiver that yields the job's result (an async caller awaits it: no thread is parked per
+//! job), or with [`GroupCommit::submit`], which blocks until then. One writer thread per
+//! group commit takes the queued jobs: it may linger up to [`GroupCommitLimits::max_wait`] for
+//! the batch to fill to [`GroupCommitLimits::max_batch`], takes up to `max_batch` of them, runs
+//! them through the backend's commit function (one transaction, one fsync) and hands each
+//! job its own result. Jobs that arrive while a batch is being written queue for the next one,
+//! so under load a batch holds what arrived during the previous fsync. The backend's commit
 //! function keeps the jobs apart (SQLite: one savepoint each), so one failing job does not
 //! fail the others; a failed commit fails every job of its batch.
 //!
 //! The mechanism knows no database: the SQLite store uses it for registrations, and another
-//! backend can use it as it is.
+//! backend can use it as it is (or complete its own receivers from an async client).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use super::StoreError;
 use crate::telemetry::Counter;
@@ -27,7 +30,7 @@ use crate::telemetry::Counter;
 pub struct GroupCommitLimits {
     /// Most jobs in one transaction (at least 1).
     pub max_batch: usize,
-    /// How long the leader waits for a batch to fill before committing what it has. Zero
+    /// How long the writer waits for a batch to fill before committing what it has. Zero
     /// (the default): no lingering; a batch is what queued during the previous commit.
     pub max_wait: Duration,
 }
@@ -99,169 +102,201 @@ impl CommitStats {
     }
 }
 
-/// A queued job: its id, the job, and the condition its submitter waits on (one each, so a
-/// finished batch wakes its own waiters and the next leader, not every waiter).
-type Queued<J> = (u64, J, Arc<Condvar>);
+/// Where a job's result goes: a thread blocked in [`GroupCommit::submit`], or a task awaiting
+/// the receiver of [`GroupCommit::queue`].
+enum Reply<R> {
+    Thread(std::sync::mpsc::SyncSender<Result<R, StoreError>>),
+    Task(oneshot::Sender<Result<R, StoreError>>),
+}
+
+impl<R> Reply<R> {
+    fn send(self, r: Result<R, StoreError>) {
+        // A submitter that went away (a client that left) loses only its answer: the job
+        // itself is committed or failed like every other of its batch.
+        match self {
+            Self::Thread(tx) => {
+                let _ = tx.send(r);
+            }
+            Self::Task(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
 
 struct State<J, R> {
-    queue: VecDeque<Queued<J>>,
-    results: HashMap<u64, Result<R, StoreError>>,
-    leading: bool,
-    next_id: u64,
+    queue: VecDeque<(J, Reply<R>)>,
+    closing: bool,
+}
+
+struct Shared<J, R> {
+    limits: GroupCommitLimits,
+    state: Mutex<State<J, R>>,
+    /// A job was queued, or the writer is asked to stop.
+    arrived: Condvar,
+    stats: Arc<CommitStats>,
+}
+
+impl<J, R> Shared<J, R> {
+    fn lock(&self) -> MutexGuard<'_, State<J, R>> {
+        // Every critical section leaves the state consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The group commit of jobs `J` answered with `R` (module doc).
 pub struct GroupCommit<J, R> {
-    limits: GroupCommitLimits,
-    state: Mutex<State<J, R>>,
-    /// A job was queued (wakes a lingering leader).
-    arrived: Condvar,
-    stats: Arc<CommitStats>,
+    shared: Arc<Shared<J, R>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<J, R> std::fmt::Debug for GroupCommit<J, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit")
-            .field("limits", &self.limits)
+            .field("limits", &self.shared.limits)
             .finish_non_exhaustive()
     }
 }
 
-/// Answers the jobs of a batch when dropped, also when the commit function panicked.
-struct Leader<'a, J, R> {
-    gc: &'a GroupCommit<J, R>,
-    ids: Vec<(u64, Arc<Condvar>)>,
-    results: Vec<Result<R, StoreError>>,
+/// The error of a job whose batch was not written (its commit function panicked or returned
+/// too few results, or the writer is gone).
+fn abandoned() -> StoreError {
+    StoreError::Backend("the write batch was abandoned".to_owned())
 }
 
-impl<J, R> Drop for Leader<'_, J, R> {
-    fn drop(&mut self) {
-        let mut st = self.gc.lock();
-        let mut results = std::mem::take(&mut self.results).into_iter();
-        let mut wake = Vec::with_capacity(self.ids.len() + 1);
-        for (id, cv) in self.ids.drain(..) {
-            let r = results.next().unwrap_or_else(|| {
-                Err(StoreError::Backend(
-                    "the write batch was abandoned".to_owned(),
-                ))
-            });
-            st.results.insert(id, r);
-            wake.push(cv);
-        }
-        st.leading = false;
-        // The oldest waiting job's submitter leads the next batch.
-        if let Some((_, _, cv)) = st.queue.front() {
-            wake.push(Arc::clone(cv));
-        }
-        drop(st);
-        for cv in wake {
-            cv.notify_one();
-        }
-    }
-}
-
-impl<J, R> GroupCommit<J, R> {
-    /// A group commit within `limits`.
-    #[must_use]
-    pub fn new(limits: GroupCommitLimits) -> Self {
-        Self {
+impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
+    /// A group commit within `limits` whose writer thread (named `name`) writes each batch
+    /// with `commit`: one transaction, one result per job, in order.
+    ///
+    /// # Errors
+    /// The writer thread could not be started.
+    pub fn start(
+        limits: GroupCommitLimits,
+        name: &str,
+        mut commit: impl FnMut(Vec<J>) -> Vec<Result<R, StoreError>> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
             limits: GroupCommitLimits {
                 max_batch: limits.max_batch.max(1),
                 max_wait: limits.max_wait,
             },
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                results: HashMap::new(),
-                leading: false,
-                next_id: 0,
+                closing: false,
             }),
             arrived: Condvar::new(),
             stats: Arc::default(),
-        }
+        });
+        let s = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || write_batches(&s, &mut commit))?;
+        Ok(Self {
+            shared,
+            writer: Some(writer),
+        })
     }
+}
 
+impl<J, R> GroupCommit<J, R> {
     /// The limits in force.
     #[must_use]
     pub fn limits(&self) -> GroupCommitLimits {
-        self.limits
+        self.shared.limits
     }
 
     /// The commit counts.
     #[must_use]
     pub fn stats(&self) -> Arc<CommitStats> {
-        Arc::clone(&self.stats)
+        Arc::clone(&self.shared.stats)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<J, R>> {
-        // Every critical section leaves the state consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn push(&self, job: J, reply: Reply<R>) {
+        let mut st = self.shared.lock();
+        st.queue.push_back((job, reply));
+        drop(st);
+        self.shared.arrived.notify_one();
     }
 
-    /// Queues `job` and returns its result once the batch holding it committed. `commit`
-    /// writes a batch in one transaction and returns one result per job, in order; it is run
-    /// by whichever submitter leads that batch.
+    /// Queues `job` and returns at once; the receiver yields its result once the batch holding
+    /// it committed (or failed). Never blocks on the database: what an async caller awaits
+    /// instead of a parked thread.
+    pub fn queue(&self, job: J) -> oneshot::Receiver<Result<R, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        self.push(job, Reply::Task(tx));
+        rx
+    }
+
+    /// Queues `job` and blocks until the batch holding it committed.
     ///
     /// # Errors
     /// The job's own error, or the batch's when its commit failed.
-    pub fn submit(
-        &self,
-        job: J,
-        commit: impl Fn(Vec<J>) -> Vec<Result<R, StoreError>>,
-    ) -> Result<R, StoreError> {
-        let mine = Arc::new(Condvar::new());
-        let mut st = self.lock();
-        let id = st.next_id;
-        st.next_id = st.next_id.wrapping_add(1);
-        st.queue.push_back((id, job, Arc::clone(&mine)));
-        self.arrived.notify_one();
-        loop {
-            if let Some(r) = st.results.remove(&id) {
-                return r;
-            }
-            if st.leading {
-                st = mine.wait(st).unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            st.leading = true;
-            st = self.linger(st);
-            let n = st.queue.len().min(self.limits.max_batch);
-            let mut ids = Vec::with_capacity(n);
-            let mut jobs = Vec::with_capacity(n);
-            for (id, job, cv) in st.queue.drain(..n) {
-                ids.push((id, cv));
-                jobs.push(job);
-            }
-            drop(st);
-            let mut leader = Leader {
-                gc: self,
-                ids,
-                results: Vec::new(),
-            };
-            self.stats.observe(jobs.len());
-            leader.results = commit(jobs);
-            drop(leader);
-            st = self.lock();
+    pub fn submit(&self, job: J) -> Result<R, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.push(job, Reply::Thread(tx));
+        rx.recv().unwrap_or_else(|_| Err(abandoned()))
+    }
+}
+
+impl<J, R> Drop for GroupCommit<J, R> {
+    /// Writes what is queued, then stops the writer.
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.arrived.notify_one();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
     }
+}
 
-    /// Waits (at most `max_wait`) until `max_batch` jobs are queued.
-    fn linger<'a>(&self, mut st: MutexGuard<'a, State<J, R>>) -> MutexGuard<'a, State<J, R>> {
-        if self.limits.max_wait.is_zero() {
-            return st;
-        }
-        let deadline = Instant::now() + self.limits.max_wait;
-        while st.queue.len() < self.limits.max_batch {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = self
+/// The writer thread: takes what is queued (after lingering up to `max_wait` for a full
+/// batch), writes it, answers each job; until asked to stop with nothing queued.
+fn write_batches<J, R>(
+    shared: &Shared<J, R>,
+    commit: &mut dyn FnMut(Vec<J>) -> Vec<Result<R, StoreError>>,
+) {
+    let limits = shared.limits;
+    loop {
+        let mut st = shared.lock();
+        while st.queue.is_empty() && !st.closing {
+            st = shared
                 .arrived
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        st
+        if st.queue.is_empty() {
+            return;
+        }
+        if !limits.max_wait.is_zero() {
+            let deadline = Instant::now() + limits.max_wait;
+            while st.queue.len() < limits.max_batch && !st.closing {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = shared
+                    .arrived
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        let n = st.queue.len().min(limits.max_batch);
+        let mut jobs = Vec::with_capacity(n);
+        let mut replies = Vec::with_capacity(n);
+        for (job, reply) in st.queue.drain(..n) {
+            jobs.push(job);
+            replies.push(reply);
+        }
+        drop(st);
+        shared.stats.observe(jobs.len());
+        // A panicking backend fails its batch, not the writer: later batches are still written.
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(jobs)))
+            .unwrap_or_default();
+        let mut results = results.into_iter();
+        for reply in replies {
+            reply.send(results.next().unwrap_or_else(|| Err(abandoned())));
+        }
     }
 }
 
@@ -270,12 +305,32 @@ mod tests {
     use super::*;
     use std::sync::Barrier;
 
+    /// Job 3 fails on its own; every other job `j` is answered `j * 10`.
+    fn times_ten(jobs: Vec<u32>) -> Vec<Result<u32, StoreError>> {
+        jobs.into_iter()
+            .map(|j| {
+                if j == 3 {
+                    Err(StoreError::TimeOutOfRange)
+                } else {
+                    Ok(j * 10)
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn concurrent_jobs_share_commits_and_get_their_own_results() {
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(GroupCommitLimits {
-            max_batch: 8,
-            max_wait: Duration::from_secs(5),
-        }));
+        let gc = Arc::new(
+            GroupCommit::start(
+                GroupCommitLimits {
+                    max_batch: 8,
+                    max_wait: Duration::from_secs(5),
+                },
+                "gc-test",
+                times_ten,
+            )
+            .expect("writer"),
+        );
         let barrier = Arc::new(Barrier::new(8));
         let started = Instant::now();
         let handles: Vec<_> = (0..8u32)
@@ -283,17 +338,7 @@ mod tests {
                 let (gc, barrier) = (Arc::clone(&gc), Arc::clone(&barrier));
                 std::thread::spawn(move || {
                     barrier.wait();
-                    gc.submit(i, |jobs| {
-                        jobs.into_iter()
-                            .map(|j| {
-                                if j == 3 {
-                                    Err(StoreError::TimeOutOfRange)
-                                } else {
-                                    Ok(j * 10)
-                                }
-                            })
-                            .collect()
-                    })
+                    gc.submit(i)
                 })
             })
             .collect();
@@ -312,18 +357,75 @@ mod tests {
     }
 
     #[test]
+    fn queued_jobs_need_no_waiting_thread() {
+        let gc = GroupCommit::start(
+            GroupCommitLimits {
+                max_batch: 6,
+                max_wait: Duration::from_secs(5),
+            },
+            "gc-test",
+            times_ten,
+        )
+        .expect("writer");
+        let started = Instant::now();
+        // One thread queues the whole batch without waiting for any of it.
+        let receivers: Vec<_> = (0..6u32).map(|i| gc.queue(i)).collect();
+        for (i, rx) in (0..6u32).zip(receivers) {
+            let r = rx.blocking_recv().expect("answered");
+            if i == 3 {
+                assert!(matches!(r, Err(StoreError::TimeOutOfRange)));
+            } else {
+                assert_eq!(r.expect("ok"), i * 10);
+            }
+        }
+        assert_eq!(gc.stats().commits(), 1);
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_job_of_its_batch() {
+        let gc = GroupCommit::<u32, ()>::start(
+            GroupCommitLimits {
+                max_batch: 3,
+                max_wait: Duration::from_secs(5),
+            },
+            "gc-test",
+            |jobs| {
+                jobs.iter()
+                    .map(|_| Err(StoreError::Backend("disk full".into())))
+                    .collect()
+            },
+        )
+        .expect("writer");
+        let receivers: Vec<_> = (0..3u32).map(|i| gc.queue(i)).collect();
+        for rx in receivers {
+            assert!(matches!(
+                rx.blocking_recv().expect("answered"),
+                Err(StoreError::Backend(_))
+            ));
+        }
+    }
+
+    #[test]
     fn many_submitters_in_small_batches_all_finish() {
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(GroupCommitLimits {
-            max_batch: 3,
-            max_wait: Duration::ZERO,
-        }));
+        let gc = Arc::new(
+            GroupCommit::<u32, u32>::start(
+                GroupCommitLimits {
+                    max_batch: 3,
+                    max_wait: Duration::ZERO,
+                },
+                "gc-test",
+                |jobs| jobs.into_iter().map(Ok).collect(),
+            )
+            .expect("writer"),
+        );
         let (tx, rx) = std::sync::mpsc::channel();
         for t in 0..16u32 {
             let (gc, tx) = (Arc::clone(&gc), tx.clone());
             std::thread::spawn(move || {
                 for k in 0..200u32 {
                     let job = t * 1000 + k;
-                    let r = gc.submit(job, |jobs| jobs.into_iter().map(Ok).collect());
+                    let r = gc.submit(job);
                     assert_eq!(r.expect("ok"), job);
                 }
                 let _ = tx.send(t);
@@ -341,21 +443,38 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_commit_fails_its_batch_and_frees_the_next() {
-        let gc = GroupCommit::<u32, ()>::new(GroupCommitLimits::default());
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            gc.submit(1, |_| panic!("backend bug"))
-        }));
-        assert!(r.is_err());
-        assert!(
-            gc.submit(2, |jobs| jobs.iter().map(|_| Ok(())).collect())
-                .is_ok()
-        );
-        // A short answer fails the unanswered jobs instead of hanging them.
-        assert!(matches!(
-            gc.submit(3, |_| Vec::new()),
-            Err(StoreError::Backend(_))
-        ));
+    fn a_panicking_commit_fails_its_batch_and_the_writer_goes_on() {
+        let gc = GroupCommit::<u32, ()>::start(GroupCommitLimits::default(), "gc-test", |jobs| {
+            assert!(!jobs.contains(&1), "backend bug");
+            // A short answer fails the unanswered jobs instead of hanging them.
+            if jobs.contains(&3) {
+                return Vec::new();
+            }
+            jobs.iter().map(|_| Ok(())).collect()
+        })
+        .expect("writer");
+        assert!(matches!(gc.submit(1), Err(StoreError::Backend(_))));
+        assert!(gc.submit(2).is_ok());
+        assert!(matches!(gc.submit(3), Err(StoreError::Backend(_))));
+    }
+
+    #[test]
+    fn dropping_writes_what_is_queued() {
+        let gc = GroupCommit::<u32, u32>::start(
+            GroupCommitLimits {
+                max_batch: 100,
+                max_wait: Duration::from_secs(30),
+            },
+            "gc-test",
+            |jobs| jobs.into_iter().map(Ok).collect(),
+        )
+        .expect("writer");
+        let rx = gc.queue(7);
+        let started = Instant::now();
+        drop(gc);
+        // Not held for the lingering: stopping ends it.
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(rx.blocking_recv().expect("answered").expect("ok"), 7);
     }
 
     #[test]

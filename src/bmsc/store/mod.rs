@@ -1,7 +1,8 @@
 //! The BM-SC's persistent state behind one trait, [`Store`], so that the protocol code does not
 //! know the database: [`sqlite::SqliteStore`] now, a PostgreSQL store later.
 //!
-//! The trait is synchronous; the tokio drivers call it from `spawn_blocking`. Everything the
+//! The trait is synchronous; the tokio drivers call it from `spawn_blocking`, except for
+//! [`Store::register_queued`], whose completion a registration awaits on the runtime. Everything the
 //! BM-SC acknowledges (a registration, a new MSK, a raised counter ceiling) is durable when the
 //! call returns. Key material (MSKs, MTKs, cached GBA keys) is sealed with AES-256-GCM under a
 //! key-encryption key kept in a separate file ([`kek`]), with the row identity as associated
@@ -229,15 +230,42 @@ pub struct MskRecord {
     pub current_mtk: Option<CurrentMtk>,
 }
 
+/// The completion of a queued registration ([`Store::register_queued`]): yields its result
+/// once it is durable (or failed). A dropped sender (a writer gone) is a failure.
+pub type Committed = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
+
+/// A [`Committed`] already complete with `result`.
+#[must_use]
+pub fn committed(result: Result<(), StoreError>) -> Committed {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = tx.send(result);
+    rx
+}
+
 /// The BM-SC's persistent state. Synchronous, `Send + Sync`; each method is one transaction,
-/// except that a backend may write concurrent [`Store::register`] calls in one shared
-/// transaction ([`batch`]): each call still returns only once its registration is durable.
+/// except that a backend may write concurrent registrations in one shared transaction
+/// ([`batch`]): each still completes only once it is durable.
 pub trait Store: Send + Sync {
     /// Records (or refreshes: upsert) a registration; durable on return.
     ///
     /// # Errors
     /// [`StoreError`] from the backend.
     fn register(&self, registration: &Registration) -> Result<(), StoreError>;
+
+    /// Queues a registration for its durable write and returns its completion, which an async
+    /// caller awaits without holding a thread (the registration is written whether or not the
+    /// completion is awaited). When [`Store::queues_registrations`] is false (the default)
+    /// this writes synchronously, like [`Store::register`], before returning; call it only
+    /// where blocking is allowed then.
+    fn register_queued(&self, registration: Registration) -> Committed {
+        committed(self.register(&registration))
+    }
+
+    /// Whether [`Store::register_queued`] returns without waiting for the database (it hands
+    /// the write to a writer: SQLite's group commit, or an async database client).
+    fn queues_registrations(&self) -> bool {
+        false
+    }
 
     /// Upserts many registrations in one transaction (bulk load, benchmark preload).
     ///

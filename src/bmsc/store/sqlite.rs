@@ -14,6 +14,7 @@
 mod checkpoint;
 mod open;
 mod schema;
+mod writer;
 
 pub use checkpoint::CheckpointStats;
 
@@ -30,7 +31,9 @@ use super::batch::{CommitStats, GroupCommit, GroupCommitLimits};
 use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
-use super::{Member, MskRecord, MskState, Registration, Store, StoreError, StoreLock};
+use super::{
+    Committed, Member, MskRecord, MskState, Registration, Store, StoreError, StoreLock, committed,
+};
 use crate::crypto::StateKey;
 use crate::gba::{Btid, SubscriberKeys};
 use crate::mikey::{KeyDomainId, MskId};
@@ -45,8 +48,9 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     kek: StateKey,
-    /// Registrations share durable commits ([`GroupCommit`]).
-    registrations: GroupCommit<Registration, ()>,
+    /// Registrations share durable commits ([`GroupCommit`]); `None` when read-only. Stopped
+    /// (dropped) first: what is queued is written before the connections close.
+    registrations: Option<GroupCommit<Registration, ()>>,
     /// Checkpoints the WAL outside commits; `None` when read-only. Stopped (dropped) before the
     /// lock is released.
     checkpointer: Option<checkpoint::Checkpointer>,
@@ -63,11 +67,16 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn db(e: rusqlite::Error) -> StoreError {
+/// A write to a store opened read-only.
+fn read_only() -> StoreError {
+    StoreError::Backend("the store is open read-only".to_owned())
+}
+
+pub(super) fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+pub(super) fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock left no transaction open (a dropped transaction rolls
     // back), so the connection is still usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -101,52 +110,28 @@ impl SqliteStore {
 
     /// The store with registrations group-committed within `limits` (default:
     /// [`GroupCommitLimits::default`]).
-    #[must_use]
-    pub fn with_group_commit(mut self, limits: GroupCommitLimits) -> Self {
-        self.registrations = GroupCommit::new(limits);
-        self
+    ///
+    /// # Errors
+    /// The writer thread of the new group commit could not be started.
+    pub fn with_group_commit(mut self, limits: GroupCommitLimits) -> Result<Self, StoreError> {
+        self.registrations = Some(writer::registration_writer(&self.writer, limits)?);
+        Ok(self)
     }
 
     /// The counts of the registrations' group commits (`/metrics`).
     #[must_use]
     pub fn commit_stats(&self) -> std::sync::Arc<CommitStats> {
-        self.registrations.stats()
+        self.registrations
+            .as_ref()
+            .map_or_else(std::sync::Arc::default, GroupCommit::stats)
     }
 
-    /// Writes a batch of registrations in one transaction, each in its own savepoint so that
-    /// one failing registration leaves the others; one result per registration.
     /// What the WAL checkpoint thread did (`None` for a read-only store, which has none).
     #[must_use]
     pub fn checkpoint_stats(&self) -> Option<std::sync::Arc<CheckpointStats>> {
         self.checkpointer
             .as_ref()
             .map(checkpoint::Checkpointer::stats)
-    }
-
-    fn register_batch(&self, batch: &[Registration]) -> Vec<Result<(), StoreError>> {
-        let all_failed = |e: &rusqlite::Error| {
-            batch
-                .iter()
-                .map(|_| Err(StoreError::Backend(e.to_string())))
-                .collect()
-        };
-        let mut conn = lock(&self.writer);
-        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => return all_failed(&e),
-        };
-        let mut out = Vec::with_capacity(batch.len());
-        for r in batch {
-            let one = tx.savepoint().map_err(db).and_then(|sp| {
-                upsert_registration(&sp, r)?;
-                sp.commit().map_err(db)
-            });
-            out.push(one);
-        }
-        match tx.commit() {
-            Ok(()) => out,
-            Err(e) => all_failed(&e),
-        }
     }
 
     /// The database file.
@@ -254,7 +239,7 @@ impl SqliteStore {
     }
 }
 
-fn upsert_registration(tx: &Connection, r: &Registration) -> Result<(), StoreError> {
+pub(super) fn upsert_registration(tx: &Connection, r: &Registration) -> Result<(), StoreError> {
     let at = time_to_nanos(r.registered_at)?;
     tx.prepare_cached(
         "INSERT INTO registrations (service_id, btid, ue_addr, registered_at)
@@ -281,8 +266,21 @@ fn serial_after(new: u32, current: u32) -> bool {
 
 impl Store for SqliteStore {
     fn register(&self, registration: &Registration) -> Result<(), StoreError> {
-        self.registrations
-            .submit(registration.clone(), |batch| self.register_batch(&batch))
+        match &self.registrations {
+            Some(gc) => gc.submit(registration.clone()),
+            None => Err(read_only()),
+        }
+    }
+
+    fn register_queued(&self, registration: Registration) -> Committed {
+        match &self.registrations {
+            Some(gc) => gc.queue(registration),
+            None => committed(Err(read_only())),
+        }
+    }
+
+    fn queues_registrations(&self) -> bool {
+        self.registrations.is_some()
     }
 
     fn register_many(&self, registrations: &[Registration]) -> Result<(), StoreError> {

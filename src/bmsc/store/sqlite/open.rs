@@ -8,10 +8,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::checkpoint::Checkpointer;
+use super::writer::registration_writer;
 use super::{READERS, SqliteStore, db, schema};
 use crate::bmsc::store::batch::{GroupCommit, GroupCommitLimits};
 use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
-use crate::bmsc::store::{StoreError, StoreLock};
+use crate::bmsc::store::{Registration, StoreError, StoreLock};
 use crate::crypto::StateKey;
 
 pub(super) fn configure(conn: &Connection, reader: bool) -> Result<(), StoreError> {
@@ -137,6 +138,7 @@ impl SqliteStore {
             kek,
             None,
             None,
+            None,
         ))
     }
 
@@ -148,6 +150,7 @@ impl SqliteStore {
         readers: Vec<Mutex<Connection>>,
         kek: StateKey,
         checkpointer: Option<Checkpointer>,
+        registrations: Option<GroupCommit<Registration, ()>>,
         lock: Option<StoreLock>,
     ) -> Self {
         Self {
@@ -157,7 +160,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             kek,
             _lock: lock,
-            registrations: GroupCommit::new(GroupCommitLimits::default()),
+            registrations,
             checkpointer,
         }
     }
@@ -197,12 +200,14 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let writer = Arc::new(Mutex::new(writer));
         let checkpointer = Checkpointer::start(&path, Arc::clone(&writer))?;
+        let registrations = registration_writer(&writer, GroupCommitLimits::default())?;
         Ok(Self::assemble(
             path,
             writer,
             readers,
             kek,
             Some(checkpointer),
+            Some(registrations),
             Some(lock),
         ))
     }
