@@ -12,6 +12,7 @@ pub mod crash_farm;
 pub mod farm;
 pub mod flood;
 pub mod http;
+pub mod ibe;
 pub mod push;
 pub mod srtp;
 pub mod ue;
@@ -54,6 +55,9 @@ enum BenchCmd {
     /// Zn lookups per second through the Zn client (one connection, requests pipelined)
     /// against a BSF (`--peer`) or the lab's fake BSF (`--fake-bsf`).
     Zn(zn::ZnArgs),
+    /// ECCSI and SAKKE: key sets issued, sign, verify, encapsulate, decapsulate per second, beside
+    /// wolfSSL (`tools/mcx-wolf`) in the same run.
+    Ibe(ibe::IbeArgs),
 }
 
 /// Runs one bench command.
@@ -67,5 +71,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Codec(args) => codec::run(args),
         BenchCmd::Srtp(args) => srtp::run(args),
         BenchCmd::Zn(args) => zn::run(args),
+        BenchCmd::Ibe(args) => ibe::run(args),
     }
 }
