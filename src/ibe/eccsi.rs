@@ -6,7 +6,7 @@
 use p256::elliptic_curve::Field;
 use p256::elliptic_curve::ff::PrimeField;
 use p256::elliptic_curve::group::Group;
-use p256::elliptic_curve::ops::Reduce;
+use p256::elliptic_curve::ops::{MulByGeneratorVartime, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
 use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
@@ -127,7 +127,7 @@ impl Ksak {
     /// [`IbeError::OutOfRange`] when the stored octets are 0 or not below q.
     pub fn kpak(&self) -> Result<Kpak, IbeError> {
         let k = scalar_from(self.as_bytes(), "KSAK")?;
-        Ok(Kpak((ProjectivePoint::GENERATOR * k).to_affine()))
+        Ok(Kpak(ProjectivePoint::mul_by_generator(&k).to_affine()))
     }
 
     /// Issues the SSK and PVT of `id` (RFC 6507 §5.1.1): v random, PVT = \[v\]G,
@@ -140,7 +140,7 @@ impl Ksak {
         let kpak = self.kpak()?;
         for _ in 0..64 {
             let v = random_scalar(rng)?;
-            let pvt = (ProjectivePoint::GENERATOR * v).to_affine();
+            let pvt = ProjectivePoint::mul_by_generator(&v).to_affine();
             let h = reduce(&hs(&kpak, id, &pvt));
             let ssk = ksak + h * v;
             // RFC 6507 §5.1.1 step 5: an SSK of 0 (or a PVT at infinity) is drawn again.
@@ -172,7 +172,7 @@ pub fn validate(kpak: &Kpak, id: &[u8], ssk: &Ssk, pvt: &[u8]) -> Result<(), Ibe
     let pvt = point_from(pvt, "PVT")?;
     let s = scalar_from(ssk.as_bytes(), "SSK")?;
     let h = reduce(&hs(kpak, id, &pvt));
-    let lhs = ProjectivePoint::GENERATOR * s - ProjectivePoint::from(pvt) * h;
+    let lhs = ProjectivePoint::mul_by_generator(&s) - ProjectivePoint::from(pvt) * h;
     if lhs.to_affine().ct_eq(&kpak.0).into() {
         Ok(())
     } else {
@@ -229,7 +229,7 @@ fn sign_scalar(
 ) -> Result<Option<[u8; ECCSI_SIG_LEN]>, IbeError> {
     let pvt_pt = point_from(pvt, "PVT")?;
     let ssk_s = scalar_from(ssk.as_bytes(), "SSK")?;
-    let jp = (ProjectivePoint::GENERATOR * j).to_affine();
+    let jp = ProjectivePoint::mul_by_generator(j).to_affine();
     let r_bytes: [u8; ECCSI_N] = jp.x().into();
     let r = reduce(&r_bytes);
     let hs_v = hs(kpak, id, &pvt_pt);
@@ -289,8 +289,14 @@ pub fn verify(kpak: &Kpak, id: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), IbeE
     let s = scalar_from(sb, "s").map_err(|_| IbeError::BadSignature)?;
     let hs_v = hs(kpak, id, &pvt);
     let he = reduce(&he_of(&hs_v, &r_bytes, msg));
-    let y = ProjectivePoint::from(pvt) * reduce(&hs_v) + ProjectivePoint::from(kpak.0);
-    let j = (ProjectivePoint::GENERATOR * he + y * reduce(&r_bytes)) * s;
+    // Every value here is public: variable-time arithmetic, and J = [s·HE]G + [s·r]Y as one
+    // combination (the generator's part from the precomputed table).
+    let y = ProjectivePoint::from(pvt).mul_vartime(&reduce(&hs_v)) + ProjectivePoint::from(kpak.0);
+    let j = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
+        &(s * he),
+        &(s * reduce(&r_bytes)),
+        &y,
+    );
     if bool::from(j.is_identity()) {
         return Err(IbeError::BadSignature);
     }

@@ -261,6 +261,32 @@ impl Point {
         r0
     }
 
+    /// `[k]self` for a **public** k (an identifier, the group order), in variable time: a
+    /// left-to-right window of 4 bits over the significant bits of k only. The field arithmetic
+    /// stays constant-time, so the point itself may be secret; only k's bits show in the timing.
+    pub(crate) fn mul_vartime(&self, k: &U1024) -> Self {
+        let mut table = [Self::IDENTITY; 16];
+        let mut acc = Self::IDENTITY;
+        for t in &mut table {
+            *t = acc;
+            acc = acc.add(self);
+        }
+        let windows = k.bit_width_vartime().div_ceil(4);
+        let mut r = Self::IDENTITY;
+        for w in (0..windows).rev() {
+            for _ in 0..4 {
+                r = r.double();
+            }
+            let digit = (0..4).rev().fold(0usize, |d, j| {
+                (d << 1) | usize::from(k.bit_vartime(4 * w + j))
+            });
+            if let Some(t) = table.get(digit).filter(|_| digit != 0) {
+                r = r.add(t);
+            }
+        }
+        r
+    }
+
     /// Projective equality: X1·Z2 = X2·Z1 and Y1·Z2 = Y2·Z1, and neither is the degenerate
     /// (0 : 0 : 0), which would equal anything.
     pub(crate) fn equals(&self, o: &Self) -> bool {
@@ -290,7 +316,7 @@ impl Point {
         let Some((_, y)) = self.affine() else {
             return false;
         };
-        !bool::from(y.ct_eq(&Fp::ZERO)) && self.mul(&Q).is_identity()
+        !bool::from(y.ct_eq(&Fp::ZERO)) && self.mul_vartime(&Q).is_identity()
     }
 }
 
@@ -372,6 +398,27 @@ mod tests {
         // [2](P + T) = [2]P is back in it.
         assert!(decoded.double().equals(&p.double()));
         assert!(decoded.double().in_subgroup());
+    }
+
+    #[test]
+    fn the_window_agrees_with_the_ladder() {
+        let p = Point::generator();
+        for k in [
+            U1024::ZERO,
+            U1024::ONE,
+            U1024::from_u64(15),
+            U1024::from_u64(16),
+            U1024::from_u64(0x1234_5678_9abc_def1),
+            Q.wrapping_sub(&U1024::ONE),
+            Q,
+        ] {
+            let (a, b) = (p.mul_vartime(&k), p.mul(&k));
+            assert!(
+                a.equals(&b) || (a.is_identity() && b.is_identity()),
+                "k = {k}"
+            );
+        }
+        assert!(p.mul_vartime(&Q).is_identity());
     }
 
     #[test]
