@@ -96,7 +96,7 @@ impl SakkeMaster {
     /// [`IbeError::OutOfRange`] when z is 0 or not below q.
     pub fn public(&self) -> Result<SakkePublic, IbeError> {
         let z = self.scalar().ok_or(IbeError::OutOfRange { what: "z" })?;
-        Ok(SakkePublic(Point::generator().mul(&z)))
+        Ok(SakkePublic(Point::mul_generator(&z)))
     }
 
     /// The RSK of identifier `id`: K_(b,S) = \[(b + z)^−1\]P (RFC 6508 §6.1.1).
@@ -113,7 +113,7 @@ impl SakkeMaster {
             .into_option()
             .ok_or(IbeError::OutOfRange { what: "b + z" })?;
         let mut k = scalar_of(&inv);
-        let rsk = Point::generator().mul(&k).to_octets();
+        let rsk = Point::mul_generator(&k).to_octets();
         k.zeroize();
         rsk.map(Rsk::from_bytes)
             .ok_or(IbeError::OutOfRange { what: "RSK" })
@@ -125,7 +125,7 @@ fn receiver_point(z: &SakkePublic, id: &[u8]) -> Result<Point, IbeError> {
     check_id(id, SAKKE_L)?;
     let b = fq_from_octets_reduced(id).ok_or(IbeError::IdentifierTooLong)?;
     // b is the identifier, public: variable time over its (at most 256) bits.
-    Ok(Point::generator().mul_vartime(&scalar_of(&b)).add(&z.0))
+    Ok(Point::mul_generator_vartime(&scalar_of(&b)).add(&z.0))
 }
 
 fn g() -> field::Fp {
