@@ -175,3 +175,37 @@ fn bench_http_compares_the_zn_source_with_a_warm_cache() {
         "{t}"
     );
 }
+
+#[test]
+fn bench_ibe_measures_eccsi_and_sakke_beside_wolfssl() {
+    // wolfSSL's side needs libwolfssl-dev, gcc and make (installed by .ci/run, which also sets
+    // MBMS_REQUIRE_ORACLES=1); without them only our side is measured.
+    let wolf = std::env::var("MBMS_REQUIRE_ORACLES").as_deref() == Ok("1")
+        || std::path::Path::new("/usr/include/wolfssl/wolfcrypt/sakke.h").exists();
+    let mut args = vec!["ibe", "--seconds", "0.01", "--runs", "1"];
+    if !wolf {
+        eprintln!("libwolfssl-dev missing: measuring our side only");
+        args.push("--ours-only");
+    }
+    let t = bench(&args);
+    for label in [
+        "| key sets issued (ECCSI SSK/PVT + SAKKE RSK) |",
+        "| ECCSI sign |",
+        "| ECCSI verify |",
+        "| SAKKE encapsulate |",
+        "| SAKKE decapsulate |",
+    ] {
+        let row = t
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no row {label}:\n{t}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let ours: f64 = cells[2].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(ours > 0.0, "{row}");
+        if wolf {
+            let theirs: f64 = cells[3].parse().unwrap_or_else(|_| panic!("{row}"));
+            assert!(theirs > 0.0, "{row}");
+            assert!(cells[4].ends_with('×'), "{row}");
+        }
+    }
+}
