@@ -168,14 +168,9 @@ impl<'a> Section<'a> {
     }
 }
 
-fn relative(base: &Path, p: &str) -> PathBuf {
-    let p = PathBuf::from(p);
-    if p.is_absolute() { p } else { base.join(p) }
-}
-
 impl KmsConfig {
-    /// Reads and checks the file at `path`; relative paths in it are taken from the file's
-    /// directory.
+    /// Reads and checks the file at `path`; relative paths in it are taken from the working
+    /// directory (as in the BM-SC's file).
     ///
     /// # Errors
     /// [`ConfigError`].
@@ -184,15 +179,14 @@ impl KmsConfig {
             path: path.to_owned(),
             source,
         })?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Self::parse(&text, base)
+        Self::parse(&text)
     }
 
-    /// Checks a configuration text; relative paths are taken from `base`.
+    /// Checks a configuration text.
     ///
     /// # Errors
     /// [`ConfigError`].
-    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let table: Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Syntax(e.message().to_owned()))?;
@@ -201,10 +195,10 @@ impl KmsConfig {
         let http_listen = listen
             .parse()
             .map_err(|_| top.err("http_listen", "must be ADDRESS:PORT, e.g. 0.0.0.0:8443"))?;
-        let data_dir = relative(base, &top.str("data_dir")?);
+        let data_dir = PathBuf::from(top.str("data_dir")?);
         let kek_file = top
             .opt_str("kek_file")?
-            .map_or_else(|| data_dir.join("kek"), |p| relative(base, &p));
+            .map_or_else(|| data_dir.join("kek"), PathBuf::from);
         let kms_uri = top.str("kms_uri")?;
         if kms_uri.contains("://") || kms_uri.chars().any(|c| c.is_whitespace() || c == '/') {
             return Err(top.err(
@@ -239,7 +233,7 @@ impl KmsConfig {
             });
         let mut tok = Section::open("access_token.", top.table("access_token")?, TOKEN_KEYS)?;
         let access_token = AccessTokenConfig {
-            jwks_file: relative(base, &tok.str("jwks_file")?),
+            jwks_file: PathBuf::from(tok.str("jwks_file")?),
             issuer: tok.str("issuer")?,
             audience: tok.str("audience")?,
             leeway: tok.opt_duration("leeway")?.unwrap_or(DEFAULT_LEEWAY),
@@ -275,17 +269,29 @@ audience = "kms.example.org"
 "#;
 
     #[test]
-    fn defaults_and_relative_paths() {
-        let c = KmsConfig::parse(GOOD, Path::new("/etc/kms")).unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/etc/kms/data"));
-        assert_eq!(c.kek_file, PathBuf::from("/etc/kms/data/kek"));
+    fn defaults() {
+        let c = KmsConfig::parse(GOOD).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.kek_file, PathBuf::from("data/kek"));
         assert_eq!(c.user_key_period, DEFAULT_USER_KEY_PERIOD);
         assert_eq!(c.user_key_offset, 0);
         assert_eq!(c.max_periods_ahead, 1);
-        assert_eq!(
-            c.access_token.jwks_file,
-            PathBuf::from("/etc/kms/jwks.json")
-        );
+        assert_eq!(c.access_token.jwks_file, PathBuf::from("jwks.json"));
+        assert_eq!(c.access_token.leeway, DEFAULT_LEEWAY);
+    }
+
+    #[test]
+    fn the_example_file_loads_with_every_key() {
+        let text = include_str!("../../examples/kms.toml");
+        let c = KmsConfig::parse(text).unwrap();
+        assert_eq!(c.kms_uri, "kms.example.org");
+        // Every key is shown in the example (commented or not).
+        for key in TOP_KEYS.iter().chain(TOKEN_KEYS) {
+            assert!(
+                text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]")),
+                "{key}"
+            );
+        }
     }
 
     #[test]
@@ -306,13 +312,13 @@ audience = "kms.example.org"
             (GOOD.replace("audience = ", "# "), "access_token.audience"),
         ];
         for (text, key) in cases {
-            match KmsConfig::parse(&text, Path::new("/")) {
+            match KmsConfig::parse(&text) {
                 Err(ConfigError::Key { key: k, .. }) => assert_eq!(k, key, "{text}"),
                 other => panic!("{key}: {other:?}"),
             }
         }
         assert!(matches!(
-            KmsConfig::parse("x = [", Path::new("/")),
+            KmsConfig::parse("x = ["),
             Err(ConfigError::Syntax(_))
         ));
     }

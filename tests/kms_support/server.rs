@@ -138,6 +138,7 @@ impl Kms {
         let child = Command::new(bin())
             .args(["kms", "serve", "--config"])
             .arg(&self.config)
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -178,6 +179,7 @@ impl Kms {
         let mut cmd = Command::new(bin());
         cmd.args(["kms", "add-client", "--config"])
             .arg(&self.config)
+            .current_dir(&self.dir)
             .args(["--client-id", id, "--json", "--mode"])
             .arg(match mode {
                 Mode::Standard => "standard",
