@@ -613,3 +613,28 @@ fn wolfssl_validates_the_served_ssk_pvt_and_rsk() {
     }
     assert_eq!(checked, 4);
 }
+
+#[test]
+fn the_readme_request_document_is_served() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Mission-critical KMS").expect("KMS section")..];
+    let start = section.find("```xml\n").expect("xml block") + 7;
+    let xml = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(xml.contains("\n  <UserUri>"), "indented as written: {xml}");
+    let dir = TempDir::new("kms-server-readme");
+    let kms = Kms::start(dir.path());
+    let keys = kms.add_client("ue-alice", &[ALICE], Mode::Bound, true);
+    let (ink_id, _) = keys.ink.clone().unwrap();
+    let body = xml
+        .replace("1a2b3c4d", &keys.trk_id.to_string())
+        .replace("5e6f7a8b", &ink_id.to_string());
+    let t = token(Algorithm::ES256, &claims(ALICE));
+    let (status, answer) = kms.post(&format!("{BASE}/keyprov"), &t, &body);
+    assert_eq!(status, 200, "{answer}");
+    let r = transport::open(answer.as_bytes(), &keys).unwrap();
+    let set = the_key_set(&r);
+    let (_, cert) = kms.post(&format!("{BASE}/init"), &t, &body);
+    let cert = init_certificate(&transport::open(cert.as_bytes(), &keys).unwrap());
+    validate(&cert, &set, set.key_period_no);
+}

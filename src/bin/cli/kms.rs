@@ -31,15 +31,19 @@ impl KmsArgs {
 /// The `kms` subcommands; each variant holds its own arguments.
 #[derive(Subcommand)]
 pub enum KmsCommand {
-    /// Run the KMS: POST /keymanagement/identity/v1/init, /keyprov, /keyprov/<uri>/<time> and
-    /// /certcache over HTTP, answers protected under each client's TrK/InK. Makes the master
+    /// Run the KMS over HTTP (see examples/kms.toml).
+    ///
+    /// POST /keymanagement/identity/v1/init, /keyprov, /keyprov/<uri>/<time> and /certcache,
+    /// answers protected under each client's TrK/InK. Makes the master
     /// secrets (KSAK, z) on first start, sealed in <data_dir>/kms.sqlite under the KEK.
     /// Statuses: 400 malformed request, 401 token missing or refused, 403 identity not in the
     /// token or not registered / unknown TrK-ID, 404, 405, 408, 413, 431. Stops on SIGTERM or
     /// Ctrl-C. Exit status: 0 after a signal, 1 when it cannot start, 2 for an invalid
     /// configuration.
     Serve(ServeArgs),
-    /// Register a client: draws a TrK (and an InK with --ink) and their 32-bit IDs, stores
+    /// Register a client and print its TrK/InK once, for the device's trusted storage.
+    ///
+    /// Draws a TrK (and an InK with --ink) and their 32-bit IDs, stores
     /// them sealed, and prints them once for the device's trusted storage. Works beside a
     /// running KMS (the client is served at once).
     AddClient(AddClientArgs),
