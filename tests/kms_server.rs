@@ -638,3 +638,58 @@ fn the_readme_request_document_is_served() {
     let cert = init_certificate(&transport::open(cert.as_bytes(), &keys).unwrap());
     validate(&cert, &set, set.key_period_no);
 }
+
+#[test]
+fn the_store_refuses_duplicates_and_prints_no_secret() {
+    use mbms_keys::kms::Secret;
+    use mbms_keys::kms::store::{Client, KmsStore, KmsStoreError};
+    let dir = TempDir::new("kms-store-debug");
+    let data = dir.path().join("data");
+    let (store, masters) = KmsStore::open(&data, &dir.path().join("kek")).unwrap();
+    let trk: Vec<u8> = (0xa0..0xc0).collect();
+    let ink: Vec<u8> = (0x40..0x60).collect();
+    let client = Client {
+        client_id: "c".into(),
+        users: vec![ALICE.into()],
+        keys: TransportKeys {
+            trk_id: KeyId(7),
+            trk: Secret::new(trk.clone()),
+            ink: Some((KeyId(8), Secret::new(ink.clone()))),
+            mode: Mode::Bound,
+        },
+    };
+    store.add_client(&client).unwrap();
+    let got = store.client_by_trk_id(KeyId(7)).unwrap().unwrap();
+    assert_eq!(got.keys.trk, client.keys.trk);
+    assert_eq!(got.keys.ink.as_ref().unwrap().1, Secret::new(ink.clone()));
+    assert_eq!(got.users, vec![ALICE.to_owned()]);
+    assert!(store.client_by_trk_id(KeyId(8)).unwrap().is_none());
+    // The same client-id, a TrK-ID already taken, a TrK-ID that is another client's InK-ID.
+    for (id, trk_id) in [("c", 9), ("d", 7), ("e", 8)] {
+        let mut c = client.clone();
+        c.client_id = id.into();
+        c.keys.trk_id = KeyId(trk_id);
+        c.keys.ink = None;
+        assert!(
+            matches!(store.add_client(&c), Err(KmsStoreError::Duplicate(_))),
+            "{id} {trk_id}"
+        );
+    }
+    let printed = format!("{got:?} {masters:?} {store:?}");
+    for (what, secret) in [
+        ("TrK", trk.as_slice()),
+        ("InK", ink.as_slice()),
+        ("KSAK", masters.ksak.as_bytes().as_slice()),
+        ("z", masters.z.as_bytes().as_slice()),
+    ] {
+        assert!(
+            !printed.contains(&hex::encode(&secret[..4])),
+            "{what}: {printed}"
+        );
+        assert!(
+            !printed.contains(&format!("{:?}", &secret[..4]).trim_end_matches(']')),
+            "{what}"
+        );
+    }
+    assert!(printed.contains("REDACTED"));
+}
