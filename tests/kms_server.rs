@@ -693,3 +693,53 @@ fn the_store_refuses_duplicates_and_prints_no_secret() {
     }
     assert!(printed.contains("REDACTED"));
 }
+
+#[test]
+fn a_slow_head_is_cut_and_a_slow_body_gets_408() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("kms-server-slow");
+    let mut kms = Kms::start(dir.path());
+    let addr = kms.addr;
+    let keyprov = format!("{BASE}/keyprov");
+    // The configuration's request_timeout is 5 s (kms_support::server).
+    let slow = |bytes: String| {
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(bytes.as_bytes()).unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&buf).into_owned(),
+            )
+        })
+    };
+    let head = slow(format!("POST {keyprov} HTTP/1.1\r\nhost: x\r\n"));
+    let body = slow(format!(
+        "POST {keyprov} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n<KmsRequest"
+    ));
+    let (t, text) = head.join().unwrap();
+    assert!(!text.contains(" 200 "), "{text}");
+    assert!(
+        t >= Duration::from_secs(4) && t < Duration::from_secs(20),
+        "head cut after {t:?}"
+    );
+    let (t, text) = body.join().unwrap();
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(text.contains("<ErrorCode>408</ErrorCode>"), "{text}");
+    assert!(
+        t >= Duration::from_secs(4) && t < Duration::from_secs(20),
+        "body cut after {t:?}"
+    );
+    assert!(kms.running());
+    let keys = kms.add_client("after-slow", &[ALICE], Mode::Standard, false);
+    let (s, answer) = kms.post(
+        &keyprov,
+        &token(Algorithm::RS256, &claims(ALICE)),
+        &request(ALICE, &keyprov, keys.trk_id, None),
+    );
+    assert_eq!(s, 200, "{answer}");
+}
