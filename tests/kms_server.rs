@@ -687,7 +687,7 @@ fn the_store_refuses_duplicates_and_prints_no_secret() {
             "{what}: {printed}"
         );
         assert!(
-            !printed.contains(&format!("{:?}", &secret[..4]).trim_end_matches(']')),
+            !printed.contains(format!("{:?}", &secret[..4]).trim_end_matches(']')),
             "{what}"
         );
     }
