@@ -458,6 +458,11 @@ fn master_secrets_survive_a_restart_and_the_store_holds_no_secret_in_clear() {
         }
     }
     assert!(bytes.len() > 4096);
+    let mode = std::fs::metadata(data.join("kms.sqlite"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "kms.sqlite mode {mode:o}");
     scan_for(&bytes, masters.ksak.as_bytes(), "KSAK");
     scan_for(&bytes, masters.z.as_bytes(), "z");
     scan_for(&bytes, k1.trk.expose(), "TrK");

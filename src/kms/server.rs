@@ -286,4 +286,5 @@ pub async fn serve(
         }
     }
     conns.abort_all();
+    service.flush_log_all();
 }

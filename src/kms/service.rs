@@ -182,6 +182,28 @@ impl KmsService {
         }
     }
 
+    /// The line of refusals not yet logged, interval or not, and the totals by status (at
+    /// shutdown).
+    pub fn flush_log_all(&self) {
+        if let Some(s) = self.refusals.flush_all(SystemTime::now()) {
+            log_summary(&s);
+        }
+        let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        tracing::info!(
+            ok = n(&c.ok),
+            bad_request = n(&c.bad_request),
+            unauthorized = n(&c.unauthorized),
+            forbidden = n(&c.forbidden),
+            not_found = n(&c.not_found),
+            method_not_allowed = n(&c.method_not_allowed),
+            timeout = n(&c.timeout),
+            too_large = n(&c.too_large),
+            internal = n(&c.internal),
+            "KMS requests answered"
+        );
+    }
+
     /// The throttled line of refusals not yet logged, when due (called periodically).
     pub fn flush_log(&self) {
         if let Some(s) = self.refusals.flush(SystemTime::now()) {

@@ -140,6 +140,12 @@ impl KmsStore {
             .map_err(|e| KmsStoreError::Backend(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
         let mut conn = Connection::open(&path).map_err(db)?;
+        // Sealed or not, the store is the KMS's alone (SQLite gives its WAL files this mode).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| KmsStoreError::Backend(format!("{}: {e}", path.display())))?;
+        }
         conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
