@@ -14,36 +14,8 @@ use mbms_keys::crypto::Seeded;
 use mbms_keys::kms::transport::{self, Mode, TransportKeys};
 use mbms_lab::TempDir;
 
+use kms_support::oracles::{DECRYPT, VALIDATE, ok, run, text};
 use kms_support::*;
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("oracle runs")
-}
-
-fn ok(out: &Output) -> bool {
-    out.status.success()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-const VALIDATE: &str = r#"
-import sys, xmlschema
-schema = xmlschema.XMLSchema(sys.argv[1])
-bad = 0
-for f in sys.argv[2:]:
-    errors = list(schema.iter_errors(f))
-    for e in errors[:3]:
-        print(f, str(e).splitlines()[0:3])
-    bad += bool(errors)
-print("valid", len(sys.argv) - 2 - bad, "invalid", bad)
-sys.exit(1 if bad else 0)
-"#;
 
 /// Every document we build: the unprotected responses, the request, and the protected
 /// responses of both modes, with and without an InK.
@@ -102,19 +74,6 @@ fn the_schema_oracle_refuses_a_key_without_its_type() {
         .arg(vector("responses/streamwide_test_key_prov_response.xml")));
     assert!(!ok(&out), "{}", text(&out));
 }
-
-const DECRYPT: &str = r#"
-import sys, xmlsec
-from lxml import etree
-doc = etree.parse(sys.argv[1])
-trk = bytes.fromhex(sys.argv[2])
-ns = {"xenc": "http://www.w3.org/2001/04/xmlenc#"}
-for ek in doc.getroot().iterfind(".//xenc:EncryptedKey", ns):
-    ctx = xmlsec.EncryptionContext(xmlsec.KeysManager())
-    ctx.key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataAes, trk)
-    key = ctx.decrypt(ek)
-    print(etree.QName(ek.getparent()).localname, key.hex())
-"#;
 
 #[test]
 fn python_xmlsec_decrypts_standard_mode_keys_to_exactly_the_keys() {

@@ -16,6 +16,8 @@ mod gba;
 mod ibe;
 #[path = "cli/input.rs"]
 mod input;
+#[path = "cli/kms.rs"]
+mod kms;
 #[path = "cli/mikey.rs"]
 mod mikey;
 #[path = "cli/ue.rs"]
@@ -52,6 +54,8 @@ enum Command {
     Ibe(ibe::IbeArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
+    /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client.
+    Kms(kms::KmsArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
     Ue(Box<ue::UeArgs>),
 }
@@ -59,7 +63,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server sets up its own logging once its configuration is read.
-    if !matches!(&cli.command, Command::Bmsc(a) if a.is_serve()) {
+    let serve = match &cli.command {
+        Command::Bmsc(a) => a.is_serve(),
+        Command::Kms(a) => a.is_serve(),
+        _ => false,
+    };
+    if !serve {
         init_logging("warn", false);
     }
     match cli.command {
@@ -67,6 +76,7 @@ fn main() -> ExitCode {
         Command::Gba(args) => gba::run(args),
         Command::Ibe(args) => ibe::run(args),
         Command::Bmsc(args) => bmsc::run(args),
+        Command::Kms(args) => kms::run(args),
         Command::Ue(args) => ue::run(*args),
     }
 }

@@ -3,6 +3,10 @@
 //! token a KMS checks (`token`), the routing and authorization of its HTTP requests without the
 //! HTTP (`routes`), and the bounded XML tree with its exclusive canonical form (`xml`).
 //!
+//! With feature `kms-server`, the KMS server itself (docs/mcx.md §9): its configuration
+//! (`config`), store of master secrets and clients (`store`), key issuance (`issue`), the
+//! request handling without the HTTP (`service`) and the hyper server (`server`).
+//!
 //! Key material (SSK, PVT, RSK, KPAK, Z) is handled here as opaque octet strings ([`Secret`] for
 //! the secret ones); the ECCSI/SAKKE arithmetic that makes and checks it lives elsewhere.
 
@@ -11,8 +15,18 @@ use std::fmt;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+#[cfg(feature = "kms-server")]
+pub mod config;
+#[cfg(feature = "kms-server")]
+pub mod issue;
 pub mod messages;
 pub mod routes;
+#[cfg(feature = "kms-server")]
+pub mod server;
+#[cfg(feature = "kms-server")]
+pub mod service;
+#[cfg(feature = "kms-server")]
+pub mod store;
 pub mod token;
 pub mod transport;
 pub mod xml;

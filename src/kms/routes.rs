@@ -113,6 +113,26 @@ pub fn route(method: &str, path: &str) -> Result<Route, RequestError> {
     }
 }
 
+/// Checks the `Authorization` header value at `now`: a bearer token that verifies
+/// ([`token::verify`]). The first half of [`authorize`], for a server that checks the token
+/// before it reads the request that names the identity.
+///
+/// # Errors
+/// [`RequestError::NoToken`] or [`RequestError::Token`] (401).
+pub fn authenticate(
+    authorization: Option<&str>,
+    jwks: &Jwks,
+    policy: &TokenPolicy,
+    now: u64,
+) -> Result<AccessToken, RequestError> {
+    let value = authorization.ok_or(RequestError::NoToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(RequestError::NoToken)?;
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return Err(RequestError::NoToken);
+    }
+    token::verify(token.trim(), jwks, policy, now).map_err(RequestError::Token)
+}
+
 /// Checks the `Authorization` header value of a request for `user_uri` at `now`: a bearer
 /// token that verifies ([`token::verify`]) and carries the identity.
 ///
@@ -126,12 +146,7 @@ pub fn authorize(
     policy: &TokenPolicy,
     now: u64,
 ) -> Result<AccessToken, RequestError> {
-    let value = authorization.ok_or(RequestError::NoToken)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(RequestError::NoToken)?;
-    if !scheme.eq_ignore_ascii_case("Bearer") {
-        return Err(RequestError::NoToken);
-    }
-    let t = token::verify(token.trim(), jwks, policy, now).map_err(RequestError::Token)?;
+    let t = authenticate(authorization, jwks, policy, now)?;
     match t.authorize(user_uri) {
         Ok(()) => Ok(t),
         Err(_) => Err(RequestError::Forbidden),

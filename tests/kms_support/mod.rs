@@ -2,6 +2,10 @@
 //! 257, SSK 32, PVT 65 octets), transport keys, and the Python oracle lookup.
 #![allow(dead_code)]
 
+pub mod oracles;
+pub mod server;
+pub mod wolf;
+
 use std::path::PathBuf;
 use std::process::Command;
 
