@@ -4,9 +4,9 @@
 //!
 //! Points are projective (X : Y : Z) and use the complete addition and doubling of
 //! Renes–Costello–Batina 2015 (Algorithms 4 and 6, a = −3, here b = 0), so a scalar
-//! multiplication is a fixed sequence of the same operations whatever the scalar: the Montgomery
-//! ladder of [`Point::mul`] swaps its registers with constant-time selection and always runs
-//! 1024 steps (docs/architecture.md principle 6); multiples of the generator P come from a
+//! multiplication is a fixed sequence of the same operations whatever the scalar: the fixed
+//! 4-bit window of [`Point::mul`] always runs 1,024 doublings and 256 additions, each addend
+//! chosen by a constant-time scan of the table (docs/architecture.md principle 6); multiples of the generator P come from a
 //! table of its precomputed multiples, one constant-time row scan and one addition per 4-bit
 //! window of the scalar ([`Point::mul_generator`]). Scalars that are public (an identifier, the
 //! group order) use variable-time methods over their significant bits. The pairing's loop depends only on q and on
@@ -102,19 +102,29 @@ impl Fp2 {
         self.im.ct_assign(&o.im, c);
     }
 
-    /// `self^e` for a secret exponent below 2^1024: a ladder of 1024 steps with
-    /// constant-time swaps.
+    /// `self^e` for a secret exponent below 2^1024: a fixed window of 4 bits over all 1024 bits
+    /// (1,024 squarings and 256 multiplications), each of the 16 precomputed powers chosen by a
+    /// constant-time scan of the whole table.
     pub(crate) fn pow_ct(&self, e: &U1024) -> Self {
-        let mut r0 = Self::ONE;
-        let mut r1 = *self;
-        for i in (0..U1024::BITS).rev() {
-            let bit = e.bit(i);
-            cswap_fp2(&mut r0, &mut r1, bit);
-            r1 = r0.mul(&r1);
-            r0 = r0.square();
-            cswap_fp2(&mut r0, &mut r1, bit);
+        let mut table = [Self::ONE; 16];
+        let mut acc = Self::ONE;
+        for t in &mut table {
+            *t = acc;
+            acc = acc.mul(self);
         }
-        r0
+        let mut r = Self::ONE;
+        for w in (0..WINDOWS).rev() {
+            for _ in 0..4 {
+                r = r.square();
+            }
+            let digit = window(e, w);
+            let mut pick = Self::ONE;
+            for (d, entry) in (0u32..).zip(table.iter()) {
+                pick.ct_assign(entry, d.ct_eq(&digit));
+            }
+            r = r.mul(&pick);
+        }
+        r
     }
 
     /// The F_p representative b / a of the PF_p class of a + b·i (RFC 6508 §2.1); `None` when
@@ -123,12 +133,6 @@ impl Fp2 {
         let inv = self.re.invert().into_option()?;
         Some(self.im.mul(&inv))
     }
-}
-
-fn cswap_fp2(a: &mut Fp2, b: &mut Fp2, c: Choice) {
-    let t = *a;
-    a.ct_assign(b, c);
-    b.ct_assign(&t, c);
 }
 
 /// A point of E(F_p), projective; the identity is (0 : 1 : 0).
@@ -250,18 +254,30 @@ impl Point {
         self.z.ct_assign(&o.z, c);
     }
 
-    /// `[k]self`, a Montgomery ladder over all 1024 bits of k with constant-time swaps.
+    /// `[k]self` for a secret k below 2^1024: a fixed window of 4 bits over all 1024 bits (1,024
+    /// doublings and 256 additions), each of the 16 precomputed multiples chosen by a
+    /// constant-time scan of the whole table; the complete formulas add the identity (a zero
+    /// digit) like any point.
     pub(crate) fn mul(&self, k: &U1024) -> Self {
-        let mut r0 = Self::IDENTITY;
-        let mut r1 = *self;
-        for i in (0..U1024::BITS).rev() {
-            let bit = k.bit(i);
-            cswap_point(&mut r0, &mut r1, bit);
-            r1 = r0.add(&r1);
-            r0 = r0.double();
-            cswap_point(&mut r0, &mut r1, bit);
+        let mut table = [Self::IDENTITY; 16];
+        let mut acc = Self::IDENTITY;
+        for t in &mut table {
+            *t = acc;
+            acc = acc.add(self);
         }
-        r0
+        let mut r = Self::IDENTITY;
+        for w in (0..WINDOWS).rev() {
+            for _ in 0..4 {
+                r = r.double();
+            }
+            let digit = window(k, w);
+            let mut pick = Self::IDENTITY;
+            for (d, entry) in (0u32..).zip(table.iter()) {
+                pick.ct_assign(entry, d.ct_eq(&digit));
+            }
+            r = r.add(&pick);
+        }
+        r
     }
 
     /// `[k]self` for a **public** k (an identifier, the group order), in variable time: a
@@ -293,7 +309,7 @@ impl Point {
     /// `[k]P` for the generator P and a secret k: one addition per 4-bit window of k from the
     /// precomputed multiples of P ([`generator_table`]), each table entry chosen by a
     /// constant-time scan of its whole row (the entry for a zero digit is the identity, which the
-    /// complete formulas add like any point). 256 additions instead of the ladder's 1024 steps.
+    /// complete formulas add like any point). 256 additions and no doubling.
     pub(crate) fn mul_generator(k: &U1024) -> Self {
         let mut r = Self::IDENTITY;
         for (w, row) in generator_table().iter().enumerate() {
@@ -344,7 +360,7 @@ impl Point {
         bool::from(self.z.ct_eq(&Fp::ZERO).and(self.y.ct_eq(&Fp::ZERO).not()))
     }
 
-    /// Whether the point is of order q: not of order 2 (y ≠ 0, where the ladder's formulas would
+    /// Whether the point is of order q: not of order 2 (y ≠ 0, where the formulas would
     /// be exceptional) and \[q\]P = O. E(F_p) has order 4q.
     pub(crate) fn in_subgroup(&self) -> bool {
         let Some((_, y)) = self.affine() else {
@@ -353,6 +369,9 @@ impl Point {
         !bool::from(y.ct_eq(&Fp::ZERO)) && self.mul_vartime(&Q).is_identity()
     }
 }
+
+/// The 4-bit windows of a 1024-bit scalar.
+const WINDOWS: usize = 256;
 
 /// The 4 bits of `k` at window `w` (bits 4w to 4w + 3).
 fn window(k: &U1024, w: usize) -> u32 {
@@ -368,10 +387,9 @@ fn window(k: &U1024, w: usize) -> u32 {
 fn generator_table() -> &'static [[Point; 16]] {
     static TABLE: std::sync::OnceLock<Vec<[Point; 16]>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let windows = U1024::BITS.div_ceil(4) as usize;
-        let mut rows = Vec::with_capacity(windows);
+        let mut rows = Vec::with_capacity(WINDOWS);
         let mut base = Point::generator();
-        for _ in 0..windows {
+        for _ in 0..WINDOWS {
             let mut row = [Point::IDENTITY; 16];
             let mut acc = Point::IDENTITY;
             for entry in &mut row {
@@ -384,12 +402,6 @@ fn generator_table() -> &'static [[Point; 16]] {
         }
         rows
     })
-}
-
-fn cswap_point(a: &mut Point, b: &mut Point, c: Choice) {
-    let t = *a;
-    a.ct_assign(b, c);
-    b.ct_assign(&t, c);
 }
 
 /// Why octets are not a point of E(F_p).
@@ -467,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn the_window_agrees_with_the_ladder() {
+    fn the_variable_time_window_agrees_with_the_constant_time_one() {
         let p = Point::generator();
         for k in [
             U1024::ZERO,
@@ -488,7 +500,7 @@ mod tests {
     }
 
     #[test]
-    fn the_generator_table_agrees_with_the_ladder() {
+    fn the_generator_table_agrees_with_the_variable_base_multiplication() {
         let p = Point::generator();
         for k in [
             U1024::ZERO,
@@ -509,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn ladder_agrees_with_repeated_addition() {
+    fn multiplication_agrees_with_repeated_addition() {
         let p = Point::generator();
         let mut acc = Point::IDENTITY;
         for k in 0u64..20 {
