@@ -1,7 +1,8 @@
 //! Mission-critical key management (TS 33.180 Annex D, docs/mcx.md): the KMS request and
 //! response documents (`messages`), their TrK/InK transport protection (`transport`), the access
 //! token a KMS checks (`token`), the routing and authorization of its HTTP requests without the
-//! HTTP (`routes`), and the bounded XML tree with its exclusive canonical form (`xml`).
+//! HTTP (`routes`), the bounded XML tree with its exclusive canonical form (`xml`), and the
+//! client that requests, checks and stores key material (`client`).
 //!
 //! Key material (SSK, PVT, RSK, KPAK, Z) is handled here as opaque octet strings ([`Secret`] for
 //! the secret ones); the ECCSI/SAKKE arithmetic that makes and checks it lives elsewhere.
@@ -11,6 +12,7 @@ use std::fmt;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+pub mod client;
 pub mod messages;
 pub mod routes;
 pub mod token;
