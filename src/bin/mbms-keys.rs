@@ -16,6 +16,10 @@ mod gba;
 mod ibe;
 #[path = "cli/input.rs"]
 mod input;
+#[path = "cli/kms.rs"]
+mod kms;
+#[path = "cli/kms_client.rs"]
+mod kms_client;
 #[path = "cli/mikey.rs"]
 mod mikey;
 #[path = "cli/ue.rs"]
@@ -50,6 +54,8 @@ enum Command {
     Gba(gba::GbaArgs),
     /// ECCSI and SAKKE (RFC 6507, RFC 6508) and UID format 2 (TS 33.180) for mission-critical keys.
     Ibe(ibe::IbeArgs),
+    /// Mission-critical key management (TS 33.180 Annex D): the KMS client.
+    Kms(kms::KmsArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
         Command::Mikey(args) => mikey::run(args),
         Command::Gba(args) => gba::run(args),
         Command::Ibe(args) => ibe::run(args),
+        Command::Kms(args) => kms::run(args),
         Command::Bmsc(args) => bmsc::run(args),
         Command::Ue(args) => ue::run(*args),
     }

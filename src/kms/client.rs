@@ -231,6 +231,7 @@ fn response_reason(e: &KmsError) -> &'static str {
 }
 
 /// What a checked, stored response gave.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub enum Verified {
     /// KmsInit: the KMS certificate, now the store's home certificate.
