@@ -13,8 +13,12 @@ use crate::kms::messages::{KeyContent, KmsCertificate, KmsKeySet};
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// The key period number holding `unix_secs`:
-/// ⌊(NTP seconds − UserKeyOffset) / UserKeyPeriod⌋ (TS 33.180, time in NTP seconds since
-/// 1900-01-01), or `None` for a period of 0 or a time before the offset.
+/// ⌊(NTP seconds − UserKeyOffset) / UserKeyPeriod⌋, or `None` for a period of 0 or a time
+/// before the offset.
+///
+/// \[CHOICE\] docs/mcx.md §10 (profile.md §6): time in NTP seconds since 1900-01-01, as the
+/// reference implementation computes it from the MIKEY timestamp (one reference KMS example
+/// counts from the Unix epoch instead).
 #[must_use]
 pub fn key_period_no(unix_secs: u64, period: u64, offset: u64) -> Option<u64> {
     let ntp = unix_secs.checked_add(NTP_UNIX_OFFSET)?;
