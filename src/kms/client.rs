@@ -410,6 +410,7 @@ impl KmsClient {
         {
             Ok(raw) => raw,
             Err((raw, e)) => {
+                tracing::warn!(reason = e.reason(), error = %e, "KMS request failed");
                 return Outcome {
                     raw,
                     result: Err(e),
@@ -417,6 +418,11 @@ impl KmsClient {
             }
         };
         let result = self.accept(request, &raw, now);
+        if let Err(e) = &result {
+            // One line per exchange (the caller paces the exchanges); the reason and the
+            // error's text, which never hold key material.
+            tracing::warn!(reason = e.reason(), error = %e, "KMS response refused");
+        }
         Outcome {
             raw: Some(raw),
             result,

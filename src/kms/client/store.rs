@@ -578,6 +578,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_prints_the_secret_keys_or_the_store_key() {
+        let d = format!("{:?}", material());
+        assert!(!d.contains(&hex::encode([2u8; 32])) && !d.contains("[2, 2, 2"));
+        assert!(!d.contains(&hex::encode([4u8; 8])) && !d.contains("[4, 4, 4"));
+        assert!(
+            d.contains("Ssk([REDACTED])") && d.contains("Rsk([REDACTED])"),
+            "{d}"
+        );
+        let dir = temp("dbg");
+        let s = ClientStore::open(&dir, StateKey::from_bytes([9; 32])).unwrap();
+        assert!(format!("{s:?}").contains("StateKey([REDACTED])"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_missing_or_open_key_file_is_refused() {
         let dir = temp("key");
         let s = ClientStore::open_with_key_file(&dir, None).unwrap();
