@@ -312,6 +312,46 @@ async fn an_oversized_response_is_refused() {
 }
 
 #[tokio::test]
+async fn an_oversized_chunked_response_is_refused_while_reading() {
+    use std::io::{Read, Write};
+    // No Content-Length: the bound applies to what is read, 8 KiB chunks past 256 KiB.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = format!("2000\r\n{}\r\n", " ".repeat(0x2000));
+        for _ in 0..64 {
+            if s.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+    });
+    let dir = TempDir::new("kmsclient");
+    let store = ClientStore::open(dir.path(), StateKey::from_bytes([7; 32])).unwrap();
+    let c = KmsClient::new(
+        &format!("http://{addr}"),
+        TOKEN,
+        USER,
+        transport_keys(Mode::Standard, false),
+        store,
+        ClientConfig::default(),
+    )
+    .unwrap();
+    let out = c.run(&Request::Init).await;
+    assert!(
+        matches!(out.result, Err(KmsClientError::ResponseTooLarge { .. })),
+        "{:?}",
+        out.result
+    );
+    assert!(out.raw.is_none());
+    assert!(c.store().entries().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn http_401_and_403_are_typed_errors() {
     assert!(matches!(
         refused(Mode::Standard, false, Fault::Status(401)).await,

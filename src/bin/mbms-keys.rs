@@ -28,8 +28,8 @@ mod ue;
 mod verify;
 
 /// How every key option (`--muk`, `--msk`, `--mtk`, `--salt`, `--key`, `--ks`, `--ck`, `--ik`,
-/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`, `--ssk`, `--rsk`, `--ssv`) is given: see
-/// `input`.
+/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`, `--ssk`, `--rsk`, `--ssv`, `--trk`,
+/// `--ink`) is given: see `input`.
 const KEY_HELP: &str = "\
 Keys: every key option takes HEX, or @FILE: a file holding the key as hex text \
 (white space and ':' allowed) or as its raw octets (a file that is not printable text). \
