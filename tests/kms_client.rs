@@ -394,6 +394,29 @@ async fn a_key_period_outside_the_window_and_a_kms_error_are_refused() {
 }
 
 #[tokio::test]
+async fn a_key_set_for_another_uid_or_a_response_for_another_user_is_refused() {
+    let e = refused(Mode::Standard, true, Fault::WrongUid).await;
+    assert!(
+        matches!(e, KmsClientError::UidMismatch { period_no } if period_no == current_period()),
+        "{e:?}"
+    );
+    let e = refused(Mode::Bound, true, Fault::OtherUser).await;
+    assert!(matches!(e, KmsClientError::WrongUser), "{e:?}");
+}
+
+#[tokio::test]
+async fn key_material_without_a_certificate_is_refused() {
+    let keys = transport_keys(Mode::Standard, false);
+    let kms = start(keys.clone(), Fault::None);
+    let dir = TempDir::new("kmsclient");
+    let c = client(&kms, keys, &dir);
+    // `exchange` does not fetch the certificate first (`run` does).
+    let out = c.exchange(&Request::KeyProv).await;
+    assert!(matches!(out.result, Err(KmsClientError::NoCertificate)));
+    assert!(c.store().entries().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_refused_init_stores_nothing_and_stops_the_keyprov() {
     let keys = transport_keys(Mode::Bound, true);
     let kms = start(keys.clone(), Fault::TamperSignature);

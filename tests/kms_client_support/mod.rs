@@ -63,6 +63,10 @@ pub enum Fault {
     FarPeriod,
     /// A KmsError, signed.
     KmsError,
+    /// The key set's UserID is the UID of another user (its keys are the user's own).
+    WrongUid,
+    /// The response and its key set are for another user.
+    OtherUser,
 }
 
 /// What the test KMS received.
@@ -202,12 +206,16 @@ fn key_set(user: &str, period_no: u64, fault: Fault) -> KmsKeySet {
         Fault::InvalidPvt => issue(&self::uid("sip:mallory@example.org", period_no)).pvt,
         _ => i.pvt,
     };
+    let user_id = match fault {
+        Fault::WrongUid => self::uid("sip:mallory@example.org", period_no).to_vec(),
+        _ => uid.to_vec(),
+    };
     KmsKeySet {
         kms_uri: KMS_URI.into(),
         cert_uri: None,
         issuer: None,
         user_uri: user.into(),
-        user_id: uid.to_vec(),
+        user_id,
         valid_from: None,
         valid_to: None,
         key_period_no: period_no,
@@ -306,6 +314,9 @@ fn answer(
         }
     };
     let mut r = response(req, &url, Some(message));
+    if fault == Fault::OtherUser {
+        r.user_uri = "sip:mallory@example.org".into();
+    }
     if fault == Fault::KmsError {
         r.message = None;
         r.error = Some(ErrorInfo {
