@@ -92,7 +92,8 @@ pub struct KmsClientArgs {
     /// …/keyprov/<user>/<time>.
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<u64>,
-    /// Write the raw response XML here (also when it is refused).
+    /// Write the raw response XML here (also when it is refused; the keyprov response when
+    /// init ran first).
     #[arg(long, value_name = "FILE")]
     save_response: Option<PathBuf>,
     /// The key store directory (sealed files). Without it, a temporary store is used and
