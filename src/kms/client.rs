@@ -410,7 +410,7 @@ impl KmsClient {
         {
             Ok(raw) => raw,
             Err((raw, e)) => {
-                tracing::warn!(reason = e.reason(), error = %e, "KMS request failed");
+                tracing::warn!(reason = e.reason(), error = ?e, "KMS request failed");
                 return Outcome {
                     raw,
                     result: Err(e),
@@ -419,9 +419,9 @@ impl KmsClient {
         };
         let result = self.accept(request, &raw, now);
         if let Err(e) = &result {
-            // One line per exchange (the caller paces the exchanges); the reason and the
-            // error's text, which never hold key material.
-            tracing::warn!(reason = e.reason(), error = %e, "KMS response refused");
+            // One line per exchange (the caller paces the exchanges); the reason and the error
+            // (Debug: text from the peer escaped), which never hold key material.
+            tracing::warn!(reason = e.reason(), error = ?e, "KMS response refused");
         }
         Outcome {
             raw: Some(raw),

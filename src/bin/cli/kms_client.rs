@@ -262,7 +262,13 @@ fn refused(json: bool, e: &KmsClientError) -> ExitCode {
             json!({"ok": false, "reason": e.reason(), "error": e.to_string()})
         );
     } else {
-        eprintln!("mbms-keys kms client: refused ({}): {e}", e.reason());
+        // Text from the KMS (a KmsError message) escaped: no control characters reach the
+        // terminal.
+        eprintln!(
+            "mbms-keys kms client: refused ({}): {}",
+            e.reason(),
+            e.to_string().escape_debug()
+        );
     }
     ExitCode::from(1)
 }
