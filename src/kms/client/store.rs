@@ -24,8 +24,10 @@ use zeroize::Zeroizing;
 use super::check::{KeyMaterial, key_period_no};
 use crate::crypto::StateKey;
 use crate::crypto::at_rest::{open_with, seal_with};
-use crate::ibe::{ECCSI_POINT_LEN, Rsk, SAKKE_POINT_LEN, Ssk};
 use crate::kms::messages::KmsCertificate;
+
+mod codec;
+use codec::{Fields, decode_certificate, decode_material, encode_certificate, encode_material};
 
 /// Associated-data label of every sealed file (the file name follows it).
 const AD_LABEL: &[u8] = b"mbms-keys kms-client store v1 ";
@@ -130,117 +132,6 @@ fn create_key_file(path: &Path) -> Result<StateKey, StoreError> {
     f.write_all(text.as_bytes()).map_err(io(path))?;
     f.sync_all().map_err(io(path))?;
     Ok(key)
-}
-
-/// A length-prefixed field writer and reader for the sealed files.
-#[derive(Default)]
-struct Fields(Zeroizing<Vec<u8>>);
-
-impl Fields {
-    fn put(&mut self, b: &[u8]) {
-        // Fields are a few hundred octets at most: a URI the XML reader bounded, a key.
-        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
-        self.0.extend_from_slice(&len.to_be_bytes());
-        self.0.extend_from_slice(b);
-    }
-
-    fn put_u64(&mut self, v: u64) {
-        self.put(&v.to_be_bytes());
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self) -> Option<&'a [u8]> {
-        let (len, rest) = self.0.split_first_chunk::<4>()?;
-        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
-        let (field, rest) = rest.split_at_checked(len)?;
-        self.0 = rest;
-        Some(field)
-    }
-
-    fn string(&mut self) -> Option<String> {
-        String::from_utf8(self.take()?.to_vec()).ok()
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take()?.try_into().ok()?))
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take()?.try_into().ok()
-    }
-
-    fn end(&self) -> Option<()> {
-        self.0.is_empty().then_some(())
-    }
-}
-
-fn encode_certificate(c: &KmsCertificate) -> Fields {
-    let mut f = Fields::default();
-    f.put(c.kms_uri.as_bytes());
-    f.put(c.user_id_format.as_bytes());
-    f.put_u64(c.user_key_period);
-    f.put_u64(c.user_key_offset);
-    f.put(&c.pub_enc_key);
-    f.put(&c.pub_auth_key);
-    f.put_u64(c.parameter_set.map_or(0, u64::from));
-    f
-}
-
-fn decode_certificate(b: &[u8]) -> Option<KmsCertificate> {
-    let mut r = Reader(b);
-    let c = KmsCertificate {
-        kms_uri: r.string()?,
-        user_id_format: r.string()?,
-        user_key_period: r.u64()?,
-        user_key_offset: r.u64()?,
-        pub_enc_key: r.take()?.to_vec(),
-        pub_auth_key: r.take()?.to_vec(),
-        parameter_set: match r.u64()? {
-            0 => None,
-            p => Some(u32::try_from(p).ok()?),
-        },
-        ..KmsCertificate::default()
-    };
-    r.end()?;
-    Some(c)
-}
-
-fn encode_material(m: &KeyMaterial) -> Fields {
-    let mut f = Fields::default();
-    f.put(m.user_uri.as_bytes());
-    f.put(m.kms_uri.as_bytes());
-    f.put_u64(m.user_key_period);
-    f.put_u64(m.user_key_offset);
-    f.put_u64(m.key_period_no);
-    f.put(&m.uid);
-    f.put(m.ssk.as_bytes());
-    f.put(&m.pvt);
-    f.put(m.rsk.as_bytes());
-    f.put(&m.kpak);
-    f.put(&m.z);
-    f
-}
-
-fn decode_material(b: &[u8]) -> Option<KeyMaterial> {
-    let mut r = Reader(b);
-    let m = KeyMaterial {
-        user_uri: r.string()?,
-        kms_uri: r.string()?,
-        user_key_period: r.u64()?,
-        user_key_offset: r.u64()?,
-        key_period_no: r.u64()?,
-        uid: r.array::<32>()?,
-        ssk: Ssk::from_slice(r.take()?).ok()?,
-        pvt: r.array::<ECCSI_POINT_LEN>()?,
-        rsk: Rsk::from_slice(r.take()?).ok()?,
-        kpak: r.array::<ECCSI_POINT_LEN>()?,
-        z: r.array::<SAKKE_POINT_LEN>()?,
-    };
-    r.end()?;
-    Some(m)
 }
 
 fn short_hash(parts: &[&[u8]]) -> String {
@@ -511,6 +402,7 @@ impl ClientStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ibe::{ECCSI_POINT_LEN, Rsk, SAKKE_POINT_LEN, Ssk};
 
     fn material() -> KeyMaterial {
         KeyMaterial {
