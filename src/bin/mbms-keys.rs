@@ -18,6 +18,8 @@ mod ibe;
 mod input;
 #[path = "cli/kms.rs"]
 mod kms;
+#[path = "cli/kms_client.rs"]
+mod kms_client;
 #[path = "cli/mikey.rs"]
 mod mikey;
 #[path = "cli/ue.rs"]
@@ -26,8 +28,8 @@ mod ue;
 mod verify;
 
 /// How every key option (`--muk`, `--msk`, `--mtk`, `--salt`, `--key`, `--ks`, `--ck`, `--ik`,
-/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`, `--ssk`, `--rsk`, `--ssv`) is given: see
-/// `input`.
+/// `--ks-naf`, `--ks-ext-naf`, `--ks-int-naf`, `--kaf`, `--ssk`, `--rsk`, `--ssv`, `--trk`,
+/// `--ink`) is given: see `input`.
 const KEY_HELP: &str = "\
 Keys: every key option takes HEX, or @FILE: a file holding the key as hex text \
 (white space and ':' allowed) or as its raw octets (a file that is not printable text). \
@@ -54,7 +56,7 @@ enum Command {
     Ibe(ibe::IbeArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
-    /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client.
+    /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client, client.
     Kms(kms::KmsArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
     Ue(Box<ue::UeArgs>),

@@ -1,7 +1,8 @@
 //! Mission-critical key management (TS 33.180 Annex D, docs/mcx.md): the KMS request and
 //! response documents (`messages`), their TrK/InK transport protection (`transport`), the access
 //! token a KMS checks (`token`), the routing and authorization of its HTTP requests without the
-//! HTTP (`routes`), and the bounded XML tree with its exclusive canonical form (`xml`).
+//! HTTP (`routes`), the bounded XML tree with its exclusive canonical form (`xml`), and the
+//! client that requests, checks and stores key material (`client`).
 //!
 //! With feature `kms-server`, the KMS server itself (docs/mcx.md §9): its configuration
 //! (`config`), store of master secrets and clients (`store`), key issuance (`issue`), the
@@ -15,6 +16,7 @@ use std::fmt;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+pub mod client;
 #[cfg(feature = "kms-server")]
 pub mod config;
 #[cfg(feature = "kms-server")]

@@ -1,5 +1,5 @@
-//! `mbms-keys kms serve | add-client`: the mission-critical KMS (TS 33.180 Annex D,
-//! docs/mcx.md §9).
+//! `mbms-keys kms serve | add-client | client`: the mission-critical KMS (TS 33.180 Annex D,
+//! docs/mcx.md §9) and its client (§10, `kms_client.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +14,8 @@ use mbms_keys::kms::server::{self, HttpLimits};
 use mbms_keys::kms::store::{Client, KmsStore, KmsStoreError};
 use mbms_keys::kms::transport::{Mode, TransportKeys};
 use mbms_keys::kms::{KeyId, Secret};
+
+use crate::kms_client::{self, KmsClientArgs};
 
 #[derive(Args)]
 pub struct KmsArgs {
@@ -47,6 +49,8 @@ pub enum KmsCommand {
     /// them sealed, and prints them once for the device's trusted storage. Works beside a
     /// running KMS (the client is served at once).
     AddClient(AddClientArgs),
+    /// The KMS client: request, check and store key material (docs/mcx.md §10).
+    Client(KmsClientArgs),
 }
 
 #[derive(Args)]
@@ -91,6 +95,7 @@ pub fn run(args: KmsArgs) -> ExitCode {
     match args.cmd {
         KmsCommand::Serve(a) => serve_cmd(&a.config),
         KmsCommand::AddClient(a) => add_client_cmd(&a),
+        KmsCommand::Client(a) => kms_client::run(a),
     }
 }
 
