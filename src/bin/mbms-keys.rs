@@ -18,6 +18,8 @@ mod ibe;
 mod input;
 #[path = "cli/mikey.rs"]
 mod mikey;
+#[path = "cli/sakke_msg.rs"]
+mod sakke_msg;
 #[path = "cli/ue.rs"]
 mod ue;
 #[path = "cli/verify.rs"]

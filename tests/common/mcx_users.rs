@@ -1,5 +1,6 @@
 //! A test KMS and its users for MIKEY-SAKKE messages: KPAK and Z, and per user a UID with its
 //! SSK, PVT and RSK, issued by our `ibe` module; messages built between them.
+#![allow(dead_code)]
 
 use std::time::{Duration, SystemTime};
 
