@@ -554,3 +554,18 @@ fn other_mikey_messages_are_refused_as_structure() {
     let msg = c.resigned(&c.pck(), |b| b[1] = 0x1b);
     assert!(matches!(c.verify(&msg).unwrap_err(), Refusal::Structure(_)));
 }
+
+/// The fuzz target's entry point (`fuzz/fuzz_targets/sakke_verify.rs`) on its seeds' kinds:
+/// garbage, the valid message (accepted once, with its key, then refused as a replay: asserted
+/// inside), and the valid message with a flipped octet.
+#[test]
+fn the_fuzz_entry_point_accepts_the_valid_message_once_and_refuses_the_rest() {
+    use mbms_keys::mcx::fuzzing::sakke_verify;
+    assert!(!sakke_verify(&[]));
+    assert!(!sakke_verify(&[0x00, 0x01, 0x1a, 0x05]));
+    assert!(sakke_verify(&[0x01]), "the valid message");
+    let mut flip = vec![0x01; 1];
+    flip.extend([0u8; 14]);
+    flip.push(0x01);
+    assert!(!sakke_verify(&flip));
+}

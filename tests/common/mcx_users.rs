@@ -40,7 +40,11 @@ impl Kms {
     }
 
     pub fn user(&self, uri: &str) -> User {
-        let uid = uid_format2(uri, KMS_URI, 2_592_000, 0, 700).unwrap();
+        self.user_with_uid(uri, uid_format2(uri, KMS_URI, 2_592_000, 0, 700).unwrap())
+    }
+
+    /// A user of a chosen UID (e.g. printable, for a dissector that shows it as text).
+    pub fn user_with_uid(&self, uri: &str, uid: [u8; 32]) -> User {
         let pair = self.ksak.issue(&uid, &mut OsRandom).unwrap();
         User {
             uri: uri.into(),
