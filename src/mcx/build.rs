@@ -29,7 +29,7 @@ pub struct KeyDelivery<'a> {
     /// The receiver's UID for the current key period: the SAKKE identifier, in IDR role 9.
     pub to_uid: &'a [u8],
     /// The receiver's MC ID (URI), for a GMK's GUK-ID (TS 33.180 F.1.3). Without it a GMK goes
-    /// with its GMK-ID in clear as the GUK-ID ([CHOICE] docs/mcx.md §11.4).
+    /// with its GMK-ID in clear as the GUK-ID (\[CHOICE\] docs/mcx.md §11.4).
     pub to_uri: Option<&'a str>,
     /// The KMS URI, written as IDRkmsi and IDRkmsr (roles 6 and 7) when given.
     pub kms_uri: Option<&'a str>,
