@@ -5,6 +5,7 @@
 //! accepted by our verifier. Skips without wolfSSL, fails under `MBMS_REQUIRE_ORACLES=1`.
 #![cfg(feature = "mcx")]
 
+mod common;
 #[path = "common/mcx_wolf.rs"]
 mod mcx_wolf;
 #[path = "common/mcx_users.rs"]
@@ -130,4 +131,27 @@ fn we_accept_messages_whose_sakke_data_and_signature_wolfssl_made() {
         accepted += 1;
     }
     assert_eq!(accepted, CASES.len());
+}
+
+/// `mikey-verify` itself against data neither side made: wolfSSL verifies the signatures of the
+/// four Streamwide I_MESSAGEs with their KMS's KPAK and their initiators' UIDs.
+#[test]
+fn wolfssl_verifies_the_streamwide_messages() {
+    let Some(bin) = harness() else { return };
+    let v = common::load("streamwide-mikey-sakke");
+    let kpak = v["kms"]["kpak"].as_str().unwrap();
+    let users = v["users"].as_array().unwrap();
+    let mut verified = 0;
+    for m in v["messages"].as_array().unwrap() {
+        let from = users
+            .iter()
+            .find(|u| u["uri"] == m["initiator_uri"])
+            .unwrap();
+        let uid = from["uid"].as_str().unwrap();
+        let msg = m["message"].as_str().unwrap();
+        let (code, _) = wolf(&bin, &["mikey-verify", kpak, uid, msg]);
+        assert_eq!(code, 0, "{}", m["name"]);
+        verified += 1;
+    }
+    assert_eq!(verified, 4);
 }
