@@ -165,6 +165,9 @@ fn a_built_message_round_trips_for_each_purpose() {
             )
             .unwrap_or_else(|e| panic!("{purpose}: {e}"));
             assert!(got.key == key, "{purpose}");
+            let shown = format!("{got:?}");
+            assert!(shown.contains("[REDACTED]"), "{shown}");
+            assert!(!shown.contains(&hex::encode(key.as_bytes())));
             assert_eq!((got.purpose, got.key_id), (purpose, key_id));
             assert_eq!(got.sender_uid, alice.uid);
             assert_eq!(got.time, ntp_timestamp(t0()).unwrap());
