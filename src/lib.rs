@@ -8,7 +8,9 @@
 //! - [`diameter`]: the RFC 6733 message and AVP codec with the Zn (TS 29.109) numbers (no I/O);
 //! - [`mbms`]: the profile of `docs/profile.md`: identifiers, message builders and verifiers;
 //! - `kms` (feature `mcx`): the TS 33.180 Annex D KMS documents, their TrK/InK protection and
-//!   the access token (docs/mcx.md).
+//!   the access token (docs/mcx.md);
+//! - `mcx` (feature `mcx`): MIKEY-SAKKE key delivery, the I_MESSAGE builder and verifier
+//!   (docs/mcx.md §11).
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "bmsc")]
@@ -23,6 +25,8 @@ pub mod ibe;
 #[cfg(feature = "mcx")]
 pub mod kms;
 pub mod mbms;
+#[cfg(feature = "mcx")]
+pub mod mcx;
 pub mod mikey;
 #[cfg(feature = "bmsc")]
 pub mod telemetry;

@@ -22,6 +22,8 @@ mod kms;
 mod kms_client;
 #[path = "cli/mikey.rs"]
 mod mikey;
+#[path = "cli/sakke_msg.rs"]
+mod sakke_msg;
 #[path = "cli/ue.rs"]
 mod ue;
 #[path = "cli/verify.rs"]

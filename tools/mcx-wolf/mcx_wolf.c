@@ -8,6 +8,11 @@
  *   mcx-wolf sakke-validate Z ID RSK
  *   mcx-wolf sakke-encap    Z ID SSV                -> R || H
  *   mcx-wolf sakke-decap    Z ID RSK DATA           -> SSV
+ *   mcx-wolf mikey-verify   KPAK ID MESSAGE
+ *
+ * mikey-verify checks the ECCSI signature of a MIKEY-SAKKE message (RFC 6509): the message ends
+ * with the SIGN payload of S type 2 (ECCSI) and 129 octets, and the signature covers every octet
+ * before the signature field, the SIGN type/length octets included.
  *
  * Arguments and output in hex; points 04 || x || y. Exit 0: done / valid; 1: invalid; 2: error.
  */
@@ -185,6 +190,29 @@ static int sakke(int argc, char **argv)
     return 2;
 }
 
+/* mikey-verify: the signature is the last 129 octets, after the SIGN octets 0x20 0x81. */
+static int mikey_verify(int argc, char **argv)
+{
+    EccsiKey key;
+    ecc_point *pvt = wc_ecc_new_point();
+    struct octets msg, sig;
+    int ok = 0;
+    const word32 sig_len = 129;
+    if (pvt == NULL || argc != 5)
+        die("usage (see the source's header)", argc);
+    unhex(argv[4], &msg);
+    if (msg.n < sig_len + 2 || msg.b[msg.n - sig_len - 2] != 0x20
+        || msg.b[msg.n - sig_len - 1] != 0x81)
+        return 1;
+    sig.n = sig_len;
+    memcpy(sig.b, msg.b + msg.n - sig_len, sig_len);
+    eccsi_setup(&key, argv[2], argv[3], pvt, &sig, 1);
+    if (wc_VerifyEccsiHash(&key, WC_HASH_TYPE_SHA256, msg.b, msg.n - sig_len, sig.b, sig.n, &ok)
+        != 0)
+        ok = 0;
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -193,6 +221,8 @@ int main(int argc, char **argv)
         return eccsi(argc, argv);
     if (strncmp(argv[1], "sakke-", 6) == 0)
         return sakke(argc, argv);
+    if (strcmp(argv[1], "mikey-verify") == 0)
+        return mikey_verify(argc, argv);
     die("usage (see the source's header)", argc);
     return 2;
 }
