@@ -106,6 +106,8 @@ fn write_config(dir: &Path, url: &str, http_port: u16) -> PathBuf {
         },
     );
     c.http_port = http_port;
+    // curl answers qop "auth" (not "auth-int", the default).
+    c.qop = Some("auth,auth-int");
     c.subscribers = vec![LabSubscriber {
         btid: BTID.to_owned(),
         impi: "pg01@ims.example.org".to_owned(),
