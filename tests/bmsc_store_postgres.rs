@@ -262,3 +262,35 @@ fn registrations_written_in_one_batch_keep_their_own_results() {
     assert_eq!(rows.len(), 7);
     assert!(store.commit_stats().jobs() >= 8);
 }
+
+#[test]
+fn a_registration_is_awaited_on_a_one_thread_runtime_and_the_store_drops_there() {
+    let Some(b) = Postgres::new() else { return };
+    let store = b.open();
+    // Reads cross the network: the Key Request driver keeps them off its runtime.
+    assert!(store.reads_may_block());
+    assert!(store.queues_registrations());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        // The store's client runs on a runtime of its own: awaiting here, on the only thread
+        // of this one, completes (a client on this runtime would never get to run).
+        let commits: Vec<_> = (0..3)
+            .map(|i| store.register_queued(reg(i, "news")))
+            .collect();
+        for c in commits {
+            c.await.expect("answered").expect("durable");
+        }
+        // Dropped on an async thread: its runtime shuts down without blocking (no panic).
+        drop(store);
+    });
+    assert_eq!(
+        b.open()
+            .count_registrations_by_service()
+            .expect("count")
+            .get("news"),
+        Some(&3)
+    );
+}

@@ -287,6 +287,13 @@ pub trait Store: Send + Sync {
         false
     }
 
+    /// Whether a read may wait on something slower than local memory and disk (a database
+    /// server across the network): the driver then makes it from the blocking pool only,
+    /// never on the runtime (default: false, an embedded database answering in microseconds).
+    fn reads_may_block(&self) -> bool {
+        false
+    }
+
     /// Upserts many registrations in one transaction (bulk load, benchmark preload).
     ///
     /// # Errors

@@ -417,6 +417,10 @@ impl Store for PostgresStore {
         self.registrations.is_some()
     }
 
+    fn reads_may_block(&self) -> bool {
+        true
+    }
+
     fn register_many(&self, registrations: &[Registration]) -> Result<(), StoreError> {
         if self.session.is_none() {
             return Err(read_only());
