@@ -4,7 +4,7 @@
 //! The [`Store`] contract is synchronous and its callers run it on blocking threads
 //! (`spawn_blocking`); the database client is async. The store therefore owns a small tokio
 //! runtime of its own (two worker threads, `bmsc-pg`) on which every query runs: a call spawns
-//! its future there and waits for the answer on a channel ([`PostgresStore::run`]), so the
+//! its future there and waits for the answer on a channel (`PostgresStore::run`), so the
 //! calling thread blocks (as it would on SQLite) and no runtime worker of the BM-SC ever waits
 //! for the database. Registrations go through the same group commit as SQLite's
 //! ([`GroupCommit`]): a Key Request awaits its registration's completion without holding a
