@@ -294,3 +294,46 @@ fn a_registration_is_awaited_on_a_one_thread_runtime_and_the_store_drops_there()
         Some(&3)
     );
 }
+
+#[test]
+fn the_store_fails_while_postgresql_is_down_and_resumes_by_itself() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let b = Postgres {
+        db: server.database(),
+        server: Arc::new(server),
+        dir: TempDir::new("pg-restart"),
+    };
+    write_0600(&b.kek_file(), hex::encode(KEK_OCTETS).as_bytes());
+    let store = b.open();
+    store.register(&reg(1, "news")).expect("register");
+    b.server.pg_ctl_stop();
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        store.registrations_of_btid(&btid(1)),
+        Err(StoreError::Backend(_))
+    ));
+    assert!(store.register(&reg(2, "news")).is_err(), "not acknowledged");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    b.server.pg_ctl_start();
+    // The pool replaces its dead connections: no restart of the store.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let regs = loop {
+        match store.registrations_of_btid(&btid(1)) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "not resumed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    };
+    assert_eq!(regs, vec![reg(1, "news")]);
+    store
+        .register(&reg(2, "news"))
+        .expect("register after the restart");
+    assert_eq!(
+        store.registrations_of_btid(&btid(2)).expect("read").len(),
+        1
+    );
+}
