@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use mbms_keys::bmsc::config::{
-    Authorized, Config, ConfigError, DigestAlgorithm, LogFormat, Qop, Transport, parse_rfc3339,
+    Authorized, Config, ConfigError, DigestAlgorithm, LogFormat, Password, PostgresConfig, Qop,
+    StoreConfig, Transport, parse_rfc3339,
 };
 use mbms_keys::duration::parse as parse_duration;
 use mbms_keys::gba::{GbaKeys, KeySource, KeySourceError};
@@ -166,6 +167,76 @@ fn defaults_apply_to_a_minimal_file() {
         Transport::Download {
             mtk_object_dir: PathBuf::from("/var/lib/bmsc/mtk/svc-a")
         }
+    );
+}
+
+#[test]
+fn the_store_is_sqlite_by_default_or_a_postgres_url_without_a_password() {
+    assert_eq!(
+        parse(&format!("{TOP}{SERVICE}")).expect("minimal").store,
+        StoreConfig::Sqlite
+    );
+    let url = "postgres://mbms@db.example.org:5432/bmsc";
+    let c = parse(&format!("store = \"{url}\"\n{TOP}{SERVICE}")).expect("URL");
+    assert_eq!(
+        c.store,
+        StoreConfig::Postgres(PostgresConfig {
+            url: url.to_owned(),
+            password_file: None,
+            password: None,
+            pool_size: 8,
+        })
+    );
+    let table = format!(
+        "{TOP}{SERVICE}[store]\nurl = \"{url}\"\npassword_file = \"/run/secrets/db\"\npool_size = 3\n"
+    );
+    let c = Config::parse_with_env(&table, |n| {
+        (n == "MBMS_PG_PASSWORD").then(|| OsString::from("s3cret-Zq4"))
+    })
+    .expect("table");
+    let StoreConfig::Postgres(pg) = &c.store else {
+        panic!("PostgreSQL expected");
+    };
+    assert_eq!(pg.password_file, Some(PathBuf::from("/run/secrets/db")));
+    assert_eq!(pg.pool_size, 3);
+    assert_eq!(pg.password, Some(Password::new("s3cret-Zq4".to_owned())));
+    assert!(
+        !format!("{c:?}").contains("s3cret-Zq4"),
+        "the password in Debug"
+    );
+
+    // A password in the URL is refused, and the message does not repeat it.
+    let e = refused(&format!(
+        "store = \"postgres://mbms:hunter2x@db/bmsc\"\n{TOP}{SERVICE}"
+    ));
+    assert_eq!(e.key, "store");
+    assert!(!e.to_string().contains("hunter2x"), "{e}");
+    assert_eq!(
+        refused_key(&format!(
+            "{TOP}{SERVICE}[store]\nurl = \"postgres://db/bmsc?password=hunter2x\"\n"
+        )),
+        "store.url"
+    );
+    assert_eq!(
+        refused_key(&format!("store = \"mysql://db/bmsc\"\n{TOP}{SERVICE}")),
+        "store"
+    );
+    assert_eq!(refused_key(&format!("store = 5\n{TOP}{SERVICE}")), "store");
+    assert_eq!(
+        refused_key(&format!(
+            "{TOP}{SERVICE}[store]\nurl = \"{url}\"\npool_size = 0\n"
+        )),
+        "store.pool_size"
+    );
+    assert_eq!(
+        refused_key(&format!(
+            "{TOP}{SERVICE}[store]\nurl = \"{url}\"\nuser = \"x\"\n"
+        )),
+        "store.user"
+    );
+    assert_eq!(
+        refused_key(&format!("{TOP}{SERVICE}[store]\npassword_file = \"/x\"\n")),
+        "store.url"
     );
 }
 

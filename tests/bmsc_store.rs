@@ -1,31 +1,27 @@
-//! The BM-SC store on SQLite: every operation, durability across reopen, the KEK file (created
-//! only with a new store, refused when missing, wrong or open to group or others), read-only
-//! opens, key material sealed at rest and bound to its row, the counter ceiling, and bulk
-//! registrations.
+//! The BM-SC store on SQLite: the store contract (`store_contract/`, shared with PostgreSQL),
+//! durability across reopen and `kill -9`, the KEK file (created only with a new store,
+//! refused when missing, wrong or open to group or others), read-only opens, key material
+//! sealed at rest and bound to its row.
 
 mod common;
+mod store_contract;
 
 use common::TempDir;
 use mbms_lab::listing;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mbms_keys::bmsc::store::{
-    CurrentMtk, MskRecord, MskState, Registration, SqliteStore, Store, StoreError,
-    load_or_create_kek, members_of_service,
+    CurrentMtk, MskState, SqliteStore, Store, StoreError, load_or_create_kek, members_of_service,
 };
-use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf, Msk, Mtk, Salt, StateKey};
-use mbms_keys::gba::{Btid, GbaKeys, SubscriberKeys};
-use mbms_keys::mikey::{KeyDomainId, MskId, MtkId};
+use mbms_keys::crypto::{Mtk, Salt, StateKey};
+use mbms_keys::mikey::{MskId, MtkId};
 
-/// A fresh directory under the system temp dir, removed on drop.
-const KD: KeyDomainId = KeyDomainId([0x00, 0xf1, 0x10]);
+use store_contract::*;
 
 fn kek() -> StateKey {
     StateKey::from_bytes([0x5a; 32])
@@ -35,64 +31,17 @@ fn open(dir: &TempDir) -> SqliteStore {
     SqliteStore::open(dir.path(), kek()).expect("store opens")
 }
 
-fn btid(i: u32) -> Btid {
-    format!("btid{i:08}@bsf.example.org").parse().expect("btid")
-}
+/// The SQLite backend of the contract tests: a store in a directory of its own.
+struct Sqlite(TempDir);
 
-fn at(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-fn reg(i: u32, service: &str) -> Registration {
-    Registration {
-        btid: btid(i),
-        service_id: service.to_owned(),
-        ue_addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)),
-        registered_at: at(1_700_000_000) + Duration::from_nanos(u64::from(i) * 1_001),
+impl Backend for Sqlite {
+    type S = SqliteStore;
+    fn open(&self) -> SqliteStore {
+        open(&self.0)
     }
 }
 
-/// Distinctive octets: easy to find in a file if they were ever written in the clear.
-const MSK_OCTETS: [u8; 16] = [
-    0xc3, 0x5e, 0x91, 0x0d, 0x7a, 0x42, 0xee, 0x18, 0x66, 0xb9, 0x2f, 0xd4, 0x03, 0x8c, 0x71, 0xa5,
-];
-const MTK_OCTETS: [u8; 16] = [
-    0x9d, 0x14, 0x6b, 0xf2, 0x38, 0xc7, 0x05, 0xae, 0x51, 0xe0, 0x27, 0x8f, 0xba, 0x46, 0x1c, 0xd3,
-];
-const SALT_OCTETS: [u8; 14] = [
-    0x2e, 0x87, 0xd9, 0x40, 0x13, 0xfa, 0x6c, 0xb5, 0x08, 0x9e, 0x73, 0xc1, 0x5f, 0xa2,
-];
-const KS_NAF_OCTETS: [u8; 32] = [
-    0x71, 0x3a, 0xe4, 0x0f, 0x8b, 0xd6, 0x25, 0x9c, 0x47, 0xf1, 0x12, 0xad, 0x6e, 0xc8, 0x33, 0x5b,
-    0x94, 0x0e, 0xb7, 0x29, 0xd2, 0x6a, 0x81, 0xfc, 0x17, 0x4e, 0xa9, 0x35, 0xe2, 0x58, 0x0b, 0xc6,
-];
-
-fn msk_record(number: u16, octets: [u8; 16]) -> MskRecord {
-    MskRecord {
-        key_domain: KD,
-        msk_id: MskId::new(1, number),
-        msk: Msk::from_bytes(octets),
-        seql: 0x0000,
-        sequ: 0x0200,
-        created_at: at(1_700_000_000),
-        activates_at: at(1_700_000_100),
-        expires_at: at(1_700_003_700),
-        state: MskState::Next,
-        mtk_next_id: 1,
-        current_mtk: None,
-    }
-}
-
-fn gba_keys(btid_text: &str, expires: SystemTime) -> SubscriberKeys {
-    SubscriberKeys {
-        btid: btid_text.parse().expect("btid"),
-        impi: "alice@ims.example.org".to_owned(),
-        keys: GbaKeys::Me {
-            ks_naf: KsNaf::from_bytes(KS_NAF_OCTETS),
-        },
-        expires,
-    }
-}
+contract_tests!(Some(Sqlite(TempDir::new("contract"))));
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -121,173 +70,6 @@ fn db_files(dir: &TempDir) -> Vec<(PathBuf, Vec<u8>)> {
             (p, bytes)
         })
         .collect()
-}
-
-#[test]
-fn register_is_an_upsert_and_deregister_reports_whether_there_was_one() {
-    let dir = TempDir::new("register");
-    let store = open(&dir);
-    store.register(&reg(1, "news")).expect("register");
-    store.register(&reg(1, "tv")).expect("register");
-    store.register(&reg(2, "news")).expect("register");
-    let mut moved = reg(1, "news");
-    moved.ue_addr = IpAddr::V6(Ipv6Addr::LOCALHOST);
-    moved.registered_at = at(1_800_000_000);
-    store.register(&moved).expect("re-register");
-
-    let of_1 = store.registrations_of_btid(&btid(1)).expect("list");
-    assert_eq!(of_1, vec![moved.clone(), reg(1, "tv")]);
-    let counts = store.count_registrations_by_service().expect("count");
-    assert_eq!(counts.get("news"), Some(&2));
-    assert_eq!(counts.get("tv"), Some(&1));
-
-    assert!(store.deregister(&btid(1), "news").expect("deregister"));
-    assert!(!store.deregister(&btid(1), "news").expect("again"));
-    assert!(!store.deregister(&btid(9), "news").expect("unknown"));
-    assert_eq!(
-        store.registrations_of_btid(&btid(1)).expect("list"),
-        vec![reg(1, "tv")]
-    );
-    assert!(
-        store
-            .registrations_of_btid(&btid(9))
-            .expect("none")
-            .is_empty()
-    );
-}
-
-#[test]
-fn registrations_of_service_pages_in_btid_order() {
-    let dir = TempDir::new("pages");
-    let store = open(&dir);
-    let regs: Vec<_> = (0..25).map(|i| reg(i, "news")).collect();
-    store.register_many(&regs).expect("bulk");
-    store.register(&reg(100, "tv")).expect("other service");
-
-    let first = store
-        .registrations_of_service("news", None, 10)
-        .expect("page");
-    assert_eq!(first.len(), 10);
-    assert_eq!(first[0].btid, btid(0));
-    assert_eq!(first[0].ue_addr, reg(0, "news").ue_addr);
-    let second = store
-        .registrations_of_service("news", Some(&first[9].btid), 10)
-        .expect("page");
-    assert_eq!(second[0].btid, btid(10));
-    let third = store
-        .registrations_of_service("news", Some(&second[9].btid), 10)
-        .expect("page");
-    assert_eq!(third.len(), 5);
-    let end = store
-        .registrations_of_service("news", Some(&third[4].btid), 10)
-        .expect("page");
-    assert!(end.is_empty());
-    assert!(
-        store
-            .registrations_of_service("nobody", None, 10)
-            .expect("empty")
-            .is_empty()
-    );
-}
-
-#[test]
-fn ten_thousand_registrations_stream_back_exactly_once() {
-    let dir = TempDir::new("stream");
-    let store: Arc<dyn Store> = Arc::new(open(&dir));
-    let regs: Vec<_> = (0..10_000).map(|i| reg(i, "news")).collect();
-    store.register_many(&regs).expect("bulk");
-    let mut seen = BTreeSet::new();
-    let mut previous: Option<Btid> = None;
-    for m in members_of_service(&*store, "news", 999) {
-        let m = m.expect("row");
-        if let Some(p) = &previous {
-            assert!(p.as_str() < m.btid.as_str(), "B-TID order");
-        }
-        assert!(seen.insert(m.btid.to_string()), "each member once");
-        previous = Some(m.btid);
-    }
-    assert_eq!(seen.len(), 10_000);
-    assert_eq!(
-        store
-            .count_registrations_by_service()
-            .expect("count")
-            .get("news"),
-        Some(&10_000)
-    );
-    // A page size that divides the total exactly ends on an empty page.
-    assert_eq!(members_of_service(&*store, "news", 1_000).count(), 10_000);
-}
-
-#[test]
-fn reads_proceed_while_another_thread_writes() {
-    let dir = TempDir::new("threads");
-    let store: Arc<dyn Store> = Arc::new(open(&dir));
-    store
-        .register_many(&(0..2_000).map(|i| reg(i, "news")).collect::<Vec<_>>())
-        .expect("bulk");
-    let writer = {
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || {
-            for i in 2_000..2_200 {
-                store.register(&reg(i, "tv")).expect("register");
-            }
-        })
-    };
-    for _ in 0..5 {
-        assert_eq!(members_of_service(&*store, "news", 500).count(), 2_000);
-    }
-    writer.join().expect("writer");
-    assert_eq!(members_of_service(&*store, "tv", 500).count(), 200);
-}
-
-#[test]
-fn msks_are_put_read_listed_updated_and_deleted() {
-    let dir = TempDir::new("msk");
-    let store = open(&dir);
-    assert!(store.msk(KD, MskId::new(1, 1)).expect("read").is_none());
-    let a = msk_record(1, MSK_OCTETS);
-    let b = msk_record(2, [7; 16]);
-    let mut other_group = msk_record(1, [8; 16]);
-    other_group.msk_id = MskId::new(2, 1);
-    let mut other_domain = msk_record(1, [9; 16]);
-    other_domain.key_domain = KeyDomainId([0x13, 0x00, 0x14]);
-    for r in [&b, &a, &other_group, &other_domain] {
-        store.put_msk(r).expect("put");
-    }
-    assert_eq!(store.msk(KD, a.msk_id).expect("read"), Some(a.clone()));
-    assert_eq!(
-        store.msks_of_group(KD, 1).expect("group"),
-        vec![a.clone(), b.clone()]
-    );
-    assert_eq!(store.msks().expect("all").len(), 4);
-
-    // Update: the same row, a new state and a current MTK with a salt.
-    let mut updated = a.clone();
-    updated.state = MskState::Current;
-    updated.mtk_next_id = 2;
-    updated.current_mtk = Some(CurrentMtk {
-        id: MtkId(1),
-        mtk: Mtk::from_bytes(MTK_OCTETS),
-        salt: Some(Salt::from_bytes(SALT_OCTETS)),
-    });
-    store.put_msk(&updated).expect("update");
-    assert_eq!(
-        store.msk(KD, a.msk_id).expect("read"),
-        Some(updated.clone())
-    );
-    updated.current_mtk = Some(CurrentMtk {
-        id: MtkId(2),
-        mtk: Mtk::from_bytes([3; 16]),
-        salt: None,
-    });
-    updated.state = MskState::Retired;
-    store.put_msk(&updated).expect("update");
-    assert_eq!(store.msk(KD, a.msk_id).expect("read"), Some(updated));
-    assert_eq!(store.msks_of_group(KD, 1).expect("group").len(), 2);
-
-    assert!(store.delete_msk(KD, b.msk_id).expect("delete"));
-    assert!(!store.delete_msk(KD, b.msk_id).expect("again"));
-    assert_eq!(store.msks_of_group(KD, 1).expect("group").len(), 1);
 }
 
 #[test]
@@ -382,124 +164,6 @@ fn acknowledged_writes_survive_kill_9() {
         Some(&200)
     );
     assert_eq!(store.counter_ceiling().expect("ceiling"), 200 * 100);
-}
-
-#[test]
-fn the_counter_ceiling_only_rises_in_serial_order_and_persists() {
-    let dir = TempDir::new("counter");
-    {
-        let store = open(&dir);
-        assert_eq!(store.counter_ceiling().expect("fresh"), 0);
-        store.raise_counter_ceiling(1_000).expect("raise");
-        store
-            .raise_counter_ceiling(1_000)
-            .expect("same value is a no-op");
-        assert!(matches!(
-            store.raise_counter_ceiling(999),
-            Err(StoreError::CeilingNotRaised {
-                current: 1_000,
-                requested: 999
-            })
-        ));
-        // More than 2^31 ahead is "behind" in RFC 1982 order.
-        assert!(store.raise_counter_ceiling(1_000 + 0x8000_0000).is_err());
-        store
-            .raise_counter_ceiling(0xffff_ff00)
-            .expect_err("too far");
-        store.raise_counter_ceiling(0x7fff_0000).expect("raise");
-        store.raise_counter_ceiling(0xfff0_0000).expect("raise");
-        // Wrapping past 2^32 is a raise.
-        store.raise_counter_ceiling(0x0000_1000).expect("wraps");
-    }
-    assert_eq!(open(&dir).counter_ceiling().expect("persisted"), 0x1000);
-}
-
-#[test]
-fn a_fresh_store_takes_any_first_ceiling_then_only_raises() {
-    // A fresh store's counters start at the wall-clock floor (docs/profile.md §5), which may
-    // be in the upper half of the 32-bit range: not after 0 in RFC 1982 order.
-    let dir = TempDir::new("counter-fresh");
-    let store = open(&dir);
-    assert_eq!(store.counter_ceiling().expect("fresh"), 0);
-    store
-        .raise_counter_ceiling(0xc000_0000)
-        .expect("first ceiling");
-    assert_eq!(store.counter_ceiling().expect("ceiling"), 0xc000_0000);
-    // From then on only a raise in RFC 1982 order.
-    assert!(matches!(
-        store.raise_counter_ceiling(0x8000_0000),
-        Err(StoreError::CeilingNotRaised { .. })
-    ));
-}
-
-#[test]
-fn gba_key_cache_gets_puts_and_purges() {
-    let dir = TempDir::new("cache");
-    let store = open(&dir);
-    assert!(store.cached_keys("a@bsf", at(0)).expect("empty").is_none());
-    store
-        .cache_keys(&gba_keys("a@bsf", at(1_000)))
-        .expect("cache");
-    let u = SubscriberKeys {
-        btid: "u@bsf".parse().expect("btid"),
-        impi: "bob@ims.example.org".to_owned(),
-        keys: GbaKeys::U {
-            ks_ext_naf: KsExtNaf::from_bytes([1; 32]),
-            ks_int_naf: KsIntNaf::from_bytes([2; 32]),
-        },
-        expires: at(3_000),
-    };
-    store.cache_keys(&u).expect("cache");
-    let got = store
-        .cached_keys("a@bsf", at(999))
-        .expect("read")
-        .expect("valid");
-    assert_eq!(got.impi, "alice@ims.example.org");
-    assert_eq!(got.expires, at(1_000));
-    match got.keys {
-        GbaKeys::Me { ks_naf } => assert_eq!(ks_naf.as_bytes(), &KS_NAF_OCTETS),
-        GbaKeys::U { .. } => panic!("GBA_ME expected"),
-    }
-    match store
-        .cached_keys("u@bsf", at(0))
-        .expect("read")
-        .expect("valid")
-        .keys
-    {
-        GbaKeys::U {
-            ks_ext_naf,
-            ks_int_naf,
-        } => {
-            assert_eq!(ks_ext_naf.as_bytes(), &[1; 32]);
-            assert_eq!(ks_int_naf.as_bytes(), &[2; 32]);
-        }
-        GbaKeys::Me { .. } => panic!("GBA_U expected"),
-    }
-    // Expired entries are not returned, then purged.
-    assert!(
-        store
-            .cached_keys("a@bsf", at(1_000))
-            .expect("read")
-            .is_none()
-    );
-    assert_eq!(store.purge_expired_keys(at(1_000)).expect("purge"), 1);
-    assert_eq!(store.purge_expired_keys(at(1_000)).expect("purge"), 0);
-    assert!(
-        store
-            .cached_keys("u@bsf", at(2_000))
-            .expect("read")
-            .is_some()
-    );
-    // Replacing extends the lifetime.
-    store
-        .cache_keys(&gba_keys("a@bsf", at(5_000)))
-        .expect("cache");
-    assert!(
-        store
-            .cached_keys("a@bsf", at(4_000))
-            .expect("read")
-            .is_some()
-    );
 }
 
 #[test]

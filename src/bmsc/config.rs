@@ -14,6 +14,7 @@
 mod gba;
 mod gba_http;
 mod read;
+mod store;
 mod table;
 mod values;
 
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 pub use gba_http::{AanfConfig, NbspConfig};
+pub use store::{DEFAULT_POOL_SIZE, PG_PASSWORD_ENV, Password, PostgresConfig, StoreConfig};
 pub use values::{ImpiPattern, check_fqdn, format_rfc3339, parse_rfc3339};
 
 use self::read::{
@@ -362,6 +364,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Key-encryption key file: `kek_file`, `$MBMS_KEK_FILE` over it, default `<data_dir>/kek`.
     pub kek_file: PathBuf,
+    /// `store`: the embedded SQLite store in `data_dir` (absent) or PostgreSQL.
+    pub store: StoreConfig,
     /// Log output format.
     pub log_format: LogFormat,
     /// `[digest]`.
@@ -458,6 +462,7 @@ impl Config {
                 "ue_port",
                 "data_dir",
                 "kek_file",
+                "store",
                 "log_format",
                 "digest",
                 "http",
@@ -497,6 +502,7 @@ impl Config {
                 None => data_dir.join("kek"),
             },
         };
+        let store = store::store_config(&mut top, &env)?;
         let log_format = match top.opt_str("log_format")?.as_deref() {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
@@ -541,6 +547,7 @@ impl Config {
             ue_port,
             data_dir,
             kek_file,
+            store,
             log_format,
             digest,
             http,

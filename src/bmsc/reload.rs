@@ -118,6 +118,7 @@ pub fn fixed_differences(old: &Config, new: &Config) -> Vec<String> {
     differs("ue_port", old.ue_port != new.ue_port);
     differs("data_dir", old.data_dir != new.data_dir);
     differs("kek_file", old.kek_file != new.kek_file);
+    differs("store", old.store != new.store);
     differs("log_format", old.log_format != new.log_format);
     differs("digest", old.digest != new.digest);
     differs("http", old.http != new.http);

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use super::config::{Config, KeySourceConfig, Transport};
+use super::config::{Config, KeySourceConfig, StoreConfig, Transport};
 use super::distribution::{CurrentMtks, DistributionError, Distributor, Tuning, os_rng};
 use super::export::{ClientLimits, ExportError, ExportListener, run_export};
 use super::health::{Check, KeySourceProbe, Readiness, SharedReadiness};
@@ -200,16 +200,8 @@ impl Bmsc {
         zn: Option<ZnClient>,
         embedded: Option<Arc<SwappableKeySource>>,
     ) -> Result<Self, ServeError> {
-        let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
-        let group_commit = tuning.group_commit;
-        let sqlite =
-            tokio::task::spawn_blocking(move || SqliteStore::open_with_kek_file(&data_dir, &kek))
-                .await
-                .map_err(|e| ServeError::Task(e.to_string()))??
-                .with_group_commit(group_commit)?;
         let metrics = Arc::new(Metrics::default());
-        let _ = metrics.store.set(sqlite.commit_stats());
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let store = open_store(&config, tuning.group_commit, &metrics).await?;
         if let Some(z) = &zn {
             let _ = metrics.zn.set(z.metrics());
         }
@@ -626,4 +618,46 @@ pub async fn serve(config: Config, config_path: Option<&Path>) -> Result<(), Ser
     }
     super::notify::notify("STOPPING=1");
     bmsc.shutdown().await
+}
+
+/// Opens the configured store (`store`: SQLite in `data_dir`, or PostgreSQL) on a blocking
+/// thread, registrations group-committed within `group_commit`, its commit counts on
+/// `metrics`.
+async fn open_store(
+    config: &Config,
+    group_commit: crate::bmsc::store::GroupCommitLimits,
+    metrics: &Metrics,
+) -> Result<Arc<dyn Store>, ServeError> {
+    let (data_dir, kek) = (config.data_dir.clone(), config.kek_file.clone());
+    let store: Arc<dyn Store> = match &config.store {
+        StoreConfig::Sqlite => {
+            let sqlite = tokio::task::spawn_blocking(move || {
+                SqliteStore::open_with_kek_file(&data_dir, &kek)
+            })
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))??
+            .with_group_commit(group_commit)?;
+            let _ = metrics.store.set(sqlite.commit_stats());
+            Arc::new(sqlite)
+        }
+        #[cfg(feature = "postgres")]
+        StoreConfig::Postgres(pg) => {
+            let pg = pg.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                crate::bmsc::store::PostgresStore::open(&pg, &kek)
+            })
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))??
+            .with_group_commit(group_commit)?;
+            let _ = metrics.store.set(store.commit_stats());
+            Arc::new(store)
+        }
+        #[cfg(not(feature = "postgres"))]
+        StoreConfig::Postgres(_) => {
+            return Err(ServeError::Task(
+                "this build has no PostgreSQL store (the `postgres` feature)".into(),
+            ));
+        }
+    };
+    Ok(store)
 }

@@ -69,6 +69,7 @@ pub fn all_messages() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+pub mod postgres;
 pub mod sakke;
 
 // Not every test file uses all three.

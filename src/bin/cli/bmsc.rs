@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use mbms_keys::bmsc::config::{Config, LogFormat};
+use mbms_keys::bmsc::config::{Config, LogFormat, StoreConfig};
 use mbms_keys::bmsc::server;
 use mbms_keys::bmsc::status;
-use mbms_keys::bmsc::store::SqliteStore;
+use mbms_keys::bmsc::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 #[derive(Args)]
 pub struct BmscArgs {
@@ -97,14 +97,20 @@ fn status_cmd(path: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match SqliteStore::open_read_only(&config.data_dir, &config.kek_file) {
+    let opened: Result<Box<dyn Store>, StoreError> = match &config.store {
+        StoreConfig::Sqlite => SqliteStore::open_read_only(&config.data_dir, &config.kek_file)
+            .map(|s| Box::new(s) as Box<dyn Store>),
+        StoreConfig::Postgres(pg) => PostgresStore::open_read_only(pg, &config.kek_file)
+            .map(|s| Box::new(s) as Box<dyn Store>),
+    };
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    match status::status(&config, &store) {
+    match status::status(&config, store.as_ref()) {
         Ok(v) if json => {
             println!("{v}");
             ExitCode::SUCCESS

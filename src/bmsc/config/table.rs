@@ -72,6 +72,11 @@ impl Section {
         self.table.remove(key)
     }
 
+    /// The raw value of `key`, taken out (for a key that may have several types).
+    pub(super) fn take_value(&mut self, key: &str) -> Option<Value> {
+        self.take(key)
+    }
+
     /// Whether `key` is present (and not yet read).
     pub(super) fn has(&self, key: &str) -> bool {
         self.table.contains_key(key)

@@ -323,7 +323,8 @@ impl KeyRequestHandler {
     /// Whether [`KeyRequestHandler::begin`] of `req` waits on nothing but memory and store
     /// reads of microseconds, so the driver may run it on the runtime instead of the blocking
     /// pool: a request without `Authorization` (it is answered with a challenge), and, when
-    /// the key source does not block ([`KeySource::may_block`]), an MSK request and a
+    /// the key source does not block ([`KeySource::may_block`]), an MSK request (when the
+    /// store's reads do not block either, [`Store::reads_may_block`]) and a
     /// registration whose store queues its writes ([`Store::queues_registrations`]: the
     /// registration's commit is then awaited, not waited for on a thread). A deregistration
     /// writes, so it goes to the blocking pool, as does every lookup in a network key source.
@@ -333,7 +334,8 @@ impl KeyRequestHandler {
             return true;
         }
         match Route::of(&req.path) {
-            Some(Route::Msk) => !self.key_source.may_block(),
+            // An MSK request reads the registrations: inline only from an embedded store.
+            Some(Route::Msk) => !self.key_source.may_block() && !self.store.reads_may_block(),
             Some(Route::Register) => {
                 !self.key_source.may_block() && self.store.queues_registrations()
             }

@@ -1,5 +1,6 @@
 //! The BM-SC's persistent state behind one trait, [`Store`], so that the protocol code does not
-//! know the database: [`sqlite::SqliteStore`] now, a PostgreSQL store later.
+//! know the database: [`sqlite::SqliteStore`] (the default) or, with the `postgres` feature,
+//! `postgres::PostgresStore` (`store = "postgres://..."`).
 //!
 //! The trait is synchronous; the tokio drivers call it from `spawn_blocking`, except for
 //! [`Store::register_queued`], whose completion a registration awaits on the runtime. Everything the
@@ -9,12 +10,15 @@
 //! data (see [`codec`]), so the database alone reveals no key and a sealed value copied to
 //! another row does not open.
 //!
-//! One BM-SC per store: a read-write open holds the store's [`lock`] for the store's life.
+//! One BM-SC per store: a read-write open holds the store's [`lock`] (on PostgreSQL, an
+//! advisory lock) for the store's life.
 
 pub mod batch;
 pub mod codec;
 pub mod kek;
 pub mod lock;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -27,6 +31,8 @@ use thiserror::Error;
 pub use batch::{CommitStats, GroupCommitLimits};
 pub use kek::load_or_create_kek;
 pub use lock::StoreLock;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::crypto::{Msk, Mtk, Salt};
@@ -88,6 +94,20 @@ pub enum StoreError {
         store: PathBuf,
         /// The KEK file, when the key came from one.
         kek_file: Option<PathBuf>,
+    },
+    /// Another BM-SC holds the PostgreSQL store's node lock (one BM-SC per database for now).
+    #[error("the store {store} is in use by another BM-SC; stop it first")]
+    InUse {
+        /// The database URL (never with a password).
+        store: String,
+    },
+    /// The database password file is unusable.
+    #[error("database password file {path}: {problem}")]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never the password).
+        problem: String,
     },
     /// The key-encryption key file is readable or writable by group or others.
     #[error("key-encryption key {path} has mode {mode:04o}, open to group or others: chmod 600 it")]
@@ -264,6 +284,13 @@ pub trait Store: Send + Sync {
     /// Whether [`Store::register_queued`] returns without waiting for the database (it hands
     /// the write to a writer: SQLite's group commit, or an async database client).
     fn queues_registrations(&self) -> bool {
+        false
+    }
+
+    /// Whether a read may wait on something slower than local memory and disk (a database
+    /// server across the network): the driver then makes it from the blocking pool only,
+    /// never on the runtime (default: false, an embedded database answering in microseconds).
+    fn reads_may_block(&self) -> bool {
         false
     }
 

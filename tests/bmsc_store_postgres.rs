@@ -1,0 +1,339 @@
+//! The BM-SC store on a real PostgreSQL server (`tests/common/postgres.rs`: initdb + pg_ctl on
+//! a temporary directory and a loopback port): the store contract (`store_contract/`, shared
+//! with SQLite), no key in clear in the database dump, the KEK check, one BM-SC per database,
+//! read-only opens, migrations recorded once, the password kept out of messages.
+//! Skipped without PostgreSQL, failing then under `MBMS_REQUIRE_ORACLES=1`.
+
+mod common;
+mod store_contract;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::TempDir;
+use common::postgres::{PASSWORD, PgServer};
+use mbms_keys::bmsc::config::{Password, PostgresConfig};
+use mbms_keys::bmsc::store::{CurrentMtk, PostgresStore, Registration, Store, StoreError};
+use mbms_keys::crypto::{Mtk, Salt};
+use mbms_keys::mikey::MtkId;
+use store_contract::*;
+
+const KEK_OCTETS: [u8; 32] = [0x5a; 32];
+
+/// One database of the shared server, and a directory for the KEK file.
+struct Postgres {
+    server: Arc<PgServer>,
+    db: String,
+    dir: TempDir,
+}
+
+impl Postgres {
+    fn new() -> Option<Self> {
+        let server = PgServer::shared()?;
+        let db = server.database();
+        let dir = TempDir::new("pg-store");
+        write_0600(&dir.path().join("kek"), hex::encode(KEK_OCTETS).as_bytes());
+        Some(Self { server, db, dir })
+    }
+
+    fn config(&self) -> PostgresConfig {
+        PostgresConfig {
+            url: self.server.url(&self.db),
+            password_file: None,
+            password: Some(Password::new(PASSWORD.to_owned())),
+            pool_size: 4,
+        }
+    }
+
+    fn kek_file(&self) -> PathBuf {
+        self.dir.path().join("kek")
+    }
+
+    fn try_open(&self) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open(&self.config(), &self.kek_file())
+    }
+}
+
+impl Backend for Postgres {
+    type S = PostgresStore;
+    fn open(&self) -> PostgresStore {
+        self.try_open().expect("store opens")
+    }
+}
+
+fn write_0600(path: &std::path::Path, content: &[u8]) {
+    std::fs::write(path, content).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+contract_tests!(Postgres::new());
+
+#[test]
+fn the_database_dump_holds_no_key_in_clear() {
+    let Some(b) = Postgres::new() else { return };
+    let store = b.open();
+    let mut msk = msk_record(1, MSK_OCTETS);
+    msk.current_mtk = Some(CurrentMtk {
+        id: MtkId(3),
+        mtk: Mtk::from_bytes(MTK_OCTETS),
+        salt: Some(Salt::from_bytes(SALT_OCTETS)),
+    });
+    store.put_msk(&msk).expect("put");
+    store
+        .cache_keys(&gba_keys("a@bsf", at(4_000_000_000)))
+        .expect("cache");
+    store.register(&reg(1, "news")).expect("register");
+    drop(store);
+    let dump = b.server.dump(&b.db);
+    // The dump did capture the rows: the registration in clear, the sealed values as bytea.
+    assert!(dump.contains("btid00000001@bsf.example.org"), "{dump}");
+    assert!(dump.contains("a@bsf"), "{dump}");
+    let lower = dump.to_ascii_lowercase();
+    for (what, octets) in [
+        ("MSK", &MSK_OCTETS[..]),
+        ("MTK", &MTK_OCTETS[..]),
+        ("salt", &SALT_OCTETS[..]),
+        ("Ks_NAF", &KS_NAF_OCTETS[..]),
+        ("KEK", &KEK_OCTETS[..]),
+    ] {
+        assert!(!lower.contains(&hex::encode(octets)), "{what} in clear");
+        assert!(
+            !dump.as_bytes().windows(octets.len()).any(|w| w == octets),
+            "{what} raw"
+        );
+    }
+    // And the keys come back through the store.
+    assert_eq!(b.open().msk(KD, msk.msk_id).expect("read"), Some(msk));
+}
+
+#[test]
+fn a_wrong_kek_is_refused_and_changes_nothing() {
+    let Some(b) = Postgres::new() else { return };
+    drop(b.open());
+    write_0600(&b.kek_file(), hex::encode([0x11u8; 32]).as_bytes());
+    let err = b.try_open().expect_err("wrong KEK");
+    assert!(matches!(err, StoreError::WrongKek { .. }), "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&hex::encode([0x11u8; 32])), "{text}");
+    assert_eq!(
+        b.server.psql(&b.db, "SELECT count(*) FROM kek_check"),
+        "1\n"
+    );
+    write_0600(&b.kek_file(), hex::encode(KEK_OCTETS).as_bytes());
+    drop(b.open());
+}
+
+#[test]
+fn a_missing_kek_for_an_existing_store_is_refused_and_not_created() {
+    let Some(b) = Postgres::new() else { return };
+    drop(b.open());
+    std::fs::remove_file(b.kek_file()).expect("remove");
+    let err = b.try_open().expect_err("no KEK");
+    assert!(matches!(err, StoreError::KekMissing { .. }), "{err}");
+    assert!(!b.kek_file().exists(), "a new KEK would not open the store");
+}
+
+#[test]
+fn a_kek_is_created_with_a_new_database_only() {
+    let Some(b) = Postgres::new() else { return };
+    std::fs::remove_file(b.kek_file()).expect("remove");
+    let store = b.open();
+    let mode = std::fs::metadata(b.kek_file())
+        .expect("created")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    store.put_msk(&msk_record(1, MSK_OCTETS)).expect("put");
+    drop(store);
+    assert_eq!(
+        b.open()
+            .msk(KD, msk_record(1, MSK_OCTETS).msk_id)
+            .expect("read"),
+        Some(msk_record(1, MSK_OCTETS))
+    );
+}
+
+#[test]
+fn one_bmsc_per_database() {
+    let Some(b) = Postgres::new() else { return };
+    let first = b.open();
+    let err = b.try_open().expect_err("second node");
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains(&b.db), "{err}");
+    drop(first);
+    // Released with the first store's connection.
+    drop(b.open());
+}
+
+#[test]
+fn migrations_are_recorded_once_and_a_newer_schema_is_refused() {
+    let Some(b) = Postgres::new() else { return };
+    drop(b.open());
+    drop(b.open());
+    assert_eq!(
+        b.server.psql(&b.db, "SELECT count(*) FROM schema_version"),
+        "1\n"
+    );
+    assert_eq!(b.open().schema_version().expect("version"), 1);
+    b.server.psql(
+        &b.db,
+        "INSERT INTO schema_version (version, applied_at) VALUES (99, 0)",
+    );
+    let err = b.try_open().expect_err("newer");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_read_only_open_reads_and_refuses_writes() {
+    let Some(b) = Postgres::new() else { return };
+    let err = PostgresStore::open_read_only(&b.config(), &b.kek_file()).expect_err("empty");
+    assert!(matches!(err, StoreError::NoStore { .. }), "{err}");
+    let store = b.open();
+    store.register(&reg(1, "news")).expect("register");
+    // Beside the read-write store (no lock taken).
+    let ro = PostgresStore::open_read_only(&b.config(), &b.kek_file()).expect("read-only");
+    assert_eq!(
+        ro.count_registrations_by_service()
+            .expect("count")
+            .get("news"),
+        Some(&1)
+    );
+    assert!(ro.register(&reg(2, "news")).is_err());
+    assert!(ro.raise_counter_ceiling(5).is_err());
+    assert!(ro.register_many(&[reg(3, "news")]).is_err());
+    assert!(ro.deregister(&btid(1), "news").is_err());
+    assert_eq!(
+        store.registrations_of_btid(&btid(1)).expect("list").len(),
+        1
+    );
+}
+
+#[test]
+fn the_password_comes_from_its_file_and_stays_out_of_messages() {
+    let Some(b) = Postgres::new() else { return };
+    let mut config = b.config();
+    assert!(!format!("{config:?}").contains(PASSWORD));
+    // From a file (0600), when the environment gives none.
+    let file = b.dir.path().join("pgpass");
+    write_0600(&file, format!("{PASSWORD}\n").as_bytes());
+    config.password = None;
+    config.password_file = Some(file.clone());
+    drop(PostgresStore::open(&config, &b.kek_file()).expect("opens with the file's password"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let err = PostgresStore::open(&config, &b.kek_file()).expect_err("open to group");
+    assert!(matches!(err, StoreError::PasswordFile { .. }), "{err}");
+    // A wrong password: refused by the server, and neither password in the message.
+    config.password_file = None;
+    config.password = Some(Password::new("wrong-Hx81".to_owned()));
+    let err = PostgresStore::open(&config, &b.kek_file()).expect_err("wrong password");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("password"), "{text}");
+    assert!(
+        !text.contains("wrong-Hx81") && !text.contains(PASSWORD),
+        "{text}"
+    );
+}
+
+#[test]
+fn registrations_written_in_one_batch_keep_their_own_results() {
+    let Some(b) = Postgres::new() else { return };
+    let store = Arc::new(b.open());
+    // A time the store cannot hold fails alone; the others of its batch are written.
+    let mut bad = reg(7, "news");
+    bad.registered_at =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(400 * 365 * 86_400);
+    let mut receivers: Vec<_> = (0..7)
+        .map(|i| store.register_queued(reg(i, "news")))
+        .collect();
+    receivers.push(store.register_queued(bad));
+    let results: Vec<_> = receivers
+        .into_iter()
+        .map(|rx| rx.blocking_recv().expect("answered"))
+        .collect();
+    assert!(results[..7].iter().all(Result::is_ok), "{results:?}");
+    assert!(matches!(results[7], Err(StoreError::TimeOutOfRange)));
+    let rows: Vec<Registration> = (0..7)
+        .flat_map(|i| store.registrations_of_btid(&btid(i)).expect("list"))
+        .collect();
+    assert_eq!(rows.len(), 7);
+    assert!(store.commit_stats().jobs() >= 8);
+}
+
+#[test]
+fn a_registration_is_awaited_on_a_one_thread_runtime_and_the_store_drops_there() {
+    let Some(b) = Postgres::new() else { return };
+    let store = b.open();
+    // Reads cross the network: the Key Request driver keeps them off its runtime.
+    assert!(store.reads_may_block());
+    assert!(store.queues_registrations());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        // The store's client runs on a runtime of its own: awaiting here, on the only thread
+        // of this one, completes (a client on this runtime would never get to run).
+        let commits: Vec<_> = (0..3)
+            .map(|i| store.register_queued(reg(i, "news")))
+            .collect();
+        for c in commits {
+            c.await.expect("answered").expect("durable");
+        }
+        // Dropped on an async thread: its runtime shuts down without blocking (no panic).
+        drop(store);
+    });
+    assert_eq!(
+        b.open()
+            .count_registrations_by_service()
+            .expect("count")
+            .get("news"),
+        Some(&3)
+    );
+}
+
+#[test]
+fn the_store_fails_while_postgresql_is_down_and_resumes_by_itself() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let b = Postgres {
+        db: server.database(),
+        server: Arc::new(server),
+        dir: TempDir::new("pg-restart"),
+    };
+    write_0600(&b.kek_file(), hex::encode(KEK_OCTETS).as_bytes());
+    let store = b.open();
+    store.register(&reg(1, "news")).expect("register");
+    b.server.pg_ctl_stop();
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        store.registrations_of_btid(&btid(1)),
+        Err(StoreError::Backend(_))
+    ));
+    assert!(store.register(&reg(2, "news")).is_err(), "not acknowledged");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    b.server.pg_ctl_start();
+    // The pool replaces its dead connections: no restart of the store.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let regs = loop {
+        match store.registrations_of_btid(&btid(1)) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "not resumed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    };
+    assert_eq!(regs, vec![reg(1, "news")]);
+    store
+        .register(&reg(2, "news"))
+        .expect("register after the restart");
+    assert_eq!(
+        store.registrations_of_btid(&btid(2)).expect("read").len(),
+        1
+    );
+}
