@@ -6,7 +6,7 @@
 #![cfg(feature = "mcx")]
 
 mod common;
-#[path = "common/mcx_wolf.rs"]
+#[path = "kms_support/wolf.rs"]
 mod mcx_wolf;
 #[path = "common/mcx_users.rs"]
 mod users;
