@@ -24,6 +24,8 @@ pub mod ibe;
 pub mod kms;
 pub mod mbms;
 pub mod mikey;
+#[cfg(feature = "relay")]
+pub mod relay;
 #[cfg(feature = "bmsc")]
 pub mod telemetry;
 pub mod ue;

@@ -20,6 +20,8 @@ mod input;
 mod kms;
 #[path = "cli/mikey.rs"]
 mod mikey;
+#[path = "cli/relay.rs"]
+mod relay;
 #[path = "cli/ue.rs"]
 mod ue;
 #[path = "cli/verify.rs"]
@@ -56,6 +58,8 @@ enum Command {
     Bmsc(bmsc::BmscArgs),
     /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client.
     Kms(kms::KmsArgs),
+    /// The asynchronous key relay: serve.
+    Relay(relay::RelayArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
     Ue(Box<ue::UeArgs>),
 }
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let serve = match &cli.command {
         Command::Bmsc(a) => a.is_serve(),
         Command::Kms(a) => a.is_serve(),
+        Command::Relay(a) => a.is_serve(),
         _ => false,
     };
     if !serve {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         Command::Ibe(args) => ibe::run(args),
         Command::Bmsc(args) => bmsc::run(args),
         Command::Kms(args) => kms::run(args),
+        Command::Relay(args) => relay::run(args),
         Command::Ue(args) => ue::run(*args),
     }
 }
