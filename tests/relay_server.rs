@@ -641,3 +641,104 @@ fn an_expired_transfer_is_swept_and_not_delivered() {
         "{rows:?}"
     );
 }
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_device_commands_send_fetch_ack_and_show_the_state() {
+    let dir = TempDir::new("relay-cli");
+    let keys = Keys::new();
+    let relay = Relay::start(dir.path(), &keys, "1h");
+    let url = format!("http://{}", relay.addr);
+    let (ta, tb) = (dir.path().join("alice.jwt"), dir.path().join("bob.jwt"));
+    std::fs::write(&ta, tok(ALICE)).unwrap();
+    std::fs::write(&tb, tok(BOB)).unwrap();
+    let (ta, tb) = (format!("@{}", ta.display()), format!("@{}", tb.display()));
+    let ssv = Ssv::generate(&mut OsRandom).unwrap();
+    let msg = keys.envelope(ALICE, BOB, BOB, &ssv);
+
+    let (ok, out, err) = cli(&[
+        "relay",
+        "send",
+        "--relay",
+        &url,
+        "--token",
+        &ta,
+        "--to",
+        BOB,
+        "--purpose",
+        "pck",
+        "--message",
+        &hex::encode(&msg),
+    ]);
+    assert!(ok, "{err}");
+    let sent: Value = serde_json::from_str(&out).unwrap();
+    let id = sent["id"].as_str().unwrap().to_owned();
+    assert_eq!(sent["state"], "posted");
+    assert_eq!(sent["target_uid"], hex::encode(uid(BOB)));
+
+    let (ok, out, err) = cli(&[
+        "relay", "status", "--relay", &url, "--token", &tb, "--id", &id,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["state"],
+        "posted"
+    );
+
+    let (ok, out, err) = cli(&[
+        "relay", "fetch", "--relay", &url, "--token", &tb, "--wait", "2", "--ack",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines[0]["id"], id);
+    assert_eq!(lines[0]["envelope"], hex::encode(&msg));
+
+    let (ok, out, _) = cli(&[
+        "relay", "status", "--relay", &url, "--token", &ta, "--id", &id,
+    ]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["state"],
+        "delivered"
+    );
+    // A second send of the same message is refused (replay), with the status.
+    let (ok, _, err) = cli(&[
+        "relay",
+        "send",
+        "--relay",
+        &url,
+        "--token",
+        &ta,
+        "--to",
+        BOB,
+        "--purpose",
+        "pck",
+        "--message",
+        &hex::encode(&msg),
+    ]);
+    assert!(!ok && err.contains("409"), "{err}");
+    // Carol's token finds nothing.
+    let tc = dir.path().join("carol.jwt");
+    std::fs::write(&tc, tok(CAROL)).unwrap();
+    let (ok, out, _) = cli(&[
+        "relay",
+        "fetch",
+        "--relay",
+        &url,
+        "--token",
+        &format!("@{}", tc.display()),
+    ]);
+    assert!(ok && out.is_empty(), "{out}");
+}

@@ -58,7 +58,7 @@ enum Command {
     Bmsc(bmsc::BmscArgs),
     /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client.
     Kms(kms::KmsArgs),
-    /// The asynchronous key relay: serve.
+    /// The asynchronous key relay: serve; send, fetch, status (device side).
     Relay(relay::RelayArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
     Ue(Box<ue::UeArgs>),

@@ -3,10 +3,11 @@
 //! relay checks the envelope's structure, its IDRr and its ECCSI signature, keeps it sealed at
 //! rest, and never sees the key it carries (only the target's RSK opens the SAKKE payload).
 //!
-//! Modules: configuration (`config`), store of transfers, sealed envelopes and the audit log
+//! Modules: the device-side client (`client`), configuration (`config`), store of transfers, sealed envelopes and the audit log
 //! (`store`), the envelope check (`envelope`), one request answered without the HTTP
 //! (`service`) and the hyper server (`server`).
 
+pub mod client;
 pub mod config;
 pub mod envelope;
 pub mod server;
