@@ -96,6 +96,32 @@ impl Keys {
     }
 }
 
+/// Starts `relay serve` with `dir/relay.toml` and waits until it accepts connections.
+fn spawn(dir: &Path, addr: SocketAddr) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("relay.log"))
+        .unwrap();
+    let child = Command::new(bin())
+        .args(["relay", "serve", "--config"])
+        .arg(dir.join("relay.toml"))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "relay did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// A running relay; killed on drop.
 struct Relay {
     dir: PathBuf,
@@ -131,29 +157,23 @@ impl Relay {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("relay.log")).unwrap();
-        let child = Command::new(bin())
-            .args(["relay", "serve", "--config"])
-            .arg(&config)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "relay did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = spawn(dir, addr);
         Self {
             dir: dir.to_owned(),
             addr,
             child,
         }
+    }
+
+    /// Restarts with the configuration's `[[policy]]` rules replaced by `policy`.
+    fn restart_with_policy(&mut self, policy: &str) {
+        self.stop();
+        let config = self.dir.join("relay.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let head = &text[..text.find("[[policy]]").unwrap()];
+        std::fs::write(&config, format!("{head}{policy}")).unwrap();
+        self.child = spawn(&self.dir, self.addr);
     }
 
     fn stop(&mut self) {
@@ -741,4 +761,31 @@ fn the_device_commands_send_fetch_ack_and_show_the_state() {
         &format!("@{}", tc.display()),
     ]);
     assert!(ok && out.is_empty(), "{out}");
+}
+
+#[test]
+fn the_policy_is_checked_again_when_the_target_fetches_and_the_store_survives_a_restart() {
+    let dir = TempDir::new("relay-policy");
+    let keys = Keys::new();
+    let mut relay = Relay::start(dir.path(), &keys, "1h");
+    let (ta, tb) = (tok(ALICE), tok(BOB));
+    let id = relay.open(&ta, BOB);
+    let ssv = Ssv::generate(&mut OsRandom).unwrap();
+    let msg = keys.envelope(ALICE, BOB, BOB, &ssv);
+    let put = format!("/relay/v1/transfers/{id}/envelope");
+    assert_eq!(relay.call("PUT", &put, Some(&ta), &msg).0, 200);
+    // Same rules after a restart: the sealed envelope opens with the KEK and is delivered as is.
+    relay.restart_with_policy("[[policy]]\nsource = \"*\"\ntarget = \"*\"\npurposes = [\"pck\"]\n");
+    assert_eq!(relay.call("GET", &put, Some(&tb), b""), (200, msg.clone()));
+    // Pck from alice no longer allowed: the fetch is refused and audited, nothing changes.
+    relay.restart_with_policy("[[policy]]\nsource = \"*\"\ntarget = \"*\"\npurposes = [\"gmk\"]\n");
+    assert_eq!(relay.call("GET", &put, Some(&tb), b"").0, 403);
+    assert_eq!(relay.state(&tb, &id), "posted");
+    relay.stop();
+    let rows = audit(&relay);
+    assert!(
+        rows.iter()
+            .any(|(w, i, a)| w == BOB && i == &id && a == "refuse-fetch-policy"),
+        "{rows:?}"
+    );
 }
