@@ -236,3 +236,16 @@ impl RelayClient {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_redacted_in_debug() {
+        let c = RelayClient::new("http://127.0.0.1:1/", "eyJhbGciOiJFUzI1NiJ9.secret.sig");
+        let d = format!("{c:?}");
+        assert!(!d.contains("secret") && d.contains("[REDACTED]"), "{d}");
+        assert!(d.contains("http://127.0.0.1:1/relay/v1"), "{d}");
+    }
+}

@@ -249,3 +249,18 @@ pub async fn serve(listener: TcpListener, service: Arc<RelayService>, shutdown: 
     conns.abort_all();
     service.flush_log_all();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_is_read_and_capped() {
+        assert_eq!(wait_of(None), 0);
+        assert_eq!(wait_of(Some("wait=5")), 5);
+        assert_eq!(wait_of(Some("x=1&wait=7")), 7);
+        assert_eq!(wait_of(Some("wait=999999")), MAX_WAIT);
+        assert_eq!(wait_of(Some("wait=-1")), 0);
+        assert_eq!(wait_of(Some("wait=abc")), 0);
+    }
+}

@@ -532,3 +532,50 @@ impl RelayService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_and_others_get_404_or_405() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let t = format!("/relay/v1/transfers/{id}");
+        assert_eq!(route("POST", "/relay/v1/transfers"), Ok(Route::Open));
+        assert_eq!(route("GET", "/relay/v1/inbox"), Ok(Route::Inbox));
+        assert_eq!(route("GET", &t), Ok(Route::Status(id.into())));
+        assert_eq!(route("DELETE", &t), Ok(Route::Revoke(id.into())));
+        assert_eq!(
+            route("PUT", &format!("{t}/envelope")),
+            Ok(Route::Post(id.into()))
+        );
+        assert_eq!(
+            route("GET", &format!("{t}/envelope")),
+            Ok(Route::Fetch(id.into()))
+        );
+        assert_eq!(
+            route("POST", &format!("{t}/ack")),
+            Ok(Route::Ack(id.into()))
+        );
+        for p in [
+            "/",
+            "/relay/v1",
+            "/relay/v2/inbox",
+            "/relay/v1/transfers/XYZ",
+            "/relay/v1/transfers/0123456789ABCDEF0123456789ABCDEF",
+            &format!("{t}/other"),
+            &format!("{t}/envelope/x"),
+        ] {
+            assert_eq!(route("GET", p), Err(RequestError::NotFound), "{p}");
+        }
+        for (m, p) in [
+            ("GET", "/relay/v1/transfers".to_owned()),
+            ("POST", "/relay/v1/inbox".to_owned()),
+            ("PUT", t.clone()),
+            ("POST", format!("{t}/envelope")),
+            ("GET", format!("{t}/ack")),
+        ] {
+            assert_eq!(route(m, &p), Err(RequestError::MethodNotAllowed), "{m} {p}");
+        }
+    }
+}
