@@ -144,6 +144,7 @@ impl Relay {
                  kpak = \"{}\"\n\
                  max_envelope = {MAX_ENVELOPE}\n\
                  transfer_ttl = \"{ttl}\"\n\
+                 max_open_per_source = 4\n\
                  [access_token]\n\
                  jwks_file = \"{}\"\n\
                  issuer = \"https://idms.example.org\"\n\
@@ -787,5 +788,33 @@ fn the_policy_is_checked_again_when_the_target_fetches_and_the_store_survives_a_
         rows.iter()
             .any(|(w, i, a)| w == BOB && i == &id && a == "refuse-fetch-policy"),
         "{rows:?}"
+    );
+}
+
+#[test]
+fn a_source_has_at_most_max_open_per_source_transfers_at_once() {
+    let dir = TempDir::new("relay-limit");
+    let keys = Keys::new();
+    let relay = Relay::start(dir.path(), &keys, "1h");
+    let ta = tok(ALICE);
+    let ids: Vec<String> = (0..4).map(|_| relay.open(&ta, BOB)).collect();
+    let body = json!({"target": BOB, "purpose": "pck"}).to_string();
+    assert_eq!(
+        relay
+            .call("POST", "/relay/v1/transfers", Some(&ta), body.as_bytes())
+            .0,
+        429
+    );
+    // A revoked transfer no longer counts.
+    let del = format!("/relay/v1/transfers/{}", ids[0]);
+    assert_eq!(relay.call("DELETE", &del, Some(&ta), b"").0, 200);
+    relay.open(&ta, BOB);
+    // Bob's own transfers are not Alice's: the policy refuses him (403), not the limit.
+    let tb = tok(BOB);
+    assert_eq!(
+        relay
+            .call("POST", "/relay/v1/transfers", Some(&tb), body.as_bytes())
+            .0,
+        403
     );
 }

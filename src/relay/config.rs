@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_ENVELOPE: usize = 8 * 1024;
 pub const MAX_MAX_ENVELOPE: usize = 64 * 1024;
 /// Default `transfer_ttl`: one day.
 pub const DEFAULT_TRANSFER_TTL: Duration = Duration::from_secs(86_400);
+/// Default `max_open_per_source`.
+pub const DEFAULT_MAX_OPEN_PER_SOURCE: u64 = 1000;
 /// Most `[[policy]]` rules.
 pub const MAX_POLICIES: usize = 1024;
 
@@ -89,6 +91,8 @@ pub struct RelayConfig {
     pub max_envelope: usize,
     /// How long a transfer lives after it is opened.
     pub transfer_ttl: Duration,
+    /// Most transfers one source may have open or posted at once.
+    pub max_open_per_source: u64,
     /// The rules; a transfer no rule allows is refused.
     pub policies: Vec<Policy>,
 }
@@ -132,6 +136,7 @@ struct Raw {
     kpak: String,
     max_envelope: Option<u64>,
     transfer_ttl: Option<String>,
+    max_open_per_source: Option<u64>,
     access_token: RawToken,
     #[serde(default)]
     policy: Vec<RawPolicy>,
@@ -215,6 +220,15 @@ impl RelayConfig {
         if transfer_ttl.is_zero() {
             return Err(key_err("transfer_ttl", "must be more than 0"));
         }
+        let max_open_per_source = raw
+            .max_open_per_source
+            .unwrap_or(DEFAULT_MAX_OPEN_PER_SOURCE);
+        if !(1..=1_000_000).contains(&max_open_per_source) {
+            return Err(key_err(
+                "max_open_per_source",
+                "must be between 1 and 1000000",
+            ));
+        }
         let t = raw.access_token;
         let access_token = AccessTokenConfig {
             jwks_file: t.jwks_file,
@@ -257,6 +271,7 @@ impl RelayConfig {
             access_token,
             max_envelope,
             transfer_ttl,
+            max_open_per_source,
             policies,
         })
     }
@@ -287,6 +302,7 @@ mod tests {
             "kpak",
             "max_envelope",
             "transfer_ttl",
+            "max_open_per_source",
             "[access_token]",
             "jwks_file",
             "issuer",

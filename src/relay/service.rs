@@ -464,6 +464,9 @@ impl RelayService {
         if !self.config.allows(source, target, purpose) {
             return Err(refuse(403, "no policy allows this transfer"));
         }
+        if self.store.active_of(source)? >= self.config.max_open_per_source {
+            return Err(refuse(429, "too many open transfers"));
+        }
         let expect = self.expect(source, target);
         let target_uid = envelope::current_uid(&expect, target, now)
             .map_err(|_| refuse(400, "target malformed"))?;

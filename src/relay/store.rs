@@ -135,6 +135,7 @@ CREATE TABLE IF NOT EXISTS transfers (
     expires INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transfers_target ON transfers (target, state);
+CREATE INDEX IF NOT EXISTS transfers_source ON transfers (source, state);
 CREATE TABLE IF NOT EXISTS envelopes (
     transfer_id TEXT PRIMARY KEY REFERENCES transfers (id),
     sealed BLOB NOT NULL
@@ -316,6 +317,22 @@ impl RelayStore {
         .map_err(db)?;
         Self::audit_in(&tx, &t.source, t.created, &t.id, "open")?;
         tx.commit().map_err(db)
+    }
+
+    /// How many transfers `source` has open or posted.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn active_of(&self, source: &str) -> Result<u64, RelayStoreError> {
+        let n: i64 = self
+            .lock()
+            .query_row(
+                "SELECT count(*) FROM transfers WHERE source = ?1 AND state IN ('open', 'posted')",
+                [source],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// The transfer `id`, if any.

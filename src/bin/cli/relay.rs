@@ -36,7 +36,7 @@ pub enum RelayCommand {
     /// /relay/v1/inbox?wait=S. Envelopes are sealed at rest in <data_dir>/relay.sqlite under
     /// the KEK. Statuses: 400 malformed, 401 token missing or refused, 403 wrong identity or no
     /// policy, 404, 405, 409 replay or wrong state, 410 revoked or expired, 413, 422 envelope
-    /// for another target or not signed by the source. Stops on SIGTERM or Ctrl-C. Exit
+    /// for another target or not signed by the source, 429 too many open transfers. Stops on SIGTERM or Ctrl-C. Exit
     /// status: 0 after a signal, 1 when it cannot start, 2 for an invalid configuration.
     Serve(ServeArgs),
     /// Open a transfer to --to and post the I_MESSAGE; prints the relay's JSON {id, ...}.
