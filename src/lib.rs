@@ -28,6 +28,8 @@ pub mod mbms;
 #[cfg(feature = "mcx")]
 pub mod mcx;
 pub mod mikey;
+#[cfg(feature = "relay")]
+pub mod relay;
 #[cfg(feature = "bmsc")]
 pub mod telemetry;
 pub mod ue;

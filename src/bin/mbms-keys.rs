@@ -22,6 +22,8 @@ mod kms;
 mod kms_client;
 #[path = "cli/mikey.rs"]
 mod mikey;
+#[path = "cli/relay.rs"]
+mod relay;
 #[path = "cli/sakke_msg.rs"]
 mod sakke_msg;
 #[path = "cli/ue.rs"]
@@ -60,6 +62,8 @@ enum Command {
     Bmsc(bmsc::BmscArgs),
     /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client, client.
     Kms(kms::KmsArgs),
+    /// The asynchronous key relay: serve; send, fetch, status (device side).
+    Relay(relay::RelayArgs),
     /// Run a UE: register, receive MSK/MTK pushes, print one JSON line per event.
     Ue(Box<ue::UeArgs>),
 }
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
     let serve = match &cli.command {
         Command::Bmsc(a) => a.is_serve(),
         Command::Kms(a) => a.is_serve(),
+        Command::Relay(a) => a.is_serve(),
         _ => false,
     };
     if !serve {
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Ibe(args) => ibe::run(args),
         Command::Bmsc(args) => bmsc::run(args),
         Command::Kms(args) => kms::run(args),
+        Command::Relay(args) => relay::run(args),
         Command::Ue(args) => ue::run(*args),
     }
 }

@@ -138,7 +138,7 @@ fn serve_cmd(path: &Path) -> ExitCode {
 }
 
 /// SIGTERM or Ctrl-C.
-async fn stop_signal() {
+pub async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

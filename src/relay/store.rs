@@ -1,0 +1,540 @@
+//! The relay store (docs/relay.md §4): an embedded SQLite database `<data_dir>/relay.sqlite`
+//! with the transfers, their envelopes sealed at rest under the deployment's key-encryption
+//! key ([`crate::crypto::at_rest::seal_with`], the KEK file of [`crate::bmsc::store::kek`]),
+//! the digests of the envelopes ever accepted (to refuse a replay) and the audit log (who, when,
+//! which transfer, what; never key material or envelope octets).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use thiserror::Error;
+
+use super::Purpose;
+use crate::bmsc::store::StoreError;
+use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
+use crate::crypto::StateKey;
+use crate::crypto::at_rest::{open_with, seal_with};
+
+/// The database file's name inside `data_dir`.
+pub const FILE_NAME: &str = "relay.sqlite";
+/// The format label bound into every sealed value.
+const AD_LABEL: &str = "mbms-keys relay-store v1";
+
+/// Why the store refused.
+#[non_exhaustive]
+#[derive(Debug, Error)]
+pub enum RelayStoreError {
+    /// The KEK file.
+    #[error(transparent)]
+    Kek(#[from] StoreError),
+    /// The KEK does not open the store.
+    #[error("the key-encryption key {0} does not open the relay store")]
+    WrongKek(PathBuf),
+    /// The database or its directory.
+    #[error("relay store: {0}")]
+    Backend(String),
+    /// A stored value that does not decode or open.
+    #[error("corrupt relay store: {0}")]
+    Corrupt(String),
+}
+
+fn db(e: rusqlite::Error) -> RelayStoreError {
+    RelayStoreError::Backend(e.to_string())
+}
+
+/// The state of a transfer (docs/relay.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Opened, no envelope yet.
+    Open,
+    /// The envelope is waiting for the target.
+    Posted,
+    /// The target acknowledged it; the envelope is deleted.
+    Delivered,
+    /// The source revoked it; the envelope is deleted.
+    Revoked,
+    /// Its time ran out; the envelope is deleted.
+    Expired,
+}
+
+impl State {
+    /// Its name in the API and the database.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Posted => "posted",
+            Self::Delivered => "delivered",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "posted" => Self::Posted,
+            "delivered" => Self::Delivered,
+            "revoked" => Self::Revoked,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// A transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Its identifier (32 hex digits, random).
+    pub id: String,
+    /// The source identity.
+    pub source: String,
+    /// The target identity.
+    pub target: String,
+    /// What it carries.
+    pub purpose: Purpose,
+    /// Its state.
+    pub state: State,
+    /// When it was opened, Unix seconds.
+    pub created: u64,
+    /// When it expires, Unix seconds.
+    pub expires: u64,
+}
+
+/// One audit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// The identity that acted (or `relay` for the expiry sweep).
+    pub who: String,
+    /// When, Unix seconds.
+    pub at: u64,
+    /// The transfer.
+    pub transfer: String,
+    /// What happened (`open`, `post`, `fetch`, `ack`, `revoke`, `expire`, `refuse-…`).
+    pub action: String,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct RelayStore {
+    conn: Mutex<Connection>,
+    kek: StateKey,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS transfers (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transfers_target ON transfers (target, state);
+CREATE INDEX IF NOT EXISTS transfers_source ON transfers (source, state);
+CREATE TABLE IF NOT EXISTS envelopes (
+    transfer_id TEXT PRIMARY KEY REFERENCES transfers (id),
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (digest BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    who TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    transfer_id TEXT NOT NULL,
+    action TEXT NOT NULL
+);
+";
+
+fn aad(row: &str) -> Vec<u8> {
+    format!("{AD_LABEL}|{row}").into_bytes()
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+type Row = (String, String, String, String, String, i64, i64);
+
+fn transfer_of(r: Row) -> Result<Transfer, RelayStoreError> {
+    let (id, source, target, purpose, state, created, expires) = r;
+    let corrupt = || RelayStoreError::Corrupt(format!("transfer {id}"));
+    Ok(Transfer {
+        purpose: Purpose::parse(&purpose).ok_or_else(corrupt)?,
+        state: State::parse(&state).ok_or_else(corrupt)?,
+        created: u64::try_from(created).map_err(|_| corrupt())?,
+        expires: u64::try_from(expires).map_err(|_| corrupt())?,
+        id,
+        source,
+        target,
+    })
+}
+
+/// What [`RelayStore::post`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// Stored; the transfer is `posted`.
+    Stored,
+    /// This envelope was accepted before (for any transfer): nothing stored.
+    Replay,
+    /// The transfer is not `open` any more: nothing stored.
+    NotOpen,
+}
+
+impl RelayStore {
+    /// Opens (creating when needed, directory mode 0700, file 0600) the store in `data_dir`;
+    /// a new store creates the KEK file when it does not exist, an existing one needs the KEK
+    /// it was made with.
+    ///
+    /// # Errors
+    /// [`RelayStoreError`].
+    pub fn open(data_dir: &Path, kek_file: &Path) -> Result<Self, RelayStoreError> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|e| RelayStoreError::Backend(format!("{}: {e}", data_dir.display())))?;
+        let path = data_dir.join(FILE_NAME);
+        let mut conn = Connection::open(&path).map_err(db)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| RelayStoreError::Backend(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        // Deleted envelopes are overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let check: Option<Vec<u8>> = tx
+            .query_row("SELECT sealed FROM meta WHERE name = 'check'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)?;
+        let kek = match check {
+            None => {
+                let kek = load_or_create_kek(kek_file)?;
+                tx.execute(
+                    "INSERT INTO meta (name, sealed) VALUES ('check', ?1)",
+                    [seal_with(&kek, &aad("check"), b"relay")],
+                )
+                .map_err(db)?;
+                kek
+            }
+            Some(blob) => {
+                let kek = read_kek(kek_file)?;
+                open_with(&kek, &aad("check"), &blob)
+                    .map_err(|_| RelayStoreError::WrongKek(kek_file.to_owned()))?;
+                kek
+            }
+        };
+        tx.commit().map_err(db)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            kek,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn audit_in(
+        conn: &Connection,
+        who: &str,
+        at: u64,
+        id: &str,
+        action: &str,
+    ) -> Result<(), RelayStoreError> {
+        conn.execute(
+            "INSERT INTO audit (who, at, transfer_id, action) VALUES (?1, ?2, ?3, ?4)",
+            params![who, i(at), id, action],
+        )
+        .map(|_| ())
+        .map_err(db)
+    }
+
+    /// Writes an audit row.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn audit(&self, who: &str, at: u64, id: &str, action: &str) -> Result<(), RelayStoreError> {
+        Self::audit_in(&self.lock(), who, at, id, action)
+    }
+
+    /// The audit log, oldest first.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn audit_log(&self) -> Result<Vec<AuditRow>, RelayStoreError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare("SELECT who, at, transfer_id, action FROM audit ORDER BY seq")
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(AuditRow {
+                    who: r.get(0)?,
+                    at: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    transfer: r.get(2)?,
+                    action: r.get(3)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// Records a new transfer (state `open`) and its audit row.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn create(&self, t: &Transfer) -> Result<(), RelayStoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO transfers (id, source, target, purpose, state, created, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                t.id,
+                t.source,
+                t.target,
+                t.purpose.name(),
+                t.state.name(),
+                i(t.created),
+                i(t.expires)
+            ],
+        )
+        .map_err(db)?;
+        Self::audit_in(&tx, &t.source, t.created, &t.id, "open")?;
+        tx.commit().map_err(db)
+    }
+
+    /// How many transfers `source` has open or posted.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn active_of(&self, source: &str) -> Result<u64, RelayStoreError> {
+        let n: i64 = self
+            .lock()
+            .query_row(
+                "SELECT count(*) FROM transfers WHERE source = ?1 AND state IN ('open', 'posted')",
+                [source],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The transfer `id`, if any.
+    ///
+    /// # Errors
+    /// [`RelayStoreError`].
+    pub fn get(&self, id: &str) -> Result<Option<Transfer>, RelayStoreError> {
+        let row: Option<Row> = self
+            .lock()
+            .query_row(
+                "SELECT id, source, target, purpose, state, created, expires
+                 FROM transfers WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(db)?;
+        row.map(transfer_of).transpose()
+    }
+
+    /// Stores the envelope of the open transfer `id` (sealed), unless its digest was seen.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn post(
+        &self,
+        id: &str,
+        who: &str,
+        envelope: &[u8],
+        now: u64,
+    ) -> Result<Posted, RelayStoreError> {
+        let digest = crate::crypto::sha256(&[envelope]);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let seen: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM seen WHERE digest = ?1",
+                [&digest[..]],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if seen > 0 {
+            return Ok(Posted::Replay);
+        }
+        let n = tx
+            .execute(
+                "UPDATE transfers SET state = 'posted' WHERE id = ?1 AND state = 'open'",
+                [id],
+            )
+            .map_err(db)?;
+        if n == 0 {
+            return Ok(Posted::NotOpen);
+        }
+        tx.execute("INSERT INTO seen (digest) VALUES (?1)", [&digest[..]])
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO envelopes (transfer_id, sealed) VALUES (?1, ?2)",
+            params![
+                id,
+                seal_with(&self.kek, &aad(&format!("envelope:{id}")), envelope)
+            ],
+        )
+        .map_err(db)?;
+        Self::audit_in(&tx, who, now, id, "post")?;
+        tx.commit().map_err(db)?;
+        Ok(Posted::Stored)
+    }
+
+    /// The envelope of transfer `id`, opened, if stored.
+    ///
+    /// # Errors
+    /// [`RelayStoreError`].
+    pub fn envelope(&self, id: &str) -> Result<Option<Vec<u8>>, RelayStoreError> {
+        let blob: Option<Vec<u8>> = self
+            .lock()
+            .query_row(
+                "SELECT sealed FROM envelopes WHERE transfer_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        blob.map(|b| {
+            open_with(&self.kek, &aad(&format!("envelope:{id}")), &b)
+                .map(|p| p.to_vec())
+                .map_err(|_| RelayStoreError::Corrupt(format!("envelope of {id}")))
+        })
+        .transpose()
+    }
+
+    /// Moves transfer `id` from one of `from` to `to`, deletes its envelope and audits
+    /// `action` by `who`; `false` when it was in none of `from`.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn finish(
+        &self,
+        id: &str,
+        from: &[State],
+        to: State,
+        who: &str,
+        action: &str,
+        now: u64,
+    ) -> Result<bool, RelayStoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db)?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM transfers WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)?;
+        if !state
+            .and_then(|s| State::parse(&s))
+            .is_some_and(|s| from.contains(&s))
+        {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE transfers SET state = ?2 WHERE id = ?1",
+            params![id, to.name()],
+        )
+        .map_err(db)?;
+        tx.execute("DELETE FROM envelopes WHERE transfer_id = ?1", [id])
+            .map_err(db)?;
+        Self::audit_in(&tx, who, now, id, action)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    /// The ids of the posted, unexpired transfers to any of `targets`, oldest first (at most
+    /// `limit`).
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn inbox(
+        &self,
+        targets: &[&str],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, RelayStoreError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(
+                "SELECT id FROM transfers WHERE target = ?1 AND state = 'posted' AND expires > ?2
+                 ORDER BY created, id LIMIT ?3",
+            )
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for t in targets {
+            let ids = st
+                .query_map(params![t, i(now), i(limit as u64)], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(db)?;
+            for id in ids {
+                out.push(id.map_err(db)?);
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Expires every open or posted transfer whose time is over at `now`: deletes its
+    /// envelope, audits `expire`. Returns how many.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn sweep(&self, now: u64) -> Result<usize, RelayStoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db)?;
+        let ids: Vec<String> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT id FROM transfers WHERE state IN ('open', 'posted') AND expires <= ?1",
+                )
+                .map_err(db)?;
+            st.query_map([i(now)], |r| r.get(0))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?
+        };
+        for id in &ids {
+            tx.execute("UPDATE transfers SET state = 'expired' WHERE id = ?1", [id])
+                .map_err(db)?;
+            tx.execute("DELETE FROM envelopes WHERE transfer_id = ?1", [id])
+                .map_err(db)?;
+            Self::audit_in(&tx, "relay", now, id, "expire")?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(ids.len())
+    }
+}
