@@ -23,8 +23,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::config::KmsConfig;
@@ -218,6 +218,39 @@ async fn handle(
     }
 }
 
+/// Serves one accepted connection in `conns` with HTTP/1.1 (keep-alive, a header timeout, a head
+/// of at most 16 KiB) through `handle`, holding `permit` (a slot of the connection cap) until it
+/// ends. Shared by the KMS and the key relay (`relay::server`).
+pub(crate) fn spawn_connection<F, Fut>(
+    conns: &mut JoinSet<()>,
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    header_timeout: Duration,
+    what: &'static str,
+    handle: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let handle = Arc::new(handle);
+    conns.spawn(async move {
+        let _permit = permit;
+        let svc = service_fn(move |req| {
+            let answer = handle(req);
+            async move { Ok::<_, Infallible>(answer.await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc);
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "{what} connection ended");
+        }
+    });
+}
+
 /// Binds `config.http_listen`.
 ///
 /// # Errors
@@ -261,21 +294,8 @@ pub async fn serve(
                         continue;
                     };
                     let service = Arc::clone(&service);
-                    conns.spawn(async move {
-                        let _permit = permit;
-                        let svc = service_fn(move |req| {
-                            let service = Arc::clone(&service);
-                            async move { Ok::<_, Infallible>(handle(service, limits, req).await) }
-                        });
-                        let conn = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(limits.request_timeout)
-                            .max_buf_size(MAX_HEAD)
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), svc);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "KMS connection ended");
-                        }
+                    spawn_connection(&mut conns, stream, permit, limits.request_timeout, "KMS", move |req| {
+                        handle(Arc::clone(&service), limits, req)
                     });
                 }
                 Err(e) => {

@@ -2,7 +2,6 @@
 //! of the KMS server (head timeout, body limit `max_envelope` with 413 before reading, a
 //! connection cap), the inbox long-poll, and the expiry sweep once a second.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,10 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -25,10 +21,9 @@ use super::config::RelayConfig;
 use super::service::{Answer, BASE_PATH, RelayService};
 use super::store::{RelayStore, RelayStoreError};
 use crate::bmsc::logthrottle::LOG_INTERVAL;
+use crate::kms::server::spawn_connection;
 use crate::kms::token::{Jwks, TokenError};
 
-/// Largest request head read.
-const MAX_HEAD: usize = 16 * 1024;
 /// Time a request gets for its head, and then for its body.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections at once (long-polls included).
@@ -222,21 +217,8 @@ pub async fn serve(listener: TcpListener, service: Arc<RelayService>, shutdown: 
                         continue;
                     };
                     let service = Arc::clone(&service);
-                    conns.spawn(async move {
-                        let _permit = permit;
-                        let svc = service_fn(move |req| {
-                            let service = Arc::clone(&service);
-                            async move { Ok::<_, Infallible>(handle(service, req).await) }
-                        });
-                        let conn = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(REQUEST_TIMEOUT)
-                            .max_buf_size(MAX_HEAD)
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), svc);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "relay connection ended");
-                        }
+                    spawn_connection(&mut conns, stream, permit, REQUEST_TIMEOUT, "relay", move |req| {
+                        handle(Arc::clone(&service), req)
                     });
                 }
                 Err(e) => {
