@@ -15,14 +15,14 @@
 //! HTTP/1.1 over hyper, `http://` only: TLS towards a KMS is the deployment's (a local TLS
 //! terminator or proxy), as docs/mcx.md §10 says.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use thiserror::Error;
 
 use super::messages::{KmsCertificate, KmsMessage, KmsRequest, KmsResponse, xml_datetime};
 use super::routes::BASE_PATH;
 use super::transport::{self, TransportKeys};
-use super::{KmsError, MAX_DOCUMENT_LEN};
+use super::{KmsError, MAX_DOCUMENT_LEN, unix_now};
 use crate::ibe::IbeError;
 
 pub mod check;
@@ -272,13 +272,6 @@ impl std::fmt::Debug for KmsClient {
             .field("config", &self.config)
             .finish()
     }
-}
-
-/// Seconds since the Unix epoch.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Percent-encodes a path segment (RFC 3986 unreserved characters kept).

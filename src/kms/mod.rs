@@ -33,6 +33,14 @@ pub mod token;
 pub mod transport;
 pub mod xml;
 
+/// Seconds since the Unix epoch, by the system clock (0 before it): the `now` of the KMS, its
+/// client and the key relay.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The KMS interface namespace (TS 33.180 Annex D schema).
 pub const NAMESPACE: &str = "urn:3gpp:ns:mcsecKMSInterface:1.0";
 /// XML Schema instance (`xsi:type` selects the key content and the TrK/InK extension types).

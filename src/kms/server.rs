@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,6 +32,7 @@ use super::issue::{IssueError, Issuer};
 use super::service::{Answer, CONTENT_TYPE as XML, KmsService};
 use super::store::{KmsStore, KmsStoreError};
 use super::token::{Jwks, TokenError, TokenPolicy};
+use super::unix_now;
 use crate::bmsc::logthrottle::LOG_INTERVAL;
 
 /// Largest request head read; hyper answers 431 beyond.
@@ -133,17 +134,21 @@ pub fn build_service(config: &KmsConfig) -> Result<KmsService, StartError> {
     ))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+fn response(a: Answer) -> Response<Full<Bytes>> {
+    http_response(a.status, a.body.into(), XML)
 }
 
-fn response(a: Answer) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(a.body)));
-    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+/// A response of `status` (500 when it is not a status) with `body` of `content_type`; shared by
+/// the KMS and the key relay (`relay::server`).
+pub(crate) fn http_response(
+    status: u16,
+    body: Bytes,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(XML));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 

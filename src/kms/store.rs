@@ -65,6 +65,30 @@ pub enum KmsStoreError {
     Random,
 }
 
+/// Opens (creating) `<data_dir>/<file_name>` as a database only its owner reads: the directory
+/// mode 0700, the file 0600 (SQLite gives its WAL files the same mode), WAL with full sync, a
+/// 30 s busy timeout. Sealed or not, the store is the service's alone. Shared by the KMS store and
+/// the key relay's (`relay::store`).
+pub(crate) fn open_private_db(data_dir: &Path, file_name: &str) -> Result<Connection, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let path = data_dir.join(file_name);
+    let conn = Connection::open(&path).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
 fn db(e: rusqlite::Error) -> KmsStoreError {
     KmsStoreError::Backend(e.to_string())
 }
@@ -132,25 +156,8 @@ impl KmsStore {
     /// # Errors
     /// [`KmsStoreError`].
     pub fn open(data_dir: &Path, kek_file: &Path) -> Result<(Self, MasterSecrets), KmsStoreError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|e| KmsStoreError::Backend(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
-        let mut conn = Connection::open(&path).map_err(db)?;
-        // Sealed or not, the store is the KMS's alone (SQLite gives its WAL files this mode).
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| KmsStoreError::Backend(format!("{}: {e}", path.display())))?;
-        }
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db)?;
+        let mut conn = open_private_db(data_dir, FILE_NAME).map_err(KmsStoreError::Backend)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         // One writer decides whether the masters exist: BEGIN IMMEDIATE.
         let tx = conn

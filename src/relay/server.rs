@@ -5,13 +5,13 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HeaderValue};
+use hyper::{Request, Response};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -21,8 +21,9 @@ use super::config::RelayConfig;
 use super::service::{Answer, BASE_PATH, RelayService};
 use super::store::{RelayStore, RelayStoreError};
 use crate::bmsc::logthrottle::LOG_INTERVAL;
-use crate::kms::server::spawn_connection;
+use crate::kms::server::{http_response, spawn_connection};
 use crate::kms::token::{Jwks, TokenError};
+use crate::kms::unix_now;
 
 /// Time a request gets for its head, and then for its body.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,18 +90,8 @@ pub async fn bind(config: &RelayConfig) -> Result<TcpListener, StartError> {
         })
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn response(a: Answer) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(a.body)));
-    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(a.content_type));
-    r
+    http_response(a.status, a.body.into(), a.content_type)
 }
 
 fn closing(a: Answer) -> Response<Full<Bytes>> {

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
@@ -16,6 +15,7 @@ use crate::bmsc::store::StoreError;
 use crate::bmsc::store::kek::{load_or_create_kek, read_kek};
 use crate::crypto::StateKey;
 use crate::crypto::at_rest::{open_with, seal_with};
+use crate::kms::store::open_private_db;
 
 /// The database file's name inside `data_dir`.
 pub const FILE_NAME: &str = "relay.sqlite";
@@ -193,21 +193,7 @@ impl RelayStore {
     /// # Errors
     /// [`RelayStoreError`].
     pub fn open(data_dir: &Path, kek_file: &Path) -> Result<Self, RelayStoreError> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|e| RelayStoreError::Backend(format!("{}: {e}", data_dir.display())))?;
-        let path = data_dir.join(FILE_NAME);
-        let mut conn = Connection::open(&path).map_err(db)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| RelayStoreError::Backend(format!("{}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db)?;
+        let mut conn = open_private_db(data_dir, FILE_NAME).map_err(RelayStoreError::Backend)?;
         // Deleted envelopes are overwritten, not left in free pages.
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(db)?;
