@@ -21,12 +21,9 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 use mbms_keys::crypto::OsRandom;
-use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv, eccsi, sakke, uid_format2};
+use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv, sakke, uid_format2};
 use mbms_keys::kms::issue::NTP_UNIX_OFFSET;
-use mbms_keys::mikey::{
-    CsIdMap, DataType, Hdr, IdRole, IdType, MIKEY_VERSION, MessageWriter, PrfFunc, SakkeIdScheme,
-    SakkeParams, SignType, Timestamp,
-};
+use mbms_keys::mcx::{KeyDelivery, KeyPurpose, Signer, build_i_message};
 use mbms_keys::relay::store::RelayStore;
 use mbms_lab::TempDir;
 use serde_json::{Value, json};
@@ -56,43 +53,34 @@ impl Keys {
         }
     }
 
-    /// An I_MESSAGE from `source` carrying `ssv` to `target` (IDRr `idrr`), signed by
-    /// `signer`.
-    fn envelope(&self, signer: &str, idrr: &str, target: &str, ssv: &Ssv) -> Vec<u8> {
+    /// An I_MESSAGE (`mcx::build_i_message`, as `mikey build-sakke` makes it) carrying `ssv`
+    /// to `target`, signed by `signer`.
+    fn envelope(&self, signer: &str, target: &str, ssv: &Ssv) -> Vec<u8> {
         let kpak = self.ksak.kpak().unwrap();
-        let encap = sakke::encapsulate(&self.z.public().unwrap(), &uid(target), ssv).unwrap();
-        let hdr = Hdr {
-            version: MIKEY_VERSION,
-            data_type: DataType::SAKKE,
-            v: false,
-            prf_func: PrfFunc::HMAC_SHA_256,
-            csb_id: 0x1699_2638,
-            cs_count: 0,
-            cs_id_map: CsIdMap::Empty,
-        };
-        let mut w = MessageWriter::new(&hdr, 1024).unwrap();
-        w.timestamp(Timestamp::NtpUtc((now() + NTP_UNIX_OFFSET) << 32));
-        let mut rand = [0u8; 16];
-        mbms_keys::crypto::Random::fill(&mut OsRandom, &mut rand).unwrap();
-        w.rand(&rand).unwrap();
-        w.idr(IdRole::IDRI, IdType::URI, ALICE.as_bytes()).unwrap();
-        w.idr(IdRole::IDRR, IdType::URI, idrr.as_bytes()).unwrap();
-        w.idr(IdRole::IDRUIDR, IdType::URI, &uid(idrr)).unwrap();
-        w.sakke(SakkeParams::PARAMETER_SET_1, SakkeIdScheme::UID, &encap)
-            .unwrap();
-        let (mut msg, field) = w.sign(SignType::ECCSI, 129).unwrap();
         let pair = self.ksak.issue(&uid(signer), &mut OsRandom).unwrap();
-        let sig = eccsi::sign(
-            &kpak,
-            &uid(signer),
-            &pair.ssk,
-            &pair.pvt,
-            &msg[..field.offset],
+        let to_uid = uid(target);
+        let from_uid = uid(signer);
+        build_i_message(
+            &KeyDelivery {
+                key: ssv,
+                key_id: 0x1699_2638,
+                purpose: KeyPurpose::Pck,
+                to_uid: &to_uid,
+                to_uri: None,
+                kms_uri: Some(KMS_URI),
+                time: (now() + NTP_UNIX_OFFSET) << 32,
+                key_params: None,
+            },
+            &self.z.public().unwrap(),
+            &Signer {
+                uid: &from_uid,
+                ssk: &pair.ssk,
+                pvt: &pair.pvt,
+                kpak: &kpak,
+            },
             &mut OsRandom,
         )
-        .unwrap();
-        msg[field.offset..].copy_from_slice(&sig);
-        msg
+        .unwrap()
     }
 }
 
@@ -392,21 +380,21 @@ fn a_signed_envelope_goes_from_source_to_target_and_every_refusal_has_its_status
     let id = relay.open(&ta, BOB);
     let put = format!("/relay/v1/transfers/{id}/envelope");
     let ssv = Ssv::generate(&mut OsRandom).unwrap();
-    let good = keys.envelope(ALICE, BOB, BOB, &ssv);
+    let good = keys.envelope(ALICE, BOB, &ssv);
     assert_eq!(
         relay.call("PUT", &put, Some(&tb), &good).0,
         403,
         "not the source"
     );
     let ssv_carol = Ssv::generate(&mut OsRandom).unwrap();
-    let for_carol = keys.envelope(ALICE, CAROL, CAROL, &ssv_carol);
+    let for_carol = keys.envelope(ALICE, CAROL, &ssv_carol);
     assert_eq!(
         relay.call("PUT", &put, Some(&ta), &for_carol).0,
         422,
         "another target"
     );
     let ssv_forged = Ssv::generate(&mut OsRandom).unwrap();
-    let signed_by_carol = keys.envelope(CAROL, BOB, BOB, &ssv_forged);
+    let signed_by_carol = keys.envelope(CAROL, BOB, &ssv_forged);
     assert_eq!(
         relay.call("PUT", &put, Some(&ta), &signed_by_carol).0,
         422,
@@ -519,12 +507,7 @@ fn a_signed_envelope_goes_from_source_to_target_and_every_refusal_has_its_status
     let put3 = format!("/relay/v1/transfers/{id3}/envelope");
     assert_eq!(
         relay
-            .call(
-                "PUT",
-                &put3,
-                Some(&ta),
-                &keys.envelope(ALICE, BOB, BOB, &ssv3)
-            )
+            .call("PUT", &put3, Some(&ta), &keys.envelope(ALICE, BOB, &ssv3))
             .0,
         200
     );
@@ -575,12 +558,7 @@ fn a_signed_envelope_goes_from_source_to_target_and_every_refusal_has_its_status
     );
     assert_eq!(
         relay
-            .call(
-                "PUT",
-                &put3,
-                Some(&ta),
-                &keys.envelope(ALICE, BOB, BOB, &ssv3)
-            )
+            .call("PUT", &put3, Some(&ta), &keys.envelope(ALICE, BOB, &ssv3))
             .0,
         410
     );
@@ -637,12 +615,7 @@ fn an_expired_transfer_is_swept_and_not_delivered() {
     let put = format!("/relay/v1/transfers/{id}/envelope");
     assert_eq!(
         relay
-            .call(
-                "PUT",
-                &put,
-                Some(&ta),
-                &keys.envelope(ALICE, BOB, BOB, &ssv)
-            )
+            .call("PUT", &put, Some(&ta), &keys.envelope(ALICE, BOB, &ssv))
             .0,
         200
     );
@@ -683,7 +656,7 @@ fn the_device_commands_send_fetch_ack_and_show_the_state() {
     std::fs::write(&tb, tok(BOB)).unwrap();
     let (ta, tb) = (format!("@{}", ta.display()), format!("@{}", tb.display()));
     let ssv = Ssv::generate(&mut OsRandom).unwrap();
-    let msg = keys.envelope(ALICE, BOB, BOB, &ssv);
+    let msg = keys.envelope(ALICE, BOB, &ssv);
 
     let (ok, out, err) = cli(&[
         "relay",
@@ -772,7 +745,7 @@ fn the_policy_is_checked_again_when_the_target_fetches_and_the_store_survives_a_
     let (ta, tb) = (tok(ALICE), tok(BOB));
     let id = relay.open(&ta, BOB);
     let ssv = Ssv::generate(&mut OsRandom).unwrap();
-    let msg = keys.envelope(ALICE, BOB, BOB, &ssv);
+    let msg = keys.envelope(ALICE, BOB, &ssv);
     let put = format!("/relay/v1/transfers/{id}/envelope");
     assert_eq!(relay.call("PUT", &put, Some(&ta), &msg).0, 200);
     // Same rules after a restart: the sealed envelope opens with the KEK and is delivered as is.

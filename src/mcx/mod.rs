@@ -22,4 +22,4 @@ pub use build::{BuildError, KeyDelivery, Signer, Unsigned, assemble, build_i_mes
 pub use keyid::{KeyPurpose, guk_id};
 pub use replay::ReplayCache;
 pub use time::{ntp_seconds, ntp_timestamp, ntp_to_system};
-pub use verify::{DeliveredKey, Expect, Receiver, Refusal, verify_i_message};
+pub use verify::{DeliveredKey, Expect, Receiver, Refusal, UnverifiedIMessage, verify_i_message};

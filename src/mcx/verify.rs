@@ -155,6 +155,7 @@ struct Fields<'a> {
     rands: usize,
     uidi: Option<&'a [u8]>,
     uidr: Option<&'a [u8]>,
+    idrr: Option<&'a [u8]>,
     idrs_8_9: usize,
     kmsi: Option<&'a [u8]>,
     sakke: Option<(SakkeParams, SakkeIdScheme, &'a [u8])>,
@@ -182,6 +183,7 @@ impl<'a> Fields<'a> {
                 self.idrs_8_9 += 1;
             }
             PayloadView::Idr(i) if i.role == IdRole::IDRKMSI => self.kmsi = Some(i.data),
+            PayloadView::Idr(i) if i.role == IdRole::IDRR => self.idrr = Some(i.data),
             PayloadView::Sakke(s) => {
                 self.sakke = Some((s.params, s.id_scheme, s.data));
                 self.sakkes += 1;
@@ -289,6 +291,67 @@ fn unix_secs(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A message with the shape of a key delivery (checks 1 and 2 of the module doc): its fields
+/// are found, none of them is trusted until [`UnverifiedIMessage::verify_signature`] has
+/// passed. The one signature check of an I_MESSAGE: [`verify_i_message`] and the key relay's
+/// envelope check (`relay::envelope`) both go through it.
+pub struct UnverifiedIMessage<'a> {
+    view: MessageView<'a>,
+    f: Fields<'a>,
+    s: Shape<'a>,
+}
+
+impl<'a> UnverifiedIMessage<'a> {
+    /// Decodes `msg` and checks its shape.
+    ///
+    /// # Errors
+    /// [`Refusal::Malformed`] or [`Refusal::Structure`].
+    pub fn parse(msg: &'a [u8]) -> Result<Self, Refusal> {
+        let mut f = Fields::default();
+        let view = MessageView::decode_with(msg, |_, p| f.visit(p))?;
+        let s = shape(&view, &f)?;
+        Ok(Self { view, f, s })
+    }
+
+    /// The sender's UID (IDR role 8), as claimed.
+    pub fn sender_uid(&self) -> &'a [u8] {
+        self.s.uidi
+    }
+
+    /// The receiver's UID (IDR role 9), as claimed.
+    pub fn receiver_uid(&self) -> &'a [u8] {
+        self.s.uidr
+    }
+
+    /// The responder's URI (IDRr, role 2), when the message names it.
+    pub fn responder_uri(&self) -> Option<&'a [u8]> {
+        self.f.idrr
+    }
+
+    /// The SAKKE Encapsulated Data.
+    pub fn sakke_data(&self) -> &'a [u8] {
+        self.s.sakke_data
+    }
+
+    /// T, NTP-UTC.
+    pub fn time(&self) -> u64 {
+        self.s.t
+    }
+
+    /// Check 6: the message is signed by `from_uid` (IDR role 8 names it, else
+    /// [`Refusal::WrongSender`]) and its ECCSI signature over every octet before it verifies
+    /// under `kpak` for that UID.
+    ///
+    /// # Errors
+    /// [`Refusal::WrongSender`], [`Refusal::BadSignature`].
+    pub fn verify_signature(&self, kpak: &Kpak, from_uid: &[u8]) -> Result<(), Refusal> {
+        if self.s.uidi != from_uid {
+            return Err(Refusal::WrongSender);
+        }
+        eccsi::verify(kpak, from_uid, self.s.signed, self.s.sig).map_err(|_| Refusal::BadSignature)
+    }
+}
+
 /// Verifies `msg` for `rx` as `expect` says (checks in the order of the module doc), and
 /// remembers it in `replay` once accepted.
 ///
@@ -300,9 +363,8 @@ pub fn verify_i_message(
     expect: &Expect<'_>,
     replay: &mut ReplayCache,
 ) -> Result<DeliveredKey, Refusal> {
-    let mut f = Fields::default();
-    let view = MessageView::decode_with(msg, |_, p| f.visit(p))?;
-    let s = shape(&view, &f)?;
+    let m = UnverifiedIMessage::parse(msg)?;
+    let (view, f, s) = (&m.view, &m.f, &m.s);
     if s.uidi != expect.from_uid {
         return Err(Refusal::WrongSender);
     }
@@ -314,9 +376,8 @@ pub fn verify_i_message(
     if s.uidr != rx.uid {
         return Err(Refusal::WrongReceiver);
     }
-    eccsi::verify(expect.kpak, expect.from_uid, s.signed, s.sig)
-        .map_err(|_| Refusal::BadSignature)?;
-    let (mut key_id, guk) = key_ids(&view)?;
+    m.verify_signature(expect.kpak, expect.from_uid)?;
+    let (mut key_id, guk) = key_ids(view)?;
     let csb_id = view.hdr().csb_id;
     let purpose =
         KeyPurpose::of_key_id(csb_id).ok_or(Refusal::UnknownPurpose(KeyPurpose::tag_of(csb_id)))?;

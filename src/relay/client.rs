@@ -221,6 +221,21 @@ impl RelayClient {
         .await
     }
 
+    /// Revokes transfer `id` (the source only): its envelope is deleted, never delivered.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn revoke(&self, id: &str) -> Result<Value, ClientError> {
+        self.json(
+            Method::DELETE,
+            &format!("/transfers/{id}"),
+            Vec::new(),
+            "application/json",
+            Duration::ZERO,
+        )
+        .await
+    }
+
     /// The state of transfer `id`.
     ///
     /// # Errors

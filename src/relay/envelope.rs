@@ -4,21 +4,21 @@
 
 use thiserror::Error;
 
-use crate::ibe::{Kpak, SAKKE_ENCAP_LEN, eccsi, uid_format2};
+use crate::ibe::{Kpak, SAKKE_ENCAP_LEN, uid_format2};
 use crate::kms::issue::NTP_UNIX_OFFSET;
-use crate::mikey::{DataType, IdRole, MessageView, SignType};
+use crate::mcx::UnverifiedIMessage;
 
 /// Why an envelope was refused (never carries its octets).
 #[non_exhaustive]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum EnvelopeError {
-    /// Not a MIKEY message, or not a SAKKE I_MESSAGE with IDRr, SAKKE and an ECCSI SIGN.
+    /// Not a MIKEY message, or not a MIKEY-SAKKE I_MESSAGE of the key delivery's shape.
     #[error("malformed envelope: {0}")]
     Malformed(String),
-    /// The IDRr (or responder UID) names another identity than the transfer's target.
+    /// The responder UID (or the IDRr) names another identity than the transfer's target.
     #[error("envelope is for another target")]
     WrongTarget,
-    /// The signature does not verify as the source's.
+    /// Not signed by the source (another sender UID, or a signature that does not verify).
     #[error("the source's signature does not verify")]
     BadSignature,
 }
@@ -46,6 +46,17 @@ pub fn period_no(now: u64, period: u64, offset: u64) -> u64 {
     now.saturating_add(NTP_UNIX_OFFSET).saturating_sub(offset) / period.max(1)
 }
 
+/// The Unix time at which the key period of Unix time `now` ends (the first second of the
+/// next period).
+#[must_use]
+pub fn period_end(now: u64, period: u64, offset: u64) -> u64 {
+    period_no(now, period, offset)
+        .saturating_add(1)
+        .saturating_mul(period.max(1))
+        .saturating_add(offset)
+        .saturating_sub(NTP_UNIX_OFFSET)
+}
+
 /// The UID format 2 of `uri` in the current key period.
 ///
 /// # Errors
@@ -61,10 +72,13 @@ pub fn current_uid(e: &Expect<'_>, uri: &str, now: u64) -> Result<[u8; 32], Enve
     .map_err(|err| EnvelopeError::Malformed(err.to_string()))
 }
 
-/// Checks `envelope` for a transfer at `now`: a MIKEY message of data type SAKKE with a SAKKE
-/// payload of 273 octets, an IDRr whose URI is `target` (and, when present, a responder UID
-/// that is the target's current UID), and a last SIGN payload of type ECCSI whose signature
-/// over the octets before it verifies under the KPAK for the source's current UID.
+/// Checks `envelope` for a transfer at `now`: the shape of a MIKEY-SAKKE key delivery
+/// ([`crate::mcx::UnverifiedIMessage`]: data type SAKKE, one T, one RAND, IDR roles 8 and 9,
+/// one SAKKE payload of parameter set 1, an ECCSI SIGN) with SAKKE data of 273 octets; a
+/// responder UID (role 9) that is the target's current UID, and an IDRr (role 2), when
+/// present, that is the target's URI; and the source's current UID in role 8 with an ECCSI
+/// signature that verifies under the KPAK — the verifier's own signature check
+/// ([`crate::mcx::UnverifiedIMessage::verify_signature`]).
 ///
 /// \[CHOICE\] docs/relay.md §6 "signer UID": only the current key period's UID is accepted
 /// for the signer and the responder; a message signed with the previous period's key at the
@@ -73,30 +87,43 @@ pub fn current_uid(e: &Expect<'_>, uri: &str, now: u64) -> Result<[u8; 32], Enve
 /// # Errors
 /// [`EnvelopeError`].
 pub fn check(envelope: &[u8], e: &Expect<'_>, now: u64) -> Result<(), EnvelopeError> {
-    let bad = |m: &str| EnvelopeError::Malformed(m.into());
-    let view =
-        MessageView::decode(envelope).map_err(|err| EnvelopeError::Malformed(err.to_string()))?;
-    if view.hdr().data_type != DataType::SAKKE {
-        return Err(bad("not a SAKKE I_MESSAGE"));
+    let m = UnverifiedIMessage::parse(envelope)
+        .map_err(|err| EnvelopeError::Malformed(err.to_string()))?;
+    if m.sakke_data().len() != SAKKE_ENCAP_LEN {
+        return Err(EnvelopeError::Malformed(
+            "SAKKE data is not 273 octets".into(),
+        ));
     }
-    let sakke = view.sakke().ok_or_else(|| bad("no SAKKE payload"))?;
-    if sakke.data.len() != SAKKE_ENCAP_LEN {
-        return Err(bad("SAKKE data is not 273 octets"));
-    }
-    let idrr = view.idr(IdRole::IDRR).ok_or_else(|| bad("no IDRr"))?;
-    if idrr.data != e.target.as_bytes() {
+    if m.receiver_uid() != current_uid(e, e.target, now)? {
         return Err(EnvelopeError::WrongTarget);
     }
-    if let Some(uid) = view.idr(IdRole::IDRUIDR)
-        && uid.data != current_uid(e, e.target, now)?
+    if m.responder_uri()
+        .is_some_and(|uri| uri != e.target.as_bytes())
     {
         return Err(EnvelopeError::WrongTarget);
     }
-    let sign = view.sign().ok_or_else(|| bad("no SIGN payload"))?;
-    if sign.sign_type != SignType::ECCSI {
-        return Err(bad("SIGN is not ECCSI"));
-    }
-    let signed = view.mac_input().ok_or_else(|| bad("no signed octets"))?;
     let uid = current_uid(e, e.source, now)?;
-    eccsi::verify(e.kpak, &uid, signed, sign.signature).map_err(|_| EnvelopeError::BadSignature)
+    m.verify_signature(e.kpak, &uid)
+        .map_err(|_| EnvelopeError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_ends_where_the_next_period_number_begins() {
+        let (period, offset) = (2_592_000, 86_400);
+        let now = 1_790_000_000;
+        let end = period_end(now, period, offset);
+        assert!(end > now && end - now <= period);
+        assert_eq!(
+            period_no(end - 1, period, offset),
+            period_no(now, period, offset)
+        );
+        assert_eq!(
+            period_no(end, period, offset),
+            period_no(now, period, offset) + 1
+        );
+    }
 }

@@ -285,12 +285,18 @@ impl RelayService {
         tracing::info!(totals = ?self.counters.snapshot(), "relay answers by status");
     }
 
-    /// Expires the transfers whose time is over.
+    /// Expires the transfers whose time is over and prunes the replay digests whose time is
+    /// over (at most [`super::store::PRUNE_BATCH`] a call).
     pub fn sweep(&self, now: u64) {
         match self.store.sweep(now) {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "relay transfers expired"),
             Err(e) => tracing::error!(error = %e, "relay sweep"),
+        }
+        match self.store.prune_seen(now, super::store::PRUNE_BATCH) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "relay replay digests pruned"),
+            Err(e) => tracing::error!(error = %e, "relay prune"),
         }
     }
 
@@ -464,9 +470,6 @@ impl RelayService {
         if !self.config.allows(source, target, purpose) {
             return Err(refuse(403, "no policy allows this transfer"));
         }
-        if self.store.active_of(source)? >= self.config.max_open_per_source {
-            return Err(refuse(429, "too many open transfers"));
-        }
         let expect = self.expect(source, target);
         let target_uid = envelope::current_uid(&expect, target, now)
             .map_err(|_| refuse(400, "target malformed"))?;
@@ -482,7 +485,9 @@ impl RelayService {
             created: now,
             expires: now.saturating_add(self.config.transfer_ttl.as_secs()),
         };
-        self.store.create(&t)?;
+        if !self.store.create(&t, self.config.max_open_per_source)? {
+            return Err(refuse(429, "too many open transfers"));
+        }
         Ok(json!({
             "id": t.id,
             "target": t.target,
@@ -525,7 +530,11 @@ impl RelayService {
                 _ => refuse(422, e.to_string()),
             });
         }
-        match self.store.post(id, me, body, now)? {
+        // [CHOICE] docs/relay.md §6 "replay": a digest is kept until the key period it was
+        // accepted in ends; after that the envelope fails the signer check anyway.
+        let c = &self.config;
+        let seen_until = envelope::period_end(now, c.user_key_period, c.user_key_offset);
+        match self.store.post(id, me, body, now, seen_until)? {
             Posted::Stored => Ok(json!({ "id": id, "state": "posted" })),
             Posted::Replay => {
                 self.store.audit(me, now, id, "refuse-replay")?;

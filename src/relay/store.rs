@@ -140,7 +140,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
     transfer_id TEXT PRIMARY KEY REFERENCES transfers (id),
     sealed BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS seen (digest BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS seen (digest BLOB PRIMARY KEY, until INTEGER);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     who TEXT NOT NULL,
@@ -149,6 +149,28 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL
 );
 ";
+
+/// The `until` column of `seen` (added after the first stores: their rows keep NULL, never
+/// pruned) and its index.
+fn migrate_seen(conn: &Connection) -> Result<(), RelayStoreError> {
+    let has_until: bool = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('seen') WHERE name = 'until'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db)?
+        > 0;
+    if !has_until {
+        conn.execute_batch("ALTER TABLE seen ADD COLUMN until INTEGER")
+            .map_err(db)?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS seen_until ON seen (until)")
+        .map_err(db)
+}
+
+/// Most `seen` rows one [`RelayStore::prune_seen`] deletes (the rest go at the next sweep).
+pub const PRUNE_BATCH: usize = 10_000;
 
 fn aad(row: &str) -> Vec<u8> {
     format!("{AD_LABEL}|{row}").into_bytes()
@@ -198,6 +220,7 @@ impl RelayStore {
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        migrate_seen(&conn)?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db)?;
@@ -280,29 +303,42 @@ impl RelayStore {
         rows.collect::<Result<_, _>>().map_err(db)
     }
 
-    /// Records a new transfer (state `open`) and its audit row.
+    /// Records a new transfer (state `open`) and its audit row, unless its source already
+    /// has `max_open` transfers open or posted: the count and the insert are one statement,
+    /// so concurrent opens never pass the limit together. `false` (nothing written) at the
+    /// limit.
     ///
     /// # Errors
     /// [`RelayStoreError::Backend`].
-    pub fn create(&self, t: &Transfer) -> Result<(), RelayStoreError> {
+    pub fn create(&self, t: &Transfer, max_open: u64) -> Result<bool, RelayStoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db)?;
-        tx.execute(
-            "INSERT INTO transfers (id, source, target, purpose, state, created, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                t.id,
-                t.source,
-                t.target,
-                t.purpose.name(),
-                t.state.name(),
-                i(t.created),
-                i(t.expires)
-            ],
-        )
-        .map_err(db)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let n = tx
+            .execute(
+                "INSERT INTO transfers (id, source, target, purpose, state, created, expires)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE (SELECT count(*) FROM transfers
+                        WHERE source = ?2 AND state IN ('open', 'posted')) < ?8",
+                params![
+                    t.id,
+                    t.source,
+                    t.target,
+                    t.purpose.name(),
+                    t.state.name(),
+                    i(t.created),
+                    i(t.expires),
+                    i(max_open)
+                ],
+            )
+            .map_err(db)?;
+        if n == 0 {
+            return Ok(false);
+        }
         Self::audit_in(&tx, &t.source, t.created, &t.id, "open")?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        Ok(true)
     }
 
     /// How many transfers `source` has open or posted.
@@ -349,7 +385,9 @@ impl RelayStore {
         row.map(transfer_of).transpose()
     }
 
-    /// Stores the envelope of the open transfer `id` (sealed), unless its digest was seen.
+    /// Stores the envelope of the open transfer `id` (sealed), unless its digest was seen; the
+    /// digest is kept until `seen_until` (Unix seconds: when the envelope can no longer pass
+    /// the check anyway), then [`RelayStore::prune_seen`] deletes it.
     ///
     /// # Errors
     /// [`RelayStoreError::Backend`].
@@ -359,6 +397,7 @@ impl RelayStore {
         who: &str,
         envelope: &[u8],
         now: u64,
+        seen_until: u64,
     ) -> Result<Posted, RelayStoreError> {
         let digest = crate::crypto::sha256(&[envelope]);
         let mut conn = self.lock();
@@ -384,8 +423,11 @@ impl RelayStore {
         if n == 0 {
             return Ok(Posted::NotOpen);
         }
-        tx.execute("INSERT INTO seen (digest) VALUES (?1)", [&digest[..]])
-            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO seen (digest, until) VALUES (?1, ?2)",
+            params![&digest[..], i(seen_until)],
+        )
+        .map_err(db)?;
         tx.execute(
             "INSERT INTO envelopes (transfer_id, sealed) VALUES (?1, ?2)",
             params![
@@ -522,5 +564,176 @@ impl RelayStore {
         }
         tx.commit().map_err(db)?;
         Ok(ids.len())
+    }
+
+    /// Deletes at most `limit` replay digests whose time is over at `now` (their envelopes
+    /// would fail the check now: signed for a key period that has ended). Returns how many.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn prune_seen(&self, now: u64, limit: usize) -> Result<usize, RelayStoreError> {
+        self.lock()
+            .execute(
+                "DELETE FROM seen WHERE digest IN
+                 (SELECT digest FROM seen WHERE until <= ?1 LIMIT ?2)",
+                params![i(now), i(limit as u64)],
+            )
+            .map_err(db)
+    }
+
+    /// How many replay digests are kept.
+    ///
+    /// # Errors
+    /// [`RelayStoreError::Backend`].
+    pub fn seen_count(&self) -> Result<u64, RelayStoreError> {
+        let n: i64 = self
+            .lock()
+            .query_row("SELECT count(*) FROM seen", [], |r| r.get(0))
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh store in its own directory (removed on drop).
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store(tag: &str) -> (Dir, RelayStore) {
+        let dir = std::env::temp_dir().join(format!(
+            "mbms-relay-store-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = RelayStore::open(&dir.join("data"), &dir.join("kek")).unwrap();
+        (Dir(dir), s)
+    }
+
+    fn transfer(n: u32, source: &str) -> Transfer {
+        Transfer {
+            id: format!("{n:032x}"),
+            source: source.into(),
+            target: "sip:bob@example.org".into(),
+            purpose: Purpose::Pck,
+            state: State::Open,
+            created: 1000,
+            expires: 5000,
+        }
+    }
+
+    #[test]
+    fn replay_digests_are_pruned_once_their_time_is_over_a_batch_at_a_time() {
+        let (_d, s) = store("prune");
+        for n in 0..5u32 {
+            assert!(s.create(&transfer(n, "a"), 100).unwrap());
+            // Three digests until 2000, two until 3000.
+            let until = if n < 3 { 2000 } else { 3000 };
+            let env = [n as u8; 8];
+            assert_eq!(
+                s.post(&transfer(n, "a").id, "a", &env, 1000, until)
+                    .unwrap(),
+                Posted::Stored
+            );
+        }
+        assert_eq!(s.seen_count().unwrap(), 5);
+        assert_eq!(s.prune_seen(1999, 100).unwrap(), 0);
+        // Bounded: at most `limit` rows a call.
+        assert_eq!(s.prune_seen(2000, 2).unwrap(), 2);
+        assert_eq!(s.prune_seen(2000, 2).unwrap(), 1);
+        assert_eq!(s.prune_seen(2000, 2).unwrap(), 0);
+        assert_eq!(s.seen_count().unwrap(), 2);
+        // A digest still kept is still refused.
+        assert!(s.create(&transfer(9, "a"), 100).unwrap());
+        assert_eq!(
+            s.post(&transfer(9, "a").id, "a", &[4u8; 8], 2500, 3000)
+                .unwrap(),
+            Posted::Replay
+        );
+        assert_eq!(s.prune_seen(3000, 100).unwrap(), 2);
+        assert_eq!(s.seen_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_store_made_before_pruning_gets_the_column_and_keeps_its_digests() {
+        let dir = std::env::temp_dir().join(format!("mbms-relay-store-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = Dir(dir.clone());
+        drop(RelayStore::open(&dir.join("data"), &dir.join("kek")).unwrap());
+        {
+            let c = Connection::open(dir.join("data").join(FILE_NAME)).unwrap();
+            c.execute_batch(
+                "DROP INDEX seen_until; DROP TABLE seen;
+                 CREATE TABLE seen (digest BLOB PRIMARY KEY);
+                 INSERT INTO seen (digest) VALUES (x'01');",
+            )
+            .unwrap();
+        }
+        let s = RelayStore::open(&dir.join("data"), &dir.join("kek")).unwrap();
+        assert_eq!(s.seen_count().unwrap(), 1);
+        assert_eq!(s.prune_seen(u64::MAX / 2, 100).unwrap(), 0, "NULL is kept");
+        drop(s);
+        drop(d);
+    }
+
+    #[test]
+    fn concurrent_opens_never_pass_the_limit() {
+        let (_d, s) = store("limit");
+        let s = std::sync::Arc::new(s);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+        let handles: Vec<_> = (0..16u32)
+            .map(|n| {
+                let (s, b) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    s.create(&transfer(n, "alice"), 5).unwrap()
+                })
+            })
+            .collect();
+        let created = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|c| *c)
+            .count();
+        assert_eq!(created, 5);
+        assert_eq!(s.active_of("alice").unwrap(), 5);
+        // Another source has its own count; audit rows only for what was created.
+        assert!(s.create(&transfer(100, "carol"), 5).unwrap());
+        let opens = s
+            .audit_log()
+            .unwrap()
+            .iter()
+            .filter(|r| r.action == "open")
+            .count();
+        assert_eq!(opens, 6);
+        // A finished transfer no longer counts.
+        let first = s
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.who == "alice")
+            .unwrap()
+            .transfer;
+        assert!(!s.create(&transfer(200, "alice"), 5).unwrap());
+        assert!(
+            s.finish(
+                &first,
+                &[State::Open],
+                State::Revoked,
+                "alice",
+                "revoke",
+                1001
+            )
+            .unwrap()
+        );
+        assert!(s.create(&transfer(200, "alice"), 5).unwrap());
     }
 }

@@ -100,14 +100,22 @@ pub struct Kms {
 impl Kms {
     /// Writes a configuration in `dir` and starts the server.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with_uri(dir, |_| KMS_URI.to_owned())
+    }
+
+    /// As [`Kms::start`], its KMS URI `kms_uri(address)` (`kms client` names the KMS by the
+    /// authority of its URL until it has the certificate).
+    pub fn start_with_uri(dir: &Path, kms_uri: impl FnOnce(SocketAddr) -> String) -> Self {
         let port = mbms_lab::free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let kms_uri = kms_uri(addr);
         let config = dir.join("kms.toml");
         std::fs::write(
             &config,
             format!(
                 "http_listen = \"127.0.0.1:{port}\"\n\
                  data_dir = \"data\"\n\
-                 kms_uri = \"{KMS_URI}\"\n\
+                 kms_uri = \"{kms_uri}\"\n\
                  user_key_period = {PERIOD}\n\
                  user_key_offset = 0\n\
                  max_periods_ahead = 1\n\
@@ -124,7 +132,7 @@ impl Kms {
         let mut kms = Self {
             dir: dir.to_owned(),
             config,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
             child: None,
         };
         kms.restart();
