@@ -84,6 +84,25 @@ impl Keys {
     }
 }
 
+/// `msg` with the s of its ECCSI signature (`r ‖ s ‖ PVT`, the last 129 octets) replaced by
+/// n − s (n the order of P-256): the same signature for a verifier, other octets.
+fn malleated(msg: &[u8]) -> Vec<u8> {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let mut out = msg.to_vec();
+    let at = out.len() - 129 + 32;
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(msg[at + i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[at + i] = (d + 256 * borrow) as u8;
+    }
+    out
+}
+
 /// Starts `relay serve` with `dir/relay.toml` and waits until it accepts connections.
 fn spawn(dir: &Path, addr: SocketAddr) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -460,6 +479,21 @@ fn a_signed_envelope_goes_from_source_to_target_and_every_refusal_has_its_status
                 &format!("/relay/v1/transfers/{id2}/envelope"),
                 Some(&ta),
                 &good
+            )
+            .0,
+        409
+    );
+    // The same envelope with s replaced by n − s: still a valid ECCSI signature of the same
+    // octets, still a replay.
+    let other = malleated(&good);
+    assert_ne!(other, good);
+    assert_eq!(
+        relay
+            .call(
+                "PUT",
+                &format!("/relay/v1/transfers/{id2}/envelope"),
+                Some(&ta),
+                &other
             )
             .0,
         409

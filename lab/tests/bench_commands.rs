@@ -209,3 +209,57 @@ fn bench_ibe_measures_eccsi_and_sakke_beside_wolfssl() {
         }
     }
 }
+
+#[test]
+fn bench_sakke_measures_messages_beside_wolfssl_and_relay_transfers() {
+    // As bench ibe: wolfSSL's side when libwolfssl-dev is there (required under
+    // MBMS_REQUIRE_ORACLES=1), else our side only.
+    let wolf = std::env::var("MBMS_REQUIRE_ORACLES").as_deref() == Ok("1")
+        || std::path::Path::new("/usr/include/wolfssl/wolfcrypt/sakke.h").exists();
+    let mut args = vec![
+        "sakke",
+        "--seconds",
+        "0.01",
+        "--runs",
+        "1",
+        "--transfers",
+        "40",
+        "--connections",
+        "8",
+    ];
+    if !wolf {
+        eprintln!("libwolfssl-dev missing: measuring our side only");
+        args.push("--ours-only");
+    }
+    let t = bench(&args);
+    for label in [
+        "| built (SAKKE encapsulate + ECCSI sign) |",
+        "| verified (ECCSI verify + SAKKE decapsulate) |",
+    ] {
+        let row = t
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no row {label}:\n{t}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let ours: f64 = cells[2].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(ours > 0.0, "{row}");
+        if wolf {
+            let theirs: f64 = cells[3].parse().unwrap_or_else(|_| panic!("{row}"));
+            assert!(theirs > 0.0, "{row}");
+            assert!(cells[4].ends_with('×'), "{row}");
+        }
+    }
+    // Every one of the 40 transfers completed (a failed one fails the command).
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("| 40 | 40 | 8 |"))
+        .unwrap_or_else(|| panic!("no relay row:\n{t}"));
+    let rate: f64 = row
+        .split('|')
+        .map(str::trim)
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rate > 0.0, "{row}");
+}

@@ -338,6 +338,12 @@ impl<'a> UnverifiedIMessage<'a> {
         self.s.t
     }
 
+    /// The SHA-256 of the signed octets (all before the signature): what identifies a message
+    /// for replay. Not of the signature, which can be altered without the key (s → −s).
+    pub fn replay_digest(&self) -> [u8; 32] {
+        sha256(&[self.s.signed])
+    }
+
     /// Check 6: the message is signed by `from_uid` (IDR role 8 names it, else
     /// [`Refusal::WrongSender`]) and its ECCSI signature over every octet before it verifies
     /// under `kpak` for that UID.
@@ -392,7 +398,7 @@ pub fn verify_i_message(
             got: purpose,
         });
     }
-    let digest = sha256(&[s.signed]);
+    let digest = m.replay_digest();
     let t_secs = unix_secs(t);
     if replay.is_replay(t_secs, &digest) {
         return Err(Refusal::Replayed);

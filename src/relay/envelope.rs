@@ -84,9 +84,12 @@ pub fn current_uid(e: &Expect<'_>, uri: &str, now: u64) -> Result<[u8; 32], Enve
 /// for the signer and the responder; a message signed with the previous period's key at the
 /// boundary is refused, and the source signs again.
 ///
+/// Returns the envelope's replay digest ([`UnverifiedIMessage::replay_digest`]: over the signed
+/// octets, so that an envelope whose signature was altered without the key is the same one).
+///
 /// # Errors
 /// [`EnvelopeError`].
-pub fn check(envelope: &[u8], e: &Expect<'_>, now: u64) -> Result<(), EnvelopeError> {
+pub fn check(envelope: &[u8], e: &Expect<'_>, now: u64) -> Result<[u8; 32], EnvelopeError> {
     let m = UnverifiedIMessage::parse(envelope)
         .map_err(|err| EnvelopeError::Malformed(err.to_string()))?;
     if m.sakke_data().len() != SAKKE_ENCAP_LEN {
@@ -104,7 +107,8 @@ pub fn check(envelope: &[u8], e: &Expect<'_>, now: u64) -> Result<(), EnvelopeEr
     }
     let uid = current_uid(e, e.source, now)?;
     m.verify_signature(e.kpak, &uid)
-        .map_err(|_| EnvelopeError::BadSignature)
+        .map_err(|_| EnvelopeError::BadSignature)?;
+    Ok(m.replay_digest())
 }
 
 #[cfg(test)]

@@ -523,18 +523,21 @@ impl RelayService {
         }
         // [CHOICE] docs/relay.md §6 "statuses": malformed 400; well-formed but for another
         // target or not signed by the source 422.
-        if let Err(e) = envelope::check(body, &self.expect(&t.source, &t.target), now) {
-            self.store.audit(me, now, id, "refuse-envelope")?;
-            return Err(match e {
-                EnvelopeError::Malformed(_) => refuse(400, e.to_string()),
-                _ => refuse(422, e.to_string()),
-            });
-        }
+        let digest = match envelope::check(body, &self.expect(&t.source, &t.target), now) {
+            Ok(d) => d,
+            Err(e) => {
+                self.store.audit(me, now, id, "refuse-envelope")?;
+                return Err(match e {
+                    EnvelopeError::Malformed(_) => refuse(400, e.to_string()),
+                    _ => refuse(422, e.to_string()),
+                });
+            }
+        };
         // [CHOICE] docs/relay.md §6 "replay": a digest is kept until the key period it was
         // accepted in ends; after that the envelope fails the signer check anyway.
         let c = &self.config;
         let seen_until = envelope::period_end(now, c.user_key_period, c.user_key_offset);
-        match self.store.post(id, me, body, now, seen_until)? {
+        match self.store.post(id, me, body, &digest, now, seen_until)? {
             Posted::Stored => Ok(json!({ "id": id, "state": "posted" })),
             Posted::Replay => {
                 self.store.audit(me, now, id, "refuse-replay")?;

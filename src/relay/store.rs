@@ -385,8 +385,9 @@ impl RelayStore {
         row.map(transfer_of).transpose()
     }
 
-    /// Stores the envelope of the open transfer `id` (sealed), unless its digest was seen; the
-    /// digest is kept until `seen_until` (Unix seconds: when the envelope can no longer pass
+    /// Stores the envelope of the open transfer `id` (sealed), unless its replay `digest` was
+    /// seen (`relay::envelope::check` gives it: over the signed octets); the digest is kept
+    /// until `seen_until` (Unix seconds: when the envelope can no longer pass
     /// the check anyway), then [`RelayStore::prune_seen`] deletes it.
     ///
     /// # Errors
@@ -396,10 +397,10 @@ impl RelayStore {
         id: &str,
         who: &str,
         envelope: &[u8],
+        digest: &[u8; 32],
         now: u64,
         seen_until: u64,
     ) -> Result<Posted, RelayStoreError> {
-        let digest = crate::crypto::sha256(&[envelope]);
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -639,7 +640,7 @@ mod tests {
             let until = if n < 3 { 2000 } else { 3000 };
             let env = [n as u8; 8];
             assert_eq!(
-                s.post(&transfer(n, "a").id, "a", &env, 1000, until)
+                s.post(&transfer(n, "a").id, "a", &env, &[n as u8; 32], 1000, until)
                     .unwrap(),
                 Posted::Stored
             );
@@ -654,7 +655,7 @@ mod tests {
         // A digest still kept is still refused.
         assert!(s.create(&transfer(9, "a"), 100).unwrap());
         assert_eq!(
-            s.post(&transfer(9, "a").id, "a", &[4u8; 8], 2500, 3000)
+            s.post(&transfer(9, "a").id, "a", &[9u8; 8], &[4u8; 32], 2500, 3000)
                 .unwrap(),
             Posted::Replay
         );

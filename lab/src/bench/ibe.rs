@@ -212,7 +212,7 @@ fn wolf_run(wolf: &Path, seconds: f64) -> Result<Vec<f64>, String> {
 }
 
 /// Builds `mcx-wolf-bench` with make next to this program.
-fn build_wolf() -> Result<PathBuf, String> {
+pub(super) fn build_wolf() -> Result<PathBuf, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/mcx-wolf");
     let dir = std::env::current_exe()
         .ok()

@@ -14,6 +14,8 @@ pub mod flood;
 pub mod http;
 pub mod ibe;
 pub mod push;
+pub mod sakke;
+pub mod sakke_relay;
 pub mod srtp;
 pub mod ue;
 pub mod zn;
@@ -58,6 +60,9 @@ enum BenchCmd {
     /// ECCSI and SAKKE: key sets issued, sign, verify, encapsulate, decapsulate per second, beside
     /// wolfSSL (`tools/mcx-wolf`) in the same run.
     Ibe(ibe::IbeArgs),
+    /// MIKEY-SAKKE I_MESSAGEs built and verified per second beside wolfSSL, and key relay
+    /// transfers completed per second with many under way at once.
+    Sakke(sakke::SakkeArgs),
 }
 
 /// Runs one bench command.
@@ -72,5 +77,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Srtp(args) => srtp::run(args),
         BenchCmd::Zn(args) => zn::run(args),
         BenchCmd::Ibe(args) => ibe::run(args),
+        BenchCmd::Sakke(args) => sakke::run(args),
     }
 }
