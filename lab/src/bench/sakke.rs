@@ -33,8 +33,9 @@ pub struct SakkeArgs {
     /// Relay transfers per run, all under way at once (open → send → fetch → ack each).
     #[arg(long, default_value_t = 1000)]
     transfers: usize,
-    /// Most HTTP requests in flight at once towards the relay (its connection limit is 512).
-    #[arg(long, default_value_t = 256)]
+    /// Most HTTP requests in flight at once towards the relay. The source's and the target's
+    /// clients each keep up to this many connections, and the relay accepts 512 at most.
+    #[arg(long, default_value_t = 128)]
     connections: usize,
     /// The wolfSSL side: a built `mcx-wolf-bench` (default: built from tools/mcx-wolf with make
     /// next to this program).
