@@ -1,4 +1,4 @@
-//! `mbms-keys kms serve | add-client | client`: the mission-critical KMS (TS 33.180 Annex D,
+//! `mbms-keys kms serve | add-client | rotate-client | client`: the mission-critical KMS (TS 33.180 Annex D,
 //! docs/mcx.md §9) and its client (§10, `kms_client.rs`).
 
 use std::path::{Path, PathBuf};
