@@ -40,7 +40,8 @@ fn the_client_opens_what_the_kms_protected_in_every_mode() {
             let Some(KmsMessage::Init { new_keys, .. }) = opened.message else {
                 panic!()
             };
-            assert_eq!(plain(&new_keys.transport[0]), new_trk());
+            assert_eq!(plain(&new_keys.transport[0].key), new_trk());
+            assert_eq!(new_keys.transport[0].id, NEW_TRK_ID);
         }
     }
 }
@@ -316,6 +317,7 @@ fn a_clear_key_inside_a_signed_response_is_refused() {
         algorithm: KW_AES256.into(),
         key_name: Some("11223344".into()),
         cipher_value: vec![0; 40],
+        carried_key_name: None,
     });
     let doc = protect(&r, &k);
     assert_eq!(
@@ -369,4 +371,88 @@ fn a_trk_of_the_wrong_length_is_a_typed_error() {
         transport::protect(&keyprov_response(), &k, &mut Seeded::new(1)),
         Err(KmsError::TrkLength)
     );
+}
+
+/// The `KmsResponse` inside a protected document, its keys still encrypted.
+fn inner_response(doc: &str) -> KmsResponse {
+    let start = doc.find("<KmsResponse").unwrap();
+    let end = doc.find("</KmsResponse>").unwrap() + "</KmsResponse>".len();
+    let mut inner = doc[start..end].to_owned();
+    // Exclusive C14N declares the default namespace on the root only.
+    if !inner.starts_with("<KmsResponse xmlns=") {
+        inner = inner.replacen(
+            "<KmsResponse",
+            "<KmsResponse xmlns=\"urn:3gpp:ns:mcsecKMSInterface:1.0\"",
+            1,
+        );
+    }
+    KmsResponse::parse(inner.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_new_trk_travels_with_its_id_as_carried_key_name() {
+    for mode in [Mode::Standard, Mode::Bound] {
+        let k = keys(mode, true);
+        let doc = protect(&init_response(), &k);
+        assert!(
+            doc.contains(&format!(
+                "<xenc:CarriedKeyName>{NEW_TRK_ID}</xenc:CarriedKeyName>"
+            )),
+            "{mode:?}"
+        );
+        assert!(doc.contains("xsi:type=\"KmsInitTkIkType\""));
+        assert!(!doc.contains(&hex::encode(new_trk())));
+        assert!(!doc.contains(&hex::encode_upper(new_trk())));
+    }
+}
+
+#[test]
+fn bound_mode_binds_the_new_key_id_and_refuses_another_carried_key_name() {
+    // A new TrK encrypted for one identifier, re-labelled with another CarriedKeyName and
+    // signed again (a KMS bug, or a holder of the InK): bound mode finds the bound identifier
+    // is not the one named; standard mode has only the signed name to go by.
+    for mode in [Mode::Bound, Mode::Standard] {
+        let k = keys(mode, true);
+        let mut r = inner_response(&protect(&init_response(), &k));
+        let Some(KmsMessage::Init { new_keys, .. }) = &mut r.message else {
+            panic!()
+        };
+        assert!(matches!(
+            new_keys.transport[0].key,
+            KeyContent::Encrypted(_)
+        ));
+        new_keys.transport[0].id = KeyId(0x1234_5678);
+        let doc = protect(&r, &k);
+        let opened = transport::open(doc.as_bytes(), &k);
+        match mode {
+            Mode::Bound => assert_eq!(
+                opened,
+                Err(KmsError::BoundNewKeyIdMismatch {
+                    element: "NewTransportKey"
+                })
+            ),
+            Mode::Standard => {
+                let Some(KmsMessage::Init { new_keys, .. }) = opened.unwrap().message else {
+                    panic!()
+                };
+                assert_eq!(new_keys.transport[0].id, KeyId(0x1234_5678));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_new_key_without_its_identifier_is_a_structure_error() {
+    let k = keys(Mode::Standard, false);
+    let doc = protect(&init_response(), &k);
+    let stripped = doc.replace(
+        &format!("<xenc:CarriedKeyName>{NEW_TRK_ID}</xenc:CarriedKeyName>"),
+        "",
+    );
+    assert_ne!(stripped, doc);
+    // Refused as a document before the signature is looked at.
+    assert!(matches!(
+        transport::open(stripped.as_bytes(), &k),
+        Err(KmsError::Structure(m)) if m.contains("CarriedKeyName")
+    ));
 }

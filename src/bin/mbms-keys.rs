@@ -60,7 +60,7 @@ enum Command {
     Ibe(ibe::IbeArgs),
     /// The BM-SC key server: serve, status.
     Bmsc(bmsc::BmscArgs),
-    /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client, client.
+    /// The mission-critical KMS (TS 33.180 Annex D): serve, add-client, rotate-client, client.
     Kms(kms::KmsArgs),
     /// The asynchronous key relay: serve; send, fetch, status (device side).
     Relay(relay::RelayArgs),

@@ -4,11 +4,12 @@
 //!
 //! Points are projective (X : Y : Z) and use the complete addition and doubling of
 //! Renes–Costello–Batina 2015 (Algorithms 4 and 6, a = −3, here b = 0), so a scalar
-//! multiplication is a fixed sequence of the same operations whatever the scalar: the fixed
-//! 4-bit window of [`Point::mul`] always runs 1,024 doublings and 256 additions, each addend
-//! chosen by a constant-time scan of the table (docs/architecture.md principle 6); multiples of the generator P come from a
-//! table of its precomputed multiples, one constant-time row scan and one addition per 4-bit
-//! window of the scalar ([`Point::mul_generator`]). Scalars that are public (an identifier, the
+//! multiplication is a fixed sequence of the same operations whatever the scalar
+//! (docs/architecture.md principle 6): multiples of a fixed point (the generator P, the KMS's
+//! Z_S) come from a table of its precomputed multiples, one constant-time row scan and one
+//! addition per 4-bit window of the scalar ([`Point::mul_generator`], `fixed.rs`). The fixed
+//! 4-bit window of `Point::mul` (1,024 doublings and 256 additions) remains as the reference
+//! the tables are tested against. Scalars that are public (an identifier, the
 //! group order) use variable-time methods over their significant bits. The pairing's loop depends only on q and on
 //! public points; the secret operand enters only through field operations, which are
 //! constant-time.
@@ -16,6 +17,7 @@
 use crypto_bigint::modular::ConstMontyForm;
 use crypto_bigint::{Choice, CtAssign, CtEq, NonZero, U1024, const_monty_params};
 
+use super::fixed::FixedBase;
 use super::params::{
     SAKKE_L, SAKKE_P_HEX, SAKKE_POINT_LEN, SAKKE_PX_HEX, SAKKE_PY_HEX, SAKKE_Q_HEX,
 };
@@ -97,7 +99,7 @@ impl Fp2 {
         }
     }
 
-    fn ct_assign(&mut self, o: &Self, c: Choice) {
+    pub(crate) fn ct_assign(&mut self, o: &Self, c: Choice) {
         self.re.ct_assign(&o.re, c);
         self.im.ct_assign(&o.im, c);
     }
@@ -105,6 +107,7 @@ impl Fp2 {
     /// `self^e` for a secret exponent below 2^1024: a fixed window of 4 bits over all 1024 bits
     /// (1,024 squarings and 256 multiplications), each of the 16 precomputed powers chosen by a
     /// constant-time scan of the whole table.
+    #[cfg(test)]
     pub(crate) fn pow_ct(&self, e: &U1024) -> Self {
         let mut table = [Self::ONE; 16];
         let mut acc = Self::ONE;
@@ -248,7 +251,7 @@ impl Point {
         }
     }
 
-    fn ct_assign(&mut self, o: &Self, c: Choice) {
+    pub(crate) fn ct_assign(&mut self, o: &Self, c: Choice) {
         self.x.ct_assign(&o.x, c);
         self.y.ct_assign(&o.y, c);
         self.z.ct_assign(&o.z, c);
@@ -258,6 +261,7 @@ impl Point {
     /// doublings and 256 additions), each of the 16 precomputed multiples chosen by a
     /// constant-time scan of the whole table; the complete formulas add the identity (a zero
     /// digit) like any point.
+    #[cfg(test)]
     pub(crate) fn mul(&self, k: &U1024) -> Self {
         let mut table = [Self::IDENTITY; 16];
         let mut acc = Self::IDENTITY;
@@ -311,30 +315,13 @@ impl Point {
     /// constant-time scan of its whole row (the entry for a zero digit is the identity, which the
     /// complete formulas add like any point). 256 additions and no doubling.
     pub(crate) fn mul_generator(k: &U1024) -> Self {
-        let mut r = Self::IDENTITY;
-        for (w, row) in generator_table().iter().enumerate() {
-            let digit = window(k, w);
-            let mut pick = Self::IDENTITY;
-            for (d, entry) in (0u32..).zip(row.iter()) {
-                pick.ct_assign(entry, d.ct_eq(&digit));
-            }
-            r = r.add(&pick);
-        }
-        r
+        generator_table().mul(k)
     }
 
     /// `[k]P` for the generator P and a **public** k, in variable time: the additions of the
     /// nonzero windows over k's significant bits only.
     pub(crate) fn mul_generator_vartime(k: &U1024) -> Self {
-        let windows = k.bit_width_vartime().div_ceil(4) as usize;
-        let mut r = Self::IDENTITY;
-        for (w, row) in generator_table().iter().enumerate().take(windows) {
-            let digit = window(k, w) as usize;
-            if let Some(entry) = row.get(digit).filter(|_| digit != 0) {
-                r = r.add(entry);
-            }
-        }
-        r
+        generator_table().mul_vartime(k)
     }
 
     /// Projective equality: X1·Z2 = X2·Z1 and Y1·Z2 = Y2·Z1, and neither is the degenerate
@@ -371,37 +358,21 @@ impl Point {
 }
 
 /// The 4-bit windows of a 1024-bit scalar.
-const WINDOWS: usize = 256;
+pub(crate) const WINDOWS: usize = 256;
 
 /// The 4 bits of `k` at window `w` (bits 4w to 4w + 3).
-fn window(k: &U1024, w: usize) -> u32 {
+pub(crate) fn window(k: &U1024, w: usize) -> u32 {
     let base = 4 * w as u32;
     (0..4)
         .rev()
         .fold(0u32, |d, j| (d << 1) | u32::from(k.bit(base + j).to_u8()))
 }
 
-/// The multiples of the generator, one row per 4-bit window of a 1024-bit scalar:
-/// `row[w][d] = [d·16^w]P` for d in 0..16 (d = 0: the identity). 256 × 16 projective points
-/// (1.5 MiB), computed once, on first use, with 3,840 additions.
-fn generator_table() -> &'static [[Point; 16]] {
-    static TABLE: std::sync::OnceLock<Vec<[Point; 16]>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut rows = Vec::with_capacity(WINDOWS);
-        let mut base = Point::generator();
-        for _ in 0..WINDOWS {
-            let mut row = [Point::IDENTITY; 16];
-            let mut acc = Point::IDENTITY;
-            for entry in &mut row {
-                *entry = acc;
-                acc = acc.add(&base);
-            }
-            // acc = [16]base: the next window's base.
-            base = acc;
-            rows.push(row);
-        }
-        rows
-    })
+/// The multiples of the generator, one row per 4-bit window of a 1024-bit scalar
+/// ([`FixedBase`]: 1.5 MiB), computed once, on first use.
+fn generator_table() -> &'static FixedBase {
+    static TABLE: std::sync::OnceLock<FixedBase> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| FixedBase::new(&Point::generator()))
 }
 
 /// Why octets are not a point of E(F_p).

@@ -11,6 +11,7 @@
 
 pub mod eccsi;
 mod field;
+mod fixed;
 pub mod params;
 pub mod sakke;
 pub mod uid;

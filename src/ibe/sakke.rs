@@ -9,13 +9,18 @@ use crypto_bigint::{CtEq, U1024};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::field::{self, Fq, Point, PointError, fq_from_octets_reduced, pairing};
+use super::fixed;
 use super::params::{SAKKE_ENCAP_LEN, SAKKE_G_HEX, SAKKE_L, SAKKE_POINT_LEN, SAKKE_SSV_LEN};
 use super::{IbeError, Rsk, SakkeMaster, Ssv, check_id};
 use crate::crypto::{Random, sha256};
 
 /// The KMS's public SAKKE key Z_S = \[z\]P (RFC 6508 §2.2), a point of E(F_p).
 #[derive(Clone, Copy)]
-pub struct SakkePublic(Point);
+pub struct SakkePublic {
+    point: Point,
+    /// `04 ‖ x ‖ y`: the encoding, and the key of Z_S's fixed-base table ([`fixed::z_table`]).
+    octets: [u8; SAKKE_POINT_LEN],
+}
 
 impl core::fmt::Debug for SakkePublic {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -40,14 +45,33 @@ impl SakkePublic {
         if !p.in_subgroup() {
             return Err(IbeError::NotInSubgroup { what: "Z" });
         }
-        Ok(Self(p))
+        Self::of(p)
+    }
+
+    fn of(point: Point) -> Result<Self, IbeError> {
+        // A decoded or derived Z is never the identity (z is in [1, q−1]).
+        let octets = point
+            .to_octets()
+            .ok_or(IbeError::OutOfRange { what: "Z" })?;
+        Ok(Self { point, octets })
     }
 
     /// `04 ‖ x ‖ y`.
     #[must_use]
     pub fn to_octets(self) -> [u8; SAKKE_POINT_LEN] {
-        // A decoded or derived Z is never the identity (z is in [1, q−1]).
-        self.0.to_octets().unwrap_or([0u8; SAKKE_POINT_LEN])
+        self.octets
+    }
+
+    /// \[r\](\[b\]P + Z_S) for a secret r, as \[r·b mod q\]P + \[r\]Z_S from the tables of P and
+    /// of Z_S (both of order q; [`fixed`]).
+    fn mul_receiver(&self, b: &Fq, r: &Fq) -> Point {
+        let mut rb = scalar_of(&r.mul(b));
+        let mut rs = scalar_of(r);
+        let out =
+            Point::mul_generator(&rb).add(&fixed::z_table(&self.point, &self.octets).mul(&rs));
+        rb.zeroize();
+        rs.zeroize();
+        out
     }
 }
 
@@ -96,7 +120,7 @@ impl SakkeMaster {
     /// [`IbeError::OutOfRange`] when z is 0 or not below q.
     pub fn public(&self) -> Result<SakkePublic, IbeError> {
         let z = self.scalar().ok_or(IbeError::OutOfRange { what: "z" })?;
-        Ok(SakkePublic(Point::mul_generator(&z)))
+        SakkePublic::of(Point::mul_generator(&z))
     }
 
     /// The RSK of identifier `id`: K_(b,S) = \[(b + z)^−1\]P (RFC 6508 §6.1.1).
@@ -120,12 +144,17 @@ impl SakkeMaster {
     }
 }
 
+/// The identifier as a scalar b mod q.
+fn id_scalar(id: &[u8]) -> Result<Fq, IbeError> {
+    check_id(id, SAKKE_L)?;
+    fq_from_octets_reduced(id).ok_or(IbeError::IdentifierTooLong)
+}
+
 /// \[b\]P + Z_S, the receiver's point.
 fn receiver_point(z: &SakkePublic, id: &[u8]) -> Result<Point, IbeError> {
-    check_id(id, SAKKE_L)?;
-    let b = fq_from_octets_reduced(id).ok_or(IbeError::IdentifierTooLong)?;
+    let b = id_scalar(id)?;
     // b is the identifier, public: variable time over its (at most 256) bits.
-    Ok(Point::mul_generator_vartime(&scalar_of(&b)).add(&z.0))
+    Ok(Point::mul_generator_vartime(&scalar_of(&b)).add(&z.point))
 }
 
 fn g() -> field::Fp {
@@ -193,17 +222,12 @@ pub fn encapsulate(
     id: &[u8],
     ssv: &Ssv,
 ) -> Result<[u8; SAKKE_ENCAP_LEN], IbeError> {
-    let bpz = receiver_point(z, id)?;
+    let b = id_scalar(id)?;
     let r = derive_r(ssv.as_bytes(), id).ok_or(IbeError::OutOfRange { what: "r" })?;
+    let big_r = z.mul_receiver(&b, &r).to_octets();
+    // g^r in PF_p: the class of (1 + i·g)^r.
     let mut rs = scalar_of(&r);
-    let big_r = bpz.mul(&rs).to_octets();
-    // g^r in PF_p: the class of 1 + i·g.
-    let gr = field::Fp2 {
-        re: field::Fp::ONE,
-        im: g(),
-    }
-    .pow_ct(&rs)
-    .representative();
+    let gr = fixed::pow_g(&g(), &rs).representative();
     rs.zeroize();
     let big_r = big_r.ok_or(IbeError::OutOfRange { what: "r" })?;
     let gr = gr.ok_or(IbeError::OutOfRange { what: "r" })?;
@@ -236,7 +260,7 @@ pub fn decapsulate(z: &SakkePublic, id: &[u8], rsk: &Rsk, data: &[u8]) -> Result
         .ok_or(IbeError::DecapsulationFailed)?;
     let big_r = point_from(rb, "R")?;
     let k = point_from(rsk.as_bytes(), "RSK")?;
-    let bpz = receiver_point(z, id)?;
+    let b = id_scalar(id)?;
     let w = pairing(&big_r, &k).ok_or(IbeError::DecapsulationFailed)?;
     let m = mask(&w);
     let mut ssv = [0u8; SAKKE_SSV_LEN];
@@ -245,9 +269,7 @@ pub fn decapsulate(z: &SakkePublic, id: &[u8], rsk: &Rsk, data: &[u8]) -> Result
     }
     let ssv = Ssv::from_bytes(ssv);
     let r = derive_r(ssv.as_bytes(), id).ok_or(IbeError::DecapsulationFailed)?;
-    let mut rs = scalar_of(&r);
-    let test = bpz.mul(&rs);
-    rs.zeroize();
+    let test = z.mul_receiver(&b, &r);
     if test.is_identity() || !test.equals(&big_r) {
         return Err(IbeError::DecapsulationFailed);
     }

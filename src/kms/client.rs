@@ -10,7 +10,10 @@
 //!    RFC 6508 §6.1.2 for the RSK ([`check`]);
 //!
 //! and only then stores it, sealed ([`store::ClientStore`]). A refusal at any step stores
-//! nothing and is a typed [`KmsClientError`].
+//! nothing and is a typed [`KmsClientError`]. New TrK/InK a KmsInit or KmsKeyProv carries are
+//! checked with the rest ([`rotation::adopt`]) and become the client's trusted record only
+//! after everything has verified and been stored ([`KmsClient::transport_keys`],
+//! [`Outcome::rotated`]).
 //!
 //! HTTP/1.1 over hyper, `http://` only: TLS towards a KMS is the deployment's (a local TLS
 //! terminator or proxy), as docs/mcx.md §10 says.
@@ -20,6 +23,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::messages::{KmsCertificate, KmsMessage, KmsRequest, KmsResponse, xml_datetime};
+use super::rotation;
 use super::routes::BASE_PATH;
 use super::transport::{self, TransportKeys};
 use super::{KmsError, MAX_DOCUMENT_LEN, unix_now};
@@ -225,6 +229,8 @@ fn response_reason(e: &KmsError) -> &'static str {
         KmsError::Decrypt { .. } => "decrypt",
         KmsError::BoundTrkIdMismatch { .. } => "bound_trk_id_mismatch",
         KmsError::BoundInkIdMismatch { .. } => "bound_ink_id_mismatch",
+        KmsError::BoundNewKeyIdMismatch { .. } => "bound_new_key_id_mismatch",
+        KmsError::InvalidNewKey(_) => "invalid_new_key",
         KmsError::Refused { .. } => "kms_error",
         _ => "response",
     }
@@ -249,6 +255,18 @@ pub struct Outcome {
     pub raw: Option<Vec<u8>>,
     /// What the checks gave.
     pub result: Result<Verified, KmsClientError>,
+    /// The new trusted TrK/InK record the response delivered, now the client's
+    /// ([`KmsClient::transport_keys`]); `None` when it carried none or was refused.
+    pub rotated: Option<TransportKeys>,
+}
+
+/// A verified response: what it gave, and the new trusted record it delivered, if any.
+#[derive(Debug)]
+pub struct Accepted {
+    /// What it gave (stored).
+    pub verified: Verified,
+    /// The new TrK/InK record, now the client's.
+    pub rotated: Option<TransportKeys>,
 }
 
 /// A KMS client for one user and one trusted TrK/InK record.
@@ -256,7 +274,9 @@ pub struct KmsClient {
     target: http::Target,
     token: zeroize::Zeroizing<String>,
     user_uri: String,
-    keys: TransportKeys,
+    /// The trusted TrK/InK record: replaced as a whole when a verified response delivers new
+    /// keys.
+    keys: std::sync::Mutex<TransportKeys>,
     store: ClientStore,
     config: ClientConfig,
 }
@@ -319,7 +339,7 @@ impl KmsClient {
             target,
             token: zeroize::Zeroizing::new(token.to_owned()),
             user_uri: user_uri.to_owned(),
-            keys,
+            keys: std::sync::Mutex::new(keys),
             store,
             config,
         })
@@ -329,6 +349,16 @@ impl KmsClient {
     #[must_use]
     pub fn store(&self) -> &ClientStore {
         &self.store
+    }
+
+    /// The trusted TrK/InK record in use: the one given to [`Self::new`], or the last one a
+    /// verified response delivered.
+    #[must_use]
+    pub fn transport_keys(&self) -> TransportKeys {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn path(&self, request: &Request) -> String {
@@ -347,6 +377,7 @@ impl KmsClient {
 
     /// The request document (TS 33.180 D.2.2) with the TrK-ID and InK-ID extension.
     fn request_body(&self, request: &Request, now: u64) -> String {
+        let keys = self.transport_keys();
         let kms_uri = match self.store.home_certificate() {
             Ok(Some(c)) => c.kms_uri,
             _ => self.target.authority.clone(),
@@ -359,8 +390,8 @@ impl KmsClient {
             client_id: None,
             device_id: None,
             client_req_url: format!("http://{}{}", self.target.authority, self.path(request)),
-            trk_id: Some(self.keys.trk_id),
-            ink_id: self.keys.ink.as_ref().map(|(id, _)| *id),
+            trk_id: Some(keys.trk_id),
+            ink_id: keys.ink.as_ref().map(|(id, _)| *id),
         }
         .to_xml()
     }
@@ -381,6 +412,7 @@ impl KmsClient {
                     return Outcome {
                         raw: None,
                         result: Err(e.into()),
+                        rotated: None,
                     };
                 }
             }
@@ -407,36 +439,65 @@ impl KmsClient {
                 return Outcome {
                     raw,
                     result: Err(e),
+                    rotated: None,
                 };
             }
         };
-        let result = self.accept(request, &raw, now);
-        if let Err(e) = &result {
-            // One line per exchange (the caller paces the exchanges); the reason and the error
-            // (Debug: text from the peer escaped), which never hold key material.
-            tracing::warn!(reason = e.reason(), error = ?e, "KMS response refused");
+        let (result, rotated) = match self.accept(request, &raw, now) {
+            Ok(a) => (Ok(a.verified), a.rotated),
+            Err(e) => {
+                // One line per exchange (the caller paces the exchanges); the reason and the
+                // error (Debug: text from the peer escaped), which never hold key material.
+                tracing::warn!(reason = e.reason(), error = ?e, "KMS response refused");
+                (Err(e), None)
+            }
+        };
+        if let Some(k) = &rotated {
+            tracing::info!(trk_id = %k.trk_id, "the KMS delivered new transport keys; adopted");
         }
         Outcome {
             raw: Some(raw),
             result,
+            rotated,
         }
     }
 
     /// Checks a response body to `request` received at `now` and stores what it carries: the
-    /// sans-IO part of [`Self::exchange`].
+    /// sans-IO part of [`Self::exchange`]. New TrK/InK it delivers become the trusted record
+    /// last, after the key material is stored.
     ///
     /// # Errors
-    /// The first check that fails; nothing is stored then.
+    /// The first check that fails; nothing is stored (and the trusted record is unchanged)
+    /// then.
     pub fn accept(
         &self,
         request: &Request,
         raw: &[u8],
         now: u64,
-    ) -> Result<Verified, KmsClientError> {
+    ) -> Result<Accepted, KmsClientError> {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Steps 1–3 (structure, signature, decryption and bound identifiers).
-        let response = transport::open(raw, &self.keys)?;
+        let response = transport::open(raw, &keys)?;
+        let new_keys = match &response.message {
+            Some(KmsMessage::Init { new_keys, .. } | KmsMessage::KeyProv { new_keys, .. }) => {
+                Some(new_keys.clone())
+            }
+            _ => None,
+        };
+        // The new keys are checked before anything is stored: all or nothing.
+        let rotated = match &new_keys {
+            Some(n) => rotation::adopt(&keys, n)?,
+            None => None,
+        };
         // Step 4 (key material), then the store.
-        self.check_and_store(request, response, now)
+        let verified = self.check_and_store(request, response, now)?;
+        if let Some(next) = &rotated {
+            *keys = next.clone();
+        }
+        Ok(Accepted { verified, rotated })
     }
 
     fn check_and_store(

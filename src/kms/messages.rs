@@ -105,6 +105,9 @@ pub struct EncryptedKey {
     pub key_name: Option<String>,
     /// `CipherData/CipherValue`, decoded from base64.
     pub cipher_value: Vec<u8>,
+    /// `CarriedKeyName`: the identifier of the key carried (8 hex digits), written for a new
+    /// TrK/InK (docs/mcx.md §3.4).
+    pub carried_key_name: Option<String>,
 }
 
 /// The content of a key element: the key itself (`KeyContentType`) or encrypted
@@ -146,14 +149,32 @@ pub struct KmsKeySet {
     pub pvt: KeyContent,
 }
 
+/// A new TrK or InK and its identifier: the identifier travels as the EncryptedKey's
+/// `CarriedKeyName` (docs/mcx.md §3.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// The new key's TrK-ID or InK-ID.
+    pub id: KeyId,
+    /// The key (in clear before protection and after opening).
+    pub key: KeyContent,
+}
+
 /// New transport and integrity keys a KmsInit or KmsKeyProv may deliver
 /// (`KmsInitTkIkType`, `KmsKeyProvTkIkType`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewKeys {
     /// `NewTransportKey` elements.
-    pub transport: Vec<KeyContent>,
+    pub transport: Vec<NewKey>,
     /// `NewIntegrityKey` elements.
-    pub integrity: Vec<KeyContent>,
+    pub integrity: Vec<NewKey>,
+}
+
+impl NewKeys {
+    /// Whether no new key is carried.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.transport.is_empty() && self.integrity.is_empty()
+    }
 }
 
 /// The message a response carries.
@@ -256,6 +277,11 @@ pub fn encrypted_key_element(k: &EncryptedKey) -> Element {
                 .text(&base64::engine::general_purpose::STANDARD.encode(&k.cipher_value)),
         ),
     )
+    .child_opt(
+        k.carried_key_name
+            .as_deref()
+            .map(|n| Element::new(XENC_NS, "xenc", "CarriedKeyName").text(n)),
+    )
 }
 
 fn key_element(local: &str, k: &KeyContent) -> Element {
@@ -336,10 +362,14 @@ fn with_new_keys(mut e: Element, n: &NewKeys, ext_type: &str) -> Element {
     // NewTransportKey/NewIntegrityKey are `EncKeyContentType`: a new TrK or InK is only ever
     // written encrypted ([`super::transport::protect`] encrypts them); one still in clear is
     // left out of the document rather than sent as it is.
-    let encrypted = |v: &[KeyContent]| -> Vec<EncryptedKey> {
+    // The identifier is always the NewKey's: CarriedKeyName (docs/mcx.md §3.4).
+    let encrypted = |v: &[NewKey]| -> Vec<EncryptedKey> {
         v.iter()
-            .filter_map(|k| match k {
-                KeyContent::Encrypted(k) => Some(k.clone()),
+            .filter_map(|k| match &k.key {
+                KeyContent::Encrypted(e) => Some(EncryptedKey {
+                    carried_key_name: Some(k.id.to_string()),
+                    ..e.clone()
+                }),
                 KeyContent::Plain(_) => None,
             })
             .collect()

@@ -1,7 +1,7 @@
 //! Mission-critical key management (TS 33.180 Annex D, docs/mcx.md): the KMS request and
 //! response documents (`messages`), their TrK/InK transport protection (`transport`), the access
 //! token a KMS checks (`token`), the routing and authorization of its HTTP requests without the
-//! HTTP (`routes`), the bounded XML tree with its exclusive canonical form (`xml`), and the
+//! HTTP (`routes`), new TrK/InK offered and adopted (`rotation`), the bounded XML tree with its exclusive canonical form (`xml`), and the
 //! client that requests, checks and stores key material (`client`).
 //!
 //! With feature `kms-server`, the KMS server itself (docs/mcx.md §9): its configuration
@@ -22,6 +22,7 @@ pub mod config;
 #[cfg(feature = "kms-server")]
 pub mod issue;
 pub mod messages;
+pub mod rotation;
 pub mod routes;
 #[cfg(feature = "kms-server")]
 pub mod server;
@@ -185,6 +186,17 @@ pub enum KmsError {
         /// The key element.
         element: &'static str,
     },
+    /// Bound mode: the new key's identifier inside the encrypted content is not the one its
+    /// `CarriedKeyName` names (docs/mcx.md §3.4).
+    #[error("{element}: bound identifier of the new key mismatch")]
+    BoundNewKeyIdMismatch {
+        /// The key element.
+        element: &'static str,
+    },
+    /// New transport keys this client cannot adopt (more than one of a kind, not 32 octets,
+    /// an identifier already in use; docs/mcx.md §3.4).
+    #[error("new transport keys refused: {0}")]
+    InvalidNewKey(String),
     /// The KMS answered with a KmsError.
     #[error("KMS error {code}: {message}")]
     Refused {

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::issue::{IssueError, Issuer};
-use super::messages::{ErrorInfo, KmsMessage, KmsRequest, KmsResponse, NewKeys, xml_datetime};
+use super::messages::{ErrorInfo, KmsMessage, KmsRequest, KmsResponse, xml_datetime};
+use super::rotation;
 use super::routes::{self, RequestError, Route};
-use super::store::{Client, KmsStore};
+use super::store::{Client, KmsStore, Lookup};
 use super::token::{AccessToken, Jwks, TokenPolicy};
 use super::transport;
 use crate::bmsc::config::parse_rfc3339;
@@ -269,11 +270,12 @@ impl KmsService {
         let trk_id = request
             .trk_id
             .ok_or_else(|| refuse(400, "the request carries no TrK-ID"))?;
-        let client = self
-            .store
-            .client_by_trk_id(trk_id)
-            .map_err(|e| refuse(500, format!("store: {e}")))?
-            .ok_or_else(|| refuse(403, format!("unknown TrK-ID {trk_id}")))?;
+        let store_err = |e| refuse(500, format!("store: {e}"));
+        let (client, offer, switch) = match self.store.lookup(trk_id).map_err(store_err)? {
+            None => return Err(refuse(403, format!("unknown TrK-ID {trk_id}"))),
+            Some(Lookup::Current { client, offer }) => (client, offer, false),
+            Some(Lookup::Staged(client)) => (client, None, true),
+        };
         let keys = client.keys.clone();
         let users_ok = client.users.contains(&user);
         let ink_ok = match (request.ink_id, &keys.ink) {
@@ -288,10 +290,20 @@ impl KmsService {
         if !users_ok {
             return Err(refuse(403, "identity not registered for this client"));
         }
+        // \[CHOICE\] docs/mcx.md §3.4: the old TrK/InK are retired at the first request that
+        // names the staged TrK-ID and passes every check above (token, identity, InK-ID);
+        // until then both are served, the old one with the new keys offered again.
+        if switch && let Some(c) = &seen.client {
+            self.store.complete_rotation(c).map_err(store_err)?;
+        }
+        let new_keys = offer
+            .as_ref()
+            .map(|staged| rotation::offer(&keys, staged))
+            .unwrap_or_default();
         let message = match route {
             Route::Init => KmsMessage::Init {
                 certificate: Box::new(self.issuer.certificate()),
-                new_keys: NewKeys::default(),
+                new_keys,
             },
             Route::CertCache => KmsMessage::CertCache {
                 cache_num: Some(1),
@@ -316,7 +328,7 @@ impl KmsService {
                 })?;
                 KmsMessage::KeyProv {
                     key_sets: vec![set],
-                    new_keys: NewKeys::default(),
+                    new_keys,
                 }
             }
         };

@@ -6,7 +6,8 @@
 //! deployment's key-encryption key, the same KEK file and format as the BM-SC store
 //! ([`crate::bmsc::store::kek`]): created with a new store, and only then; for an existing store
 //! a missing file is refused. The associated data names the format and the row (`ksak`, `z`,
-//! `trk:<client-id>`, `ink:<client-id>`), so a sealed value moved to another row does not open.
+//! `trk:<client-id>`, `ink:<client-id>`, and `new-trk:<client-id>`, `new-ink:<client-id>` for
+//! keys staged by `kms rotate-client`), so a sealed value moved to another row does not open.
 //!
 //! The server and `kms add-client` may use the store at the same time (SQLite WAL, busy
 //! timeout): a client added is served at its first request, with no restart.
@@ -135,7 +136,31 @@ CREATE TABLE IF NOT EXISTS clients (
     ink BLOB,
     mode TEXT NOT NULL CHECK (mode IN ('standard', 'bound'))
 );
+CREATE TABLE IF NOT EXISTS rotations (
+    client_id TEXT PRIMARY KEY REFERENCES clients (client_id),
+    trk_id INTEGER NOT NULL UNIQUE,
+    trk BLOB NOT NULL,
+    ink_id INTEGER UNIQUE,
+    ink BLOB,
+    staged_at INTEGER NOT NULL
+);
 ";
+
+/// What the TrK-ID of a request finds (docs/mcx.md §3.4).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The client's current TrK; `offer` is its staged record, when a rotation is pending,
+    /// to be delivered in KmsInit/KmsKeyProv.
+    Current {
+        /// The client, with its current keys.
+        client: Client,
+        /// The staged record (new TrK, and the new or the kept InK).
+        offer: Option<TransportKeys>,
+    },
+    /// The staged TrK of a pending rotation: the client, with the staged keys. The switch is
+    /// made by [`KmsStore::complete_rotation`] once the request is otherwise accepted.
+    Staged(Client),
+}
 
 fn aad(row: &str) -> Vec<u8> {
     format!("{AD_LABEL}|{row}").into_bytes()
@@ -268,14 +293,9 @@ impl KmsStore {
             .map(|(_, i)| seal_with(&self.kek, &aad(&format!("ink:{id}")), i.expose()));
         // A TrK-ID must not equal another client's InK-ID either: the Signature-ID of a
         // response names one key.
-        let clash: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM clients WHERE trk_id IN (?1, ?2) OR ink_id IN (?1, ?2)",
-                params![i64::from(k.trk_id.0), ink_id.unwrap_or(-1)],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        if clash > 0 || ink_id == Some(i64::from(k.trk_id.0)) {
+        let trk_id = i64::from(k.trk_id.0);
+        let clash = Self::ids_in_use(&conn, &[trk_id, ink_id.unwrap_or(trk_id)])?;
+        if clash || ink_id == Some(trk_id) {
             return Err(KmsStoreError::Duplicate("TrK-ID or InK-ID".into()));
         }
         let r = conn.execute(
@@ -299,6 +319,243 @@ impl KmsStore {
                 Err(KmsStoreError::Duplicate(format!("client-id {id}")))
             }
             Err(e) => Err(db(e)),
+        }
+    }
+
+    /// IDs in use anywhere (clients' TrK/InK, staged TrK/InK) among `ids`.
+    fn ids_in_use(conn: &Connection, ids: &[i64]) -> Result<bool, KmsStoreError> {
+        for id in ids {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT (SELECT count(*) FROM clients WHERE trk_id = ?1 OR ink_id = ?1)
+                          + (SELECT count(*) FROM rotations WHERE trk_id = ?1 OR ink_id = ?1)",
+                    [id],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            if n > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Stages new transport keys for `client_id` (`kms rotate-client`): a new TrK-ID and TrK,
+    /// and with `ink` a new InK-ID and InK (without, the client keeps its InK, if any), sealed
+    /// under the KEK with their own associated data (`new-trk:<client-id>`,
+    /// `new-ink:<client-id>`). The identifiers are unique across every client, current and
+    /// staged.
+    ///
+    /// # Errors
+    /// [`KmsStoreError::InvalidClient`] for an unknown client or a key not of 32 octets;
+    /// [`KmsStoreError::Duplicate`] when an identifier is in use or a rotation is already
+    /// pending for the client (\[CHOICE\] docs/mcx.md §3.4: one at a time, so a client that
+    /// adopted the staged keys is never left with keys the KMS forgot).
+    pub fn stage_rotation(
+        &self,
+        client_id: &str,
+        trk: (KeyId, &Secret),
+        ink: Option<(KeyId, &Secret)>,
+        now: u64,
+    ) -> Result<(), KmsStoreError> {
+        if trk.1.expose().len() != 32 || ink.is_some_and(|(_, k)| k.expose().len() != 32) {
+            return Err(KmsStoreError::InvalidClient(
+                "TrK and InK must be 32 octets".into(),
+            ));
+        }
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let known: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM clients WHERE client_id = ?1",
+                [client_id],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if known == 0 {
+            return Err(KmsStoreError::InvalidClient(format!(
+                "no client {client_id}"
+            )));
+        }
+        let pending: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM rotations WHERE client_id = ?1",
+                [client_id],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if pending > 0 {
+            return Err(KmsStoreError::Duplicate(format!(
+                "a rotation is pending for client {client_id}"
+            )));
+        }
+        let trk_id = i64::from(trk.0.0);
+        let ink_id = ink.map(|(id, _)| i64::from(id.0));
+        if ink_id == Some(trk_id) || Self::ids_in_use(&tx, &[trk_id, ink_id.unwrap_or(trk_id)])? {
+            return Err(KmsStoreError::Duplicate("TrK-ID or InK-ID".into()));
+        }
+        tx.execute(
+            "INSERT INTO rotations (client_id, trk_id, trk, ink_id, ink, staged_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                client_id,
+                trk_id,
+                seal_with(
+                    &self.kek,
+                    &aad(&format!("new-trk:{client_id}")),
+                    trk.1.expose()
+                ),
+                ink_id,
+                ink.map(|(_, k)| seal_with(
+                    &self.kek,
+                    &aad(&format!("new-ink:{client_id}")),
+                    k.expose()
+                )),
+                i64::try_from(now).unwrap_or(i64::MAX),
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// The staged record of `client` (its current keys in `client.keys`), if a rotation is
+    /// pending: the new TrK, and the new InK or the current one.
+    fn staged(&self, client: &Client) -> Result<Option<TransportKeys>, KmsStoreError> {
+        type Row = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
+        let id = &client.client_id;
+        let row: Option<Row> = self
+            .lock()
+            .query_row(
+                "SELECT trk_id, trk, ink_id, ink FROM rotations WHERE client_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((trk_id, trk, ink_id, ink)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| KmsStoreError::Corrupt(format!("{what} of client {id}"));
+        let trk = open_with(&self.kek, &aad(&format!("new-trk:{id}")), &trk)
+            .map_err(|_| corrupt("staged TrK"))?;
+        let trk_id = u32::try_from(trk_id).map_err(|_| corrupt("staged TrK-ID"))?;
+        let ink = match (ink_id, ink) {
+            (Some(i), Some(blob)) => {
+                let k = open_with(&self.kek, &aad(&format!("new-ink:{id}")), &blob)
+                    .map_err(|_| corrupt("staged InK"))?;
+                let i = u32::try_from(i).map_err(|_| corrupt("staged InK-ID"))?;
+                Some((KeyId(i), Secret::new(k.to_vec())))
+            }
+            (None, None) => client.keys.ink.clone(),
+            _ => return Err(corrupt("staged InK")),
+        };
+        Ok(Some(TransportKeys {
+            trk_id: KeyId(trk_id),
+            trk: Secret::new(trk.to_vec()),
+            ink,
+            mode: client.keys.mode,
+        }))
+    }
+
+    /// What a request's TrK-ID finds: a client's current TrK (with its staged record, if a
+    /// rotation is pending) or a client's staged TrK.
+    ///
+    /// # Errors
+    /// [`KmsStoreError::Backend`], [`KmsStoreError::Corrupt`] when a sealed key does not open.
+    pub fn lookup(&self, trk_id: KeyId) -> Result<Option<Lookup>, KmsStoreError> {
+        if let Some(client) = self.client_by_trk_id(trk_id)? {
+            let offer = self.staged(&client)?;
+            return Ok(Some(Lookup::Current { client, offer }));
+        }
+        let owner: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT client_id FROM rotations WHERE trk_id = ?1",
+                [i64::from(trk_id.0)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        let Some(mut client) = self.client_by_id(&owner)? else {
+            return Ok(None);
+        };
+        match self.staged(&client)? {
+            Some(keys) if keys.trk_id == trk_id => {
+                client.keys = keys;
+                Ok(Some(Lookup::Staged(client)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Switches `client` (as [`Lookup::Staged`] gave it) to its staged keys: they become its
+    /// current TrK/InK (resealed under their rows' associated data), the old TrK-ID and InK-ID
+    /// are forgotten (\[CHOICE\] docs/mcx.md §3.4), and the rotation is done. Idempotent: a
+    /// switch already made by a concurrent request is not an error.
+    ///
+    /// # Errors
+    /// [`KmsStoreError::Backend`].
+    pub fn complete_rotation(&self, client: &Client) -> Result<(), KmsStoreError> {
+        let id = &client.client_id;
+        let k = &client.keys;
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM rotations WHERE client_id = ?1 AND trk_id = ?2",
+                params![id, i64::from(k.trk_id.0)],
+            )
+            .map_err(db)?;
+        if deleted == 0 {
+            return Ok(());
+        }
+        tx.execute(
+            "UPDATE clients SET trk_id = ?2, trk = ?3, ink_id = ?4, ink = ?5 WHERE client_id = ?1",
+            params![
+                id,
+                i64::from(k.trk_id.0),
+                seal_with(&self.kek, &aad(&format!("trk:{id}")), k.trk.expose()),
+                k.ink.as_ref().map(|(i, _)| i64::from(i.0)),
+                k.ink.as_ref().map(|(_, i)| seal_with(
+                    &self.kek,
+                    &aad(&format!("ink:{id}")),
+                    i.expose()
+                )),
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        tracing::info!(client = %id, trk_id = %k.trk_id, "client switched to its new transport keys");
+        Ok(())
+    }
+
+    /// The client registered as `client_id`, if any.
+    ///
+    /// # Errors
+    /// [`KmsStoreError::Backend`], [`KmsStoreError::Corrupt`].
+    pub fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, KmsStoreError> {
+        let trk_id: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT trk_id FROM clients WHERE client_id = ?1",
+                [client_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        match trk_id.map(u32::try_from) {
+            None => Ok(None),
+            Some(Ok(t)) => self.client_by_trk_id(KeyId(t)),
+            Some(Err(_)) => Err(KmsStoreError::Corrupt(format!(
+                "TrK-ID of client {client_id}"
+            ))),
         }
     }
 

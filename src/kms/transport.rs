@@ -83,20 +83,30 @@ impl TransportKeys {
 
 /// \[CHOICE\] docs/mcx.md §3.2 (profile.md §6): the bound-mode plaintext of an EncryptedKey is
 /// `TrK-ID (4 octets, big-endian) ‖ [InK-ID (4 octets, big-endian), when the client has an InK]
-/// ‖ key`, wrapped with RFC 5649 ([`KW_AES256_PAD`]) under the TrK. This function and
-/// [`unbind`] are the only places that know the layout.
-fn bound_plaintext(keys: &TransportKeys, key: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut p = Zeroizing::new(Vec::with_capacity(8 + key.len()));
+/// ‖ [the new key's own TrK-ID or InK-ID (4 octets, big-endian), for a NewTransportKey or
+/// NewIntegrityKey] ‖ key`, wrapped with RFC 5649 ([`KW_AES256_PAD`]) under the TrK. This
+/// function and [`unbind`] are the only places that know the layout.
+fn bound_plaintext(keys: &TransportKeys, carried: Option<KeyId>, key: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut p = Zeroizing::new(Vec::with_capacity(12 + key.len()));
     p.extend_from_slice(&keys.trk_id.0.to_be_bytes());
     if let Some((ink_id, _)) = &keys.ink {
         p.extend_from_slice(&ink_id.0.to_be_bytes());
+    }
+    if let Some(id) = carried {
+        p.extend_from_slice(&id.0.to_be_bytes());
     }
     p.extend_from_slice(key);
     p
 }
 
-/// Splits a bound plaintext and checks its identifiers against the trusted store.
-fn unbind(keys: &TransportKeys, plain: &[u8], element: &'static str) -> Result<Secret, KmsError> {
+/// Splits a bound plaintext and checks its identifiers against the trusted store (and, for a
+/// new key, against the identifier its `CarriedKeyName` names).
+fn unbind(
+    keys: &TransportKeys,
+    carried: Option<KeyId>,
+    plain: &[u8],
+    element: &'static str,
+) -> Result<Secret, KmsError> {
     let (trk_id, rest) = plain
         .split_first_chunk::<4>()
         .ok_or(KmsError::BoundTrkIdMismatch { element })?;
@@ -115,6 +125,18 @@ fn unbind(keys: &TransportKeys, plain: &[u8], element: &'static str) -> Result<S
         }
         None => rest,
     };
+    let rest = match carried {
+        Some(new_id) => {
+            let (id, rest) = rest
+                .split_first_chunk::<4>()
+                .ok_or(KmsError::BoundNewKeyIdMismatch { element })?;
+            if u32::from_be_bytes(*id) != new_id.0 {
+                return Err(KmsError::BoundNewKeyIdMismatch { element });
+            }
+            rest
+        }
+        None => rest,
+    };
     Ok(Secret::new(rest.to_vec()))
 }
 
@@ -125,6 +147,7 @@ fn unbind(keys: &TransportKeys, plain: &[u8], element: &'static str) -> Result<S
 /// RFC 5649.
 fn encrypt(
     keys: &TransportKeys,
+    carried: Option<KeyId>,
     key: &[u8],
     rng: &mut dyn Random,
 ) -> Result<EncryptedKey, KmsError> {
@@ -133,7 +156,7 @@ fn encrypt(
     let (algorithm, cipher_value) = match keys.mode {
         Mode::Bound => (
             KW_AES256_PAD,
-            keywrap::kwp_wrap(&trk, &bound_plaintext(keys, key)).map_err(err)?,
+            keywrap::kwp_wrap(&trk, &bound_plaintext(keys, carried, key)).map_err(err)?,
         ),
         Mode::Standard if key.len() >= 16 && key.len().is_multiple_of(8) => {
             (KW_AES256, keywrap::kw_wrap(&trk, key).map_err(err)?)
@@ -148,11 +171,13 @@ fn encrypt(
         algorithm: algorithm.to_owned(),
         key_name: Some(keys.trk_id.to_string()),
         cipher_value,
+        carried_key_name: carried.map(|id| id.to_string()),
     })
 }
 
 fn decrypt(
     keys: &TransportKeys,
+    carried: Option<KeyId>,
     k: &EncryptedKey,
     element: &'static str,
 ) -> Result<Secret, KmsError> {
@@ -171,7 +196,7 @@ fn decrypt(
     match (keys.mode, k.algorithm.as_str()) {
         (Mode::Bound, KW_AES256_PAD) => {
             let plain = keywrap::kwp_unwrap(&trk, &k.cipher_value).map_err(fail)?;
-            unbind(keys, &plain, element)
+            unbind(keys, carried, &plain, element)
         }
         (Mode::Standard, KW_AES256) => Ok(Secret::new(
             keywrap::kw_unwrap(&trk, &k.cipher_value)
@@ -190,17 +215,19 @@ fn decrypt(
     }
 }
 
+/// What `map_keys` applies to each key: the content, the element's name, and for a new TrK/InK
+/// its identifier.
+type KeyFn<'a> =
+    dyn FnMut(&KeyContent, &'static str, Option<KeyId>) -> Result<KeyContent, KmsError> + 'a;
+
 /// Applies `f` to every key content of a response, naming the element.
-fn map_keys(
-    r: &mut KmsResponse,
-    f: &mut dyn FnMut(&KeyContent, &'static str) -> Result<KeyContent, KmsError>,
-) -> Result<(), KmsError> {
+fn map_keys(r: &mut KmsResponse, f: &mut KeyFn<'_>) -> Result<(), KmsError> {
     let mut new_keys = |n: &mut NewKeys| -> Result<(), KmsError> {
         for k in &mut n.transport {
-            *k = f(k, "NewTransportKey")?;
+            k.key = f(&k.key, "NewTransportKey", Some(k.id))?;
         }
         for k in &mut n.integrity {
-            *k = f(k, "NewIntegrityKey")?;
+            k.key = f(&k.key, "NewIntegrityKey", Some(k.id))?;
         }
         Ok(())
     };
@@ -212,9 +239,9 @@ fn map_keys(
         }) => {
             new_keys(n)?;
             for s in key_sets {
-                s.rsk = f(&s.rsk, "UserDecryptKey")?;
-                s.ssk = f(&s.ssk, "UserSigningKeySSK")?;
-                s.pvt = f(&s.pvt, "UserPubTokenPVT")?;
+                s.rsk = f(&s.rsk, "UserDecryptKey", None)?;
+                s.ssk = f(&s.ssk, "UserSigningKeySSK", None)?;
+                s.pvt = f(&s.pvt, "UserPubTokenPVT", None)?;
             }
         }
         Some(KmsMessage::CertCache { .. }) | None => {}
@@ -255,8 +282,13 @@ pub fn protect(
     rng: &mut dyn Random,
 ) -> Result<String, KmsError> {
     let mut r = response.clone();
-    map_keys(&mut r, &mut |k, _| match k {
-        KeyContent::Plain(s) => Ok(KeyContent::Encrypted(encrypt(keys, s.expose(), rng)?)),
+    map_keys(&mut r, &mut |k, _, carried| match k {
+        KeyContent::Plain(s) => Ok(KeyContent::Encrypted(encrypt(
+            keys,
+            carried,
+            s.expose(),
+            rng,
+        )?)),
         KeyContent::Encrypted(e) => Ok(KeyContent::Encrypted(e.clone())),
     })?;
     let mut root = Element::new(NAMESPACE, "", "SignedKmsResponse")
@@ -440,8 +472,8 @@ pub fn open(input: &[u8], keys: &TransportKeys) -> Result<KmsResponse, KmsError>
         return Err(refused(e));
     }
     // 3. Decryption and, in bound mode, the recovered identifiers.
-    map_keys(&mut response, &mut |k, element| match k {
-        KeyContent::Encrypted(e) => Ok(KeyContent::Plain(decrypt(keys, e, element)?)),
+    map_keys(&mut response, &mut |k, element, carried| match k {
+        KeyContent::Encrypted(e) => Ok(KeyContent::Plain(decrypt(keys, carried, e, element)?)),
         KeyContent::Plain(_) => Err(KmsError::Structure(format!(
             "{element}: key material in clear in a protected response"
         ))),

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mbms_keys::kms::messages::{
-    ErrorInfo, KeyContent, KmsCertificate, KmsKeySet, KmsMessage, KmsResponse, NewKeys, Role,
+    ErrorInfo, KeyContent, KmsCertificate, KmsKeySet, KmsMessage, KmsResponse, NewKey, NewKeys,
+    Role,
 };
 use mbms_keys::kms::transport::{Mode, TransportKeys};
 use mbms_keys::kms::{KeyId, Secret};
@@ -37,6 +38,9 @@ pub fn ssk() -> Vec<u8> {
 pub fn pvt() -> Vec<u8> {
     octets(65, 3)
 }
+/// The identifier of [`new_trk`].
+pub const NEW_TRK_ID: KeyId = KeyId(0x0badcafe);
+
 pub fn new_trk() -> Vec<u8> {
     octets(32, 4)
 }
@@ -98,7 +102,10 @@ pub fn init_response() -> KmsResponse {
         Some(KmsMessage::Init {
             certificate: Box::new(certificate()),
             new_keys: NewKeys {
-                transport: vec![KeyContent::Plain(Secret::new(new_trk()))],
+                transport: vec![NewKey {
+                    id: NEW_TRK_ID,
+                    key: KeyContent::Plain(Secret::new(new_trk())),
+                }],
                 integrity: vec![],
             },
         }),

@@ -1,4 +1,4 @@
-//! `mbms-keys kms serve | add-client | client`: the mission-critical KMS (TS 33.180 Annex D,
+//! `mbms-keys kms serve | add-client | rotate-client | client`: the mission-critical KMS (TS 33.180 Annex D,
 //! docs/mcx.md §9) and its client (§10, `kms_client.rs`).
 
 use std::path::{Path, PathBuf};
@@ -49,8 +49,17 @@ pub enum KmsCommand {
     /// them sealed, and prints them once for the device's trusted storage. Works beside a
     /// running KMS (the client is served at once).
     AddClient(AddClientArgs),
+    /// Stage new transport keys for a registered client (docs/mcx.md §3.4).
+    ///
+    /// Draws a new TrK (and a new InK with --ink; without, the client keeps its InK) with new
+    /// 32-bit IDs and stores them sealed. Nothing secret is printed: the keys travel to the
+    /// client encrypted under its current TrK in the next KmsInit/KmsKeyProv answers; the
+    /// client switches by naming the new TrK-ID, and from that request on the old TrK/InK are
+    /// refused. Prints the new IDs. One rotation at a time per client (exit 1 while one is
+    /// pending). Works beside a running KMS.
+    RotateClient(RotateClientArgs),
     /// The KMS client: request, check and store key material (docs/mcx.md §10).
-    Client(KmsClientArgs),
+    Client(Box<KmsClientArgs>),
 }
 
 #[derive(Args)]
@@ -91,11 +100,28 @@ pub struct AddClientArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct RotateClientArgs {
+    /// The KMS configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The registered client.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+    /// Also draw a new integrity key (InK); without it, the client keeps its InK.
+    #[arg(long)]
+    ink: bool,
+    /// Print one JSON object {"client_id", "new_trk_id", "new_ink_id"} (null without --ink).
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(args: KmsArgs) -> ExitCode {
     match args.cmd {
         KmsCommand::Serve(a) => serve_cmd(&a.config),
         KmsCommand::AddClient(a) => add_client_cmd(&a),
-        KmsCommand::Client(a) => kms_client::run(a),
+        KmsCommand::RotateClient(a) => rotate_client_cmd(&a),
+        KmsCommand::Client(a) => kms_client::run(*a),
     }
 }
 
@@ -217,6 +243,73 @@ fn add_client_cmd(a: &AddClientArgs) -> ExitCode {
         };
         match store.add_client(&client) {
             Ok(()) => return print_keys(&client.keys, a.json),
+            Err(KmsStoreError::Duplicate(what)) if what.starts_with("TrK-ID") => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    eprintln!("error: no free TrK-ID found");
+    ExitCode::from(1)
+}
+
+fn rotate_client_cmd(a: &RotateClientArgs) -> ExitCode {
+    let config = match load(&a.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match KmsStore::open(&config.data_dir, &config.kek_file) {
+        Ok((s, _)) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // A fresh draw when a random identifier is already taken.
+    for _ in 0..8 {
+        let drawn = (|| -> Result<_, ExitCode> {
+            let trk = (random_id()?, random_key()?);
+            let ink = if a.ink {
+                Some((random_id()?, random_key()?))
+            } else {
+                None
+            };
+            Ok((trk, ink))
+        })();
+        let ((trk_id, trk), ink) = match drawn {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        match store.stage_rotation(
+            &a.client_id,
+            (trk_id, &trk),
+            ink.as_ref().map(|(id, k)| (*id, k)),
+            now,
+        ) {
+            Ok(()) => {
+                let ink_id = ink.as_ref().map(|(id, _)| id.to_string());
+                if a.json {
+                    println!(
+                        "{}",
+                        json!({
+                            "client_id": a.client_id,
+                            "new_trk_id": trk_id.to_string(),
+                            "new_ink_id": ink_id,
+                        })
+                    );
+                } else {
+                    println!("client {} rotation staged", a.client_id);
+                    println!("new_trk_id {trk_id}");
+                    if let Some(id) = ink_id {
+                        println!("new_ink_id {id}");
+                    }
+                }
+                return ExitCode::SUCCESS;
+            }
             Err(KmsStoreError::Duplicate(what)) if what.starts_with("TrK-ID") => {}
             Err(e) => {
                 eprintln!("error: {e}");

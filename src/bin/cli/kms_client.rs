@@ -3,8 +3,12 @@
 //! against the KMS certificate and the UID computed here), then the key material stored sealed
 //! and printed.
 //!
+//! New TrK/InK the KMS delivers (docs/mcx.md §3.4) are adopted once everything verified: their
+//! IDs are printed (`"rotated"` under `--json`), the keys written only to `--trk-out` /
+//! `--ink-out`, never to the output.
+//!
 //! Exit status: 0 verified (and stored); 1 refused, with `{"ok": false, "reason": …,
-//! "error": …}` under `--json`; 2 malformed arguments.
+//! "error": …}` under `--json`, or a new key that cannot be written; 2 malformed arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,6 +111,13 @@ pub struct KmsClientArgs {
     /// Bound on one HTTP exchange, e.g. 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     timeout: std::time::Duration,
+    /// Where to write a new TrK the KMS delivers (64 hex digits, mode 0600, replaced
+    /// atomically), for the next runs' --trk @FILE. The new TrK-ID is printed, never the key.
+    #[arg(long, value_name = "FILE")]
+    trk_out: Option<PathBuf>,
+    /// Where to write a new InK the KMS delivers (as --trk-out).
+    #[arg(long, value_name = "FILE")]
+    ink_out: Option<PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -255,6 +266,63 @@ fn prepare(a: &KmsClientArgs) -> Result<Prepared, String> {
     })
 }
 
+/// Writes a key as 64 hex digits and a newline to `path`, mode 0600: a temporary file beside
+/// it, synced, then renamed over it, so the file is either the old key or the new one.
+fn write_key_file(path: &std::path::Path, key: &Secret) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(key.expose())));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves the new keys a verified response delivered where --trk-out/--ink-out point, and
+/// describes them (IDs and files, never the keys) for the output.
+fn save_rotated(
+    a: &KmsClientArgs,
+    old: &TransportKeys,
+    new: &TransportKeys,
+) -> Result<Value, String> {
+    let mut out = json!({"trk_id": new.trk_id.to_string(), "trk_file": null, "ink_id": null, "ink_file": null});
+    if new.trk_id != old.trk_id
+        && let Some(path) = &a.trk_out
+    {
+        write_key_file(path, &new.trk).map_err(|e| format!("--trk-out {}: {e}", path.display()))?;
+        out["trk_file"] = json!(path.display().to_string());
+    }
+    let old_ink = old.ink.as_ref().map(|(id, _)| *id);
+    // `ink_id` only for a new InK: a kept one is not news.
+    if let Some((id, k)) = &new.ink
+        && Some(*id) != old_ink
+    {
+        out["ink_id"] = json!(id.to_string());
+        if let Some(path) = &a.ink_out {
+            write_key_file(path, k).map_err(|e| format!("--ink-out {}: {e}", path.display()))?;
+            out["ink_file"] = json!(path.display().to_string());
+        }
+    }
+    Ok(out)
+}
+
 fn refused(json: bool, e: &KmsClientError) -> ExitCode {
     if json {
         println!(
@@ -286,6 +354,7 @@ pub fn run(a: KmsClientArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let old_keys = p.client.transport_keys();
     let outcome = rt.block_on(p.client.run(&p.request));
     if let (Some(path), Some(raw)) = (&a.save_response, &outcome.raw)
         && let Err(e) = std::fs::write(path, raw)
@@ -296,12 +365,49 @@ pub fn run(a: KmsClientArgs) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // New keys adopted: written where the user points before anything is printed.
+    let rotated = match &outcome.rotated {
+        Some(new) => match save_rotated(&a, &old_keys, new) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                eprintln!("mbms-keys kms client: the KMS delivered new transport keys: {msg}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     match outcome.result {
         Err(e) => refused(a.json, &e),
         Ok(v) => {
             if a.json {
-                println!("{}", verified_json(&v));
+                let mut out = verified_json(&v);
+                if let Some(r) = &rotated {
+                    out["rotated"] = r.clone();
+                }
+                println!("{out}");
             } else {
+                if let Some(r) = &rotated {
+                    println!(
+                        "transport keys rotated: new TrK-ID {}{}",
+                        r["trk_id"].as_str().unwrap_or(""),
+                        r["ink_id"]
+                            .as_str()
+                            .map(|i| format!(", InK-ID {i}"))
+                            .unwrap_or_default()
+                    );
+                }
+                if rotated.as_ref().is_some_and(|r| r["trk_file"].is_null()) {
+                    eprintln!(
+                        "mbms-keys kms client: the new TrK was not saved (no --trk-out); the KMS \
+                         offers it again until it is used"
+                    );
+                }
+                if rotated
+                    .as_ref()
+                    .is_some_and(|r| !r["ink_id"].is_null() && r["ink_file"].is_null())
+                {
+                    eprintln!("mbms-keys kms client: the new InK was not saved (no --ink-out)");
+                }
                 match &v {
                     Verified::Init(c) => println!("init: certificate of {} stored", c.kms_uri),
                     Verified::KeyProv(m) => {

@@ -6,7 +6,7 @@ use super::super::xml::{self, Element};
 use super::super::{DS_NS, EXT_NS, KeyId, KmsError, NAMESPACE, Secret, XENC_NS, XSI_NS};
 use super::{
     EncryptedKey, ErrorInfo, KEY_SET_VERSION, KeyContent, KmsCertificate, KmsKeySet, KmsMessage,
-    KmsRequest, KmsResponse, NewKeys, RESPONSE_VERSION, Role,
+    KmsRequest, KmsResponse, NewKey, NewKeys, RESPONSE_VERSION, Role,
 };
 
 impl KmsRequest {
@@ -227,6 +227,7 @@ fn encrypted_key(e: &Element) -> Result<EncryptedKey, KmsError> {
     let mut algorithm = None;
     let mut key_name = None;
     let mut cipher_value = None;
+    let mut carried_key_name = None;
     for c in e.elements() {
         if c.is(XENC_NS, "EncryptionMethod") && algorithm.is_none() && cipher_value.is_none() {
             algorithm = c.attribute("Algorithm").map(str::to_owned);
@@ -250,6 +251,11 @@ fn encrypted_key(e: &Element) -> Result<EncryptedKey, KmsError> {
                     .decode(text)
                     .map_err(|_| KmsError::Structure("CipherValue: not base64".into()))?,
             );
+        } else if c.is(XENC_NS, "CarriedKeyName")
+            && cipher_value.is_some()
+            && carried_key_name.is_none()
+        {
+            carried_key_name = Some(c.text_content());
         } else if c.ns == XENC_NS || c.ns == DS_NS {
             return Err(unexpected("EncryptedKey", c));
         }
@@ -259,6 +265,7 @@ fn encrypted_key(e: &Element) -> Result<EncryptedKey, KmsError> {
             .ok_or_else(|| missing("EncryptedKey", "EncryptionMethod/@Algorithm"))?,
         key_name,
         cipher_value: cipher_value.ok_or_else(|| missing("EncryptedKey", "CipherData"))?,
+        carried_key_name,
     })
 }
 
@@ -327,13 +334,32 @@ fn key_set(e: &Element) -> Result<KmsKeySet, KmsError> {
     Ok(k)
 }
 
+/// A `NewTransportKey`/`NewIntegrityKey`: one EncryptedKey whose `CarriedKeyName` is the new
+/// key's identifier (8 hex digits), required (docs/mcx.md §3.4 \[CHOICE\]).
+fn new_key(e: &Element) -> Result<NewKey, KmsError> {
+    let key = encrypted_content(e)?;
+    let KeyContent::Encrypted(k) = &key else {
+        return Err(missing(&e.local, "xenc:EncryptedKey"));
+    };
+    let id = k
+        .carried_key_name
+        .as_deref()
+        .ok_or_else(|| missing(&e.local, "xenc:CarriedKeyName"))
+        .and_then(|n| {
+            KeyId::parse(n.trim()).map_err(|_| {
+                KmsError::Structure(format!("{}: CarriedKeyName is not 8 hex digits", e.local))
+            })
+        })?;
+    Ok(NewKey { id, key })
+}
+
 fn new_keys(c: &mut Cursor<'_>) -> Result<NewKeys, KmsError> {
     let mut n = NewKeys::default();
     while let Some(e) = c.opt("NewTransportKey") {
-        n.transport.push(encrypted_content(e)?);
+        n.transport.push(new_key(e)?);
     }
     while let Some(e) = c.opt("NewIntegrityKey") {
-        n.integrity.push(encrypted_content(e)?);
+        n.integrity.push(new_key(e)?);
     }
     Ok(n)
 }
