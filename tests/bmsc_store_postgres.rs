@@ -456,7 +456,7 @@ fn the_store_fails_while_postgresql_is_down_and_resumes_by_itself() {
     let started = std::time::Instant::now();
     assert!(matches!(
         store.registrations_of_btid(&btid(1)),
-        Err(StoreError::Backend(_))
+        Err(StoreError::Unavailable(_))
     ));
     assert!(store.register(&reg(2, "news")).is_err(), "not acknowledged");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));

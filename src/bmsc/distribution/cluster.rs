@@ -29,6 +29,18 @@ impl Distributor {
         format!("{key_domain}/{key_group:04x}")
     }
 
+    /// Logs, at start on a shared store, whether this node owns group `g` or follows it.
+    pub(super) fn log_ownership(&self, g: usize, owned: bool) {
+        if self.store.is_shared() {
+            let name = self.group_name(g);
+            if owned {
+                tracing::info!(group = %name, "cluster: this node owns the MSK group");
+            } else {
+                tracing::info!(group = %name, "cluster: this node follows the MSK group");
+            }
+        }
+    }
+
     /// Claims the ownership of every group: which this node owns now. On an unshared store,
     /// all; when the store fails, none (retried at the next round).
     pub(super) fn claim_round(&mut self, now: Now) -> Vec<bool> {

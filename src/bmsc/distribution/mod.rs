@@ -503,6 +503,7 @@ impl Distributor {
         let owned = this.claim_round(now);
         let records = this.store.msks()?;
         for (i, owned) in owned.into_iter().enumerate() {
+            this.log_ownership(i, owned);
             let (group, repush) = this.build_group(i, owned, &records, now)?;
             this.groups.push(group);
             if let Some(msk_id) = repush {

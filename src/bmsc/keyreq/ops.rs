@@ -176,6 +176,7 @@ impl KeyRequestHandler {
         let mut results: Vec<Option<Result<(), StoreError>>> =
             results.into_iter().map(Some).collect();
         let mut registered = Vec::new();
+        let mut store_failed = false;
         let statuses = items
             .into_iter()
             .map(|(id, item)| {
@@ -188,6 +189,7 @@ impl KeyRequestHandler {
                         }
                         Some(Err(e)) => {
                             error!(btid = %btid, service = %id, error = %e, "storing registration failed");
+                            store_failed |= matches!(e, StoreError::Unavailable(_));
                             code::INTERNAL
                         }
                         None => {
@@ -202,6 +204,16 @@ impl KeyRequestHandler {
                 }
             })
             .collect();
+        if store_failed && registered.is_empty() {
+            // The store's database is unreachable (a server down or restarting): nothing was
+            // registered, and the UE is told to come back rather than given per-service
+            // failures.
+            return (
+                Response::text(503, "store temporarily unavailable")
+                    .with_header("retry-after", "1".to_owned()),
+                Vec::new(),
+            );
+        }
         let xml = RegisterResponse { statuses }.to_xml();
         let mut events = Vec::new();
         if !registered.is_empty() {

@@ -129,6 +129,10 @@ pub enum StoreError {
     /// The database refused or failed an operation.
     #[error("database: {0}")]
     Backend(String),
+    /// The database server cannot be reached now (stopped, restarting, a network cut): nothing
+    /// was done; the same operation may succeed later (a Key Request gets 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A stored row does not decode, or its sealed value does not open under the KEK with this
     /// row's identity (wrong KEK, altered, or moved from another row).
     #[error("stored {what} {id} is corrupt, was moved, or the KEK is wrong")]

@@ -115,15 +115,19 @@ pub(super) fn db(e: &tokio_postgres::Error) -> StoreError {
             d.code().code(),
             d.message()
         )),
+        // Not the server's answer: the connection failed or closed.
         None => match std::error::Error::source(e) {
-            Some(source) => StoreError::Backend(format!("{e}: {source}")),
-            None => StoreError::Backend(e.to_string()),
+            Some(source) => StoreError::Unavailable(format!("{e}: {source}")),
+            None => StoreError::Unavailable(e.to_string()),
         },
     }
 }
 
 fn pool_err(e: &deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("connection pool: {e}"))
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db(e),
+        other => StoreError::Unavailable(format!("connection pool: {other}")),
+    }
 }
 
 fn stopped() -> StoreError {
@@ -252,10 +256,11 @@ fn register_batch(
         .map(|t| match (&written, t) {
             (_, Err(e)) => Err(e),
             (Ok(_), Ok(_)) => Ok(()),
-            (Err(e), Ok(_)) => Err(StoreError::Backend(match e {
-                StoreError::Backend(m) => m.clone(),
-                other => other.to_string(),
-            })),
+            (Err(e), Ok(_)) => Err(match e {
+                StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                StoreError::Backend(m) => StoreError::Backend(m.clone()),
+                other => StoreError::Backend(other.to_string()),
+            }),
         })
         .collect()
 }
