@@ -41,6 +41,8 @@ impl Distributor {
         }
     }
 
+    /// docs/profile.md §6 \[CHOICE\] "takeover bound": one round at start and every
+    /// `takeover_after`.
     /// Claims the ownership of every group: which this node owns now. On an unshared store,
     /// all; when the store fails, none (retried at the next round).
     pub(super) fn claim_round(&mut self, now: Now) -> Vec<bool> {
@@ -87,6 +89,7 @@ impl Distributor {
         }
     }
 
+    /// docs/profile.md §6 \[CHOICE\] "followers": re-read every `follow_interval`.
     /// What is due for the cluster at `now`: a claim round (takeovers and losses), the re-read
     /// of the groups followed.
     pub(super) fn cluster_step(&mut self, now: Now) -> Result<(), DistributionError> {

@@ -205,6 +205,7 @@ impl KeyRequestHandler {
             })
             .collect();
         if store_failed && registered.is_empty() {
+            // docs/profile.md §6 [CHOICE] "registration with the database unreachable".
             // The store's database is unreachable (a server down or restarting): nothing was
             // registered, and the UE is told to come back rather than given per-service
             // failures.

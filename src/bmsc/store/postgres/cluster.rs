@@ -27,6 +27,7 @@ use crate::mikey::{KeyDomainId, MskId};
 /// taken for dead.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// docs/profile.md §6 \[CHOICE\] "unit of ownership in a cluster": the MSK group.
 /// The advisory lock key of an MSK group: the first 8 octets of SHA-256 over a label and the
 /// group's name, so that no other user of the database collides with it by accident.
 #[must_use]
