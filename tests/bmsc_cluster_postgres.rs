@@ -23,9 +23,13 @@ use std::time::{Duration, Instant};
 use common::postgres::{PASSWORD, PgServer};
 use mbms_keys::crypto::{KsNaf, Msk};
 use mbms_keys::gba::{digest_password, mrk_gba_me, muk_gba_me};
-use mbms_keys::mbms::keyreq::{MIME_REGISTER, PATH_REGISTER, RegisterRequest};
+use mbms_keys::mbms::keyreq::{
+    MIME_MSK, MIME_REGISTER, MskRequest, PATH_MSK, PATH_REGISTER, RegisterRequest,
+};
 use mbms_keys::mbms::profile::csb_id_for;
-use mbms_keys::mbms::{MskId, MskUpdate, MtkId, MtkKeys, UnverifiedMsk, UnverifiedMtk};
+use mbms_keys::mbms::{
+    KeyDomainId, MskId, MskUpdate, MtkId, MtkKeys, UnverifiedMsk, UnverifiedMtk,
+};
 use mbms_lab::bmsc_config::{LabConfig, LabService, LabSubscriber};
 use mbms_lab::{TempDir, free_port};
 
@@ -154,14 +158,28 @@ impl Node {
 
 /// Registers UE `i` with `curl --digest` at `node`: the HTTP status.
 fn register(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
-    let body = dir.join("register.xml");
-    if !body.exists() {
-        std::fs::write(
-            &body,
-            RegisterRequest::register(&[SERVICE.to_owned()]).to_xml(),
-        )
-        .expect("body");
-    }
+    let body = RegisterRequest::register(&[SERVICE.to_owned()]).to_xml();
+    request(curl, dir, node, i, PATH_REGISTER, MIME_REGISTER, &body)
+}
+
+/// UE `i` asks `node` for the current MSK of the service's Key Group: the HTTP status.
+fn msk_request(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
+    let body = MskRequest::new(&[(KeyDomainId([0x00, 0xf1, 0x10]), MskId::new(1, 0))]).to_xml();
+    request(curl, dir, node, i, PATH_MSK, MIME_MSK, &body)
+}
+
+/// One Key Request of UE `i` with `curl --digest` at `node`: the HTTP status.
+fn request(
+    curl: &Path,
+    dir: &Path,
+    node: &Node,
+    i: usize,
+    path: &str,
+    mime: &str,
+    body: &str,
+) -> String {
+    let file = dir.join(format!("body-{i}.xml"));
+    std::fs::write(&file, body).expect("body");
     let password = digest_password(&mrk_gba_me(&KsNaf::from_bytes(ks_naf(i)))).to_string();
     let out = Command::new(curl)
         .args([
@@ -175,17 +193,10 @@ fn register(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
             "-u",
         ])
         .arg(format!("{}:{password}", btid(i)))
-        .args([
-            "-H",
-            &format!("Content-Type: {MIME_REGISTER}"),
-            "--data-binary",
-        ])
-        .arg(format!("@{}", body.display()))
+        .args(["-H", &format!("Content-Type: {mime}"), "--data-binary"])
+        .arg(format!("@{}", file.display()))
         .args(["-w", "%{http_code}"])
-        .arg(format!(
-            "http://127.0.0.1:{}{PATH_REGISTER}",
-            node.http_port
-        ))
+        .arg(format!("http://127.0.0.1:{}{path}", node.http_port))
         .output()
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -493,11 +504,21 @@ fn postgresql_restarted_under_a_running_cluster_gets_503_then_resumes() {
     for (i, node) in nodes.iter().enumerate() {
         assert_eq!(register(&cluster.curl, cluster.dir.path(), node, i), "200");
     }
+    assert_eq!(
+        msk_request(&cluster.curl, cluster.dir.path(), &nodes[1], 0),
+        "200",
+        "an MSK request at the node that did not take the registration"
+    );
     cluster.server.pg_ctl_stop();
     for i in 2..4 {
         let status = register(&cluster.curl, cluster.dir.path(), &nodes[i % 2], i);
         assert_eq!(status, "503", "UE {i} while the database is down");
     }
+    assert_eq!(
+        msk_request(&cluster.curl, cluster.dir.path(), &nodes[0], 1),
+        "503",
+        "an MSK request while the database is down"
+    );
     for n in &mut nodes {
         assert!(n.running(), "a node exited: {}", n.log_text());
     }
@@ -514,6 +535,11 @@ fn postgresql_restarted_under_a_running_cluster_gets_503_then_resumes() {
         cluster.psql("SELECT count(*) FROM registrations").trim(),
         UES.to_string(),
         "nothing lost, every acknowledged registration stored"
+    );
+    assert_eq!(
+        msk_request(&cluster.curl, cluster.dir.path(), &nodes[0], 1),
+        "200",
+        "MSK requests resume"
     );
     // The group still has exactly one owner, which keeps making MTKs.
     let before = cluster.psql("SELECT count(*) FROM mtks");
