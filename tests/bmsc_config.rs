@@ -153,6 +153,8 @@ fn defaults_apply_to_a_minimal_file() {
     assert_eq!(c.push.retries, 4);
     assert_eq!(c.push.initial_backoff, Duration::from_secs(1));
     assert_eq!(c.push.max_backoff, Duration::from_secs(30));
+    assert_eq!(c.cluster.takeover_after, Duration::from_secs(10));
+    assert_eq!(c.cluster.follow_interval, Duration::from_secs(1));
     assert_eq!(
         c.key_export_socket, None,
         "the key export is off by default"
@@ -167,6 +169,26 @@ fn defaults_apply_to_a_minimal_file() {
         Transport::Download {
             mtk_object_dir: PathBuf::from("/var/lib/bmsc/mtk/svc-a")
         }
+    );
+}
+
+#[test]
+fn the_cluster_section_takes_two_positive_durations() {
+    let c = parse(&format!(
+        "{TOP}[cluster]\ntakeover_after = \"2s\"\nfollow_interval = \"250ms\"\n{SERVICE}"
+    ))
+    .expect("cluster");
+    assert_eq!(c.cluster.takeover_after, Duration::from_secs(2));
+    assert_eq!(c.cluster.follow_interval, Duration::from_millis(250));
+    assert_eq!(
+        refused_key(&format!(
+            "{TOP}[cluster]\ntakeover_after = \"0s\"\n{SERVICE}"
+        )),
+        "cluster.takeover_after"
+    );
+    assert_eq!(
+        refused_key(&format!("{TOP}[cluster]\nleader = true\n{SERVICE}")),
+        "cluster.leader"
     );
 }
 

@@ -1,6 +1,7 @@
 //! The BM-SC store on a real PostgreSQL server (`tests/common/postgres.rs`: initdb + pg_ctl on
 //! a temporary directory and a loopback port): the store contract (`store_contract/`, shared
-//! with SQLite), no key in clear in the database dump, the KEK check, one BM-SC per database,
+//! with SQLite), no key in clear in the database dump, the KEK check, several nodes on one database (MSK group
+//! ownership, first MSK and MTK kept, counter blocks),
 //! read-only opens, migrations recorded once, the password kept out of messages.
 //! Skipped without PostgreSQL, failing then under `MBMS_REQUIRE_ORACLES=1`.
 
@@ -155,15 +156,158 @@ fn a_kek_is_created_with_a_new_database_only() {
 }
 
 #[test]
-fn one_bmsc_per_database() {
+fn nodes_share_a_database_with_one_owner_per_msk_group() {
+    let Some(b) = Postgres::new() else { return };
+    let groups = ["00f110/0001".to_owned(), "00f110/0002".to_owned()];
+    let first = b.open();
+    let second = b.try_open().expect("a second node opens the same database");
+    assert!(first.is_shared() && second.is_shared());
+    assert_eq!(first.claim_ownership(&groups).expect("claim"), [true, true]);
+    assert_eq!(
+        second.claim_ownership(&groups).expect("claim"),
+        [false, false]
+    );
+    // Kept by its holder round after round.
+    assert_eq!(first.claim_ownership(&groups).expect("claim"), [true, true]);
+    drop(first);
+    // Released with the first node's connection: the second takes both over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = second.claim_ownership(&groups).expect("claim");
+        if got == [true, true] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never taken over: {got:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lost_ownership_connection_is_noticed_and_the_groups_move() {
+    let Some(b) = Postgres::new() else { return };
+    let groups = ["00f110/0001".to_owned()];
+    let first = b.open();
+    let second = b.open();
+    assert_eq!(first.claim_ownership(&groups).expect("claim"), [true]);
+    // The server ends the first node's ownership connection (the one holding the lock).
+    let killed = b.server.psql(
+        &b.db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+         AND granted",
+    );
+    assert_eq!(killed.trim(), "1", "one connection held the lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while second.claim_ownership(&groups).expect("claim") != [true] {
+        assert!(std::time::Instant::now() < deadline, "not taken over");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The first node notices at its next round (it reconnects) and does not claim it still.
+    assert_eq!(
+        first.claim_ownership(&groups).expect("reconnected"),
+        [false]
+    );
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while first.claim_ownership(&groups).expect("claim") != [true] {
+        assert!(std::time::Instant::now() < deadline, "not taken back");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_msk_id_and_an_mtk_id_keep_the_first_key_made_for_them() {
     let Some(b) = Postgres::new() else { return };
     let first = b.open();
-    let err = b.try_open().expect_err("second node");
-    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
-    assert!(err.to_string().contains(&b.db), "{err}");
-    drop(first);
-    // Released with the first store's connection.
-    drop(b.open());
+    let second = b.open();
+    let mine = msk_record(7, MSK_OCTETS);
+    let mut theirs = msk_record(7, [0x11; 16]);
+    theirs.state = mbms_keys::bmsc::store::MskState::Next;
+    assert_eq!(first.create_msk(&mine).expect("create"), mine);
+    // The second node made another MSK under the same ID: it gets the stored one.
+    assert_eq!(second.create_msk(&theirs).expect("adopt"), mine);
+    assert_eq!(
+        second.msk(KD, mine.msk_id).expect("read"),
+        Some(mine.clone())
+    );
+
+    let one = CurrentMtk {
+        id: MtkId(4),
+        mtk: Mtk::from_bytes(MTK_OCTETS),
+        salt: Some(Salt::from_bytes(SALT_OCTETS)),
+    };
+    let other = CurrentMtk {
+        id: MtkId(4),
+        mtk: Mtk::from_bytes([0x22; 16]),
+        salt: None,
+    };
+    assert_eq!(first.claim_mtk(KD, mine.msk_id, &one).expect("claim"), one);
+    assert_eq!(
+        second.claim_mtk(KD, mine.msk_id, &other).expect("adopt"),
+        one
+    );
+    let next = CurrentMtk {
+        id: MtkId(5),
+        ..other.clone()
+    };
+    assert_eq!(
+        second.claim_mtk(KD, mine.msk_id, &next).expect("claim"),
+        next
+    );
+    // Sealed at rest like the MSKs: the dump holds neither MTK in clear.
+    let dump = b.server.dump(&b.db);
+    assert!(!dump.contains(&hex::encode(MTK_OCTETS)), "MTK in clear");
+    assert!(!dump.contains(&hex::encode([0x22u8; 16])), "MTK in clear");
+    // Deleting the MSK deletes its claimed MTKs.
+    assert!(first.delete_msk(KD, mine.msk_id).expect("delete"));
+    assert_eq!(
+        b.server.psql(&b.db, "SELECT count(*) FROM mtks").trim(),
+        "0"
+    );
+}
+
+#[test]
+fn counter_blocks_of_several_nodes_never_overlap_and_increase() {
+    let Some(b) = Postgres::new() else { return };
+    let nodes: Vec<Arc<PostgresStore>> = (0..3).map(|_| Arc::new(b.open())).collect();
+    let floor = 1_000_000u32;
+    let threads: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                (1..=40u32)
+                    .map(|i| {
+                        let len = i % 7 + 1;
+                        let first = n
+                            .reserve_counters(floor, len)
+                            .expect("reserve")
+                            .expect("shared");
+                        (first, len)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        let blocks = t.join().expect("thread");
+        // Each node's blocks increase.
+        for w in blocks.windows(2) {
+            assert!(w[1].0 >= w[0].0 + w[0].1, "{w:?}");
+        }
+        all.extend(blocks);
+    }
+    all.sort_unstable();
+    assert!(all[0].0 >= floor);
+    for w in all.windows(2) {
+        assert!(w[1].0 >= w[0].0 + w[0].1, "overlap {w:?}");
+    }
+    // The stored ceiling is past every value handed out.
+    let (last, len) = all[all.len() - 1];
+    assert_eq!(nodes[0].counter_ceiling().expect("ceiling"), last + len);
 }
 
 #[test]
@@ -173,9 +317,9 @@ fn migrations_are_recorded_once_and_a_newer_schema_is_refused() {
     drop(b.open());
     assert_eq!(
         b.server.psql(&b.db, "SELECT count(*) FROM schema_version"),
-        "1\n"
+        "2\n"
     );
-    assert_eq!(b.open().schema_version().expect("version"), 1);
+    assert_eq!(b.open().schema_version().expect("version"), 2);
     b.server.psql(
         &b.db,
         "INSERT INTO schema_version (version, applied_at) VALUES (99, 0)",
@@ -312,7 +456,7 @@ fn the_store_fails_while_postgresql_is_down_and_resumes_by_itself() {
     let started = std::time::Instant::now();
     assert!(matches!(
         store.registrations_of_btid(&btid(1)),
-        Err(StoreError::Backend(_))
+        Err(StoreError::Unavailable(_))
     ));
     assert!(store.register(&reg(2, "news")).is_err(), "not acknowledged");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));

@@ -30,7 +30,8 @@ pub use store::{DEFAULT_POOL_SIZE, PG_PASSWORD_ENV, Password, PostgresConfig, St
 pub use values::{ImpiPattern, check_fqdn, format_rfc3339, parse_rfc3339};
 
 use self::read::{
-    digest_section, http_section, multicast, push_section, services, socket_addr, syntax_error,
+    cluster_section, digest_section, http_section, multicast, push_section, services, socket_addr,
+    syntax_error,
 };
 use self::table::Section;
 use crate::gba::zn::ZnConfig;
@@ -144,6 +145,28 @@ pub struct PushConfig {
     pub initial_backoff: Duration,
     /// Upper bound of the wait.
     pub max_backoff: Duration,
+}
+
+/// `[cluster]`: several BM-SC nodes on one PostgreSQL store (docs/cluster.md). Ignored on the
+/// SQLite store (one BM-SC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// How often a node tries to take the ownership of the MSK groups it does not own (and
+    /// checks the connection that holds those it owns): the bound on the takeover after an
+    /// owner died (default 10 s).
+    pub takeover_after: Duration,
+    /// How often a node that does not own an MSK group re-reads its MSKs and MTKs from the
+    /// store, to push what the owner made to the UEs that register with it (default 1 s).
+    pub follow_interval: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            takeover_after: Duration::from_secs(10),
+            follow_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `[[gba.subscribers]]`: one lab subscriber of the embedded key source.
@@ -374,6 +397,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[push]`.
     pub push: PushConfig,
+    /// `[cluster]`.
+    pub cluster: ClusterConfig,
     /// `[gba]`.
     pub gba: GbaConfig,
     /// `multicast_ttl` and `multicast_interface` at the top level: the MIKEY socket's, and
@@ -467,6 +492,7 @@ impl Config {
                 "digest",
                 "http",
                 "push",
+                "cluster",
                 "gba",
                 "multicast_ttl",
                 "multicast_interface",
@@ -528,6 +554,8 @@ impl Config {
         )?)?;
         let push =
             push_section(top.opt_table("push", &["retries", "initial_backoff", "max_backoff"])?)?;
+        let cluster =
+            cluster_section(top.opt_table("cluster", &["takeover_after", "follow_interval"])?)?;
         let gba = match top.opt_table("gba", gba::GBA_KEYS)? {
             None => GbaConfig::default(),
             Some(g) => gba::gba_section(g, &fqdn)?,
@@ -552,6 +580,7 @@ impl Config {
             digest,
             http,
             push,
+            cluster,
             gba,
             multicast,
             services,

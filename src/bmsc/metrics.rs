@@ -36,6 +36,8 @@ pub struct Metrics {
     pub invalidations_sent: Counter,
     /// MSK switch-overs (a Key Group's current MSK replaced by the next).
     pub msk_rotations: Counter,
+    /// MSK groups this node took the ownership of from another node (a cluster).
+    pub cluster_takeovers: Counter,
     /// MTK messages sent (first sends and repetitions).
     pub mtk_messages: Counter,
     /// MTKs generated.
@@ -109,7 +111,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 28] = [
+        let counters: [(&str, &str, &Counter); 29] = [
             (
                 "gba_cache_hits_total",
                 "GBA key lookups answered from the key cache",
@@ -174,6 +176,11 @@ impl Metrics {
                 "msk_rotations_total",
                 "MSK switch-overs",
                 &self.msk_rotations,
+            ),
+            (
+                "cluster_takeovers_total",
+                "MSK groups taken over from another node",
+                &self.cluster_takeovers,
             ),
             (
                 "mtk_messages_total",

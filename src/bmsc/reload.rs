@@ -123,6 +123,7 @@ pub fn fixed_differences(old: &Config, new: &Config) -> Vec<String> {
     differs("digest", old.digest != new.digest);
     differs("http", old.http != new.http);
     differs("push", old.push != new.push);
+    differs("cluster", old.cluster != new.cluster);
     differs(
         "multicast_ttl/multicast_interface",
         old.multicast != new.multicast,

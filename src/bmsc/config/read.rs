@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::table::{Section, StrOrList};
 use super::values::ImpiPattern;
 use super::{
-    Authorized, ConfigError, DEFAULT_KEY_LEAD, DigestAlgorithm, DigestConfig, HttpConfig,
-    MulticastConfig, MulticastInterface, PushConfig, Qop, ServiceConfig, SrtpSenderConfig,
-    SrtpSuite, SubscriberConfig, Transport,
+    Authorized, ClusterConfig, ConfigError, DEFAULT_KEY_LEAD, DigestAlgorithm, DigestConfig,
+    HttpConfig, MulticastConfig, MulticastInterface, PushConfig, Qop, ServiceConfig,
+    SrtpSenderConfig, SrtpSuite, SubscriberConfig, Transport,
 };
 use crate::crypto::{Ks, KsExtNaf, KsIntNaf, KsNaf};
 use crate::duration::format as format_duration;
@@ -112,6 +112,15 @@ pub(super) fn push_section(s: Option<Section>) -> Result<PushConfig, ConfigError
         retries,
         initial_backoff,
         max_backoff,
+    })
+}
+
+/// `[cluster]`: durations, both positive.
+pub(super) fn cluster_section(s: Option<Section>) -> Result<ClusterConfig, ConfigError> {
+    let mut s = s.unwrap_or_else(|| Section::empty("cluster"));
+    Ok(ClusterConfig {
+        takeover_after: s.duration("takeover_after", "10s")?,
+        follow_interval: s.duration("follow_interval", "1s")?,
     })
 }
 

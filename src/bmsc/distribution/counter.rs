@@ -63,6 +63,8 @@ pub(crate) struct Counters {
     next: u32,
     ceiling: u32,
     block: u32,
+    /// The store is shared by several nodes: every batch reserves its values in the store.
+    shared: bool,
 }
 
 impl Counters {
@@ -86,12 +88,14 @@ impl Counters {
                 next: floor,
                 ceiling: floor,
                 block,
+                shared: store.is_shared(),
             });
         }
         Ok(Self {
             next: ceiling,
             ceiling,
             block,
+            shared: store.is_shared(),
         })
     }
 
@@ -106,6 +110,15 @@ impl Counters {
     ) -> Result<u32, StoreError> {
         let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX).min(0x4000_0000);
         let floor = counter_floor(wall);
+        if self.shared {
+            // docs/profile.md §6 [CHOICE] "cluster counters": one reservation per batch of
+            // messages, after every value any node reserved before it.
+            if let Some(first) = store.reserve_counters(floor, n)? {
+                self.next = first.wrapping_add(n);
+                self.ceiling = self.next;
+                return Ok(first);
+            }
+        }
         // A floor 2^31 or more ahead reads as behind (RFC 1982): the counter then keeps its
         // own course, which is what UEs holding its recent values accept.
         if serial_before(self.next, floor) {

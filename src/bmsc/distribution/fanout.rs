@@ -34,6 +34,13 @@ pub(super) struct FanOut {
     pub(super) not_before: Instant,
 }
 
+impl FanOut {
+    /// The group whose MSK it pushes.
+    pub(super) fn group(&self) -> usize {
+        self.group
+    }
+}
+
 impl Distributor {
     /// Queues the push of group `g`'s MSK `msk_id` to every registered UE.
     pub(super) fn queue_fanout(&mut self, g: usize, msk_id: MskId, now: Instant) {

@@ -103,6 +103,16 @@ impl MskSlot {
     }
 }
 
+/// The schedule of a group, from the configuration of its services.
+pub(super) struct GroupParams {
+    pub(super) lifetime: Duration,
+    pub(super) interval: Duration,
+    pub(super) announce: Duration,
+    pub(super) lead: Duration,
+    pub(super) sequ: u16,
+    pub(super) salted: bool,
+}
+
 /// An MTK of the group.
 #[derive(Clone)]
 pub(super) struct LiveMtk {
@@ -114,6 +124,9 @@ pub(super) struct LiveMtk {
 
 /// One (Key Domain ID, Key Group): its MSKs and MTK schedule, shared by its services.
 pub(super) struct Group {
+    /// Whether this node rotates its MSKs and makes its MTKs (always, but in a cluster, where
+    /// one node at a time does, docs/cluster.md); a group not owned follows the store.
+    pub(super) owned: bool,
     pub(super) key_domain: KeyDomainId,
     pub(super) key_group: u16,
     /// Indexes into `Distributor::services`.
@@ -235,33 +248,9 @@ impl Distributor {
         records: &[MskRecord],
         now: Now,
     ) -> Result<(Group, Option<MskId>), DistributionError> {
-        let lifetime = specs
-            .iter()
-            .map(|s| s.msk_lifetime)
-            .max()
-            .unwrap_or_default();
-        let interval = specs
-            .iter()
-            .map(|s| s.mtk_interval)
-            .min()
-            .unwrap_or(Duration::from_secs(10))
-            .max(Duration::from_millis(1));
-        let announce = specs
-            .iter()
-            .map(|s| s.mtk_resend)
-            .min()
-            .unwrap_or_default()
-            .min(interval);
-        let lifetime = lifetime.max(interval);
-        let lead = lead_for(lifetime, announce, self.tuning.max_lead);
-        let sequ = sequ_for(lifetime, interval, self.tuning.max_sequ);
-        let salted = specs.iter().any(|s| {
-            matches!(
-                s.transport,
-                crate::bmsc::config::Transport::Streaming { .. }
-            )
-        });
-
+        let p = self.group_params(specs);
+        let (lifetime, interval, announce, lead, sequ, salted) =
+            (p.lifetime, p.interval, p.announce, p.lead, p.sequ, p.salted);
         let mut mine: Vec<MskRecord> = records
             .iter()
             .filter(|r| r.key_domain == key_domain && r.msk_id.key_group == key_group)
@@ -330,10 +319,15 @@ impl Distributor {
                     now.wall,
                     now.wall + lifetime,
                 );
-                // Durable before the MSK is used for anything.
-                self.store.put_msk(&record)?;
-                tracing::info!(%key_domain, %msk_id, "first MSK created");
-                record
+                // Durable before the MSK is used for anything; another node's, when it made
+                // one first (a cluster).
+                let stored = self.store.create_msk(&record)?;
+                if stored.msk == record.msk {
+                    tracing::info!(%key_domain, %msk_id, "first MSK created");
+                } else {
+                    tracing::info!(%key_domain, %msk_id, "first MSK made by another node adopted");
+                }
+                stored
             }
         };
         let live = current.current_mtk.as_ref().map(|m| LiveMtk {
@@ -343,6 +337,7 @@ impl Distributor {
             salt: m.salt.clone(),
         });
         let mut group = Group {
+            owned: true,
             key_domain,
             key_group,
             services,
@@ -372,6 +367,120 @@ impl Distributor {
             .map(MskSlot::msk_id)
             .or(promoted_on_load);
         Ok((group, repush))
+    }
+
+    /// The schedule of a group of services `specs` (module documentation).
+    pub(super) fn group_params(&self, specs: &[&ServiceConfig]) -> GroupParams {
+        let lifetime = specs
+            .iter()
+            .map(|s| s.msk_lifetime)
+            .max()
+            .unwrap_or_default();
+        let interval = specs
+            .iter()
+            .map(|s| s.mtk_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_millis(1));
+        let announce = specs
+            .iter()
+            .map(|s| s.mtk_resend)
+            .min()
+            .unwrap_or_default()
+            .min(interval);
+        let lifetime = lifetime.max(interval);
+        GroupParams {
+            lifetime,
+            interval,
+            announce,
+            lead: lead_for(lifetime, announce, self.tuning.max_lead),
+            sequ: sequ_for(lifetime, interval, self.tuning.max_sequ),
+            salted: specs.iter().any(|s| {
+                matches!(
+                    s.transport,
+                    crate::bmsc::config::Transport::Streaming { .. }
+                )
+            }),
+        }
+    }
+
+    /// A group this node does not own (a cluster, docs/cluster.md), as the store holds it now:
+    /// its MSKs and the current MTK the owner made, for the pushes to the UEs that register
+    /// with this node. Writes nothing, but the group's first MSK when the store has none yet
+    /// (claimed in the store: the owner, if it made one first, has it adopted).
+    pub(super) fn follow_group(
+        &mut self,
+        (key_domain, key_group): (KeyDomainId, u16),
+        services: Vec<usize>,
+        params: &GroupParams,
+        records: &[MskRecord],
+        now: Now,
+    ) -> Result<Group, DistributionError> {
+        let mut mine: Vec<MskRecord> = records
+            .iter()
+            .filter(|r| r.key_domain == key_domain && r.msk_id.key_group == key_group)
+            .cloned()
+            .collect();
+        mine.sort_by_key(|r| (r.activates_at, r.created_at));
+        let take_last = |mine: &mut Vec<MskRecord>, state: MskState| {
+            let i = mine.iter().rposition(|r| r.state == state)?;
+            Some(mine.remove(i))
+        };
+        let mut current = take_last(&mut mine, MskState::Current);
+        let mut next = take_last(&mut mine, MskState::Next);
+        if current.is_none() {
+            current = next.take();
+        }
+        let current = match current {
+            Some(c) => c,
+            None => {
+                let last = mine.iter().map(|r| r.msk_id.key_number).max().unwrap_or(0);
+                let record = self.new_record(
+                    key_domain,
+                    MskId::new(key_group, next_key_number(last)),
+                    params.sequ,
+                    MskState::Current,
+                    now.wall,
+                    now.wall,
+                    now.wall + params.lifetime,
+                );
+                self.store.create_msk(&record)?
+            }
+        };
+        // The MTK the owner delivers now: the latest announced, under the next MSK once the
+        // switch-over to it has begun.
+        let live_of = |r: &MskRecord| {
+            r.current_mtk.as_ref().map(|m| LiveMtk {
+                msk_id: r.msk_id,
+                mtk_id: m.id,
+                mtk: m.mtk.clone(),
+                salt: m.salt.clone(),
+            })
+        };
+        let live = next
+            .as_ref()
+            .and_then(live_of)
+            .or_else(|| live_of(&current));
+        Ok(Group {
+            owned: false,
+            key_domain,
+            key_group,
+            services,
+            lifetime: params.lifetime,
+            interval: params.interval,
+            announce: params.announce,
+            lead: params.lead,
+            sequ: params.sequ,
+            salted: params.salted,
+            current: MskSlot::new(current, now),
+            next: next.map(|n| MskSlot::new(n, now)),
+            retired: mine.into_iter().map(|r| MskSlot::new(r, now)).collect(),
+            live,
+            upcoming: None,
+            switch_at: now.mono,
+            next_msk_at: now.mono,
+            retired_grace: self.tuning.retired_grace,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -420,9 +529,14 @@ impl Distributor {
             activates,
             activates + lifetime,
         );
-        self.store.put_msk(&record)?;
-        tracing::info!(%key_domain, %msk_id, "next MSK created");
-        self.groups[g].next = Some(MskSlot::new(record, now));
+        let stored = self.store.create_msk(&record)?;
+        if stored.msk == record.msk {
+            tracing::info!(%key_domain, %msk_id, "next MSK created");
+        } else {
+            // A node that owned the group before made it (a cluster): the same MSK for all.
+            tracing::info!(%key_domain, %msk_id, "next MSK made by another node adopted");
+        }
+        self.groups[g].next = Some(MskSlot::new(stored, now));
         self.queue_fanout(g, msk_id, now.mono);
         Ok(())
     }

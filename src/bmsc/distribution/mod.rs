@@ -10,6 +10,8 @@
 //!
 //! - [`clock`]: [`Now`], monotonic time for schedules and wall time for the protocol;
 //! - [`counter`]: the one MIKEY counter of all messages, durable without a write per message;
+//! - `cluster`: on a store shared by several nodes, who owns each MSK group, and the groups
+//!   followed from the store;
 //! - `lifecycle`: MSK creation, rotation and retirement, SEQu sizing, lead time;
 //! - `mtk`: MTK generation, the announce ahead of each switch, repetition;
 //! - `push`: MSK messages to UEs after Key Request events, solicited pulls, the MUK cache;
@@ -17,6 +19,7 @@
 //! - `fanout`: the push of a new MSK to every registered UE, a batch at a time.
 
 pub mod clock;
+mod cluster;
 pub mod counter;
 mod fanout;
 mod lifecycle;
@@ -34,7 +37,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::broadcast;
 
-use crate::bmsc::config::{Config, PushConfig, Transport};
+use crate::bmsc::config::{ClusterConfig, Config, PushConfig, ServiceConfig, Transport};
 use crate::bmsc::events::KeyRequestEvent;
 use crate::bmsc::metrics::Metrics;
 use crate::bmsc::store::{Store, StoreError};
@@ -366,6 +369,15 @@ pub struct Distributor {
     sweep_at: Instant,
     /// The clocks as of the last input: the counter floor follows its wall time.
     last_now: Now,
+    /// `[cluster]`.
+    cluster: ClusterConfig,
+    /// Each group's (Key Domain ID, Key Group) and the configuration of its services: what a
+    /// takeover reloads it with.
+    group_keys: Vec<((KeyDomainId, u16), Vec<ServiceConfig>)>,
+    /// On a shared store: the next claim round of ownership, the next re-read of the groups
+    /// followed.
+    claim_at: Option<Instant>,
+    follow_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -472,15 +484,27 @@ impl Distributor {
             mtk_view: CurrentMtks::default(),
             sweep_at: now.mono,
             last_now: now,
+            cluster: config.cluster,
+            group_keys: Vec::with_capacity(group_keys.len()),
+            claim_at: None,
+            follow_at: None,
         };
         this.sweep_at = now.mono + this.tuning.sweep_interval;
-        let records = this.store.msks()?;
         for (i, key) in group_keys.into_iter().enumerate() {
-            let members: Vec<usize> = (0..this.services.len())
-                .filter(|s| this.services[*s].group == i)
+            let specs: Vec<ServiceConfig> = config
+                .services
+                .iter()
+                .zip(&this.services)
+                .filter(|(_, s)| s.group == i)
+                .map(|(c, _)| c.clone())
                 .collect();
-            let specs: Vec<_> = members.iter().map(|m| &config.services[*m]).collect();
-            let (group, repush) = this.load_group(key, members.clone(), &specs, &records, now)?;
+            this.group_keys.push((key, specs));
+        }
+        let owned = this.claim_round(now);
+        let records = this.store.msks()?;
+        for (i, owned) in owned.into_iter().enumerate() {
+            this.log_ownership(i, owned);
+            let (group, repush) = this.build_group(i, owned, &records, now)?;
             this.groups.push(group);
             if let Some(msk_id) = repush {
                 this.queue_fanout(i, msk_id, now.mono);
@@ -545,7 +569,14 @@ impl Distributor {
     pub fn on_timeout(&mut self, now: Now) -> Result<(), DistributionError> {
         self.last_now = now;
         let mut first_error = None;
+        if let Err(e) = self.cluster_step(now) {
+            tracing::warn!("cluster: {e}");
+            first_error.get_or_insert(e);
+        }
         for g in 0..self.groups.len() {
+            if !self.groups[g].owned {
+                continue;
+            }
             if let Err(e) = self.step_group(g, now) {
                 tracing::warn!(group = g, "key distribution: {e}");
                 first_error.get_or_insert(e);
@@ -577,7 +608,12 @@ impl Distributor {
             at = Some(at.map_or(t, |a| a.min(t)));
         };
         for (i, g) in self.groups.iter().enumerate() {
-            g.deadlines(self.mtk_waits_for_fanout(i), &mut consider);
+            if g.owned {
+                g.deadlines(self.mtk_waits_for_fanout(i), &mut consider);
+            }
+        }
+        for t in [self.claim_at, self.follow_at].into_iter().flatten() {
+            consider(t);
         }
         for s in &self.services {
             if let Some(t) = s.next_send_at {

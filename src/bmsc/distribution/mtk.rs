@@ -67,6 +67,7 @@ impl Distributor {
         let salt = self.groups[g]
             .salted
             .then(|| Salt::from_fn(|b| super::fill(&mut self.rng, b)));
+        let key_domain = self.groups[g].key_domain;
         let group = &mut self.groups[g];
         let slot = match (use_next, group.next.as_mut()) {
             (true, Some(next)) => next,
@@ -76,13 +77,21 @@ impl Distributor {
             return Err(BuildError::Invalid("no MTK ID left in the MSK's interval").into());
         }
         let mtk_id = MtkId(slot.record.mtk_next_id);
+        // One MTK per MTK ID whatever the nodes (a cluster): a node that owned the group before
+        // may have claimed this one; then it is the one delivered.
+        let claimed = self.store.claim_mtk(
+            key_domain,
+            slot.record.msk_id,
+            &CurrentMtk {
+                id: mtk_id,
+                mtk,
+                salt,
+            },
+        )?;
+        let (mtk, salt) = (claimed.mtk.clone(), claimed.salt.clone());
         let mut record = slot.record.clone();
         record.mtk_next_id = record.mtk_next_id.wrapping_add(1);
-        record.current_mtk = Some(CurrentMtk {
-            id: mtk_id,
-            mtk: mtk.clone(),
-            salt: salt.clone(),
-        });
+        record.current_mtk = Some(claimed);
         // Durable before any message carries this MTK ID.
         self.store.put_msk(&record)?;
         let msk_id = record.msk_id;

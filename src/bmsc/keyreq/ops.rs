@@ -176,6 +176,7 @@ impl KeyRequestHandler {
         let mut results: Vec<Option<Result<(), StoreError>>> =
             results.into_iter().map(Some).collect();
         let mut registered = Vec::new();
+        let mut store_failed = false;
         let statuses = items
             .into_iter()
             .map(|(id, item)| {
@@ -188,6 +189,7 @@ impl KeyRequestHandler {
                         }
                         Some(Err(e)) => {
                             error!(btid = %btid, service = %id, error = %e, "storing registration failed");
+                            store_failed |= matches!(e, StoreError::Unavailable(_));
                             code::INTERNAL
                         }
                         None => {
@@ -202,6 +204,13 @@ impl KeyRequestHandler {
                 }
             })
             .collect();
+        if store_failed && registered.is_empty() {
+            // docs/profile.md §6 [CHOICE] "registration with the database unreachable".
+            // The store's database is unreachable (a server down or restarting): nothing was
+            // registered, and the UE is told to come back rather than given per-service
+            // failures.
+            return (unavailable(), Vec::new());
+        }
         let xml = RegisterResponse { statuses }.to_xml();
         let mut events = Vec::new();
         if !registered.is_empty() {
@@ -287,7 +296,8 @@ impl KeyRequestHandler {
         (xml_response(MIME_REGISTER_RESPONSE, xml), events)
     }
 
-    /// `<mbmsMskRequest>`: per MSK 400 (malformed ids), 403 (the UE is registered to no
+    /// `<mbmsMskRequest>`: 503 when the registrations cannot be read because the database is
+    /// unreachable; else per MSK 400 (malformed ids), 403 (the UE is registered to no
     /// service of that Key Domain ID and Key Group), 404 (no current MSK for Key Number 0, or
     /// no such MSK, or a retired one), 500 (store failure), else 200. The event keeps Key
     /// Number 0 as requested: the Key Distribution function resolves "current" when it pushes,
@@ -307,6 +317,10 @@ impl KeyRequestHandler {
             });
         if let Err(e) = &groups {
             error!(btid = %btid, error = %e, "reading registrations failed");
+            if matches!(e, StoreError::Unavailable(_)) {
+                // As for a registration: the database is unreachable, the UE comes back.
+                return (unavailable(), Vec::new());
+            }
         }
         let mut granted: Vec<(KeyDomainId, MskId)> = Vec::new();
         let statuses = parsed
@@ -373,4 +387,9 @@ impl KeyRequestHandler {
             }
         }
     }
+}
+
+/// 503 with `Retry-After: 1`: the store's database cannot be reached now.
+fn unavailable() -> Response {
+    Response::text(503, "store temporarily unavailable").with_header("retry-after", "1".to_owned())
 }

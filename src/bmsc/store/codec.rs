@@ -18,6 +18,8 @@ use crate::mikey::{KeyDomainId, MskId, MtkId};
 
 /// Associated-data label of a sealed MSK row.
 const MSK_LABEL: &[u8] = b"mbms-keys bmsc msk v1\0";
+/// Associated-data label of a sealed MTK claim row (the cluster's one MTK per MTK ID).
+const MTK_LABEL: &[u8] = b"mbms-keys bmsc mtk v1\0";
 /// Associated-data label of a sealed GBA key cache row.
 const GBA_LABEL: &[u8] = b"mbms-keys bmsc gba-cache v1\0";
 /// Associated-data label of the store's KEK check value.
@@ -118,6 +120,65 @@ pub fn open_msk(
         _ => return Err(corrupt()),
     };
     Ok((msk, current))
+}
+
+fn mtk_aad(key_domain: KeyDomainId, msk_id: MskId, mtk_id: MtkId) -> Vec<u8> {
+    let mut aad = MTK_LABEL.to_vec();
+    aad.extend_from_slice(&key_domain.0);
+    aad.extend_from_slice(&msk_id.to_bytes());
+    aad.extend_from_slice(&mtk_id.0.to_be_bytes());
+    aad
+}
+
+/// Seals the MTK (and salt) claimed for (key domain, MSK ID, MTK ID). Plaintext: MTK (16) ‖
+/// [salt (14)].
+///
+/// # Panics
+/// Only when the operating system's random generator fails.
+#[must_use]
+pub fn seal_mtk(
+    kek: &StateKey,
+    key_domain: KeyDomainId,
+    msk_id: MskId,
+    mtk: &CurrentMtk,
+) -> Vec<u8> {
+    let mut plain = Zeroizing::new(Vec::with_capacity(Mtk::LEN + Salt::LEN));
+    plain.extend_from_slice(mtk.mtk.as_bytes());
+    if let Some(salt) = &mtk.salt {
+        plain.extend_from_slice(salt.as_bytes());
+    }
+    seal_with(kek, &mtk_aad(key_domain, msk_id, mtk.id), &plain)
+}
+
+/// Opens what [`seal_mtk`] sealed for the same row.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for another KEK, another row, or altered octets.
+pub fn open_mtk(
+    kek: &StateKey,
+    key_domain: KeyDomainId,
+    msk_id: MskId,
+    mtk_id: MtkId,
+    sealed: &[u8],
+) -> Result<CurrentMtk, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        what: "MTK",
+        id: format!("{key_domain}/{msk_id}/{mtk_id}"),
+    };
+    let plain =
+        open_with(kek, &mtk_aad(key_domain, msk_id, mtk_id), sealed).map_err(|_| corrupt())?;
+    let (mtk, rest) = plain.split_at_checked(Mtk::LEN).ok_or_else(corrupt)?;
+    let mtk = Mtk::from_slice(mtk).map_err(|_| corrupt())?;
+    let salt = if rest.is_empty() {
+        None
+    } else {
+        Some(Salt::from_slice(rest).map_err(|_| corrupt())?)
+    };
+    Ok(CurrentMtk {
+        id: mtk_id,
+        mtk,
+        salt,
+    })
 }
 
 fn gba_aad(btid: &str, expires_nanos: i64) -> Vec<u8> {

@@ -10,8 +10,10 @@
 //! data (see [`codec`]), so the database alone reveals no key and a sealed value copied to
 //! another row does not open.
 //!
-//! One BM-SC per store: a read-write open holds the store's [`lock`] (on PostgreSQL, an
-//! advisory lock) for the store's life.
+//! One BM-SC per SQLite store: a read-write open holds the store's [`lock`] for the store's
+//! life. Several BM-SC nodes may share a PostgreSQL store ([`Store::is_shared`]): each MSK group
+//! then has one owner at a time, and MSKs, MTKs and counters are claimed in the database so
+//! that no two nodes ever use different keys under one ID or the same counter twice.
 
 pub mod batch;
 pub mod codec;
@@ -95,7 +97,8 @@ pub enum StoreError {
         /// The KEK file, when the key came from one.
         kek_file: Option<PathBuf>,
     },
-    /// Another BM-SC holds the PostgreSQL store's node lock (one BM-SC per database for now).
+    /// Another BM-SC holds the store (not returned by the PostgreSQL store since several nodes
+    /// may share it; kept for callers matching on it).
     #[error("the store {store} is in use by another BM-SC; stop it first")]
     InUse {
         /// The database URL (never with a password).
@@ -126,6 +129,10 @@ pub enum StoreError {
     /// The database refused or failed an operation.
     #[error("database: {0}")]
     Backend(String),
+    /// The database server cannot be reached now (stopped, restarting, a network cut): nothing
+    /// was done; the same operation may succeed later (a Key Request gets 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A stored row does not decode, or its sealed value does not open under the KEK with this
     /// row's identity (wrong KEK, altered, or moved from another row).
     #[error("stored {what} {id} is corrupt, was moved, or the KEK is wrong")]
@@ -438,6 +445,68 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError`] from the backend.
     fn purge_expired_keys(&self, now: SystemTime) -> Result<u64, StoreError>;
+
+    /// Whether several BM-SC nodes may share this store (a cluster, docs/cluster.md): MSK
+    /// groups then have one owner at a time ([`Store::claim_ownership`]) and counters come in
+    /// reserved blocks ([`Store::reserve_counters`]). False (the default): one BM-SC per store.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Tries to hold the ownership of each MSK group named in `groups` (rotation of its MSKs,
+    /// generation of its MTKs) and returns, for each, whether this node holds it now. Keeps what
+    /// it holds; checks that what holds it (a database session) is still alive, and when it is
+    /// not, gives everything up and starts again. The default (an unshared store): every group
+    /// is owned.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend: this node then owns nothing.
+    fn claim_ownership(&self, groups: &[String]) -> Result<Vec<bool>, StoreError> {
+        Ok(vec![true; groups.len()])
+    }
+
+    /// Stores `record` as a new MSK unless its (Key Domain ID, MSK ID) has one already, and
+    /// returns the stored MSK: `record`, or the one another node made first, which the caller
+    /// adopts (never two different MSKs for one MSK ID). Durable on return.
+    ///
+    /// # Errors
+    /// As [`Store::put_msk`] and [`Store::msk`].
+    fn create_msk(&self, record: &MskRecord) -> Result<MskRecord, StoreError> {
+        if let Some(stored) = self.msk(record.key_domain, record.msk_id)? {
+            return Ok(stored);
+        }
+        self.put_msk(record)?;
+        Ok(record.clone())
+    }
+
+    /// Claims `mtk` as the one MTK of (Key Domain ID, MSK ID, `mtk.id`) and returns the claimed
+    /// MTK: `mtk`, or the one claimed first, which the caller adopts (never two different MTKs
+    /// for one MTK ID). Durable on return. The default (an unshared store, one writer) claims
+    /// nothing: [`Store::put_msk`] records the MTK with its MSK.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn claim_mtk(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        mtk: &CurrentMtk,
+    ) -> Result<CurrentMtk, StoreError> {
+        let _ = (key_domain, msk_id);
+        Ok(mtk.clone())
+    }
+
+    /// Reserves `n` consecutive MIKEY counter values (at least one) for this node, none before
+    /// `floor` in RFC 1982 order and all after every value reserved before by any node; returns
+    /// the first. `None` (the default): the store is not shared, and the caller keeps its
+    /// counters below [`Store::counter_ceiling`] alone.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend: no value is reserved.
+    fn reserve_counters(&self, floor: u32, n: u32) -> Result<Option<u32>, StoreError> {
+        let _ = (floor, n);
+        Ok(None)
+    }
 }
 
 /// Iterates over every member of a service, one page of `page_size` at a time: memory stays

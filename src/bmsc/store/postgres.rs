@@ -15,10 +15,12 @@
 //! the database. Schema changes are numbered migrations recorded in `schema_version`, run under
 //! an advisory lock by whichever node opens the database first (`postgres/schema.rs`).
 //!
-//! One BM-SC per database for now: a read-write open holds a session advisory lock on a
-//! dedicated connection for the store's life (`postgres/open.rs`), which PostgreSQL releases
-//! when that connection ends, `kill -9` of the node included.
+//! Several BM-SC nodes may share the database (a cluster, docs/cluster.md): each MSK group has
+//! one owner at a time, a session advisory lock held on the node's dedicated connection, which
+//! PostgreSQL releases when that connection ends, `kill -9` of the node included; MSKs, MTKs
+//! and counter blocks are claimed in the database (`postgres/cluster.rs`).
 
+mod cluster;
 mod open;
 mod schema;
 
@@ -36,7 +38,9 @@ use super::batch::{CommitStats, GroupCommit, GroupCommitLimits};
 use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
-use super::{Committed, Member, MskRecord, MskState, Registration, Store, StoreError, committed};
+use super::{
+    Committed, CurrentMtk, Member, MskRecord, MskState, Registration, Store, StoreError, committed,
+};
 use crate::crypto::StateKey;
 use crate::gba::{Btid, SubscriberKeys};
 use crate::mikey::{KeyDomainId, MskId};
@@ -56,8 +60,8 @@ pub struct PostgresStore {
     /// Registrations share transactions; `None` when read-only. Dropped first, so what is
     /// queued is written while the pool and the runtime still run.
     registrations: Option<GroupCommit<Registration, ()>>,
-    /// The dedicated connection holding the node's advisory lock; `None` when read-only.
-    session: Option<tokio_postgres::Client>,
+    /// The dedicated connection holding the node's MSK group locks; `None` when read-only.
+    session: Option<Arc<cluster::Ownership>>,
     /// Runs the client; shut down (without blocking) when the store is dropped. Last.
     runtime: StoreRuntime,
 }
@@ -111,15 +115,19 @@ pub(super) fn db(e: &tokio_postgres::Error) -> StoreError {
             d.code().code(),
             d.message()
         )),
+        // Not the server's answer: the connection failed or closed.
         None => match std::error::Error::source(e) {
-            Some(source) => StoreError::Backend(format!("{e}: {source}")),
-            None => StoreError::Backend(e.to_string()),
+            Some(source) => StoreError::Unavailable(format!("{e}: {source}")),
+            None => StoreError::Unavailable(e.to_string()),
         },
     }
 }
 
 fn pool_err(e: &deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("connection pool: {e}"))
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db(e),
+        other => StoreError::Unavailable(format!("connection pool: {other}")),
+    }
 }
 
 fn stopped() -> StoreError {
@@ -248,10 +256,11 @@ fn register_batch(
         .map(|t| match (&written, t) {
             (_, Err(e)) => Err(e),
             (Ok(_), Ok(_)) => Ok(()),
-            (Err(e), Ok(_)) => Err(StoreError::Backend(match e {
-                StoreError::Backend(m) => m.clone(),
-                other => other.to_string(),
-            })),
+            (Err(e), Ok(_)) => Err(match e {
+                StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                StoreError::Backend(m) => StoreError::Backend(m.clone()),
+                other => StoreError::Backend(other.to_string()),
+            }),
         })
         .collect()
 }
@@ -326,6 +335,29 @@ impl PostgresStore {
             return Err(read_only());
         }
         self.run(execute(self.pool.clone(), sql, params))
+    }
+
+    /// The ten parameters of an MSK row, its key sealed.
+    fn msk_params(&self, r: &MskRecord) -> Result<Vec<Param>, StoreError> {
+        let sealed = seal_msk(
+            &self.kek,
+            r.key_domain,
+            r.msk_id,
+            &r.msk,
+            r.current_mtk.as_ref(),
+        );
+        Ok(vec![
+            Box::new(r.key_domain.0.to_vec()),
+            Box::new(i64::from(r.msk_id.to_u32())),
+            Box::new(i32::from(r.seql)),
+            Box::new(i32::from(r.sequ)),
+            Box::new(time_to_nanos(r.created_at)?),
+            Box::new(time_to_nanos(r.activates_at)?),
+            Box::new(time_to_nanos(r.expires_at)?),
+            Box::new(r.state.as_str().to_owned()),
+            Box::new(i32::from(r.mtk_next_id)),
+            Box::new(sealed),
+        ])
     }
 
     /// An MSK from a row of `SELECT key_domain, msk_id, seql, sequ, created_at,
@@ -528,13 +560,6 @@ impl Store for PostgresStore {
     }
 
     fn put_msk(&self, r: &MskRecord) -> Result<(), StoreError> {
-        let sealed = seal_msk(
-            &self.kek,
-            r.key_domain,
-            r.msk_id,
-            &r.msk,
-            r.current_mtk.as_ref(),
-        );
         self.execute(
             "INSERT INTO msks (key_domain, msk_id, seql, sequ, created_at, activates_at,
                                expires_at, state, mtk_next_id, sealed)
@@ -544,18 +569,7 @@ impl Store for PostgresStore {
                  activates_at = excluded.activates_at, expires_at = excluded.expires_at,
                  state = excluded.state, mtk_next_id = excluded.mtk_next_id,
                  sealed = excluded.sealed",
-            vec![
-                Box::new(r.key_domain.0.to_vec()),
-                Box::new(i64::from(r.msk_id.to_u32())),
-                Box::new(i32::from(r.seql)),
-                Box::new(i32::from(r.sequ)),
-                Box::new(time_to_nanos(r.created_at)?),
-                Box::new(time_to_nanos(r.activates_at)?),
-                Box::new(time_to_nanos(r.expires_at)?),
-                Box::new(r.state.as_str().to_owned()),
-                Box::new(i32::from(r.mtk_next_id)),
-                Box::new(sealed),
-            ],
+            self.msk_params(r)?,
         )
         .map(|_| ())
     }
@@ -738,6 +752,57 @@ impl Store for PostgresStore {
             "DELETE FROM gba_key_cache WHERE expires_at <= $1",
             vec![Box::new(now)],
         )
+    }
+
+    fn is_shared(&self) -> bool {
+        self.session.is_some()
+    }
+
+    fn claim_ownership(&self, groups: &[String]) -> Result<Vec<bool>, StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        let keys: Vec<i64> = groups.iter().map(|g| cluster::lock_key(g)).collect();
+        let session = self.session.clone().ok_or_else(read_only)?;
+        self.run(async move { session.claim(&keys).await })
+    }
+
+    fn create_msk(&self, record: &MskRecord) -> Result<MskRecord, StoreError> {
+        let inserted = self.execute(cluster::INSERT_MSK_IF_ABSENT, self.msk_params(record)?)?;
+        if inserted == 1 {
+            return Ok(record.clone());
+        }
+        self.msk(record.key_domain, record.msk_id)?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "MSK",
+                id: format!("{}/{}", record.key_domain, record.msk_id),
+            })
+    }
+
+    fn claim_mtk(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        mtk: &CurrentMtk,
+    ) -> Result<CurrentMtk, StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        self.run(cluster::claim_mtk(
+            self.pool.clone(),
+            self.kek.clone(),
+            key_domain,
+            msk_id,
+            mtk.clone(),
+        ))
+    }
+
+    fn reserve_counters(&self, floor: u32, n: u32) -> Result<Option<u32>, StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        self.run(cluster::reserve_counters(self.pool.clone(), floor, n))
+            .map(Some)
     }
 }
 

@@ -12,7 +12,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use zeroize::Zeroizing;
 
-use super::{PostgresStore, StoreRuntime, db, get, run_on, schema};
+use std::sync::Arc;
+
+use super::cluster::Ownership;
+use super::{PostgresStore, StoreRuntime, db, run_on, schema};
 use crate::bmsc::config::{Password, PostgresConfig};
 use crate::bmsc::store::StoreError;
 use crate::bmsc::store::batch::GroupCommitLimits;
@@ -21,9 +24,6 @@ use crate::crypto::StateKey;
 
 /// How long a connection attempt may take when the URL sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an open waits for the node lock of a BM-SC that is stopping.
-/// [CHOICE] docs/profile.md §6 "one BM-SC per PostgreSQL database".
-const LOCK_GRACE: Duration = Duration::from_secs(3);
 /// How long a query waits for a pooled connection before failing.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 
@@ -128,7 +128,9 @@ fn pool(pg: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
 }
 
 /// A dedicated connection, its driver spawned on the current (the store's) runtime.
-async fn connect(pg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+pub(super) async fn connect(
+    pg: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, StoreError> {
     let (client, connection) = pg.connect(NoTls).await.map_err(|e| db(&e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -154,13 +156,14 @@ fn read_existing_kek(kek_file: &Path, store: &str) -> Result<StateKey, StoreErro
 impl PostgresStore {
     /// Opens the store in the database of `config`, creating its schema when the database has
     /// none, with the KEK read from `kek_file` — or created there when the database holds no
-    /// store yet, and only then. Holds the database's node lock for the store's life (one
-    /// BM-SC per database), runs the migrations under the migration lock and checks the KEK
-    /// against the store's check value (recorded when missing). Call it from a blocking
-    /// thread.
+    /// store yet, and only then. Several BM-SC nodes may open one database (each with a copy of
+    /// the KEK file): the connection that runs the migrations stays open as the node's
+    /// ownership connection (MSK group locks, `postgres/cluster.rs`). Runs the migrations under
+    /// the migration lock and checks the KEK against the store's check value (recorded when
+    /// missing). Call it from a blocking thread.
     ///
     /// # Errors
-    /// [`StoreError::InUse`] when another BM-SC holds the database, [`StoreError::KekMissing`],
+    /// [`StoreError::KekMissing`],
     /// [`StoreError::WrongKek`], [`StoreError::KekPermissions`], [`StoreError::PasswordFile`],
     /// [`StoreError::SchemaTooNew`], [`StoreError::Backend`] when the database cannot be
     /// reached or refuses.
@@ -170,25 +173,9 @@ impl PostgresStore {
         let handle = rt.handle()?;
         let url = config.url.clone();
         let session_pg = pg.clone();
-        let in_use = StoreError::InUse { store: url.clone() };
+        let ownership_pg = pg.clone();
         let (session, new) = run_on(&handle, async move {
             let session = connect(&session_pg).await?;
-            // A node that has just stopped may hold the lock until the server has seen its
-            // connection end: a short grace before refusing.
-            let deadline = tokio::time::Instant::now() + LOCK_GRACE;
-            loop {
-                let row = session
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&schema::NODE_LOCK])
-                    .await
-                    .map_err(|e| db(&e))?;
-                if get::<bool>(&row, 0)? {
-                    break;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(in_use);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
             // Held until the migrations are committed: a second node starting at the same
             // time waits here, then finds the schema (and the KEK check value) in place.
             session
@@ -223,7 +210,7 @@ impl PostgresStore {
             kek,
             pool,
             registrations: None,
-            session: Some(session),
+            session: Some(Arc::new(Ownership::new(ownership_pg, session))),
             runtime: rt,
         };
         store.registrations = Some(store.registration_writer(GroupCommitLimits::default())?);

@@ -17,9 +17,6 @@ use crate::crypto::StateKey;
 /// The advisory lock key serialising migrations (any fixed 64-bit value; "mbmsmigr").
 pub(super) const MIGRATION_LOCK: i64 = 0x6d62_6d73_6d69_6772;
 
-/// The advisory lock key held by the one BM-SC of the database ("mbmsnode").
-pub(super) const NODE_LOCK: i64 = 0x6d62_6d73_6e6f_6465;
-
 /// Numbered schema migrations; entry `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     // 1: registrations, MSKs, counter ceiling, GBA key cache, KEK check value.
@@ -59,6 +56,15 @@ const MIGRATIONS: &[&str] = &[
        CREATE TABLE kek_check (
            id     smallint PRIMARY KEY CHECK (id = 0),
            sealed bytea    NOT NULL
+       );"#,
+    // 2: the one MTK of each (MSK ID, MTK ID), claimed by the first node to make it (a cluster).
+    r#"CREATE TABLE mtks (
+           key_domain bytea   NOT NULL CHECK (length(key_domain) = 3),
+           msk_id     bigint  NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
+           mtk_id     integer NOT NULL CHECK (mtk_id BETWEEN 0 AND 65535),
+           sealed     bytea   NOT NULL,
+           PRIMARY KEY (key_domain, msk_id, mtk_id),
+           FOREIGN KEY (key_domain, msk_id) REFERENCES msks (key_domain, msk_id) ON DELETE CASCADE
        );"#,
 ];
 
