@@ -3,7 +3,8 @@
 //! queued before the driver reads are checked against the RFC 3711 reference decryptor of
 //! `bmsc_srtp/reference.rs`, packet by packet and in order; bad datagrams inside a burst are
 //! counted and dropped without disturbing the good ones around them. The batched socket calls
-//! of `bmsc::mmsg` are checked on their own too.
+//! of `bmsc::mmsg` are checked on their own too, with the UDP segmentation offloads (a GSO
+//! send reaches a plain receiver as the same datagrams; a GRO read is split into them again).
 
 mod bmsc_srtp {
     pub mod reference;
@@ -19,7 +20,10 @@ use mbms_keys::bmsc::distribution::{CurrentMtks, MediaKey};
 use mbms_keys::bmsc::media::Protector;
 use mbms_keys::bmsc::media::driver::{MEDIA_BATCH, MediaSockets, run_media};
 use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::mmsg::{Outbound, RecvBatch, send_batch};
+use mbms_keys::bmsc::mmsg::{
+    GSO_MAX_SEGMENTS, Gso, MAX_UDP_PAYLOAD, Outbound, RecvBatch, gso_run, send_batch,
+    send_batch_gso,
+};
 use mbms_keys::crypto::{Mtk, Salt};
 use mbms_keys::mbms::profile::srtp_mki;
 use mbms_keys::mikey::{MskId, MtkId};
@@ -73,6 +77,7 @@ async fn driver_after(burst: &[Vec<u8>]) -> Driver {
         suite: SrtpSuite::AesCm128HmacSha1_80,
         mki: true,
         key_lead: 1,
+        udp_offload: true,
     };
     let sockets = MediaSockets::bind(&cfg, &MulticastConfig::default())
         .await
@@ -272,5 +277,179 @@ async fn a_batch_send_skips_a_datagram_the_kernel_refuses_and_sends_the_rest_in_
     for want in ["a", "b", "c"] {
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], want.as_bytes());
+    }
+}
+
+fn dg(to: SocketAddr, len: usize, fill: u8) -> Outbound {
+    Outbound {
+        to,
+        bytes: vec![fill; len],
+    }
+}
+
+#[test]
+fn a_gso_run_is_equal_sizes_to_one_destination_with_at_most_a_shorter_last() {
+    let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    assert_eq!(gso_run::<Outbound>(&[]), 0);
+    assert_eq!(gso_run(&[dg(a, 100, 0)]), 1);
+    // A shorter one ends the run, included.
+    let run = [dg(a, 100, 0), dg(a, 100, 0), dg(a, 60, 0), dg(a, 100, 0)];
+    assert_eq!(gso_run(&run), 3);
+    // A longer one, another destination, an empty datagram: not included.
+    assert_eq!(gso_run(&[dg(a, 100, 0), dg(a, 100, 0), dg(a, 101, 0)]), 2);
+    assert_eq!(gso_run(&[dg(a, 100, 0), dg(b, 100, 0)]), 1);
+    assert_eq!(gso_run(&[dg(a, 10, 0), dg(a, 0, 0)]), 1);
+    assert_eq!(gso_run(&[dg(a, 0, 0), dg(a, 0, 0)]), 1);
+    // The kernel's bounds: 64 segments, one UDP payload.
+    assert_eq!(gso_run(&vec![dg(a, 10, 0); 100]), GSO_MAX_SEGMENTS);
+    assert_eq!(gso_run(&vec![dg(a, 1400, 0); 60]), MAX_UDP_PAYLOAD / 1400);
+}
+
+/// A batch of runs and single datagrams: 40 of 1,228 octets, one of 700, 5 of 300, one of 1,228
+/// (longer: a new run), each with its own fill octet.
+fn mixed_batch(to: SocketAddr) -> Vec<Outbound> {
+    let sizes = std::iter::repeat_n(1228, 40)
+        .chain([700])
+        .chain(std::iter::repeat_n(300, 5))
+        .chain([1228]);
+    sizes
+        .enumerate()
+        .map(|(i, len)| dg(to, len, i as u8))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_gso_send_reaches_a_plain_receiver_as_the_same_datagrams_in_order() {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let batch = mixed_batch(rx.local_addr().unwrap());
+    let mut gso = Gso::new();
+    let outcome = send_batch_gso(&socket, &batch, &mut gso).await;
+    assert_eq!((outcome.sent, outcome.failed), (batch.len(), 0));
+    // Either the kernel took the runs, or it refused the first once and GSO is off.
+    assert_eq!(outcome.gso_refused, usize::from(!gso.is_on()));
+    #[cfg(target_os = "linux")]
+    assert!(gso.is_on(), "Linux on loopback takes UDP_SEGMENT");
+    let mut buf = vec![0u8; 65_536];
+    for (i, want) in batch.iter().enumerate() {
+        let n = rx
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("datagram {i}: {e}"));
+        assert_eq!(&buf[..n], &want.bytes[..], "datagram {i}");
+    }
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(rx.recv(&mut buf).is_err(), "nothing more");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn gso_off_sends_one_datagram_per_packet() {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let batch = mixed_batch(rx.local_addr().unwrap());
+    let mut gso = Gso::off();
+    let outcome = send_batch_gso(&socket, &batch, &mut gso).await;
+    assert_eq!(
+        (outcome.sent, outcome.failed, outcome.gso_refused),
+        (batch.len(), 0, 0)
+    );
+    let mut buf = vec![0u8; 65_536];
+    for want in &batch {
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &want.bytes[..]);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_gro_read_splits_a_coalesced_run_into_its_datagrams_and_flags_long_ones() {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = socket.local_addr().unwrap();
+    let mut batch = RecvBatch::with_gro(&socket, 4, 150);
+    assert!(batch.gro(), "Linux takes UDP_GRO");
+    let tx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A run of ten 100-octet datagrams and a 40-octet one, then a 200-octet one on its own.
+    let mut sent: Vec<Outbound> = (0..10).map(|i| dg(to, 100, i)).collect();
+    sent.push(dg(to, 40, 10));
+    let mut gso = Gso::new();
+    let outcome = send_batch_gso(&tx, &sent, &mut gso).await;
+    assert_eq!(outcome.sent, 11);
+    assert!(gso.is_on());
+    tx.send_to(&[0xee; 200], to).await.unwrap();
+    let mut got: Vec<(Vec<u8>, bool)> = Vec::new();
+    let mut reads = 0;
+    while got.len() < 12 {
+        tokio::time::timeout(Duration::from_secs(5), batch.recv(&socket))
+            .await
+            .expect("datagrams arrive")
+            .unwrap();
+        reads += 1;
+        got.extend(batch.iter().map(|r| (r.bytes.to_vec(), r.truncated)));
+    }
+    let mut want: Vec<(Vec<u8>, bool)> = sent.iter().map(|d| (d.bytes.clone(), false)).collect();
+    // Over the limit of 150: cut to it and flagged.
+    want.push((vec![0xee; 150], true));
+    assert_eq!(got, want);
+    // The run arrived as one coalesced slot (at most two reads for both sends).
+    assert!(reads <= 2, "{reads} reads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gso_run_into_the_driver_is_protected_and_forwarded_in_order() {
+    let n = 100u16;
+    let burst: Vec<Vec<u8>> = (0..n).map(|i| rtp(3000 + i, SSRC)).collect();
+    let d = driver_after(&[]).await;
+    let tx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let out: Vec<Outbound> = burst
+        .iter()
+        .map(|p| Outbound {
+            to: d.input,
+            bytes: p.clone(),
+        })
+        .collect();
+    let mut gso = Gso::new();
+    let sent = send_batch_gso(&tx, &out, &mut gso).await;
+    assert_eq!(sent.sent, usize::from(n));
+    let _rx = receive_in_order(d.rx, burst).await;
+    let m = &d.metrics;
+    assert_eq!(m.media_packets_in.get(), u64::from(n));
+    assert_eq!(m.media_packets_sent.get(), u64::from(n));
+    assert_eq!(m.media_send_errors.get(), 0);
+    assert_eq!(m.media_gso_refused.get(), 0);
+    let _ = d.stop.send(());
+    d.task.await.expect("driver stops cleanly");
+}
+
+/// A media client on this host that never asked for GRO (as GStreamer's `udpsrc`) gets a GSO
+/// run sent to a multicast group as the separate datagrams (the driver's multicast settings:
+/// TTL 1, interface 127.0.0.1, loopback on).
+#[tokio::test(flavor = "current_thread")]
+async fn a_gso_run_to_a_multicast_group_reaches_a_joined_plain_receiver_as_datagrams() {
+    use mbms_keys::bmsc::config::MulticastInterface;
+    use mbms_keys::bmsc::media::driver::set_multicast;
+
+    let group = mbms_lab::multicast::free_group();
+    let rx = mbms_lab::multicast::join_group(group);
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await.unwrap();
+    let m = MulticastConfig {
+        ttl: 1,
+        interface: Some(MulticastInterface::V4(std::net::Ipv4Addr::LOCALHOST)),
+    };
+    set_multicast(&socket, (*group.ip()).into(), &m).unwrap();
+    let batch = mixed_batch(SocketAddr::V4(group));
+    let mut gso = Gso::new();
+    let outcome = send_batch_gso(&socket, &batch, &mut gso).await;
+    assert_eq!((outcome.sent, outcome.failed), (batch.len(), 0));
+    assert_eq!(outcome.gso_refused, usize::from(!gso.is_on()));
+    let mut buf = vec![0u8; 65_536];
+    for (i, want) in batch.iter().enumerate() {
+        let n = rx
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("datagram {i}: {e}"));
+        assert_eq!(&buf[..n], &want.bytes[..], "datagram {i}");
     }
 }

@@ -30,6 +30,7 @@ fn sender(suite: SrtpSuite, mki: bool) -> SrtpSenderConfig {
         suite,
         mki,
         key_lead: 2,
+        udp_offload: true,
     }
 }
 

@@ -55,20 +55,23 @@ fn the_sender_defaults_are_the_80_bit_suite_with_mki_and_a_lead_of_two() {
     assert_eq!(m.suite, SrtpSuite::AesCm128HmacSha1_80);
     assert!(m.mki);
     assert_eq!(m.key_lead, DEFAULT_KEY_LEAD);
+    assert!(m.udp_offload);
 }
 
 #[test]
 fn every_sender_key_is_read() {
     let c = parse(&service(
-        &format!("{SENDER}\nsuite = \"AES_CM_128_HMAC_SHA1_32\"\nmki = false\nkey_lead = 3"),
+        &format!(
+            "{SENDER}\nsuite = \"AES_CM_128_HMAC_SHA1_32\"\nmki = false\nkey_lead = 3\nudp_offload = false"
+        ),
         "multicast_ttl = 8\nmulticast_interface = \"127.0.0.1\"",
     ))
     .unwrap();
     let s = &c.services[0];
     let m = s.media.as_ref().unwrap();
     assert_eq!(
-        (m.suite, m.mki, m.key_lead),
-        (SrtpSuite::AesCm128HmacSha1_32, false, 3)
+        (m.suite, m.mki, m.key_lead, m.udp_offload),
+        (SrtpSuite::AesCm128HmacSha1_32, false, 3, false)
     );
     assert_eq!(s.multicast.ttl, 8);
     assert_eq!(

@@ -71,6 +71,7 @@ fn protector(suite: SrtpSuite, mki: bool) -> Protector {
         suite,
         mki,
         key_lead: 1,
+        udp_offload: true,
     };
     let mut p = Protector::new(SSRC, 0, &cfg);
     let key = MediaKey {

@@ -281,6 +281,10 @@ pub struct SrtpSenderConfig {
     pub mki: bool,
     /// `key_lead`: how many times an MTK's message must have been sent before media use it.
     pub key_lead: u32,
+    /// `udp_offload`: read `rtp_input` with `UDP_GRO` and send runs of equal-size packets with
+    /// `UDP_SEGMENT` where the kernel accepts them (default on; the datagrams on the wire are
+    /// the same either way).
+    pub udp_offload: bool,
 }
 
 /// The default `key_lead`: an MTK protects media once its MTK message went out twice.

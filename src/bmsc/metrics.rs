@@ -48,7 +48,8 @@ pub struct Metrics {
     pub media_packets_in: Counter,
     /// SRTP packets sent to `media_destination`.
     pub media_packets_sent: Counter,
-    /// Reads of `rtp_input`, each of up to `MEDIA_BATCH` datagrams (`recvmmsg`).
+    /// Reads of `rtp_input`, each of up to `MEDIA_BATCH` slots (`recvmmsg`), a slot one datagram
+    /// or, with `UDP_GRO`, a run the kernel coalesced.
     pub media_input_reads: Counter,
     /// Datagrams on `rtp_input` that are not RTP (not version 2, truncated, over 1500 octets,
     /// bad padding): dropped.
@@ -61,6 +62,9 @@ pub struct Metrics {
     pub media_send_errors: Counter,
     /// Changes of the MTK the media are protected under.
     pub media_key_switches: Counter,
+    /// UDP segmentation offload sends the kernel refused on `media_destination` (the driver
+    /// then sends one datagram per packet).
+    pub media_gso_refused: Counter,
     /// Key-export clients connected now.
     pub key_export_clients: Gauge,
     /// Key-export connections accepted.
@@ -209,7 +213,7 @@ impl Metrics {
             ),
             (
                 "media_input_reads_total",
-                "Reads of rtp_input (each up to 32 datagrams)",
+                "Reads of rtp_input (each up to 32 datagrams or coalesced runs)",
                 &self.media_input_reads,
             ),
             (
@@ -236,6 +240,11 @@ impl Metrics {
                 "media_key_switches_total",
                 "Changes of the MTK media are protected under",
                 &self.media_key_switches,
+            ),
+            (
+                "media_gso_refused_total",
+                "UDP segmentation offload sends refused on media_destination (then one datagram per packet)",
+                &self.media_gso_refused,
             ),
             (
                 "key_export_connections_total",

@@ -20,6 +20,11 @@
 //! reads up to as many per `recvmmsg(2)` call (default 32; `--io-batch 1` is one system call
 //! per packet, as the bench did before the driver batched). The fixed-rate (latency) runs send
 //! and receive one packet per call, whatever `--io-batch`, so each arrival has its own time.
+//!
+//! With `--offload true` (the default) the generator's full-load sender sends each batch as one
+//! `UDP_SEGMENT` (GSO) send, its receiver reads with `UDP_GRO` on, and the driver
+//! (`udp_offload = true`) and the plain relay use the GSO/GRO path of `bmsc::mmsg`;
+//! `--offload false` measures all of them without (one datagram per slot and per send).
 
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
@@ -35,11 +40,16 @@ use mbms_keys::bmsc::distribution::{CurrentMtks, MediaKey};
 use mbms_keys::bmsc::media::driver::{MEDIA_BATCH, MediaSockets, run_media};
 use mbms_keys::bmsc::media::{MAX_RTP_PACKET, Protector};
 use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::mmsg::{Outbound, RecvBatch, send_batch};
+use mbms_keys::bmsc::mmsg::{
+    GSO_MAX_SEGMENTS, Gso, MAX_UDP_PAYLOAD, Outbound, RecvBatch, send_batch_gso,
+};
 use mbms_keys::crypto::{Mtk, Salt};
 use mbms_keys::mbms::profile::srtp_mki;
 use mbms_keys::mikey::{MskId, MtkId};
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, setsockopt, sockopt};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, setsockopt,
+    sockopt,
+};
 
 use crate::{TempDir, find_on_path};
 
@@ -74,6 +84,11 @@ pub struct SrtpArgs {
     /// its receiver's `recvmmsg`) and of the plain relay; 1: one call per packet.
     #[arg(long, default_value_t = 32)]
     io_batch: usize,
+    /// UDP segmentation offloads at full load: the generator's sender sends each batch as one
+    /// `UDP_SEGMENT` send, its receiver, the driver and the plain relay read with `UDP_GRO`, the
+    /// driver and the relay send with GSO; `false`: one datagram per slot and per send.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    offload: bool,
 }
 
 fn key() -> MediaKey {
@@ -93,6 +108,7 @@ fn sender_config(rtp_input: SocketAddr, media_destination: SocketAddr) -> SrtpSe
         suite: SrtpSuite::AesCm128HmacSha1_80,
         mki: true,
         key_lead: 1,
+        udp_offload: true,
     }
 }
 
@@ -229,10 +245,11 @@ fn receive(
     done: &AtomicBool,
     keep_latency: bool,
     batch: usize,
+    offload: bool,
 ) -> Received {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(300)));
     if !keep_latency && batch > 1 {
-        return receive_batched(sock, done, batch);
+        return receive_batched(sock, done, batch, offload);
     }
     let mut buf = [0u8; 2048];
     let (mut count, mut first, mut last) = (0u64, None, None);
@@ -266,17 +283,21 @@ fn receive(
 }
 
 /// [`receive`] with up to `batch` packets per `recvmmsg(2)` call (`MSG_WAITFORONE`: it waits
-/// for the first only); no latency kept.
-fn receive_batched(sock: &UdpSocket, done: &AtomicBool, batch: usize) -> Received {
+/// for the first only); no latency kept. With `offload`, `UDP_GRO` on (if the kernel takes it)
+/// and each slot counted as as many packets as its segments.
+fn receive_batched(sock: &UdpSocket, done: &AtomicBool, batch: usize, offload: bool) -> Received {
     use std::io::IoSliceMut;
     use std::os::fd::AsRawFd;
 
-    let mut bufs = vec![[0u8; 2048]; batch];
+    let gro = offload && setsockopt(sock, sockopt::UdpGroSegment, &true).is_ok();
+    let size = if gro { MAX_UDP_PAYLOAD } else { 2048 };
+    let mut bufs = vec![vec![0u8; size]; batch];
     let (mut count, mut first, mut last) = (0u64, None, None);
     loop {
         let mut slices: Vec<[IoSliceMut<'_>; 1]> =
             bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch, None);
+        let mut headers =
+            MultiHeaders::<SockaddrStorage>::preallocate(batch, gro.then(|| nix::cmsg_space!(i32)));
         let got = nix::sys::socket::recvmmsg(
             sock.as_raw_fd(),
             &mut headers,
@@ -284,7 +305,22 @@ fn receive_batched(sock: &UdpSocket, done: &AtomicBool, batch: usize) -> Receive
             MsgFlags::MSG_WAITFORONE,
             None,
         )
-        .map(Iterator::count);
+        .map(|msgs| {
+            msgs.map(|m| {
+                let segment = m
+                    .cmsgs()
+                    .ok()
+                    .and_then(|mut c| {
+                        c.find_map(|x| match x {
+                            ControlMessageOwned::UdpGroSegments(s) => usize::try_from(s).ok(),
+                            _ => None,
+                        })
+                    })
+                    .filter(|&s| s > 0);
+                segment.map_or(1, |s| m.bytes.div_ceil(s).max(1))
+            })
+            .sum::<usize>()
+        });
         match got {
             Ok(n) if n > 0 => {
                 let now = Instant::now();
@@ -317,12 +353,13 @@ fn send(
     rate: Option<u32>,
     base: Instant,
     batch: usize,
+    offload: bool,
 ) -> Duration {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
     big_buffers(&sock);
     sock.connect(to).expect("connect");
     if rate.is_none() && batch > 1 {
-        return send_batched(&sock, payload, n, base, batch);
+        return send_batched(&sock, payload, n, base, batch, offload);
     }
     let mut packet = rtp_packet(payload);
     let start = Instant::now();
@@ -341,11 +378,28 @@ fn send(
     start.elapsed()
 }
 
-/// [`send`] at full load, `batch` packets per `sendmmsg(2)` call on the connected `sock`.
-fn send_batched(sock: &UdpSocket, payload: usize, n: u64, base: Instant, batch: usize) -> Duration {
+/// [`send`] at full load, `batch` packets per `sendmmsg(2)` call on the connected `sock`; with
+/// `offload`, per `UDP_SEGMENT` send (at most 64 segments, 65,507 octets), falling back to
+/// `sendmmsg` if the kernel refuses.
+fn send_batched(
+    sock: &UdpSocket,
+    payload: usize,
+    n: u64,
+    base: Instant,
+    batch: usize,
+    offload: bool,
+) -> Duration {
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
 
+    let size = rtp_packet(payload).len();
+    let mut gso = offload && size <= MAX_UDP_PAYLOAD / 2;
+    let batch = if gso {
+        batch.min(GSO_MAX_SEGMENTS).min(MAX_UDP_PAYLOAD / size)
+    } else {
+        batch
+    };
+    let segment = u16::try_from(size).unwrap_or(u16::MAX);
     let mut packets = vec![rtp_packet(payload); batch];
     let to: Vec<Option<SockaddrStorage>> = vec![None; batch];
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch, None);
@@ -356,6 +410,31 @@ fn send_batched(sock: &UdpSocket, payload: usize, n: u64, base: Instant, batch: 
         let stamp = Instant::now().duration_since(base).as_micros() as u32;
         for (j, p) in packets[..k].iter_mut().enumerate() {
             set_header(p, (i + j as u64) as u16, stamp);
+        }
+        if gso {
+            let iov: Vec<IoSlice<'_>> = packets[..k].iter().map(|p| IoSlice::new(p)).collect();
+            let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
+            match nix::sys::socket::sendmsg::<SockaddrStorage>(
+                sock.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::empty(),
+                None,
+            ) {
+                Ok(_) => {
+                    i += k as u64;
+                    continue;
+                }
+                Err(nix::errno::Errno::ENOBUFS | nix::errno::Errno::EAGAIN) => {
+                    // As `sendmmsg` below: the batch counts as sent and lost.
+                    i += k as u64;
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("note: UDP_SEGMENT refused ({e}), the sender goes on with sendmmsg");
+                    gso = false;
+                }
+            }
         }
         let slices: Vec<[IoSlice<'_>; 1]> =
             packets[..k].iter().map(|p| [IoSlice::new(p)]).collect();
@@ -395,12 +474,14 @@ fn e2e_run(
     n: u64,
     rate: Option<u32>,
     batch: usize,
+    offload: bool,
 ) -> Result<(f64, Received), String> {
     let out = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     big_buffers(&out);
     let dest = out.local_addr().map_err(|e| e.to_string())?;
     let input: SocketAddr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
-    let cfg = sender_config(input, dest);
+    let mut cfg = sender_config(input, dest);
+    cfg.udp_offload = offload;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = match path {
         Loop::Driver => {
@@ -435,7 +516,12 @@ fn e2e_run(
             // sent (only the protection left out).
             let slots = if batch > 1 { MEDIA_BATCH } else { 1 };
             rt.spawn(async move {
-                let mut input = RecvBatch::new(slots, MAX_RTP_PACKET + 1);
+                let mut input = if offload {
+                    RecvBatch::with_gro(&i, slots, MAX_RTP_PACKET)
+                } else {
+                    RecvBatch::new(slots, MAX_RTP_PACKET + 1)
+                };
+                let mut gso = if offload { Gso::new() } else { Gso::off() };
                 let mut output: Vec<Outbound> = (0..slots)
                     .map(|_| Outbound {
                         to: dest,
@@ -455,12 +541,17 @@ fn e2e_run(
                         continue;
                     }
                     let mut ready = 0;
-                    for (packet, slot) in input.iter().zip(output.iter_mut()) {
+                    for packet in input.iter() {
+                        if ready == output.len() {
+                            let _ = send_batch_gso(&o, &output, &mut gso).await;
+                            ready = 0;
+                        }
+                        let slot = &mut output[ready];
                         slot.bytes.clear();
                         slot.bytes.extend_from_slice(packet.bytes);
                         ready += 1;
                     }
-                    let _ = send_batch(&o, &output[..ready]).await;
+                    let _ = send_batch_gso(&o, &output[..ready], &mut gso).await;
                 }
             })
         }
@@ -468,8 +559,8 @@ fn e2e_run(
     let base = Instant::now();
     let done = AtomicBool::new(false);
     let (sent_for, received) = std::thread::scope(|s| {
-        let rx = s.spawn(|| receive(&out, base, &done, rate.is_some(), batch));
-        let sent_for = send(input, payload, n, rate, base, batch);
+        let rx = s.spawn(|| receive(&out, base, &done, rate.is_some(), batch, offload));
+        let sent_for = send(input, payload, n, rate, base, batch, offload);
         done.store(true, Ordering::Release);
         (sent_for, rx.join().expect("receiver"))
     });
@@ -502,12 +593,12 @@ fn e2e(
     n: u64,
     rate: Option<u32>,
     runs: usize,
-    batch: usize,
+    (batch, offload): (usize, bool),
 ) -> Result<E2e, String> {
     let (mut offered, mut delivered, mut lost, mut p50, mut p99) =
         (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
-        let (o, mut r) = e2e_run(rt, path, payload, n, rate, batch)?;
+        let (o, mut r) = e2e_run(rt, path, payload, n, rate, batch, offload)?;
         offered.push(o);
         let rate_in = if r.count > 1 {
             (r.count - 1) as f64 / r.span.as_secs_f64()
@@ -608,7 +699,7 @@ pub fn run(args: SrtpArgs) -> ExitCode {
             (e2e_n, None, "full load"),
             (paced_n, Some(rate), "fixed rate"),
         ] {
-            match e2e(&rt, path, payload, count, r, runs, io_batch) {
+            match e2e(&rt, path, payload, count, r, runs, (io_batch, args.offload)) {
                 Ok(m) => println!(
                     "| {name}, {load} | {} | {} | {:.2}% | {} | {} |",
                     thousands(m.offered),
@@ -633,7 +724,8 @@ pub fn run(args: SrtpArgs) -> ExitCode {
         }
     }
     println!(
-        "\n({runs} runs, medians; full load: {e2e_n} packets sent as fast as one thread can, {io_batch} per system call; fixed rate: {paced_n} packets at {rate}/s, one per call; latency from the RTP timestamp the sender stamps to arrival, both on this host)"
+        "\n({runs} runs, medians; full load: {e2e_n} packets sent as fast as one thread can, {io_batch} per system call, UDP offloads in the generator and the relay {}; fixed rate: {paced_n} packets at {rate}/s, one per call; latency from the RTP timestamp the sender stamps to arrival, both on this host)",
+        if args.offload { "on" } else { "off" }
     );
     ExitCode::SUCCESS
 }

@@ -365,7 +365,13 @@ fn srtp_sender(
     ue_port: u16,
 ) -> Result<Option<SrtpSenderConfig>, ConfigError> {
     let Some(input_text) = srtp.opt_str("rtp_input")? else {
-        for key in ["media_destination", "suite", "mki", "key_lead"] {
+        for key in [
+            "media_destination",
+            "suite",
+            "mki",
+            "key_lead",
+            "udp_offload",
+        ] {
             if srtp.has(key) {
                 return Err(srtp.err(key, "applies only with rtp_input (the SRTP sender)"));
             }
@@ -425,6 +431,7 @@ fn srtp_sender(
             ),
         ));
     }
+    let udp_offload = srtp.opt_bool("udp_offload")?.unwrap_or(true);
     if roc > MAX_SENDER_START_ROC {
         return Err(srtp.err(
             "roc",
@@ -440,6 +447,7 @@ fn srtp_sender(
         suite,
         mki,
         key_lead,
+        udp_offload,
     }))
 }
 
@@ -577,6 +585,7 @@ pub(super) fn services(
                             "suite",
                             "mki",
                             "key_lead",
+                            "udp_offload",
                         ],
                     )?
                     .ok_or_else(|| s.err("srtp", "missing: streaming needs [services.srtp]"))?;

@@ -15,7 +15,7 @@ use crate::bmsc::distribution::CurrentMtks;
 use crate::bmsc::metrics::Metrics;
 use crate::mbms::profile::SRTP_MKI_LEN;
 
-use crate::bmsc::mmsg::{Outbound, Received, RecvBatch, send_batch};
+use crate::bmsc::mmsg::{Gso, Outbound, Received, RecvBatch, SendOutcome, send_batch_gso};
 
 use super::protector::{MediaError, Protector};
 use super::rtp::MAX_RTP_PACKET;
@@ -102,10 +102,13 @@ impl MediaSockets {
 /// One streaming service's SRTP sender until `stop`: every datagram on `rtp_input` is protected
 /// under the current MTK and sent to `media_destination`, or counted and dropped.
 ///
-/// The datagrams are read in batches of up to [`MEDIA_BATCH`] (one `recvmmsg(2)` on Linux),
+/// The datagrams are read in batches of up to [`MEDIA_BATCH`] (one `recvmmsg(2)` on Linux,
+/// with `UDP_GRO` on where the kernel accepts it, so that a slot may hold a coalesced run),
 /// protected in arrival order into buffers reused from batch to batch, and the protected ones
-/// sent in the same order (one `sendmmsg(2)`). A key change takes effect between batches, so
-/// still at a packet boundary; the rollover counter is reported after each batch.
+/// sent in the same order, up to [`MEDIA_BATCH`] at a time: runs of equal size as one
+/// `UDP_SEGMENT` send each, the rest with one `sendmmsg(2)` (`bmsc::mmsg`). A key change
+/// takes effect between batches, so still at a packet boundary; the rollover counter is
+/// reported after each batch.
 pub async fn run_media(
     service_id: String,
     mut protector: Protector,
@@ -116,8 +119,13 @@ pub async fn run_media(
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    // One octet more than the largest packet accepted, so that a longer one shows as such.
-    let mut input = RecvBatch::new(MEDIA_BATCH, MAX_RTP_PACKET + 1);
+    // A datagram over the largest packet accepted shows as truncated.
+    let (mut input, mut gso) = if cfg.udp_offload {
+        let input = RecvBatch::with_gro(&sockets.input, MEDIA_BATCH, MAX_RTP_PACKET);
+        (input, Gso::new())
+    } else {
+        (RecvBatch::new(MEDIA_BATCH, MAX_RTP_PACKET), Gso::off())
+    };
     let mut output: Vec<Outbound> = (0..MEDIA_BATCH)
         .map(|_| Outbound {
             to: cfg.media_destination,
@@ -158,6 +166,10 @@ pub async fn run_media(
         }
         let mut ready = 0;
         for packet in input.iter() {
+            if ready == output.len() {
+                send_protected(&sockets.output, &output, &mut gso, &metrics).await;
+                ready = 0;
+            }
             let Some(slot) = output.get_mut(ready) else {
                 break;
             };
@@ -172,9 +184,8 @@ pub async fn run_media(
             }
         }
         if ready > 0 {
-            let sent = send_batch(&sockets.output, output.get(..ready).unwrap_or_default()).await;
-            metrics.media_packets_sent.add(sent.sent as u64);
-            metrics.media_send_errors.add(sent.failed as u64);
+            let batch = output.get(..ready).unwrap_or_default();
+            send_protected(&sockets.output, batch, &mut gso, &metrics).await;
         }
         let roc = protector.roc();
         if reported != Some(roc) {
@@ -182,6 +193,18 @@ pub async fn run_media(
             reported = Some(roc);
         }
     }
+}
+
+/// Sends protected packets and counts what became of them.
+async fn send_protected(socket: &UdpSocket, batch: &[Outbound], gso: &mut Gso, metrics: &Metrics) {
+    let SendOutcome {
+        sent,
+        failed,
+        gso_refused,
+    } = send_batch_gso(socket, batch, gso).await;
+    metrics.media_packets_sent.add(sent as u64);
+    metrics.media_send_errors.add(failed as u64);
+    metrics.media_gso_refused.add(gso_refused as u64);
 }
 
 /// Counts one datagram of `rtp_input` and protects it into `out`; whether it is to be sent.
