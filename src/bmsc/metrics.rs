@@ -115,7 +115,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 29] = [
+        let counters: [(&str, &str, &Counter); 30] = [
             (
                 "gba_cache_hits_total",
                 "GBA key lookups answered from the key cache",
