@@ -196,7 +196,7 @@ fn a_lost_ownership_connection_is_noticed_and_the_groups_move() {
     let killed = b.server.psql(
         &b.db,
         "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
-         AND granted",
+         AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     );
     assert_eq!(killed.trim(), "1", "one connection held the lock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
