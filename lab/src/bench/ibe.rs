@@ -181,8 +181,14 @@ fn ours_run(budget: Duration) -> Result<Vec<f64>, String> {
 
 /// One run of wolfSSL's five operations: `mcx-wolf-bench SECONDS` prints `NAME OPS SECONDS`.
 fn wolf_run(wolf: &Path, seconds: f64) -> Result<Vec<f64>, String> {
+    let names: Vec<&str> = OPS.iter().map(|(name, _)| *name).collect();
+    wolf_rates(wolf, &[&format!("{seconds}")], &names)
+}
+
+/// Runs `mcx-wolf-bench ARGS…` and reads the rate of each named line `NAME OPS SECONDS`.
+pub(super) fn wolf_rates(wolf: &Path, args: &[&str], names: &[&str]) -> Result<Vec<f64>, String> {
     let out = Command::new(wolf)
-        .arg(format!("{seconds}"))
+        .args(args)
         .output()
         .map_err(|e| format!("running {}: {e}", wolf.display()))?;
     if !out.status.success() {
@@ -193,11 +199,12 @@ fn wolf_run(wolf: &Path, seconds: f64) -> Result<Vec<f64>, String> {
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    OPS.iter()
-        .map(|(name, _)| {
+    names
+        .iter()
+        .map(|name| {
             let line = text
                 .lines()
-                .find(|l| l.split_whitespace().next() == Some(name))
+                .find(|l| l.split_whitespace().next() == Some(*name))
                 .ok_or_else(|| format!("mcx-wolf-bench printed no {name} line"))?;
             let mut f = line.split_whitespace().skip(1);
             let ops: f64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);

@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
@@ -19,7 +19,7 @@ use mbms_keys::mcx::{
     verify_i_message,
 };
 
-use super::ibe::build_wolf;
+use super::ibe::{build_wolf, wolf_rates};
 use super::sakke_relay::{self, RelayRun};
 
 #[derive(Args)]
@@ -221,32 +221,6 @@ fn ours_run(budget: Duration) -> Result<(f64, f64), String> {
 /// One run of wolfSSL: `mcx-wolf-bench SECONDS mikey` prints `build OPS SECONDS` and
 /// `open OPS SECONDS`.
 fn wolf_run(wolf: &Path, seconds: f64) -> Result<(f64, f64), String> {
-    let out = Command::new(wolf)
-        .arg(format!("{seconds}"))
-        .arg("mikey")
-        .output()
-        .map_err(|e| format!("running {}: {e}", wolf.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            wolf.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rate = |name: &str| -> Result<f64, String> {
-        let line = text
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .ok_or_else(|| format!("mcx-wolf-bench printed no {name} line"))?;
-        let mut f = line.split_whitespace().skip(1);
-        let ops: f64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        let took: f64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        if ops > 0.0 && took > 0.0 {
-            Ok(ops / took)
-        } else {
-            Err(format!("mcx-wolf-bench: unreadable line {line:?}"))
-        }
-    };
-    Ok((rate("build")?, rate("open")?))
+    let rates = wolf_rates(wolf, &[&format!("{seconds}"), "mikey"], &["build", "open"])?;
+    Ok((rates[0], rates[1]))
 }

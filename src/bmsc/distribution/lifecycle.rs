@@ -235,6 +235,28 @@ impl Group {
     }
 }
 
+/// A group's stored MSKs in activation order, split into the others (retired or older),
+/// the last current one and the last next one.
+fn stored_msks(
+    records: &[MskRecord],
+    key_domain: KeyDomainId,
+    key_group: u16,
+) -> (Vec<MskRecord>, Option<MskRecord>, Option<MskRecord>) {
+    let mut mine: Vec<MskRecord> = records
+        .iter()
+        .filter(|r| r.key_domain == key_domain && r.msk_id.key_group == key_group)
+        .cloned()
+        .collect();
+    mine.sort_by_key(|r| (r.activates_at, r.created_at));
+    let mut take_last = |state: MskState| {
+        let i = mine.iter().rposition(|r| r.state == state)?;
+        Some(mine.remove(i))
+    };
+    let current = take_last(MskState::Current);
+    let next = take_last(MskState::Next);
+    (mine, current, next)
+}
+
 impl Distributor {
     /// Builds a group from the stored MSKs, creating its first MSK when it has none; with the
     /// MSK whose fan-out the stop may have cut short, to be pushed again: the next MSK, or the
@@ -251,19 +273,8 @@ impl Distributor {
         let p = self.group_params(specs);
         let (lifetime, interval, announce, lead, sequ, salted) =
             (p.lifetime, p.interval, p.announce, p.lead, p.sequ, p.salted);
-        let mut mine: Vec<MskRecord> = records
-            .iter()
-            .filter(|r| r.key_domain == key_domain && r.msk_id.key_group == key_group)
-            .cloned()
-            .collect();
-        mine.sort_by_key(|r| (r.activates_at, r.created_at));
-        let take_last = |mine: &mut Vec<MskRecord>, state: MskState| {
-            let i = mine.iter().rposition(|r| r.state == state)?;
-            Some(mine.remove(i))
-        };
-        let mut current = take_last(&mut mine, MskState::Current);
+        let (mine, mut current, mut next) = stored_msks(records, key_domain, key_group);
         let mut promoted_on_load = None;
-        let mut next = take_last(&mut mine, MskState::Next);
         // Older Current/Next rows (an interrupted switch) are retired like the rest.
         let mut retired: Vec<MskRecord> = mine;
         for r in &mut retired {
@@ -416,18 +427,7 @@ impl Distributor {
         records: &[MskRecord],
         now: Now,
     ) -> Result<Group, DistributionError> {
-        let mut mine: Vec<MskRecord> = records
-            .iter()
-            .filter(|r| r.key_domain == key_domain && r.msk_id.key_group == key_group)
-            .cloned()
-            .collect();
-        mine.sort_by_key(|r| (r.activates_at, r.created_at));
-        let take_last = |mine: &mut Vec<MskRecord>, state: MskState| {
-            let i = mine.iter().rposition(|r| r.state == state)?;
-            Some(mine.remove(i))
-        };
-        let mut current = take_last(&mut mine, MskState::Current);
-        let mut next = take_last(&mut mine, MskState::Next);
+        let (mine, mut current, mut next) = stored_msks(records, key_domain, key_group);
         if current.is_none() {
             current = next.take();
         }
