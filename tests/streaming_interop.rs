@@ -225,11 +225,13 @@ fn replay(packets: &[&[u8]], port: u16, out: &UdpSocket) -> Vec<Vec<u8>> {
 /// race the owner for it.
 fn udp_port_bound(port: u16) -> bool {
     let needle = format!(":{port:04X} ");
-    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
-        t.lines().skip(1).any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|a| format!("{a} ").ends_with(&needle))
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").ends_with(&needle))
+            })
         })
     })
 }
@@ -447,54 +449,79 @@ async fn ffmpeg_decrypts_one_mtk_period_of_a_broadcast_without_mki() {
     let r = &ready[k];
 
     let dir = mbms_lab::TempDir::new("ffmpeg-sdp");
-    let port = mbms_lab::free_port();
-    let sdp = dir.path().join("in.sdp");
-    let raw = dir.path().join("out.raw");
-    let inline = base64::engine::general_purpose::STANDARD
-        .encode([r.mtk.as_slice(), r.salt.as_slice()].concat());
-    std::fs::write(
-        &sdp,
-        format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=mbms\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+    let mut attempt = 0;
+    let (port, raw, mut ff, stderr, reader) = loop {
+        attempt += 1;
+        let port = mbms_lab::free_port();
+        let sdp = dir.path().join("in.sdp");
+        let raw = dir.path().join("out.raw");
+        let inline = base64::engine::general_purpose::STANDARD
+            .encode([r.mtk.as_slice(), r.salt.as_slice()].concat());
+        std::fs::write(
+            &sdp,
+            format!(
+                "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=mbms\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
              m=audio {port} RTP/SAVP 96\r\na=rtpmap:96 L16/8000/1\r\n\
              a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{inline}\r\n"
-        ),
-    )
-    .unwrap();
-    let mut ff = Command::new(&ffmpeg)
-        .args(["-hide_banner", "-nostats", "-loglevel", "info"])
-        .args(["-protocol_whitelist", "file,udp,rtp,srtp"])
-        .args(["-reorder_queue_size", "0"])
-        .arg("-i")
-        .arg(&sdp)
-        .args(["-c:a", "copy", "-f", "s16be", "-y"])
-        .arg(&raw)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg runs");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let pipe = ff.stderr.take().unwrap();
-        let text = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                text.lock().unwrap().push_str(&line);
-                text.lock().unwrap().push('\n');
+            ),
+        )
+        .unwrap();
+        let mut ff = Command::new(&ffmpeg)
+            .args(["-hide_banner", "-nostats", "-loglevel", "info"])
+            .args(["-protocol_whitelist", "file,udp,rtp,srtp"])
+            .args(["-reorder_queue_size", "0"])
+            .arg("-i")
+            .arg(&sdp)
+            .args(["-c:a", "copy", "-f", "s16be", "-y"])
+            .arg(&raw)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg runs");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let pipe = ff.stderr.take().unwrap();
+            let text = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    text.lock().unwrap().push_str(&line);
+                    text.lock().unwrap().push('\n');
+                }
+            })
+        };
+        // ffmpeg reports nothing before its first packet: wait for its socket instead. If it
+        // exits first (the port, or the RTCP port above it, was taken meanwhile), a fresh port.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut exited = false;
+        while !udp_port_bound(port) {
+            if ff.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
             }
-        })
-    };
-    // ffmpeg reports nothing before its first packet: wait for its socket instead.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !udp_port_bound(port) {
-        if Instant::now() > deadline {
-            let _ = ff.kill();
-            panic!("ffmpeg did not open port {port}");
+            if Instant::now() > deadline {
+                let _ = ff.kill();
+                let _ = ff.wait();
+                let _ = reader.join();
+                panic!(
+                    "ffmpeg did not open port {port}: {}",
+                    stderr.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if !exited {
+            break (port, raw, ff, stderr, reader);
+        }
+        let _ = ff.wait();
+        let _ = reader.join();
+        assert!(
+            attempt < 3,
+            "ffmpeg exited before opening a port: {}",
+            stderr.lock().unwrap()
+        );
+    };
     for p in packets {
         tx.send_to(p, ("127.0.0.1", port)).unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await;
