@@ -119,7 +119,10 @@ fn median_opt(v: &[f64]) -> Option<f64> {
 }
 
 /// Calls `op` until `budget` has passed (at least three calls); operations per second.
-fn timed(budget: Duration, mut op: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+pub(super) fn timed(
+    budget: Duration,
+    mut op: impl FnMut() -> Result<(), String>,
+) -> Result<f64, String> {
     let start = Instant::now();
     let mut n = 0u64;
     loop {

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use mbms_keys::crypto::OsRandom;
@@ -19,7 +19,7 @@ use mbms_keys::mcx::{
     verify_i_message,
 };
 
-use super::ibe::{build_wolf, wolf_rates};
+use super::ibe::{build_wolf, timed, wolf_rates};
 use super::sakke_relay::{self, RelayRun};
 
 #[derive(Args)]
@@ -141,20 +141,6 @@ fn bench(args: &SakkeArgs) -> Result<(), String> {
         rounded(&rates)
     );
     Ok(())
-}
-
-/// Calls `op` until `budget` has passed (at least three calls); operations per second.
-fn timed(budget: Duration, mut op: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
-    let start = Instant::now();
-    let mut n = 0u64;
-    loop {
-        op()?;
-        n += 1;
-        let took = start.elapsed();
-        if took >= budget && n >= 3 {
-            return Ok(n as f64 / took.as_secs_f64());
-        }
-    }
 }
 
 /// One run of ours: messages built per second, then messages verified per second (a fresh
