@@ -89,28 +89,35 @@ pub fn listing(dir: &std::path::Path) -> std::collections::BTreeSet<(PathBuf, u6
     out
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP. It is drawn below the system's ephemeral
-/// range (32768 and up on Linux), so that no socket bound to port 0 in the meantime (the
-/// BM-SC's own, another test's) can be handed the same one. Panics after 1000 tries.
+/// A port free for both UDP and TCP on every local address. It is drawn below the system's
+/// ephemeral range (32768 and up on Linux), so that no socket bound to port 0 in the meantime (the
+/// BM-SC's own, another test's) can be handed the same one. The check binds the wildcard address,
+/// which fails while any address holds the port (a lab UE on 127.0.0.11, say), and a port is
+/// handed out at most once per process, so that tests running side by side never share one.
+/// Panics after 1000 tries.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos())
         ^ std::process::id().rotate_left(16);
     let mut x = u64::from(seed) | 1;
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         // xorshift64
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         let port = 20_000 + (x % 12_000) as u16;
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        if !handed_out.contains(&port)
+            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
         {
+            handed_out.push(port);
             return port;
         }
     }
-    panic!("no free port below 32000 on 127.0.0.1");
+    panic!("no free port below 32000");
 }
 
 /// The median of `values` (the upper one of the two middle values for an even count); `None`
