@@ -5,7 +5,8 @@
 //! the store or the key source ([`Distributor::on_event`], [`Distributor::on_timeout`]: MSK
 //! creation, MTK state, the counter ceiling, registration pages, GBA key lookups) run on the
 //! blocking pool, the distributor moved in and back out, so the runtime's threads never wait
-//! on SQLite or a BSF. [`Distributor::on_datagram`] runs inline: matching and verifying an
+//! on SQLite or a BSF; the Key Request events queued when one arrives go with it (at most
+//! `MAX_EVENTS_PER_CALL`), so a registration storm costs one trip per batch, not per event. [`Distributor::on_datagram`] runs inline: matching and verifying an
 //! acknowledgement touches neither (a few microseconds of HMAC). A fan-out is cut into
 //! batches by the distributor, and the loop reads acknowledgements between them. Each call
 //! gets both clocks as read then ([`clocks`]); the loop sleeps until the distributor's next
@@ -44,6 +45,13 @@ const MAX_DRAIN: usize = 1024;
 /// Batches queued for the sender task before the driver waits for it (bounds the memory held
 /// by built but unsent messages to this many pages).
 const SEND_QUEUE: usize = 2;
+
+/// Key Request events handed to the distributor in one trip to the blocking pool.
+const MAX_EVENTS_PER_CALL: usize = 256;
+
+/// Largest batch of datagrams made by joining consecutive batches (a batch already this large,
+/// such as a fan-out page of `Tuning::batch_size`, goes as it is).
+const MAX_JOINED: usize = 1024;
 
 /// After `on_timeout` failed (store unavailable), timers wait this long before the next try.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -137,12 +145,17 @@ async fn drive(
             },
             event = events.recv(), if events_open => match event {
                 Some(event) => {
-                    let (back, result) =
-                        blocking(d, move |d| d.on_event(event, clocks())).await?;
+                    let batch = with_queued(event, &mut events);
+                    let (back, _) = blocking(d, move |d| {
+                        for event in batch {
+                            if let Err(e) = d.on_event(event, clocks()) {
+                                tracing::warn!("key request event not distributed: {e}");
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
                     d = back;
-                    if let Err(e) = result {
-                        tracing::warn!("key request event not distributed: {e}");
-                    }
                 }
                 None => events_open = false,
             },
@@ -163,6 +176,22 @@ async fn drive(
     Ok(d)
 }
 
+/// `first` and the events queued behind it, at most [`MAX_EVENTS_PER_CALL`] in all: one trip
+/// to the blocking pool carries them all (a registration storm queues one event per 200).
+fn with_queued(
+    first: KeyRequestEvent,
+    events: &mut mpsc::Receiver<KeyRequestEvent>,
+) -> Vec<KeyRequestEvent> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_EVENTS_PER_CALL {
+        match events.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// Runs `f` on the blocking pool with the distributor moved in, and hands it back.
 async fn blocking(
     mut d: Distributor,
@@ -175,17 +204,36 @@ async fn blocking(
     .await?)
 }
 
-/// Carries out every queued action, in order (datagrams through the sender task).
+/// Carries out every queued action, in order (datagrams through the sender task; runs of
+/// consecutive datagram batches, such as the pushes of many registrations handled in one
+/// call, are joined into one batch of at most [`MAX_JOINED`] datagrams).
 async fn flush(
     d: &mut Distributor,
     to_sender: &mpsc::Sender<Vec<Datagram>>,
 ) -> Result<(), DriverError> {
-    while let Some(action) = d.poll_action() {
+    let mut pending: Option<Action> = None;
+    loop {
+        let Some(action) = pending.take().or_else(|| d.poll_action()) else {
+            return Ok(());
+        };
         match action {
-            Action::SendUdp(batch) => to_sender
-                .send(batch)
-                .await
-                .map_err(|_| DriverError::Sender)?,
+            Action::SendUdp(mut batch) => {
+                while batch.len() < MAX_JOINED {
+                    match d.poll_action() {
+                        Some(Action::SendUdp(more)) if batch.len() + more.len() <= MAX_JOINED => {
+                            batch.extend(more);
+                        }
+                        other => {
+                            pending = other;
+                            break;
+                        }
+                    }
+                }
+                to_sender
+                    .send(batch)
+                    .await
+                    .map_err(|_| DriverError::Sender)?;
+            }
             Action::WriteMtkObject { path, bytes } => {
                 let shown = path.display().to_string();
                 match tokio::task::spawn_blocking(move || crate::files::write_atomic(&path, &bytes))
@@ -198,5 +246,41 @@ async fn flush(
             }
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(i: u16) -> KeyRequestEvent {
+        KeyRequestEvent::Registered {
+            btid: format!("b{i}@bsf.example.org").parse().expect("btid"),
+            ue_addr: std::net::IpAddr::from([127, 0, 0, 1]),
+            service_ids: vec![format!("s{i}")],
+        }
+    }
+
+    fn service_of(e: &KeyRequestEvent) -> String {
+        match e {
+            KeyRequestEvent::Registered { service_ids, .. } => service_ids.concat(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn queued_events_go_with_the_first_in_order_up_to_the_limit() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        for i in 1..=300 {
+            tx.try_send(registered(i)).expect("queued");
+        }
+        let batch = with_queued(registered(0), &mut rx);
+        assert_eq!(batch.len(), MAX_EVENTS_PER_CALL);
+        let names: Vec<String> = batch.iter().map(service_of).collect();
+        let want: Vec<String> = (0..256).map(|i| format!("s{i}")).collect();
+        assert_eq!(names, want);
+        let rest = with_queued(rx.try_recv().expect("left"), &mut rx);
+        assert_eq!(rest.len(), 300 - 255);
+        assert_eq!(service_of(&rest[0]), "s256");
+        assert!(with_queued(registered(9), &mut rx).len() == 1);
+    }
 }
