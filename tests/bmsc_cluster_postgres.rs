@@ -24,7 +24,8 @@ use common::postgres::{PASSWORD, PgServer};
 use mbms_keys::crypto::{KsNaf, Msk};
 use mbms_keys::gba::{digest_password, mrk_gba_me, muk_gba_me};
 use mbms_keys::mbms::keyreq::{
-    MIME_MSK, MIME_REGISTER, MskRequest, PATH_MSK, PATH_REGISTER, RegisterRequest,
+    MIME_DEREGISTER, MIME_MSK, MIME_REGISTER, MskRequest, PATH_DEREGISTER, PATH_MSK, PATH_REGISTER,
+    RegisterRequest,
 };
 use mbms_keys::mbms::profile::csb_id_for;
 use mbms_keys::mbms::{
@@ -160,6 +161,12 @@ impl Node {
 fn register(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
     let body = RegisterRequest::register(&[SERVICE.to_owned()]).to_xml();
     request(curl, dir, node, i, PATH_REGISTER, MIME_REGISTER, &body)
+}
+
+/// Deregisters UE `i` with `curl --digest` at `node`: the HTTP status.
+fn deregister(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
+    let body = RegisterRequest::deregister(&[SERVICE.to_owned()]).to_xml();
+    request(curl, dir, node, i, PATH_DEREGISTER, MIME_DEREGISTER, &body)
 }
 
 /// UE `i` asks `node` for the current MSK of the service's Key Group: the HTTP status.
@@ -518,6 +525,11 @@ fn postgresql_restarted_under_a_running_cluster_gets_503_then_resumes() {
         msk_request(&cluster.curl, cluster.dir.path(), &nodes[0], 1),
         "503",
         "an MSK request while the database is down"
+    );
+    assert_eq!(
+        deregister(&cluster.curl, cluster.dir.path(), &nodes[1], 0),
+        "503",
+        "a deregistration while the database is down"
     );
     for n in &mut nodes {
         assert!(n.running(), "a node exited: {}", n.log_text());
