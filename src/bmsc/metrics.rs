@@ -369,6 +369,19 @@ mod tests {
     }
 
     #[test]
+    fn shared_fanout_counters_are_rendered_per_node() {
+        let m = Metrics::default();
+        m.fanout_items_claimed.add(4);
+        m.fanout_items_done.add(3);
+        m.fanout_messages.add(40);
+        let text = m.render();
+        assert!(text.contains("mbms_bmsc_fanout_items_claimed_total 4\n"));
+        assert!(text.contains("mbms_bmsc_fanout_items_done_total 3\n"));
+        assert!(text.contains("mbms_bmsc_fanout_messages_total 40\n"));
+        assert!(text.contains("# TYPE mbms_bmsc_fanout_messages_total counter\n"));
+    }
+
+    #[test]
     fn msk_requests_help_says_it_counts_granted_items() {
         let text = Metrics::default().render();
         let help = text

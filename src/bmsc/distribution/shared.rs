@@ -190,7 +190,11 @@ impl Distributor {
                 let lost = before - self.work.held.len();
                 if lost > 0 {
                     // Its lease ran out (this node was too slow): another node has it now.
-                    tracing::info!(lost, "shared MSK fan-out: work items taken by another node");
+                    self.log_shared(
+                        mono,
+                        "work items taken by another node (a lease ran out)",
+                        &lost,
+                    );
                 }
             }
             Err(e) => self.log_shared(mono, "leases not renewed", &e),
