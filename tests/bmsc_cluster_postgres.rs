@@ -4,8 +4,11 @@
 //! owner of the MSK group is killed with SIGKILL while a rotation is under way. Checked: the
 //! rotation completes under the node that takes over, within the bound; every UE gets every
 //! MSK, one key per MSK ID; one MTK per MTK ID whatever node sent it; no counter used twice; no
-//! acknowledged registration lost. Then PostgreSQL restarted under a running cluster: 503 while
-//! it is down, nothing lost, service resumes by itself.
+//! acknowledged registration lost. A non-owner killed with SIGKILL while it holds work items of
+//! a shared MSK fan-out: the other nodes push its share again within two retransmission
+//! intervals, every UE gets the MSK, several nodes sent, no counter used twice. Then
+//! PostgreSQL restarted under a running cluster: 503 (registrations, MSK requests,
+//! deregistrations) while it is down, nothing lost, service resumes by itself.
 //!
 //! Skipped without PostgreSQL or curl, failing then under `MBMS_REQUIRE_ORACLES=1`.
 
@@ -24,11 +27,13 @@ use common::postgres::{PASSWORD, PgServer};
 use mbms_keys::crypto::{KsNaf, Msk};
 use mbms_keys::gba::{digest_password, mrk_gba_me, muk_gba_me};
 use mbms_keys::mbms::keyreq::{
-    MIME_MSK, MIME_REGISTER, MskRequest, PATH_MSK, PATH_REGISTER, RegisterRequest,
+    MIME_DEREGISTER, MIME_MSK, MIME_REGISTER, MskRequest, PATH_DEREGISTER, PATH_MSK, PATH_REGISTER,
+    RegisterRequest,
 };
 use mbms_keys::mbms::profile::csb_id_for;
 use mbms_keys::mbms::{
-    KeyDomainId, MskId, MskUpdate, MtkId, MtkKeys, UnverifiedMsk, UnverifiedMtk,
+    AckContext, KeyDomainId, MskId, MskUpdate, MtkId, MtkKeys, PreparedMuk, UnverifiedMsk,
+    UnverifiedMtk, build_ack,
 };
 use mbms_lab::bmsc_config::{LabConfig, LabService, LabSubscriber};
 use mbms_lab::{TempDir, free_port};
@@ -42,9 +47,30 @@ fn btid(i: usize) -> String {
 
 fn ks_naf(i: usize) -> [u8; 32] {
     let mut k = [0x21u8; 32];
-    k[0] = u8::try_from(i).expect("few UEs");
+    k[0] = u8::try_from(i & 0xff).expect("one octet");
+    k[1] ^= u8::try_from(i >> 8).expect("fewer than 65536 UEs");
     k
 }
+
+/// What differs between the tests' nodes.
+#[derive(Clone, Copy)]
+struct NodeOpts {
+    msk_lifetime: &'static str,
+    /// `[push]` initial and most backoff.
+    push_backoff: (&'static str, &'static str),
+    /// `[push] retries`; `None`: the default.
+    push_retries: Option<u32>,
+    /// Lines of `[cluster]`.
+    cluster: &'static str,
+}
+
+/// The nodes of the ownership and restart tests.
+const NODE_OPTS: NodeOpts = NodeOpts {
+    msk_lifetime: "6s",
+    push_backoff: ("300ms", "1s"),
+    push_retries: None,
+    cluster: "takeover_after = \"1s\"\nfollow_interval = \"200ms\"\n",
+};
 
 /// A `bmsc serve` process writing its log to a file, killed when dropped.
 struct Node {
@@ -68,6 +94,7 @@ impl Node {
         ue_port: u16,
         mtk_sink: SocketAddr,
         ues: usize,
+        opts: NodeOpts,
     ) -> Self {
         let http_port = free_port();
         let node_dir = dir.join(name);
@@ -84,7 +111,7 @@ impl Node {
             ue_port,
             LabService {
                 id: SERVICE.to_owned(),
-                msk_lifetime: "6s",
+                msk_lifetime: opts.msk_lifetime,
                 mtk_interval: "1s",
                 mtk_resend: "400ms",
                 mtk_destination: mtk_sink,
@@ -92,7 +119,8 @@ impl Node {
         );
         c.http_port = http_port;
         c.qop = Some("auth,auth-int");
-        c.push_backoff = Some(("300ms", "1s"));
+        c.push_backoff = Some(opts.push_backoff);
+        c.push_retries = opts.push_retries;
         c.subscribers = (0..ues)
             .map(|i| LabSubscriber {
                 btid: btid(i),
@@ -101,8 +129,9 @@ impl Node {
             })
             .collect();
         let text = format!(
-            "store = \"{url}\"\n{}\n[cluster]\ntakeover_after = \"1s\"\nfollow_interval = \"200ms\"\n",
-            c.to_toml()
+            "store = \"{url}\"\n{}\n[cluster]\n{}",
+            c.to_toml(),
+            opts.cluster
         );
         let config = node_dir.join("bmsc.toml");
         std::fs::write(&config, text).expect("config");
@@ -110,7 +139,10 @@ impl Node {
         let out = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_mbms-keys"))
             .env_remove("MBMS_KEK_FILE")
-            .env("MBMS_LOG", "info")
+            .env(
+                "MBMS_LOG",
+                std::env::var("MBMS_TEST_NODE_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .env("MBMS_PG_PASSWORD", PASSWORD)
             .args(["bmsc", "serve", "--config"])
             .arg(&config)
@@ -160,6 +192,12 @@ impl Node {
 fn register(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
     let body = RegisterRequest::register(&[SERVICE.to_owned()]).to_xml();
     request(curl, dir, node, i, PATH_REGISTER, MIME_REGISTER, &body)
+}
+
+/// Deregisters UE `i` with `curl --digest` at `node`: the HTTP status.
+fn deregister(curl: &Path, dir: &Path, node: &Node, i: usize) -> String {
+    let body = RegisterRequest::deregister(&[SERVICE.to_owned()]).to_xml();
+    request(curl, dir, node, i, PATH_DEREGISTER, MIME_DEREGISTER, &body)
 }
 
 /// UE `i` asks `node` for the current MSK of the service's Key Group: the HTTP status.
@@ -216,18 +254,26 @@ struct Seen {
     bad: u64,
     /// Distinct MTK messages.
     mtk: BTreeSet<Vec<u8>>,
+    /// Distinct MSK messages carrying a key, as they arrived: (B-TID, MSK ID, the sender's
+    /// port, when, counter).
+    arrivals: Vec<(String, u32, u16, Instant, u32)>,
+    /// Acknowledgements the farm sent.
+    acks: u64,
 }
 
-fn farm(socket: UdpSocket, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ues: usize) {
+/// The UE farm: verifies every MSK message under its UE's MUK; the UEs with an even index
+/// acknowledge the new keys when `ack` (docs/profile.md §2.2), the others never do.
+fn farm(socket: UdpSocket, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ues: usize, ack: bool) {
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let muks: HashMap<String, _> = (0..ues)
         .map(|i| (btid(i), muk_gba_me(&KsNaf::from_bytes(ks_naf(i)))))
         .collect();
+    let acking: BTreeSet<String> = (0..ues).filter(|i| ack && i % 2 == 0).map(btid).collect();
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
-        let Ok(n) = socket.recv(&mut buf) else {
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
             continue;
         };
         let bytes = buf[..n].to_vec();
@@ -246,12 +292,37 @@ fn farm(socket: UdpSocket, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, ues: u
                     MskUpdate::NewKey { msk, .. } => Some(*msk.as_bytes()),
                     _ => None,
                 };
+                if key.is_some() {
+                    let at = Instant::now();
+                    seen.arrivals
+                        .push((b.clone(), m.msk_id.to_u32(), from.port(), at, m.counter));
+                    if acking.contains(&b)
+                        && let Some(ack) = ack_of(&bytes, &muks[&b])
+                    {
+                        let _ = socket.send_to(&ack, from);
+                        seen.acks += 1;
+                    }
+                }
                 seen.order.entry(b.clone()).or_default().push(m.counter);
                 seen.msk.insert(bytes, (b, m.msk_id, key, m.counter));
             }
             None => seen.bad += 1,
         }
     }
+}
+
+/// The acknowledgement of the MSK message `bytes` under `muk`.
+fn ack_of(bytes: &[u8], muk: &mbms_keys::crypto::Muk) -> Option<Vec<u8>> {
+    let un = UnverifiedMsk::parse(bytes).ok()?;
+    let keys = PreparedMuk::new(muk).keys(un.csb_id(), un.view().rand()?);
+    let ctx = AckContext::new(
+        keys,
+        un.csb_id(),
+        un.counter(),
+        b"bmsc.example.org",
+        un.idr(),
+    );
+    build_ack(&ctx).ok()
 }
 
 fn sink(socket: UdpSocket, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
@@ -289,6 +360,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(ues: usize) -> Option<Self> {
+        Self::with_acks(ues, false)
+    }
+
+    /// A cluster whose UE farm acknowledges (the UEs with an even index) when `ack`.
+    fn with_acks(ues: usize, ack: bool) -> Option<Self> {
         let curl = common::oracle("curl", &[], "apt-get install curl")?;
         let server = PgServer::start()?;
         let db = server.database();
@@ -301,7 +377,7 @@ impl Cluster {
         let threads = vec![
             {
                 let (seen, stop) = (seen.clone(), stop.clone());
-                std::thread::spawn(move || farm(ue_socket, seen, stop, ues))
+                std::thread::spawn(move || farm(ue_socket, seen, stop, ues, ack))
             },
             {
                 let (seen, stop) = (seen.clone(), stop.clone());
@@ -322,6 +398,10 @@ impl Cluster {
     }
 
     fn node(&self, name: &str, ues: usize) -> Node {
+        self.node_with(name, ues, NODE_OPTS)
+    }
+
+    fn node_with(&self, name: &str, ues: usize, opts: NodeOpts) -> Node {
         Node::start(
             self.dir.path(),
             name,
@@ -329,6 +409,7 @@ impl Cluster {
             self.ue_port,
             self.mtk_sink,
             ues,
+            opts,
         )
     }
 
@@ -519,6 +600,11 @@ fn postgresql_restarted_under_a_running_cluster_gets_503_then_resumes() {
         "503",
         "an MSK request while the database is down"
     );
+    assert_eq!(
+        deregister(&cluster.curl, cluster.dir.path(), &nodes[1], 0),
+        "503",
+        "a deregistration while the database is down"
+    );
     for n in &mut nodes {
         assert!(n.running(), "a node exited: {}", n.log_text());
     }
@@ -555,4 +641,203 @@ fn postgresql_restarted_under_a_running_cluster_gets_503_then_resumes() {
     drop(nodes);
     let (seen, _server, _db) = cluster.finish();
     assert_eq!(seen.bad, 0);
+}
+
+/// The nodes of the shared fan-out test: one retransmission interval of 2 s (the lease), two
+/// retransmissions, an MSK rotation every 8 s (the next MSK 2 s before), items of 10
+/// registrations (40 items for 400 UEs: more than one node holds at once).
+const FANOUT_OPTS: NodeOpts = NodeOpts {
+    msk_lifetime: "8s",
+    push_backoff: ("2s", "2s"),
+    push_retries: Some(2),
+    cluster: "takeover_after = \"1s\"\nfollow_interval = \"200ms\"\nfanout_item_size = 10\n",
+};
+
+#[test]
+fn a_node_killed_mid_fanout_has_its_share_finished_by_the_others() {
+    const UES: usize = 400;
+    const INTERVAL: Duration = Duration::from_secs(2);
+    let Some(cluster) = Cluster::with_acks(UES, true) else {
+        return;
+    };
+    let mut nodes = vec![cluster.node_with("a", UES, FANOUT_OPTS)];
+    // Registrations written straight into the database (old: no node pushes to them at its
+    // start), so that the fan-out of the next MSK is the only push they get.
+    cluster.psql(&format!(
+        "INSERT INTO registrations (service_id, btid, ue_addr, registered_at)
+         SELECT '{SERVICE}', format('ue%s@bsf.example.org', lpad(i::text, 3, '0')),
+                '127.0.0.1', 1
+         FROM generate_series(0, {}) AS i",
+        UES - 1
+    ));
+    nodes.push(cluster.node_with("b", UES, FANOUT_OPTS));
+    nodes.push(cluster.node_with("c", UES, FANOUT_OPTS));
+    assert!(nodes[0].owns() && !nodes[1].owns() && !nodes[2].owns());
+    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let next = wait_for("a next MSK", Duration::from_secs(20), || {
+        cluster
+            .psql("SELECT count(*) FROM msks WHERE state = 'next'")
+            .trim()
+            == "1"
+    });
+    let next_id: u32 = cluster
+        .psql("SELECT msk_id FROM msks WHERE state = 'next'")
+        .trim()
+        .parse()
+        .expect("MSK ID");
+    // Node c (not the owner) holds open items of the fan-out: it dies then.
+    let held_by_c = format!(
+        "SELECT after_btid, until_btid FROM fanout_items
+         WHERE msk_id = {next_id} AND NOT done AND claimed_by LIKE '{}-%'",
+        pids[2]
+    );
+    wait_for("node c holding work items", Duration::from_secs(5), || {
+        !cluster.psql(&held_by_c).trim().is_empty()
+    });
+    let killed_at = Instant::now();
+    nodes[2].kill9();
+    let ranges: Vec<(String, String)> = cluster
+        .psql(&held_by_c)
+        .lines()
+        .map(|l| {
+            let mut f = l.split('|');
+            let mut next = || f.next().unwrap_or("").trim().to_owned();
+            (next(), next())
+        })
+        .collect();
+    assert!(!ranges.is_empty(), "node c held items at its kill");
+    let in_ranges = |b: &str| {
+        ranges
+            .iter()
+            .any(|(after, until)| b > after.as_str() && (until.is_empty() || b <= until.as_str()))
+    };
+    // Its items are closed by the others: every UE acknowledged or ran out of retries.
+    let open = format!("SELECT count(*) FROM fanout_items WHERE msk_id = {next_id} AND NOT done");
+    let start = Instant::now();
+    while cluster.psql(&open).trim() != "0" {
+        if start.elapsed() > Duration::from_secs(40) {
+            let state = cluster.psql(&format!(
+                "SELECT item, claimed_by, claims, sent, done, lease_until < clock_timestamp()
+                 FROM fanout_items WHERE msk_id = {next_id} AND NOT done ORDER BY item"
+            ));
+            let tail = |n: &Node| {
+                let log = n.log_text();
+                log.lines()
+                    .filter(|l| !l.contains("MTK"))
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "work items not closed within 40 s (pids {pids:?}):\n{state}\na:\n{}\nb:\n{}",
+                tail(&nodes[0]),
+                tail(&nodes[1])
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let closed = start.elapsed();
+    let items = cluster.psql(&format!(
+        "SELECT count(*), count(DISTINCT claimed_by), sum(claims) FROM fanout_items
+         WHERE msk_id = {next_id}"
+    ));
+    let acked = cluster.psql(&format!(
+        "SELECT count(*) FROM fanout_acks WHERE msk_id = {next_id}"
+    ));
+    for n in &mut nodes[..2] {
+        assert!(n.running(), "{}", n.log_text());
+    }
+    let logs: Vec<String> = nodes.iter().map(Node::log_text).collect();
+    drop(nodes);
+    let (seen, _server, _db) = cluster.finish();
+
+    assert_eq!(seen.bad, 0, "every MSK message verifies under its UE's MUK");
+    let of_next: Vec<&(String, u32, u16, Instant, u32)> =
+        seen.arrivals.iter().filter(|a| a.1 == next_id).collect();
+    // Every UE got the next MSK.
+    let reached: BTreeSet<&str> = of_next.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(reached.len(), UES, "UEs that got MSK {next_id:08x}");
+    // Each UE in one item: once, twice when its item changed hands (the kill, or a node that
+    // could not renew its lease in time on a loaded machine).
+    let mut per_ue: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &of_next {
+        *per_ue.entry(a.0.as_str()).or_default() += 1;
+    }
+    let most = per_ue.values().copied().max().unwrap_or(0);
+    assert!(most <= 3, "a UE got MSK {next_id:08x} in {most} messages");
+    assert!(of_next.len() < 2 * UES, "{} messages", of_next.len());
+    // The UEs of node c's items that never acknowledge got it again from another node,
+    // within two retransmission intervals of the kill.
+    let orphans: BTreeSet<String> = (0..UES)
+        .filter(|i| i % 2 == 1)
+        .map(btid)
+        .filter(|b| in_ranges(b))
+        .collect();
+    assert!(!orphans.is_empty(), "node c's items hold UEs: {ranges:?}");
+    let mut latest = Duration::ZERO;
+    for b in &orphans {
+        let first_after = of_next
+            .iter()
+            .filter(|a| a.0 == *b && a.3 > killed_at)
+            .map(|a| a.3 - killed_at)
+            .min();
+        let Some(after) = first_after else {
+            panic!("UE {b} of node c's items got nothing after the kill");
+        };
+        latest = latest.max(after);
+    }
+    assert!(
+        latest <= 2 * INTERVAL + Duration::from_secs(1),
+        "node c's share finished {latest:?} after the kill"
+    );
+    // The fan-out was shared: several nodes sent the next MSK's messages.
+    let mut share: BTreeMap<u16, usize> = BTreeMap::new();
+    for a in &of_next {
+        *share.entry(a.2).or_default() += 1;
+    }
+    assert!(share.len() >= 2, "senders of the fan-out: {share:?}");
+    // No counter reused.
+    let mut counters: BTreeMap<u32, usize> = BTreeMap::new();
+    for (_, _, _, c) in seen.msk.values() {
+        *counters.entry(*c).or_default() += 1;
+    }
+    let reused: Vec<_> = counters.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(reused.is_empty(), "counters used twice: {reused:?}");
+    // Per UE, messages from two nodes at about the same time may arrive out of counter order
+    // (docs/cluster.md "Limits"): counted and shown, not failed.
+    let mut out_of_order = Vec::new();
+    for (b, order) in &seen.order {
+        if order.windows(2).any(|w| w[0] >= w[1]) {
+            let of_ue: Vec<_> = seen
+                .arrivals
+                .iter()
+                .filter(|a| a.0 == *b)
+                .map(|a| (a.1, a.2, a.4))
+                .collect();
+            out_of_order.push((b.clone(), of_ue));
+        }
+    }
+    assert!(
+        seen.acks > 0 && acked.trim() != "0",
+        "acknowledgements recorded"
+    );
+    eprintln!(
+        "shared fan-out: next MSK {next_id:08x} after {next:?}; node c killed holding {} items \
+         ({} UEs never acknowledging); its share done {latest:?} after the kill; every item \
+         closed {closed:?} after; items, holders, claims: {}; acknowledgements sent {}, \
+         recorded {}; messages per sender port: {share:?}; UEs with messages out of counter \
+         order: {} {:?}; {} messages of the next MSK, at most {most} to one UE",
+        ranges.len(),
+        orphans.len(),
+        items.trim(),
+        seen.acks,
+        acked.trim(),
+        out_of_order.len(),
+        out_of_order.first(),
+        of_next.len()
+    );
+    for log in &logs {
+        assert!(!log.contains(PASSWORD), "the password in a log");
+    }
 }

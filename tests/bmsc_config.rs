@@ -155,6 +155,11 @@ fn defaults_apply_to_a_minimal_file() {
     assert_eq!(c.push.max_backoff, Duration::from_secs(30));
     assert_eq!(c.cluster.takeover_after, Duration::from_secs(10));
     assert_eq!(c.cluster.follow_interval, Duration::from_secs(1));
+    assert_eq!(c.cluster.fanout_item_size, 1024);
+    assert_eq!(
+        c.cluster.fanout_lease, None,
+        "the fan-out lease is [push] initial_backoff by default"
+    );
     assert_eq!(
         c.key_export_socket, None,
         "the key export is off by default"
@@ -173,13 +178,24 @@ fn defaults_apply_to_a_minimal_file() {
 }
 
 #[test]
-fn the_cluster_section_takes_two_positive_durations() {
+fn the_cluster_section_takes_positive_durations_and_item_size() {
     let c = parse(&format!(
-        "{TOP}[cluster]\ntakeover_after = \"2s\"\nfollow_interval = \"250ms\"\n{SERVICE}"
+        "{TOP}[cluster]\ntakeover_after = \"2s\"\nfollow_interval = \"250ms\"\n\
+         fanout_item_size = 500\nfanout_lease = \"3s\"\n{SERVICE}"
     ))
     .expect("cluster");
     assert_eq!(c.cluster.takeover_after, Duration::from_secs(2));
     assert_eq!(c.cluster.follow_interval, Duration::from_millis(250));
+    assert_eq!(c.cluster.fanout_item_size, 500);
+    assert_eq!(c.cluster.fanout_lease, Some(Duration::from_secs(3)));
+    assert_eq!(
+        refused_key(&format!("{TOP}[cluster]\nfanout_item_size = 0\n{SERVICE}")),
+        "cluster.fanout_item_size"
+    );
+    assert_eq!(
+        refused_key(&format!("{TOP}[cluster]\nfanout_lease = \"0s\"\n{SERVICE}")),
+        "cluster.fanout_lease"
+    );
     assert_eq!(
         refused_key(&format!(
             "{TOP}[cluster]\ntakeover_after = \"0s\"\n{SERVICE}"

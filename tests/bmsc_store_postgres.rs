@@ -15,7 +15,9 @@ use std::sync::Arc;
 use common::TempDir;
 use common::postgres::{PASSWORD, PgServer};
 use mbms_keys::bmsc::config::{Password, PostgresConfig};
-use mbms_keys::bmsc::store::{CurrentMtk, PostgresStore, Registration, Store, StoreError};
+use mbms_keys::bmsc::store::{
+    CurrentMtk, FanoutProgress, Lease, PostgresStore, Registration, Store, StoreError,
+};
 use mbms_keys::crypto::{Mtk, Salt};
 use mbms_keys::mikey::MtkId;
 use store_contract::*;
@@ -311,15 +313,141 @@ fn counter_blocks_of_several_nodes_never_overlap_and_increase() {
 }
 
 #[test]
+fn fanout_work_items_are_claimed_once_leased_renewed_taken_over_and_closed() {
+    let Some(b) = Postgres::new() else { return };
+    let (a, c) = (b.open(), b.open());
+    let msk = msk_record(9, MSK_OCTETS);
+    a.create_msk(&msk).expect("MSK");
+    let regs: Vec<Registration> = (1..=10).map(|i| reg(i, "svc")).collect();
+    a.register_many(&regs).expect("register");
+    let services = ["svc".to_owned()];
+    let made = a
+        .create_fanout_items(KD, msk.msk_id, &services, 3)
+        .expect("items")
+        .expect("shared");
+    // B-TIDs 1-3, 4-6, 7-9, 10 and after: ranges, not one row per UE.
+    assert_eq!(
+        made,
+        FanoutProgress {
+            items: 4,
+            unsent: 4,
+            open: 4
+        }
+    );
+    // A second writer (a takeover) finds the items and writes none.
+    assert_eq!(
+        c.create_fanout_items(KD, msk.msk_id, &services, 2)
+            .expect("items")
+            .expect("shared")
+            .items,
+        4
+    );
+    let msks = [(KD, msk.msk_id)];
+    let long = std::time::Duration::from_secs(30);
+    let short = std::time::Duration::from_millis(200);
+    let la = Lease {
+        node: "a",
+        duration: long,
+    };
+    let lc = Lease {
+        node: "c",
+        duration: short,
+    };
+    let first = a
+        .claim_fanout_item(la, &msks)
+        .expect("claim")
+        .expect("item");
+    let second = c
+        .claim_fanout_item(lc, &msks)
+        .expect("claim")
+        .expect("item");
+    assert_ne!(first.item, second.item, "an item is claimed by one node");
+    assert_eq!((first.claims, second.claims), (1, 1));
+    assert_eq!(first.after, None);
+    assert_eq!(first.until, Some(btid(3)));
+    assert_eq!(second.after, Some(btid(3)));
+    // Items of MSKs a node does not know are not offered to it.
+    let other = [(KD, msk_record(10, MSK_OCTETS).msk_id)];
+    assert_eq!(a.claim_fanout_item(la, &other).expect("claim"), None);
+    // Node c stops renewing: its lease runs out and node a takes its item over.
+    std::thread::sleep(short * 2);
+    let mut taken = Vec::new();
+    while let Some(item) = a.claim_fanout_item(la, &msks).expect("claim") {
+        taken.push(item);
+    }
+    assert_eq!(taken.len(), 3, "{taken:?}");
+    let over = taken
+        .iter()
+        .find(|i| i.item == second.item)
+        .expect("the expired item");
+    assert_eq!(
+        over.claims, 2,
+        "a second claim: acknowledged UEs are skipped"
+    );
+    assert!(c.renew_fanout_items(lc).expect("renew").is_empty());
+    assert_eq!(a.renew_fanout_items(la).expect("renew").len(), 4);
+    // Node c can no longer mark what it lost; node a marks sent, then done.
+    c.mark_fanout_item("c", &second, true).expect("mark");
+    assert_eq!(a.fanout_progress(KD, msk.msk_id).expect("progress").open, 4);
+    a.mark_fanout_item("a", &first, false).expect("sent");
+    assert_eq!(
+        a.fanout_progress(KD, msk.msk_id).expect("progress"),
+        FanoutProgress {
+            items: 4,
+            unsent: 3,
+            open: 4
+        }
+    );
+    for item in std::iter::once(&first).chain(&taken) {
+        a.mark_fanout_item("a", item, true).expect("done");
+    }
+    assert_eq!(
+        a.fanout_progress(KD, msk.msk_id).expect("progress"),
+        FanoutProgress {
+            items: 4,
+            unsent: 0,
+            open: 0
+        }
+    );
+    assert_eq!(a.claim_fanout_item(la, &msks).expect("claim"), None);
+    // Acknowledgements recorded by one node, seen by the other; one statement for many.
+    let acks: Vec<_> = (1..=3)
+        .map(|i| (KD, msk.msk_id, btid(i).as_str().to_owned()))
+        .collect();
+    a.record_acks(&acks).expect("record");
+    a.record_acks(&acks).expect("recorded twice: kept once");
+    let asked = [btid(2), btid(4)];
+    let asked: Vec<&str> = asked.iter().map(|b| b.as_str()).collect();
+    assert_eq!(
+        c.acked(KD, msk.msk_id, &asked).expect("acked"),
+        vec![btid(2).as_str().to_owned()]
+    );
+    // The items and acknowledgements go with their MSK.
+    a.delete_msk(KD, msk.msk_id).expect("delete");
+    assert_eq!(
+        b.server
+            .psql(&b.db, "SELECT count(*) FROM fanout_items")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        b.server
+            .psql(&b.db, "SELECT count(*) FROM fanout_acks")
+            .trim(),
+        "0"
+    );
+}
+
+#[test]
 fn migrations_are_recorded_once_and_a_newer_schema_is_refused() {
     let Some(b) = Postgres::new() else { return };
     drop(b.open());
     drop(b.open());
     assert_eq!(
         b.server.psql(&b.db, "SELECT count(*) FROM schema_version"),
-        "2\n"
+        "3\n"
     );
-    assert_eq!(b.open().schema_version().expect("version"), 2);
+    assert_eq!(b.open().schema_version().expect("version"), 3);
     b.server.psql(
         &b.db,
         "INSERT INTO schema_version (version, applied_at) VALUES (99, 0)",

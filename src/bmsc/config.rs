@@ -158,6 +158,11 @@ pub struct ClusterConfig {
     /// How often a node that does not own an MSK group re-reads its MSKs and MTKs from the
     /// store, to push what the owner made to the UEs that register with it (default 1 s).
     pub follow_interval: Duration,
+    /// Registrations per work item of a shared MSK fan-out (default 1024).
+    pub fanout_item_size: usize,
+    /// How long a node's claim on fan-out work items holds without renewal; `None` (the
+    /// default): `[push] initial_backoff`, one retransmission interval.
+    pub fanout_lease: Option<Duration>,
 }
 
 impl Default for ClusterConfig {
@@ -165,9 +170,14 @@ impl Default for ClusterConfig {
         Self {
             takeover_after: Duration::from_secs(10),
             follow_interval: Duration::from_secs(1),
+            fanout_item_size: DEFAULT_FANOUT_ITEM_SIZE,
+            fanout_lease: None,
         }
     }
 }
+
+/// `[cluster] fanout_item_size` by default.
+pub const DEFAULT_FANOUT_ITEM_SIZE: usize = 1024;
 
 /// `[[gba.subscribers]]`: one lab subscriber of the embedded key source.
 #[derive(Debug, Clone)]
@@ -558,8 +568,15 @@ impl Config {
         )?)?;
         let push =
             push_section(top.opt_table("push", &["retries", "initial_backoff", "max_backoff"])?)?;
-        let cluster =
-            cluster_section(top.opt_table("cluster", &["takeover_after", "follow_interval"])?)?;
+        let cluster = cluster_section(top.opt_table(
+            "cluster",
+            &[
+                "takeover_after",
+                "follow_interval",
+                "fanout_item_size",
+                "fanout_lease",
+            ],
+        )?)?;
         let gba = match top.opt_table("gba", gba::GBA_KEYS)? {
             None => GbaConfig::default(),
             Some(g) => gba::gba_section(g, &fqdn)?,

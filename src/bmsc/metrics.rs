@@ -38,6 +38,12 @@ pub struct Metrics {
     pub msk_rotations: Counter,
     /// MSK groups this node took the ownership of from another node (a cluster).
     pub cluster_takeovers: Counter,
+    /// Work items of shared MSK fan-outs this node claimed (a cluster).
+    pub fanout_items_claimed: Counter,
+    /// Work items of shared MSK fan-outs this node closed: every push acknowledged or given up.
+    pub fanout_items_done: Counter,
+    /// MSK messages this node sent first for work items of shared fan-outs.
+    pub fanout_messages: Counter,
     /// MTK messages sent (first sends and repetitions).
     pub mtk_messages: Counter,
     /// MTKs generated.
@@ -115,7 +121,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 30] = [
+        let counters: [(&str, &str, &Counter); 33] = [
             (
                 "gba_cache_hits_total",
                 "GBA key lookups answered from the key cache",
@@ -185,6 +191,21 @@ impl Metrics {
                 "cluster_takeovers_total",
                 "MSK groups taken over from another node",
                 &self.cluster_takeovers,
+            ),
+            (
+                "fanout_items_claimed_total",
+                "Work items of shared MSK fan-outs claimed by this node",
+                &self.fanout_items_claimed,
+            ),
+            (
+                "fanout_items_done_total",
+                "Work items of shared MSK fan-outs closed by this node",
+                &self.fanout_items_done,
+            ),
+            (
+                "fanout_messages_total",
+                "MSK messages sent first by this node for shared fan-out work items",
+                &self.fanout_messages,
             ),
             (
                 "mtk_messages_total",
@@ -345,6 +366,19 @@ mod tests {
         assert!(text.contains("mbms_bmsc_http_request_seconds_bucket{le=\"0.002\"} 1\n"));
         assert!(text.contains("mbms_bmsc_http_request_seconds_count 1\n"));
         assert_eq!(m.http_status_count(401), 1);
+    }
+
+    #[test]
+    fn shared_fanout_counters_are_rendered_per_node() {
+        let m = Metrics::default();
+        m.fanout_items_claimed.add(4);
+        m.fanout_items_done.add(3);
+        m.fanout_messages.add(40);
+        let text = m.render();
+        assert!(text.contains("mbms_bmsc_fanout_items_claimed_total 4\n"));
+        assert!(text.contains("mbms_bmsc_fanout_items_done_total 3\n"));
+        assert!(text.contains("mbms_bmsc_fanout_messages_total 40\n"));
+        assert!(text.contains("# TYPE mbms_bmsc_fanout_messages_total counter\n"));
     }
 
     #[test]

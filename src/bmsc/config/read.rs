@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::table::{Section, StrOrList};
 use super::values::ImpiPattern;
 use super::{
-    Authorized, ClusterConfig, ConfigError, DEFAULT_KEY_LEAD, DigestAlgorithm, DigestConfig,
-    HttpConfig, MulticastConfig, MulticastInterface, PushConfig, Qop, ServiceConfig,
-    SrtpSenderConfig, SrtpSuite, SubscriberConfig, Transport,
+    Authorized, ClusterConfig, ConfigError, DEFAULT_FANOUT_ITEM_SIZE, DEFAULT_KEY_LEAD,
+    DigestAlgorithm, DigestConfig, HttpConfig, MulticastConfig, MulticastInterface, PushConfig,
+    Qop, ServiceConfig, SrtpSenderConfig, SrtpSuite, SubscriberConfig, Transport,
 };
 use crate::crypto::{Ks, KsExtNaf, KsIntNaf, KsNaf};
 use crate::duration::format as format_duration;
@@ -115,12 +115,18 @@ pub(super) fn push_section(s: Option<Section>) -> Result<PushConfig, ConfigError
     })
 }
 
-/// `[cluster]`: durations, both positive.
+/// `[cluster]`: durations, all positive, and a positive item size.
 pub(super) fn cluster_section(s: Option<Section>) -> Result<ClusterConfig, ConfigError> {
     let mut s = s.unwrap_or_else(|| Section::empty("cluster"));
     Ok(ClusterConfig {
         takeover_after: s.duration("takeover_after", "10s")?,
         follow_interval: s.duration("follow_interval", "1s")?,
+        fanout_item_size: positive(&mut s, "fanout_item_size", DEFAULT_FANOUT_ITEM_SIZE)?,
+        fanout_lease: if s.has("fanout_lease") {
+            Some(s.duration("fanout_lease", "1s")?)
+        } else {
+            None
+        },
     })
 }
 

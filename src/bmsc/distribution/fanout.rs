@@ -8,6 +8,10 @@
 //! acknowledgements between steps. A UE registered to two services of the group is reached
 //! once (the fan-out's epoch is marked in its MUK cache entry). Fan-outs run one at a time,
 //! in the order the MSKs were created.
+//!
+//! On a store shared by several nodes the owner pushes nothing itself here: it writes the
+//! fan-out's work items, which every node claims (`shared`), and the fan-out counts as done
+//! once every item's first pushes went out.
 
 use std::time::{Duration, Instant};
 
@@ -30,8 +34,10 @@ pub(super) struct FanOut {
     after: Option<Btid>,
     epoch: u32,
     started: Instant,
-    /// Not before this time (after a store error).
+    /// Not before this time (after a store error, or between looks at a shared fan-out).
     pub(super) not_before: Instant,
+    /// Whether the nodes share it as work items; `None` until the store said.
+    shared: Option<bool>,
 }
 
 impl FanOut {
@@ -54,6 +60,7 @@ impl Distributor {
             epoch,
             started: now,
             not_before: now,
+            shared: None,
         });
     }
 
@@ -118,6 +125,9 @@ impl Distributor {
             self.fanouts.pop_front();
             return Ok(());
         };
+        if f.shared != Some(false) {
+            return self.shared_fanout_step(now);
+        }
         let (g, first_page) = (f.group, f.service == 0 && f.after.is_none());
         if first_page {
             self.reserve_muk_cache(g);
@@ -187,5 +197,66 @@ impl Distributor {
         self.metrics.pushes_failed.add(failed);
         self.send_pushes(targets, now)?;
         self.send_pulls(pulls)
+    }
+
+    /// The running fan-out on a shared store: its work items written (once), then a look
+    /// every poll interval at whether each item's first pushes went out. On an unshared store
+    /// the store says so and the fan-out runs here, page by page.
+    fn shared_fanout_step(&mut self, now: Now) -> Result<(), DistributionError> {
+        let Some(f) = self.fanouts.front() else {
+            return Ok(());
+        };
+        let (g, msk_id) = (f.group, f.msk_id);
+        let key_domain = self.groups[g].key_domain;
+        let result = if f.shared.is_none() {
+            let services: Vec<String> = self.groups[g]
+                .services
+                .iter()
+                .map(|s| self.services[*s].id.clone())
+                .collect();
+            let size = self.cluster.fanout_item_size;
+            match self
+                .store
+                .create_fanout_items(key_domain, msk_id, &services, size)
+            {
+                Ok(Some(p)) => {
+                    tracing::info!(
+                        %msk_id,
+                        items = p.items,
+                        open = p.open,
+                        "MSK fan-out shared among the nodes as work items"
+                    );
+                    Ok(Some(true))
+                }
+                Ok(None) => Ok(Some(false)),
+                Err(e) => Err(e),
+            }
+        } else {
+            self.store
+                .fanout_progress(key_domain, msk_id)
+                .map(|p| (p.unsent > 0).then_some(true))
+        };
+        let poll = self.fanout_poll();
+        let Some(f) = self.fanouts.front_mut() else {
+            return Ok(());
+        };
+        match result {
+            Ok(Some(shared)) => {
+                f.shared = Some(shared);
+                f.not_before = if shared { now.mono + poll } else { now.mono };
+                Ok(())
+            }
+            Ok(None) => {
+                let took = now.mono.saturating_duration_since(f.started);
+                self.metrics.push_fanout_latency.observe(took);
+                tracing::info!(%msk_id, ?took, "MSK fan-out done (every work item sent)");
+                self.fanouts.pop_front();
+                Ok(())
+            }
+            Err(e) => {
+                f.not_before = now.mono + RETRY_AFTER_ERROR;
+                Err(e.into())
+            }
+        }
     }
 }

@@ -16,7 +16,8 @@
 //! - `mtk`: MTK generation, the announce ahead of each switch, repetition;
 //! - `push`: MSK messages to UEs after Key Request events, solicited pulls, the MUK cache;
 //! - `retransmit`: acknowledgements, retransmissions;
-//! - `fanout`: the push of a new MSK to every registered UE, a batch at a time.
+//! - `fanout`: the push of a new MSK to every registered UE, a batch at a time;
+//! - `shared`: on a shared store, that push split into work items claimed by every node.
 
 pub mod clock;
 mod cluster;
@@ -26,6 +27,7 @@ mod lifecycle;
 mod mtk;
 mod push;
 mod retransmit;
+mod shared;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -51,6 +53,7 @@ use self::counter::{Counters, DEFAULT_COUNTER_BLOCK};
 use self::fanout::FanOut;
 use self::lifecycle::{Group, LiveMtk};
 use self::push::Pushes;
+use self::shared::SharedWork;
 
 /// Injected randomness for MSKs, MTKs, salts and RANDs.
 pub type Rng = Box<dyn Random>;
@@ -378,6 +381,8 @@ pub struct Distributor {
     /// followed.
     claim_at: Option<Instant>,
     follow_at: Option<Instant>,
+    /// This node's part in the shared fan-outs (a shared store).
+    work: SharedWork,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -388,6 +393,7 @@ impl std::fmt::Debug for Distributor {
             .field("services", &self.services.len())
             .field("pending_pushes", &self.pushes.pending())
             .field("fanouts", &self.fanouts.len())
+            .field("fanout_items_held", &self.work.held())
             .field("actions", &self.actions.len())
             .finish_non_exhaustive()
     }
@@ -488,7 +494,9 @@ impl Distributor {
             group_keys: Vec::with_capacity(group_keys.len()),
             claim_at: None,
             follow_at: None,
+            work: SharedWork::default(),
         };
+        this.start_shared_fanout(now);
         this.sweep_at = now.mono + this.tuning.sweep_interval;
         for (i, key) in group_keys.into_iter().enumerate() {
             let specs: Vec<ServiceConfig> = config
@@ -590,6 +598,7 @@ impl Distributor {
             tracing::warn!("MSK fan-out: {e}");
             first_error.get_or_insert(e);
         }
+        self.shared_step(now);
         if now.mono >= self.sweep_at {
             self.sweep(now.wall);
             self.sweep_at = now.mono + self.tuning.sweep_interval;
@@ -625,6 +634,9 @@ impl Distributor {
         }
         if let Some(f) = self.fanouts.front() {
             consider(f.not_before);
+        }
+        if let Some(t) = self.shared_deadline() {
+            consider(t);
         }
         consider(self.sweep_at);
         at

@@ -56,9 +56,9 @@ pub(super) enum PushKind {
 pub(super) struct Target {
     pub(super) btid: Arc<str>,
     pub(super) ip: IpAddr,
-    key_domain: KeyDomainId,
+    pub(super) key_domain: KeyDomainId,
     pub(super) msk_id: MskId,
-    kind: PushKind,
+    pub(super) kind: PushKind,
     pub(super) rand: [u8; MSK_RAND_LEN],
     pub(super) done: bool,
 }
@@ -499,11 +499,20 @@ impl Distributor {
     /// retransmission.
     pub(super) fn send_pushes(
         &mut self,
-        mut targets: Vec<Target>,
+        targets: Vec<Target>,
         now: Now,
     ) -> Result<(), DistributionError> {
+        self.send_pushes_batch(targets, now).map(|_| ())
+    }
+
+    /// [`Self::send_pushes`]: the batch's first counter and its messages sent, when any was.
+    pub(super) fn send_pushes_batch(
+        &mut self,
+        mut targets: Vec<Target>,
+        now: Now,
+    ) -> Result<Option<(u32, usize)>, DistributionError> {
         if targets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let first = self.allocate_counters(targets.len())?;
         // One call to the generator for the whole batch (one system call, not one per UE).
@@ -559,7 +568,7 @@ impl Distributor {
             self.pushes.pending += remaining;
         }
         self.send(datagrams);
-        Ok(())
+        Ok((remaining > 0).then_some((first, remaining)))
     }
 
     /// Sends solicited pulls (V = 0, Key Number 0, no key data) under the last known MUKs.

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::mbms::profile::csb_id_for;
 use crate::mbms::{AckContext, UnverifiedAck};
 
-use super::push::{build_one, counter_at};
+use super::push::{PushKind, build_one, counter_at};
 use super::{Datagram, DistributionError, Distributor, par_map};
 
 impl Distributor {
@@ -68,8 +68,13 @@ impl Distributor {
             t.btid.as_bytes(),
         );
         ack.verify(&ctx).ok()?;
+        let (key_domain, msk_id, kind) = (t.key_domain, t.msk_id, t.kind);
+        let btid = t.btid.clone();
         self.pushes.close(first, index);
         self.metrics.pushes_acked.inc();
+        if kind == PushKind::NewKey {
+            self.note_ack(key_domain, msk_id, &btid);
+        }
         Some(())
     }
 
@@ -85,12 +90,18 @@ impl Distributor {
                 break;
             }
             self.pushes.timers.pop();
+            if self
+                .pushes
+                .batches
+                .get(&first)
+                .is_none_or(|b| b.next_at != at)
+            {
+                continue;
+            }
+            self.close_acked_elsewhere(first);
             let Some(batch) = self.pushes.batches.get(&first) else {
                 continue;
             };
-            if batch.next_at != at {
-                continue;
-            }
             if batch.attempts >= self.push.retries {
                 self.give_up(first);
                 continue;

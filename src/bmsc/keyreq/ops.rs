@@ -230,7 +230,8 @@ impl KeyRequestHandler {
         (response.with_header("authentication-info", info), events)
     }
 
-    /// `<mbmsDeregister>`: per service 400 (malformed id), 404 (unknown), 500 (store failure)
+    /// `<mbmsDeregister>`: 503 when nothing could be removed because the database is
+    /// unreachable; else per service 400 (malformed id), 404 (unknown), 500 (store failure)
     /// or 200, also when the UE was not registered (idempotent: the state asked for holds).
     /// Only services actually removed are reported, with the UE's remaining registrations.
     pub(super) fn deregister(&self, who: &Authenticated, req: &Request) -> Outcome {
@@ -241,6 +242,7 @@ impl KeyRequestHandler {
         let btid = &who.subscriber.btid;
         let mut removed = Vec::new();
         let mut answered = 0u64;
+        let mut store_failed = false;
         let statuses = parsed
             .service_ids
             .iter()
@@ -260,6 +262,7 @@ impl KeyRequestHandler {
                         }
                         Err(e) => {
                             error!(btid = %btid, service = %id, error = %e, "removing registration failed");
+                            store_failed |= matches!(e, StoreError::Unavailable(_));
                             code::INTERNAL
                         }
                     }
@@ -270,6 +273,10 @@ impl KeyRequestHandler {
                 }
             })
             .collect();
+        if store_failed && answered == 0 {
+            // As for a registration: the database is unreachable, the UE comes back.
+            return (unavailable(), Vec::new());
+        }
         self.metrics.deregistrations.add(answered);
         let xml = RegisterResponse { statuses }.to_xml();
         let mut events = Vec::new();

@@ -22,6 +22,7 @@ pub mod lock;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+pub mod work;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -36,6 +37,7 @@ pub use lock::StoreLock;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use work::{AckedPush, FanoutItem, FanoutProgress, Lease};
 
 use crate::crypto::{Msk, Mtk, Salt};
 use crate::gba::{Btid, SubscriberKeys};
@@ -506,6 +508,106 @@ pub trait Store: Send + Sync {
     fn reserve_counters(&self, floor: u32, n: u32) -> Result<Option<u32>, StoreError> {
         let _ = (floor, n);
         Ok(None)
+    }
+
+    /// Splits the push of MSK `msk_id` to the registrations of `service_ids` into work items
+    /// of about `item_size` registrations each ([`work`]), unless the fan-out of this MSK has
+    /// items already (a takeover finds those of the owner before it): the progress of its
+    /// items. `None` (the default, an unshared store): the caller pushes to every UE itself.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend: no item is written.
+    fn create_fanout_items(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        service_ids: &[String],
+        item_size: usize,
+    ) -> Result<Option<FanoutProgress>, StoreError> {
+        let _ = (key_domain, msk_id, service_ids, item_size);
+        Ok(None)
+    }
+
+    /// How the items of the fan-out of `msk_id` stand (all zero when it has none).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn fanout_progress(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+    ) -> Result<FanoutProgress, StoreError> {
+        let _ = (key_domain, msk_id);
+        Ok(FanoutProgress::default())
+    }
+
+    /// Claims one open item of the fan-out of an MSK among `msks` that no node holds (never
+    /// claimed, or its lease ran out): skipping rows other nodes are claiming at the same
+    /// moment (`FOR UPDATE SKIP LOCKED`). `None`: nothing to claim (always, by default).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend: nothing is claimed.
+    fn claim_fanout_item(
+        &self,
+        lease: Lease<'_>,
+        msks: &[(KeyDomainId, MskId)],
+    ) -> Result<Option<FanoutItem>, StoreError> {
+        let _ = (lease, msks);
+        Ok(None)
+    }
+
+    /// Extends the lease of every open item `lease.node` holds: the items still held
+    /// (Key Domain ID, MSK ID, item).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn renew_fanout_items(
+        &self,
+        lease: Lease<'_>,
+    ) -> Result<Vec<(KeyDomainId, MskId, u32)>, StoreError> {
+        let _ = lease;
+        Ok(Vec::new())
+    }
+
+    /// Marks an item `node` holds as sent (`done` false: every first push of it went out) or
+    /// done (`done` true: every push of it acknowledged or given up; the item is closed).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn mark_fanout_item(
+        &self,
+        node: &str,
+        item: &FanoutItem,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        let _ = (node, item, done);
+        Ok(())
+    }
+
+    /// Records acknowledged MSK pushes, all in one statement, so that a node about to push
+    /// or retransmit to these UEs skips them. Does nothing by default (one node matches its
+    /// own acknowledgements).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend: none is recorded.
+    fn record_acks(&self, acks: &[AckedPush]) -> Result<(), StoreError> {
+        let _ = acks;
+        Ok(())
+    }
+
+    /// Which of `btids` acknowledged a push of `msk_id` (recorded with
+    /// [`Store::record_acks`]); none by default.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn acked(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        btids: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        let _ = (key_domain, msk_id, btids);
+        Ok(Vec::new())
     }
 }
 

@@ -21,6 +21,7 @@
 //! and counter blocks are claimed in the database (`postgres/cluster.rs`).
 
 mod cluster;
+mod fanout;
 mod open;
 mod schema;
 
@@ -39,7 +40,8 @@ use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
 use super::{
-    Committed, CurrentMtk, Member, MskRecord, MskState, Registration, Store, StoreError, committed,
+    AckedPush, Committed, CurrentMtk, FanoutItem, FanoutProgress, Lease, Member, MskRecord,
+    MskState, Registration, Store, StoreError, committed,
 };
 use crate::crypto::StateKey;
 use crate::gba::{Btid, SubscriberKeys};
@@ -803,6 +805,105 @@ impl Store for PostgresStore {
         }
         self.run(cluster::reserve_counters(self.pool.clone(), floor, n))
             .map(Some)
+    }
+
+    fn create_fanout_items(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        service_ids: &[String],
+        item_size: usize,
+    ) -> Result<Option<FanoutProgress>, StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        self.run(fanout::create(
+            self.pool.clone(),
+            key_domain,
+            msk_id,
+            service_ids.to_vec(),
+            item_size,
+        ))
+        .map(Some)
+    }
+
+    fn fanout_progress(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+    ) -> Result<FanoutProgress, StoreError> {
+        self.run(fanout::progress(self.pool.clone(), key_domain, msk_id))
+    }
+
+    fn claim_fanout_item(
+        &self,
+        lease: Lease<'_>,
+        msks: &[(KeyDomainId, MskId)],
+    ) -> Result<Option<FanoutItem>, StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        let keys = msks.iter().map(|(k, m)| fanout::msk_key(*k, *m)).collect();
+        self.run(fanout::claim(
+            self.pool.clone(),
+            lease.node.to_owned(),
+            lease.duration.as_secs_f64() * 1000.0,
+            keys,
+        ))
+    }
+
+    fn renew_fanout_items(
+        &self,
+        lease: Lease<'_>,
+    ) -> Result<Vec<(KeyDomainId, MskId, u32)>, StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        self.run(fanout::renew(
+            self.pool.clone(),
+            lease.node.to_owned(),
+            lease.duration.as_secs_f64() * 1000.0,
+        ))
+    }
+
+    fn mark_fanout_item(
+        &self,
+        node: &str,
+        item: &FanoutItem,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        self.run(fanout::mark(
+            self.pool.clone(),
+            node.to_owned(),
+            item.clone(),
+            done,
+        ))
+    }
+
+    fn record_acks(&self, acks: &[AckedPush]) -> Result<(), StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        if acks.is_empty() {
+            return Ok(());
+        }
+        self.run(fanout::record_acks(self.pool.clone(), acks.to_vec()))
+    }
+
+    fn acked(
+        &self,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        btids: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        if btids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let btids = btids.iter().map(|b| (*b).to_owned()).collect();
+        self.run(fanout::acked(self.pool.clone(), key_domain, msk_id, btids))
     }
 }
 

@@ -66,6 +66,30 @@ const MIGRATIONS: &[&str] = &[
            PRIMARY KEY (key_domain, msk_id, mtk_id),
            FOREIGN KEY (key_domain, msk_id) REFERENCES msks (key_domain, msk_id) ON DELETE CASCADE
        );"#,
+    // 3: the work items of shared MSK fan-outs and the acknowledgements recorded for them.
+    r#"CREATE TABLE fanout_items (
+           key_domain  bytea   NOT NULL CHECK (length(key_domain) = 3),
+           msk_id      bigint  NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
+           item        integer NOT NULL CHECK (item >= 0),
+           service_id  text    COLLATE "C" NOT NULL,
+           after_btid  text    COLLATE "C",
+           until_btid  text    COLLATE "C",
+           claimed_by  text,
+           lease_until timestamptz,
+           claims      integer NOT NULL DEFAULT 0,
+           sent        boolean NOT NULL DEFAULT false,
+           done        boolean NOT NULL DEFAULT false,
+           PRIMARY KEY (key_domain, msk_id, item),
+           FOREIGN KEY (key_domain, msk_id) REFERENCES msks (key_domain, msk_id) ON DELETE CASCADE
+       );
+       CREATE INDEX fanout_items_open ON fanout_items (msk_id, item) WHERE NOT done;
+       CREATE TABLE fanout_acks (
+           key_domain bytea  NOT NULL CHECK (length(key_domain) = 3),
+           msk_id     bigint NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
+           btid       text   COLLATE "C" NOT NULL,
+           PRIMARY KEY (key_domain, msk_id, btid),
+           FOREIGN KEY (key_domain, msk_id) REFERENCES msks (key_domain, msk_id) ON DELETE CASCADE
+       );"#,
 ];
 
 /// The latest schema version.
