@@ -14,7 +14,7 @@ mod users;
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::ibe::Ssv;
 use mbms_keys::mcx::{
-    KeyDelivery, KeyPurpose, ReplayCache, assemble, ntp_timestamp, verify_i_message,
+    DeliveryKey, KeyDelivery, KeyPurpose, ReplayCache, assemble, ntp_timestamp, verify_i_message,
 };
 use mbms_keys::mikey::Message;
 use mcx_wolf::{harness, wolf};
@@ -92,8 +92,9 @@ fn we_accept_messages_whose_sakke_data_and_signature_wolfssl_made() {
         assert_eq!(code, 0);
         let data = hex::decode(data).unwrap();
         assert_eq!(data.len(), 273);
+        let dk = DeliveryKey::from(key.clone());
         let d = KeyDelivery {
-            key: &key,
+            key: &dk,
             key_id,
             purpose,
             to_uid: &bob.uid,

@@ -23,7 +23,7 @@ use jsonwebtoken::Algorithm;
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv, sakke, uid_format2};
 use mbms_keys::kms::issue::NTP_UNIX_OFFSET;
-use mbms_keys::mcx::{KeyDelivery, KeyPurpose, Signer, build_i_message};
+use mbms_keys::mcx::{DeliveryKey, KeyDelivery, KeyPurpose, Signer, build_i_message};
 use mbms_keys::relay::store::RelayStore;
 use mbms_lab::TempDir;
 use serde_json::{Value, json};
@@ -60,9 +60,10 @@ impl Keys {
         let pair = self.ksak.issue(&uid(signer), &mut OsRandom).unwrap();
         let to_uid = uid(target);
         let from_uid = uid(signer);
+        let key = DeliveryKey::from(ssv.clone());
         build_i_message(
             &KeyDelivery {
-                key: ssv,
+                key: &key,
                 key_id: 0x1699_2638,
                 purpose: KeyPurpose::Pck,
                 to_uid: &to_uid,

@@ -15,8 +15,8 @@ use clap::Args;
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv};
 use mbms_keys::mcx::{
-    Expect, KeyDelivery, KeyPurpose, Receiver, ReplayCache, Signer, build_i_message, ntp_timestamp,
-    verify_i_message,
+    DeliveryKey, Expect, KeyDelivery, KeyPurpose, Receiver, ReplayCache, Signer, build_i_message,
+    ntp_timestamp, verify_i_message,
 };
 
 use super::ibe::{build_wolf, timed, wolf_rates};
@@ -155,7 +155,7 @@ fn ours_run(budget: Duration) -> Result<(f64, f64), String> {
     let z = master.public().map_err(e)?;
     let pair = ksak.issue(&from_uid, &mut rng).map_err(e)?;
     let rsk = master.issue_rsk(&to_uid).map_err(e)?;
-    let key = Ssv::generate(&mut rng).map_err(e)?;
+    let key = DeliveryKey::from(Ssv::generate(&mut rng).map_err(e)?);
     let now = SystemTime::now();
     let d = KeyDelivery {
         key: &key,
