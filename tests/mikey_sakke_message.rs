@@ -569,8 +569,14 @@ fn the_fuzz_entry_point_accepts_the_valid_message_once_and_refuses_the_rest() {
     assert!(!sakke_verify(&[]));
     assert!(!sakke_verify(&[0x00, 0x01, 0x1a, 0x05]));
     assert!(sakke_verify(&[0x01]), "the valid message");
-    let mut flip = vec![0x01; 1];
-    flip.extend([0u8; 14]);
-    flip.push(0x01);
-    assert!(!sakke_verify(&flip));
+    assert!(
+        sakke_verify(&[0x03]),
+        "the valid message with a 32-octet key"
+    );
+    for mode in [0x01, 0x03] {
+        let mut flip = vec![mode; 1];
+        flip.extend([0u8; 14]);
+        flip.push(0x01);
+        assert!(!sakke_verify(&flip));
+    }
 }
