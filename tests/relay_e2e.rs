@@ -81,28 +81,50 @@ impl Device {
     /// `kms client keyprov`: the device's key set for the current period (hex fields).
     fn keyprov(&self, kms: &Kms, client_id: &str) -> Value {
         let keys = kms.add_client(client_id, &[self.user], Mode::Standard, false);
-        let (code, out, err) = run(&[
+        let trk = hex::encode(keys.trk.expose());
+        let (code, out, err) = self.keyprov_run(kms, &keys.trk_id.to_string(), &trk, &[]);
+        // Without its KMS URI, the client names the KMS by the URL's host:port, which this
+        // KMS refuses (KmsUri is not this KMS): nothing stored, the init refused.
+        assert_eq!(code, Some(1), "keyprov without --kms-uri: {out} {err}");
+        let (code, out, err) =
+            self.keyprov_run(kms, &keys.trk_id.to_string(), &trk, &["--kms-uri", KMS_URI]);
+        assert_eq!(code, Some(0), "keyprov {}: {out} {err}", self.user);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["key_sets"][0]["kms_uri"], KMS_URI, "{v}");
+        v["key_sets"][0].clone()
+    }
+
+    fn keyprov_run(
+        &self,
+        kms: &Kms,
+        trk_id: &str,
+        trk: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, String, String) {
+        let kms_url = format!("http://{}", kms.addr);
+        let store = self.dir.join("keys");
+        let token = self.token_arg();
+        let mut args = vec![
             "kms",
             "client",
             "keyprov",
             "--kms",
-            &format!("http://{}", kms.addr),
+            &kms_url,
             "--token",
-            &self.token_arg(),
+            &token,
             "--user",
             self.user,
             "--trk-id",
-            &keys.trk_id.to_string(),
+            trk_id,
             "--trk",
-            &hex::encode(keys.trk.expose()),
+            trk,
             "--store",
-            self.dir.join("keys").to_str().unwrap(),
+            store.to_str().unwrap(),
             "--json",
-        ]);
-        assert_eq!(code, Some(0), "keyprov {}: {out} {err}", self.user);
-        let v: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["ok"], true, "{v}");
-        v["key_sets"][0].clone()
+        ];
+        args.extend(extra);
+        run(&args)
     }
 }
 
@@ -295,10 +317,10 @@ fn status(client: &RelayClient, id: &str, rt: &tokio::runtime::Runtime) -> Strin
 fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_holds_it() {
     let root = TempDir::new("relay-e2e");
     std::fs::create_dir_all(root.path().join("kms")).unwrap();
-    // `kms client` names the KMS by its URL's authority until it has the certificate: the
-    // loopback KMS's URI is its address.
-    let kms = Kms::start_with_uri(&root.path().join("kms"), |a| a.to_string());
-    let kms_uri = kms.addr.to_string();
+    // The KMS's URI is a name, not its address: the devices are configured with it
+    // (`kms client --kms-uri`).
+    let kms = Kms::start(&root.path().join("kms"));
+    let kms_uri = KMS_URI.to_owned();
     let alice = Device::new(root.path(), "alice", ALICE);
     let bob = Device::new(root.path(), "bob", BOB);
 
