@@ -142,6 +142,97 @@ fn a_message_built_on_the_command_line_verifies_and_gives_its_key() {
     assert!(!v.to_string().contains(key));
 }
 
+/// A 256-bit key (docs/mcx.md §11.5): built from a key file, carried in a KEMAC under the
+/// SSV, verified to exactly the 32 octets; `mikey decode` shows the KEMAC in text and JSON.
+#[test]
+fn a_256_bit_key_round_trips_through_the_command_line() {
+    let s = Setup::new();
+    let key = "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let dir = mbms_lab::TempDir::new("cli-sakke-256");
+    let file = dir.path().join("key.hex");
+    std::fs::write(&file, key).unwrap();
+    let key_arg = format!("@{}", file.display());
+    let (code, v) = s.build(&["--key", &key_arg, "--kms-uri", users::KMS_URI]);
+    assert_eq!(code, Some(0), "{v}");
+    let msg = v["message"].as_str().unwrap().to_owned();
+    assert!(!msg.contains(&key[..32]) && !msg.contains(&key[32..]));
+    let (code, v) = s.verify(&msg, &["--at", "2027-01-15T08:01:00Z", "--purpose", "pck"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["key"], key);
+    assert_eq!(v["key_id"], "10000001");
+
+    let out = Command::new(BIN)
+        .args(["mikey", "decode", "--json", &msg])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let payloads = d["payloads"].as_array().unwrap();
+    let names: Vec<&str> = payloads
+        .iter()
+        .map(|p| p["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[names.len() - 2..], ["KEMAC", "SIGN"], "{names:?}");
+    let kemac = &payloads[payloads.len() - 2];
+    assert_eq!(kemac["encr_alg"]["name"], "AES-CM-128");
+    assert_eq!(kemac["mac_alg"]["name"], "HMAC-SHA-1-160");
+    assert_eq!(kemac["encr_data_len"], 36);
+    assert_eq!(kemac["mac"].as_str().unwrap().len(), 40);
+    let out = Command::new(BIN)
+        .args(["mikey", "decode", &msg])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("KEMAC payload"), "{text}");
+    assert!(
+        text.contains("AES-CM-128") && text.contains("HMAC-SHA-1-160"),
+        "{text}"
+    );
+
+    // Neither 24 nor 33 octets: malformed arguments, the key not quoted.
+    for bad in [&key[..48], &format!("{key}00")[..]] {
+        let out = Command::new(BIN)
+            .args(s_build_args(&s, bad))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("--key") && err.contains("16") && err.contains("32"),
+            "{err}"
+        );
+        assert!(!err.contains(&key[..32]), "{err}");
+    }
+}
+
+/// The arguments of `mikey build-sakke` for `key`, as [`Setup::build`] passes them.
+fn s_build_args(s: &Setup, key: &str) -> Vec<String> {
+    args(&[
+        "mikey",
+        "build-sakke",
+        "--json",
+        "--key",
+        key,
+        "--key-id",
+        "10000001",
+        "--purpose",
+        "pck",
+        "--to-uid",
+        &hex::encode(s.bob.uid),
+        "--z",
+        &hex::encode(s.kms.z.to_octets()),
+        "--from-uid",
+        &hex::encode(s.alice.uid),
+        "--ssk",
+        &hex::encode(s.alice.ssk.as_bytes()),
+        "--pvt",
+        &hex::encode(s.alice.pvt),
+        "--kpak",
+        &hex::encode(s.kms.kpak.to_octets()),
+    ])
+}
+
 #[test]
 fn keys_are_read_from_files() {
     let s = Setup::new();

@@ -169,6 +169,33 @@ async fn init_and_certcache_store_checked_certificates() {
     assert_eq!(c.store().entries().unwrap().len(), 3);
 }
 
+/// A client configured with its KMS URI accepts the KmsInit certificate of that KMS only: a
+/// certificate naming another KMS is `WrongKms` and nothing is stored (docs/mcx.md §10).
+#[tokio::test]
+async fn an_init_certificate_of_another_kms_than_the_configured_one_is_refused() {
+    let keys = transport_keys(Mode::Standard, false);
+    let kms = start(keys.clone(), Fault::None);
+    for (configured, accepted) in [(KMS_URI, true), ("kms.other.example", false)] {
+        let dir = TempDir::new("kmsclient");
+        let config = ClientConfig {
+            kms_uri: Some(configured.into()),
+            ..ClientConfig::default()
+        };
+        let c = client_with(&kms, keys.clone(), &dir, TOKEN, config);
+        let result = c.run(&Request::Init).await.result;
+        if accepted {
+            assert!(matches!(result, Ok(Verified::Init(_))), "{configured}");
+            assert_eq!(c.store().entries().unwrap(), ["home.cert"]);
+        } else {
+            assert!(
+                matches!(result, Err(KmsClientError::WrongKms)),
+                "{configured}"
+            );
+            assert!(c.store().entries().unwrap().is_empty());
+        }
+    }
+}
+
 /// Runs keyprov against a KMS with `fault`, from a store holding only the certificate; checks
 /// that nothing else was stored and returns the error.
 async fn refused(mode: Mode, ink: bool, fault: Fault) -> KmsClientError {

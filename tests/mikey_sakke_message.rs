@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::ibe::{Kpak, Rsk, SakkePublic, Ssv, eccsi, sakke};
 use mbms_keys::mcx::{
-    BuildError, Expect, KeyDelivery, KeyPurpose, Receiver, Refusal, ReplayCache, assemble,
-    build_i_message, guk_id, ntp_timestamp, ntp_to_system, profile, verify_i_message,
+    BuildError, DeliveryKey, Expect, KeyDelivery, KeyPurpose, Receiver, Refusal, ReplayCache,
+    assemble, build_i_message, guk_id, ntp_timestamp, ntp_to_system, profile, verify_i_message,
 };
 use mbms_keys::mikey::{
     CsIdMap, DataType, GenericIdEntry, IdRole, IdType, Message, PayloadType, PrfFunc, SignType,
@@ -106,11 +106,11 @@ fn the_streamwide_guk_id_is_the_gmk_id_hidden_for_the_receiver_uri() {
     assert_eq!(got.key_id, 0x0df9_bc39);
     let gmk = Ssv::from_slice(&hex::decode("07d1a1677ac36d8e81620484689b3c2d").unwrap()).unwrap();
     assert_eq!(
-        guk_id(&gmk, 0x0df9_bc39, "sip:alice@streamwide.com"),
+        guk_id(gmk.as_bytes(), 0x0df9_bc39, "sip:alice@streamwide.com"),
         Some(0x06a1_2aea)
     );
     assert_ne!(
-        guk_id(&gmk, 0x0df9_bc39, "sip:bob@streamwide.com"),
+        guk_id(gmk.as_bytes(), 0x0df9_bc39, "sip:bob@streamwide.com"),
         Some(0x06a1_2aea)
     );
 }
@@ -188,7 +188,7 @@ fn a_built_message_has_the_profile_layout() {
     assert_eq!(m.hdr.data_type, DataType::SAKKE);
     assert!(!m.hdr.v);
     assert_eq!(m.hdr.prf_func, PrfFunc::HMAC_SHA_256);
-    let guk = guk_id(&key, 0x0abc_def0, &bob.uri).unwrap();
+    let guk = guk_id(key.as_bytes(), 0x0abc_def0, &bob.uri).unwrap();
     assert_eq!(m.hdr.csb_id, guk);
     assert_ne!(guk, 0x0abc_def0);
     assert_eq!(guk >> 28, 0, "the purpose tag stays");
@@ -258,7 +258,7 @@ fn a_built_message_has_the_profile_layout() {
 fn the_builder_refuses_a_key_id_tagged_for_another_purpose() {
     let kms = Kms::new();
     let alice = kms.user("sip:alice@example.org");
-    let key = Ssv::from_bytes([1; 16]);
+    let key = DeliveryKey::from(Ssv::from_bytes([1; 16]));
     let d = KeyDelivery {
         key: &key,
         key_id: 0x1000_0001,
@@ -310,7 +310,7 @@ impl Case {
         )
     }
     /// Bob verifies `msg` from Alice at `at`.
-    fn verify_at(&self, msg: &[u8], at: SystemTime) -> Result<Ssv, Refusal> {
+    fn verify_at(&self, msg: &[u8], at: SystemTime) -> Result<DeliveryKey, Refusal> {
         let expect = self.kms.expect(&self.alice, at);
         verify_i_message(
             msg,
@@ -320,7 +320,7 @@ impl Case {
         )
         .map(|d| d.key)
     }
-    fn verify(&self, msg: &[u8]) -> Result<Ssv, Refusal> {
+    fn verify(&self, msg: &[u8]) -> Result<DeliveryKey, Refusal> {
         self.verify_at(msg, t0())
     }
     /// `msg` with `edit` applied before the signature, signed again by Alice.
@@ -488,8 +488,9 @@ fn sakke_data_for_another_uid_does_not_decapsulate() {
     let carol = c.kms.user("sip:carol@example.org");
     // Signed by Alice, IDR 9 = Bob, but the key encapsulated to Carol.
     let data = sakke::encapsulate(&c.kms.z, &carol.uid, &c.key).unwrap();
+    let dk = DeliveryKey::from(c.key.clone());
     let d = KeyDelivery {
-        key: &c.key,
+        key: &dk,
         key_id: 0x1000_0001,
         purpose: KeyPurpose::Pck,
         to_uid: &c.bob.uid,
@@ -516,8 +517,9 @@ fn sakke_data_for_another_uid_does_not_decapsulate() {
 fn a_guk_id_for_another_receiver_is_refused_with_the_receiver_uri() {
     let c = Case::new();
     // A GMK hidden for Carol's URI but sent to Bob: Bob's URI does not match its GUK-ID.
+    let dk = DeliveryKey::from(c.key.clone());
     let d = KeyDelivery {
-        key: &c.key,
+        key: &dk,
         key_id: 0x0000_0042,
         purpose: KeyPurpose::Gmk,
         to_uid: &c.bob.uid,
@@ -567,8 +569,14 @@ fn the_fuzz_entry_point_accepts_the_valid_message_once_and_refuses_the_rest() {
     assert!(!sakke_verify(&[]));
     assert!(!sakke_verify(&[0x00, 0x01, 0x1a, 0x05]));
     assert!(sakke_verify(&[0x01]), "the valid message");
-    let mut flip = vec![0x01; 1];
-    flip.extend([0u8; 14]);
-    flip.push(0x01);
-    assert!(!sakke_verify(&flip));
+    assert!(
+        sakke_verify(&[0x03]),
+        "the valid message with a 32-octet key"
+    );
+    for mode in [0x01, 0x03] {
+        let mut flip = vec![mode; 1];
+        flip.extend([0u8; 14]);
+        flip.push(0x01);
+        assert!(!sakke_verify(&flip));
+    }
 }

@@ -4,12 +4,13 @@
 //! tests/kms_server.rs).
 //!
 //! - the source (the library: `relay::client::RelayClient`, and `mikey build-sakke`) transfers
-//!   a key while the target runs nothing; the target starts later, gets its keys, fetches with
+//!   a 256-bit key (a KEMAC under the SAKKE SSV, docs/mcx.md §11.5) while the target runs nothing; the target starts later, gets its keys, fetches with
 //!   `relay fetch`, verifies and decapsulates with `mikey verify-sakke`, and obtains exactly
-//!   the key;
+//!   the 32 octets;
 //! - a revoked transfer is not delivered; an expired one is deleted (410, its envelope gone
 //!   from the store);
-//! - every file the relay and the KMS wrote holds none of the transferred keys.
+//! - every file the relay and the KMS wrote holds none of the transferred keys, nor either
+//!   16-octet half of one.
 #![cfg(feature = "relay")]
 
 mod kms_support;
@@ -80,28 +81,50 @@ impl Device {
     /// `kms client keyprov`: the device's key set for the current period (hex fields).
     fn keyprov(&self, kms: &Kms, client_id: &str) -> Value {
         let keys = kms.add_client(client_id, &[self.user], Mode::Standard, false);
-        let (code, out, err) = run(&[
+        let trk = hex::encode(keys.trk.expose());
+        let (code, out, err) = self.keyprov_run(kms, &keys.trk_id.to_string(), &trk, &[]);
+        // Without its KMS URI, the client names the KMS by the URL's host:port, which this
+        // KMS refuses (KmsUri is not this KMS): nothing stored, the init refused.
+        assert_eq!(code, Some(1), "keyprov without --kms-uri: {out} {err}");
+        let (code, out, err) =
+            self.keyprov_run(kms, &keys.trk_id.to_string(), &trk, &["--kms-uri", KMS_URI]);
+        assert_eq!(code, Some(0), "keyprov {}: {out} {err}", self.user);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["key_sets"][0]["kms_uri"], KMS_URI, "{v}");
+        v["key_sets"][0].clone()
+    }
+
+    fn keyprov_run(
+        &self,
+        kms: &Kms,
+        trk_id: &str,
+        trk: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, String, String) {
+        let kms_url = format!("http://{}", kms.addr);
+        let store = self.dir.join("keys");
+        let token = self.token_arg();
+        let mut args = vec![
             "kms",
             "client",
             "keyprov",
             "--kms",
-            &format!("http://{}", kms.addr),
+            &kms_url,
             "--token",
-            &self.token_arg(),
+            &token,
             "--user",
             self.user,
             "--trk-id",
-            &keys.trk_id.to_string(),
+            trk_id,
             "--trk",
-            &hex::encode(keys.trk.expose()),
+            trk,
             "--store",
-            self.dir.join("keys").to_str().unwrap(),
+            store.to_str().unwrap(),
             "--json",
-        ]);
-        assert_eq!(code, Some(0), "keyprov {}: {out} {err}", self.user);
-        let v: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["ok"], true, "{v}");
-        v["key_sets"][0].clone()
+        ];
+        args.extend(extra);
+        run(&args)
     }
 }
 
@@ -294,10 +317,10 @@ fn status(client: &RelayClient, id: &str, rt: &tokio::runtime::Runtime) -> Strin
 fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_holds_it() {
     let root = TempDir::new("relay-e2e");
     std::fs::create_dir_all(root.path().join("kms")).unwrap();
-    // `kms client` names the KMS by its URL's authority until it has the certificate: the
-    // loopback KMS's URI is its address.
-    let kms = Kms::start_with_uri(&root.path().join("kms"), |a| a.to_string());
-    let kms_uri = kms.addr.to_string();
+    // The KMS's URI is a name, not its address: the devices are configured with it
+    // (`kms client --kms-uri`).
+    let kms = Kms::start(&root.path().join("kms"));
+    let kms_uri = KMS_URI.to_owned();
     let alice = Device::new(root.path(), "alice", ALICE);
     let bob = Device::new(root.path(), "bob", BOB);
 
@@ -311,12 +334,13 @@ fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_hold
         .unwrap();
     let source = rt.block_on(async { RelayClient::new(&relay.url(), &alice.token()) });
 
-    // The source transfers a key; the target is not running (no process of its own, no fetch).
-    // SAKKE carries a 128-bit SSV (docs/relay.md §1): a 256-bit key is refused by the builder.
-    let wide = "ab".repeat(32);
-    let (code, _, err) = build(&wide, "1a2b3c4d", &a_keys, &"00".repeat(32), &kms_uri);
-    assert_eq!(code, Some(2), "a 256-bit key: {err}");
+    // The source transfers a 256-bit key; the target is not running (no process of its own,
+    // no fetch). A key of neither 16 nor 32 octets is refused by the builder.
+    let odd = "ab".repeat(24);
+    let (code, _, err) = build(&odd, "1a2b3c4d", &a_keys, &"00".repeat(32), &kms_uri);
+    assert_eq!(code, Some(2), "a 192-bit key: {err}");
     let key = hex::encode(rand_key());
+    assert_eq!(key.len(), 64);
     let opened = rt.block_on(source.open(BOB, Purpose::Pck)).unwrap();
     let id = opened["id"].as_str().unwrap().to_owned();
     let target_uid = opened["target_uid"].as_str().unwrap().to_owned();
@@ -364,7 +388,7 @@ fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_hold
     assert_eq!(code, Some(0), "{out} {err}");
     let verified: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(verified["ok"], true);
-    assert_eq!(verified["key"], key.as_str(), "exactly the key sent");
+    assert_eq!(verified["key"], key.as_str(), "exactly the 32 octets sent");
     assert_eq!(verified["key_id"], "1a2b3c4d");
     // Acknowledged: delivered, deleted, not offered again.
     assert_eq!(fetch(&relay, &bob, true).len(), 1);
@@ -398,8 +422,8 @@ fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_hold
     let source = rt.block_on(async { RelayClient::new(&relay.url(), &alice.token()) });
     let target = rt.block_on(async { RelayClient::new(&relay.url(), &bob.token()) });
     let key3 = hex::encode(rand_key());
-    let opened = rt.block_on(source.open(BOB, Purpose::Pck)).unwrap();
-    let id3 = opened["id"].as_str().unwrap().to_owned();
+    // Built before the transfer is opened (the target's UID is known): a slow build under
+    // load must not outlive the 2 s transfer before it is posted.
     let (code, out, err) = build(&key3, "1a2b3c4f", &a_keys, &target_uid, &kms_uri);
     assert_eq!(code, Some(0), "{err}");
     let msg3 = hex::decode(
@@ -408,6 +432,8 @@ fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_hold
             .unwrap(),
     )
     .unwrap();
+    let opened = rt.block_on(source.open(BOB, Purpose::Pck)).unwrap();
+    let id3 = opened["id"].as_str().unwrap().to_owned();
     rt.block_on(source.post(&id3, &msg3)).unwrap();
     std::thread::sleep(Duration::from_millis(3500));
     assert!(fetch(&relay, &bob, false).is_empty());
@@ -442,17 +468,20 @@ fn a_key_reaches_a_target_that_starts_later_and_no_file_of_the_relay_or_kms_hold
     }
     drop(store);
 
-    // No file the relay or the KMS wrote holds any transferred key (the store, its WAL, the
-    // KEK, the logs).
-    let keys = [key.as_str(), key2.as_str(), key3.as_str()];
+    // No file the relay or the KMS wrote holds any transferred key, or a 16-octet half of one
+    // (the store, its WAL, the KEK, the logs).
+    let keys: Vec<&str> = [key.as_str(), key2.as_str(), key3.as_str()]
+        .into_iter()
+        .flat_map(|k| [k, &k[..32], &k[32..]])
+        .collect();
     let n = assert_absent(&root.path().join("relay"), &keys);
     assert!(n >= 3, "relay.sqlite, kek, relay.log at least: {n}");
     assert_absent(&root.path().join("kms"), &keys);
 }
 
-/// 16 random octets.
-fn rand_key() -> [u8; 16] {
-    let mut k = [0u8; 16];
+/// 32 random octets: a 256-bit key.
+fn rand_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
     mbms_keys::crypto::Random::fill(&mut mbms_keys::crypto::OsRandom, &mut k).unwrap();
     k
 }

@@ -23,7 +23,7 @@ use jsonwebtoken::Algorithm;
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv, sakke, uid_format2};
 use mbms_keys::kms::issue::NTP_UNIX_OFFSET;
-use mbms_keys::mcx::{KeyDelivery, KeyPurpose, Signer, build_i_message};
+use mbms_keys::mcx::{DeliveryKey, KeyDelivery, KeyPurpose, Signer, build_i_message};
 use mbms_keys::relay::store::RelayStore;
 use mbms_lab::TempDir;
 use serde_json::{Value, json};
@@ -55,14 +55,20 @@ impl Keys {
 
     /// An I_MESSAGE (`mcx::build_i_message`, as `mikey build-sakke` makes it) carrying `ssv`
     /// to `target`, signed by `signer`.
-    fn envelope(&self, signer: &str, target: &str, ssv: &Ssv) -> Vec<u8> {
+    fn envelope<K: Clone + Into<DeliveryKey>>(
+        &self,
+        signer: &str,
+        target: &str,
+        ssv: &K,
+    ) -> Vec<u8> {
         let kpak = self.ksak.kpak().unwrap();
         let pair = self.ksak.issue(&uid(signer), &mut OsRandom).unwrap();
         let to_uid = uid(target);
         let from_uid = uid(signer);
+        let key: DeliveryKey = ssv.clone().into();
         build_i_message(
             &KeyDelivery {
-                key: ssv,
+                key: &key,
                 key_id: 0x1699_2638,
                 purpose: KeyPurpose::Pck,
                 to_uid: &to_uid,
@@ -638,21 +644,49 @@ fn a_signed_envelope_goes_from_source_to_target_and_every_refusal_has_its_status
     }
 }
 
+/// A 256-bit key's envelope (a KEMAC before SIGN, docs/mcx.md §11.5) passes the envelope check
+/// as it is and reaches the target with the exact octets; with an octet of its KEMAC changed
+/// (not signed again) it is refused as not signed by the source, and nothing is stored.
+#[test]
+fn a_256_bit_envelope_passes_the_envelope_check_and_an_altered_kemac_does_not() {
+    let dir = TempDir::new("relay-256");
+    let keys = Keys::new();
+    let mut relay = Relay::start(dir.path(), &keys, "1h");
+    let (ta, tb) = (tok(ALICE), tok(BOB));
+    let key = DeliveryKey::from_slice(&[0x5e; 32]).unwrap();
+    let good = keys.envelope(ALICE, BOB, &key);
+    // SIGN 2 + 129 octets end the message; the KEMAC's MAC is the 20 octets before them.
+    let mut altered = good.clone();
+    let in_mac = altered.len() - 131 - 10;
+    altered[in_mac] ^= 1;
+    let id = relay.open(&ta, BOB);
+    let put = format!("/relay/v1/transfers/{id}/envelope");
+    assert_eq!(relay.call("PUT", &put, Some(&ta), &altered).0, 422);
+    assert_eq!(relay.call("GET", &put, Some(&tb), b"").0, 409);
+    assert_eq!(relay.call("PUT", &put, Some(&ta), &good).0, 200);
+    let (status, body) = relay.call("GET", &put, Some(&tb), b"");
+    assert_eq!((status, &body[..]), (200, &good[..]));
+    relay.stop();
+    let halves: Vec<[u8; 16]> = key
+        .as_bytes()
+        .chunks(16)
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    assert_absent(&dir.path().join("data"), &halves);
+}
+
 #[test]
 fn an_expired_transfer_is_swept_and_not_delivered() {
     let dir = TempDir::new("relay-expiry");
     let keys = Keys::new();
     let mut relay = Relay::start(dir.path(), &keys, "2s");
     let (ta, tb) = (tok(ALICE), tok(BOB));
-    let id = relay.open(&ta, BOB);
     let ssv = Ssv::generate(&mut OsRandom).unwrap();
+    // Built before the 2 s transfer is opened: a slow build under load must not outlive it.
+    let envelope = keys.envelope(ALICE, BOB, &ssv);
+    let id = relay.open(&ta, BOB);
     let put = format!("/relay/v1/transfers/{id}/envelope");
-    assert_eq!(
-        relay
-            .call("PUT", &put, Some(&ta), &keys.envelope(ALICE, BOB, &ssv))
-            .0,
-        200
-    );
+    assert_eq!(relay.call("PUT", &put, Some(&ta), &envelope).0, 200);
     std::thread::sleep(Duration::from_millis(3500));
     assert_eq!(relay.call("GET", &put, Some(&tb), b"").0, 410);
     assert_eq!(relay.state(&tb, &id), "expired");

@@ -411,5 +411,40 @@ fn a_built_sakke_i_message_dissects_as_built() {
         (sign.sign_type, sign.signature.len()),
         (SignType::ECCSI, 129)
     );
-    check_all("sakke-built", &[("built MIKEY-SAKKE PCK I_MESSAGE", m)]);
+    // A 256-bit key: the same message with a KEMAC before SIGN (docs/mcx.md §11.5); tshark
+    // shows its encr alg, Encr data, MAC alg and MAC as the codec reads them.
+    let wide = mbms_keys::mcx::DeliveryKey::from_slice(&[0x42; 32]).unwrap();
+    let bytes = kms.message(
+        &alice,
+        &bob,
+        &wide,
+        KeyPurpose::Pck,
+        0x1234_5679,
+        users::t0(),
+    );
+    let m256 = Message::decode(&bytes).expect("decodes").into_message();
+    assert_eq!(m256.encode().unwrap(), bytes);
+    let n = m256.payloads.len();
+    let Some(Payload::Kemac(kemac)) = m256.payloads.get(n - 2) else {
+        panic!("KEMAC before SIGN")
+    };
+    assert_eq!(
+        (
+            kemac.encr_alg,
+            kemac.mac_alg,
+            kemac.encr_data.len(),
+            kemac.mac.len()
+        ),
+        (EncrAlg::AES_CM_128, MacAlg::HMAC_SHA1_160, 36, 20)
+    );
+    check_all(
+        "sakke-built",
+        &[
+            ("built MIKEY-SAKKE PCK I_MESSAGE", m),
+            (
+                "built MIKEY-SAKKE PCK I_MESSAGE, 256-bit key in a KEMAC",
+                m256,
+            ),
+        ],
+    );
 }

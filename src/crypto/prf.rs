@@ -1,11 +1,17 @@
-//! The MIKEY-1 PRF and its labels (RFC 3830 §4.1.2–§4.1.4).
+//! The MIKEY PRF and its labels (RFC 3830 §4.1.2–§4.1.4): MIKEY-1 (PRF func 0, HMAC-SHA-1) and
+//! PRF-HMAC-SHA-256 (PRF func 1, RFC 6043), the same construction over another HMAC.
 
 use core::fmt;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::kemac::{HmacSha1State, MAC_LEN};
 use super::secret::{AuthKey, EncKey, SaltKey};
+
+/// The longest HMAC output of a PRF here (HMAC-SHA-256).
+const MAX_BLOCK_LEN: usize = 32;
 
 /// RFC 3830 §4.1.2: the inkey is cut into 256-bit chunks s_1 … s_n.
 const PRF_CHUNK_LEN: usize = 32;
@@ -35,33 +41,79 @@ pub fn mikey_prf(inkey: &[u8], label: &[u8], out: &mut [u8]) {
     PrfKey::new(inkey).prf(label, out);
 }
 
-/// An inkey prepared for the PRF: one keyed HMAC-SHA-1 state per 256-bit chunk, so that a key
+/// An inkey prepared for the PRF: one keyed HMAC state per 256-bit chunk, so that a key
 /// used for many derivations (a MUK for every MSK message to its UE, an MSK for its MTK
 /// messages) is keyed once and each derivation starts from a copy of the ipad/opad state.
 #[derive(Clone)]
 pub struct PrfKey {
-    chunks: Vec<HmacSha1State>,
+    chunks: Chunks,
+}
+
+/// The keyed chunks s_1 … s_n, under the HMAC of the PRF func.
+#[derive(Clone)]
+enum Chunks {
+    /// MIKEY-1 (PRF func 0): HMAC-SHA-1.
+    Sha1(Vec<HmacSha1State>),
+    /// PRF-HMAC-SHA-256 (PRF func 1).
+    Sha256(Vec<Hmac<Sha256>>),
+}
+
+/// Splits `inkey` into 256-bit chunks (RFC 3830 §4.1.2) keyed with `key`; an empty inkey is one
+/// empty chunk (as [`mikey_prf`] says).
+fn keyed_chunks<T>(inkey: &[u8], key: impl Fn(&[u8]) -> T) -> Vec<T> {
+    let mut chunks: Vec<T> = inkey.chunks(PRF_CHUNK_LEN).map(&key).collect();
+    if chunks.is_empty() {
+        chunks.push(key(&[]));
+    }
+    chunks
 }
 
 impl PrfKey {
-    /// Splits `inkey` into s_1 … s_n (RFC 3830 §4.1.2) and keys one HMAC per chunk.
+    /// The MIKEY-1 PRF (RFC 3830 §4.1.2, PRF func 0): splits `inkey` into s_1 … s_n and keys
+    /// one HMAC-SHA-1 per chunk.
     #[must_use]
     pub fn new(inkey: &[u8]) -> Self {
-        let mut chunks: Vec<HmacSha1State> = inkey
-            .chunks(PRF_CHUNK_LEN)
-            .map(HmacSha1State::new)
-            .collect();
-        if chunks.is_empty() {
-            chunks.push(HmacSha1State::new(&[]));
+        Self {
+            chunks: Chunks::Sha1(keyed_chunks(inkey, HmacSha1State::new)),
         }
-        Self { chunks }
+    }
+
+    /// PRF-HMAC-SHA-256 (PRF func 1, RFC 6043, which MIKEY-SAKKE messages name, RFC 6509): the
+    /// construction of RFC 3830 §4.1.2 with HMAC-SHA-256 in P, so each block is 256 bits
+    /// (m = ⌈outkey length / 256⌉); the inkey is cut into 256-bit chunks as for MIKEY-1.
+    #[must_use]
+    pub fn hmac_sha256(inkey: &[u8]) -> Self {
+        Self {
+            chunks: Chunks::Sha256(keyed_chunks(inkey, super::keyed_hmac::<Sha256>)),
+        }
     }
 
     /// PRF(inkey, label) into all of `out`.
     pub fn prf(&self, label: &[u8], out: &mut [u8]) {
         out.fill(0);
-        for hmac in &self.chunks {
-            p_xor(hmac, label, out);
+        match &self.chunks {
+            Chunks::Sha1(chunks) => {
+                for hmac in chunks {
+                    p_xor(
+                        |parts, o| o.copy_from_slice(&hmac.mac(parts)),
+                        MAC_LEN,
+                        label,
+                        out,
+                    );
+                }
+            }
+            Chunks::Sha256(chunks) => {
+                for hmac in chunks {
+                    let mac = |parts: &[&[u8]], o: &mut [u8]| {
+                        let mut h = hmac.clone();
+                        for part in parts {
+                            h.update(part);
+                        }
+                        o.copy_from_slice(&h.finalize().into_bytes());
+                    };
+                    p_xor(mac, 32, label, out);
+                }
+            }
         }
     }
 }
@@ -73,16 +125,22 @@ impl fmt::Debug for PrfKey {
 }
 
 /// RFC 3830 §4.1.2: XORs P(s, label, m) into `out`, with A_0 = label, A_i = HMAC(s, A_(i-1)),
-/// block_i = HMAC(s, A_i ‖ label).
-fn p_xor(hmac: &HmacSha1State, label: &[u8], out: &mut [u8]) {
-    let mut a = Zeroizing::new([0u8; MAC_LEN]);
-    for (i, block) in out.chunks_mut(MAC_LEN).enumerate() {
-        *a = if i == 0 {
-            hmac.mac(&[label])
+/// block_i = HMAC(s, A_i ‖ label). `hmac(parts, o)` writes HMAC(s, parts) into `o`, `len`
+/// (at most [`MAX_BLOCK_LEN`]) octets.
+fn p_xor(hmac: impl Fn(&[&[u8]], &mut [u8]), len: usize, label: &[u8], out: &mut [u8]) {
+    let mut a_buf = Zeroizing::new([0u8; MAX_BLOCK_LEN]);
+    let mut p_buf = Zeroizing::new([0u8; MAX_BLOCK_LEN]);
+    let (Some(a), Some(p)) = (a_buf.get_mut(..len), p_buf.get_mut(..len)) else {
+        return;
+    };
+    for (i, block) in out.chunks_mut(len).enumerate() {
+        if i == 0 {
+            hmac(&[label], a);
         } else {
-            hmac.mac(&[a.as_slice()])
-        };
-        let p = Zeroizing::new(hmac.mac(&[a.as_slice(), label]));
+            hmac(&[&*a], p);
+            a.copy_from_slice(p);
+        }
+        hmac(&[&*a, label], p);
         block.iter_mut().zip(p.iter()).for_each(|(o, x)| *o ^= x);
     }
 }
@@ -272,6 +330,47 @@ mod tests {
                 long.get(..len).unwrap_or_default()
             );
         }
+    }
+
+    /// P(s, label, m) of PRF-HMAC-SHA-256 written out from the RFC text with a one-shot
+    /// HMAC-SHA-256, for comparison.
+    fn p256(s: &[u8], label: &[u8], m: usize) -> Vec<u8> {
+        let mut a = label.to_vec();
+        let mut out = Vec::new();
+        for _ in 0..m {
+            a = crate::crypto::hmac_sha256(s, &a).to_vec();
+            out.extend_from_slice(&crate::crypto::hmac_sha256(s, &[&a[..], label].concat()));
+        }
+        out
+    }
+
+    fn prf256(inkey: &[u8], label: &[u8], len: usize) -> Vec<u8> {
+        let mut out = vec![0xAA; len];
+        PrfKey::hmac_sha256(inkey).prf(label, &mut out);
+        out
+    }
+
+    #[test]
+    fn prf_hmac_sha256_blocks_are_256_bits() {
+        let key = seq(0, 16);
+        let label = psk_label(PSK_ENCR_CONST, 0x1000_0001, &seq(0x10, 16));
+        assert_eq!(prf256(&key, &label, 70), p256(&key, &label, 3)[..70]);
+        assert_ne!(prf256(&key, &label, 16), prf(&key, &label, 16));
+        let long = prf256(&key, &label, 70);
+        for len in [0, 14, 16, 20, 32, 33, 64] {
+            assert_eq!(prf256(&key, &label, len), long[..len]);
+        }
+    }
+
+    #[test]
+    fn prf_hmac_sha256_xors_256_bit_chunks() {
+        let key = seq(0x40, 40);
+        let (s1, s2) = key.split_at(32);
+        assert_eq!(
+            prf256(&key, b"L", 40),
+            xor(&p256(s1, b"L", 2), &p256(s2, b"L", 2))[..40]
+        );
+        assert_eq!(prf256(&[], b"L", 20), p256(&[], b"L", 1)[..20]);
     }
 
     #[test]

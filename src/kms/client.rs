@@ -43,6 +43,13 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Largest response body read; a longer one is [`KmsClientError::ResponseTooLarge`].
     pub max_response_body: usize,
+    /// The KMS URI the client is configured with (TS 33.180: a client is provisioned with its
+    /// KMS's URI): the `KmsUri` of requests until the KMS certificate is stored, and the
+    /// `KmsUri` its certificate must carry (else [`KmsClientError::WrongKms`]). Once the
+    /// certificate is stored, requests name its `KmsUri`, as the UID and the key store do.
+    /// Without it, a first `init` names the KMS by its URL's `host[:port]`, which a KMS whose
+    /// URI is another name refuses.
+    pub kms_uri: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -50,6 +57,7 @@ impl Default for ClientConfig {
         Self {
             timeout: Duration::from_secs(10),
             max_response_body: MAX_DOCUMENT_LEN,
+            kms_uri: None,
         }
     }
 }
@@ -380,7 +388,11 @@ impl KmsClient {
         let keys = self.transport_keys();
         let kms_uri = match self.store.home_certificate() {
             Ok(Some(c)) => c.kms_uri,
-            _ => self.target.authority.clone(),
+            _ => self
+                .config
+                .kms_uri
+                .clone()
+                .unwrap_or_else(|| self.target.authority.clone()),
         };
         KmsRequest {
             id: None,
@@ -524,6 +536,11 @@ impl KmsClient {
         match (request, response.message) {
             (Request::Init, Some(KmsMessage::Init { certificate, .. })) => {
                 check::certificate(&certificate)?;
+                if let Some(uri) = &self.config.kms_uri
+                    && certificate.kms_uri != *uri
+                {
+                    return Err(KmsClientError::WrongKms);
+                }
                 self.store.put_home_certificate(&certificate)?;
                 Ok(Verified::Init(certificate))
             }

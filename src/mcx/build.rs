@@ -1,6 +1,9 @@
 //! Building the I_MESSAGE of a key delivery (RFC 6509 §4, TS 33.180 key delivery):
 //! `HDR ‖ T ‖ RAND ‖ IDR(8) ‖ IDR(9) ‖ [IDR(6) ‖ IDR(7)] ‖ SAKKE ‖ [EXT 7] ‖ SIGN`.
 //!
+//! A 32-octet key adds a KEMAC before SIGN (`super::kemac`, docs/mcx.md §11.5):
+//! `… ‖ SAKKE ‖ [EXT 7] ‖ KEMAC ‖ SIGN`, the SAKKE payload then carrying a fresh SSV.
+//!
 //! HDR: data type SAKKE (26), V = 0, PRF-HMAC-SHA-256, CSB ID the key ID (for a GMK the GUK-ID);
 //! a GMK or CSK names its key in one GENERIC-ID crypto session (SPI = GMK-ID ‖ GUK-ID, or the
 //! CSK-ID), a PCK has no crypto session (map type 1). The ECCSI signature covers every octet
@@ -8,6 +11,8 @@
 
 use thiserror::Error;
 
+use super::kemac;
+use super::key::DeliveryKey;
 use super::keyid::{KeyPurpose, guk_id};
 use super::profile::{CSK_CS_ID, GMK_CS_ID, IDR_ID_TYPE, RAND_LEN};
 use crate::crypto::Random;
@@ -20,8 +25,9 @@ use crate::mikey::{
 /// What a key delivery carries, apart from the key's encapsulation and the signature.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyDelivery<'a> {
-    /// The key (the SSV of SAKKE, 128 bits).
-    pub key: &'a Ssv,
+    /// The key: 16 octets go as the SSV of SAKKE itself (RFC 6509), 32 octets in a KEMAC under
+    /// a fresh SSV (docs/mcx.md §11.5).
+    pub key: &'a DeliveryKey,
     /// The key ID (GMK-ID, PCK-ID or CSK-ID), its purpose tag that of `purpose`.
     pub key_id: u32,
     /// What the key is for.
@@ -69,6 +75,15 @@ pub enum BuildError {
     /// A URI too long for the GUK-ID derivation.
     #[error("receiver URI too long")]
     UriTooLong,
+    /// A key of another length than 16 or 32 octets.
+    #[error("key of {len} octets: 16 (the SSV) or 32 (KEMAC) required")]
+    KeyLength {
+        /// The key's length in octets.
+        len: usize,
+    },
+    /// A 32-octet key given to [`assemble`], which has no SSV to derive the KEMAC's keys from.
+    #[error("a 32-octet key needs the SSV of its SAKKE data (build_i_message)")]
+    SsvRequired,
     /// Encapsulation, signing or the random generator.
     #[error(transparent)]
     Ibe(#[from] IbeError),
@@ -89,6 +104,12 @@ impl Unsigned {
     /// The octets the ECCSI signature covers: all before the signature field.
     pub fn signed_octets(&self) -> &[u8] {
         self.bytes.get(..self.sig_at).unwrap_or_default()
+    }
+
+    /// The octets written, for tests that alter a message before signing it.
+    #[cfg(test)]
+    pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
     }
 
     /// The message with `sig` (`r ‖ s ‖ PVT`) in its signature field.
@@ -115,7 +136,9 @@ fn hdr(d: &KeyDelivery<'_>) -> Result<Hdr, BuildError> {
     let (csb_id, cs_count, cs_id_map) = match d.purpose {
         KeyPurpose::Gmk => {
             let guk = match d.to_uri {
-                Some(uri) => guk_id(d.key, d.key_id, uri).ok_or(BuildError::UriTooLong)?,
+                Some(uri) => {
+                    guk_id(d.key.as_bytes(), d.key_id, uri).ok_or(BuildError::UriTooLong)?
+                }
                 None => d.key_id,
             };
             let mut spi = d.key_id.to_be_bytes().to_vec();
@@ -155,19 +178,45 @@ fn check_tag(d: &KeyDelivery<'_>) -> Result<(), BuildError> {
 }
 
 /// Writes the message around `sakke_data` (the SAKKE Encapsulated Data, made by anyone),
-/// up to the signature, for the sender `from_uid`.
+/// up to the signature, for the sender `from_uid`: a delivery of a 16-octet key, whose SAKKE
+/// data encapsulates the key itself.
 ///
 /// # Errors
-/// [`BuildError::PurposeTag`] when the key ID is not tagged for the purpose; field lengths.
+/// [`BuildError::PurposeTag`] when the key ID is not tagged for the purpose;
+/// [`BuildError::SsvRequired`] for a 32-octet key; field lengths.
 pub fn assemble(
     d: &KeyDelivery<'_>,
     from_uid: &[u8],
     rand: &[u8],
     sakke_data: &[u8],
 ) -> Result<Unsigned, BuildError> {
+    match d.key {
+        DeliveryKey::Bits128(_) => write(d, from_uid, rand, sakke_data, None),
+        DeliveryKey::Bits256(_) => Err(BuildError::SsvRequired),
+    }
+}
+
+/// Writes the message up to the signature; with `kemac` = (key, SSV), a KEMAC carrying the key
+/// under the SSV's envelope keys (`super::kemac`) before SIGN.
+pub(super) fn write(
+    d: &KeyDelivery<'_>,
+    from_uid: &[u8],
+    rand: &[u8],
+    sakke_data: &[u8],
+    kemac: Option<(&[u8], &Ssv)>,
+) -> Result<Unsigned, BuildError> {
     check_tag(d)?;
     let hdr = hdr(d)?;
-    let mut w = MessageWriter::new(&hdr, 768)?;
+    let kms_len = d.kms_uri.map_or(0, str::len);
+    let capacity = 384
+        + rand.len()
+        + from_uid.len()
+        + d.to_uid.len()
+        + 2 * kms_len
+        + sakke_data.len()
+        + d.key_params.map_or(0, <[u8]>::len)
+        + kemac.map_or(0, |(k, _)| k.len() + 32);
+    let mut w = MessageWriter::new(&hdr, capacity)?;
     w.timestamp(Timestamp::NtpUtc(d.time));
     w.rand(rand)?;
     w.idr(IdRole::IDRUIDI, IDR_ID_TYPE, from_uid)?;
@@ -180,6 +229,10 @@ pub fn assemble(
     if let Some(params) = d.key_params {
         w.extension(ExtType::KEY_PARAMS, params)?;
     }
+    if let Some((key, ssv)) = kemac {
+        let keys = kemac::envelope_keys(ssv, hdr.csb_id, rand);
+        kemac::write(&mut w, key, &keys, hdr.csb_id, d.time)?;
+    }
     let (bytes, field) = w.sign(SignType::ECCSI, ECCSI_SIG_LEN)?;
     Ok(Unsigned {
         bytes,
@@ -188,7 +241,8 @@ pub fn assemble(
 }
 
 /// The I_MESSAGE delivering `d.key` to `d.to_uid` under the receiver's KMS public key `z`,
-/// signed by `signer`; RAND and the signature's ephemeral from `rng`.
+/// signed by `signer`; RAND, the signature's ephemeral and (for a 32-octet key) the SSV from
+/// `rng`.
 ///
 /// # Errors
 /// [`BuildError::PurposeTag`]; [`BuildError::Ibe`] for a malformed UID, SSK or PVT, or a failed
@@ -202,8 +256,26 @@ pub fn build_i_message(
     check_tag(d)?;
     let mut rand = [0u8; RAND_LEN];
     rng.fill(&mut rand).map_err(|_| IbeError::Random)?;
-    let data = sakke::encapsulate(z, d.to_uid, d.key)?;
-    let unsigned = assemble(d, signer.uid, &rand, &data)?;
+    let unsigned = match d.key {
+        DeliveryKey::Bits128(ssv) => {
+            let data = sakke::encapsulate(z, d.to_uid, ssv)?;
+            write(d, signer.uid, &rand, &data, None)?
+        }
+        DeliveryKey::Bits256(key) => {
+            let ssv = Ssv::generate(rng)?;
+            let data = sakke::encapsulate(z, d.to_uid, &ssv)?;
+            write(d, signer.uid, &rand, &data, Some((key.as_bytes(), &ssv)))?
+        }
+    };
+    sign(unsigned, signer, rng)
+}
+
+/// Signs the octets of `unsigned` as `signer` and writes the signature.
+pub(super) fn sign(
+    unsigned: Unsigned,
+    signer: &Signer<'_>,
+    rng: &mut dyn Random,
+) -> Result<Vec<u8>, BuildError> {
     let sig = eccsi::sign(
         signer.kpak,
         signer.uid,

@@ -5,7 +5,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::crypto::kdf;
-use crate::ibe::Ssv;
 
 /// What a delivered key is for, as the purpose tag of its key ID says (TS 33.180 §5 key
 /// identifiers: the 4 most significant bits).
@@ -79,9 +78,10 @@ const FC_GUK_ID: u8 = 0x50;
 /// The GUK-ID that hides the GMK-ID `gmk_id` in a GMK delivery to `receiver_uri`
 /// (TS 33.180 F.1.3): GMK-ID XOR the 28 least significant bits of KDF(GMK, FC 0x50,
 /// P0 = the receiver's MC ID). The purpose tag stays. Checked against the Streamwide GMK
-/// message (`tests/mikey_sakke_message.rs`). `None` for a URI over 65535 octets.
-pub fn guk_id(gmk: &Ssv, gmk_id: u32, receiver_uri: &str) -> Option<u32> {
-    let out = kdf(gmk.as_bytes(), FC_GUK_ID, &[receiver_uri.as_bytes()]).ok()?;
+/// message (`tests/mikey_sakke_message.rs`). `gmk` is the GMK's octets (16, or 32 for a key in
+/// a KEMAC). `None` for a URI over 65535 octets.
+pub fn guk_id(gmk: &[u8], gmk_id: u32, receiver_uri: &str) -> Option<u32> {
+    let out = kdf(gmk, FC_GUK_ID, &[receiver_uri.as_bytes()]).ok()?;
     let (_, tail) = out.split_last_chunk::<4>()?;
     Some(gmk_id ^ (u32::from_be_bytes(*tail) & 0x0fff_ffff))
 }

@@ -12,6 +12,8 @@
 mod build;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod kemac;
+mod key;
 mod keyid;
 pub mod profile;
 mod replay;
@@ -19,6 +21,7 @@ mod time;
 mod verify;
 
 pub use build::{BuildError, KeyDelivery, Signer, Unsigned, assemble, build_i_message};
+pub use key::{DeliveryKey, Key256};
 pub use keyid::{KeyPurpose, guk_id};
 pub use replay::ReplayCache;
 pub use time::{ntp_seconds, ntp_timestamp, ntp_to_system};

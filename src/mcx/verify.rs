@@ -11,7 +11,10 @@
 //! 7. the key ID's purpose (`UnknownPurpose`, `WrongPurpose`);
 //! 8. the replay cache (`Replayed`);
 //! 9. SAKKE decapsulation with our RSK (`DecapsulationFailed`);
-//! 10. with our URI, a GMK's GUK-ID (`GukIdMismatch`).
+//! 10. with a KEMAC (a 32-octet key, docs/mcx.md §11.5): its algorithms (`KemacAlgorithm`), its
+//!     MAC under the SSV's envelope keys in constant time (`BadKemacMac`), and only then its
+//!     decryption and Key data (`KemacKeyData`);
+//! 11. with our URI, a GMK's GUK-ID (`GukIdMismatch`).
 //!
 //! Only then is the message remembered and the key handed out.
 
@@ -19,12 +22,14 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
+use super::kemac;
+use super::key::DeliveryKey;
 use super::keyid::{KeyPurpose, guk_id};
 use super::replay::ReplayCache;
 use super::time::ntp_to_system;
 use crate::crypto::sha256;
-use crate::ibe::{ECCSI_SIG_LEN, Kpak, Rsk, SakkePublic, Ssv, eccsi, sakke};
-use crate::mikey::view::{CsIdMapView, ExtensionView, PayloadView};
+use crate::ibe::{ECCSI_SIG_LEN, Kpak, Rsk, SakkePublic, eccsi, sakke};
+use crate::mikey::view::{CsIdMapView, ExtensionView, KemacView, PayloadView};
 use crate::mikey::{
     DataType, DecodeError, ExtType, IdRole, MIKEY_VERSION, MessageView, SakkeIdScheme, SakkeParams,
     SignType, Timestamp,
@@ -104,6 +109,22 @@ pub enum Refusal {
     /// The GUK-ID is not the GMK-ID hidden for our URI.
     #[error("GUK-ID does not match the GMK-ID for this receiver")]
     GukIdMismatch,
+    /// The KEMAC's encryption or MAC algorithm is not the profile's (AES-CM-128, HMAC-SHA-1-160).
+    #[error(
+        "KEMAC: encr alg {encr_alg}, MAC alg {mac_alg}: AES-CM-128 (1) and HMAC-SHA-1-160 (1) required"
+    )]
+    KemacAlgorithm {
+        /// The Encr alg octet.
+        encr_alg: u8,
+        /// The MAC alg octet.
+        mac_alg: u8,
+    },
+    /// The KEMAC's MAC does not verify under the keys of the message's SSV.
+    #[error("KEMAC MAC does not verify")]
+    BadKemacMac,
+    /// The KEMAC's decrypted content is not one 32-octet TGK.
+    #[error("KEMAC key data: {0}")]
+    KemacKeyData(&'static str),
 }
 
 impl Refusal {
@@ -121,6 +142,9 @@ impl Refusal {
             Self::Replayed => "replayed",
             Self::DecapsulationFailed => "decapsulation_failed",
             Self::GukIdMismatch => "guk_id_mismatch",
+            Self::KemacAlgorithm { .. } => "kemac_algorithm",
+            Self::BadKemacMac => "bad_kemac_mac",
+            Self::KemacKeyData(_) => "kemac_key_data",
         }
     }
 }
@@ -128,8 +152,8 @@ impl Refusal {
 /// A key delivered by a verified message.
 #[derive(Debug, Clone)]
 pub struct DeliveredKey {
-    /// The key (the SSV).
-    pub key: Ssv,
+    /// The key: the SSV (16 octets), or the KEMAC's key (32 octets).
+    pub key: DeliveryKey,
     /// The key ID: the GMK-ID (from the SPI, or recovered from the GUK-ID with our URI), PCK-ID
     /// or CSK-ID.
     pub key_id: u32,
@@ -153,6 +177,7 @@ struct Fields<'a> {
     t: Option<u64>,
     ts: usize,
     rands: usize,
+    rand: &'a [u8],
     uidi: Option<&'a [u8]>,
     uidr: Option<&'a [u8]>,
     idrr: Option<&'a [u8]>,
@@ -161,19 +186,29 @@ struct Fields<'a> {
     sakke: Option<(SakkeParams, SakkeIdScheme, &'a [u8])>,
     sakkes: usize,
     key_params: Option<&'a [u8]>,
+    /// The KEMAC and where its payload starts.
+    kemac: Option<(usize, KemacView<'a>)>,
+    kemacs: usize,
     sig: Option<(SignType, &'a [u8])>,
     other_ts: bool,
 }
 
 impl<'a> Fields<'a> {
-    fn visit(&mut self, p: PayloadView<'a>) {
+    fn visit(&mut self, offset: usize, p: PayloadView<'a>) {
         match p {
             PayloadView::T(Timestamp::NtpUtc(v)) => {
                 self.t = Some(v);
                 self.ts += 1;
             }
             PayloadView::T(_) => self.other_ts = true,
-            PayloadView::Rand(_) => self.rands += 1,
+            PayloadView::Rand(r) => {
+                self.rand = r;
+                self.rands += 1;
+            }
+            PayloadView::Kemac(k) => {
+                self.kemac = Some((offset, k));
+                self.kemacs += 1;
+            }
             PayloadView::Idr(i) if i.role == IdRole::IDRUIDI => {
                 self.uidi = Some(i.data);
                 self.idrs_8_9 += 1;
@@ -205,6 +240,8 @@ struct Shape<'a> {
     uidi: &'a [u8],
     uidr: &'a [u8],
     sakke_data: &'a [u8],
+    /// The KEMAC and the octets its MAC covers (all before its MAC field).
+    kemac: Option<(KemacView<'a>, &'a [u8])>,
     signed: &'a [u8],
     sig: &'a [u8],
 }
@@ -243,14 +280,40 @@ fn shape<'a>(view: &MessageView<'a>, f: &Fields<'a>) -> Result<Shape<'a>, Refusa
     let signed = view
         .mac_input()
         .ok_or(Refusal::Structure("no SIGN payload"))?;
+    let kemac = kemac_shape(view, f, signed.len())?;
     Ok(Shape {
         t,
         uidi,
         uidr,
         sakke_data,
+        kemac,
         signed,
         sig,
     })
+}
+
+/// At most one KEMAC, and it ends where the SIGN payload (2 octets before the signature at
+/// `sig_at`) begins, so its MAC covers every octet but the signature (docs/mcx.md §11.5).
+fn kemac_shape<'a>(
+    view: &MessageView<'a>,
+    f: &Fields<'a>,
+    sig_at: usize,
+) -> Result<Option<(KemacView<'a>, &'a [u8])>, Refusal> {
+    let Some((offset, kemac)) = f.kemac else {
+        return Ok(None);
+    };
+    if f.kemacs != 1 {
+        return Err(Refusal::Structure("more than one KEMAC"));
+    }
+    // next (1) ‖ Encr alg (1) ‖ Encr data len (2) ‖ Encr data ‖ MAC alg (1) ‖ MAC.
+    let mac_at = offset
+        .saturating_add(5)
+        .saturating_add(kemac.encr_data.len());
+    let ends_at_sign = mac_at.checked_add(kemac.mac.len()) == sig_at.checked_sub(2);
+    match view.bytes().get(..mac_at) {
+        Some(covered) if ends_at_sign => Ok(Some((kemac, covered))),
+        _ => Err(Refusal::Structure("KEMAC: not the payload before SIGN")),
+    }
 }
 
 /// The key ID and GUK-ID the HDR names (module doc of `build`): the CSB ID, and for a GMK the
@@ -308,7 +371,7 @@ impl<'a> UnverifiedIMessage<'a> {
     /// [`Refusal::Malformed`] or [`Refusal::Structure`].
     pub fn parse(msg: &'a [u8]) -> Result<Self, Refusal> {
         let mut f = Fields::default();
-        let view = MessageView::decode_with(msg, |_, p| f.visit(p))?;
+        let view = MessageView::decode_with(msg, |offset, p| f.visit(offset, p))?;
         let s = shape(&view, &f)?;
         Ok(Self { view, f, s })
     }
@@ -403,13 +466,20 @@ pub fn verify_i_message(
     if replay.is_replay(t_secs, &digest) {
         return Err(Refusal::Replayed);
     }
-    let key = sakke::decapsulate(rx.z, rx.uid, rx.rsk, s.sakke_data)
+    let ssv = sakke::decapsulate(rx.z, rx.uid, rx.rsk, s.sakke_data)
         .map_err(|_| Refusal::DecapsulationFailed)?;
+    let key = match s.kemac {
+        Some((kemac, covered)) => {
+            let keys = kemac::envelope_keys(&ssv, csb_id, f.rand);
+            DeliveryKey::Bits256(kemac::open(&kemac, covered, &keys, csb_id, s.t)?)
+        }
+        None => DeliveryKey::Bits128(ssv),
+    };
     if purpose == KeyPurpose::Gmk
         && let Some(uri) = rx.uri
     {
         // GMK-ID = GUK-ID XOR the mask (TS 33.180 F.1.3): the XOR is its own inverse.
-        let gmk_id = guk_id(&key, csb_id, uri).ok_or(Refusal::GukIdMismatch)?;
+        let gmk_id = guk_id(key.as_bytes(), csb_id, uri).ok_or(Refusal::GukIdMismatch)?;
         if guk.is_some() && gmk_id != key_id {
             return Err(Refusal::GukIdMismatch);
         }

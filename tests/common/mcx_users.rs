@@ -5,9 +5,10 @@
 use std::time::{Duration, SystemTime};
 
 use mbms_keys::crypto::OsRandom;
-use mbms_keys::ibe::{Kpak, Ksak, Rsk, SakkeMaster, SakkePublic, Ssk, Ssv, uid_format2};
+use mbms_keys::ibe::{Kpak, Ksak, Rsk, SakkeMaster, SakkePublic, Ssk, uid_format2};
 use mbms_keys::mcx::{
-    Expect, KeyDelivery, KeyPurpose, Receiver, Signer, build_i_message, ntp_timestamp, profile,
+    DeliveryKey, Expect, KeyDelivery, KeyPurpose, Receiver, Signer, build_i_message, ntp_timestamp,
+    profile,
 };
 
 pub const KMS_URI: &str = "kms.example.org";
@@ -84,18 +85,20 @@ impl Kms {
         }
     }
 
-    /// A message from `from` to `to` delivering `key` of `purpose` and `key_id` at `at`.
-    pub fn message(
+    /// A message from `from` to `to` delivering `key` (an SSV, or a 16- or 32-octet
+    /// `DeliveryKey`) of `purpose` and `key_id` at `at`.
+    pub fn message<K: Clone + Into<DeliveryKey>>(
         &self,
         from: &User,
         to: &User,
-        key: &Ssv,
+        key: &K,
         purpose: KeyPurpose,
         key_id: u32,
         at: SystemTime,
     ) -> Vec<u8> {
+        let key: DeliveryKey = key.clone().into();
         let d = KeyDelivery {
-            key,
+            key: &key,
             key_id,
             purpose,
             to_uid: &to.uid,

@@ -1,7 +1,8 @@
 //! `mbms-lab bench sakke`: MIKEY-SAKKE key delivery end to end — I_MESSAGEs built
 //! (`mcx::build_i_message`: SAKKE encapsulation + ECCSI signature + encoding) and verified
 //! (`mcx::verify_i_message`: decoding, ECCSI verification + SAKKE decapsulation) per second on
-//! one core, beside Debian's wolfSSL for the same cryptography in the same run
+//! one core, with a 16-octet key (the SSV) and with a 32-octet key (in a KEMAC under the SSV,
+//! docs/mcx.md §11.5), beside Debian's wolfSSL for the same cryptography in the same run
 //! (`tools/mcx-wolf/mcx_wolf_bench.c` in its `mikey` mode, built with make), and key relay
 //! transfers completed per second with `--transfers` of them under way at once
 //! ([`super::sakke_relay`]). Medians of `--runs` runs.
@@ -13,10 +14,10 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use mbms_keys::crypto::OsRandom;
-use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv};
+use mbms_keys::ibe::{Ksak, SakkeMaster};
 use mbms_keys::mcx::{
-    Expect, KeyDelivery, KeyPurpose, Receiver, ReplayCache, Signer, build_i_message, ntp_timestamp,
-    verify_i_message,
+    DeliveryKey, Expect, KeyDelivery, KeyPurpose, Receiver, ReplayCache, Signer, build_i_message,
+    ntp_timestamp, verify_i_message,
 };
 
 use super::ibe::{build_wolf, timed, wolf_rates};
@@ -82,13 +83,17 @@ fn bench(args: &SakkeArgs) -> Result<(), String> {
     let runs = args.runs.max(1);
     let budget = Duration::from_secs_f64(args.seconds);
     let (mut built, mut verified, mut w_built, mut w_opened) = (vec![], vec![], vec![], vec![]);
+    let (mut built32, mut verified32) = (vec![], vec![]);
     let mut relay: Vec<RelayRun> = Vec::new();
     // The relay's envelopes, built once before any timing: the number is the relay's.
     let load = sakke_relay::Load::prepare(args.transfers)?;
     for run in 0..runs {
-        let (b, v) = ours_run(budget)?;
+        let (b, v) = ours_run(budget, 16)?;
         built.push(b);
         verified.push(v);
+        let (b, v) = ours_run(budget, 32)?;
+        built32.push(b);
+        verified32.push(v);
         if let Some(w) = &wolf {
             let (b, o) = wolf_run(w, args.seconds)?;
             w_built.push(b);
@@ -100,6 +105,7 @@ fn bench(args: &SakkeArgs) -> Result<(), String> {
 
     println!("| I_MESSAGE operation | mbms-keys (messages/s) | wolfSSL (messages/s) | ratio |");
     println!("|---|---|---|---|");
+    let none = Vec::new();
     for (label, ours, theirs) in [
         ("built (SAKKE encapsulate + ECCSI sign)", &built, &w_built),
         (
@@ -107,6 +113,8 @@ fn bench(args: &SakkeArgs) -> Result<(), String> {
             &verified,
             &w_opened,
         ),
+        ("built, 256-bit key (+ KEMAC)", &built32, &none),
+        ("verified, 256-bit key (+ KEMAC)", &verified32, &none),
     ] {
         let o = median(ours);
         if theirs.is_empty() {
@@ -133,19 +141,22 @@ fn bench(args: &SakkeArgs) -> Result<(), String> {
     );
     println!();
     println!(
-        "per-run rates: built {:?} / wolfSSL {:?}; verified {:?} / wolfSSL {:?}; relay {:?}",
+        "per-run rates: built {:?} / wolfSSL {:?}; verified {:?} / wolfSSL {:?}; 256-bit built {:?}, verified {:?}; relay {:?}",
         rounded(&built),
         rounded(&w_built),
         rounded(&verified),
         rounded(&w_opened),
+        rounded(&built32),
+        rounded(&verified32),
         rounded(&rates)
     );
     Ok(())
 }
 
-/// One run of ours: messages built per second, then messages verified per second (a fresh
-/// replay cache for each, so that each is verified in full), with a fresh KMS key.
-fn ours_run(budget: Duration) -> Result<(f64, f64), String> {
+/// One run of ours with a random key of `key_len` octets (16 or 32): messages built per second,
+/// then messages verified per second (a fresh replay cache for each, so that each is verified
+/// in full), with a fresh KMS key.
+fn ours_run(budget: Duration, key_len: usize) -> Result<(f64, f64), String> {
     let e = |e: mbms_keys::ibe::IbeError| e.to_string();
     let mut rng = OsRandom;
     let (from_uid, to_uid) = ([0x5au8; 32], [0xa5u8; 32]);
@@ -155,7 +166,10 @@ fn ours_run(budget: Duration) -> Result<(f64, f64), String> {
     let z = master.public().map_err(e)?;
     let pair = ksak.issue(&from_uid, &mut rng).map_err(e)?;
     let rsk = master.issue_rsk(&to_uid).map_err(e)?;
-    let key = Ssv::generate(&mut rng).map_err(e)?;
+    let mut octets = zeroize::Zeroizing::new([0u8; 32]);
+    let octets = octets.get_mut(..key_len).ok_or("key length")?;
+    mbms_keys::crypto::Random::fill(&mut rng, octets).map_err(|_| "no randomness")?;
+    let key = DeliveryKey::from_slice(octets).map_err(|e| e.to_string())?;
     let now = SystemTime::now();
     let d = KeyDelivery {
         key: &key,

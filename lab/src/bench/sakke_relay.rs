@@ -13,7 +13,9 @@ use std::time::{Instant, SystemTime};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mbms_keys::crypto::OsRandom;
 use mbms_keys::ibe::{Ksak, SakkeMaster, Ssv, uid_format2};
-use mbms_keys::mcx::{KeyDelivery, KeyPurpose, Signer, build_i_message, ntp_timestamp};
+use mbms_keys::mcx::{
+    DeliveryKey, KeyDelivery, KeyPurpose, Signer, build_i_message, ntp_timestamp,
+};
 use mbms_keys::relay::Purpose;
 use mbms_keys::relay::client::RelayClient;
 use mbms_keys::relay::config::RelayConfig;
@@ -97,7 +99,7 @@ impl Load {
         };
         let mut envelopes = Vec::with_capacity(n);
         for i in 0..n {
-            let key = Ssv::generate(&mut rng).map_err(e)?;
+            let key = DeliveryKey::from(Ssv::generate(&mut rng).map_err(e)?);
             let d = KeyDelivery {
                 key: &key,
                 key_id: 0x1000_0000 | (i as u32 & 0x0fff_ffff),

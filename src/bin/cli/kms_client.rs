@@ -55,6 +55,11 @@ pub struct KmsClientArgs {
     /// The KMS: http://host[:port][/prefix] (TLS is the deployment's terminator).
     #[arg(long, value_name = "URL")]
     kms: String,
+    /// The KMS URI (KmsUri) this client is configured with: named in requests until the KMS
+    /// certificate is stored (then the certificate's), and required of that certificate.
+    /// Without it, a first init names the KMS by the URL's host[:port].
+    #[arg(long, value_name = "URI")]
+    kms_uri: Option<String>,
     /// The access token (a JWT from the MC identity management server): @FILE, or the token.
     #[arg(
         long,
@@ -255,6 +260,7 @@ fn prepare(a: &KmsClientArgs) -> Result<Prepared, String> {
     };
     let config = ClientConfig {
         timeout: a.timeout,
+        kms_uri: a.kms_uri.clone(),
         ..ClientConfig::default()
     };
     let client = KmsClient::new(&a.kms, &token(&a.token)?, &a.user, keys, store, config)

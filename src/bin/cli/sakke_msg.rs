@@ -12,17 +12,18 @@ use serde_json::{Map, Value, json};
 
 use mbms_keys::bmsc::config::{format_rfc3339, parse_rfc3339};
 use mbms_keys::crypto::OsRandom;
-use mbms_keys::ibe::{Kpak, Rsk, SakkePublic, Ssk, Ssv};
+use mbms_keys::ibe::{Kpak, Rsk, SakkePublic, Ssk};
 use mbms_keys::mcx::{
-    Expect, KeyDelivery, KeyPurpose, Receiver, ReplayCache, Signer, build_i_message, ntp_timestamp,
-    ntp_to_system, profile, verify_i_message,
+    DeliveryKey, Expect, KeyDelivery, KeyPurpose, Receiver, ReplayCache, Signer, build_i_message,
+    ntp_timestamp, ntp_to_system, profile, verify_i_message,
 };
 
 use crate::input::{key, read_hex_arg};
 
 #[derive(Debug, clap::Args)]
 pub struct BuildSakkeArgs {
-    /// The key to deliver (GMK, PCK or CSK), 16 octets.
+    /// The key to deliver (GMK, PCK or CSK): 16 octets (carried as the SAKKE SSV) or 32 octets
+    /// (carried in a KEMAC under a fresh SSV, docs/mcx.md §11.5).
     #[arg(
         long,
         value_name = "HEX|@FILE",
@@ -136,7 +137,7 @@ fn key_id(arg: &str) -> Result<u32, String> {
 }
 
 fn build(a: &BuildSakkeArgs) -> Result<String, String> {
-    let k = key("--key", &a.key, Ssv::from_slice)?;
+    let k = key("--key", &a.key, DeliveryKey::from_slice)?;
     let z = SakkePublic::from_octets(&octets("--z", &a.z)?).map_err(|e| format!("--z: {e}"))?;
     let kpak =
         Kpak::from_octets(&octets("--kpak", &a.kpak)?).map_err(|e| format!("--kpak: {e}"))?;
