@@ -1,6 +1,6 @@
 //! The arithmetic of SAKKE parameter set 1: F_p (`fp.rs`) and F_q (`crypto-bigint`) in
-//! Montgomery form, F_p² = F_p\[i\]/(i² + 1), the points of E: y² = x³ − 3x over F_p (RFC 6508
-//! §2.1) and the Tate–Lichtenbaum pairing of RFC 6508 §3.2.
+//! Montgomery form, F_p² = F_p\[i\]/(i² + 1) and the points of E: y² = x³ − 3x over F_p (RFC
+//! 6508 §2.1); the pairing is in `pairing.rs`.
 //!
 //! Points are projective (X : Y : Z) and use the complete addition and doubling of
 //! Renes–Costello–Batina 2015 (Algorithms 4 and 6, a = −3, here b = 0), so a scalar
@@ -9,10 +9,8 @@
 //! Z_S) come from a table of its precomputed multiples, one constant-time row scan and one
 //! addition per 4-bit window of the scalar ([`Point::mul_generator`], `fixed.rs`). The fixed
 //! 4-bit window of `Point::mul` (1,024 doublings and 256 additions) remains as the reference
-//! the tables are tested against. Scalars that are public (an identifier, the
-//! group order) use variable-time methods over their significant bits. The pairing's loop depends only on q and on
-//! public points; the secret operand enters only through field operations, which are
-//! constant-time.
+//! the tables are tested against. Scalars that are public (an identifier, the group order) use
+//! variable-time methods over their significant bits.
 
 #[cfg(test)]
 use crypto_bigint::CtEq;

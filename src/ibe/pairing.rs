@@ -127,8 +127,8 @@ impl MillerTable {
     /// tangent, x − k_x for a chord) inverted with another. `None` when k is the identity or a
     /// denominator is 0 (k not of order q).
     pub(crate) fn new(k: &Point) -> Option<Self> {
-        let (kx, ky) = k.affine()?;
-        let k_aff = Point::from_affine(kx, ky);
+        let (mut kx, mut ky) = k.affine()?;
+        let mut k_aff = Point::from_affine(kx, ky);
         let steps = miller_bits().map(|b| 1 + usize::from(b)).sum();
         // The point C before each line, projective, and whether the line is a chord.
         let mut xs = Zeroizing::new(Vec::with_capacity(steps));
@@ -172,7 +172,11 @@ impl MillerTable {
                 den.push(y.double());
             }
         }
-        let dinv = batch_invert(&den)?;
+        k_aff.zeroize();
+        let dinv = batch_invert(&den);
+        kx.zeroize();
+        ky.zeroize();
+        let dinv = dinv?;
         let mut lines = Vec::with_capacity(steps);
         for (((x, y), n), di) in xs.iter().zip(ys.iter()).zip(num.iter()).zip(dinv.iter()) {
             let lambda = n.mul(di);
