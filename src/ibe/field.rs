@@ -1,6 +1,6 @@
-//! The arithmetic of SAKKE parameter set 1: F_p and F_q in Montgomery form (`crypto-bigint`),
-//! F_p² = F_p\[i\]/(i² + 1), the points of E: y² = x³ − 3x over F_p (RFC 6508 §2.1) and the
-//! Tate–Lichtenbaum pairing of RFC 6508 §3.2.
+//! The arithmetic of SAKKE parameter set 1: F_p (`fp.rs`) and F_q (`crypto-bigint`) in
+//! Montgomery form, F_p² = F_p\[i\]/(i² + 1) and the points of E: y² = x³ − 3x over F_p (RFC
+//! 6508 §2.1); the pairing is in `pairing.rs`.
 //!
 //! Points are projective (X : Y : Z) and use the complete addition and doubling of
 //! Renes–Costello–Batina 2015 (Algorithms 4 and 6, a = −3, here b = 0), so a scalar
@@ -9,24 +9,22 @@
 //! Z_S) come from a table of its precomputed multiples, one constant-time row scan and one
 //! addition per 4-bit window of the scalar ([`Point::mul_generator`], `fixed.rs`). The fixed
 //! 4-bit window of `Point::mul` (1,024 doublings and 256 additions) remains as the reference
-//! the tables are tested against. Scalars that are public (an identifier, the
-//! group order) use variable-time methods over their significant bits. The pairing's loop depends only on q and on
-//! public points; the secret operand enters only through field operations, which are
-//! constant-time.
+//! the tables are tested against. Scalars that are public (an identifier, the group order) use
+//! variable-time methods over their significant bits.
 
+#[cfg(test)]
+use crypto_bigint::CtEq;
 use crypto_bigint::modular::ConstMontyForm;
-use crypto_bigint::{Choice, CtAssign, CtEq, NonZero, U1024, const_monty_params};
+use crypto_bigint::{Choice, NonZero, U1024, const_monty_params};
 
 use super::fixed::FixedBase;
 use super::params::{
     SAKKE_L, SAKKE_P_HEX, SAKKE_POINT_LEN, SAKKE_PX_HEX, SAKKE_PY_HEX, SAKKE_Q_HEX,
 };
 
-const_monty_params!(PMod, U1024, SAKKE_P_HEX, "The SAKKE prime p.");
 const_monty_params!(QMod, U1024, SAKKE_Q_HEX, "The SAKKE group order q.");
 
-/// An element of F_p.
-pub(crate) type Fp = ConstMontyForm<PMod, { U1024::LIMBS }>;
+pub(crate) use super::fp::Fp;
 /// An element of F_q (scalars).
 pub(crate) type Fq = ConstMontyForm<QMod, { U1024::LIMBS }>;
 
@@ -99,6 +97,15 @@ impl Fp2 {
         }
     }
 
+    /// `self · (a + i)`: two multiplications (a line of `pairing.rs`, scaled so its imaginary
+    /// part is 1).
+    pub(crate) fn mul_by_i_plus(&self, a: &Fp) -> Self {
+        Self {
+            re: self.re.mul(a).sub(&self.im),
+            im: self.im.mul(a).add(&self.re),
+        }
+    }
+
     pub(crate) fn ct_assign(&mut self, o: &Self, c: Choice) {
         self.re.ct_assign(&o.re, c);
         self.im.ct_assign(&o.im, c);
@@ -152,6 +159,16 @@ impl Point {
         y: Fp::ONE,
         z: Fp::ZERO,
     };
+
+    /// The point (x, y) (not checked to be on the curve).
+    pub(crate) fn from_affine(x: Fp, y: Fp) -> Self {
+        Self { x, y, z: Fp::ONE }
+    }
+
+    /// (X, Y, Z).
+    pub(crate) fn coordinates(&self) -> (Fp, Fp, Fp) {
+        (self.x, self.y, self.z)
+    }
 
     /// The generator P of parameter set 1.
     pub(crate) fn generator() -> Self {
@@ -357,6 +374,14 @@ impl Point {
     }
 }
 
+impl zeroize::Zeroize for Point {
+    fn zeroize(&mut self) {
+        self.x.zeroize();
+        self.y.zeroize();
+        self.z.zeroize();
+    }
+}
+
 /// The 4-bit windows of a 1024-bit scalar.
 pub(crate) const WINDOWS: usize = 256;
 
@@ -381,45 +406,6 @@ pub(crate) enum PointError {
     Length(usize),
     NotUncompressed,
     NotOnCurve,
-}
-
-/// The Tate–Lichtenbaum pairing ⟨R, Q⟩ of RFC 6508 §3.2, as the F_p representative of its
-/// PF_p class; `None` when the Miller value degenerates (inputs outside E\[q\]).
-///
-/// The lines l_{C,C} and l_{C,R} are evaluated at the distortion image (−Q_x, i·Q_y) and
-/// scaled by powers of C's Z, which PF_p ignores (its elements are classes modulo F_p*).
-pub(crate) fn pairing(r: &Point, q: &Point) -> Option<Fp> {
-    let (rx, ry) = r.affine()?;
-    let (qx, qy) = q.affine()?;
-    let r_aff = Point {
-        x: rx,
-        y: ry,
-        z: Fp::ONE,
-    };
-    let three = small(3);
-    let n = Q.wrapping_sub(&U1024::ONE);
-    let mut v = Fp2::ONE;
-    let mut c = r_aff;
-    for i in (0..n.bit_width_vartime().saturating_sub(1)).rev() {
-        // Tangent at C: 3(X² − Z²)(Qx·Z + X) − 2Y²Z + i·2YZ²Qy (the RFC's line times Z³).
-        let qxz_x = qx.mul(&c.z).add(&c.x);
-        let re = three
-            .mul(&c.x.square().sub(&c.z.square()))
-            .mul(&qxz_x)
-            .sub(&c.y.square().mul(&c.z).double());
-        let im = c.y.mul(&c.z.square()).mul(&qy).double();
-        v = v.square().mul(&Fp2 { re, im });
-        c = c.double();
-        if n.bit_vartime(i) {
-            // Chord through C and R: (Qx + Rx)Y − (Qx·Z + X)Ry + i(X − Rx·Z)Qy (times Z).
-            let re = qx.add(&rx).mul(&c.y).sub(&qx.mul(&c.z).add(&c.x).mul(&ry));
-            let im = c.x.sub(&rx.mul(&c.z)).mul(&qy);
-            v = v.mul(&Fp2 { re, im });
-            c = c.add(&r_aff);
-        }
-    }
-    // Final exponentiation by c = (p + 1) / q = 4.
-    v.square().square().representative()
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 pub mod eccsi;
 mod field;
 mod fixed;
+mod fp;
+mod pairing;
 pub mod params;
 pub mod sakke;
 pub mod uid;

@@ -5,11 +5,14 @@
 //! The identifier b is its octets read as a big-endian integer (RFC 6508 §2.1; in TS 33.180 the
 //! 32-octet UID), at most 128 octets, reduced mod q where a scalar is needed.
 
-use crypto_bigint::{CtEq, U1024};
+use crypto_bigint::U1024;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::field::{self, Fq, Point, PointError, fq_from_octets_reduced, pairing};
+use std::sync::Arc;
+
+use super::field::{self, Fq, Point, PointError, fq_from_octets_reduced};
 use super::fixed;
+use super::pairing::{MillerTable, rsk_table};
 use super::params::{SAKKE_ENCAP_LEN, SAKKE_G_HEX, SAKKE_L, SAKKE_POINT_LEN, SAKKE_SSV_LEN};
 use super::{IbeError, Rsk, SakkeMaster, Ssv, check_id};
 use crate::crypto::{Random, sha256};
@@ -161,14 +164,25 @@ fn g() -> field::Fp {
     field::Fp::new(&U1024::from_be_hex(SAKKE_G_HEX))
 }
 
-/// RFC 6508 §6.1.2: ⟨\[b\]P + Z_S, RSK⟩ = g, with RSK on the curve.
+/// The lines of the Miller loop on the RSK (`pairing.rs`), from the cache of the RSKs last
+/// used or computed now; `invalid` when the RSK is the identity or not of order q.
+fn rsk_lines(rsk: &Rsk, invalid: IbeError) -> Result<Arc<MillerTable>, IbeError> {
+    rsk_table(rsk.as_bytes(), || {
+        let k = point_from(rsk.as_bytes(), "RSK")?;
+        MillerTable::new(&k).ok_or(invalid)
+    })
+}
+
+/// RFC 6508 §6.1.2: ⟨\[b\]P + Z_S, RSK⟩ = g, with RSK on the curve, computed as
+/// ⟨RSK, \[b\]P + Z_S⟩ (the pairing is symmetric) with the RSK's table, which decapsulation
+/// then reuses.
 ///
 /// # Errors
 /// [`IbeError::InvalidRsk`] when the pairing differs from g; decoding errors of the RSK.
 pub fn validate_rsk(z: &SakkePublic, id: &[u8], rsk: &Rsk) -> Result<(), IbeError> {
-    let k = point_from(rsk.as_bytes(), "RSK")?;
+    let lines = rsk_lines(rsk, IbeError::InvalidRsk)?;
     let bpz = receiver_point(z, id)?;
-    let w = pairing(&bpz, &k).ok_or(IbeError::InvalidRsk)?;
+    let w = lines.pairing(&bpz).ok_or(IbeError::InvalidRsk)?;
     if bool::from(w.ct_eq(&g())) {
         Ok(())
     } else {
@@ -259,9 +273,10 @@ pub fn decapsulate(z: &SakkePublic, id: &[u8], rsk: &Rsk, data: &[u8]) -> Result
         .split_at_checked(SAKKE_POINT_LEN)
         .ok_or(IbeError::DecapsulationFailed)?;
     let big_r = point_from(rb, "R")?;
-    let k = point_from(rsk.as_bytes(), "RSK")?;
     let b = id_scalar(id)?;
-    let w = pairing(&big_r, &k).ok_or(IbeError::DecapsulationFailed)?;
+    // ⟨R, RSK⟩ = ⟨RSK, R⟩ (symmetric on E[q]; an R outside it fails the check below).
+    let lines = rsk_lines(rsk, IbeError::DecapsulationFailed)?;
+    let w = lines.pairing(&big_r).ok_or(IbeError::DecapsulationFailed)?;
     let m = mask(&w);
     let mut ssv = [0u8; SAKKE_SSV_LEN];
     for ((o, h), k) in ssv.iter_mut().zip(hb).zip(m.iter()) {
@@ -293,6 +308,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::ibe::pairing::pairing;
 
     fn rfc() -> Value {
         let v: Value =
@@ -339,6 +355,9 @@ mod tests {
         let big_r = Point::from_octets(&h(&v, "R_bS")).unwrap();
         let rsk = Point::from_octets(&h(&v, "RSK")).unwrap();
         let w = pairing(&big_r, &rsk).unwrap();
+        assert_eq!(fp_hex(&w), h(&v, "w_receiver"));
+        // The same from the RSK's table, with the arguments swapped.
+        let w = MillerTable::new(&rsk).unwrap().pairing(&big_r).unwrap();
         assert_eq!(fp_hex(&w), h(&v, "w_receiver"));
     }
 
