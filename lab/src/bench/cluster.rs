@@ -216,7 +216,8 @@ fn seed_postgres(pg: &PgServer, setup: &Setup, sqlite_seed: Duration) -> Result<
         .flatten()
         .filter(|e| {
             let name = e.file_name();
-            name.to_string_lossy().ends_with(".db") || name.to_string_lossy().contains(".db-")
+            name.to_string_lossy()
+                .starts_with(mbms_keys::bmsc::store::SqliteStore::FILE_NAME)
         })
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
