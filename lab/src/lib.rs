@@ -8,8 +8,10 @@
 //!   `bench http`;
 //! - [`bmsc_config`]: the BM-SC configuration text of the labs;
 //! - [`bsf`]: Debian's freeDiameterd with our Zn extension as the BSF of the Zn tests and `bench zn`;
-//! - [`fake_bsf`]: a scripted Diameter Zn peer (BSF) on loopback.
-//! - [`multicast`]: loopback IPv4 multicast groups and joined sockets.
+//! - [`fake_bsf`]: a scripted Diameter Zn peer (BSF) on loopback;
+//! - [`multicast`]: loopback IPv4 multicast groups and joined sockets;
+//! - [`postgres`](mod@postgres): a throwaway PostgreSQL server (`initdb` + `pg_ctl`) for the
+//!   PostgreSQL tests and `bench cluster`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,7 @@ pub mod fake_bsf;
 pub mod lighttpd;
 pub mod multicast;
 pub mod oracle;
+pub mod postgres;
 
 pub use oracle::{find_on_path, oracle};
 

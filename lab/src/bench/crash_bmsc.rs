@@ -2,9 +2,10 @@
 //! in-process [`Bmsc`] with the synthetic key source, on the configuration the parent wrote)
 //! and the extra UEs registering to it over HTTP Digest while its fan-out runs.
 //!
-//! The child says `READY <http address>` on standard output once it listens, `FANOUT-DONE` when
-//! the MSK fan-out finished, and stops gracefully when its standard input closes, saying
-//! `STOPPED <pushes sent>`.
+//! The child says `ADMIN <admin address>` and `READY <http address>` on standard output once
+//! it listens, `FANOUT-DONE` when the MSK fan-out finished, and stops gracefully when its
+//! standard input closes, saying `STOPPED <pushes sent>`. `bench cluster` runs its nodes with
+//! it too.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -62,6 +63,7 @@ async fn serve(config: Config, tuning: Tuning) -> Result<(), String> {
     let bmsc = Bmsc::start_with_keys(config, tuning, Arc::new(SyntheticKeys))
         .await
         .map_err(|e| e.to_string())?;
+    println!("ADMIN {}", bmsc.admin_addr());
     println!("READY {}", bmsc.http_addr());
     let (closed_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -119,6 +121,11 @@ impl BmscProcess {
             lines,
             seen: Vec::new(),
         })
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The rest of the first line starting with `prefix`, if it came.

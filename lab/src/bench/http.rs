@@ -75,17 +75,36 @@ pub struct HttpArgs {
 
 /// One phase's figures.
 #[derive(Debug, Clone, Copy, Default)]
-struct Phase {
-    ok: usize,
-    failed: usize,
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
+pub struct Phase {
+    /// Requests answered as expected.
+    pub ok: usize,
+    /// Requests that failed.
+    pub failed: usize,
+    /// Successful requests per second.
+    pub rate: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+/// Whose credentials a phase's client `i` uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Users {
+    /// This bench's subscribers (`httpbench<i>`, listed in the BM-SC's configuration).
+    Listed,
+    /// lighttpd's htdigest users.
+    Lighttpd,
+    /// The UEs of the fan-out benches (`bench<i>`, keys from [`SyntheticKeys`]).
+    ///
+    /// [`SyntheticKeys`]: crate::bench::farm::SyntheticKeys
+    Synthetic,
 }
 
 /// What a phase's clients send.
 #[derive(Clone)]
-struct Target {
+pub(crate) struct Target {
+    users: Users,
     addr: SocketAddr,
     method: hyper::Method,
     path: &'static str,
@@ -171,20 +190,7 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
     let bmsc = Bmsc::start_with(bmsc_config(&dir.join("bmsc"), users)?, Tuning::default())
         .await
         .map_err(|e| e.to_string())?;
-    let register = Target {
-        addr: bmsc.http_addr(),
-        method: hyper::Method::POST,
-        path: RegisterKind::Register.path(),
-        content_type: Some(RegisterKind::Register.mime()),
-        body: Bytes::from(
-            RegisterRequest {
-                kind: RegisterKind::Register,
-                service_ids: vec![SERVICE.to_owned()],
-            }
-            .to_xml(),
-        ),
-        rspauth: true,
-    };
+    let register = register_target(bmsc.http_addr(), SERVICE, Users::Listed);
     let kd: KeyDomainId = "00f110"
         .parse()
         .map_err(|_| "key domain literal".to_owned())?;
@@ -202,6 +208,7 @@ async fn bench(args: HttpArgs) -> Result<(), String> {
         }
     };
     let peer = lighttpd.as_ref().map(|l| Target {
+        users: Users::Lighttpd,
         addr: l.addr,
         method: hyper::Method::GET,
         path: LIGHTTPD_PATH,
@@ -465,14 +472,44 @@ async fn paced_phase(target: &Target, load: &Load) -> Result<Phase, String> {
     collect(tasks, start.into_std()).await
 }
 
+/// Registrations of client `i` (of `users`) to `service` at `addr`: POSTs, auth-int, the
+/// `rspauth` of every 200 checked.
+pub(crate) fn register_target(addr: SocketAddr, service: &str, users: Users) -> Target {
+    Target {
+        users,
+        addr,
+        method: hyper::Method::POST,
+        path: RegisterKind::Register.path(),
+        content_type: Some(RegisterKind::Register.mime()),
+        body: Bytes::from(
+            RegisterRequest {
+                kind: RegisterKind::Register,
+                service_ids: vec![service.to_owned()],
+            }
+            .to_xml(),
+        ),
+        rspauth: true,
+    }
+}
+
 fn credentials_for(target: &Target, i: usize) -> Result<Credentials, String> {
-    if target.rspauth {
-        credentials(i)
-    } else {
-        Ok(Credentials::new(
+    match target.users {
+        Users::Listed => credentials(i),
+        Users::Lighttpd => Ok(Credentials::new(
             &format!("bench{i}"),
             Zeroizing::new(lighttpd_password(i)),
-        ))
+        )),
+        Users::Synthetic => {
+            let name = crate::bench::farm::btid(u32::try_from(i).unwrap_or(u32::MAX));
+            let keys = UeGbaKeys {
+                btid: name.parse().map_err(|e| format!("B-TID: {e}"))?,
+                material: GbaKeys::Me {
+                    ks_naf: crate::bench::farm::ks_naf_of(&name),
+                },
+                expiry: SystemTime::now() + Duration::from_secs(86_400),
+            };
+            Ok(keys.digest_credentials())
+        }
     }
 }
 
@@ -496,12 +533,25 @@ fn median(phases: &[Phase]) -> Phase {
 
 /// `clients` clients, `requests` requests each, against `target`.
 async fn phase(target: &Target, clients: usize, requests: usize) -> Result<Phase, String> {
-    let target = Arc::new(target.clone());
+    phase_over(std::slice::from_ref(target), clients, requests).await
+}
+
+/// `clients` clients, `requests` requests each, client `i` against `targets[i % targets.len()]`
+/// (round robin over several servers).
+pub(crate) async fn phase_over(
+    targets: &[Target],
+    clients: usize,
+    requests: usize,
+) -> Result<Phase, String> {
+    let targets: Vec<Arc<Target>> = targets.iter().cloned().map(Arc::new).collect();
+    if targets.is_empty() {
+        return Err("no server to send to".to_owned());
+    }
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
+        let target = targets[i % targets.len()].clone();
         let creds = credentials_for(&target, i)?;
-        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             client(&target, &creds, requests).await
         }));

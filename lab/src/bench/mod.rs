@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+pub mod cluster;
+pub mod cluster_probe;
+pub mod cluster_report;
 pub mod codec;
 pub mod crash;
 pub mod crash_bmsc;
@@ -45,6 +48,9 @@ enum BenchCmd {
     Push(push::PushArgs),
     /// kill -9 of the BM-SC during an MSK fan-out with registrations under way, restart, finish.
     Crash(crash::CrashArgs),
+    /// One BM-SC on SQLite beside 1, 2, 3 nodes on one PostgreSQL (started by the bench): MSK
+    /// fan-out to N seeded UEs and registrations per second, with each node's share and CPU time.
+    Cluster(cluster::ClusterArgs),
     /// UE load battery: random datagrams interleaved with valid MTK messages.
     UeFlood(flood::FloodArgs),
     /// HTTP Key Request rate against the in-process BM-SC, and lighttpd side by side.
@@ -71,6 +77,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Ue { mtk, msk, runs } => ue::run(mtk.min(65_535), msk, runs.max(1)),
         BenchCmd::Push(args) => push::run(args),
         BenchCmd::Crash(args) => crash::run(args),
+        BenchCmd::Cluster(args) => cluster::run(args),
         BenchCmd::UeFlood(args) => flood::run(args),
         BenchCmd::Http(args) => http::run(args),
         BenchCmd::Codec(args) => codec::run(args),

@@ -213,12 +213,12 @@ fn medians(rs: &[RunResult]) -> RunResult {
 
 /// What the UE farm saw.
 #[derive(Default)]
-struct Farm {
-    received: AtomicU64,
+pub(crate) struct Farm {
+    pub(crate) received: AtomicU64,
     /// Nanoseconds after the trigger of the last datagram.
-    last_ns: AtomicU64,
+    pub(crate) last_ns: AtomicU64,
     /// CPU time of the farm thread, at its end.
-    cpu_ns: AtomicU64,
+    pub(crate) cpu_ns: AtomicU64,
 }
 
 /// One measured run, in this (child) process.
@@ -329,7 +329,12 @@ fn child(template: &Path, timeout: Duration) -> Result<RunResult, String> {
 }
 
 /// The UE farm: counts datagrams until `stop`, keeping every [`SAMPLE_EVERY`]th.
-fn receive(socket: &UdpSocket, farm: &Farm, stop: &AtomicBool, trigger: Instant) -> Vec<Vec<u8>> {
+pub(crate) fn receive(
+    socket: &UdpSocket,
+    farm: &Farm,
+    stop: &AtomicBool,
+    trigger: Instant,
+) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     let mut samples = Vec::new();
     let mut count = 0u64;
