@@ -1,6 +1,5 @@
 //! Acknowledgements that arrive at another node of a cluster (docs/cluster.md
-//! "Acknowledgements at another node"; docs/profile.md §6 \[CHOICE\] "acknowledgements in a
-//! cluster").
+//! "Acknowledgements at another node"; the choice is at `note_foreign_ack`).
 //!
 //! A node that receives a well-formed acknowledgement whose counter names no push of its own
 //! cannot verify it (it lacks the push's RAND). On a shared store it records it unverified:

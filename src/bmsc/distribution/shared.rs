@@ -107,7 +107,6 @@ impl Distributor {
         tracing::info!(node = %self.work.node, "cluster: this node claims fan-out work items");
     }
 
-    /// docs/profile.md §6 \[CHOICE\] "acknowledgements in a cluster".
     /// An acknowledgement matched and verified here: recorded in the store with the next
     /// flush, for the other nodes.
     pub(super) fn note_ack(&mut self, key_domain: KeyDomainId, msk_id: MskId, btid: &str) {
