@@ -16,7 +16,7 @@ use common::TempDir;
 use common::postgres::{PASSWORD, PgServer};
 use mbms_keys::bmsc::config::{Password, PostgresConfig};
 use mbms_keys::bmsc::store::{
-    CurrentMtk, FanoutProgress, Lease, PostgresStore, Registration, Store, StoreError,
+    CurrentMtk, FanoutProgress, ForeignAck, Lease, PostgresStore, Registration, Store, StoreError,
 };
 use mbms_keys::crypto::{Mtk, Salt};
 use mbms_keys::mikey::MtkId;
@@ -313,6 +313,50 @@ fn counter_blocks_of_several_nodes_never_overlap_and_increase() {
 }
 
 #[test]
+fn foreign_acknowledgements_are_recorded_in_range_read_by_counter_and_pruned() {
+    let Some(b) = Postgres::new() else { return };
+    let (a, c) = (b.open(), b.open());
+    let first = c
+        .reserve_counters(10_000_000, 8)
+        .expect("reserve")
+        .expect("shared");
+    let ceiling = c.counter_ceiling().expect("ceiling");
+    let from: std::net::SocketAddr = "192.0.2.7:4000".parse().expect("addr");
+    let ack = |counter: u32, len: usize| ForeignAck {
+        counter,
+        from,
+        bytes: vec![0x5a; len],
+    };
+    // In range; too old (below the recent counter blocks); not reserved yet; oversized.
+    let acks = [
+        ack(first + 1, 60),
+        ack(5, 60),
+        ack(ceiling + 10, 60),
+        ack(first + 2, 200),
+    ];
+    let retain = std::time::Duration::from_secs(60);
+    a.record_foreign_acks(&acks, retain).expect("record");
+    assert_eq!(
+        b.server
+            .psql(&b.db, "SELECT count(*) FROM fanout_foreign_acks")
+            .trim(),
+        "1"
+    );
+    // Read by the other node by counter, as written.
+    let asked = [first, first + 1, first + 2, 5, ceiling + 10];
+    assert_eq!(
+        c.foreign_acks(&asked).expect("read"),
+        vec![ack(first + 1, 60)]
+    );
+    assert!(c.foreign_acks(&[first]).expect("read").is_empty());
+    // Whoever flushes prunes the rows older than the bound.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    a.record_foreign_acks(&[], std::time::Duration::from_millis(10))
+        .expect("prune");
+    assert!(c.foreign_acks(&asked).expect("read").is_empty());
+}
+
+#[test]
 fn fanout_work_items_are_claimed_once_leased_renewed_taken_over_and_closed() {
     let Some(b) = Postgres::new() else { return };
     let (a, c) = (b.open(), b.open());
@@ -445,9 +489,9 @@ fn migrations_are_recorded_once_and_a_newer_schema_is_refused() {
     drop(b.open());
     assert_eq!(
         b.server.psql(&b.db, "SELECT count(*) FROM schema_version"),
-        "3\n"
+        "4\n"
     );
-    assert_eq!(b.open().schema_version().expect("version"), 3);
+    assert_eq!(b.open().schema_version().expect("version"), 4);
     b.server.psql(
         &b.db,
         "INSERT INTO schema_version (version, applied_at) VALUES (99, 0)",

@@ -44,6 +44,13 @@ pub struct Metrics {
     pub fanout_items_done: Counter,
     /// MSK messages this node sent first for work items of shared fan-outs.
     pub fanout_messages: Counter,
+    /// Acknowledgements of another node's pushes recorded, unverified, for it (a cluster).
+    pub fanout_foreign_acks_recorded: Counter,
+    /// Acknowledgements received by another node that closed a push of this node (a cluster).
+    pub fanout_foreign_acks_verified: Counter,
+    /// Acknowledgements of another node's pushes not recorded (over the rate cap, oversized,
+    /// store error), or read back and not verified (a cluster).
+    pub fanout_foreign_acks_dropped: Counter,
     /// MTK messages sent (first sends and repetitions).
     pub mtk_messages: Counter,
     /// MTKs generated.
@@ -121,7 +128,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &Counter); 33] = [
+        let counters: [(&str, &str, &Counter); 36] = [
             (
                 "gba_cache_hits_total",
                 "GBA key lookups answered from the key cache",
@@ -206,6 +213,21 @@ impl Metrics {
                 "fanout_messages_total",
                 "MSK messages sent first by this node for shared fan-out work items",
                 &self.fanout_messages,
+            ),
+            (
+                "fanout_foreign_acks_recorded_total",
+                "Acknowledgements of other nodes' pushes recorded for them",
+                &self.fanout_foreign_acks_recorded,
+            ),
+            (
+                "fanout_foreign_acks_verified_total",
+                "Acknowledgements received by other nodes that closed pushes of this node",
+                &self.fanout_foreign_acks_verified,
+            ),
+            (
+                "fanout_foreign_acks_dropped_total",
+                "Acknowledgements of other nodes' pushes dropped or not verified",
+                &self.fanout_foreign_acks_dropped,
             ),
             (
                 "mtk_messages_total",

@@ -23,6 +23,7 @@ pub mod clock;
 mod cluster;
 pub mod counter;
 mod fanout;
+mod foreign_ack;
 mod lifecycle;
 mod mtk;
 mod push;

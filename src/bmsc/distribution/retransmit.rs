@@ -45,11 +45,36 @@ impl Distributor {
 
     fn match_ack(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<()> {
         let ack = UnverifiedAck::parse(bytes).ok()?;
-        let counter = ack.counter();
-        let pushes = &self.pushes;
-        let (&first, batch) = pushes.batches.range(..=counter).next_back()?;
+        if self.own_push(ack.counter()).is_none() {
+            // Another node's push, perhaps (docs/cluster.md "Acknowledgements at another node").
+            return self
+                .note_foreign_ack(from, bytes, ack.counter())
+                .then_some(());
+        }
+        self.verify_ack(from, ack)
+    }
+
+    /// The push (batch, index) of this node with `counter`, open or closed.
+    fn own_push(&self, counter: u32) -> Option<(u32, usize)> {
+        let (&first, batch) = self.pushes.batches.range(..=counter).next_back()?;
         let index = usize::try_from(counter.wrapping_sub(first)).ok()?;
-        let t = batch.targets.get(index)?;
+        batch.targets.get(index).map(|_| (first, index))
+    }
+
+    /// An acknowledgement received at another node and recorded for this one, verified and
+    /// matched as a direct one; whether it closed a push.
+    pub(super) fn verify_own_ack(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<()> {
+        let ack = UnverifiedAck::parse(bytes).ok()?;
+        self.verify_ack(from, ack)
+    }
+
+    /// Checks `ack` against the push of its counter (CSB ID, IDr or the sender's address,
+    /// MAC with the push's keys) and closes the push.
+    fn verify_ack(&mut self, from: SocketAddr, ack: UnverifiedAck<'_>) -> Option<()> {
+        let counter = ack.counter();
+        let (first, index) = self.own_push(counter)?;
+        let pushes = &self.pushes;
+        let t = pushes.batches.get(&first)?.targets.get(index)?;
         let csb_id = csb_id_for(t.msk_id);
         if t.done || ack.csb_id() != csb_id {
             return None;
@@ -81,6 +106,9 @@ impl Distributor {
     /// Retransmits the batches due at `now` (at most a few batches' worth of messages per call;
     /// the rest stays due), and gives up those past the retry limit.
     pub(super) fn retransmit_due(&mut self, now: Instant) -> Result<(), DistributionError> {
+        if self.pushes.next_deadline().is_some_and(|t| t <= now) {
+            self.close_acked_at_other_nodes(now);
+        }
         let mut budget = self.tuning.batch_size.max(1).saturating_mul(4);
         while budget > 0 {
             let Some(&Reverse((at, first))) = self.pushes.timers.peek() else {

@@ -22,6 +22,7 @@ use crate::bmsc::store::{AckedPush, FanoutItem, Lease};
 use crate::gba::Btid;
 use crate::mikey::{KeyDomainId, MskId};
 
+use super::foreign_ack::ForeignAcks;
 use super::push::{Pull, PushKind, Resolved, Target};
 use super::{DistributionError, Distributor, Now};
 
@@ -60,6 +61,8 @@ pub(super) struct SharedWork {
     poll_at: Option<Instant>,
     renew_at: Option<Instant>,
     acks: Vec<AckedPush>,
+    /// Acknowledgements of other nodes' pushes, flushed with `acks`.
+    pub(super) foreign: ForeignAcks,
     flush_at: Option<Instant>,
     /// When a failure was last logged.
     logged_at: Option<Instant>,
@@ -69,6 +72,11 @@ impl SharedWork {
     /// Items held now.
     pub(super) fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// Whether this node works on a shared store.
+    pub(super) fn shares(&self) -> bool {
+        !self.node.is_empty()
     }
 }
 
@@ -99,7 +107,6 @@ impl Distributor {
         tracing::info!(node = %self.work.node, "cluster: this node claims fan-out work items");
     }
 
-    /// docs/profile.md §6 \[CHOICE\] "acknowledgements in a cluster".
     /// An acknowledgement matched and verified here: recorded in the store with the next
     /// flush, for the other nodes.
     pub(super) fn note_ack(&mut self, key_domain: KeyDomainId, msk_id: MskId, btid: &str) {
@@ -113,12 +120,14 @@ impl Distributor {
         let w = &self.work;
         let sending = w.held.iter().filter(|h| h.sending).map(|h| h.not_before);
         let renew = w.renew_at.filter(|_| !w.held.is_empty());
-        let flush = w.flush_at.filter(|_| !w.acks.is_empty());
+        let flush = w
+            .flush_at
+            .filter(|_| !w.acks.is_empty() || !w.foreign.pending.is_empty());
         sending.chain(w.poll_at).chain(renew).chain(flush).min()
     }
 
     /// Logs a failure of the shared fan-out, at most once per [`LOG_EVERY`].
-    fn log_shared(&mut self, now: Instant, what: &str, e: &dyn std::fmt::Display) {
+    pub(super) fn log_shared(&mut self, now: Instant, what: &str, e: &dyn std::fmt::Display) {
         if self.work.logged_at.is_none_or(|t| now >= t + LOG_EVERY) {
             self.work.logged_at = Some(now);
             tracing::warn!("shared MSK fan-out: {what}: {e}");
@@ -132,15 +141,17 @@ impl Distributor {
             return;
         }
         let mono = now.mono;
-        if !self.work.acks.is_empty() {
+        let waiting = self.work.acks.len() + self.work.foreign.pending.len();
+        if waiting > 0 {
             let due = *self.work.flush_at.get_or_insert(mono + ACK_FLUSH);
-            if mono >= due || self.work.acks.len() >= ACK_FLUSH_MAX {
+            if mono >= due || waiting >= ACK_FLUSH_MAX {
                 let acks = std::mem::take(&mut self.work.acks);
                 self.work.flush_at = None;
                 if let Err(e) = self.store.record_acks(&acks) {
                     // Recording is an optimisation: a UE not marked is pushed to again.
                     self.log_shared(mono, "acknowledgements not recorded", &e);
                 }
+                self.flush_foreign_acks(mono);
             }
         }
         if !self.work.held.is_empty() && self.work.renew_at.is_none_or(|t| mono >= t) {

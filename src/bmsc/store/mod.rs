@@ -37,7 +37,7 @@ pub use lock::StoreLock;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use work::{AckedPush, FanoutItem, FanoutProgress, Lease};
+pub use work::{AckedPush, FOREIGN_ACK_MAX_LEN, FanoutItem, FanoutProgress, ForeignAck, Lease};
 
 use crate::crypto::{Msk, Mtk, Salt};
 use crate::gba::{Btid, SubscriberKeys};
@@ -607,6 +607,32 @@ pub trait Store: Send + Sync {
         btids: &[&str],
     ) -> Result<Vec<String>, StoreError> {
         let _ = (key_domain, msk_id, btids);
+        Ok(Vec::new())
+    }
+
+    /// Records acknowledgements this node could not match to a push of its own, unverified,
+    /// for the node that sent the push (all in one statement; counters outside the recent
+    /// counter blocks of the cluster and oversized ones are left out), and deletes those
+    /// received more than `retain` ago. Does nothing by default (one node).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend: none is recorded.
+    fn record_foreign_acks(
+        &self,
+        acks: &[ForeignAck],
+        retain: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let _ = (acks, retain);
+        Ok(())
+    }
+
+    /// The acknowledgements recorded with [`Store::record_foreign_acks`] for `counters`;
+    /// none by default.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn foreign_acks(&self, counters: &[u32]) -> Result<Vec<ForeignAck>, StoreError> {
+        let _ = counters;
         Ok(Vec::new())
     }
 }

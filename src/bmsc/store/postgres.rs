@@ -40,8 +40,8 @@ use super::codec::{
     nanos_to_time, open_gba_keys, open_msk, seal_gba_keys, seal_msk, time_to_nanos,
 };
 use super::{
-    AckedPush, Committed, CurrentMtk, FanoutItem, FanoutProgress, Lease, Member, MskRecord,
-    MskState, Registration, Store, StoreError, committed,
+    AckedPush, Committed, CurrentMtk, FOREIGN_ACK_MAX_LEN, FanoutItem, FanoutProgress, ForeignAck,
+    Lease, Member, MskRecord, MskState, Registration, Store, StoreError, committed,
 };
 use crate::crypto::StateKey;
 use crate::gba::{Btid, SubscriberKeys};
@@ -904,6 +904,29 @@ impl Store for PostgresStore {
         }
         let btids = btids.iter().map(|b| (*b).to_owned()).collect();
         self.run(fanout::acked(self.pool.clone(), key_domain, msk_id, btids))
+    }
+
+    fn record_foreign_acks(
+        &self,
+        acks: &[ForeignAck],
+        retain: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        if self.session.is_none() {
+            return Err(read_only());
+        }
+        let acks: Vec<ForeignAck> = acks
+            .iter()
+            .filter(|a| a.bytes.len() <= FOREIGN_ACK_MAX_LEN)
+            .cloned()
+            .collect();
+        self.run(fanout::record_foreign_acks(self.pool.clone(), acks, retain))
+    }
+
+    fn foreign_acks(&self, counters: &[u32]) -> Result<Vec<ForeignAck>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(fanout::foreign_acks(self.pool.clone(), counters.to_vec()))
     }
 }
 

@@ -51,3 +51,19 @@ pub struct Lease<'a> {
     /// How long the claim holds without renewal.
     pub duration: Duration,
 }
+
+/// An acknowledgement received by a node that sent no push with its counter, recorded
+/// unverified for the node that did (docs/profile.md §6 \[CHOICE\] "acknowledgements in a
+/// cluster").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignAck {
+    /// Counter (T payload) of the acknowledged message.
+    pub counter: u32,
+    /// Who sent it.
+    pub from: std::net::SocketAddr,
+    /// The acknowledgement as received (at most [`FOREIGN_ACK_MAX_LEN`] octets).
+    pub bytes: Vec<u8>,
+}
+
+/// Longest acknowledgement recorded for another node (one is under 100 octets).
+pub const FOREIGN_ACK_MAX_LEN: usize = 128;

@@ -1,13 +1,15 @@
 //! Shared MSK fan-out on PostgreSQL (docs/cluster.md "Shared fan-out"): the work items of a
 //! fan-out (`fanout_items`, ranges of B-TIDs of one service), claimed by any node with
 //! `SELECT … FOR UPDATE SKIP LOCKED` under a lease on the database's clock, and the
-//! acknowledgements recorded for them (`fanout_acks`), written many rows per statement.
+//! acknowledgements recorded for them (`fanout_acks`), written many rows per statement, and
+//! the unverified acknowledgements received by a node that sent no push with their counter
+//! (`fanout_foreign_acks`).
 
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
 use super::{db, get, parse_btid, pool_err};
-use crate::bmsc::store::{AckedPush, FanoutItem, FanoutProgress, StoreError};
+use crate::bmsc::store::{AckedPush, FanoutItem, FanoutProgress, ForeignAck, StoreError};
 use crate::mikey::{KeyDomainId, MskId};
 
 /// (Key Domain ID ‖ MSK ID as 8 octets big-endian): how a claim names the MSKs it takes
@@ -287,4 +289,77 @@ pub(super) async fn acked(
         .await
         .map_err(|e| db(&e))?;
     rows.iter().map(|r| get(r, 0)).collect()
+}
+
+/// Counters below the cluster's ceiling a foreign acknowledgement may carry (64 default
+/// counter blocks): older (or not yet reserved) ones name no push in flight and are left out.
+const FOREIGN_ACK_WINDOW: i64 = 64 * 0x1_0000;
+
+/// Records foreign acknowledgements in one statement (only counters within the last
+/// [`FOREIGN_ACK_WINDOW`] counters below the ceiling), then deletes those older than `retain`.
+pub(super) async fn record_foreign_acks(
+    pool: Pool,
+    acks: Vec<ForeignAck>,
+    retain: std::time::Duration,
+) -> Result<(), StoreError> {
+    let client = pool.get().await.map_err(|e| pool_err(&e))?;
+    if !acks.is_empty() {
+        let counters: Vec<i64> = acks.iter().map(|a| i64::from(a.counter)).collect();
+        let froms: Vec<String> = acks.iter().map(|a| a.from.to_string()).collect();
+        let bytes: Vec<&[u8]> = acks.iter().map(|a| a.bytes.as_slice()).collect();
+        let window = FOREIGN_ACK_WINDOW;
+        client
+            .execute(
+                "INSERT INTO fanout_foreign_acks (counter, from_addr, bytes)
+                 SELECT u.counter, u.from_addr, u.bytes
+                 FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS u(counter, from_addr, bytes)
+                 JOIN counter c ON c.id = 0
+                 WHERE u.counter < c.ceiling AND u.counter >= c.ceiling - $4",
+                &[&counters, &froms, &bytes, &window],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+    }
+    let retain_ms = retain.as_secs_f64() * 1000.0;
+    client
+        .execute(
+            "DELETE FROM fanout_foreign_acks
+             WHERE received_at < clock_timestamp() - $1 * interval '1 millisecond'",
+            &[&retain_ms],
+        )
+        .await
+        .map_err(|e| db(&e))?;
+    Ok(())
+}
+
+/// The foreign acknowledgements recorded for `counters` (rows that do not parse are left out).
+pub(super) async fn foreign_acks(
+    pool: Pool,
+    counters: Vec<u32>,
+) -> Result<Vec<ForeignAck>, StoreError> {
+    let client = pool.get().await.map_err(|e| pool_err(&e))?;
+    let counters: Vec<i64> = counters.into_iter().map(i64::from).collect();
+    let rows = client
+        .query(
+            "SELECT counter, from_addr, bytes FROM fanout_foreign_acks
+             WHERE counter = ANY($1)",
+            &[&counters],
+        )
+        .await
+        .map_err(|e| db(&e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (Ok(counter), Ok(from)) = (
+            u32::try_from(get::<i64>(r, 0)?),
+            get::<String>(r, 1)?.parse(),
+        ) else {
+            continue;
+        };
+        out.push(ForeignAck {
+            counter,
+            from,
+            bytes: get(r, 2)?,
+        });
+    }
+    Ok(out)
 }

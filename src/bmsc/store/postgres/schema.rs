@@ -90,6 +90,16 @@ const MIGRATIONS: &[&str] = &[
            PRIMARY KEY (key_domain, msk_id, btid),
            FOREIGN KEY (key_domain, msk_id) REFERENCES msks (key_domain, msk_id) ON DELETE CASCADE
        );"#,
+    // 4: acknowledgements received by a node that sent no push with their counter, unverified,
+    // for the node that did (docs/cluster.md "Acknowledgements at another node").
+    r#"CREATE TABLE fanout_foreign_acks (
+           counter     bigint      NOT NULL CHECK (counter BETWEEN 0 AND 4294967295),
+           from_addr   text        NOT NULL CHECK (length(from_addr) <= 64),
+           bytes       bytea       NOT NULL CHECK (length(bytes) <= 128),
+           received_at timestamptz NOT NULL DEFAULT clock_timestamp()
+       );
+       CREATE INDEX fanout_foreign_acks_counter ON fanout_foreign_acks (counter);
+       CREATE INDEX fanout_foreign_acks_received ON fanout_foreign_acks (received_at);"#,
 ];
 
 /// The latest schema version.
