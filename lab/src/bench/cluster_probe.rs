@@ -13,12 +13,10 @@ fn from_ticks(t: u64) -> Duration {
     Duration::from_millis(t.saturating_mul(10))
 }
 
-/// The counter of MSK messages a node sent for fan-outs, by preference: the fan-out's own
-/// counter when the node has one, else every first send of an MSK message.
-pub const SENT_COUNTERS: [&str; 2] = [
-    "mbms_bmsc_fanout_messages_total",
-    "mbms_bmsc_pushes_sent_total",
-];
+/// The counter of MSK messages a node sent: every first send of an MSK message, on either
+/// store (a shared fan-out's work items included; `mbms_bmsc_fanout_messages_total` counts only
+/// those, and stays 0 on SQLite).
+pub const SENT_COUNTERS: [&str; 1] = ["mbms_bmsc_pushes_sent_total"];
 
 /// `GET /metrics` on a node's admin listener: the body.
 pub fn scrape(admin: SocketAddr) -> Result<String, String> {

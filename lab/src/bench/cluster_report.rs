@@ -168,7 +168,7 @@ pub fn print_tables(
     }
     let _ = writeln!(
         out,
-        "({runs} runs, every configuration once per run in turn, medians (the run of median wall time); ratios are medians of per-run ratios; the share counter is each node's `mbms_bmsc_fanout_messages_total`, else `mbms_bmsc_pushes_sent_total`; CPU time from /proc/PID/stat, 10 ms ticks)"
+        "({runs} runs, every configuration once per run in turn, medians (the run of median wall time); ratios are medians of per-run ratios; the share counter is each node's `mbms_bmsc_pushes_sent_total` (first sends of MSK messages); CPU time from /proc/PID/stat, 10 ms ticks)"
     );
     let _ = writeln!(out);
     let _ = writeln!(
