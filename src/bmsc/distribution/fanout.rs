@@ -15,8 +15,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::bmsc::store::Member;
 use crate::gba::Btid;
-use crate::mikey::MskId;
+use crate::mikey::{KeyDomainId, MskId};
 
 use super::push::{Pull, PushKind, Resolved, Target};
 use super::{DistributionError, Distributor, Now};
@@ -159,6 +160,24 @@ impl Distributor {
                 f.after = page.last().map(|m| m.btid.clone());
             }
         }
+        let (targets, pulls) = self.page_targets(page, key_domain, msk_id, epoch, now);
+        self.send_pushes(targets, now)?;
+        self.send_pulls(pulls)
+    }
+
+    /// The pushes and pulls of one page of registrations for MSK `msk_id` of `key_domain` in
+    /// fan-out `epoch`: a UE whose MUK is fresh gets a push, one with a stale MUK a pull, a UE
+    /// already served in this epoch (registered to two services of the group) nothing; a UE
+    /// without a MUK is counted as a failed push. Shared by the fan-out of a lone node and the
+    /// work items of a shared store.
+    pub(super) fn page_targets(
+        &mut self,
+        page: Vec<Member>,
+        key_domain: KeyDomainId,
+        msk_id: MskId,
+        epoch: u32,
+        now: Now,
+    ) -> (Vec<Target>, Vec<Pull>) {
         let btids: Vec<&str> = page.iter().map(|m| m.btid.as_str()).collect();
         self.prefetch_muks(&btids, now.wall);
         let mut targets = Vec::with_capacity(page.len());
@@ -195,8 +214,7 @@ impl Distributor {
             }
         }
         self.metrics.pushes_failed.add(failed);
-        self.send_pushes(targets, now)?;
-        self.send_pulls(pulls)
+        (targets, pulls)
     }
 
     /// The running fan-out on a shared store: its work items written (once), then a look

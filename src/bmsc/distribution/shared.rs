@@ -23,7 +23,7 @@ use crate::gba::Btid;
 use crate::mikey::{KeyDomainId, MskId};
 
 use super::foreign_ack::ForeignAcks;
-use super::push::{Pull, PushKind, Resolved, Target};
+use super::push::PushKind;
 use super::{DistributionError, Distributor, Now};
 
 /// Items a node holds at once: one whose pushes are being sent, the others waiting for
@@ -319,42 +319,7 @@ impl Distributor {
             let acked = self.store.acked(key_domain, item.msk_id, &btids)?;
             page.retain(|m| !acked.iter().any(|a| a == m.btid.as_str()));
         }
-        let btids: Vec<&str> = page.iter().map(|m| m.btid.as_str()).collect();
-        self.prefetch_muks(&btids, now.wall);
-        let mut targets = Vec::with_capacity(page.len());
-        let mut pulls: Vec<Pull> = Vec::new();
-        let mut failed = 0u64;
-        for m in page {
-            let (key, fresh) = match self.resolve(m.btid.as_str(), now.wall) {
-                Resolved::Fresh(k) => (k, true),
-                Resolved::Stale(k) => (k, false),
-                Resolved::Missing(e) => {
-                    tracing::debug!(btid = %m.btid, "work item: no MUK: {e}");
-                    failed += 1;
-                    continue;
-                }
-            };
-            let Some(entry) = self.pushes.muks.get_mut(&*key) else {
-                continue;
-            };
-            if entry.epoch == epoch {
-                continue;
-            }
-            entry.epoch = epoch;
-            entry.registered = true;
-            if fresh {
-                targets.push(Target::new(
-                    key,
-                    m.ue_addr,
-                    key_domain,
-                    item.msk_id,
-                    PushKind::NewKey,
-                ));
-            } else {
-                pulls.push((key, m.ue_addr, key_domain, item.msk_id.key_group));
-            }
-        }
-        self.metrics.pushes_failed.add(failed);
+        let (targets, pulls) = self.page_targets(page, key_domain, item.msk_id, epoch, now);
         if let Some((first, sent)) = self.send_pushes_batch(targets, now)? {
             self.metrics.fanout_messages.add(sent as u64);
             if let Some(h) = self.work.held.get_mut(i) {
