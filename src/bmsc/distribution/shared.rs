@@ -27,8 +27,11 @@ use super::push::PushKind;
 use super::{DistributionError, Distributor, Now};
 
 /// Items a node holds at once: one whose pushes are being sent, the others waiting for
-/// acknowledgements or retransmissions.
-const MAX_HELD: usize = 64;
+/// acknowledgements or retransmissions (an item is held for its whole retry span when UEs do
+/// not answer, so this bounds how far one node gets ahead: 1,024 items are 1,048,576 UEs at
+/// the default `fanout_item_size`; with 64, a fan-out to 100,000 UEs that do not acknowledge
+/// stalled after 65,536 pushes until the first items' retries ran out).
+const MAX_HELD: usize = 1024;
 /// Acknowledgements wait at most this long to be recorded together.
 const ACK_FLUSH: Duration = Duration::from_millis(50);
 /// Acknowledgements recorded in one statement at most; more are recorded at once.
