@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bmsc_distribution::harness::*;
 use mbms_keys::bmsc::distribution::Tuning;
 use mbms_keys::bmsc::events::KeyRequestEvent;
-use mbms_keys::bmsc::store::{MskState, Registration, Store};
+use mbms_keys::bmsc::store::{MskState, Registration};
 use mbms_keys::gba::Btid;
 use mbms_keys::mbms::{
     AckContext, MskId, MskUpdate, PreparedMuk, UnverifiedMsk, UnverifiedMtk, build_ack,

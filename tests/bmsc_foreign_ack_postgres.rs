@@ -13,85 +13,25 @@ mod harness;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::postgres::{PASSWORD, PgServer};
 use harness::{
-    FQDN, Log, TempDir, UE_PORT, at, btid, config, download, drain, run, t0, test_rng, tuning,
-    ue_ip, vt,
+    Bmsc, FQDN, Log, TempDir, UE_PORT, at, btid, config, download, drain, run, start_on, t0,
+    tuning, ue_ip, vt,
 };
 use mbms_keys::bmsc::config::{Config, Password, PostgresConfig};
-use mbms_keys::bmsc::distribution::Distributor;
-use mbms_keys::bmsc::events::KeyRequestEvent;
-use mbms_keys::bmsc::metrics::Metrics;
-use mbms_keys::bmsc::store::{PostgresStore, Registration, Store};
-use mbms_keys::crypto::{Fixed, Muk};
-use mbms_keys::gba::KeySource;
+use mbms_keys::bmsc::store::PostgresStore;
+use mbms_keys::crypto::Fixed;
 use mbms_keys::mbms::{AckContext, MukId, PreparedMuk, UnverifiedMsk, build_ack};
 use mbms_keys::ue::{Receiver, ReceiverConfig};
 
 const DEST: &str = "239.1.1.1:5000";
 
 /// A distributor on its own connection to the shared database.
-struct Node {
-    d: Distributor,
-    store: Arc<PostgresStore>,
-    keys: Arc<dyn KeySource>,
-    metrics: Arc<Metrics>,
-}
-
-fn node(config: &Config, pg: &PostgresConfig, kek: &std::path::Path, seed: u64) -> Node {
+fn node(config: &Config, pg: &PostgresConfig, kek: &std::path::Path, seed: u64) -> Bmsc {
     let store = Arc::new(PostgresStore::open(pg, kek).expect("store opens"));
-    let keys: Arc<dyn KeySource> = Arc::new(config.key_source().expect("key source"));
-    let metrics = Arc::new(Metrics::default());
-    let d = Distributor::with_tuning(
-        config,
-        store.clone(),
-        keys.clone(),
-        metrics.clone(),
-        test_rng(seed),
-        vt(t0()),
-        tuning(),
-    )
-    .expect("distributor starts");
-    Node {
-        d,
-        store,
-        keys,
-        metrics,
-    }
-}
-
-impl Node {
-    fn muk(&self, i: u32) -> Muk {
-        self.keys
-            .lookup(&btid(i), t0())
-            .expect("subscriber")
-            .keys
-            .muk()
-    }
-
-    /// UE `i` registers with this node: stored, then the event.
-    fn register(&mut self, i: u32, now: SystemTime) {
-        self.store
-            .register(&Registration {
-                btid: btid(i).parse().expect("btid"),
-                service_id: "a".to_owned(),
-                ue_addr: ue_ip(i),
-                registered_at: now,
-            })
-            .expect("register");
-        self.d
-            .on_event(
-                KeyRequestEvent::Registered {
-                    btid: btid(i).parse().expect("btid"),
-                    ue_addr: ue_ip(i),
-                    service_ids: vec!["a".to_owned()],
-                },
-                vt(now),
-            )
-            .expect("event");
-    }
+    start_on(store, config, seed, t0(), tuning())
 }
 
 fn ue_addr(i: u32) -> SocketAddr {
@@ -127,8 +67,8 @@ fn an_acknowledgement_received_by_another_node_closes_the_push_and_a_forged_one_
     drain(&mut a.d, t0(), &mut [], &mut log_a);
     drain(&mut b.d, t0(), &mut [], &mut log_b);
 
-    a.register(0, t0());
-    a.register(1, t0());
+    a.register(0, &["a"], t0());
+    a.register(1, &["a"], t0());
     drain(&mut a.d, t0(), &mut [], &mut log_a);
     let first0 = log_a.to(ue_addr(0));
     let first1 = log_a.to(ue_addr(1));

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mbms_keys::bmsc::distribution::{Distributor, Now};
-use mbms_keys::bmsc::store::Store;
 use mbms_keys::ue::DiscardReason;
 
 use super::harness::*;

@@ -144,17 +144,27 @@ pub fn open_store(dir: &Path) -> Arc<SqliteStore> {
 
 pub struct Bmsc {
     pub d: Distributor,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub keys: Arc<dyn KeySource>,
     pub metrics: Arc<Metrics>,
 }
 
 pub fn start(dir: &Path, config: Config, seed: u64, now: SystemTime, tuning: Tuning) -> Bmsc {
-    let store = open_store(dir);
+    start_on(open_store(dir), &config, seed, now, tuning)
+}
+
+/// [`start`] on a store of the caller's (another backend, or a store shared by two nodes).
+pub fn start_on(
+    store: Arc<dyn Store>,
+    config: &Config,
+    seed: u64,
+    now: SystemTime,
+    tuning: Tuning,
+) -> Bmsc {
     let keys: Arc<dyn KeySource> = Arc::new(config.key_source().expect("key source"));
     let metrics = Arc::new(Metrics::default());
     let d = Distributor::with_tuning(
-        &config,
+        config,
         store.clone(),
         keys.clone(),
         metrics.clone(),
