@@ -67,11 +67,13 @@ impl SakkePublic {
 
     /// \[r\](\[b\]P + Z_S) for a secret r, as \[r·b mod q\]P + \[r\]Z_S from the tables of P and
     /// of Z_S (both of order q; [`fixed`]).
-    fn mul_receiver(&self, b: &Fq, r: &Fq) -> Point {
+    /// `None` only if a table could not be made (never for points of order q).
+    fn mul_receiver(&self, b: &Fq, r: &Fq) -> Option<Point> {
         let mut rb = scalar_of(&r.mul(b));
         let mut rs = scalar_of(r);
-        let out =
-            Point::mul_generator(&rb).add(&fixed::z_table(&self.point, &self.octets).mul(&rs));
+        let out = Point::mul_generator(&rb)
+            .zip(fixed::z_table(&self.point, &self.octets))
+            .map(|(rbp, zt)| rbp.add(&zt.mul(&rs)));
         rb.zeroize();
         rs.zeroize();
         out
@@ -123,7 +125,8 @@ impl SakkeMaster {
     /// [`IbeError::OutOfRange`] when z is 0 or not below q.
     pub fn public(&self) -> Result<SakkePublic, IbeError> {
         let z = self.scalar().ok_or(IbeError::OutOfRange { what: "z" })?;
-        SakkePublic::of(Point::mul_generator(&z))
+        let zp = Point::mul_generator(&z).ok_or(IbeError::OutOfRange { what: "Z" })?;
+        SakkePublic::of(zp)
     }
 
     /// The RSK of identifier `id`: K_(b,S) = \[(b + z)^−1\]P (RFC 6508 §6.1.1).
@@ -140,7 +143,7 @@ impl SakkeMaster {
             .into_option()
             .ok_or(IbeError::OutOfRange { what: "b + z" })?;
         let mut k = scalar_of(&inv);
-        let rsk = Point::mul_generator(&k).to_octets();
+        let rsk = Point::mul_generator(&k).and_then(Point::to_octets);
         k.zeroize();
         rsk.map(Rsk::from_bytes)
             .ok_or(IbeError::OutOfRange { what: "RSK" })
@@ -157,7 +160,9 @@ fn id_scalar(id: &[u8]) -> Result<Fq, IbeError> {
 fn receiver_point(z: &SakkePublic, id: &[u8]) -> Result<Point, IbeError> {
     let b = id_scalar(id)?;
     // b is the identifier, public: variable time over its (at most 256) bits.
-    Ok(Point::mul_generator_vartime(&scalar_of(&b)).add(&z.point))
+    Point::mul_generator_vartime(&scalar_of(&b))
+        .map(|bp| bp.add(&z.point))
+        .ok_or(IbeError::OutOfRange { what: "[b]P + Z" })
 }
 
 fn g() -> field::Fp {
@@ -238,7 +243,7 @@ pub fn encapsulate(
 ) -> Result<[u8; SAKKE_ENCAP_LEN], IbeError> {
     let b = id_scalar(id)?;
     let r = derive_r(ssv.as_bytes(), id).ok_or(IbeError::OutOfRange { what: "r" })?;
-    let big_r = z.mul_receiver(&b, &r).to_octets();
+    let big_r = z.mul_receiver(&b, &r).and_then(Point::to_octets);
     // g^r in PF_p: the class of (1 + i·g)^r.
     let mut rs = scalar_of(&r);
     let gr = fixed::pow_g(&g(), &rs).representative();
@@ -284,7 +289,9 @@ pub fn decapsulate(z: &SakkePublic, id: &[u8], rsk: &Rsk, data: &[u8]) -> Result
     }
     let ssv = Ssv::from_bytes(ssv);
     let r = derive_r(ssv.as_bytes(), id).ok_or(IbeError::DecapsulationFailed)?;
-    let test = z.mul_receiver(&b, &r);
+    let test = z
+        .mul_receiver(&b, &r)
+        .ok_or(IbeError::DecapsulationFailed)?;
     if test.is_identity() || !test.equals(&big_r) {
         return Err(IbeError::DecapsulationFailed);
     }
