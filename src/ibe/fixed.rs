@@ -29,18 +29,24 @@ use super::field::{Affine, Fp, Fp2, Point};
 use super::params::SAKKE_POINT_LEN;
 
 /// Bits per signed digit.
-const DIGIT_BITS: usize = 6;
+pub(crate) const DIGIT_BITS: usize = 6;
 /// Signed digits of a scalar below 2^1024: 171 (1,026 bits; the top digit is at most 16, so
 /// the recoding never carries out of it).
 pub(crate) const ROWS: usize = 1024usize.div_ceil(DIGIT_BITS);
 /// Entries per row: the multiples 1 to 32 of the row's base.
-const ENTRIES: usize = 1 << (DIGIT_BITS - 1);
+pub(crate) const ENTRIES: usize = 1 << (DIGIT_BITS - 1);
 
 /// `k` as 171 signed digits d_w ∈ \[−32, 31\] with k = Σ d_w·64^w, without a branch or an
 /// index that depends on k.
 pub(crate) fn signed_digits(k: &U1024) -> Zeroizing<[i8; ROWS]> {
-    let words = k.as_words();
-    let mut out = Zeroizing::new([0i8; ROWS]);
+    signed_digits_of(k.as_words())
+}
+
+/// The first `R` signed 6-bit digits of the integer of little-endian `words` (digits in
+/// \[−32, 31\]; the caller chooses `R` so that the top digit cannot carry out: 171 for 1,024
+/// bits, 43 for 256), in constant time.
+pub(crate) fn signed_digits_of<const R: usize>(words: &[u64]) -> Zeroizing<[i8; R]> {
+    let mut out = Zeroizing::new([0i8; R]);
     let mut carry = 0u64;
     for (w, digit) in out.iter_mut().enumerate() {
         // The 6 bits at 6w (positions depend on w only).
@@ -60,7 +66,7 @@ pub(crate) fn signed_digits(k: &U1024) -> Zeroizing<[i8; ROWS]> {
 }
 
 /// The magnitude of a digit and whether it is negative, without a branch.
-fn magnitude(d: i8) -> (u32, Choice) {
+pub(crate) fn magnitude(d: i8) -> (u32, Choice) {
     let sign = i32::from(d) >> 31; // 0 or −1
     let mag = ((i32::from(d) ^ sign) - sign) as u32;
     (mag, Choice::from_u32_lsb((sign & 1) as u32))

@@ -13,6 +13,7 @@ pub mod eccsi;
 mod field;
 mod fixed;
 mod fp;
+mod p256_table;
 mod pairing;
 pub mod params;
 pub mod sakke;
