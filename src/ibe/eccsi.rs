@@ -6,7 +6,7 @@
 use p256::elliptic_curve::Field;
 use p256::elliptic_curve::ff::PrimeField;
 use p256::elliptic_curve::group::Group;
-use p256::elliptic_curve::ops::{LinearCombination, Reduce};
+use p256::elliptic_curve::ops::Reduce;
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
 use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::p256_table::{self, P256Table};
+use super::p256_vartime;
 use super::params::{ECCSI_N, ECCSI_POINT_LEN, ECCSI_SIG_LEN};
 use super::{IbeError, Ksak, Ssk};
 use crate::crypto::{Random, sha256};
@@ -313,7 +314,7 @@ fn verify_with(
     // J = [s·HE]G + [s·r]Y. The generator's part from its table; [s·r]Y from the signer's
     // table from its second message on (`p256_table.rs`); before that, as
     // [s·r·HS]PVT + [s·r]KPAK, the KPAK's part from the KMS's table and the PVT's by one
-    // variable-base wNAF multiplication.
+    // variable-base wNAF multiplication in Jacobian coordinates (`p256_vartime.rs`).
     let sr = s * reduce(&r_bytes);
     let y = || ProjectivePoint::from(pvt) * reduce(&hs_v) + kpak.0;
     let signer = if signer_tables {
@@ -324,12 +325,8 @@ fn verify_with(
     let rest = match signer {
         Some(t) => t.mul_vartime(&sr),
         None => {
-            let kpak_part = kpak_table(kpak).mul_vartime(&sr);
-            kpak_part
-                + ProjectivePoint::lincomb_vartime(&[(
-                    ProjectivePoint::from(pvt),
-                    sr * reduce(&hs_v),
-                )])
+            kpak_table(kpak).mul_vartime(&sr)
+                + p256_vartime::mul_vartime(&pvt, &(sr * reduce(&hs_v)))
         }
     };
     let j = p256_table::mul_generator_vartime(&(s * he)) + rest;

@@ -14,6 +14,7 @@ mod field;
 mod fixed;
 mod fp;
 mod p256_table;
+mod p256_vartime;
 mod pairing;
 pub mod params;
 pub mod sakke;
