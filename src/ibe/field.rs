@@ -174,6 +174,17 @@ pub(crate) fn batch_invert(v: &mut [Fp]) -> Option<()> {
     Some(())
 }
 
+/// The products an addition starts from (RCB 2015 Algorithms 4 and 5): X1X2, Y1Y2, Z1Z2,
+/// X1Y2 + X2Y1, Y1Z2 + Y2Z1, X1Z2 + X2Z1.
+struct Products {
+    xx: Fp,
+    yy: Fp,
+    zz: Fp,
+    xy: Fp,
+    yz: Fp,
+    xz: Fp,
+}
+
 /// A point of E(F_p) other than the identity, affine (x, y): the entries of the fixed-base
 /// tables (`fixed.rs`), added with [`Point::add_affine`].
 #[derive(Clone, Copy)]
@@ -302,17 +313,38 @@ impl Point {
         let xy = self.x.add(&self.y).mul(&o.x.add(&o.y)).sub(&xx.add(&yy));
         let yz = self.y.add(&self.z).mul(&o.y.add(&o.z)).sub(&yy.add(&zz));
         let xz = self.x.add(&self.z).mul(&o.x.add(&o.z)).sub(&xx.add(&zz));
-        let bzz3 = xz.double().add(&xz);
+        Self::sum_from(&Products {
+            xx,
+            yy,
+            zz,
+            xy,
+            yz,
+            xz,
+        })
+    }
+
+    /// The end of RCB 2015 Algorithms 4 and 5 (b = 0), common to the addition and the mixed
+    /// addition: the sum from X1X2, Y1Y2, Z1Z2, X1Y2 + X2Y1, Y1Z2 + Y2Z1 and X1Z2 + X2Z1.
+    fn sum_from(p: &Products) -> Self {
+        let Products {
+            xx,
+            yy,
+            zz,
+            xy,
+            yz,
+            xz,
+        } = p;
+        let bzz3 = xz.double().add(xz);
         let ym = yy.sub(&bzz3);
         let yp = yy.add(&bzz3);
-        let zz3 = zz.double().add(&zz);
-        let bxz = zz3.add(&xx).neg();
+        let zz3 = zz.double().add(zz);
+        let bxz = zz3.add(xx).neg();
         let bxz3 = bxz.double().add(&bxz);
-        let xx3m = xx.double().add(&xx).sub(&zz3);
+        let xx3m = xx.double().add(xx).sub(&zz3);
         Self {
-            x: yp.mul(&xy).sub(&yz.mul(&bxz3)),
+            x: yp.mul(xy).sub(&yz.mul(&bxz3)),
             y: yp.mul(&ym).add(&xx3m.mul(&bxz3)),
-            z: ym.mul(&yz).add(&xy.mul(&xx3m)),
+            z: ym.mul(yz).add(&xy.mul(&xx3m)),
         }
     }
 
@@ -322,22 +354,17 @@ impl Point {
     pub(crate) fn add_affine(&self, o: &Affine) -> Self {
         let xx = self.x.mul(&o.x);
         let yy = self.y.mul(&o.y);
-        let zz = self.z;
         let xy = self.x.add(&self.y).mul(&o.x.add(&o.y)).sub(&xx.add(&yy));
         let yz = o.y.mul(&self.z).add(&self.y);
         let xz = o.x.mul(&self.z).add(&self.x);
-        let bzz3 = xz.double().add(&xz);
-        let ym = yy.sub(&bzz3);
-        let yp = yy.add(&bzz3);
-        let zz3 = zz.double().add(&zz);
-        let bxz = zz3.add(&xx).neg();
-        let bxz3 = bxz.double().add(&bxz);
-        let xx3m = xx.double().add(&xx).sub(&zz3);
-        Self {
-            x: yp.mul(&xy).sub(&yz.mul(&bxz3)),
-            y: yp.mul(&ym).add(&xx3m.mul(&bxz3)),
-            z: ym.mul(&yz).add(&xy.mul(&xx3m)),
-        }
+        Self::sum_from(&Products {
+            xx,
+            yy,
+            zz: self.z,
+            xy,
+            yz,
+            xz,
+        })
     }
 
     /// The affine forms of `points` with one inversion ([`batch_invert`]); `None` when one of

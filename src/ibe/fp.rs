@@ -16,6 +16,7 @@
 use crypto_bigint::modular::ConstMontyForm;
 use crypto_bigint::{Choice, CtOption, U1024, const_monty_params};
 
+use super::limbs::{adc, mac, sbb};
 use super::params::SAKKE_P_HEX;
 
 const_monty_params!(PMod, U1024, SAKKE_P_HEX, "The SAKKE prime p.");
@@ -42,26 +43,6 @@ const N0: u64 = {
 /// An element of F_p: a·2^1024 mod p, below p.
 #[derive(Clone, Copy)]
 pub(crate) struct Fp([u64; N]);
-
-/// a·b + c + d as (low, high): never overflows 128 bits.
-#[inline(always)]
-const fn mac(a: u64, b: u64, c: u64, d: u64) -> (u64, u64) {
-    let t = (a as u128) * (b as u128) + (c as u128) + (d as u128);
-    (t as u64, (t >> 64) as u64)
-}
-
-#[inline(always)]
-const fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
-    let t = (a as u128) + (b as u128) + (carry as u128);
-    (t as u64, (t >> 64) as u64)
-}
-
-/// a − b − borrow as (difference, borrow ∈ {0, 1}).
-#[inline(always)]
-const fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
-    let t = (a as u128).wrapping_sub((b as u128) + (borrow as u128));
-    (t as u64, ((t >> 64) as u64) & 1)
-}
 
 /// `hi·2^1024 + t` minus p when that is at least p (the input is below 2p).
 #[inline(always)]

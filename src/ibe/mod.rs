@@ -13,6 +13,7 @@ pub mod eccsi;
 mod field;
 mod fixed;
 mod fp;
+mod limbs;
 mod p256_table;
 mod p256_vartime;
 mod pairing;

@@ -17,6 +17,8 @@ use p256::elliptic_curve::ff::PrimeField;
 use p256::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
 use p256::{AffinePoint, ProjectivePoint, Scalar};
 
+use super::limbs::{adc, mac, sbb};
+
 /// p = 2^256 − 2^224 + 2^192 + 2^96 − 1, little-endian limbs.
 const P: [u64; 4] = [
     0xffff_ffff_ffff_ffff,
@@ -31,25 +33,6 @@ const R2: [u64; 4] = [
     0xffff_ffff_ffff_fffe,
     0x0000_0004_ffff_fffd,
 ];
-
-/// a·b + c + d as (low, high).
-#[inline(always)]
-const fn mac(a: u64, b: u64, c: u64, d: u64) -> (u64, u64) {
-    let t = (a as u128) * (b as u128) + (c as u128) + (d as u128);
-    (t as u64, (t >> 64) as u64)
-}
-
-#[inline(always)]
-const fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
-    let t = (a as u128) + (b as u128) + (carry as u128);
-    (t as u64, (t >> 64) as u64)
-}
-
-#[inline(always)]
-const fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
-    let t = (a as u128).wrapping_sub((b as u128) + (borrow as u128));
-    (t as u64, ((t >> 64) as u64) & 1)
-}
 
 /// An element of F_p in Montgomery form (a·2^256 mod p), below p.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
