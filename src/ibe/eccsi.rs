@@ -312,7 +312,7 @@ fn verify_with(
     let he = reduce(&he_of(&hs_v, &r_bytes, msg));
     // Every value here is public: variable-time arithmetic. With Y = [HS]PVT + KPAK,
     // J = [s·HE]G + [s·r]Y. The generator's part from its table; [s·r]Y from the signer's
-    // table from its second message on (`p256_table.rs`); before that, as
+    // table once a signature of its verified (`p256_table.rs`); before that, as
     // [s·r·HS]PVT + [s·r]KPAK, the KPAK's part from the KMS's table and the PVT's by one
     // variable-base wNAF multiplication in Jacobian coordinates (`p256_vartime.rs`).
     let sr = s * reduce(&r_bytes);
@@ -322,6 +322,7 @@ fn verify_with(
     } else {
         None
     };
+    let with_table = signer.is_some();
     let rest = match signer {
         Some(t) => t.mul_vartime(&sr),
         None => {
@@ -334,11 +335,14 @@ fn verify_with(
         return Err(IbeError::BadSignature);
     }
     let jx: [u8; ECCSI_N] = j.to_affine().x().into();
-    if bool::from(jx.ct_eq(&r_bytes)) {
-        Ok(())
-    } else {
-        Err(IbeError::BadSignature)
+    if !bool::from(jx.ct_eq(&r_bytes)) {
+        return Err(IbeError::BadSignature);
     }
+    if signer_tables && !with_table {
+        // A genuine signer: its next message gets its table (never for a forged one).
+        p256_table::signer_verified(&hs_v);
+    }
+    Ok(())
 }
 
 /// The KMS's table of its KPAK.
@@ -430,5 +434,24 @@ mod tests {
                 Err(IbeError::BadSignature)
             );
         }
+    }
+
+    /// Messages under a made-up identity fail, however many, and leave no table behind; the
+    /// genuine signer's table comes once its signature verified.
+    #[test]
+    fn a_forged_signature_never_makes_a_signer_table() {
+        let v = rfc();
+        let kpak = Kpak::from_octets(&h(&v, "KPAK")).unwrap();
+        let (m, sig) = (h(&v, "M"), h(&v, "Signature"));
+        let pvt = point_from(&h(&v, "PVT"), "PVT").unwrap();
+        let forged_id = b"tel:+15555550999";
+        for _ in 0..3 {
+            assert_eq!(
+                verify(&kpak, forged_id, &m, &sig),
+                Err(IbeError::BadSignature)
+            );
+        }
+        let forged_hs = hs(&kpak, forged_id, &pvt);
+        assert!(p256_table::signer_table(&forged_hs, || ProjectivePoint::IDENTITY).is_none());
     }
 }

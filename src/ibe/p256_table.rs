@@ -13,7 +13,9 @@
 //!   message on, J = \[s·HE\]G + \[s·r\]Y is two table multiplications instead of a pass of 256
 //!   doublings. [CHOICE] (docs/profile.md §6): the cache is keyed by HS alone — HS =
 //!   hash(G ‖ KPAK ‖ ID ‖ PVT) names everything Y depends on — and holds the last
-//!   [`SIGNER_TABLES`] signers seen twice among the last [`SEEN`] signers.
+//!   [`SIGNER_TABLES`] signers; a signer gets a table only once a signature of its verified
+//!   without one (among the last [`SEEN`] such signers), so forged messages under made-up
+//!   identities never cost the making of a table.
 //!
 //! [`P256Table::mul`] is constant time (every digit one addition, its entry picked by a scan of
 //! the whole row and negated by a mask); [`P256Table::mul_vartime`] is for public scalars.
@@ -164,18 +166,33 @@ pub(crate) fn kpak_table(kpak: &AffinePoint, octets: &[u8; 65]) -> Arc<P256Table
 
 /// How many signers keep a table (about 100 KiB each).
 pub(crate) const SIGNER_TABLES: usize = 16;
-/// How many signers are remembered as seen once, without a table.
+/// How many signers whose signature verified without a table are remembered.
 pub(crate) const SEEN: usize = 64;
 
-/// The signers seen once (by HS), oldest first.
-fn seen() -> &'static Mutex<VecDeque<[u8; 32]>> {
-    static SEEN_ONCE: OnceLock<Mutex<VecDeque<[u8; 32]>>> = OnceLock::new();
-    SEEN_ONCE.get_or_init(|| Mutex::new(VecDeque::new()))
+/// The signers whose signature verified without a table (by HS), oldest first.
+fn verified_once() -> &'static Mutex<VecDeque<[u8; 32]>> {
+    static VERIFIED: OnceLock<Mutex<VecDeque<[u8; 32]>>> = OnceLock::new();
+    VERIFIED.get_or_init(|| Mutex::new(VecDeque::new()))
 }
 
-/// The table of the signer named by `hs` when it has one; else, if this is the signer's second
-/// message among the last [`SEEN`] signers, its table made now from `y` (Y = \[HS\]PVT + KPAK);
-/// else `None`, and the signer is remembered as seen once.
+/// Records that a signature of the signer named by `hs` verified without its table: its next
+/// message gets one ([`signer_table`]). The last [`SEEN`] such signers are remembered.
+pub(crate) fn signer_verified(hs: &[u8; 32]) {
+    let mut s = verified_once()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if s.contains(hs) {
+        return;
+    }
+    while s.len() >= SEEN {
+        s.pop_front();
+    }
+    s.push_back(*hs);
+}
+
+/// The table of the signer named by `hs` when it has one; else, if a signature of this signer
+/// verified before ([`signer_verified`]), its table made now from `y` (Y = \[HS\]PVT + KPAK);
+/// else `None`.
 pub(crate) fn signer_table(
     hs: &[u8; 32],
     y: impl FnOnce() -> ProjectivePoint,
@@ -186,19 +203,11 @@ pub(crate) fn signer_table(
         return Some(t);
     }
     {
-        let mut s = seen().lock().unwrap_or_else(PoisonError::into_inner);
-        match s.iter().position(|h| h == hs) {
-            Some(i) => {
-                s.remove(i);
-            }
-            None => {
-                while s.len() >= SEEN {
-                    s.pop_front();
-                }
-                s.push_back(*hs);
-                return None;
-            }
-        }
+        let mut s = verified_once()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let i = s.iter().position(|h| h == hs)?;
+        s.remove(i);
     }
     let table = Arc::new(P256Table::new(&y()));
     remember(cache, *hs, &table, SIGNER_TABLES);
@@ -245,27 +254,30 @@ mod tests {
     }
 
     #[test]
-    fn a_signer_gets_a_table_on_its_second_message_and_keeps_it() {
+    fn a_signer_gets_a_table_once_it_verified_and_keeps_it() {
         let hs = [0xa5u8; 32];
         let y = ProjectivePoint::GENERATOR * Scalar::from(12_345u64);
-        assert!(signer_table(&hs, || y).is_none(), "first message: no table");
-        let t = signer_table(&hs, || y).expect("second message: a table");
+        // Not verified yet: no table, however often asked.
+        assert!(signer_table(&hs, || y).is_none());
+        assert!(signer_table(&hs, || y).is_none());
+        signer_verified(&hs);
+        let t = signer_table(&hs, || y).expect("verified before: a table");
         let k = Scalar::from(0xdead_beefu64);
         assert_eq!(t.mul_vartime(&k), y * k);
-        // Kept: the third message does not call `y`.
+        // Kept: the next message does not call `y`.
         assert!(
             signer_table(&hs, || ProjectivePoint::IDENTITY)
                 .is_some_and(|t| t.mul_vartime(&k) == y * k)
         );
-        // Many other signers seen once push the first out of the list of signers seen once…
+        // Many other verified signers push an earlier one out of the list…
         let other = [0x11u8; 32];
-        assert!(signer_table(&other, || y).is_none());
+        signer_verified(&other);
         for i in 0..SEEN {
             let mut h = [0u8; 32];
             h[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            assert!(signer_table(&h, || y).is_none());
+            signer_verified(&h);
         }
-        // … so `other` is new again, while the signer with a table keeps it.
+        // … so `other` gets no table, while the signer with a table keeps it.
         assert!(signer_table(&other, || y).is_none());
         assert!(signer_table(&hs, || ProjectivePoint::IDENTITY).is_some());
     }
