@@ -7,14 +7,19 @@
 //! start can name it. Readers (`bmsc status`) take no lock: they open the database read-only.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
 /// The lock file's name inside `data_dir`.
 pub const LOCK_FILE: &str = "bmsc.lock";
+
+/// How often, and how long apart, a lock that names this process is tried again
+/// ([`StoreLock::acquire`]): 50 × 10 ms.
+const OWN_PID_RETRIES: u32 = 50;
+const OWN_PID_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
@@ -46,15 +51,25 @@ impl StoreLock {
             .mode(0o600)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    pid: holder_pid(&file),
-                    path,
-                });
+        let mut attempts = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let pid = holder_pid(&file);
+                    // A lock this process released a moment ago can still be held by a child
+                    // it is starting: the child shares the lock file's open description from
+                    // its fork until its exec closes it. Wait for that, briefly; a store of
+                    // this process that is still open is refused like any other holder.
+                    if pid == Some(std::process::id()) && attempts < OWN_PID_RETRIES {
+                        attempts += 1;
+                        std::thread::sleep(OWN_PID_WAIT);
+                        continue;
+                    }
+                    return Err(StoreError::Locked { pid, path });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -70,11 +85,12 @@ impl StoreLock {
     }
 }
 
-/// The PID the holder wrote, if it has written one yet.
+/// The PID the holder wrote, if it has written one yet (read from the start of the file, each
+/// time it is asked).
 fn holder_pid(file: &File) -> Option<u32> {
-    let mut text = String::new();
-    file.take(32).read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(buf.get(..n)?).ok()?.trim().parse().ok()
 }
 
 /// " (held by process N)" or "" for the message of [`StoreError::Locked`].
