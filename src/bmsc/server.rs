@@ -44,6 +44,13 @@ const EVENT_QUEUE: usize = 4096;
 /// registration change, and at least how long between two refreshes.
 const GAUGE_PERIOD: Duration = Duration::from_secs(10);
 const GAUGE_MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// On a store shared by several nodes the gauge is refreshed only every [`GAUGE_PERIOD`]: its
+/// count is a full scan of the cluster's registrations (run as a parallel sequential scan by
+/// PostgreSQL), too dear to repeat every [`GAUGE_MIN_INTERVAL`] while registrations arrive, and
+/// the other nodes' registrations do not signal this one anyway.
+fn gauge_follows_changes(store: &dyn Store) -> bool {
+    !store.is_shared()
+}
 
 /// How often expired GBA keys are deleted from the store's key cache.
 const KEY_CACHE_PURGE: Duration = Duration::from_secs(600);
@@ -420,6 +427,7 @@ impl Bmsc {
             back_rx.clone(),
             readiness.clone(),
         );
+        let follows = gauge_follows_changes(store.as_ref());
         tasks.spawn("registrations gauge", Phase::Back, async move {
             loop {
                 let st = st.clone();
@@ -438,7 +446,7 @@ impl Bmsc {
                 let notified = tokio::select! {
                     _ = rx.wait_for(|s| *s) => return Ok(()),
                     () = tokio::time::sleep(GAUGE_PERIOD) => false,
-                    () = changed.notified() => true,
+                    () = changed.notified(), if follows => true,
                 };
                 if notified {
                     tokio::time::sleep(GAUGE_MIN_INTERVAL).await;
