@@ -315,7 +315,10 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE mbms_bmsc_{name} counter");
             let _ = writeln!(out, "mbms_bmsc_{name} {}", c.get());
         }
-        let _ = writeln!(out, "# HELP mbms_bmsc_registrations Registrations stored.");
+        let _ = writeln!(
+            out,
+            "# HELP mbms_bmsc_registrations Registrations stored (counted after each change, every 10 s on a store shared by several nodes)."
+        );
         let _ = writeln!(out, "# TYPE mbms_bmsc_registrations gauge");
         let _ = writeln!(out, "mbms_bmsc_registrations {}", self.registrations.get());
         let _ = writeln!(
