@@ -20,11 +20,12 @@
 //! by a scan of the whole row and negated by a mask, whatever its value; for a zero digit the
 //! sum is computed and discarded by a mask.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crypto_bigint::{Choice, CtEq, U1024};
 use zeroize::Zeroizing;
 
+use super::cache::{TableCache, cached, remember};
 use super::field::{Affine, Fp, Fp2, Point};
 use super::params::SAKKE_POINT_LEN;
 
@@ -149,26 +150,14 @@ const Z_CACHE: usize = 4;
 /// last [`Z_CACHE`] keys used. Z_S is public and of order q (checked where it is decoded);
 /// `None` only if it were not.
 pub(crate) fn z_table(z: &Point, octets: &[u8; SAKKE_POINT_LEN]) -> Option<Arc<FixedBase>> {
-    type Cache = Mutex<Vec<([u8; SAKKE_POINT_LEN], Arc<FixedBase>)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
+    static CACHE: OnceLock<TableCache<[u8; SAKKE_POINT_LEN], FixedBase>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    {
-        let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = c.iter().position(|(k, _)| k == octets) {
-            // Most recently used last.
-            let hit = c.remove(i);
-            let table = Arc::clone(&hit.1);
-            c.push(hit);
-            return Some(table);
-        }
+    if let Some(t) = cached(cache, octets) {
+        return Some(t);
     }
     // Built outside the lock: two threads may build the same table once each.
     let table = Arc::new(FixedBase::new(z)?);
-    let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
-    if c.len() >= Z_CACHE {
-        c.remove(0);
-    }
-    c.push((*octets, Arc::clone(&table)));
+    remember(cache, *octets, &table, Z_CACHE);
     Some(table)
 }
 

@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![deny(clippy::indexing_slicing, clippy::panic)]
 
+mod cache;
 pub mod eccsi;
 mod field;
 mod fixed;

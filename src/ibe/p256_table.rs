@@ -30,7 +30,9 @@ use p256::{AffinePoint, ProjectivePoint, Scalar};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
+use super::cache::{TableCache, cached, remember};
 use super::fixed::{DIGIT_BITS, ENTRIES, signed_digits_of};
+use super::limbs::be_limbs4;
 
 /// Signed 6-bit digits of a scalar below 2^256: 43 (the top one is at most 16, no carry out).
 const ROWS: usize = 256usize.div_ceil(DIGIT_BITS);
@@ -43,12 +45,7 @@ pub(crate) struct P256Table(Vec<[AffinePoint; ENTRIES]>);
 /// The signed digits of a scalar (its canonical integer below n).
 fn digits(k: &Scalar) -> Zeroizing<[i8; ROWS]> {
     let be = Zeroizing::new(k.to_repr());
-    let mut words = Zeroizing::new([0u64; 4]);
-    for (w, chunk) in words.iter_mut().zip(be.rchunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(chunk);
-        *w = u64::from_be_bytes(b);
-    }
+    let words = Zeroizing::new(be_limbs4(&be));
     signed_digits_of::<ROWS>(&words[..])
 }
 
@@ -126,34 +123,12 @@ pub(crate) fn mul_generator_vartime(k: &Scalar) -> ProjectivePoint {
     generator_table().mul_vartime(k)
 }
 
-/// A small most-recently-used list of tables.
-type TableCache<K> = Mutex<Vec<(K, Arc<P256Table>)>>;
-
-/// The table of `key` in `cache`, most recently used last; `None` when absent.
-fn cached<K: PartialEq>(cache: &TableCache<K>, key: &K) -> Option<Arc<P256Table>> {
-    let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
-    let i = c.iter().position(|(k, _)| k == key)?;
-    let hit = c.remove(i);
-    let table = Arc::clone(&hit.1);
-    c.push(hit);
-    Some(table)
-}
-
-/// Adds `table` under `key`, dropping the least recently used beyond `limit`.
-fn remember<K>(cache: &TableCache<K>, key: K, table: &Arc<P256Table>, limit: usize) {
-    let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
-    while c.len() >= limit {
-        c.remove(0);
-    }
-    c.push((key, Arc::clone(table)));
-}
-
 /// How many KMS public keys (KPAKs) keep a table (about 100 KiB each).
 const KPAK_TABLES: usize = 4;
 
 /// The table of a KPAK (given with its octets, the cache key), made on first use.
 pub(crate) fn kpak_table(kpak: &AffinePoint, octets: &[u8; 65]) -> Arc<P256Table> {
-    static CACHE: OnceLock<TableCache<[u8; 65]>> = OnceLock::new();
+    static CACHE: OnceLock<TableCache<[u8; 65], P256Table>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     if let Some(t) = cached(cache, octets) {
         return t;
@@ -197,7 +172,7 @@ pub(crate) fn signer_table(
     hs: &[u8; 32],
     y: impl FnOnce() -> ProjectivePoint,
 ) -> Option<Arc<P256Table>> {
-    static CACHE: OnceLock<TableCache<[u8; 32]>> = OnceLock::new();
+    static CACHE: OnceLock<TableCache<[u8; 32], P256Table>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     if let Some(t) = cached(cache, hs) {
         return Some(t);

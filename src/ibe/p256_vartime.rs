@@ -17,7 +17,7 @@ use p256::elliptic_curve::ff::PrimeField;
 use p256::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
 use p256::{AffinePoint, ProjectivePoint, Scalar};
 
-use super::limbs::{adc, mac, sbb};
+use super::limbs::{adc, be_limbs4, mac, sbb};
 
 /// p = 2^256 − 2^224 + 2^192 + 2^96 − 1, little-endian limbs.
 const P: [u64; 4] = [
@@ -128,12 +128,7 @@ impl Fe {
         if b.len() != 32 {
             return None;
         }
-        let mut v = [0u64; 4];
-        for (limb, chunk) in v.iter_mut().zip(b.rchunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            *limb = u64::from_be_bytes(w);
-        }
+        let v = be_limbs4(b);
         // Below p: subtracting p borrows.
         let mut borrow = 0;
         for i in 0..4 {
@@ -315,14 +310,7 @@ pub(crate) fn mul_vartime(point: &AffinePoint, k: &Scalar) -> ProjectivePoint {
     for i in 1..8 {
         odd[i] = odd[i - 1].add(&twice);
     }
-    let repr = k.to_repr();
-    let mut limbs = [0u64; 4];
-    for (limb, chunk) in limbs.iter_mut().zip(repr.rchunks_exact(8)) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        *limb = u64::from_be_bytes(w);
-    }
-    let digits = wnaf(limbs);
+    let digits = wnaf(be_limbs4(&k.to_repr()));
     let mut r = Jacobian::IDENTITY;
     for &d in digits.iter().rev() {
         r = r.double();
