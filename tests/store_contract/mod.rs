@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mbms_keys::bmsc::store::{
-    CurrentMtk, MskRecord, MskState, Registration, Store, StoreError, members_of_service,
+    CurrentMtk, Member, MskRecord, MskState, Registration, Store, StoreError, members_of_service,
 };
 use mbms_keys::crypto::{KsExtNaf, KsIntNaf, KsNaf, Msk, Mtk, Salt};
 use mbms_keys::gba::{Btid, GbaKeys, SubscriberKeys};
@@ -29,6 +29,7 @@ macro_rules! contract_tests {
     ($make:expr) => {
         contract_tests!(@each $make; register_is_an_upsert_and_deregister_reports_whether_there_was_one,
             registrations_of_service_pages_in_btid_order,
+            a_range_of_a_service_stops_at_its_upper_bound,
             ten_thousand_registrations_stream_back_exactly_once,
             reads_proceed_while_another_thread_writes,
             msks_are_put_read_listed_updated_and_deleted,
@@ -173,6 +174,41 @@ pub fn registrations_of_service_pages_in_btid_order<B: Backend>(b: &B) {
             .expect("empty")
             .is_empty()
     );
+}
+
+pub fn a_range_of_a_service_stops_at_its_upper_bound<B: Backend>(b: &B) {
+    let store = b.open();
+    let regs: Vec<_> = (0..25).map(|i| reg(i, "news")).collect();
+    store.register_many(&regs).expect("bulk");
+    store.register(&reg(12, "tv")).expect("other service");
+    let btids = |page: Vec<Member>| -> Vec<Btid> { page.into_iter().map(|m| m.btid).collect() };
+
+    // (btid 4, btid 12]: pages of 5 end at the bound, never past it.
+    let page = |after: u32, limit| {
+        btids(
+            store
+                .registrations_in_range("news", Some(&btid(after)), Some(&btid(12)), limit)
+                .expect("page"),
+        )
+    };
+    assert_eq!(page(4, 5), (5..10).map(btid).collect::<Vec<_>>());
+    assert_eq!(page(9, 5), (10..13).map(btid).collect::<Vec<_>>());
+    assert!(page(12, 5).is_empty());
+    assert!(page(20, 5).is_empty());
+    // No lower bound; no upper bound (the rest of the service).
+    let first = store
+        .registrations_in_range("news", None, Some(&btid(2)), 10)
+        .expect("page");
+    assert_eq!(btids(first), (0..3).map(btid).collect::<Vec<_>>());
+    let rest = store
+        .registrations_in_range("news", Some(&btid(19)), None, 10)
+        .expect("page");
+    assert_eq!(btids(rest), (20..25).map(btid).collect::<Vec<_>>());
+    // Another service's registration inside the range is not one of this service's.
+    let tv = store
+        .registrations_in_range("tv", None, Some(&btid(24)), 10)
+        .expect("page");
+    assert_eq!(btids(tv), vec![btid(12)]);
 }
 
 pub fn ten_thousand_registrations_stream_back_exactly_once<B: Backend>(b: &B) {

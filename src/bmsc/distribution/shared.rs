@@ -83,6 +83,12 @@ impl SharedWork {
     }
 }
 
+/// Whether a page of a work item's range is its last: a short page is; so is a full one
+/// that reached the range's upper bound `until` (no query for an empty page then).
+fn page_ends_range(len: usize, limit: usize, last: Option<&Btid>, until: Option<&Btid>) -> bool {
+    len < limit || until.is_some_and(|u| last == Some(u))
+}
+
 impl Distributor {
     /// docs/profile.md §6 \[CHOICE\] "fan-out lease": `[cluster] fanout_lease`, by default
     /// `[push] initial_backoff` (one retransmission interval).
@@ -304,15 +310,18 @@ impl Distributor {
             return Ok(());
         }
         let limit = self.tuning.batch_size.max(1);
-        let mut page =
-            self.store
-                .registrations_of_service(&item.service_id, h.after.as_ref(), limit)?;
-        let full = page.len() == limit;
-        let before = page.len();
-        if let Some(until) = &item.until {
-            page.retain(|m| m.btid.as_str() <= until.as_str());
-        }
-        let end = !full || page.len() < before;
+        let mut page = self.store.registrations_in_range(
+            &item.service_id,
+            h.after.as_ref(),
+            item.until.as_ref(),
+            limit,
+        )?;
+        let end = page_ends_range(
+            page.len(),
+            limit,
+            page.last().map(|m| &m.btid),
+            item.until.as_ref(),
+        );
         if let Some(h) = self.work.held.get_mut(i) {
             h.after = page.last().map(|m| m.btid.clone()).or(h.after.take());
             h.sending = !end;
@@ -375,5 +384,28 @@ impl Distributor {
         for i in closed {
             self.pushes.close(first, i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_ends_range;
+    use crate::gba::Btid;
+
+    fn btid(i: u32) -> Btid {
+        format!("btid{i:04}@bsf.example.org").parse().expect("btid")
+    }
+
+    #[test]
+    fn a_page_ends_its_range_when_short_or_at_the_upper_bound() {
+        let (b3, b9) = (btid(3), btid(9));
+        // Short pages end the range, bound or not; an empty one too.
+        assert!(page_ends_range(3, 4, Some(&b3), Some(&b9)));
+        assert!(page_ends_range(3, 4, Some(&b3), None));
+        assert!(page_ends_range(0, 4, None, Some(&b9)));
+        // A full page ends it only when its last B-TID is the bound.
+        assert!(page_ends_range(4, 4, Some(&b9), Some(&b9)));
+        assert!(!page_ends_range(4, 4, Some(&b3), Some(&b9)));
+        assert!(!page_ends_range(4, 4, Some(&b3), None));
     }
 }

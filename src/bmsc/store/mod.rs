@@ -334,6 +334,28 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Member>, StoreError>;
 
+    /// One page of a range of a service's members in B-TID order: as
+    /// [`Store::registrations_of_service`], but none after `until` (inclusive bound; no bound
+    /// when `None`), so that a page never reads past the range (a work item of a shared
+    /// fan-out). By default a page of the service trimmed to the range; backends bound the
+    /// query itself.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend or a row that does not decode.
+    fn registrations_in_range(
+        &self,
+        service_id: &str,
+        after: Option<&Btid>,
+        until: Option<&Btid>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let mut page = self.registrations_of_service(service_id, after, limit)?;
+        if let Some(until) = until {
+            page.retain(|m| m.btid.as_str() <= until.as_str());
+        }
+        Ok(page)
+    }
+
     /// The registrations made at or after `since`, newest first, at most `limit`: what a
     /// restart pushes to again (the push of a registration acknowledged just before a stop may
     /// not have gone out).

@@ -189,6 +189,15 @@ fn parse_ip(btid: &str, text: &str) -> Result<IpAddr, StoreError> {
     })
 }
 
+/// A (btid, ue_addr) row as a member.
+fn member_of_row(r: &Row) -> Result<Member, StoreError> {
+    let btid: String = get(r, 0)?;
+    Ok(Member {
+        ue_addr: parse_ip(&btid, &get::<String>(r, 1)?)?,
+        btid: parse_btid(&btid)?,
+    })
+}
+
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i).map_err(|e| db(&e))
 }
@@ -525,15 +534,33 @@ impl Store for PostgresStore {
                 Box::new(limit),
             ],
         )?;
-        rows.iter()
-            .map(|r| {
-                let btid: String = get(r, 0)?;
-                Ok(Member {
-                    ue_addr: parse_ip(&btid, &get::<String>(r, 1)?)?,
-                    btid: parse_btid(&btid)?,
-                })
-            })
-            .collect()
+        rows.iter().map(member_of_row).collect()
+    }
+
+    fn registrations_in_range(
+        &self,
+        service_id: &str,
+        after: Option<&Btid>,
+        until: Option<&Btid>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let Some(until) = until else {
+            return self.registrations_of_service(service_id, after, limit);
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.map_or("", Btid::as_str).to_owned();
+        // Both bounds are index conditions: the scan stops at `until`.
+        let rows = self.query(
+            "SELECT btid, ue_addr FROM registrations
+             WHERE service_id = $1 AND btid > $2 AND btid <= $3 ORDER BY btid LIMIT $4",
+            vec![
+                Box::new(service_id.to_owned()),
+                Box::new(after),
+                Box::new(until.as_str().to_owned()),
+                Box::new(limit),
+            ],
+        )?;
+        rows.iter().map(member_of_row).collect()
     }
 
     fn registrations_since(
