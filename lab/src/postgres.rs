@@ -7,6 +7,8 @@
 //! The binaries are looked for in `$MBMS_PG_BIN`, then `/usr/lib/postgresql/<version>/bin`,
 //! then `PATH`. Without them the tests skip, or fail under `MBMS_REQUIRE_ORACLES=1`
 //! ([`PgServer::start`]); a bench says why it cannot run ([`PgServer::launch`]).
+//! `$MBMS_PG_OPTIONS` adds server options (`-c name=value …`), e.g. to load
+//! `pg_stat_statements` while profiling a bench.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,6 +19,9 @@ use crate::{TempDir, free_port, oracle};
 
 /// The superuser's password (the server is on loopback and lives for one test run).
 pub const PASSWORD: &str = "pg-test-Vq7r2Lx9";
+
+/// Environment variable of extra server options.
+pub const EXTRA_OPTIONS_ENV: &str = "MBMS_PG_OPTIONS";
 
 /// How to install the server.
 pub const HINT: &str = "apt-get install postgresql";
@@ -195,11 +200,19 @@ impl PgServer {
     }
 
     fn try_pg_ctl_start(&self) -> Result<(), String> {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
             self.dir.path().display()
         );
+        // More server options for a look inside a run (e.g. `-c
+        // shared_preload_libraries=pg_stat_statements`); none by default.
+        if let Ok(extra) = std::env::var(EXTRA_OPTIONS_ENV)
+            && !extra.trim().is_empty()
+        {
+            opts.push(' ');
+            opts.push_str(extra.trim());
+        }
         let log = self.dir.path().join("log");
         let out = self.try_run(
             "pg_ctl",
