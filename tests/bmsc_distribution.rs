@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use bmsc_distribution::harness::*;
-use mbms_keys::bmsc::distribution::Tuning;
+use mbms_keys::bmsc::distribution::{Action, Tuning};
 use mbms_keys::bmsc::events::KeyRequestEvent;
 use mbms_keys::bmsc::store::{MskState, Registration};
 use mbms_keys::gba::Btid;
@@ -191,6 +191,90 @@ fn a_registration_pushes_the_current_msk_which_the_ue_verifies_with_its_muk() {
         other => panic!("expected the key, got {other:?}"),
     }
     assert_eq!(b.metrics.pushes_sent.get(), 1);
+}
+
+#[test]
+fn key_request_events_handled_together_send_one_batch_with_one_counter_range() {
+    let dir = TempDir::new("events-together");
+    let services = download("a", 1, "60s", "10s", DEST_A, dir.path());
+    let mut b = start(
+        dir.path(),
+        config(dir.path(), 20, &[], &services),
+        1,
+        t0(),
+        tuning(),
+    );
+    let mut log = Log::default();
+    run(&mut b.d, t0(), t0(), &mut [], &mut log);
+    let events: Vec<KeyRequestEvent> = (0..20)
+        .map(|i| {
+            b.store
+                .register(&Registration {
+                    btid: btid(i).parse().expect("btid"),
+                    service_id: "a".to_owned(),
+                    ue_addr: ue_ip(i),
+                    registered_at: t0(),
+                })
+                .expect("register");
+            KeyRequestEvent::Registered {
+                btid: btid(i).parse().expect("btid"),
+                ue_addr: ue_ip(i),
+                service_ids: vec!["a".to_owned()],
+            }
+        })
+        .collect();
+    let errors = b.d.on_events(events, vt(t0()));
+    assert!(errors.is_empty(), "{errors:?}");
+    // One batch of 20 datagrams, in the events' order, with 20 consecutive counters: one
+    // allocation (one reservation on a shared store) for all of them.
+    let mut batches = Vec::new();
+    while let Some(a) = b.d.poll_action() {
+        if let Action::SendUdp(batch) = a {
+            batches.push(batch);
+        }
+    }
+    assert_eq!(batches.len(), 1, "one batch for the 20 events");
+    let batch = &batches[0];
+    assert_eq!(batch.len(), 20);
+    let first = counter_of(&batch[0].bytes);
+    for (i, d) in batch.iter().enumerate() {
+        let i = u32::try_from(i).expect("small");
+        assert_eq!(d.to, SocketAddr::new(ue_ip(i), UE_PORT));
+        assert_eq!(counter_of(&d.bytes), first.wrapping_add(i));
+        let (un, _) = msk_of(&d.bytes, &b.muk(i));
+        assert_eq!(un.msk_id(), MskId::new(1, 1));
+    }
+    assert_eq!(b.metrics.pushes_sent.get(), 20);
+    // A failing event does not hold back the others': an unknown B-TID is counted as failed.
+    let errors = b.d.on_events(
+        [
+            KeyRequestEvent::Registered {
+                btid: "nobody@bsf.example.org".parse().expect("btid"),
+                ue_addr: ue_ip(99),
+                service_ids: vec!["a".to_owned()],
+            },
+            KeyRequestEvent::MskRequested {
+                btid: btid(3).parse().expect("btid"),
+                ue_addr: ue_ip(3),
+                msks: vec![(KD, MskId::new(1, 0))],
+            },
+        ],
+        vt(t0()),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut sent = Vec::new();
+    while let Some(a) = b.d.poll_action() {
+        if let Action::SendUdp(batch) = a {
+            sent.extend(batch);
+        }
+    }
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, SocketAddr::new(ue_ip(3), UE_PORT));
+    assert!(serial_after(
+        counter_of(&sent[0].bytes),
+        first.wrapping_add(19)
+    ));
+    assert_eq!(b.metrics.pushes_failed.get(), 1);
 }
 
 #[test]

@@ -6,8 +6,10 @@
 //! creation, MTK state, the counter ceiling, registration pages, GBA key lookups) run on the
 //! blocking pool, the distributor moved in and back out, so the runtime's threads never wait
 //! on SQLite or a BSF; the Key Request events queued when one arrives go with it (at most
-//! `MAX_EVENTS_PER_CALL`), so a registration storm costs one trip per batch, not per event. [`Distributor::on_datagram`] runs inline: matching and verifying an
-//! acknowledgement touches neither (a few microseconds of HMAC). A fan-out is cut into
+//! `MAX_EVENTS_PER_CALL`, [`Distributor::on_events`]), so a registration storm costs one trip,
+//! one batch of MSK messages and one counter reservation per call, not per event.
+//! [`Distributor::on_datagram`] runs inline: matching and verifying an acknowledgement touches
+//! neither (a few microseconds of HMAC). A fan-out is cut into
 //! batches by the distributor, and the loop reads acknowledgements between them. Each call
 //! gets both clocks as read then ([`clocks`]); the loop sleeps until the distributor's next
 //! deadline on the monotonic clock, so a step of the wall clock moves no timer.
@@ -147,10 +149,8 @@ async fn drive(
                 Some(event) => {
                     let batch = with_queued(event, &mut events);
                     let (back, _) = blocking(d, move |d| {
-                        for event in batch {
-                            if let Err(e) = d.on_event(event, clocks()) {
-                                tracing::warn!("key request event not distributed: {e}");
-                            }
+                        for e in d.on_events(batch, clocks()) {
+                            tracing::warn!("key request event not distributed: {e}");
                         }
                         Ok(())
                     })

@@ -53,7 +53,7 @@ pub use self::clock::Now;
 use self::counter::{Counters, DEFAULT_COUNTER_BLOCK};
 use self::fanout::FanOut;
 use self::lifecycle::{Group, LiveMtk};
-use self::push::Pushes;
+use self::push::{Collected, Pushes};
 use self::shared::SharedWork;
 
 /// Injected randomness for MSKs, MTKs, salts and RANDs.
@@ -384,6 +384,9 @@ pub struct Distributor {
     follow_at: Option<Instant>,
     /// This node's part in the shared fan-outs (a shared store).
     work: SharedWork,
+    /// While [`Distributor::on_events`] runs: the MSK messages of its events, sent together
+    /// at its end.
+    collected: Option<Collected>,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -496,6 +499,7 @@ impl Distributor {
             claim_at: None,
             follow_at: None,
             work: SharedWork::default(),
+            collected: None,
         };
         this.start_shared_fanout(now);
         this.sweep_at = now.mono + this.tuning.sweep_interval;
@@ -559,6 +563,29 @@ impl Distributor {
                 msks,
             } => self.on_msk_requested(&btid, ue_addr, &msks, now),
         }
+    }
+
+    /// Several Key Request events at once, in order, each as [`Distributor::on_event`], but
+    /// their MSK messages go out as one batch at the end: one counter reservation (on a shared
+    /// store a database transaction, docs/profile.md §6 \[CHOICE\] "cluster counters") and
+    /// one build on all cores for all of them, counters increasing in the events' order.
+    /// Returns the errors, one per event that failed and one per batch not sent.
+    pub fn on_events(
+        &mut self,
+        events: impl IntoIterator<Item = KeyRequestEvent>,
+        now: Now,
+    ) -> Vec<DistributionError> {
+        let mut errors = Vec::new();
+        self.collected = Some(Collected::default());
+        for event in events {
+            if let Err(e) = self.on_event(event, now) {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = self.send_collected(now) {
+            errors.push(e);
+        }
+        errors
     }
 
     /// A datagram on the distribution socket: an MSK acknowledgement (docs/profile.md §2.2), matched

@@ -94,6 +94,14 @@ pub(super) struct Batch {
 /// A solicited pull to send: B-TID, address, Key Domain ID, Key Group.
 pub(super) type Pull = (Arc<str>, IpAddr, KeyDomainId, u16);
 
+/// The MSK messages of several Key Request events, held to be sent as one batch
+/// ([`Distributor::on_events`]).
+#[derive(Default)]
+pub(super) struct Collected {
+    targets: Vec<Target>,
+    pulls: Vec<Pull>,
+}
+
 /// The state of every push in flight and the MUK cache.
 #[derive(Default)]
 pub(super) struct Pushes {
@@ -356,10 +364,17 @@ impl Distributor {
                 "start: pushing again to recent registrations"
             );
         }
+        // One batch for all of them (one counter reservation).
+        self.collected = Some(Collected::default());
+        let mut first_error = None;
         for (btid, ip, services) in by_ue.into_values() {
-            self.on_registered(&btid, ip, &services, now)?;
+            if let Err(e) = self.on_registered(&btid, ip, &services, now) {
+                first_error.get_or_insert(e);
+                break;
+            }
         }
-        Ok(())
+        let sent = self.send_collected(now);
+        first_error.map_or(sent, Err)
     }
 
     /// TS 33.246 6.3.2.1B: after a deregistration, invalidate every MSK of the services left
@@ -497,12 +512,28 @@ impl Distributor {
 
     /// Sends `targets` as one batch (counters, RANDs, messages built on all cores) and arms its
     /// retransmission.
+    /// While events are collected ([`Distributor::on_events`]), the targets wait for the
+    /// others of the call.
     pub(super) fn send_pushes(
         &mut self,
         targets: Vec<Target>,
         now: Now,
     ) -> Result<(), DistributionError> {
+        if let Some(c) = &mut self.collected {
+            c.targets.extend(targets);
+            return Ok(());
+        }
         self.send_pushes_batch(targets, now).map(|_| ())
+    }
+
+    /// Ends a collection: its pushes as one batch, then its pulls as one.
+    pub(super) fn send_collected(&mut self, now: Now) -> Result<(), DistributionError> {
+        let Some(c) = self.collected.take() else {
+            return Ok(());
+        };
+        let pushed = self.send_pushes_batch(c.targets, now).map(|_| ());
+        let pulled = self.send_pulls(c.pulls);
+        pushed.and(pulled)
     }
 
     /// [`Self::send_pushes`]: the batch's first counter and its messages sent, when any was.
@@ -574,6 +605,10 @@ impl Distributor {
     /// Sends solicited pulls (V = 0, Key Number 0, no key data) under the last known MUKs.
     pub(super) fn send_pulls(&mut self, pulls: Vec<Pull>) -> Result<(), DistributionError> {
         if pulls.is_empty() {
+            return Ok(());
+        }
+        if let Some(c) = &mut self.collected {
+            c.pulls.extend(pulls);
             return Ok(());
         }
         let first = self.allocate_counters(pulls.len())?;
