@@ -59,6 +59,9 @@ pub struct PostgresStore {
     url: String,
     kek: StateKey,
     pool: Pool,
+    /// The fan-out's bookkeeping, committed without waiting for the WAL flush (`open.rs`,
+    /// `relaxed_pool`); the read-only store's one pool.
+    relaxed: Pool,
     /// Registrations share transactions; `None` when read-only. Dropped first, so what is
     /// queued is written while the pool and the runtime still run.
     registrations: Option<GroupCommit<Registration, ()>>,
@@ -104,6 +107,7 @@ impl Drop for PostgresStore {
         drop(self.registrations.take());
         drop(self.session.take());
         self.pool.close();
+        self.relaxed.close();
     }
 }
 
@@ -872,7 +876,7 @@ impl Store for PostgresStore {
         }
         let keys = msks.iter().map(|(k, m)| fanout::msk_key(*k, *m)).collect();
         self.run(fanout::claim(
-            self.pool.clone(),
+            self.relaxed.clone(),
             lease.node.to_owned(),
             lease.duration.as_secs_f64() * 1000.0,
             keys,
@@ -887,7 +891,7 @@ impl Store for PostgresStore {
             return Err(read_only());
         }
         self.run(fanout::renew(
-            self.pool.clone(),
+            self.relaxed.clone(),
             lease.node.to_owned(),
             lease.duration.as_secs_f64() * 1000.0,
         ))
@@ -903,7 +907,7 @@ impl Store for PostgresStore {
             return Err(read_only());
         }
         self.run(fanout::mark(
-            self.pool.clone(),
+            self.relaxed.clone(),
             node.to_owned(),
             item.clone(),
             done,
@@ -917,7 +921,7 @@ impl Store for PostgresStore {
         if acks.is_empty() {
             return Ok(());
         }
-        self.run(fanout::record_acks(self.pool.clone(), acks.to_vec()))
+        self.run(fanout::record_acks(self.relaxed.clone(), acks.to_vec()))
     }
 
     fn acked(
@@ -946,7 +950,11 @@ impl Store for PostgresStore {
             .filter(|a| a.bytes.len() <= FOREIGN_ACK_MAX_LEN)
             .cloned()
             .collect();
-        self.run(fanout::record_foreign_acks(self.pool.clone(), acks, retain))
+        self.run(fanout::record_foreign_acks(
+            self.relaxed.clone(),
+            acks,
+            retain,
+        ))
     }
 
     fn foreign_acks(&self, counters: &[u32]) -> Result<Vec<ForeignAck>, StoreError> {

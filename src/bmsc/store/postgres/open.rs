@@ -91,13 +91,32 @@ fn client_config(
     }
     if read_only {
         // Every transaction of a read-only store is refused writes by the server itself.
-        let options = match pg.get_options() {
-            Some(o) if !o.is_empty() => format!("{o} -c default_transaction_read_only=on"),
-            _ => "-c default_transaction_read_only=on".to_owned(),
-        };
-        pg.options(&options);
+        add_option(&mut pg, "-c default_transaction_read_only=on");
     }
     Ok(pg)
+}
+
+/// Adds a server option (`-c name=value`) to the connections of `pg`.
+fn add_option(pg: &mut tokio_postgres::Config, option: &str) {
+    let options = match pg.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {option}"),
+        _ => option.to_owned(),
+    };
+    pg.options(&options);
+}
+
+/// Connections of the bookkeeping pool ([`PostgresStore`]'s `relaxed`).
+const RELAXED_POOL_SIZE: usize = 2;
+
+/// docs/profile.md §6 \[CHOICE\] "fan-out bookkeeping commits": the pool of the statements
+/// whose loss in a crash of the database server costs only pushes sent again (claims, lease
+/// renewals and marks of fan-out work items, recorded acknowledgements): their commits do not
+/// wait for the WAL flush (`synchronous_commit = off`; the server still writes them within
+/// its WAL writer delay, and a crash never leaves a torn state, only an older one).
+fn relaxed_pool(pg: &tokio_postgres::Config) -> Result<Pool, StoreError> {
+    let mut pg = pg.clone();
+    add_option(&mut pg, "-c synchronous_commit=off");
+    pool(pg, RELAXED_POOL_SIZE)
 }
 
 fn runtime() -> Result<StoreRuntime, StoreError> {
@@ -204,11 +223,13 @@ impl PostgresStore {
                 .map_err(|e| db(&e))?;
             Ok(session)
         })?;
+        let relaxed = relaxed_pool(&pg)?;
         let pool = pool(pg, config.pool_size)?;
         let mut store = Self {
             url,
             kek,
             pool,
+            relaxed,
             registrations: None,
             session: Some(Arc::new(Ownership::new(ownership_pg, session))),
             runtime: rt,
@@ -246,10 +267,33 @@ impl PostgresStore {
         Ok(Self {
             url,
             kek,
+            relaxed: pool.clone(),
             pool,
             registrations: None,
             session: None,
             runtime: rt,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_option;
+
+    #[test]
+    fn server_options_are_appended_to_those_of_the_url() {
+        let mut pg: tokio_postgres::Config = "postgres://bmsc@127.0.0.1/keys".parse().expect("url");
+        add_option(&mut pg, "-c synchronous_commit=off");
+        assert_eq!(pg.get_options(), Some("-c synchronous_commit=off"));
+        let mut pg: tokio_postgres::Config =
+            "postgres://bmsc@127.0.0.1/keys?options=-c%20work_mem%3D4MB"
+                .parse()
+                .expect("url");
+        add_option(&mut pg, "-c synchronous_commit=off");
+        add_option(&mut pg, "-c default_transaction_read_only=on");
+        assert_eq!(
+            pg.get_options(),
+            Some("-c work_mem=4MB -c synchronous_commit=off -c default_transaction_read_only=on")
+        );
     }
 }
