@@ -511,9 +511,8 @@ impl Distributor {
     }
 
     /// Sends `targets` as one batch (counters, RANDs, messages built on all cores) and arms its
-    /// retransmission.
-    /// While events are collected ([`Distributor::on_events`]), the targets wait for the
-    /// others of the call.
+    /// retransmission; while events are collected ([`Distributor::on_events`]), they wait for
+    /// the others of the call instead.
     pub(super) fn send_pushes(
         &mut self,
         targets: Vec<Target>,
