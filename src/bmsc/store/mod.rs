@@ -337,8 +337,8 @@ pub trait Store: Send + Sync {
     /// One page of a range of a service's members in B-TID order: as
     /// [`Store::registrations_of_service`], but none after `until` (inclusive bound; no bound
     /// when `None`), so that a page never reads past the range (a work item of a shared
-    /// fan-out). By default a page of the service trimmed to the range; backends bound the
-    /// query itself.
+    /// fan-out). By default a page of the service trimmed to the range (an unshared store
+    /// has no work items); the PostgreSQL store bounds the query itself.
     ///
     /// # Errors
     /// [`StoreError`] from the backend or a row that does not decode.
